@@ -1,0 +1,224 @@
+//! `surql migrate …`: flags in, library calls, terminal output out.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use surrealdb::Surreal;
+use surrealdb::engine::any::Any;
+
+use super::Failure;
+use super::args::{MigrateCommand, Target};
+use super::render;
+use crate::config::configure_environments;
+use crate::connection::{ConnectionConfig, connect};
+use crate::error::{EXIT_FAILURE, EXIT_SUCCESS};
+use crate::migration::{
+    self, ApplyContext, ApplyError, Migration, applied_migrations, discover_migrations, down_script,
+    rollback_plan, up_script,
+};
+
+pub async fn run(command: MigrateCommand) -> Result<i32, Failure> {
+    match command {
+        MigrateCommand::Create { name, dir } => create(&dir.migrations_dir, &name),
+        MigrateCommand::Up { steps, dry_run, target } => up(&target, steps, dry_run).await,
+        MigrateCommand::Down { steps, dry_run, target } => down(&target, steps, dry_run).await,
+        MigrateCommand::Status { target } => status(&target).await,
+        MigrateCommand::Validate { target } => validate(&target).await,
+    }
+}
+
+/// Writes `<timestamp>_<name>.surql` with both sections.
+fn create(dir: &Path, name: &str) -> Result<i32, Failure> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(Failure::usage(anyhow!(
+            "'{name}' cannot be a migration name: use letters, digits, '_' and '-'"
+        )));
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create migrations directory '{}'", dir.display()))
+        .map_err(Failure::usage)?;
+    let mut stamp = chrono::Utc::now();
+    let path = loop {
+        let version = stamp.format("%Y%m%d%H%M%S").to_string();
+        let taken = std::fs::read_dir(dir)
+            .map_err(|e| Failure::usage(anyhow!("{}: {e}", dir.display())))?
+            .filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().starts_with(&format!("{version}_")));
+        if !taken {
+            break dir.join(format!("{version}_{name}.surql"));
+        }
+        // Two files created in one second: the next second keeps versions unique.
+        stamp += chrono::Duration::seconds(1);
+    };
+    let template = format!(
+        "-- {name}\n-- Each section runs in one transaction together with its history row.\n\n-- migrate:up\n\n\n-- migrate:down\n\n"
+    );
+    std::fs::write(&path, template)
+        .with_context(|| format!("cannot write {}", path.display()))
+        .map_err(Failure::usage)?;
+    println!("created {}", path.display());
+    Ok(EXIT_SUCCESS)
+}
+
+/// The one database of `target`: from --config/--env, or from flags and SURQL_* variables.
+fn resolve_connection(target: &Target) -> Result<ConnectionConfig, Failure> {
+    if let Some(name) = &target.environment {
+        let path = target.config.clone().unwrap_or_else(|| "environments.json".into());
+        let registry = configure_environments(&path).map_err(|e| Failure::usage(e.into()))?;
+        let environment = registry.get(name).map_err(|e| Failure::usage(anyhow!("{}: {e}", path.display())))?;
+        return Ok(environment.connection.clone());
+    }
+    let (Some(db_url), Some(ns), Some(db)) = (&target.db_url, &target.ns, &target.db) else {
+        return Err(Failure::usage(anyhow!(
+            "no database given: pass --db-url, --ns and --db (or SURQL_DB_URL, SURQL_NS, SURQL_DB), or --config FILE --env NAME"
+        )));
+    };
+    let mut connection = ConnectionConfig::new(db_url, ns, db);
+    connection.username = target.user.clone();
+    connection.password = target.pass.clone();
+    if let Some(level) = target.auth_level {
+        connection.auth_level = level;
+    }
+    connection.endpoint_kind().map_err(|e| Failure::usage(e.into()))?;
+    Ok(connection)
+}
+
+fn load_migrations(target: &Target) -> Result<Vec<Migration>, Failure> {
+    discover_migrations(&target.dir.migrations_dir).map_err(|e| Failure::usage(e.into()))
+}
+
+async fn open(target: &Target, connection: &ConnectionConfig) -> Result<Surreal<Any>, Failure> {
+    let timeout = Duration::from_secs_f64(target.connect_timeout.max(0.1));
+    connect(connection, timeout).await.map_err(|e| Failure::failed(e.into()))
+}
+
+fn context(target: &Target) -> ApplyContext {
+    let mut ctx = ApplyContext::new();
+    if let Some(actor) = &target.actor {
+        ctx.actor = actor.clone();
+    }
+    ctx
+}
+
+async fn up(target: &Target, steps: Option<usize>, dry_run: bool) -> Result<i32, Failure> {
+    let migrations = load_migrations(target)?;
+    let connection = resolve_connection(target)?;
+    let db = open(target, &connection).await?;
+    if dry_run {
+        // Read-only: history is read if it exists; nothing is created.
+        let applied = applied_migrations(&db).await.map_err(|e| Failure::failed(e.into()))?;
+        let plan = migration::plan(&migrations, &applied);
+        if !plan.drift.is_empty() {
+            return Err(Failure::failed(ApplyError::Drift(plan.drift).into()));
+        }
+        let pending: Vec<&Migration> = plan.pending.into_iter().take(steps.unwrap_or(usize::MAX)).collect();
+        println!("-- dry run on {} ({}/{}): {} migration(s) would be applied; nothing was written",
+            connection.display_url(), connection.db_ns, connection.db, pending.len());
+        for m in pending {
+            println!("\n-- {} ({})\n{}", m.id(), m.path.display(), up_script(m));
+        }
+        return Ok(EXIT_SUCCESS);
+    }
+    let ctx = context(target);
+    match migration::migrate_up(&db, &connection, &migrations, steps, &ctx).await {
+        Ok(applied) => {
+            for step in &applied {
+                println!("applied {}_{} ({} ms)", step.version, step.name, step.duration_ms);
+            }
+            println!(
+                "{} migration(s) applied to {} ({}/{}), deployment {}",
+                applied.len(),
+                connection.display_url(),
+                connection.db_ns,
+                connection.db,
+                ctx.deployment_id
+            );
+            Ok(EXIT_SUCCESS)
+        }
+        Err(error) => {
+            if let ApplyError::Failed { completed, .. } = &error {
+                for step in completed {
+                    println!("applied {}_{} ({} ms)", step.version, step.name, step.duration_ms);
+                }
+            }
+            Err(Failure::failed(error.into()))
+        }
+    }
+}
+
+async fn down(target: &Target, steps: usize, dry_run: bool) -> Result<i32, Failure> {
+    let migrations = load_migrations(target)?;
+    let connection = resolve_connection(target)?;
+    let db = open(target, &connection).await?;
+    if dry_run {
+        let applied = applied_migrations(&db).await.map_err(|e| Failure::failed(e.into()))?;
+        let targets = rollback_plan(&migrations, &applied, steps).map_err(|e| Failure::failed(e.into()))?;
+        println!("-- dry run on {} ({}/{}): {} migration(s) would be rolled back; nothing was written",
+            connection.display_url(), connection.db_ns, connection.db, targets.len());
+        for m in targets {
+            println!("\n-- {} ({})\n{}", m.id(), m.path.display(), down_script(m).unwrap_or_default());
+        }
+        return Ok(EXIT_SUCCESS);
+    }
+    let ctx = context(target);
+    match migration::migrate_down(&db, &migrations, steps, &ctx).await {
+        Ok(reverted) => {
+            for step in &reverted {
+                println!("rolled back {}_{} ({} ms)", step.version, step.name, step.duration_ms);
+            }
+            println!("{} migration(s) rolled back on {} ({}/{})", reverted.len(), connection.display_url(), connection.db_ns, connection.db);
+            Ok(EXIT_SUCCESS)
+        }
+        Err(error) => {
+            if let ApplyError::Failed { completed, .. } = &error {
+                for step in completed {
+                    println!("rolled back {}_{} ({} ms)", step.version, step.name, step.duration_ms);
+                }
+            }
+            Err(Failure::failed(error.into()))
+        }
+    }
+}
+
+async fn status(target: &Target) -> Result<i32, Failure> {
+    let migrations = load_migrations(target)?;
+    let connection = resolve_connection(target)?;
+    let db = open(target, &connection).await?;
+    let applied = applied_migrations(&db).await.map_err(|e| Failure::failed(e.into()))?;
+    let plan = migration::plan(&migrations, &applied);
+    println!("{}", render::status_table(&plan.rows));
+    println!(
+        "{} applied, {} pending, {} drifted or missing",
+        plan.rows.iter().filter(|r| r.state == migration::MigrationState::Applied).count(),
+        plan.pending.len(),
+        plan.drift.len()
+    );
+    Ok(EXIT_SUCCESS)
+}
+
+async fn validate(target: &Target) -> Result<i32, Failure> {
+    let migrations = load_migrations(target)?;
+    println!(
+        "{} migration file(s) in {} parse",
+        migrations.len(),
+        target.dir.migrations_dir.display()
+    );
+    let has_database = target.environment.is_some() || target.db_url.is_some();
+    if !has_database {
+        println!("no database given: checksums not compared (pass --db-url/--ns/--db or --config/--env)");
+        return Ok(EXIT_SUCCESS);
+    }
+    let connection = resolve_connection(target)?;
+    let db = open(target, &connection).await?;
+    let applied = applied_migrations(&db).await.map_err(|e| Failure::failed(e.into()))?;
+    let plan = migration::plan(&migrations, &applied);
+    if plan.drift.is_empty() {
+        println!("checksums of {} applied migration(s) match", applied.len());
+        Ok(EXIT_SUCCESS)
+    } else {
+        println!("{}", render::status_table(&plan.drift));
+        eprintln!("error: drift: {}", migration::apply::describe_drift(&plan.drift));
+        Ok(EXIT_FAILURE)
+    }
+}

@@ -1,0 +1,300 @@
+//! environments.json: parsing, `${VAR}` / `${VAR:-default}` expansion in every
+//! string, and validation. Every error names the file and the JSON path.
+//! Never talks to a database.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::connection::endpoint_kind;
+use crate::registry::{EnvironmentConfig, EnvironmentRegistry};
+
+/// The whole environments.json.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentsFile {
+    /// The environments, in file order.
+    pub environments: Vec<EnvironmentConfig>,
+    /// Plugin entries (`name`, `path`, `config`), with strings expanded.
+    #[serde(default)]
+    pub plugins: Vec<Value>,
+}
+
+/// A config file that cannot be used. Nothing is touched when this happens.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: cannot read: {error} (pass another file with --config)", path.display())]
+    Read { path: PathBuf, error: std::io::Error },
+    #[error("{}: invalid JSON at line {line}, column {column}: {message}", path.display())]
+    Json {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}: {location}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        /// JSON path, with the environment's name when known.
+        location: String,
+        message: String,
+    },
+}
+
+/// Reads, expands and validates an environments file.
+pub fn load_environments_file(path: impl AsRef<Path>) -> Result<EnvironmentsFile, ConfigError> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    parse_environments(path, &text, &|name| std::env::var(name).ok())
+}
+
+/// Loads a file into a new registry: the guide's `configure_environments`.
+pub fn configure_environments(path: impl AsRef<Path>) -> Result<EnvironmentRegistry, ConfigError> {
+    let file = load_environments_file(path.as_ref())?;
+    let mut registry = EnvironmentRegistry::new();
+    for environment in file.environments {
+        // Duplicates were rejected by validation already.
+        registry.register(environment).map_err(|e| ConfigError::Invalid {
+            path: path.as_ref().to_path_buf(),
+            location: "environments".into(),
+            message: e.to_string(),
+        })?;
+    }
+    Ok(registry)
+}
+
+/// Parses text as an environments file; `lookup` resolves `${VAR}`.
+pub fn parse_environments(
+    path: &Path,
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<EnvironmentsFile, ConfigError> {
+    let mut raw: Value = serde_json::from_str(text).map_err(|e| ConfigError::Json {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })?;
+    let invalid = |location: String, message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        location,
+        message,
+    };
+    expand_value(&mut raw, "$".into(), lookup).map_err(|(location, message)| {
+        invalid(describe_location(&raw_names(text), &location), message)
+    })?;
+    let names = environment_names(&raw);
+    let file: EnvironmentsFile = serde_path_to_error::deserialize(raw).map_err(|e| {
+        let location = format!("$.{}", e.path());
+        invalid(describe_location(&names, &location), e.inner().to_string())
+    })?;
+    validate(&file).map_err(|(location, message)| invalid(describe_location(&names, &location), message))?;
+    Ok(file)
+}
+
+fn raw_names(text: &str) -> Vec<Option<String>> {
+    serde_json::from_str::<Value>(text)
+        .map(|v| environment_names(&v))
+        .unwrap_or_default()
+}
+
+fn environment_names(raw: &Value) -> Vec<Option<String>> {
+    raw.get("environments")
+        .and_then(Value::as_array)
+        .map(|envs| {
+            envs.iter()
+                .map(|e| e.get("name").and_then(Value::as_str).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `$.environments[1].connection.password` → `environments[1] (staging).connection.password`.
+fn describe_location(names: &[Option<String>], location: &str) -> String {
+    let location = location.trim_start_matches("$.").trim_start_matches('$');
+    let location = if location.is_empty() { "(top level)" } else { location };
+    if let Some(rest) = location.strip_prefix("environments[")
+        && let Some((index, tail)) = rest.split_once(']')
+        && let Ok(i) = index.parse::<usize>()
+        && let Some(Some(name)) = names.get(i)
+    {
+        return format!("environments[{i}] ('{name}'){tail}");
+    }
+    location.to_string()
+}
+
+fn validate(file: &EnvironmentsFile) -> Result<(), (String, String)> {
+    let mut seen = std::collections::HashSet::new();
+    for (i, env) in file.environments.iter().enumerate() {
+        let at = |field: &str| format!("$.environments[{i}].{field}");
+        if env.name.trim().is_empty() {
+            return Err((at("name"), "an environment needs a non-empty name".into()));
+        }
+        if env.name.contains(',') || env.name.starts_with("tag:") || env.name == "all" {
+            return Err((
+                at("name"),
+                format!("'{}' cannot be an environment name: commas, 'tag:' and 'all' have a meaning in -e", env.name),
+            ));
+        }
+        if !seen.insert(env.name.as_str()) {
+            return Err((at("name"), format!("duplicate environment name '{}': names must be unique", env.name)));
+        }
+        if let Err(e) = endpoint_kind(&env.connection.db_url) {
+            return Err((at("connection.db_url"), e.to_string()));
+        }
+        for (field, value) in [("connection.db_ns", &env.connection.db_ns), ("connection.db", &env.connection.db)] {
+            if value.trim().is_empty() {
+                return Err((at(field), "must not be empty".into()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Expands `${VAR}` and `${VAR:-default}` in every string of `value`.
+fn expand_value(
+    value: &mut Value,
+    location: String,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), (String, String)> {
+    match value {
+        Value::String(s) => {
+            *s = expand_vars(s, lookup).map_err(|m| (location, m))?;
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                expand_value(item, format!("{location}[{i}]"), lookup)?;
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                expand_value(item, format!("{location}.{key}"), lookup)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Expands `${VAR}` / `${VAR:-default}` in one string; a `$` not followed by
+/// `{` is left as it is.
+pub fn expand_vars(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed '${{' in \"{}\": write ${{NAME}}", truncate(input)))?;
+        let body = &after[..end];
+        let (name, default) = match body.split_once(":-") {
+            Some((name, default)) => (name, Some(default)),
+            None => (body, None),
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!(
+                "'${{{body}}}' is not a variable reference: names are letters, digits and '_'"
+            ));
+        }
+        match (lookup(name), default) {
+            (Some(value), _) => out.push_str(&value),
+            (None, Some(default)) => out.push_str(default),
+            (None, None) => {
+                return Err(format!(
+                    "${{{name}}} is not set: export {name}=… or write ${{{name}:-default}}"
+                ));
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(name: &str) -> Option<String> {
+        match name {
+            "PASS" => Some("s3cret".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    fn parse(text: &str) -> Result<EnvironmentsFile, ConfigError> {
+        parse_environments(Path::new("environments.json"), text, &vars)
+    }
+
+    #[test]
+    fn expansion() {
+        assert_eq!(expand_vars("a${PASS}b", &vars).unwrap(), "as3cretb");
+        assert_eq!(expand_vars("${NOPE:-x}", &vars).unwrap(), "x");
+        assert_eq!(expand_vars("${EMPTY:-x}", &vars).unwrap(), "");
+        assert_eq!(expand_vars("$5 and $", &vars).unwrap(), "$5 and $");
+        assert!(expand_vars("${NOPE}", &vars).unwrap_err().contains("NOPE"));
+        assert!(expand_vars("${PASS", &vars).is_err());
+        assert!(expand_vars("${a b}", &vars).is_err());
+    }
+
+    #[test]
+    fn guide_format_with_defaults() {
+        let file = parse(
+            r#"{"environments": [{"name": "dev", "connection": {"db_url": "mem://", "db_ns": "d", "db": "main",
+                "username": "root", "password": "${PASS}"}}]}"#,
+        )
+        .unwrap();
+        let env = &file.environments[0];
+        assert_eq!(env.priority, 100);
+        assert!(env.tags.is_empty());
+        assert!(!env.require_approval);
+        assert!(env.allow_destructive);
+        assert_eq!(env.connection.password.as_deref(), Some("s3cret"));
+    }
+
+    #[test]
+    fn unset_variable_names_variable_and_environment() {
+        let err = parse(
+            r#"{"environments": [{"name": "staging", "connection": {"db_url": "mem://", "db_ns": "d", "db": "m",
+                "password": "${STAGING_PASSWORD}"}}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("environments[0] ('staging').connection.password"), "{err}");
+        assert!(err.contains("${STAGING_PASSWORD} is not set"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_duplicates_and_bad_urls_name_the_path() {
+        let err = parse(r#"{"environments": [{"name": "a", "priorty": 1, "connection": {"db_url": "mem://", "db_ns": "d", "db": "m"}}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("environments[0] ('a')") && err.contains("priorty"), "{err}");
+
+        let err = parse(r#"{"environments": [{"name": "a", "connection": {"db_url": "mem://", "db_ns": "d", "db": "m"}},
+                                              {"name": "a", "connection": {"db_url": "mem://", "db_ns": "d", "db": "m"}}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("environments[1] ('a').name") && err.contains("duplicate"), "{err}");
+
+        let err = parse(r#"{"environments": [{"name": "a", "connection": {"db_url": "postgres://x", "db_ns": "d", "db": "m"}}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("connection.db_url") && err.contains("unsupported"), "{err}");
+
+        let err = parse(r#"{"environments": [{"name": "a", "connection": {"db_url": "mem://", "db_ns": "d", "db": "m"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("environments.json: invalid JSON"), "{err}");
+    }
+}

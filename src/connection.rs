@@ -1,0 +1,378 @@
+//! Connecting to any SurrealDB endpoint: `mem://`, `surrealkv://path`, `ws(s)://`,
+//! `http(s)://`. Knows nothing about migrations.
+//!
+//! Embedded endpoints are opened once per process and shared: a second
+//! `connect` to the same `mem://` or `surrealkv://` URL gets a new session on
+//! the same datastore (two opens of one surrealkv folder would fight over its
+//! file lock, and two `mem://` opens would be two different databases).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use surrealdb::Surreal;
+use surrealdb::engine::any::Any;
+use surrealdb::opt::auth::{Database, Namespace, Root};
+
+/// Default time allowed to reach a server and sign in.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Who the credentials belong to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthLevel {
+    /// A root user (`DEFINE USER ... ON ROOT`).
+    #[default]
+    Root,
+    /// A namespace user of `db_ns`.
+    Namespace,
+    /// A database user of `db_ns`/`db`.
+    Database,
+}
+
+/// Where one database lives and how to sign in to it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionConfig {
+    /// `mem://`, `surrealkv://path`, `ws://host:8000[/rpc]`, `wss://…`, `http(s)://…`.
+    pub db_url: String,
+    /// Namespace.
+    pub db_ns: String,
+    /// Database.
+    pub db: String,
+    /// User name; remote endpoints sign in when it is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Password; never printed (see the `Debug` impl and [`ConnectionConfig::display_url`]).
+    #[serde(default, skip_serializing)]
+    pub password: Option<String>,
+    /// Level of the user: `root` (default), `namespace` or `database`.
+    #[serde(default)]
+    pub auth_level: AuthLevel,
+}
+
+impl fmt::Debug for ConnectionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionConfig")
+            .field("db_url", &self.display_url())
+            .field("db_ns", &self.db_ns)
+            .field("db", &self.db)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("auth_level", &self.auth_level)
+            .finish()
+    }
+}
+
+/// The kind of endpoint a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointKind {
+    /// In-process datastore (`mem://`, `surrealkv://`).
+    Embedded,
+    /// A server over WebSocket or HTTP.
+    Remote,
+}
+
+/// Why a connection could not be made. Messages name the URL without credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    #[error(
+        "unsupported database url '{url}': use mem://, surrealkv://PATH, ws://HOST:PORT, wss://, http:// or https://"
+    )]
+    UnsupportedUrl { url: String },
+    #[error("cannot connect to {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("cannot connect to {url}: no answer within {}s", timeout.as_secs_f64())]
+    Timeout { url: String, timeout: Duration },
+    #[error("cannot sign in to {url} as {level:?} user '{user}': {reason}")]
+    SignIn {
+        url: String,
+        level: AuthLevel,
+        user: String,
+        reason: String,
+    },
+    #[error("{url}: a password is set but no username")]
+    PasswordWithoutUser { url: String },
+}
+
+impl ConnectionConfig {
+    /// A config with no credentials (embedded endpoints need none).
+    pub fn new(db_url: impl Into<String>, db_ns: impl Into<String>, db: impl Into<String>) -> Self {
+        Self {
+            db_url: db_url.into(),
+            db_ns: db_ns.into(),
+            db: db.into(),
+            username: None,
+            password: None,
+            auth_level: AuthLevel::Root,
+        }
+    }
+
+    /// Adds credentials.
+    pub fn with_credentials(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
+        self.username = Some(username.into());
+        self.password = Some(password.into());
+        self
+    }
+
+    /// The URL with any `user:password@` part removed, safe for messages.
+    pub fn display_url(&self) -> String {
+        redact_url(&self.db_url)
+    }
+
+    /// Embedded or remote; an error for any other scheme.
+    pub fn endpoint_kind(&self) -> Result<EndpointKind, ConnectionError> {
+        endpoint_kind(&self.db_url)
+    }
+}
+
+/// Classifies a URL by scheme.
+pub fn endpoint_kind(url: &str) -> Result<EndpointKind, ConnectionError> {
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("mem" | "memory" | "surrealkv") => Ok(EndpointKind::Embedded),
+        Some(s @ ("ws" | "wss" | "http" | "https")) if url.len() > s.len() + 3 => Ok(EndpointKind::Remote),
+        _ => Err(ConnectionError::UnsupportedUrl {
+            url: redact_url(url),
+        }),
+    }
+}
+
+/// Removes `user:password@` from a URL so it can be shown.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+/// The URL handed to the SDK: the guide's `ws://host:8000/rpc` form and the bare
+/// `ws://host:8000` name the same server (the SDK appends `/rpc` itself).
+fn sdk_address(url: &str) -> String {
+    if endpoint_kind(url).ok() != Some(EndpointKind::Remote) {
+        return url.to_string();
+    }
+    let trimmed = url.trim_end_matches('/');
+    trimmed.strip_suffix("/rpc").unwrap_or(trimmed).to_string()
+}
+
+static EMBEDDED: LazyLock<Mutex<HashMap<String, Surreal<Any>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+async fn open_embedded(address: &str) -> Result<Surreal<Any>, surrealdb::Error> {
+    if let Some(db) = EMBEDDED.lock().expect("embedded map poisoned").get(address) {
+        // A clone is a new session on the same datastore.
+        return Ok(db.clone());
+    }
+    let db = surrealdb::engine::any::connect(address).await?;
+    let mut map = EMBEDDED.lock().expect("embedded map poisoned");
+    // Another task may have opened it meanwhile; keep the first.
+    let shared = map.entry(address.to_string()).or_insert(db);
+    Ok(shared.clone())
+}
+
+/// Opens a session on `config`'s endpoint, signs in, and selects the namespace and
+/// database. Nothing is created: see [`ensure_namespace_and_database`].
+pub async fn connect(
+    config: &ConnectionConfig,
+    timeout: Duration,
+) -> Result<Surreal<Any>, ConnectionError> {
+    let kind = config.endpoint_kind()?;
+    let url = config.display_url();
+    let address = sdk_address(&config.db_url);
+    let attempt = async {
+        let db = match kind {
+            EndpointKind::Embedded => open_embedded(&address).await,
+            EndpointKind::Remote => surrealdb::engine::any::connect(address.as_str()).await,
+        }
+        .map_err(|e| ConnectionError::Connect {
+            url: url.clone(),
+            reason: scrub(&e.to_string(), config),
+        })?;
+        if kind == EndpointKind::Remote {
+            sign_in(&db, config).await?;
+        }
+        db.use_ns(&config.db_ns)
+            .use_db(&config.db)
+            .await
+            .map_err(|e| ConnectionError::Connect {
+                url: url.clone(),
+                reason: scrub(&e.to_string(), config),
+            })?;
+        Ok(db)
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(ConnectionError::Timeout { url, timeout }),
+    }
+}
+
+async fn sign_in(db: &Surreal<Any>, config: &ConnectionConfig) -> Result<(), ConnectionError> {
+    let Some(username) = config.username.clone() else {
+        if config.password.is_some() {
+            return Err(ConnectionError::PasswordWithoutUser {
+                url: config.display_url(),
+            });
+        }
+        return Ok(());
+    };
+    let password = config.password.clone().unwrap_or_default();
+    let result = match config.auth_level {
+        AuthLevel::Root => db.signin(Root { username: username.clone(), password }).await,
+        AuthLevel::Namespace => {
+            db.signin(Namespace {
+                namespace: config.db_ns.clone(),
+                username: username.clone(),
+                password,
+            })
+            .await
+        }
+        AuthLevel::Database => {
+            db.signin(Database {
+                namespace: config.db_ns.clone(),
+                database: config.db.clone(),
+                username: username.clone(),
+                password,
+            })
+            .await
+        }
+    };
+    result.map(|_| ()).map_err(|e| ConnectionError::SignIn {
+        url: config.display_url(),
+        level: config.auth_level,
+        user: username,
+        reason: scrub(&e.to_string(), config),
+    })
+}
+
+/// Removes the password (and the raw URL, which may embed it) from a message.
+pub fn scrub(message: &str, config: &ConnectionConfig) -> String {
+    let mut out = message.replace(&config.db_url, &config.display_url());
+    if let Some(password) = config.password.as_deref().filter(|p| !p.is_empty()) {
+        out = out.replace(password, "***");
+    }
+    out
+}
+
+/// Creates the namespace and database if they are missing. Only commands that
+/// write call this; read-only commands never create anything.
+pub async fn ensure_namespace_and_database(
+    db: &Surreal<Any>,
+    config: &ConnectionConfig,
+) -> Result<(), surrealdb::Error> {
+    let sql = match config.auth_level {
+        AuthLevel::Root => format!(
+            "DEFINE NAMESPACE IF NOT EXISTS {ns}; USE NS {ns}; DEFINE DATABASE IF NOT EXISTS {db}; USE NS {ns} DB {db};",
+            ns = escape_ident(&config.db_ns),
+            db = escape_ident(&config.db)
+        ),
+        AuthLevel::Namespace => format!(
+            "DEFINE DATABASE IF NOT EXISTS {db}; USE DB {db};",
+            db = escape_ident(&config.db)
+        ),
+        // A database user cannot define its own database: it must exist.
+        AuthLevel::Database => return Ok(()),
+    };
+    db.query(sql).await?.check()?;
+    Ok(())
+}
+
+/// A query that failed, as a whole or in one statement.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum QueryError {
+    /// The request did not complete (connection lost, timeout, protocol error).
+    #[error("{0}")]
+    Transport(String),
+    /// A statement returned an error; `index` counts statements from 0.
+    #[error("statement {} failed: {message}", index + 1)]
+    Statement { index: usize, message: String },
+}
+
+/// SurrealDB marks every other statement of a failed transaction with this text;
+/// the statement that really failed carries the useful message.
+const NOT_EXECUTED: &str = "not executed due to a failed transaction";
+
+/// Runs `sql` with `vars` (a JSON object) and returns each statement's result
+/// as JSON. Any statement error fails the whole call: a clean return of the
+/// request proves nothing on its own.
+pub async fn run_query(
+    db: &Surreal<Any>,
+    sql: &str,
+    vars: serde_json::Value,
+) -> Result<Vec<serde_json::Value>, QueryError> {
+    let mut response = db
+        .query(sql)
+        .bind(vars)
+        .await
+        .map_err(|e| QueryError::Transport(e.to_string()))?;
+    let count = response.num_statements();
+    let mut errors: Vec<(usize, String)> = response
+        .take_errors()
+        .into_iter()
+        .map(|(index, error)| (index, error.to_string()))
+        .collect();
+    if !errors.is_empty() {
+        errors.sort_by_key(|(index, message)| (message.contains(NOT_EXECUTED), *index));
+        let (index, message) = errors.swap_remove(0);
+        return Err(QueryError::Statement { index, message });
+    }
+    let mut results = Vec::with_capacity(count);
+    for index in 0..count {
+        let value: surrealdb::types::Value = response
+            .take(index)
+            .map_err(|e| QueryError::Statement {
+                index,
+                message: e.to_string(),
+            })?;
+        results.push(value.into_json_value());
+    }
+    Ok(results)
+}
+
+/// Quotes an identifier for SurrealQL with backticks.
+pub fn escape_ident(ident: &str) -> String {
+    format!("`{}`", ident.replace('\\', "\\\\").replace('`', "\\`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_with_credentials_are_redacted() {
+        assert_eq!(redact_url("ws://root:hunter2@db:8000/rpc"), "ws://***@db:8000/rpc");
+        assert_eq!(redact_url("ws://db:8000/rpc"), "ws://db:8000/rpc");
+        assert_eq!(redact_url("surrealkv://data/x@y"), "surrealkv://data/x@y");
+    }
+
+    #[test]
+    fn rpc_suffix_and_bare_host_name_the_same_server() {
+        assert_eq!(sdk_address("ws://h:8000/rpc"), "ws://h:8000");
+        assert_eq!(sdk_address("ws://h:8000/"), "ws://h:8000");
+        assert_eq!(sdk_address("ws://h:8000"), "ws://h:8000");
+        assert_eq!(sdk_address("mem://"), "mem://");
+    }
+
+    #[test]
+    fn only_known_schemes_are_accepted() {
+        for ok in ["mem://", "surrealkv://x", "ws://h:1", "wss://h", "http://h", "https://h"] {
+            assert!(endpoint_kind(ok).is_ok(), "{ok}");
+        }
+        for bad in ["postgres://h", "localhost:8000", "ws://", "rocksdb://x"] {
+            assert!(endpoint_kind(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let c = ConnectionConfig::new("ws://u:pw1@h:1", "n", "d").with_credentials("u", "s3cret");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cret") && !shown.contains("pw1"), "{shown}");
+    }
+}

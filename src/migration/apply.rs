@@ -1,0 +1,408 @@
+//! Applying and rolling back migrations on ONE database: each migration and its
+//! history row in one transaction, under the lease lock, refusing on drift.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::json;
+use surrealdb::Surreal;
+use surrealdb::engine::any::Any;
+
+use super::file::Migration;
+use super::history::{AppliedMigration, applied_migrations, ensure_history_table};
+use super::lock::{DEFAULT_LOCK_TTL, HeldLock, LockError, acquire_lock, release_lock, renew_lock};
+use crate::connection::{ConnectionConfig, QueryError, ensure_namespace_and_database, run_query};
+
+/// Who applies and under which deployment.
+#[derive(Debug, Clone)]
+pub struct ApplyContext {
+    /// Stored in every history row this run writes.
+    pub deployment_id: String,
+    /// Stored in every history row this run writes.
+    pub actor: String,
+    /// Lease length of the lock; renewed between migrations.
+    pub lock_ttl: Duration,
+}
+
+impl ApplyContext {
+    /// A context with a fresh deployment id and the OS user as actor.
+    pub fn new() -> Self {
+        Self {
+            deployment_id: new_deployment_id(),
+            actor: default_actor(),
+            lock_ttl: DEFAULT_LOCK_TTL,
+        }
+    }
+
+    /// The lock owner string: actor, host, process and deployment.
+    pub fn lock_owner(&self) -> String {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        format!(
+            "{}@{} pid {} deployment {}",
+            self.actor,
+            host,
+            std::process::id(),
+            self.deployment_id
+        )
+    }
+}
+
+impl Default for ApplyContext {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A new deployment id: UTC time plus random bits, sortable and unique.
+pub fn new_deployment_id() -> String {
+    let uuid = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), &uuid[..8])
+}
+
+/// The OS user, or "unknown".
+pub fn default_actor() -> String {
+    ["USER", "USERNAME", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// State of one migration on one database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrationState {
+    /// Applied, and the file still matches.
+    Applied,
+    /// In the files, not applied.
+    Pending,
+    /// Applied, but the file's up section changed since.
+    Drifted,
+    /// Applied, but its file is gone.
+    Missing,
+}
+
+impl MigrationState {
+    /// Lowercase label used in tables and JSON.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Pending => "pending",
+            Self::Drifted => "drifted",
+            Self::Missing => "missing",
+        }
+    }
+}
+
+/// One line of `migrate status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MigrationStatusRow {
+    pub version: String,
+    pub name: String,
+    pub applied_at: Option<String>,
+    pub state: MigrationState,
+}
+
+/// The files compared with a database's history.
+#[derive(Debug, Clone)]
+pub struct MigrationPlan<'a> {
+    /// Every migration and applied row, in version order.
+    pub rows: Vec<MigrationStatusRow>,
+    /// Files not yet applied, in version order.
+    pub pending: Vec<&'a Migration>,
+    /// What is drifted or missing; `up` refuses while this is not empty.
+    pub drift: Vec<MigrationStatusRow>,
+}
+
+/// Compares files with history.
+pub fn plan<'a>(migrations: &'a [Migration], applied: &[AppliedMigration]) -> MigrationPlan<'a> {
+    let mut rows = Vec::new();
+    let mut pending = Vec::new();
+    for migration in migrations {
+        let row = applied.iter().find(|a| a.version == migration.version);
+        let state = match row {
+            None => {
+                pending.push(migration);
+                MigrationState::Pending
+            }
+            Some(a) if a.checksum != migration.checksum => MigrationState::Drifted,
+            Some(_) => MigrationState::Applied,
+        };
+        rows.push(MigrationStatusRow {
+            version: migration.version.clone(),
+            name: migration.name.clone(),
+            applied_at: row.map(|a| a.applied_at.clone()),
+            state,
+        });
+    }
+    for a in applied {
+        if !migrations.iter().any(|m| m.version == a.version) {
+            rows.push(MigrationStatusRow {
+                version: a.version.clone(),
+                name: a.name.clone(),
+                applied_at: Some(a.applied_at.clone()),
+                state: MigrationState::Missing,
+            });
+        }
+    }
+    rows.sort_by(|a, b| {
+        super::file::version_order_key(&a.version).cmp(&super::file::version_order_key(&b.version))
+    });
+    let drift = rows
+        .iter()
+        .filter(|r| matches!(r.state, MigrationState::Drifted | MigrationState::Missing))
+        .cloned()
+        .collect();
+    MigrationPlan {
+        rows,
+        pending,
+        drift,
+    }
+}
+
+/// Describes drift for an error message.
+pub fn describe_drift(drift: &[MigrationStatusRow]) -> String {
+    drift
+        .iter()
+        .map(|r| match r.state {
+            MigrationState::Drifted => format!("{}_{} was changed after it was applied (checksum differs)", r.version, r.name),
+            _ => format!("{}_{} is applied but its file is missing", r.version, r.name),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A migration that ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppliedStep {
+    pub version: String,
+    pub name: String,
+    pub duration_ms: u64,
+}
+
+/// Why `up`/`down` stopped. `completed` lists what was committed before it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("drift: {}; restore the files or resolve the history before applying", describe_drift(.0))]
+    Drift(Vec<MigrationStatusRow>),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("migration {version}_{name} failed and was not applied ({}): {error}", completed_note(.completed))]
+    Failed {
+        version: String,
+        name: String,
+        error: QueryError,
+        completed: Vec<AppliedStep>,
+    },
+    #[error("cannot roll back {0}: it has no '-- migrate:down' section")]
+    NoDownSection(String),
+    #[error("cannot roll back {version}_{name}: its migration file is missing")]
+    MissingFile { version: String, name: String },
+}
+
+fn completed_note(completed: &[AppliedStep]) -> String {
+    if completed.is_empty() {
+        "nothing else was applied".into()
+    } else {
+        let ids: Vec<String> = completed.iter().map(|s| format!("{}_{}", s.version, s.name)).collect();
+        format!("already committed before it: {}", ids.join(", "))
+    }
+}
+
+/// The exact SurrealQL that applies one migration with its history row.
+pub fn up_script(migration: &Migration) -> String {
+    format!(
+        "BEGIN TRANSACTION;\nLET $surql_started = time::now();\n{}\n;\nCREATE type::record('_migration_history', $surql_version) CONTENT {{ version: $surql_version, name: $surql_name, checksum: $surql_checksum, applied_at: time::now(), execution_ms: duration::millis(time::now() - $surql_started), deployment_id: $surql_deployment_id, actor: $surql_actor }};\nCOMMIT TRANSACTION;",
+        migration.up
+    )
+}
+
+/// The exact SurrealQL that rolls one migration back and removes its history row.
+pub fn down_script(migration: &Migration) -> Option<String> {
+    migration.down.as_ref().map(|down| {
+        format!(
+            "BEGIN TRANSACTION;\n{down}\n;\nDELETE type::record('_migration_history', $surql_version);\nCOMMIT TRANSACTION;"
+        )
+    })
+}
+
+/// Applies one migration in one transaction. Returns its duration.
+pub async fn apply_migration(
+    db: &Surreal<Any>,
+    migration: &Migration,
+    ctx: &ApplyContext,
+) -> Result<u64, QueryError> {
+    let started = std::time::Instant::now();
+    run_query(
+        db,
+        &up_script(migration),
+        json!({
+            "surql_version": migration.version,
+            "surql_name": migration.name,
+            "surql_checksum": migration.checksum,
+            "surql_deployment_id": ctx.deployment_id,
+            "surql_actor": ctx.actor,
+        }),
+    )
+    .await?;
+    Ok(started.elapsed().as_millis() as u64)
+}
+
+/// Rolls one migration back in one transaction. Returns its duration.
+pub async fn revert_migration(db: &Surreal<Any>, migration: &Migration) -> Result<u64, ApplyError> {
+    let script = down_script(migration).ok_or_else(|| ApplyError::NoDownSection(migration.id()))?;
+    let started = std::time::Instant::now();
+    run_query(db, &script, json!({ "surql_version": migration.version }))
+        .await
+        .map_err(|error| ApplyError::Failed {
+            version: migration.version.clone(),
+            name: migration.name.clone(),
+            error,
+            completed: Vec::new(),
+        })?;
+    Ok(started.elapsed().as_millis() as u64)
+}
+
+/// Runs `work` under the lock and releases it on every path.
+async fn with_lock<T>(
+    db: &Surreal<Any>,
+    ctx: &ApplyContext,
+    work: impl AsyncFnOnce(&HeldLock) -> Result<T, ApplyError>,
+) -> Result<T, ApplyError> {
+    let lock = acquire_lock(db, &ctx.lock_owner(), ctx.lock_ttl).await?;
+    let result = work(&lock).await;
+    let released = release_lock(db, &lock).await;
+    match (result, released) {
+        (Ok(value), Ok(())) => Ok(value),
+        (Ok(_), Err(e)) => Err(e.into()),
+        (Err(e), _) => Err(e),
+    }
+}
+
+/// `migrate up`: applies pending migrations (at most `steps`; `Some(0)` only
+/// creates the history table), creating the namespace and database if needed.
+pub async fn migrate_up(
+    db: &Surreal<Any>,
+    connection: &ConnectionConfig,
+    migrations: &[Migration],
+    steps: Option<usize>,
+    ctx: &ApplyContext,
+) -> Result<Vec<AppliedStep>, ApplyError> {
+    ensure_namespace_and_database(db, connection)
+        .await
+        .map_err(|e| ApplyError::Setup(format!("cannot create namespace/database: {e}")))?;
+    ensure_history_table(db)
+        .await
+        .map_err(|e| ApplyError::Setup(format!("cannot create _migration_history: {e}")))?;
+    with_lock(db, ctx, async |lock| {
+        // Read history under the lock so a concurrent runner's work is seen.
+        let applied = applied_migrations(db)
+            .await
+            .map_err(|e| ApplyError::Setup(format!("cannot read _migration_history: {e}")))?;
+        let plan = plan(migrations, &applied);
+        if !plan.drift.is_empty() {
+            return Err(ApplyError::Drift(plan.drift));
+        }
+        let take = steps.unwrap_or(usize::MAX);
+        let mut completed = Vec::new();
+        for migration in plan.pending.into_iter().take(take) {
+            if !completed.is_empty() {
+                renew_lock(db, lock).await?;
+            }
+            match apply_migration(db, migration, ctx).await {
+                Ok(duration_ms) => completed.push(AppliedStep {
+                    version: migration.version.clone(),
+                    name: migration.name.clone(),
+                    duration_ms,
+                }),
+                Err(error) => {
+                    return Err(ApplyError::Failed {
+                        version: migration.version.clone(),
+                        name: migration.name.clone(),
+                        error,
+                        completed,
+                    });
+                }
+            }
+        }
+        Ok(completed)
+    })
+    .await
+}
+
+/// The migrations `down` would roll back, newest first; checked before anything runs.
+pub fn rollback_plan<'a>(
+    migrations: &'a [Migration],
+    applied: &[AppliedMigration],
+    steps: usize,
+) -> Result<Vec<&'a Migration>, ApplyError> {
+    applied
+        .iter()
+        .rev()
+        .take(steps)
+        .map(|row| {
+            let migration = migrations
+                .iter()
+                .find(|m| m.version == row.version)
+                .ok_or_else(|| ApplyError::MissingFile {
+                    version: row.version.clone(),
+                    name: row.name.clone(),
+                })?;
+            if migration.down.is_none() {
+                return Err(ApplyError::NoDownSection(migration.id()));
+            }
+            Ok(migration)
+        })
+        .collect()
+}
+
+/// `migrate down`: rolls back the newest `steps` applied migrations.
+pub async fn migrate_down(
+    db: &Surreal<Any>,
+    migrations: &[Migration],
+    steps: usize,
+    ctx: &ApplyContext,
+) -> Result<Vec<AppliedStep>, ApplyError> {
+    let applied = applied_migrations(db)
+        .await
+        .map_err(|e| ApplyError::Setup(format!("cannot read _migration_history: {e}")))?;
+    if applied.is_empty() {
+        return Ok(Vec::new());
+    }
+    with_lock(db, ctx, async |lock| {
+        let applied = applied_migrations(db)
+            .await
+            .map_err(|e| ApplyError::Setup(format!("cannot read _migration_history: {e}")))?;
+        let targets = rollback_plan(migrations, &applied, steps)?;
+        let mut completed = Vec::new();
+        for migration in targets {
+            if !completed.is_empty() {
+                renew_lock(db, lock).await?;
+            }
+            match revert_migration(db, migration).await {
+                Ok(duration_ms) => completed.push(AppliedStep {
+                    version: migration.version.clone(),
+                    name: migration.name.clone(),
+                    duration_ms,
+                }),
+                Err(ApplyError::Failed { version, name, error, .. }) => {
+                    return Err(ApplyError::Failed {
+                        version,
+                        name,
+                        error,
+                        completed,
+                    });
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(completed)
+    })
+    .await
+}

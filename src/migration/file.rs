@@ -1,0 +1,389 @@
+//! Migration files: discovery, sections, checksum, and a parse of every section
+//! with SurrealDB's own parser before anything runs.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use surrealdb_sql::{Ast, TopLevelExpr};
+
+/// Marker line that starts the up section.
+pub const UP_MARKER: &str = "-- migrate:up";
+/// Marker line that starts the down section.
+pub const DOWN_MARKER: &str = "-- migrate:down";
+
+/// One migration file, parsed and checked.
+#[derive(Debug, Clone)]
+pub struct Migration {
+    /// The digits before the first `_` of the file name, as written.
+    pub version: String,
+    /// The rest of the file name, without `.surql`.
+    pub name: String,
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// SurrealQL of the up section.
+    pub up: String,
+    /// SurrealQL of the down section; `None` when the migration cannot be rolled back.
+    pub down: Option<String>,
+    /// Hex SHA-256 of the up section.
+    pub checksum: String,
+    /// Statements of the up section, as SurrealDB parsed them.
+    pub up_ast: Ast,
+}
+
+impl Migration {
+    /// `version_name`, as in the file name.
+    pub fn id(&self) -> String {
+        format!("{}_{}", self.version, self.name)
+    }
+
+    /// Numeric order key of the version (leading zeros ignored).
+    pub fn order_key(&self) -> (usize, String) {
+        version_order_key(&self.version)
+    }
+}
+
+/// Orders digit strings numerically without a size limit.
+pub fn version_order_key(version: &str) -> (usize, String) {
+    let trimmed = version.trim_start_matches('0');
+    (trimmed.len(), trimmed.to_string())
+}
+
+/// Why the migration files cannot be used. Nothing is touched when this happens.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationFileError {
+    #[error("migrations directory '{}' does not exist (set it with -m/--migrations-dir)", .0.display())]
+    MissingDir(PathBuf),
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: std::io::Error },
+    #[error(
+        "{}: file name must be <digits>_<name>.surql (for example 20250101120000_create_users.surql)",
+        .0.display()
+    )]
+    BadName(PathBuf),
+    #[error("duplicate migration version {version}: {} and {}", first.display(), second.display())]
+    DuplicateVersion {
+        version: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    #[error("{}:{line}: {message}", path.display())]
+    Format {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{}:{line}:{column}: {section} section does not parse: {message}", path.display())]
+    Parse {
+        path: PathBuf,
+        section: &'static str,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+/// Reads every `<digits>_<name>.surql` file of `dir`, ordered by numeric version.
+pub fn discover_migrations(dir: impl AsRef<Path>) -> Result<Vec<Migration>, MigrationFileError> {
+    let dir = dir.as_ref();
+    if !dir.is_dir() {
+        return Err(MigrationFileError::MissingDir(dir.to_path_buf()));
+    }
+    let io = |error| MigrationFileError::Io {
+        path: dir.to_path_buf(),
+        error,
+    };
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.extension().is_some_and(|e| e == "surql") && path.is_file() {
+            paths.push(path);
+        }
+    }
+    let mut migrations = paths
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).map_err(|error| MigrationFileError::Io {
+                path: path.clone(),
+                error,
+            })?;
+            parse_migration(&path, &text)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    migrations.sort_by(|a, b| a.order_key().cmp(&b.order_key()).then(a.path.cmp(&b.path)));
+    for pair in migrations.windows(2) {
+        if pair[0].order_key() == pair[1].order_key() {
+            return Err(MigrationFileError::DuplicateVersion {
+                version: pair[1].version.clone(),
+                first: pair[0].path.clone(),
+                second: pair[1].path.clone(),
+            });
+        }
+    }
+    Ok(migrations)
+}
+
+/// Splits `<digits>_<name>.surql` into version and name.
+pub fn split_file_name(path: &Path) -> Option<(String, String)> {
+    let stem = path.file_name()?.to_str()?.strip_suffix(".surql")?;
+    let (version, name) = stem.split_once('_')?;
+    let name_ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    (!version.is_empty() && version.bytes().all(|b| b.is_ascii_digit()) && name_ok)
+        .then(|| (version.to_string(), name.to_string()))
+}
+
+/// Parses one migration file's text.
+pub fn parse_migration(path: &Path, text: &str) -> Result<Migration, MigrationFileError> {
+    let (version, name) =
+        split_file_name(path).ok_or_else(|| MigrationFileError::BadName(path.to_path_buf()))?;
+    let sections = split_sections(path, text)?;
+    let up = sections.up.text.trim().to_string();
+    if is_blank(&up) {
+        return Err(MigrationFileError::Format {
+            path: path.to_path_buf(),
+            line: sections.up.first_line.saturating_sub(1).max(1),
+            message: "the up section is empty: write the SurrealQL to apply after '-- migrate:up'"
+                .into(),
+        });
+    }
+    let up_ast = parse_section(path, "up", &sections.up)?;
+    let down = match &sections.down {
+        Some(down) if !is_blank(&down.text) => {
+            parse_section(path, "down", down)?;
+            Some(down.text.trim().to_string())
+        }
+        _ => None,
+    };
+    Ok(Migration {
+        version,
+        name,
+        path: path.to_path_buf(),
+        checksum: checksum(&up),
+        up,
+        down,
+        up_ast,
+    })
+}
+
+/// Hex SHA-256 of a section, with line endings normalised so a checkout on
+/// another OS does not look like drift.
+pub fn checksum(section: &str) -> String {
+    let digest = Sha256::digest(section.replace("\r\n", "\n").as_bytes());
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
+}
+
+struct Section {
+    text: String,
+    /// 1-based file line of the section's first line.
+    first_line: usize,
+}
+
+struct Sections {
+    up: Section,
+    down: Option<Section>,
+}
+
+fn split_sections(path: &Path, text: &str) -> Result<Sections, MigrationFileError> {
+    let format_err = |line: usize, message: &str| MigrationFileError::Format {
+        path: path.to_path_buf(),
+        line,
+        message: message.to_string(),
+    };
+    let mut up: Option<Section> = None;
+    let mut down: Option<Section> = None;
+    let mut current: Option<&mut Section> = None;
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
+        let marker = line.trim().to_ascii_lowercase();
+        if marker == UP_MARKER {
+            if up.is_some() {
+                return Err(format_err(number, "a second '-- migrate:up' marker"));
+            }
+            if down.is_some() {
+                return Err(format_err(
+                    number,
+                    "'-- migrate:up' must come before '-- migrate:down'",
+                ));
+            }
+            up = Some(Section {
+                text: String::new(),
+                first_line: number + 1,
+            });
+            current = up.as_mut();
+            continue;
+        }
+        if marker == DOWN_MARKER {
+            if down.is_some() {
+                return Err(format_err(number, "a second '-- migrate:down' marker"));
+            }
+            if up.is_none() {
+                return Err(format_err(
+                    number,
+                    "'-- migrate:down' before '-- migrate:up': the up section comes first",
+                ));
+            }
+            down = Some(Section {
+                text: String::new(),
+                first_line: number + 1,
+            });
+            current = down.as_mut();
+            continue;
+        }
+        match current.as_deref_mut() {
+            Some(section) => {
+                section.text.push_str(line);
+                section.text.push('\n');
+            }
+            None if !is_blank(line) => {
+                return Err(format_err(
+                    number,
+                    "SurrealQL before '-- migrate:up': put statements inside the up or down section",
+                ));
+            }
+            None => {}
+        }
+    }
+    let up = up.ok_or_else(|| format_err(1, "no '-- migrate:up' line: a migration needs an up section"))?;
+    Ok(Sections { up, down })
+}
+
+/// True when a text holds only whitespace and `--`/`//`/`#` comments.
+fn is_blank(text: &str) -> bool {
+    text.lines().all(|line| {
+        let line = line.trim();
+        line.is_empty() || line.starts_with("--") || line.starts_with("//") || line.starts_with('#')
+    })
+}
+
+fn parse_section(
+    path: &Path,
+    section_name: &'static str,
+    section: &Section,
+) -> Result<Ast, MigrationFileError> {
+    // Parse the untrimmed text so the parser's line numbers map to file lines.
+    let ast = surrealdb_core::syn::parse(&section.text).map_err(|error| {
+        let offset = section.first_line - 1;
+        let (line, column, message) = match error.downcast::<surrealdb_syn::ParseError>() {
+            Ok(surrealdb_syn::ParseError::InvalidQuery(rendered)) => {
+                let rendered = rendered.offset_location(offset, 0);
+                let (line, column) = location_of(&rendered.to_string()).unwrap_or((section.first_line, 1));
+                (line, column, rendered.to_string().trim_end().to_string())
+            }
+            Ok(other) => (section.first_line, 1, other.to_string()),
+            Err(other) => (section.first_line, 1, other.to_string()),
+        };
+        MigrationFileError::Parse {
+            path: path.to_path_buf(),
+            section: section_name,
+            line,
+            column,
+            message,
+        }
+    })?;
+    // surql wraps each migration in its own transaction; statements that manage
+    // transactions or switch namespace would break that guarantee.
+    for expr in &ast.expressions {
+        let refused = match expr {
+            TopLevelExpr::Begin | TopLevelExpr::Commit | TopLevelExpr::Cancel => Some(
+                "BEGIN/COMMIT/CANCEL are not allowed: surql runs each migration in one transaction itself",
+            ),
+            TopLevelExpr::Use(_) => Some(
+                "USE is not allowed: the namespace and database come from the connection settings",
+            ),
+            _ => None,
+        };
+        if let Some(message) = refused {
+            return Err(MigrationFileError::Format {
+                path: path.to_path_buf(),
+                line: section.first_line,
+                message: format!("{section_name} section: {message}"),
+            });
+        }
+    }
+    Ok(ast)
+}
+
+/// Reads `--> [line:column]` from a rendered parser error.
+fn location_of(rendered: &str) -> Option<(usize, usize)> {
+    let start = rendered.find("--> [")? + 5;
+    let rest = &rendered[start..];
+    let (pos, _) = rest.split_once(']')?;
+    let (line, column) = pos.split_once(':')?;
+    Some((line.trim().parse().ok()?, column.trim().parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(name: &str, text: &str) -> Result<Migration, MigrationFileError> {
+        parse_migration(Path::new(name), text)
+    }
+
+    #[test]
+    fn sections_and_checksum() {
+        let m = parse(
+            "0001_users.surql",
+            "-- a comment\n-- migrate:up\nDEFINE TABLE user SCHEMAFULL;\n-- migrate:down\nREMOVE TABLE user;\n",
+        )
+        .unwrap();
+        assert_eq!(m.version, "0001");
+        assert_eq!(m.name, "users");
+        assert_eq!(m.up, "DEFINE TABLE user SCHEMAFULL;");
+        assert_eq!(m.down.as_deref(), Some("REMOVE TABLE user;"));
+        assert_eq!(m.checksum, checksum("DEFINE TABLE user SCHEMAFULL;"));
+        assert_eq!(m.checksum.len(), 64);
+        assert_ne!(m.checksum, checksum("DEFINE TABLE users SCHEMAFULL;"));
+    }
+
+    #[test]
+    fn missing_down_means_no_rollback() {
+        let m = parse("2_x.surql", "-- migrate:up\nDEFINE TABLE a;\n").unwrap();
+        assert!(m.down.is_none());
+    }
+
+    #[test]
+    fn parse_errors_name_file_and_line() {
+        let err = parse(
+            "3_bad.surql",
+            "-- migrate:up\nDEFINE TABLE a;\nDEFINE FIELD x ON a TYPE strin g;\n-- migrate:down\nREMOVE TABLE a;\n",
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("3_bad.surql:3:"), "{text}");
+        assert!(text.contains("up section does not parse"), "{text}");
+    }
+
+    #[test]
+    fn down_section_is_parsed_too() {
+        let err = parse("4_bad.surql", "-- migrate:up\nDEFINE TABLE a;\n-- migrate:down\nREMOVE TABLEZ a;\n")
+            .unwrap_err();
+        assert!(err.to_string().starts_with("4_bad.surql:4:"), "{err}");
+        assert!(err.to_string().contains("down section"), "{err}");
+    }
+
+    #[test]
+    fn bad_layouts_are_refused() {
+        assert!(parse("5_x.surql", "DEFINE TABLE a;\n").is_err());
+        assert!(parse("5_x.surql", "-- migrate:up\n-- only a comment\n").is_err());
+        assert!(parse("5_x.surql", "-- migrate:down\nREMOVE TABLE a;\n-- migrate:up\nDEFINE TABLE a;").is_err());
+        assert!(parse("5_x.surql", "-- migrate:up\nBEGIN;\nDEFINE TABLE a;\nCOMMIT;").is_err());
+        assert!(parse("5_x.surql", "-- migrate:up\nUSE NS other;\nDEFINE TABLE a;").is_err());
+        assert!(parse("x_bad.surql", "-- migrate:up\nDEFINE TABLE a;").is_err());
+        assert!(parse("12.surql", "-- migrate:up\nDEFINE TABLE a;").is_err());
+    }
+
+    #[test]
+    fn versions_sort_numerically() {
+        let mut v = vec!["10", "9", "0100", "20250101120000"];
+        v.sort_by_key(|v| version_order_key(v));
+        assert_eq!(v, vec!["9", "10", "0100", "20250101120000"]);
+    }
+}

@@ -1,0 +1,80 @@
+//! The `_migration_history` table: one row per applied migration, keyed by
+//! version so the database itself refuses a second row for the same version.
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use surrealdb::Surreal;
+use surrealdb::engine::any::Any;
+
+use super::file::version_order_key;
+use crate::connection::{QueryError, run_query};
+
+/// Name of the history table.
+pub const HISTORY_TABLE: &str = "_migration_history";
+
+/// Defines the history table (idempotent).
+pub const DEFINE_HISTORY_TABLE: &str = "DEFINE TABLE IF NOT EXISTS _migration_history SCHEMAFULL;
+DEFINE FIELD IF NOT EXISTS version ON _migration_history TYPE string;
+DEFINE FIELD IF NOT EXISTS name ON _migration_history TYPE string;
+DEFINE FIELD IF NOT EXISTS checksum ON _migration_history TYPE string;
+DEFINE FIELD IF NOT EXISTS applied_at ON _migration_history TYPE datetime;
+DEFINE FIELD IF NOT EXISTS execution_ms ON _migration_history TYPE int;
+DEFINE FIELD IF NOT EXISTS deployment_id ON _migration_history TYPE string;
+DEFINE FIELD IF NOT EXISTS actor ON _migration_history TYPE string;";
+
+/// One row of `_migration_history`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedMigration {
+    pub version: String,
+    pub name: String,
+    pub checksum: String,
+    /// RFC 3339 time the migration committed.
+    pub applied_at: String,
+    pub execution_ms: i64,
+    pub deployment_id: String,
+    pub actor: String,
+}
+
+/// Creates the history and lock tables if they are missing.
+pub async fn ensure_history_table(db: &Surreal<Any>) -> Result<(), QueryError> {
+    let sql = format!("{DEFINE_HISTORY_TABLE}\n{}", super::lock::DEFINE_LOCK_TABLE);
+    run_query(db, &sql, json!({})).await.map(|_| ())
+}
+
+/// Whether the history table exists. A missing namespace or database counts as
+/// "no table": read-only callers must not create them.
+pub async fn history_table_exists(db: &Surreal<Any>) -> Result<bool, QueryError> {
+    match run_query(db, "INFO FOR DB;", json!({})).await {
+        Ok(results) => Ok(results
+            .first()
+            .and_then(|info| info.get("tables"))
+            .and_then(|tables| tables.get(HISTORY_TABLE))
+            .is_some()),
+        Err(QueryError::Statement { message, .. }) if is_missing_scope(&message) => Ok(false),
+        Err(other) => Err(other),
+    }
+}
+
+/// Errors SurrealDB gives when the namespace or database was never created.
+pub(crate) fn is_missing_scope(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    (m.contains("namespace") || m.contains("database")) && (m.contains("does not exist") || m.contains("not found"))
+}
+
+/// Every applied migration, ordered by numeric version. Empty when the table is missing.
+pub async fn applied_migrations(db: &Surreal<Any>) -> Result<Vec<AppliedMigration>, QueryError> {
+    if !history_table_exists(db).await? {
+        return Ok(Vec::new());
+    }
+    let results = run_query(
+        db,
+        "SELECT * FROM _migration_history;",
+        json!({}),
+    )
+    .await?;
+    let rows = results.into_iter().next().unwrap_or_default();
+    let mut applied: Vec<AppliedMigration> = serde_json::from_value(rows)
+        .map_err(|e| QueryError::Transport(format!("unreadable {HISTORY_TABLE} row: {e}")))?;
+    applied.sort_by_key(|row| version_order_key(&row.version));
+    Ok(applied)
+}

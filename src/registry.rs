@@ -1,0 +1,228 @@
+//! `EnvironmentConfig` and `EnvironmentRegistry`: the known environments and
+//! the selection of some of them (`a,b`, `all`, `tag:x`). No I/O.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use crate::connection::ConnectionConfig;
+
+/// Default priority (lower deploys first).
+pub const DEFAULT_PRIORITY: i64 = 100;
+
+/// One database environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentConfig {
+    /// Unique name.
+    pub name: String,
+    /// Where the database is.
+    pub connection: ConnectionConfig,
+    /// Deployment order: lower first.
+    #[serde(default = "default_priority")]
+    pub priority: i64,
+    /// Labels for selection (`-e tag:production`).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// A person (or an approval plugin) must approve deploying here.
+    #[serde(default)]
+    pub require_approval: bool,
+    /// When false, migrations with data-losing statements are refused here.
+    #[serde(default = "default_true")]
+    pub allow_destructive: bool,
+    /// Approval plugins asked before deploying here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+}
+
+fn default_priority() -> i64 {
+    DEFAULT_PRIORITY
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl EnvironmentConfig {
+    /// An environment with the guide's defaults.
+    pub fn new(name: impl Into<String>, connection: ConnectionConfig) -> Self {
+        Self {
+            name: name.into(),
+            connection,
+            priority: DEFAULT_PRIORITY,
+            tags: Vec::new(),
+            require_approval: false,
+            allow_destructive: true,
+            approvers: Vec::new(),
+        }
+    }
+
+    /// Whether it carries `tag`.
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t == tag)
+    }
+}
+
+/// Why a selection or registration failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    #[error("Environment '{name}' not found in registry (known: {})", known.join(", "))]
+    NotFound { name: String, known: Vec<String> },
+    #[error("no environment has tag '{tag}' (known tags: {})", known.join(", "))]
+    NoSuchTag { tag: String, known: Vec<String> },
+    #[error("environment '{0}' is registered twice: names must be unique")]
+    Duplicate(String),
+    #[error("no environments selected: pass -e NAME[,NAME], -e all or -e tag:TAG")]
+    EmptySelection,
+}
+
+/// The known environments, in registration order.
+#[derive(Debug, Clone, Default)]
+pub struct EnvironmentRegistry {
+    environments: IndexMap<String, EnvironmentConfig>,
+}
+
+impl EnvironmentRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an environment; a second one with the same name is an error.
+    pub fn register(&mut self, environment: EnvironmentConfig) -> Result<(), RegistryError> {
+        if self.environments.contains_key(&environment.name) {
+            return Err(RegistryError::Duplicate(environment.name));
+        }
+        self.environments.insert(environment.name.clone(), environment);
+        Ok(())
+    }
+
+    /// The guide's `register_environment(name, connection, priority, tags)`.
+    pub fn register_environment(
+        &mut self,
+        name: impl Into<String>,
+        connection: ConnectionConfig,
+        priority: i64,
+        tags: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Result<(), RegistryError> {
+        let mut environment = EnvironmentConfig::new(name, connection);
+        environment.priority = priority;
+        environment.tags = tags.into_iter().map(Into::into).collect();
+        self.register(environment)
+    }
+
+    /// One environment by name.
+    pub fn get(&self, name: &str) -> Result<&EnvironmentConfig, RegistryError> {
+        self.environments.get(name).ok_or_else(|| RegistryError::NotFound {
+            name: name.to_string(),
+            known: self.names(),
+        })
+    }
+
+    /// Every environment, in registration order.
+    pub fn list(&self) -> Vec<&EnvironmentConfig> {
+        self.environments.values().collect()
+    }
+
+    /// Environments carrying `tag`.
+    pub fn by_tag(&self, tag: &str) -> Vec<&EnvironmentConfig> {
+        self.environments.values().filter(|e| e.has_tag(tag)).collect()
+    }
+
+    /// Names, in registration order.
+    pub fn names(&self) -> Vec<String> {
+        self.environments.keys().cloned().collect()
+    }
+
+    /// Number of environments.
+    pub fn len(&self) -> usize {
+        self.environments.len()
+    }
+
+    /// True when nothing is registered.
+    pub fn is_empty(&self) -> bool {
+        self.environments.is_empty()
+    }
+
+    /// Resolves `-e` items (`name`, `all`, `tag:x`, comma-separated and
+    /// combinable) to environments, each once, ordered by (priority, name).
+    pub fn select<S: AsRef<str>>(&self, items: &[S]) -> Result<Vec<&EnvironmentConfig>, RegistryError> {
+        let mut chosen: IndexMap<&str, &EnvironmentConfig> = IndexMap::new();
+        for item in items.iter().flat_map(|i| i.as_ref().split(',')) {
+            let item = item.trim();
+            if item.is_empty() {
+                continue;
+            }
+            if item == "all" {
+                chosen.extend(self.environments.iter().map(|(k, v)| (k.as_str(), v)));
+            } else if let Some(tag) = item.strip_prefix("tag:") {
+                let tagged = self.by_tag(tag);
+                if tagged.is_empty() {
+                    let mut known: Vec<String> =
+                        self.environments.values().flat_map(|e| e.tags.iter().cloned()).collect();
+                    known.sort();
+                    known.dedup();
+                    return Err(RegistryError::NoSuchTag {
+                        tag: tag.to_string(),
+                        known,
+                    });
+                }
+                chosen.extend(tagged.into_iter().map(|e| (e.name.as_str(), e)));
+            } else {
+                let environment = self.get(item)?;
+                chosen.insert(environment.name.as_str(), environment);
+            }
+        }
+        if chosen.is_empty() {
+            return Err(RegistryError::EmptySelection);
+        }
+        let mut selected: Vec<&EnvironmentConfig> = chosen.into_values().collect();
+        selected.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.name.cmp(&b.name)));
+        Ok(selected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> EnvironmentRegistry {
+        let mut r = EnvironmentRegistry::new();
+        let conn = |ns: &str| ConnectionConfig::new("mem://", ns, "main");
+        r.register_environment("production", conn("p"), 1, ["production", "critical"]).unwrap();
+        r.register_environment("staging", conn("s"), 50, ["staging"]).unwrap();
+        r.register_environment("dev", conn("d"), 100, ["dev"]).unwrap();
+        r.register_environment("prod-eu", conn("pe"), 1, ["production"]).unwrap();
+        r
+    }
+
+    fn names(selected: Vec<&EnvironmentConfig>) -> Vec<&str> {
+        selected.iter().map(|e| e.name.as_str()).collect()
+    }
+
+    #[test]
+    fn selection_orders_by_priority_then_name() {
+        let r = registry();
+        assert_eq!(names(r.select(&["all"]).unwrap()), ["prod-eu", "production", "staging", "dev"]);
+        assert_eq!(names(r.select(&["dev,staging"]).unwrap()), ["staging", "dev"]);
+        assert_eq!(names(r.select(&["tag:production", "dev"]).unwrap()), ["prod-eu", "production", "dev"]);
+        assert_eq!(names(r.select(&["staging,tag:staging"]).unwrap()), ["staging"]);
+    }
+
+    #[test]
+    fn unknown_names_list_the_known_ones() {
+        let err = registry().select(&["prod"]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "Environment 'prod' not found in registry (known: production, staging, dev, prod-eu)"
+        );
+        assert!(registry().select(&["tag:nope"]).is_err());
+        assert_eq!(registry().select::<&str>(&[]), Err(RegistryError::EmptySelection));
+    }
+
+    #[test]
+    fn duplicate_names_are_refused() {
+        let mut r = registry();
+        let again = EnvironmentConfig::new("dev", ConnectionConfig::new("mem://", "x", "y"));
+        assert_eq!(r.register(again), Err(RegistryError::Duplicate("dev".into())));
+    }
+}

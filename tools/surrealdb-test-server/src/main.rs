@@ -1,0 +1,10 @@
+//! A SurrealDB server built from the `surrealdb-server` crate at the exact
+//! version surql's SDK uses. Tests start it as
+//! `surrealdb-test-server start --bind 127.0.0.1:PORT --user root --pass root memory`.
+#![recursion_limit = "256"]
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    surrealdb_server::init(surrealdb_server::core::CommunityComposer())
+}
