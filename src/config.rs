@@ -25,7 +25,10 @@ pub struct EnvironmentsFile {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{}: cannot read: {error} (pass another file with --config)", path.display())]
-    Read { path: PathBuf, error: std::io::Error },
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("{}: invalid JSON at line {line}, column {column}: {message}", path.display())]
     Json {
         path: PathBuf,
@@ -58,11 +61,13 @@ pub fn configure_environments(path: impl AsRef<Path>) -> Result<EnvironmentRegis
     let mut registry = EnvironmentRegistry::new();
     for environment in file.environments {
         // Duplicates were rejected by validation already.
-        registry.register(environment).map_err(|e| ConfigError::Invalid {
-            path: path.as_ref().to_path_buf(),
-            location: "environments".into(),
-            message: e.to_string(),
-        })?;
+        registry
+            .register(environment)
+            .map_err(|e| ConfigError::Invalid {
+                path: path.as_ref().to_path_buf(),
+                location: "environments".into(),
+                message: e.to_string(),
+            })?;
     }
     Ok(registry)
 }
@@ -92,7 +97,8 @@ pub fn parse_environments(
         let location = format!("$.{}", e.path());
         invalid(describe_location(&names, &location), e.inner().to_string())
     })?;
-    validate(&file).map_err(|(location, message)| invalid(describe_location(&names, &location), message))?;
+    validate(&file)
+        .map_err(|(location, message)| invalid(describe_location(&names, &location), message))?;
     Ok(file)
 }
 
@@ -116,7 +122,11 @@ fn environment_names(raw: &Value) -> Vec<Option<String>> {
 /// `$.environments[1].connection.password` → `environments[1] (staging).connection.password`.
 fn describe_location(names: &[Option<String>], location: &str) -> String {
     let location = location.trim_start_matches("$.").trim_start_matches('$');
-    let location = if location.is_empty() { "(top level)" } else { location };
+    let location = if location.is_empty() {
+        "(top level)"
+    } else {
+        location
+    };
     if let Some(rest) = location.strip_prefix("environments[")
         && let Some((index, tail)) = rest.split_once(']')
         && let Ok(i) = index.parse::<usize>()
@@ -137,16 +147,28 @@ fn validate(file: &EnvironmentsFile) -> Result<(), (String, String)> {
         if env.name.contains(',') || env.name.starts_with("tag:") || env.name == "all" {
             return Err((
                 at("name"),
-                format!("'{}' cannot be an environment name: commas, 'tag:' and 'all' have a meaning in -e", env.name),
+                format!(
+                    "'{}' cannot be an environment name: commas, 'tag:' and 'all' have a meaning in -e",
+                    env.name
+                ),
             ));
         }
         if !seen.insert(env.name.as_str()) {
-            return Err((at("name"), format!("duplicate environment name '{}': names must be unique", env.name)));
+            return Err((
+                at("name"),
+                format!(
+                    "duplicate environment name '{}': names must be unique",
+                    env.name
+                ),
+            ));
         }
         if let Err(e) = endpoint_kind(&env.connection.db_url) {
             return Err((at("connection.db_url"), e.to_string()));
         }
-        for (field, value) in [("connection.db_ns", &env.connection.db_ns), ("connection.db", &env.connection.db)] {
+        for (field, value) in [
+            ("connection.db_ns", &env.connection.db_ns),
+            ("connection.db", &env.connection.db),
+        ] {
             if value.trim().is_empty() {
                 return Err((at(field), "must not be empty".into()));
             }
@@ -270,7 +292,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("environments[0] ('staging').connection.password"), "{err}");
+        assert!(
+            err.contains("environments[0] ('staging').connection.password"),
+            "{err}"
+        );
         assert!(err.contains("${STAGING_PASSWORD} is not set"), "{err}");
     }
 
@@ -279,18 +304,27 @@ mod tests {
         let err = parse(r#"{"environments": [{"name": "a", "priorty": 1, "connection": {"db_url": "mem://", "db_ns": "d", "db": "m"}}]}"#)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("environments[0] ('a')") && err.contains("priorty"), "{err}");
+        assert!(
+            err.contains("environments[0] ('a')") && err.contains("priorty"),
+            "{err}"
+        );
 
         let err = parse(r#"{"environments": [{"name": "a", "connection": {"db_url": "mem://", "db_ns": "d", "db": "m"}},
                                               {"name": "a", "connection": {"db_url": "mem://", "db_ns": "d", "db": "m"}}]}"#)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("environments[1] ('a').name") && err.contains("duplicate"), "{err}");
+        assert!(
+            err.contains("environments[1] ('a').name") && err.contains("duplicate"),
+            "{err}"
+        );
 
         let err = parse(r#"{"environments": [{"name": "a", "connection": {"db_url": "postgres://x", "db_ns": "d", "db": "m"}}]}"#)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("connection.db_url") && err.contains("unsupported"), "{err}");
+        assert!(
+            err.contains("connection.db_url") && err.contains("unsupported"),
+            "{err}"
+        );
 
         let err = parse(r#"{"environments": [{"name": "a", "connection": {"db_url": "mem://", "db_ns": "d", "db": "m"}}"#)
             .unwrap_err()

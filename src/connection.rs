@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{LazyLock, Mutex};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -111,7 +111,11 @@ impl ConnectionConfig {
     }
 
     /// Adds credentials.
-    pub fn with_credentials(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
+    pub fn with_credentials(
+        mut self,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
         self.username = Some(username.into());
         self.password = Some(password.into());
         self
@@ -133,7 +137,9 @@ pub fn endpoint_kind(url: &str) -> Result<EndpointKind, ConnectionError> {
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     match scheme.as_deref() {
         Some("mem" | "memory" | "surrealkv") => Ok(EndpointKind::Embedded),
-        Some(s @ ("ws" | "wss" | "http" | "https")) if url.len() > s.len() + 3 => Ok(EndpointKind::Remote),
+        Some(s @ ("ws" | "wss" | "http" | "https")) if url.len() > s.len() + 3 => {
+            Ok(EndpointKind::Remote)
+        }
         _ => Err(ConnectionError::UnsupportedUrl {
             url: redact_url(url),
         }),
@@ -162,55 +168,155 @@ fn sdk_address(url: &str) -> String {
     trimmed.strip_suffix("/rpc").unwrap_or(trimmed).to_string()
 }
 
-static EMBEDDED: LazyLock<Mutex<HashMap<String, Surreal<Any>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+static EMBEDDED: LazyLock<tokio::sync::Mutex<HashMap<String, Surreal<Any>>>> =
+    LazyLock::new(|| tokio::sync::Mutex::new(HashMap::new()));
 
-async fn open_embedded(address: &str) -> Result<Surreal<Any>, surrealdb::Error> {
-    if let Some(db) = EMBEDDED.lock().expect("embedded map poisoned").get(address) {
+/// Embedded datastores run on a runtime of their own that lives as long as the
+/// process, so a datastore opened by one caller's runtime (each `#[tokio::test]`
+/// has one) keeps working after that runtime is gone.
+static EMBEDDED_RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("surql-embedded")
+        // SurrealDB's parser and executor recurse deeply.
+        .thread_stack_size(8 * 1024 * 1024)
+        .enable_all()
+        .build()
+        .expect("cannot start the embedded SurrealDB runtime")
+});
+
+async fn open_embedded(address: &str) -> Result<Surreal<Any>, String> {
+    let mut map = EMBEDDED.lock().await;
+    if let Some(db) = map.get(address) {
         // A clone is a new session on the same datastore.
         return Ok(db.clone());
     }
-    let db = surrealdb::engine::any::connect(address).await?;
-    let mut map = EMBEDDED.lock().expect("embedded map poisoned");
-    // Another task may have opened it meanwhile; keep the first.
-    let shared = map.entry(address.to_string()).or_insert(db);
-    Ok(shared.clone())
+    let owned = address.to_string();
+    let db = EMBEDDED_RUNTIME
+        .spawn(async move { surrealdb::engine::any::connect(owned).await })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    map.insert(address.to_string(), db.clone());
+    Ok(db)
 }
 
-/// Opens a session on `config`'s endpoint, signs in, and selects the namespace and
-/// database. Nothing is created: see [`ensure_namespace_and_database`].
+/// Opens a session on `config`'s endpoint, signs in, and selects the namespace
+/// and database. SurrealDB 3 creates a missing namespace or database when a
+/// session selects it, so only writers call this; readers use [`connect_read_only`].
 pub async fn connect(
     config: &ConnectionConfig,
     timeout: Duration,
 ) -> Result<Surreal<Any>, ConnectionError> {
-    let kind = config.endpoint_kind()?;
-    let url = config.display_url();
-    let address = sdk_address(&config.db_url);
-    let attempt = async {
-        let db = match kind {
-            EndpointKind::Embedded => open_embedded(&address).await,
-            EndpointKind::Remote => surrealdb::engine::any::connect(address.as_str()).await,
-        }
-        .map_err(|e| ConnectionError::Connect {
-            url: url.clone(),
+    with_timeout(config, timeout, async {
+        let db = open_session(config).await?;
+        select(&db, config, false).await?;
+        Ok(db)
+    })
+    .await
+}
+
+/// Like [`connect`], but never creates anything: `Ok(None)` when the namespace
+/// or database does not exist yet (nothing was ever applied there).
+pub async fn connect_read_only(
+    config: &ConnectionConfig,
+    timeout: Duration,
+) -> Result<Option<Surreal<Any>>, ConnectionError> {
+    with_timeout(config, timeout, async {
+        let db = open_session(config).await?;
+        let failed = |e: QueryError| ConnectionError::Connect {
+            url: config.display_url(),
             reason: scrub(&e.to_string(), config),
-        })?;
-        if kind == EndpointKind::Remote {
-            sign_in(&db, config).await?;
+        };
+        let remote_user =
+            config.endpoint_kind()? == EndpointKind::Remote && config.username.is_some();
+        let level = if remote_user {
+            config.auth_level
+        } else {
+            AuthLevel::Root
+        };
+        if level == AuthLevel::Root {
+            let root = run_query(&db, "INFO FOR ROOT;", serde_json::json!({}))
+                .await
+                .map_err(failed)?;
+            if !has_key(&root, "namespaces", &config.db_ns) {
+                return Ok(None);
+            }
         }
+        if level != AuthLevel::Database {
+            select(&db, config, true).await?;
+            let ns = run_query(&db, "INFO FOR NS;", serde_json::json!({}))
+                .await
+                .map_err(failed)?;
+            if !has_key(&ns, "databases", &config.db) {
+                return Ok(None);
+            }
+        }
+        select(&db, config, false).await?;
+        Ok(Some(db))
+    })
+    .await
+}
+
+fn has_key(info: &[serde_json::Value], section: &str, name: &str) -> bool {
+    info.first()
+        .and_then(|v| v.get(section))
+        .and_then(|v| v.get(name))
+        .is_some()
+}
+
+async fn with_timeout<T>(
+    config: &ConnectionConfig,
+    timeout: Duration,
+    attempt: impl Future<Output = Result<T, ConnectionError>>,
+) -> Result<T, ConnectionError> {
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(ConnectionError::Timeout {
+            url: config.display_url(),
+            timeout,
+        }),
+    }
+}
+
+/// Connects and signs in; selects nothing.
+async fn open_session(config: &ConnectionConfig) -> Result<Surreal<Any>, ConnectionError> {
+    let kind = config.endpoint_kind()?;
+    let address = sdk_address(&config.db_url);
+    let db = match kind {
+        EndpointKind::Embedded => open_embedded(&address).await,
+        EndpointKind::Remote => surrealdb::engine::any::connect(address.as_str())
+            .await
+            .map_err(|e| e.to_string()),
+    }
+    .map_err(|reason| ConnectionError::Connect {
+        url: config.display_url(),
+        reason: scrub(&reason, config),
+    })?;
+    if kind == EndpointKind::Remote {
+        sign_in(&db, config).await?;
+    }
+    Ok(db)
+}
+
+/// Selects the namespace, and the database unless `namespace_only`.
+async fn select(
+    db: &Surreal<Any>,
+    config: &ConnectionConfig,
+    namespace_only: bool,
+) -> Result<(), ConnectionError> {
+    let result = if namespace_only {
+        db.use_ns(&config.db_ns).await.map(|_| ())
+    } else {
         db.use_ns(&config.db_ns)
             .use_db(&config.db)
             .await
-            .map_err(|e| ConnectionError::Connect {
-                url: url.clone(),
-                reason: scrub(&e.to_string(), config),
-            })?;
-        Ok(db)
+            .map(|_| ())
     };
-    match tokio::time::timeout(timeout, attempt).await {
-        Ok(result) => result,
-        Err(_) => Err(ConnectionError::Timeout { url, timeout }),
-    }
+    result.map_err(|e| ConnectionError::Connect {
+        url: config.display_url(),
+        reason: scrub(&e.to_string(), config),
+    })
 }
 
 async fn sign_in(db: &Surreal<Any>, config: &ConnectionConfig) -> Result<(), ConnectionError> {
@@ -224,7 +330,13 @@ async fn sign_in(db: &Surreal<Any>, config: &ConnectionConfig) -> Result<(), Con
     };
     let password = config.password.clone().unwrap_or_default();
     let result = match config.auth_level {
-        AuthLevel::Root => db.signin(Root { username: username.clone(), password }).await,
+        AuthLevel::Root => {
+            db.signin(Root {
+                username: username.clone(),
+                password,
+            })
+            .await
+        }
         AuthLevel::Namespace => {
             db.signin(Namespace {
                 namespace: config.db_ns.clone(),
@@ -324,9 +436,8 @@ pub async fn run_query(
     }
     let mut results = Vec::with_capacity(count);
     for index in 0..count {
-        let value: surrealdb::types::Value = response
-            .take(index)
-            .map_err(|e| QueryError::Statement {
+        let value: surrealdb::types::Value =
+            response.take(index).map_err(|e| QueryError::Statement {
                 index,
                 message: e.to_string(),
             })?;
@@ -346,7 +457,10 @@ mod tests {
 
     #[test]
     fn urls_with_credentials_are_redacted() {
-        assert_eq!(redact_url("ws://root:hunter2@db:8000/rpc"), "ws://***@db:8000/rpc");
+        assert_eq!(
+            redact_url("ws://root:hunter2@db:8000/rpc"),
+            "ws://***@db:8000/rpc"
+        );
         assert_eq!(redact_url("ws://db:8000/rpc"), "ws://db:8000/rpc");
         assert_eq!(redact_url("surrealkv://data/x@y"), "surrealkv://data/x@y");
     }
@@ -361,7 +475,14 @@ mod tests {
 
     #[test]
     fn only_known_schemes_are_accepted() {
-        for ok in ["mem://", "surrealkv://x", "ws://h:1", "wss://h", "http://h", "https://h"] {
+        for ok in [
+            "mem://",
+            "surrealkv://x",
+            "ws://h:1",
+            "wss://h",
+            "http://h",
+            "https://h",
+        ] {
             assert!(endpoint_kind(ok).is_ok(), "{ok}");
         }
         for bad in ["postgres://h", "localhost:8000", "ws://", "rocksdb://x"] {
@@ -373,6 +494,9 @@ mod tests {
     fn debug_never_shows_the_password() {
         let c = ConnectionConfig::new("ws://u:pw1@h:1", "n", "d").with_credentials("u", "s3cret");
         let shown = format!("{c:?}");
-        assert!(!shown.contains("s3cret") && !shown.contains("pw1"), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("pw1"),
+            "{shown}"
+        );
     }
 }

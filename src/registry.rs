@@ -92,7 +92,8 @@ impl EnvironmentRegistry {
         if self.environments.contains_key(&environment.name) {
             return Err(RegistryError::Duplicate(environment.name));
         }
-        self.environments.insert(environment.name.clone(), environment);
+        self.environments
+            .insert(environment.name.clone(), environment);
         Ok(())
     }
 
@@ -112,10 +113,12 @@ impl EnvironmentRegistry {
 
     /// One environment by name.
     pub fn get(&self, name: &str) -> Result<&EnvironmentConfig, RegistryError> {
-        self.environments.get(name).ok_or_else(|| RegistryError::NotFound {
-            name: name.to_string(),
-            known: self.names(),
-        })
+        self.environments
+            .get(name)
+            .ok_or_else(|| RegistryError::NotFound {
+                name: name.to_string(),
+                known: self.names(),
+            })
     }
 
     /// Every environment, in registration order.
@@ -125,7 +128,10 @@ impl EnvironmentRegistry {
 
     /// Environments carrying `tag`.
     pub fn by_tag(&self, tag: &str) -> Vec<&EnvironmentConfig> {
-        self.environments.values().filter(|e| e.has_tag(tag)).collect()
+        self.environments
+            .values()
+            .filter(|e| e.has_tag(tag))
+            .collect()
     }
 
     /// Names, in registration order.
@@ -145,7 +151,10 @@ impl EnvironmentRegistry {
 
     /// Resolves `-e` items (`name`, `all`, `tag:x`, comma-separated and
     /// combinable) to environments, each once, ordered by (priority, name).
-    pub fn select<S: AsRef<str>>(&self, items: &[S]) -> Result<Vec<&EnvironmentConfig>, RegistryError> {
+    pub fn select<S: AsRef<str>>(
+        &self,
+        items: &[S],
+    ) -> Result<Vec<&EnvironmentConfig>, RegistryError> {
         let mut chosen: IndexMap<&str, &EnvironmentConfig> = IndexMap::new();
         for item in items.iter().flat_map(|i| i.as_ref().split(',')) {
             let item = item.trim();
@@ -157,8 +166,11 @@ impl EnvironmentRegistry {
             } else if let Some(tag) = item.strip_prefix("tag:") {
                 let tagged = self.by_tag(tag);
                 if tagged.is_empty() {
-                    let mut known: Vec<String> =
-                        self.environments.values().flat_map(|e| e.tags.iter().cloned()).collect();
+                    let mut known: Vec<String> = self
+                        .environments
+                        .values()
+                        .flat_map(|e| e.tags.iter().cloned())
+                        .collect();
                     known.sort();
                     known.dedup();
                     return Err(RegistryError::NoSuchTag {
@@ -176,7 +188,11 @@ impl EnvironmentRegistry {
             return Err(RegistryError::EmptySelection);
         }
         let mut selected: Vec<&EnvironmentConfig> = chosen.into_values().collect();
-        selected.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.name.cmp(&b.name)));
+        selected.sort_by(|a, b| {
+            a.priority
+                .cmp(&b.priority)
+                .then_with(|| a.name.cmp(&b.name))
+        });
         Ok(selected)
     }
 }
@@ -188,10 +204,14 @@ mod tests {
     fn registry() -> EnvironmentRegistry {
         let mut r = EnvironmentRegistry::new();
         let conn = |ns: &str| ConnectionConfig::new("mem://", ns, "main");
-        r.register_environment("production", conn("p"), 1, ["production", "critical"]).unwrap();
-        r.register_environment("staging", conn("s"), 50, ["staging"]).unwrap();
-        r.register_environment("dev", conn("d"), 100, ["dev"]).unwrap();
-        r.register_environment("prod-eu", conn("pe"), 1, ["production"]).unwrap();
+        r.register_environment("production", conn("p"), 1, ["production", "critical"])
+            .unwrap();
+        r.register_environment("staging", conn("s"), 50, ["staging"])
+            .unwrap();
+        r.register_environment("dev", conn("d"), 100, ["dev"])
+            .unwrap();
+        r.register_environment("prod-eu", conn("pe"), 1, ["production"])
+            .unwrap();
         r
     }
 
@@ -202,10 +222,22 @@ mod tests {
     #[test]
     fn selection_orders_by_priority_then_name() {
         let r = registry();
-        assert_eq!(names(r.select(&["all"]).unwrap()), ["prod-eu", "production", "staging", "dev"]);
-        assert_eq!(names(r.select(&["dev,staging"]).unwrap()), ["staging", "dev"]);
-        assert_eq!(names(r.select(&["tag:production", "dev"]).unwrap()), ["prod-eu", "production", "dev"]);
-        assert_eq!(names(r.select(&["staging,tag:staging"]).unwrap()), ["staging"]);
+        assert_eq!(
+            names(r.select(&["all"]).unwrap()),
+            ["prod-eu", "production", "staging", "dev"]
+        );
+        assert_eq!(
+            names(r.select(&["dev,staging"]).unwrap()),
+            ["staging", "dev"]
+        );
+        assert_eq!(
+            names(r.select(&["tag:production", "dev"]).unwrap()),
+            ["prod-eu", "production", "dev"]
+        );
+        assert_eq!(
+            names(r.select(&["staging,tag:staging"]).unwrap()),
+            ["staging"]
+        );
     }
 
     #[test]
@@ -216,13 +248,19 @@ mod tests {
             "Environment 'prod' not found in registry (known: production, staging, dev, prod-eu)"
         );
         assert!(registry().select(&["tag:nope"]).is_err());
-        assert_eq!(registry().select::<&str>(&[]), Err(RegistryError::EmptySelection));
+        assert_eq!(
+            registry().select::<&str>(&[]),
+            Err(RegistryError::EmptySelection)
+        );
     }
 
     #[test]
     fn duplicate_names_are_refused() {
         let mut r = registry();
         let again = EnvironmentConfig::new("dev", ConnectionConfig::new("mem://", "x", "y"));
-        assert_eq!(r.register(again), Err(RegistryError::Duplicate("dev".into())));
+        assert_eq!(
+            r.register(again),
+            Err(RegistryError::Duplicate("dev".into()))
+        );
     }
 }

@@ -40,7 +40,10 @@ async fn query(connection: &ConnectionConfig, sql: &str) -> Vec<serde_json::Valu
 }
 
 fn server_args<'a>(server_url: &'a str, ns: &'a str, migrations: &'a str) -> Vec<&'a str> {
-    vec!["--db-url", server_url, "--ns", ns, "--db", "main", "--user", "root", "--pass", "root", "-m", migrations]
+    vec![
+        "--db-url", server_url, "--ns", ns, "--db", "main", "--user", "root", "--pass", "root",
+        "-m", migrations,
+    ]
 }
 
 #[tokio::test]
@@ -53,45 +56,140 @@ async fn up_status_down_over_ws() {
     let connection = server.connection("cli", "main");
 
     // --steps 0 only creates the history table.
-    let out = surql(&[&["migrate", "up", "--steps", "0"][..], &server_args(&url, "cli", examples)].concat(), work.path());
+    let out = surql(
+        &[
+            &["migrate", "up", "--steps", "0"][..],
+            &server_args(&url, "cli", examples),
+        ]
+        .concat(),
+        work.path(),
+    );
     assert!(out.status.success(), "{}", text(&out));
     let info = query(&connection, "INFO FOR DB;").await;
     let tables: Vec<&String> = info[0]["tables"].as_object().unwrap().keys().collect();
-    assert_eq!(tables, ["_migration_history", "_migration_lock"], "{}", info[0]);
+    assert_eq!(
+        tables,
+        ["_migration_history", "_migration_lock"],
+        "{}",
+        info[0]
+    );
 
     // --dry-run prints the SurrealQL and writes nothing.
-    let out = surql(&[&["migrate", "up", "--dry-run"][..], &server_args(&url, "cli", examples)].concat(), work.path());
+    let out = surql(
+        &[
+            &["migrate", "up", "--dry-run"][..],
+            &server_args(&url, "cli", examples),
+        ]
+        .concat(),
+        work.path(),
+    );
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("DEFINE TABLE user SCHEMAFULL") && stdout.contains("BEGIN TRANSACTION"), "{stdout}");
-    assert!(stdout.contains("3 migration(s) would be applied"), "{stdout}");
-    assert_eq!(query(&connection, "SELECT count() FROM _migration_history GROUP ALL;").await[0], json!([]));
+    assert!(
+        stdout.contains("DEFINE TABLE user SCHEMAFULL") && stdout.contains("BEGIN TRANSACTION"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("3 migration(s) would be applied"),
+        "{stdout}"
+    );
+    assert_eq!(
+        query(&connection, "SELECT * FROM _migration_history;").await[0],
+        json!([])
+    );
 
-    let out = surql(&[&["migrate", "up", "--steps", "2"][..], &server_args(&url, "cli", examples)].concat(), work.path());
+    let out = surql(
+        &[
+            &["migrate", "up", "--steps", "2"][..],
+            &server_args(&url, "cli", examples),
+        ]
+        .concat(),
+        work.path(),
+    );
     assert!(out.status.success(), "{}", text(&out));
-    let out = surql(&[&["migrate", "status"][..], &server_args(&url, "cli", examples)].concat(), work.path());
+    let out = surql(
+        &[
+            &["migrate", "status"][..],
+            &server_args(&url, "cli", examples),
+        ]
+        .concat(),
+        work.path(),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(stdout.contains("create_orders") && stdout.contains("applied"), "{stdout}");
-    assert!(stdout.contains("2 applied, 1 pending, 0 drifted or missing"), "{stdout}");
+    assert!(
+        stdout.contains("create_orders") && stdout.contains("applied"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("2 applied, 1 pending, 0 drifted or missing"),
+        "{stdout}"
+    );
 
-    let out = surql(&[&["migrate", "up"][..], &server_args(&url, "cli", examples)].concat(), work.path());
+    let out = surql(
+        &[&["migrate", "up"][..], &server_args(&url, "cli", examples)].concat(),
+        work.path(),
+    );
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(query(&connection, "SELECT VALUE version FROM _migration_history ORDER BY version;").await[0].as_array().unwrap().len(), 3);
+    assert_eq!(
+        query(
+            &connection,
+            "SELECT VALUE version FROM _migration_history ORDER BY version;"
+        )
+        .await[0]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
 
     // down defaults to one step; --dry-run writes nothing.
-    let out = surql(&[&["migrate", "down", "--dry-run"][..], &server_args(&url, "cli", examples)].concat(), work.path());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("REMOVE EVENT order_status_changed"), "{}", text(&out));
-    assert_eq!(query(&connection, "SELECT VALUE version FROM _migration_history;").await[0].as_array().unwrap().len(), 3);
-    let out = surql(&[&["migrate", "down"][..], &server_args(&url, "cli", examples)].concat(), work.path());
+    let out = surql(
+        &[
+            &["migrate", "down", "--dry-run"][..],
+            &server_args(&url, "cli", examples),
+        ]
+        .concat(),
+        work.path(),
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("REMOVE EVENT order_status_changed"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        query(&connection, "SELECT VALUE version FROM _migration_history;").await[0]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let out = surql(
+        &[
+            &["migrate", "down"][..],
+            &server_args(&url, "cli", examples),
+        ]
+        .concat(),
+        work.path(),
+    );
     assert!(out.status.success(), "{}", text(&out));
     let info = query(&connection, "INFO FOR DB;").await;
-    assert!(info[0]["tables"].get("order_audit").is_none(), "{}", info[0]);
+    assert!(
+        info[0]["tables"].get("order_audit").is_none(),
+        "{}",
+        info[0]
+    );
     assert!(info[0]["tables"].get("order").is_some(), "{}", info[0]);
 
     // The password never appears in any output.
-    for args in [vec!["migrate", "status"], vec!["migrate", "up", "--dry-run"]] {
-        let out = surql(&[&args[..], &server_args(&url, "cli", examples)].concat(), work.path());
+    for args in [
+        vec!["migrate", "status"],
+        vec!["migrate", "up", "--dry-run"],
+    ] {
+        let out = surql(
+            &[&args[..], &server_args(&url, "cli", examples)].concat(),
+            work.path(),
+        );
         let all = text(&out);
         assert!(!all.contains("--pass") && !all.contains(" root\n"), "{all}");
     }
@@ -103,53 +201,130 @@ async fn failures_exit_non_zero_with_the_reason_on_stderr() {
     let db_path = work.path().join("data");
     let url = format!("surrealkv://{}", db_path.display());
     let bad = migrations_dir(&[
-        ("1_ok.surql", "-- migrate:up\nDEFINE TABLE ok;\n-- migrate:down\nREMOVE TABLE ok;\n"),
-        ("2_broken.surql", "-- migrate:up\nDEFINE TABLE half;\nCREATE half:1;\nCREATE half:1;\n"),
+        (
+            "1_ok.surql",
+            "-- migrate:up\nDEFINE TABLE ok;\n-- migrate:down\nREMOVE TABLE ok;\n",
+        ),
+        (
+            "2_broken.surql",
+            "-- migrate:up\nDEFINE TABLE half;\nCREATE half:1;\nCREATE half:1;\n",
+        ),
     ]);
-    let args = ["--db-url", &url, "--ns", "t", "--db", "main", "-m", bad.path().to_str().unwrap()];
+    let args = [
+        "--db-url",
+        &url,
+        "--ns",
+        "t",
+        "--db",
+        "main",
+        "-m",
+        bad.path().to_str().unwrap(),
+    ];
     let out = surql(&[&["migrate", "up"][..], &args].concat(), work.path());
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("migration 2_broken failed and was not applied"), "{stderr}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("applied 1_ok"), "{}", text(&out));
+    assert!(
+        stderr.contains("migration 2_broken failed and was not applied"),
+        "{stderr}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("applied 1_ok"),
+        "{}",
+        text(&out)
+    );
     // Status reads the same on-disk database afterwards: 1 applied, 2 pending.
     let out = surql(&[&["migrate", "status"][..], &args].concat(), work.path());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("1 applied, 1 pending"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 applied, 1 pending"),
+        "{}",
+        text(&out)
+    );
 
     // Parse errors name file and line and touch nothing.
-    let unparsable = migrations_dir(&[("1_bad.surql", "-- migrate:up\nDEFINE TABLE x;\nDEFINE TABLEX y;\n")]);
+    let unparsable = migrations_dir(&[(
+        "1_bad.surql",
+        "-- migrate:up\nDEFINE TABLE x;\nDEFINE TABLEX y;\n",
+    )]);
     let fresh = format!("surrealkv://{}", work.path().join("fresh").display());
     let out = surql(
-        &["migrate", "up", "--db-url", &fresh, "--ns", "t", "--db", "m", "-m", unparsable.path().to_str().unwrap()],
+        &[
+            "migrate",
+            "up",
+            "--db-url",
+            &fresh,
+            "--ns",
+            "t",
+            "--db",
+            "m",
+            "-m",
+            unparsable.path().to_str().unwrap(),
+        ],
         work.path(),
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("1_bad.surql:3:"), "{}", text(&out));
-    assert!(!work.path().join("fresh").exists(), "a database was created despite the parse error");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1_bad.surql:3:"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !work.path().join("fresh").exists(),
+        "a database was created despite the parse error"
+    );
 
     // validate: parse check alone, then drift against the database.
-    let out = surql(&["migrate", "validate", "-m", unparsable.path().to_str().unwrap()], work.path());
+    let out = surql(
+        &[
+            "migrate",
+            "validate",
+            "-m",
+            unparsable.path().to_str().unwrap(),
+        ],
+        work.path(),
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    std::fs::write(bad.path().join("1_ok.surql"), "-- migrate:up\nDEFINE TABLE ok SCHEMALESS;\n").unwrap();
+    std::fs::write(
+        bad.path().join("1_ok.surql"),
+        "-- migrate:up\nDEFINE TABLE ok SCHEMALESS;\n",
+    )
+    .unwrap();
     std::fs::remove_file(bad.path().join("2_broken.surql")).unwrap();
     let out = surql(&[&["migrate", "validate"][..], &args].concat(), work.path());
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("1_ok was changed after it was applied"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1_ok was changed after it was applied"),
+        "{}",
+        text(&out)
+    );
     let out = surql(&[&["migrate", "up"][..], &args].concat(), work.path());
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("drift"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("drift"),
+        "{}",
+        text(&out)
+    );
 
     // Missing connection settings are a usage error.
-    let out = surql(&["migrate", "status", "-m", bad.path().to_str().unwrap()], work.path());
+    let out = surql(
+        &["migrate", "status", "-m", bad.path().to_str().unwrap()],
+        work.path(),
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--db-url"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--db-url"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
 fn create_writes_a_timestamped_file_with_both_sections() {
     let work = tempfile::tempdir().unwrap();
     for _ in 0..2 {
-        let out = surql(&["migrate", "create", "add_users", "-m", "db/migrations"], work.path());
+        let out = surql(
+            &["migrate", "create", "add_users", "-m", "db/migrations"],
+            work.path(),
+        );
         assert!(out.status.success(), "{}", text(&out));
     }
     let mut files: Vec<String> = std::fs::read_dir(work.path().join("db/migrations"))
@@ -164,7 +339,10 @@ fn create_writes_a_timestamped_file_with_both_sections() {
         assert!(version.bytes().all(|b| b.is_ascii_digit()), "{file}");
         assert_eq!(rest, "add_users.surql");
         let body = std::fs::read_to_string(work.path().join("db/migrations").join(file)).unwrap();
-        assert!(body.contains("-- migrate:up") && body.contains("-- migrate:down"), "{body}");
+        assert!(
+            body.contains("-- migrate:up") && body.contains("-- migrate:down"),
+            "{body}"
+        );
     }
     let out = surql(&["migrate", "create", "bad name"], work.path());
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -176,7 +354,14 @@ async fn connection_from_environment_variables_and_config_file() {
     let work = tempfile::tempdir().unwrap();
     let examples = example_migrations();
     let out = Command::new(env!("CARGO_BIN_EXE_surql"))
-        .args(["migrate", "up", "--steps", "1", "-m", examples.to_str().unwrap()])
+        .args([
+            "migrate",
+            "up",
+            "--steps",
+            "1",
+            "-m",
+            examples.to_str().unwrap(),
+        ])
         .current_dir(work.path())
         .env("SURQL_DB_URL", server.ws_url())
         .env("SURQL_NS", "fromenv")
@@ -186,7 +371,11 @@ async fn connection_from_environment_variables_and_config_file() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    let rows = query(&server.connection("fromenv", "main"), "SELECT VALUE name FROM _migration_history;").await;
+    let rows = query(
+        &server.connection("fromenv", "main"),
+        "SELECT VALUE name FROM _migration_history;",
+    )
+    .await;
     assert_eq!(rows[0], json!(["create_users"]));
 
     let config = json!({"environments": [{
@@ -196,18 +385,46 @@ async fn connection_from_environment_variables_and_config_file() {
     }]});
     std::fs::write(work.path().join("envs.json"), config.to_string()).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_surql"))
-        .args(["migrate", "up", "--config", "envs.json", "--env", "staging", "-m", examples.to_str().unwrap()])
+        .args([
+            "migrate",
+            "up",
+            "--config",
+            "envs.json",
+            "--env",
+            "staging",
+            "-m",
+            examples.to_str().unwrap(),
+        ])
         .current_dir(work.path())
         .env("SURQL_TEST_PASSWORD", "root")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    let rows = query(&server.connection("fromconfig", "main"), "SELECT VALUE name FROM _migration_history;").await;
+    let rows = query(
+        &server.connection("fromconfig", "main"),
+        "SELECT VALUE name FROM _migration_history;",
+    )
+    .await;
     assert_eq!(rows[0].as_array().unwrap().len(), 3);
 
     // An unset variable is a usage error naming it and the environment.
-    let out = surql(&["migrate", "status", "--config", "envs.json", "--env", "staging", "-m", examples.to_str().unwrap()], work.path());
+    let out = surql(
+        &[
+            "migrate",
+            "status",
+            "--config",
+            "envs.json",
+            "--env",
+            "staging",
+            "-m",
+            examples.to_str().unwrap(),
+        ],
+        work.path(),
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("SURQL_TEST_PASSWORD") && stderr.contains("staging"), "{stderr}");
+    assert!(
+        stderr.contains("SURQL_TEST_PASSWORD") && stderr.contains("staging"),
+        "{stderr}"
+    );
 }

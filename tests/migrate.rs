@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use surql::ConnectionConfig;
-use surql::connection::{connect, run_query};
+use surql::connection::{connect, connect_read_only, run_query};
 use surql::migration::{
-    ApplyContext, ApplyError, LockError, MigrationState, acquire_lock, applied_migrations, current_lock,
-    discover_migrations, history_table_exists, migrate_down, migrate_up, plan, release_lock,
+    ApplyContext, ApplyError, LockError, MigrationState, acquire_lock, applied_migrations,
+    current_lock, discover_migrations, history_table_exists, migrate_down, migrate_up, plan,
+    release_lock,
 };
 
 use common::{TestServer, example_migrations, mem_connection, migrations_dir};
@@ -20,16 +21,25 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 async fn tables(connection: &ConnectionConfig) -> Vec<String> {
     let db = connect(connection, TIMEOUT).await.unwrap();
     let info = run_query(&db, "INFO FOR DB;", json!({})).await.unwrap();
-    let mut names: Vec<String> = info[0]["tables"].as_object().unwrap().keys().cloned().collect();
+    let mut names: Vec<String> = info[0]["tables"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
     names.sort();
     names
 }
 
 async fn history(connection: &ConnectionConfig) -> Vec<Value> {
     let db = connect(connection, TIMEOUT).await.unwrap();
-    let rows = run_query(&db, "SELECT * FROM _migration_history ORDER BY version;", json!({}))
-        .await
-        .unwrap();
+    let rows = run_query(
+        &db,
+        "SELECT * FROM _migration_history ORDER BY version;",
+        json!({}),
+    )
+    .await
+    .unwrap();
     rows[0].as_array().unwrap().clone()
 }
 
@@ -39,12 +49,20 @@ async fn applies_examples_atomically_with_history(connection: ConnectionConfig) 
     let db = connect(&connection, TIMEOUT).await.unwrap();
     let mut ctx = ApplyContext::new();
     ctx.actor = "tester".into();
-    let applied = migrate_up(&db, &connection, &migrations, None, &ctx).await.unwrap();
+    let applied = migrate_up(&db, &connection, &migrations, None, &ctx)
+        .await
+        .unwrap();
     assert_eq!(applied.len(), 3);
 
     assert_eq!(
         tables(&connection).await,
-        ["_migration_history", "_migration_lock", "order", "order_audit", "user"]
+        [
+            "_migration_history",
+            "_migration_lock",
+            "order",
+            "order_audit",
+            "user"
+        ]
     );
     let rows = history(&connection).await;
     assert_eq!(rows.len(), 3);
@@ -54,7 +72,10 @@ async fn applies_examples_atomically_with_history(connection: ConnectionConfig) 
         assert_eq!(row["checksum"], migration.checksum.as_str());
         assert_eq!(row["deployment_id"], ctx.deployment_id.as_str());
         assert_eq!(row["actor"], "tester");
-        assert!(row["applied_at"].as_str().unwrap().starts_with("20"), "{row}");
+        assert!(
+            row["applied_at"].as_str().unwrap().starts_with("20"),
+            "{row}"
+        );
         assert!(row["execution_ms"].as_i64().unwrap() >= 0, "{row}");
     }
     // The lock was released.
@@ -63,12 +84,27 @@ async fn applies_examples_atomically_with_history(connection: ConnectionConfig) 
     run_query(&db, "CREATE user:a SET email = 'a@example.com', name = 'A'; CREATE order:1 SET customer = user:a, total = 10dec; UPDATE order:1 SET status = 'paid';", json!({}))
         .await
         .unwrap();
-    let audit = run_query(&db, "SELECT to_status FROM order_audit;", json!({})).await.unwrap();
+    let audit = run_query(&db, "SELECT to_status FROM order_audit;", json!({}))
+        .await
+        .unwrap();
     assert_eq!(audit[0], json!([{"to_status": "paid"}]));
-    assert!(run_query(&db, "CREATE user SET email = 'nope', name = 'B';", json!({})).await.is_err());
+    assert!(
+        run_query(
+            &db,
+            "CREATE user SET email = 'nope', name = 'B';",
+            json!({})
+        )
+        .await
+        .is_err()
+    );
 
     // Nothing left to apply: a second run is a no-op.
-    assert!(migrate_up(&db, &connection, &migrations, None, &ctx).await.unwrap().is_empty());
+    assert!(
+        migrate_up(&db, &connection, &migrations, None, &ctx)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -82,7 +118,8 @@ async fn server_applies_examples_atomically_with_history() {
     applies_examples_atomically_with_history(server.connection("shop", "main")).await;
 }
 
-const GOOD: &str = "-- migrate:up\nDEFINE TABLE first SCHEMAFULL;\n-- migrate:down\nREMOVE TABLE first;\n";
+const GOOD: &str =
+    "-- migrate:up\nDEFINE TABLE first SCHEMAFULL;\n-- migrate:down\nREMOVE TABLE first;\n";
 /// The second statement fails at run time (it parses): the first must not survive.
 const FAILS_ON_SECOND: &str = "-- migrate:up\nDEFINE TABLE half SCHEMAFULL;\nCREATE half:1 SET x = 1;\nDEFINE TABLE never;\n-- migrate:down\nREMOVE TABLE half;\n";
 
@@ -94,7 +131,12 @@ async fn failing_statement_leaves_nothing(connection: ConnectionConfig) {
         .await
         .unwrap_err();
     match &error {
-        ApplyError::Failed { version, completed, error, .. } => {
+        ApplyError::Failed {
+            version,
+            completed,
+            error,
+            ..
+        } => {
             assert_eq!(version, "2");
             assert_eq!(completed.len(), 1, "the first migration committed");
             assert!(error.to_string().contains("half"), "{error}");
@@ -103,11 +145,22 @@ async fn failing_statement_leaves_nothing(connection: ConnectionConfig) {
     }
     let tables = tables(&connection).await;
     assert!(tables.contains(&"first".to_string()));
-    assert!(!tables.contains(&"half".to_string()), "half-applied: {tables:?}");
+    assert!(
+        !tables.contains(&"half".to_string()),
+        "half-applied: {tables:?}"
+    );
     assert!(!tables.contains(&"never".to_string()), "{tables:?}");
-    let versions: Vec<Value> = history(&connection).await.iter().map(|r| r["version"].clone()).collect();
+    let versions: Vec<Value> = history(&connection)
+        .await
+        .iter()
+        .map(|r| r["version"].clone())
+        .collect();
     assert_eq!(versions, [json!("1")]);
-    assert_eq!(current_lock(&db).await.unwrap(), None, "lock released after the error");
+    assert_eq!(
+        current_lock(&db).await.unwrap(),
+        None,
+        "lock released after the error"
+    );
 }
 
 #[tokio::test]
@@ -125,19 +178,33 @@ async fn rolls_back_newest_first(connection: ConnectionConfig) {
     let migrations = discover_migrations(example_migrations()).unwrap();
     let db = connect(&connection, TIMEOUT).await.unwrap();
     let ctx = ApplyContext::new();
-    migrate_up(&db, &connection, &migrations, None, &ctx).await.unwrap();
+    migrate_up(&db, &connection, &migrations, None, &ctx)
+        .await
+        .unwrap();
 
     let reverted = migrate_down(&db, &migrations, 2, &ctx).await.unwrap();
     let order: Vec<&str> = reverted.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(order, ["audit_order_status", "create_orders"]);
-    assert_eq!(tables(&connection).await, ["_migration_history", "_migration_lock", "user"]);
+    assert_eq!(
+        tables(&connection).await,
+        ["_migration_history", "_migration_lock", "user"]
+    );
     assert_eq!(history(&connection).await.len(), 1);
 
     migrate_down(&db, &migrations, 5, &ctx).await.unwrap();
-    assert_eq!(tables(&connection).await, ["_migration_history", "_migration_lock"]);
+    assert_eq!(
+        tables(&connection).await,
+        ["_migration_history", "_migration_lock"]
+    );
     assert!(history(&connection).await.is_empty());
     // And forward again.
-    assert_eq!(migrate_up(&db, &connection, &migrations, None, &ctx).await.unwrap().len(), 3);
+    assert_eq!(
+        migrate_up(&db, &connection, &migrations, None, &ctx)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
 }
 
 #[tokio::test]
@@ -160,9 +227,16 @@ async fn down_without_down_section_refuses_before_running() {
     ]);
     let migrations = discover_migrations(dir.path()).unwrap();
     let db = connect(&connection, TIMEOUT).await.unwrap();
-    migrate_up(&db, &connection, &migrations, None, &ApplyContext::new()).await.unwrap();
-    let error = migrate_down(&db, &migrations, 2, &ApplyContext::new()).await.unwrap_err();
-    assert!(matches!(error, ApplyError::NoDownSection(ref id) if id == "2_oneway"), "{error}");
+    migrate_up(&db, &connection, &migrations, None, &ApplyContext::new())
+        .await
+        .unwrap();
+    let error = migrate_down(&db, &migrations, 2, &ApplyContext::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ApplyError::NoDownSection(ref id) if id == "2_oneway"),
+        "{error}"
+    );
     assert_eq!(history(&connection).await.len(), 2, "nothing rolled back");
 }
 
@@ -172,51 +246,92 @@ async fn drift_is_reported_and_up_refuses() {
     let dir = migrations_dir(&[("1_first.surql", GOOD)]);
     let db = connect(&connection, TIMEOUT).await.unwrap();
     let migrations = discover_migrations(dir.path()).unwrap();
-    migrate_up(&db, &connection, &migrations, None, &ApplyContext::new()).await.unwrap();
+    migrate_up(&db, &connection, &migrations, None, &ApplyContext::new())
+        .await
+        .unwrap();
 
     // Edit the applied file and add a new one.
-    std::fs::write(dir.path().join("1_first.surql"), GOOD.replace("first SCHEMAFULL", "first SCHEMALESS")).unwrap();
-    std::fs::write(dir.path().join("2_next.surql"), "-- migrate:up\nDEFINE TABLE next;\n").unwrap();
+    std::fs::write(
+        dir.path().join("1_first.surql"),
+        GOOD.replace("first SCHEMAFULL", "first SCHEMALESS"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("2_next.surql"),
+        "-- migrate:up\nDEFINE TABLE next;\n",
+    )
+    .unwrap();
     let migrations = discover_migrations(dir.path()).unwrap();
     let applied = applied_migrations(&db).await.unwrap();
-    let states: Vec<MigrationState> = plan(&migrations, &applied).rows.iter().map(|r| r.state).collect();
+    let states: Vec<MigrationState> = plan(&migrations, &applied)
+        .rows
+        .iter()
+        .map(|r| r.state)
+        .collect();
     assert_eq!(states, [MigrationState::Drifted, MigrationState::Pending]);
-    let error = migrate_up(&db, &connection, &migrations, None, &ApplyContext::new()).await.unwrap_err();
+    let error = migrate_up(&db, &connection, &migrations, None, &ApplyContext::new())
+        .await
+        .unwrap_err();
     assert!(matches!(error, ApplyError::Drift(_)), "{error}");
-    assert!(!tables(&connection).await.contains(&"next".to_string()), "up ran despite drift");
+    assert!(
+        !tables(&connection).await.contains(&"next".to_string()),
+        "up ran despite drift"
+    );
 
     // A file that disappeared is "missing".
     std::fs::remove_file(dir.path().join("1_first.surql")).unwrap();
     let migrations = discover_migrations(dir.path()).unwrap();
-    let states: Vec<MigrationState> = plan(&migrations, &applied).rows.iter().map(|r| r.state).collect();
+    let states: Vec<MigrationState> = plan(&migrations, &applied)
+        .rows
+        .iter()
+        .map(|r| r.state)
+        .collect();
     assert_eq!(states, [MigrationState::Missing, MigrationState::Pending]);
-    assert!(migrate_up(&db, &connection, &migrations, None, &ApplyContext::new()).await.is_err());
+    assert!(
+        migrate_up(&db, &connection, &migrations, None, &ApplyContext::new())
+            .await
+            .is_err()
+    );
 }
 
 async fn lock_is_exclusive_and_expires(connection: ConnectionConfig) {
     let db = connect(&connection, TIMEOUT).await.unwrap();
     let other = connect(&connection, TIMEOUT).await.unwrap();
-    let held = acquire_lock(&db, "alice@ci", Duration::from_secs(60)).await.unwrap();
-    match acquire_lock(&other, "bob@ci", Duration::from_secs(60)).await.unwrap_err() {
+    let held = acquire_lock(&db, "alice@ci", Duration::from_secs(60))
+        .await
+        .unwrap();
+    match acquire_lock(&other, "bob@ci", Duration::from_secs(60))
+        .await
+        .unwrap_err()
+    {
         LockError::Held(info) => {
             assert_eq!(info.owner, "alice@ci");
             let message = LockError::Held(info.clone()).to_string();
-            assert!(message.starts_with("locked by alice@ci since 20"), "{message}");
+            assert!(
+                message.starts_with("locked by alice@ci since 20"),
+                "{message}"
+            );
             assert!(message.contains(", expires 20"), "{message}");
         }
         other => panic!("unexpected {other}"),
     }
     // While it is held, migrate_up refuses and applies nothing.
     let migrations = discover_migrations(example_migrations()).unwrap();
-    let error = migrate_up(&other, &connection, &migrations, None, &ApplyContext::new()).await.unwrap_err();
+    let error = migrate_up(&other, &connection, &migrations, None, &ApplyContext::new())
+        .await
+        .unwrap_err();
     assert!(error.to_string().contains("locked by alice@ci"), "{error}");
     assert!(history(&connection).await.is_empty());
     release_lock(&db, &held).await.unwrap();
 
     // An expired lease is taken over.
-    acquire_lock(&db, "crashed@ci", Duration::from_millis(200)).await.unwrap();
+    acquire_lock(&db, "crashed@ci", Duration::from_millis(200))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let taken = acquire_lock(&other, "bob@ci", Duration::from_secs(60)).await.unwrap();
+    let taken = acquire_lock(&other, "bob@ci", Duration::from_secs(60))
+        .await
+        .unwrap();
     assert_eq!(current_lock(&db).await.unwrap().unwrap().owner, "bob@ci");
     release_lock(&other, &taken).await.unwrap();
 }
@@ -225,7 +340,10 @@ async fn lock_is_exclusive_and_expires(connection: ConnectionConfig) {
 async fn embedded_lock_is_exclusive_and_expires() {
     let connection = mem_connection();
     let db = connect(&connection, TIMEOUT).await.unwrap();
-    surql::connection::ensure_namespace_and_database(&db, &connection).await.unwrap();
+    surql::connection::ensure_namespace_and_database(&db, &connection)
+        .await
+        .unwrap();
+    surql::migration::ensure_history_table(&db).await.unwrap();
     lock_is_exclusive_and_expires(connection).await;
 }
 
@@ -234,7 +352,10 @@ async fn server_lock_is_exclusive_and_expires() {
     let server = TestServer::start();
     let connection = server.connection("locks", "main");
     let db = connect(&connection, TIMEOUT).await.unwrap();
-    surql::connection::ensure_namespace_and_database(&db, &connection).await.unwrap();
+    surql::connection::ensure_namespace_and_database(&db, &connection)
+        .await
+        .unwrap();
+    surql::migration::ensure_history_table(&db).await.unwrap();
     lock_is_exclusive_and_expires(connection).await;
 }
 
@@ -267,12 +388,37 @@ async fn concurrent_runners_apply_each_migration_once() {
 async fn read_only_calls_create_nothing_on_a_server() {
     let server = TestServer::start();
     let connection = server.connection("untouched", "main");
-    let db = connect(&connection, TIMEOUT).await.unwrap();
+    assert!(
+        connect_read_only(&connection, TIMEOUT)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // With the namespace present but not the database: still nothing created.
+    let other = server.connection("untouched_ns", "main");
+    let db = connect(&other, TIMEOUT).await.unwrap();
     assert!(!history_table_exists(&db).await.unwrap());
     assert!(applied_migrations(&db).await.unwrap().is_empty());
-    let root = connect(&server.connection("x", "y"), TIMEOUT).await.unwrap();
+    let missing_db = server.connection("untouched_ns", "never");
+    assert!(
+        connect_read_only(&missing_db, TIMEOUT)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let ns_info = run_query(&db, "INFO FOR NS;", json!({})).await.unwrap();
+    assert!(
+        ns_info[0]["databases"].get("never").is_none(),
+        "{}",
+        ns_info[0]
+    );
+    let root = db;
     let info = run_query(&root, "INFO FOR ROOT;", json!({})).await.unwrap();
-    assert!(info[0]["namespaces"].get("untouched").is_none(), "{}", info[0]);
+    assert!(
+        info[0]["namespaces"].get("untouched").is_none(),
+        "{}",
+        info[0]
+    );
 }
 
 #[tokio::test]
@@ -280,7 +426,9 @@ async fn signs_in_as_root_namespace_and_database_user() {
     let server = TestServer::start();
     let root = server.connection("tenant", "main");
     let db = connect(&root, TIMEOUT).await.unwrap();
-    surql::connection::ensure_namespace_and_database(&db, &root).await.unwrap();
+    surql::connection::ensure_namespace_and_database(&db, &root)
+        .await
+        .unwrap();
     run_query(
         &db,
         "DEFINE USER ns_admin ON NAMESPACE PASSWORD 'ns-pass' ROLES OWNER; DEFINE USER db_admin ON DATABASE PASSWORD 'db-pass' ROLES OWNER;",
@@ -290,20 +438,37 @@ async fn signs_in_as_root_namespace_and_database_user() {
     .unwrap();
     let migrations = discover_migrations(example_migrations()).unwrap();
 
-    let mut ns_user = ConnectionConfig::new(server.ws_url(), "tenant", "second").with_credentials("ns_admin", "ns-pass");
+    let mut ns_user = ConnectionConfig::new(server.ws_url(), "tenant", "second")
+        .with_credentials("ns_admin", "ns-pass");
     ns_user.auth_level = surql::AuthLevel::Namespace;
     let ns_db = connect(&ns_user, TIMEOUT).await.unwrap();
-    assert_eq!(migrate_up(&ns_db, &ns_user, &migrations, None, &ApplyContext::new()).await.unwrap().len(), 3);
+    assert_eq!(
+        migrate_up(&ns_db, &ns_user, &migrations, None, &ApplyContext::new())
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
 
-    let mut db_user = ConnectionConfig::new(server.ws_url(), "tenant", "main").with_credentials("db_admin", "db-pass");
+    let mut db_user = ConnectionConfig::new(server.ws_url(), "tenant", "main")
+        .with_credentials("db_admin", "db-pass");
     db_user.auth_level = surql::AuthLevel::Database;
     let db_db = connect(&db_user, TIMEOUT).await.unwrap();
-    assert_eq!(migrate_up(&db_db, &db_user, &migrations, Some(1), &ApplyContext::new()).await.unwrap().len(), 1);
+    assert_eq!(
+        migrate_up(&db_db, &db_user, &migrations, Some(1), &ApplyContext::new())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     let mut wrong = db_user.clone();
     wrong.password = Some("not-the-password".into());
     let error = connect(&wrong, TIMEOUT).await.unwrap_err().to_string();
-    assert!(error.contains("cannot sign in") && error.contains(&server.ws_url()), "{error}");
+    assert!(
+        error.contains("cannot sign in") && error.contains(&server.ws_url()),
+        "{error}"
+    );
     assert!(!error.contains("not-the-password"), "{error}");
 }
 
@@ -311,32 +476,54 @@ async fn signs_in_as_root_namespace_and_database_user() {
 async fn unreachable_server_fails_fast_without_the_password() {
     // A socket that accepts nothing useful: connections hang until our timeout.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("ws://root:url-secret@127.0.0.1:{}/rpc", silent.local_addr().unwrap().port());
+    let url = format!(
+        "ws://root:url-secret@127.0.0.1:{}/rpc",
+        silent.local_addr().unwrap().port()
+    );
     let connection = ConnectionConfig::new(url, "n", "d").with_credentials("root", "hunter2");
     let started = std::time::Instant::now();
-    let error = connect(&connection, Duration::from_secs(2)).await.unwrap_err().to_string();
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
-    assert!(error.contains("127.0.0.1"), "{error}");
-    assert!(!error.contains("hunter2") && !error.contains("url-secret"), "{error}");
-
-    // A closed port answers at once.
-    let closed = format!("ws://127.0.0.1:{}", common::free_port());
-    let error = connect(&ConnectionConfig::new(closed.clone(), "n", "d"), Duration::from_secs(2))
+    let error = connect(&connection, Duration::from_secs(2))
         .await
         .unwrap_err()
         .to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(error.contains("127.0.0.1"), "{error}");
+    assert!(
+        !error.contains("hunter2") && !error.contains("url-secret"),
+        "{error}"
+    );
+
+    // A closed port answers at once.
+    let closed = format!("ws://127.0.0.1:{}", common::free_port());
+    let error = connect(
+        &ConnectionConfig::new(closed.clone(), "n", "d"),
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(error.contains(&closed), "{error}");
 }
 
 #[tokio::test]
 async fn bare_host_and_rpc_urls_reach_the_same_server() {
     let server = TestServer::start();
-    let bare = ConnectionConfig::new(format!("ws://127.0.0.1:{}", server.port), "same", "main").with_credentials("root", "root");
-    let http = ConnectionConfig::new(format!("http://127.0.0.1:{}", server.port), "same", "main").with_credentials("root", "root");
+    let bare = ConnectionConfig::new(format!("ws://127.0.0.1:{}", server.port), "same", "main")
+        .with_credentials("root", "root");
+    let http = ConnectionConfig::new(format!("http://127.0.0.1:{}", server.port), "same", "main")
+        .with_credentials("root", "root");
     let migrations = discover_migrations(example_migrations()).unwrap();
     let db = connect(&bare, TIMEOUT).await.unwrap();
-    migrate_up(&db, &bare, &migrations, Some(1), &ApplyContext::new()).await.unwrap();
-    let via_rpc = connect(&server.connection("same", "main"), TIMEOUT).await.unwrap();
+    migrate_up(&db, &bare, &migrations, Some(1), &ApplyContext::new())
+        .await
+        .unwrap();
+    let via_rpc = connect(&server.connection("same", "main"), TIMEOUT)
+        .await
+        .unwrap();
     assert_eq!(applied_migrations(&via_rpc).await.unwrap().len(), 1);
     let via_http = connect(&http, TIMEOUT).await.unwrap();
     assert_eq!(applied_migrations(&via_http).await.unwrap().len(), 1);

@@ -67,7 +67,12 @@ pub enum MigrateCommand {
 #[derive(Debug, Args)]
 pub struct MigrationsDir {
     /// Directory of <version>_<name>.surql files.
-    #[arg(short = 'm', long = "migrations-dir", default_value = "migrations", env = "SURQL_MIGRATIONS_DIR")]
+    #[arg(
+        short = 'm',
+        long = "migrations-dir",
+        default_value = "migrations",
+        env = "SURQL_MIGRATIONS_DIR"
+    )]
     pub migrations_dir: PathBuf,
 }
 
@@ -113,6 +118,8 @@ fn parse_auth_level(value: &str) -> Result<AuthLevel, String> {
         "root" => Ok(AuthLevel::Root),
         "namespace" | "ns" => Ok(AuthLevel::Namespace),
         "database" | "db" => Ok(AuthLevel::Database),
-        other => Err(format!("'{other}' is not an auth level: use root, namespace or database")),
+        other => Err(format!(
+            "'{other}' is not an auth level: use root, namespace or database"
+        )),
     }
 }

@@ -11,18 +11,26 @@ use super::Failure;
 use super::args::{MigrateCommand, Target};
 use super::render;
 use crate::config::configure_environments;
-use crate::connection::{ConnectionConfig, connect};
+use crate::connection::{ConnectionConfig, connect, connect_read_only};
 use crate::error::{EXIT_FAILURE, EXIT_SUCCESS};
 use crate::migration::{
-    self, ApplyContext, ApplyError, Migration, applied_migrations, discover_migrations, down_script,
-    rollback_plan, up_script,
+    self, AppliedMigration, ApplyContext, ApplyError, Migration, applied_migrations,
+    discover_migrations, down_script, rollback_plan, up_script,
 };
 
 pub async fn run(command: MigrateCommand) -> Result<i32, Failure> {
     match command {
         MigrateCommand::Create { name, dir } => create(&dir.migrations_dir, &name),
-        MigrateCommand::Up { steps, dry_run, target } => up(&target, steps, dry_run).await,
-        MigrateCommand::Down { steps, dry_run, target } => down(&target, steps, dry_run).await,
+        MigrateCommand::Up {
+            steps,
+            dry_run,
+            target,
+        } => up(&target, steps, dry_run).await,
+        MigrateCommand::Down {
+            steps,
+            dry_run,
+            target,
+        } => down(&target, steps, dry_run).await,
         MigrateCommand::Status { target } => status(&target).await,
         MigrateCommand::Validate { target } => validate(&target).await,
     }
@@ -30,7 +38,11 @@ pub async fn run(command: MigrateCommand) -> Result<i32, Failure> {
 
 /// Writes `<timestamp>_<name>.surql` with both sections.
 fn create(dir: &Path, name: &str) -> Result<i32, Failure> {
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         return Err(Failure::usage(anyhow!(
             "'{name}' cannot be a migration name: use letters, digits, '_' and '-'"
         )));
@@ -44,7 +56,11 @@ fn create(dir: &Path, name: &str) -> Result<i32, Failure> {
         let taken = std::fs::read_dir(dir)
             .map_err(|e| Failure::usage(anyhow!("{}: {e}", dir.display())))?
             .filter_map(Result::ok)
-            .any(|e| e.file_name().to_string_lossy().starts_with(&format!("{version}_")));
+            .any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{version}_"))
+            });
         if !taken {
             break dir.join(format!("{version}_{name}.surql"));
         }
@@ -64,9 +80,14 @@ fn create(dir: &Path, name: &str) -> Result<i32, Failure> {
 /// The one database of `target`: from --config/--env, or from flags and SURQL_* variables.
 fn resolve_connection(target: &Target) -> Result<ConnectionConfig, Failure> {
     if let Some(name) = &target.environment {
-        let path = target.config.clone().unwrap_or_else(|| "environments.json".into());
+        let path = target
+            .config
+            .clone()
+            .unwrap_or_else(|| "environments.json".into());
         let registry = configure_environments(&path).map_err(|e| Failure::usage(e.into()))?;
-        let environment = registry.get(name).map_err(|e| Failure::usage(anyhow!("{}: {e}", path.display())))?;
+        let environment = registry
+            .get(name)
+            .map_err(|e| Failure::usage(anyhow!("{}: {e}", path.display())))?;
         return Ok(environment.connection.clone());
     }
     let (Some(db_url), Some(ns), Some(db)) = (&target.db_url, &target.ns, &target.db) else {
@@ -80,7 +101,9 @@ fn resolve_connection(target: &Target) -> Result<ConnectionConfig, Failure> {
     if let Some(level) = target.auth_level {
         connection.auth_level = level;
     }
-    connection.endpoint_kind().map_err(|e| Failure::usage(e.into()))?;
+    connection
+        .endpoint_kind()
+        .map_err(|e| Failure::usage(e.into()))?;
     Ok(connection)
 }
 
@@ -88,9 +111,28 @@ fn load_migrations(target: &Target) -> Result<Vec<Migration>, Failure> {
     discover_migrations(&target.dir.migrations_dir).map_err(|e| Failure::usage(e.into()))
 }
 
+fn timeout(target: &Target) -> Duration {
+    Duration::from_secs_f64(target.connect_timeout.max(0.1))
+}
+
 async fn open(target: &Target, connection: &ConnectionConfig) -> Result<Surreal<Any>, Failure> {
-    let timeout = Duration::from_secs_f64(target.connect_timeout.max(0.1));
-    connect(connection, timeout).await.map_err(|e| Failure::failed(e.into()))
+    connect(connection, timeout(target))
+        .await
+        .map_err(|e| Failure::failed(e.into()))
+}
+
+/// History of a database without creating anything; empty when it was never initialised.
+async fn read_history(
+    target: &Target,
+    connection: &ConnectionConfig,
+) -> Result<Vec<AppliedMigration>, Failure> {
+    match connect_read_only(connection, timeout(target)).await {
+        Ok(Some(db)) => applied_migrations(&db)
+            .await
+            .map_err(|e| Failure::failed(e.into())),
+        Ok(None) => Ok(Vec::new()),
+        Err(e) => Err(Failure::failed(e.into())),
+    }
 }
 
 fn context(target: &Target) -> ApplyContext {
@@ -104,27 +146,39 @@ fn context(target: &Target) -> ApplyContext {
 async fn up(target: &Target, steps: Option<usize>, dry_run: bool) -> Result<i32, Failure> {
     let migrations = load_migrations(target)?;
     let connection = resolve_connection(target)?;
-    let db = open(target, &connection).await?;
     if dry_run {
         // Read-only: history is read if it exists; nothing is created.
-        let applied = applied_migrations(&db).await.map_err(|e| Failure::failed(e.into()))?;
+        let applied = read_history(target, &connection).await?;
         let plan = migration::plan(&migrations, &applied);
         if !plan.drift.is_empty() {
             return Err(Failure::failed(ApplyError::Drift(plan.drift).into()));
         }
-        let pending: Vec<&Migration> = plan.pending.into_iter().take(steps.unwrap_or(usize::MAX)).collect();
-        println!("-- dry run on {} ({}/{}): {} migration(s) would be applied; nothing was written",
-            connection.display_url(), connection.db_ns, connection.db, pending.len());
+        let pending: Vec<&Migration> = plan
+            .pending
+            .into_iter()
+            .take(steps.unwrap_or(usize::MAX))
+            .collect();
+        println!(
+            "-- dry run on {} ({}/{}): {} migration(s) would be applied; nothing was written",
+            connection.display_url(),
+            connection.db_ns,
+            connection.db,
+            pending.len()
+        );
         for m in pending {
             println!("\n-- {} ({})\n{}", m.id(), m.path.display(), up_script(m));
         }
         return Ok(EXIT_SUCCESS);
     }
+    let db = open(target, &connection).await?;
     let ctx = context(target);
     match migration::migrate_up(&db, &connection, &migrations, steps, &ctx).await {
         Ok(applied) => {
             for step in &applied {
-                println!("applied {}_{} ({} ms)", step.version, step.name, step.duration_ms);
+                println!(
+                    "applied {}_{} ({} ms)",
+                    step.version, step.name, step.duration_ms
+                );
             }
             println!(
                 "{} migration(s) applied to {} ({}/{}), deployment {}",
@@ -139,7 +193,10 @@ async fn up(target: &Target, steps: Option<usize>, dry_run: bool) -> Result<i32,
         Err(error) => {
             if let ApplyError::Failed { completed, .. } = &error {
                 for step in completed {
-                    println!("applied {}_{} ({} ms)", step.version, step.name, step.duration_ms);
+                    println!(
+                        "applied {}_{} ({} ms)",
+                        step.version, step.name, step.duration_ms
+                    );
                 }
             }
             Err(Failure::failed(error.into()))
@@ -150,30 +207,62 @@ async fn up(target: &Target, steps: Option<usize>, dry_run: bool) -> Result<i32,
 async fn down(target: &Target, steps: usize, dry_run: bool) -> Result<i32, Failure> {
     let migrations = load_migrations(target)?;
     let connection = resolve_connection(target)?;
-    let db = open(target, &connection).await?;
+    let applied = read_history(target, &connection).await?;
     if dry_run {
-        let applied = applied_migrations(&db).await.map_err(|e| Failure::failed(e.into()))?;
-        let targets = rollback_plan(&migrations, &applied, steps).map_err(|e| Failure::failed(e.into()))?;
-        println!("-- dry run on {} ({}/{}): {} migration(s) would be rolled back; nothing was written",
-            connection.display_url(), connection.db_ns, connection.db, targets.len());
+        let targets =
+            rollback_plan(&migrations, &applied, steps).map_err(|e| Failure::failed(e.into()))?;
+        println!(
+            "-- dry run on {} ({}/{}): {} migration(s) would be rolled back; nothing was written",
+            connection.display_url(),
+            connection.db_ns,
+            connection.db,
+            targets.len()
+        );
         for m in targets {
-            println!("\n-- {} ({})\n{}", m.id(), m.path.display(), down_script(m).unwrap_or_default());
+            println!(
+                "\n-- {} ({})\n{}",
+                m.id(),
+                m.path.display(),
+                down_script(m).unwrap_or_default()
+            );
         }
         return Ok(EXIT_SUCCESS);
     }
+    if applied.is_empty() {
+        println!(
+            "nothing to roll back on {} ({}/{})",
+            connection.display_url(),
+            connection.db_ns,
+            connection.db
+        );
+        return Ok(EXIT_SUCCESS);
+    }
+    let db = open(target, &connection).await?;
     let ctx = context(target);
     match migration::migrate_down(&db, &migrations, steps, &ctx).await {
         Ok(reverted) => {
             for step in &reverted {
-                println!("rolled back {}_{} ({} ms)", step.version, step.name, step.duration_ms);
+                println!(
+                    "rolled back {}_{} ({} ms)",
+                    step.version, step.name, step.duration_ms
+                );
             }
-            println!("{} migration(s) rolled back on {} ({}/{})", reverted.len(), connection.display_url(), connection.db_ns, connection.db);
+            println!(
+                "{} migration(s) rolled back on {} ({}/{})",
+                reverted.len(),
+                connection.display_url(),
+                connection.db_ns,
+                connection.db
+            );
             Ok(EXIT_SUCCESS)
         }
         Err(error) => {
             if let ApplyError::Failed { completed, .. } = &error {
                 for step in completed {
-                    println!("rolled back {}_{} ({} ms)", step.version, step.name, step.duration_ms);
+                    println!(
+                        "rolled back {}_{} ({} ms)",
+                        step.version, step.name, step.duration_ms
+                    );
                 }
             }
             Err(Failure::failed(error.into()))
@@ -184,13 +273,15 @@ async fn down(target: &Target, steps: usize, dry_run: bool) -> Result<i32, Failu
 async fn status(target: &Target) -> Result<i32, Failure> {
     let migrations = load_migrations(target)?;
     let connection = resolve_connection(target)?;
-    let db = open(target, &connection).await?;
-    let applied = applied_migrations(&db).await.map_err(|e| Failure::failed(e.into()))?;
+    let applied = read_history(target, &connection).await?;
     let plan = migration::plan(&migrations, &applied);
     println!("{}", render::status_table(&plan.rows));
     println!(
         "{} applied, {} pending, {} drifted or missing",
-        plan.rows.iter().filter(|r| r.state == migration::MigrationState::Applied).count(),
+        plan.rows
+            .iter()
+            .filter(|r| r.state == migration::MigrationState::Applied)
+            .count(),
         plan.pending.len(),
         plan.drift.len()
     );
@@ -206,19 +297,23 @@ async fn validate(target: &Target) -> Result<i32, Failure> {
     );
     let has_database = target.environment.is_some() || target.db_url.is_some();
     if !has_database {
-        println!("no database given: checksums not compared (pass --db-url/--ns/--db or --config/--env)");
+        println!(
+            "no database given: checksums not compared (pass --db-url/--ns/--db or --config/--env)"
+        );
         return Ok(EXIT_SUCCESS);
     }
     let connection = resolve_connection(target)?;
-    let db = open(target, &connection).await?;
-    let applied = applied_migrations(&db).await.map_err(|e| Failure::failed(e.into()))?;
+    let applied = read_history(target, &connection).await?;
     let plan = migration::plan(&migrations, &applied);
     if plan.drift.is_empty() {
         println!("checksums of {} applied migration(s) match", applied.len());
         Ok(EXIT_SUCCESS)
     } else {
         println!("{}", render::status_table(&plan.drift));
-        eprintln!("error: drift: {}", migration::apply::describe_drift(&plan.drift));
+        eprintln!(
+            "error: drift: {}",
+            migration::apply::describe_drift(&plan.drift)
+        );
         Ok(EXIT_FAILURE)
     }
 }

@@ -20,12 +20,18 @@ pub struct Failure {
 impl Failure {
     /// Nothing ran: usage, config or migration-file error.
     pub fn usage(error: anyhow::Error) -> Self {
-        Self { code: EXIT_USAGE, error }
+        Self {
+            code: EXIT_USAGE,
+            error,
+        }
     }
 
     /// Something ran and did not succeed.
     pub fn failed(error: anyhow::Error) -> Self {
-        Self { code: EXIT_FAILURE, error }
+        Self {
+            code: EXIT_FAILURE,
+            error,
+        }
     }
 }
 

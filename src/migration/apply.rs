@@ -61,7 +61,11 @@ impl Default for ApplyContext {
 /// A new deployment id: UTC time plus random bits, sortable and unique.
 pub fn new_deployment_id() -> String {
     let uuid = uuid::Uuid::new_v4().simple().to_string();
-    format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), &uuid[..8])
+    format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        &uuid[..8]
+    )
 }
 
 /// The OS user, or "unknown".
@@ -169,8 +173,14 @@ pub fn describe_drift(drift: &[MigrationStatusRow]) -> String {
     drift
         .iter()
         .map(|r| match r.state {
-            MigrationState::Drifted => format!("{}_{} was changed after it was applied (checksum differs)", r.version, r.name),
-            _ => format!("{}_{} is applied but its file is missing", r.version, r.name),
+            MigrationState::Drifted => format!(
+                "{}_{} was changed after it was applied (checksum differs)",
+                r.version, r.name
+            ),
+            _ => format!(
+                "{}_{} is applied but its file is missing",
+                r.version, r.name
+            ),
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -210,7 +220,10 @@ fn completed_note(completed: &[AppliedStep]) -> String {
     if completed.is_empty() {
         "nothing else was applied".into()
     } else {
-        let ids: Vec<String> = completed.iter().map(|s| format!("{}_{}", s.version, s.name)).collect();
+        let ids: Vec<String> = completed
+            .iter()
+            .map(|s| format!("{}_{}", s.version, s.name))
+            .collect();
         format!("already committed before it: {}", ids.join(", "))
     }
 }
@@ -391,7 +404,12 @@ pub async fn migrate_down(
                     name: migration.name.clone(),
                     duration_ms,
                 }),
-                Err(ApplyError::Failed { version, name, error, .. }) => {
+                Err(ApplyError::Failed {
+                    version,
+                    name,
+                    error,
+                    ..
+                }) => {
                     return Err(ApplyError::Failed {
                         version,
                         name,

@@ -55,7 +55,10 @@ pub enum MigrationFileError {
     #[error("migrations directory '{}' does not exist (set it with -m/--migrations-dir)", .0.display())]
     MissingDir(PathBuf),
     #[error("{}: {error}", path.display())]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error(
         "{}: file name must be <digits>_<name>.surql (for example 20250101120000_create_users.surql)",
         .0.display()
@@ -250,7 +253,12 @@ fn split_sections(path: &Path, text: &str) -> Result<Sections, MigrationFileErro
             None => {}
         }
     }
-    let up = up.ok_or_else(|| format_err(1, "no '-- migrate:up' line: a migration needs an up section"))?;
+    let up = up.ok_or_else(|| {
+        format_err(
+            1,
+            "no '-- migrate:up' line: a migration needs an up section",
+        )
+    })?;
     Ok(Sections { up, down })
 }
 
@@ -273,7 +281,8 @@ fn parse_section(
         let (line, column, message) = match error.downcast::<surrealdb_syn::ParseError>() {
             Ok(surrealdb_syn::ParseError::InvalidQuery(rendered)) => {
                 let rendered = rendered.offset_location(offset, 0);
-                let (line, column) = location_of(&rendered.to_string()).unwrap_or((section.first_line, 1));
+                let (line, column) =
+                    location_of(&rendered.to_string()).unwrap_or((section.first_line, 1));
                 (line, column, rendered.to_string().trim_end().to_string())
             }
             Ok(other) => (section.first_line, 1, other.to_string()),
@@ -363,8 +372,11 @@ mod tests {
 
     #[test]
     fn down_section_is_parsed_too() {
-        let err = parse("4_bad.surql", "-- migrate:up\nDEFINE TABLE a;\n-- migrate:down\nREMOVE TABLEZ a;\n")
-            .unwrap_err();
+        let err = parse(
+            "4_bad.surql",
+            "-- migrate:up\nDEFINE TABLE a;\n-- migrate:down\nREMOVE TABLEZ a;\n",
+        )
+        .unwrap_err();
         assert!(err.to_string().starts_with("4_bad.surql:4:"), "{err}");
         assert!(err.to_string().contains("down section"), "{err}");
     }
@@ -373,8 +385,20 @@ mod tests {
     fn bad_layouts_are_refused() {
         assert!(parse("5_x.surql", "DEFINE TABLE a;\n").is_err());
         assert!(parse("5_x.surql", "-- migrate:up\n-- only a comment\n").is_err());
-        assert!(parse("5_x.surql", "-- migrate:down\nREMOVE TABLE a;\n-- migrate:up\nDEFINE TABLE a;").is_err());
-        assert!(parse("5_x.surql", "-- migrate:up\nBEGIN;\nDEFINE TABLE a;\nCOMMIT;").is_err());
+        assert!(
+            parse(
+                "5_x.surql",
+                "-- migrate:down\nREMOVE TABLE a;\n-- migrate:up\nDEFINE TABLE a;"
+            )
+            .is_err()
+        );
+        assert!(
+            parse(
+                "5_x.surql",
+                "-- migrate:up\nBEGIN;\nDEFINE TABLE a;\nCOMMIT;"
+            )
+            .is_err()
+        );
         assert!(parse("5_x.surql", "-- migrate:up\nUSE NS other;\nDEFINE TABLE a;").is_err());
         assert!(parse("x_bad.surql", "-- migrate:up\nDEFINE TABLE a;").is_err());
         assert!(parse("12.surql", "-- migrate:up\nDEFINE TABLE a;").is_err());

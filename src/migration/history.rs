@@ -58,7 +58,8 @@ pub async fn history_table_exists(db: &Surreal<Any>) -> Result<bool, QueryError>
 /// Errors SurrealDB gives when the namespace or database was never created.
 pub(crate) fn is_missing_scope(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
-    (m.contains("namespace") || m.contains("database")) && (m.contains("does not exist") || m.contains("not found"))
+    (m.contains("namespace") || m.contains("database"))
+        && (m.contains("does not exist") || m.contains("not found"))
 }
 
 /// Every applied migration, ordered by numeric version. Empty when the table is missing.
@@ -66,12 +67,7 @@ pub async fn applied_migrations(db: &Surreal<Any>) -> Result<Vec<AppliedMigratio
     if !history_table_exists(db).await? {
         return Ok(Vec::new());
     }
-    let results = run_query(
-        db,
-        "SELECT * FROM _migration_history;",
-        json!({}),
-    )
-    .await?;
+    let results = run_query(db, "SELECT * FROM _migration_history;", json!({})).await?;
     let rows = results.into_iter().next().unwrap_or_default();
     let mut applied: Vec<AppliedMigration> = serde_json::from_value(rows)
         .map_err(|e| QueryError::Transport(format!("unreadable {HISTORY_TABLE} row: {e}")))?;

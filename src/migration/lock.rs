@@ -63,7 +63,11 @@ fn ttl_literal(ttl: Duration) -> String {
 }
 
 /// Takes the lock for `owner`, first removing an expired lease.
-pub async fn acquire_lock(db: &Surreal<Any>, owner: &str, ttl: Duration) -> Result<HeldLock, LockError> {
+pub async fn acquire_lock(
+    db: &Surreal<Any>,
+    owner: &str,
+    ttl: Duration,
+) -> Result<HeldLock, LockError> {
     let sql = format!(
         "DELETE _migration_lock:current WHERE expires_at < time::now();
          CREATE _migration_lock:current CONTENT {{ owner: $owner, acquired_at: time::now(), expires_at: time::now() + {} }};",

@@ -18,7 +18,10 @@ pub fn server_binary() -> PathBuf {
     // target/<profile>/deps/<test-exe> → target/<profile>/surrealdb-test-server
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let path = dir.join(format!("surrealdb-test-server{}", std::env::consts::EXE_SUFFIX));
+    let path = dir.join(format!(
+        "surrealdb-test-server{}",
+        std::env::consts::EXE_SUFFIX
+    ));
     assert!(
         path.exists(),
         "{} is missing: run the tests with `cargo test` from the workspace root (it builds the server)",
@@ -29,7 +32,11 @@ pub fn server_binary() -> PathBuf {
 
 /// A free port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A real SurrealDB server process, killed on drop.
@@ -71,7 +78,11 @@ impl TestServer {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("spawn surrealdb-test-server");
-            let mut server = TestServer { port, child, storage: storage.clone() };
+            let mut server = TestServer {
+                port,
+                child,
+                storage: storage.clone(),
+            };
             match server.wait_healthy(Duration::from_secs(60)) {
                 Ok(()) => return server,
                 Err(e) => last_error = e,
@@ -124,9 +135,15 @@ impl Drop for TestServer {
 }
 
 fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500)).ok()?;
+    let mut stream =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500))
+            .ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     Some(response)
@@ -136,7 +153,11 @@ static UNIQUE: AtomicUsize = AtomicUsize::new(0);
 
 /// A name unique within this test process (embedded `mem://` is shared per process).
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}_{}_{}", std::process::id(), UNIQUE.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        UNIQUE.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// An embedded in-memory database of its own.
