@@ -25,10 +25,7 @@ pub struct EnvironmentsFile {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{}: cannot read: {error} (pass another file with --config)", path.display())]
-    Read {
-        path: PathBuf,
-        error: std::io::Error,
-    },
+    Read { path: PathBuf, error: std::io::Error },
     #[error("{}: invalid JSON at line {line}, column {column}: {message}", path.display())]
     Json {
         path: PathBuf,
@@ -61,13 +58,11 @@ pub fn configure_environments(path: impl AsRef<Path>) -> Result<EnvironmentRegis
     let mut registry = EnvironmentRegistry::new();
     for environment in file.environments {
         // Duplicates were rejected by validation already.
-        registry
-            .register(environment)
-            .map_err(|e| ConfigError::Invalid {
-                path: path.as_ref().to_path_buf(),
-                location: "environments".into(),
-                message: e.to_string(),
-            })?;
+        registry.register(environment).map_err(|e| ConfigError::Invalid {
+            path: path.as_ref().to_path_buf(),
+            location: "environments".into(),
+            message: e.to_string(),
+        })?;
     }
     Ok(registry)
 }
@@ -89,17 +84,32 @@ pub fn parse_environments(
         location,
         message,
     };
-    expand_value(&mut raw, "$".into(), lookup).map_err(|(location, message)| {
-        invalid(describe_location(&raw_names(text), &location), message)
-    })?;
+    expand_value(&mut raw, "$".into(), lookup)
+        .map_err(|(location, message)| invalid(describe_location(&raw_names(text), &location), message))?;
     let names = environment_names(&raw);
     let file: EnvironmentsFile = serde_path_to_error::deserialize(raw).map_err(|e| {
         let location = format!("$.{}", e.path());
         invalid(describe_location(&names, &location), e.inner().to_string())
     })?;
-    validate(&file)
-        .map_err(|(location, message)| invalid(describe_location(&names, &location), message))?;
+    let mut file = file;
+    validate(&file).map_err(|(location, message)| invalid(describe_location(&names, &location), message))?;
+    if let Some(base) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        for environment in &mut file.environments {
+            environment.connection.db_url = relative_to(base, &environment.connection.db_url);
+        }
+    }
     Ok(file)
+}
+
+/// A relative `surrealkv://` path is relative to the config file, not to the
+/// directory surql happens to run in.
+fn relative_to(base: &Path, db_url: &str) -> String {
+    match db_url.strip_prefix("surrealkv://") {
+        Some(path) if !path.is_empty() && Path::new(path).is_relative() => {
+            format!("surrealkv://{}", base.join(path).display())
+        }
+        _ => db_url.to_string(),
+    }
 }
 
 fn raw_names(text: &str) -> Vec<Option<String>> {
@@ -122,11 +132,7 @@ fn environment_names(raw: &Value) -> Vec<Option<String>> {
 /// `$.environments[1].connection.password` → `environments[1] (staging).connection.password`.
 fn describe_location(names: &[Option<String>], location: &str) -> String {
     let location = location.trim_start_matches("$.").trim_start_matches('$');
-    let location = if location.is_empty() {
-        "(top level)"
-    } else {
-        location
-    };
+    let location = if location.is_empty() { "(top level)" } else { location };
     if let Some(rest) = location.strip_prefix("environments[")
         && let Some((index, tail)) = rest.split_once(']')
         && let Ok(i) = index.parse::<usize>()
@@ -156,10 +162,7 @@ fn validate(file: &EnvironmentsFile) -> Result<(), (String, String)> {
         if !seen.insert(env.name.as_str()) {
             return Err((
                 at("name"),
-                format!(
-                    "duplicate environment name '{}': names must be unique",
-                    env.name
-                ),
+                format!("duplicate environment name '{}': names must be unique", env.name),
             ));
         }
         if let Err(e) = endpoint_kind(&env.connection.db_url) {
@@ -292,10 +295,7 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(
-            err.contains("environments[0] ('staging').connection.password"),
-            "{err}"
-        );
+        assert!(err.contains("environments[0] ('staging').connection.password"), "{err}");
         assert!(err.contains("${STAGING_PASSWORD} is not set"), "{err}");
     }
 
@@ -318,17 +318,20 @@ mod tests {
             "{err}"
         );
 
-        let err = parse(r#"{"environments": [{"name": "a", "connection": {"db_url": "postgres://x", "db_ns": "d", "db": "m"}}]}"#)
-            .unwrap_err()
-            .to_string();
+        let err = parse(
+            r#"{"environments": [{"name": "a", "connection": {"db_url": "postgres://x", "db_ns": "d", "db": "m"}}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("connection.db_url") && err.contains("unsupported"),
             "{err}"
         );
 
-        let err = parse(r#"{"environments": [{"name": "a", "connection": {"db_url": "mem://", "db_ns": "d", "db": "m"}}"#)
-            .unwrap_err()
-            .to_string();
+        let err =
+            parse(r#"{"environments": [{"name": "a", "connection": {"db_url": "mem://", "db_ns": "d", "db": "m"}}"#)
+                .unwrap_err()
+                .to_string();
         assert!(err.starts_with("environments.json: invalid JSON"), "{err}");
     }
 }

@@ -111,11 +111,7 @@ impl ConnectionConfig {
     }
 
     /// Adds credentials.
-    pub fn with_credentials(
-        mut self,
-        username: impl Into<String>,
-        password: impl Into<String>,
-    ) -> Self {
+    pub fn with_credentials(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
         self.username = Some(username.into());
         self.password = Some(password.into());
         self
@@ -137,12 +133,8 @@ pub fn endpoint_kind(url: &str) -> Result<EndpointKind, ConnectionError> {
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     match scheme.as_deref() {
         Some("mem" | "memory" | "surrealkv") => Ok(EndpointKind::Embedded),
-        Some(s @ ("ws" | "wss" | "http" | "https")) if url.len() > s.len() + 3 => {
-            Ok(EndpointKind::Remote)
-        }
-        _ => Err(ConnectionError::UnsupportedUrl {
-            url: redact_url(url),
-        }),
+        Some(s @ ("ws" | "wss" | "http" | "https")) if url.len() > s.len() + 3 => Ok(EndpointKind::Remote),
+        _ => Err(ConnectionError::UnsupportedUrl { url: redact_url(url) }),
     }
 }
 
@@ -204,10 +196,7 @@ async fn open_embedded(address: &str) -> Result<Surreal<Any>, String> {
 /// Opens a session on `config`'s endpoint, signs in, and selects the namespace
 /// and database. SurrealDB 3 creates a missing namespace or database when a
 /// session selects it, so only writers call this; readers use [`connect_read_only`].
-pub async fn connect(
-    config: &ConnectionConfig,
-    timeout: Duration,
-) -> Result<Surreal<Any>, ConnectionError> {
+pub async fn connect(config: &ConnectionConfig, timeout: Duration) -> Result<Surreal<Any>, ConnectionError> {
     with_timeout(config, timeout, async {
         let db = open_session(config).await?;
         select(&db, config, false).await?;
@@ -222,14 +211,20 @@ pub async fn connect_read_only(
     config: &ConnectionConfig,
     timeout: Duration,
 ) -> Result<Option<Surreal<Any>>, ConnectionError> {
+    // Opening a surrealkv store creates its folder: a store that is not there
+    // yet has nothing applied, and reading must not create it.
+    if let Some(path) = config.db_url.strip_prefix("surrealkv://")
+        && !std::path::Path::new(path).exists()
+    {
+        return Ok(None);
+    }
     with_timeout(config, timeout, async {
         let db = open_session(config).await?;
         let failed = |e: QueryError| ConnectionError::Connect {
             url: config.display_url(),
             reason: scrub(&e.to_string(), config),
         };
-        let remote_user =
-            config.endpoint_kind()? == EndpointKind::Remote && config.username.is_some();
+        let remote_user = config.endpoint_kind()? == EndpointKind::Remote && config.username.is_some();
         let level = if remote_user {
             config.auth_level
         } else {
@@ -300,18 +295,11 @@ async fn open_session(config: &ConnectionConfig) -> Result<Surreal<Any>, Connect
 }
 
 /// Selects the namespace, and the database unless `namespace_only`.
-async fn select(
-    db: &Surreal<Any>,
-    config: &ConnectionConfig,
-    namespace_only: bool,
-) -> Result<(), ConnectionError> {
+async fn select(db: &Surreal<Any>, config: &ConnectionConfig, namespace_only: bool) -> Result<(), ConnectionError> {
     let result = if namespace_only {
         db.use_ns(&config.db_ns).await.map(|_| ())
     } else {
-        db.use_ns(&config.db_ns)
-            .use_db(&config.db)
-            .await
-            .map(|_| ())
+        db.use_ns(&config.db_ns).use_db(&config.db).await.map(|_| ())
     };
     result.map_err(|e| ConnectionError::Connect {
         url: config.display_url(),
@@ -436,11 +424,10 @@ pub async fn run_query(
     }
     let mut results = Vec::with_capacity(count);
     for index in 0..count {
-        let value: surrealdb::types::Value =
-            response.take(index).map_err(|e| QueryError::Statement {
-                index,
-                message: e.to_string(),
-            })?;
+        let value: surrealdb::types::Value = response.take(index).map_err(|e| QueryError::Statement {
+            index,
+            message: e.to_string(),
+        })?;
         results.push(value.into_json_value());
     }
     Ok(results)
@@ -457,10 +444,7 @@ mod tests {
 
     #[test]
     fn urls_with_credentials_are_redacted() {
-        assert_eq!(
-            redact_url("ws://root:hunter2@db:8000/rpc"),
-            "ws://***@db:8000/rpc"
-        );
+        assert_eq!(redact_url("ws://root:hunter2@db:8000/rpc"), "ws://***@db:8000/rpc");
         assert_eq!(redact_url("ws://db:8000/rpc"), "ws://db:8000/rpc");
         assert_eq!(redact_url("surrealkv://data/x@y"), "surrealkv://data/x@y");
     }
@@ -494,9 +478,6 @@ mod tests {
     fn debug_never_shows_the_password() {
         let c = ConnectionConfig::new("ws://u:pw1@h:1", "n", "d").with_credentials("u", "s3cret");
         let shown = format!("{c:?}");
-        assert!(
-            !shown.contains("s3cret") && !shown.contains("pw1"),
-            "{shown}"
-        );
+        assert!(!shown.contains("s3cret") && !shown.contains("pw1"), "{shown}");
     }
 }

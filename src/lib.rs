@@ -3,16 +3,26 @@
 //!
 //! The layers follow DESIGN.md: [`connection`] reaches any SurrealDB endpoint,
 //! [`migration`] applies and rolls back on one database, [`config`] and
-//! [`registry`] describe the environments.
+//! [`registry`] describe the environments, [`engine`] runs the per-environment
+//! state machine, [`script`] runs Rhai strategies on it, and [`coordinator`]
+//! is the entry point tying them together.
 
 pub mod cli;
 pub mod config;
 pub mod connection;
+pub mod coordinator;
+pub mod engine;
 pub mod error;
+pub mod health;
 pub mod migration;
 pub mod registry;
+pub mod safety;
+pub mod script;
 
 pub use config::{configure_environments, load_environments_file};
 pub use connection::{AuthLevel, ConnectionConfig};
+pub use coordinator::{DeployRequest, DeploymentReport, EnvironmentStatus, MigrationCoordinator};
+pub use engine::{DeployOptions, DeploymentResult, DeploymentStatus};
+pub use health::{HealthCheck, HealthStatus};
 pub use migration::{Migration, discover_migrations};
 pub use registry::{EnvironmentConfig, EnvironmentRegistry};

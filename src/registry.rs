@@ -92,8 +92,7 @@ impl EnvironmentRegistry {
         if self.environments.contains_key(&environment.name) {
             return Err(RegistryError::Duplicate(environment.name));
         }
-        self.environments
-            .insert(environment.name.clone(), environment);
+        self.environments.insert(environment.name.clone(), environment);
         Ok(())
     }
 
@@ -113,12 +112,10 @@ impl EnvironmentRegistry {
 
     /// One environment by name.
     pub fn get(&self, name: &str) -> Result<&EnvironmentConfig, RegistryError> {
-        self.environments
-            .get(name)
-            .ok_or_else(|| RegistryError::NotFound {
-                name: name.to_string(),
-                known: self.names(),
-            })
+        self.environments.get(name).ok_or_else(|| RegistryError::NotFound {
+            name: name.to_string(),
+            known: self.names(),
+        })
     }
 
     /// Every environment, in registration order.
@@ -128,10 +125,7 @@ impl EnvironmentRegistry {
 
     /// Environments carrying `tag`.
     pub fn by_tag(&self, tag: &str) -> Vec<&EnvironmentConfig> {
-        self.environments
-            .values()
-            .filter(|e| e.has_tag(tag))
-            .collect()
+        self.environments.values().filter(|e| e.has_tag(tag)).collect()
     }
 
     /// Names, in registration order.
@@ -150,11 +144,9 @@ impl EnvironmentRegistry {
     }
 
     /// Resolves `-e` items (`name`, `all`, `tag:x`, comma-separated and
-    /// combinable) to environments, each once, ordered by (priority, name).
-    pub fn select<S: AsRef<str>>(
-        &self,
-        items: &[S],
-    ) -> Result<Vec<&EnvironmentConfig>, RegistryError> {
+    /// combinable) to environments, each once, in the order given (`all` and
+    /// tags expand in registration order).
+    pub fn select<S: AsRef<str>>(&self, items: &[S]) -> Result<Vec<&EnvironmentConfig>, RegistryError> {
         let mut chosen: IndexMap<&str, &EnvironmentConfig> = IndexMap::new();
         for item in items.iter().flat_map(|i| i.as_ref().split(',')) {
             let item = item.trim();
@@ -187,14 +179,13 @@ impl EnvironmentRegistry {
         if chosen.is_empty() {
             return Err(RegistryError::EmptySelection);
         }
-        let mut selected: Vec<&EnvironmentConfig> = chosen.into_values().collect();
-        selected.sort_by(|a, b| {
-            a.priority
-                .cmp(&b.priority)
-                .then_with(|| a.name.cmp(&b.name))
-        });
-        Ok(selected)
+        Ok(chosen.into_values().collect())
     }
+}
+
+/// Deployment order: priority (lower first), then name.
+pub fn deployment_order(environments: &mut [EnvironmentConfig]) {
+    environments.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.name.cmp(&b.name)));
 }
 
 #[cfg(test)]
@@ -206,10 +197,8 @@ mod tests {
         let conn = |ns: &str| ConnectionConfig::new("mem://", ns, "main");
         r.register_environment("production", conn("p"), 1, ["production", "critical"])
             .unwrap();
-        r.register_environment("staging", conn("s"), 50, ["staging"])
-            .unwrap();
-        r.register_environment("dev", conn("d"), 100, ["dev"])
-            .unwrap();
+        r.register_environment("staging", conn("s"), 50, ["staging"]).unwrap();
+        r.register_environment("dev", conn("d"), 100, ["dev"]).unwrap();
         r.register_environment("prod-eu", conn("pe"), 1, ["production"])
             .unwrap();
         r
@@ -220,24 +209,27 @@ mod tests {
     }
 
     #[test]
-    fn selection_orders_by_priority_then_name() {
+    fn selection_keeps_input_order_without_duplicates() {
         let r = registry();
         assert_eq!(
             names(r.select(&["all"]).unwrap()),
-            ["prod-eu", "production", "staging", "dev"]
+            ["production", "staging", "dev", "prod-eu"]
         );
-        assert_eq!(
-            names(r.select(&["dev,staging"]).unwrap()),
-            ["staging", "dev"]
-        );
+        assert_eq!(names(r.select(&["dev,staging"]).unwrap()), ["dev", "staging"]);
         assert_eq!(
             names(r.select(&["tag:production", "dev"]).unwrap()),
-            ["prod-eu", "production", "dev"]
+            ["production", "prod-eu", "dev"]
         );
-        assert_eq!(
-            names(r.select(&["staging,tag:staging"]).unwrap()),
-            ["staging"]
-        );
+        assert_eq!(names(r.select(&["staging,tag:staging"]).unwrap()), ["staging"]);
+    }
+
+    #[test]
+    fn deployment_order_is_priority_then_name() {
+        let r = registry();
+        let mut envs: Vec<EnvironmentConfig> = r.select(&["all"]).unwrap().into_iter().cloned().collect();
+        deployment_order(&mut envs);
+        let order: Vec<&str> = envs.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(order, ["prod-eu", "production", "staging", "dev"]);
     }
 
     #[test]
@@ -248,19 +240,13 @@ mod tests {
             "Environment 'prod' not found in registry (known: production, staging, dev, prod-eu)"
         );
         assert!(registry().select(&["tag:nope"]).is_err());
-        assert_eq!(
-            registry().select::<&str>(&[]),
-            Err(RegistryError::EmptySelection)
-        );
+        assert_eq!(registry().select::<&str>(&[]), Err(RegistryError::EmptySelection));
     }
 
     #[test]
     fn duplicate_names_are_refused() {
         let mut r = registry();
         let again = EnvironmentConfig::new("dev", ConnectionConfig::new("mem://", "x", "y"));
-        assert_eq!(
-            r.register(again),
-            Err(RegistryError::Duplicate("dev".into()))
-        );
+        assert_eq!(r.register(again), Err(RegistryError::Duplicate("dev".into())));
     }
 }

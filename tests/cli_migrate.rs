@@ -41,8 +41,7 @@ async fn query(connection: &ConnectionConfig, sql: &str) -> Vec<serde_json::Valu
 
 fn server_args<'a>(server_url: &'a str, ns: &'a str, migrations: &'a str) -> Vec<&'a str> {
     vec![
-        "--db-url", server_url, "--ns", ns, "--db", "main", "--user", "root", "--pass", "root",
-        "-m", migrations,
+        "--db-url", server_url, "--ns", ns, "--db", "main", "--user", "root", "--pass", "root", "-m", migrations,
     ]
 }
 
@@ -67,20 +66,11 @@ async fn up_status_down_over_ws() {
     assert!(out.status.success(), "{}", text(&out));
     let info = query(&connection, "INFO FOR DB;").await;
     let tables: Vec<&String> = info[0]["tables"].as_object().unwrap().keys().collect();
-    assert_eq!(
-        tables,
-        ["_migration_history", "_migration_lock"],
-        "{}",
-        info[0]
-    );
+    assert_eq!(tables, ["_migration_history", "_migration_lock"], "{}", info[0]);
 
     // --dry-run prints the SurrealQL and writes nothing.
     let out = surql(
-        &[
-            &["migrate", "up", "--dry-run"][..],
-            &server_args(&url, "cli", examples),
-        ]
-        .concat(),
+        &[&["migrate", "up", "--dry-run"][..], &server_args(&url, "cli", examples)].concat(),
         work.path(),
     );
     assert!(out.status.success(), "{}", text(&out));
@@ -89,10 +79,7 @@ async fn up_status_down_over_ws() {
         stdout.contains("DEFINE TABLE user SCHEMAFULL") && stdout.contains("BEGIN TRANSACTION"),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("3 migration(s) would be applied"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("3 migration(s) would be applied"), "{stdout}");
     assert_eq!(
         query(&connection, "SELECT * FROM _migration_history;").await[0],
         json!([])
@@ -108,11 +95,7 @@ async fn up_status_down_over_ws() {
     );
     assert!(out.status.success(), "{}", text(&out));
     let out = surql(
-        &[
-            &["migrate", "status"][..],
-            &server_args(&url, "cli", examples),
-        ]
-        .concat(),
+        &[&["migrate", "status"][..], &server_args(&url, "cli", examples)].concat(),
         work.path(),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -165,31 +148,17 @@ async fn up_status_down_over_ws() {
         3
     );
     let out = surql(
-        &[
-            &["migrate", "down"][..],
-            &server_args(&url, "cli", examples),
-        ]
-        .concat(),
+        &[&["migrate", "down"][..], &server_args(&url, "cli", examples)].concat(),
         work.path(),
     );
     assert!(out.status.success(), "{}", text(&out));
     let info = query(&connection, "INFO FOR DB;").await;
-    assert!(
-        info[0]["tables"].get("order_audit").is_none(),
-        "{}",
-        info[0]
-    );
+    assert!(info[0]["tables"].get("order_audit").is_none(), "{}", info[0]);
     assert!(info[0]["tables"].get("order").is_some(), "{}", info[0]);
 
     // The password never appears in any output.
-    for args in [
-        vec!["migrate", "status"],
-        vec!["migrate", "up", "--dry-run"],
-    ] {
-        let out = surql(
-            &[&args[..], &server_args(&url, "cli", examples)].concat(),
-            work.path(),
-        );
+    for args in [vec!["migrate", "status"], vec!["migrate", "up", "--dry-run"]] {
+        let out = surql(&[&args[..], &server_args(&url, "cli", examples)].concat(), work.path());
         let all = text(&out);
         assert!(!all.contains("--pass") && !all.contains(" root\n"), "{all}");
     }
@@ -241,10 +210,7 @@ async fn failures_exit_non_zero_with_the_reason_on_stderr() {
     );
 
     // Parse errors name file and line and touch nothing.
-    let unparsable = migrations_dir(&[(
-        "1_bad.surql",
-        "-- migrate:up\nDEFINE TABLE x;\nDEFINE TABLEX y;\n",
-    )]);
+    let unparsable = migrations_dir(&[("1_bad.surql", "-- migrate:up\nDEFINE TABLE x;\nDEFINE TABLEX y;\n")]);
     let fresh = format!("surrealkv://{}", work.path().join("fresh").display());
     let out = surql(
         &[
@@ -274,12 +240,7 @@ async fn failures_exit_non_zero_with_the_reason_on_stderr() {
 
     // validate: parse check alone, then drift against the database.
     let out = surql(
-        &[
-            "migrate",
-            "validate",
-            "-m",
-            unparsable.path().to_str().unwrap(),
-        ],
+        &["migrate", "validate", "-m", unparsable.path().to_str().unwrap()],
         work.path(),
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -298,17 +259,10 @@ async fn failures_exit_non_zero_with_the_reason_on_stderr() {
     );
     let out = surql(&[&["migrate", "up"][..], &args].concat(), work.path());
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("drift"),
-        "{}",
-        text(&out)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("drift"), "{}", text(&out));
 
     // Missing connection settings are a usage error.
-    let out = surql(
-        &["migrate", "status", "-m", bad.path().to_str().unwrap()],
-        work.path(),
-    );
+    let out = surql(&["migrate", "status", "-m", bad.path().to_str().unwrap()], work.path());
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("--db-url"),
@@ -321,10 +275,7 @@ async fn failures_exit_non_zero_with_the_reason_on_stderr() {
 fn create_writes_a_timestamped_file_with_both_sections() {
     let work = tempfile::tempdir().unwrap();
     for _ in 0..2 {
-        let out = surql(
-            &["migrate", "create", "add_users", "-m", "db/migrations"],
-            work.path(),
-        );
+        let out = surql(&["migrate", "create", "add_users", "-m", "db/migrations"], work.path());
         assert!(out.status.success(), "{}", text(&out));
     }
     let mut files: Vec<String> = std::fs::read_dir(work.path().join("db/migrations"))
@@ -354,14 +305,7 @@ async fn connection_from_environment_variables_and_config_file() {
     let work = tempfile::tempdir().unwrap();
     let examples = example_migrations();
     let out = Command::new(env!("CARGO_BIN_EXE_surql"))
-        .args([
-            "migrate",
-            "up",
-            "--steps",
-            "1",
-            "-m",
-            examples.to_str().unwrap(),
-        ])
+        .args(["migrate", "up", "--steps", "1", "-m", examples.to_str().unwrap()])
         .current_dir(work.path())
         .env("SURQL_DB_URL", server.ws_url())
         .env("SURQL_NS", "fromenv")

@@ -9,9 +9,8 @@ use serde_json::{Value, json};
 use surql::ConnectionConfig;
 use surql::connection::{connect, connect_read_only, run_query};
 use surql::migration::{
-    ApplyContext, ApplyError, LockError, MigrationState, acquire_lock, applied_migrations,
-    current_lock, discover_migrations, history_table_exists, migrate_down, migrate_up, plan,
-    release_lock,
+    ApplyContext, ApplyError, LockError, MigrationState, acquire_lock, applied_migrations, current_lock,
+    discover_migrations, history_table_exists, migrate_down, migrate_up, plan, release_lock,
 };
 
 use common::{TestServer, example_migrations, mem_connection, migrations_dir};
@@ -21,25 +20,16 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 async fn tables(connection: &ConnectionConfig) -> Vec<String> {
     let db = connect(connection, TIMEOUT).await.unwrap();
     let info = run_query(&db, "INFO FOR DB;", json!({})).await.unwrap();
-    let mut names: Vec<String> = info[0]["tables"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .cloned()
-        .collect();
+    let mut names: Vec<String> = info[0]["tables"].as_object().unwrap().keys().cloned().collect();
     names.sort();
     names
 }
 
 async fn history(connection: &ConnectionConfig) -> Vec<Value> {
     let db = connect(connection, TIMEOUT).await.unwrap();
-    let rows = run_query(
-        &db,
-        "SELECT * FROM _migration_history ORDER BY version;",
-        json!({}),
-    )
-    .await
-    .unwrap();
+    let rows = run_query(&db, "SELECT * FROM _migration_history ORDER BY version;", json!({}))
+        .await
+        .unwrap();
     rows[0].as_array().unwrap().clone()
 }
 
@@ -49,20 +39,12 @@ async fn applies_examples_atomically_with_history(connection: ConnectionConfig) 
     let db = connect(&connection, TIMEOUT).await.unwrap();
     let mut ctx = ApplyContext::new();
     ctx.actor = "tester".into();
-    let applied = migrate_up(&db, &connection, &migrations, None, &ctx)
-        .await
-        .unwrap();
+    let applied = migrate_up(&db, &connection, &migrations, None, &ctx).await.unwrap();
     assert_eq!(applied.len(), 3);
 
     assert_eq!(
         tables(&connection).await,
-        [
-            "_migration_history",
-            "_migration_lock",
-            "order",
-            "order_audit",
-            "user"
-        ]
+        ["_migration_history", "_migration_lock", "order", "order_audit", "user"]
     );
     let rows = history(&connection).await;
     assert_eq!(rows.len(), 3);
@@ -72,10 +54,7 @@ async fn applies_examples_atomically_with_history(connection: ConnectionConfig) 
         assert_eq!(row["checksum"], migration.checksum.as_str());
         assert_eq!(row["deployment_id"], ctx.deployment_id.as_str());
         assert_eq!(row["actor"], "tester");
-        assert!(
-            row["applied_at"].as_str().unwrap().starts_with("20"),
-            "{row}"
-        );
+        assert!(row["applied_at"].as_str().unwrap().starts_with("20"), "{row}");
         assert!(row["execution_ms"].as_i64().unwrap() >= 0, "{row}");
     }
     // The lock was released.
@@ -89,13 +68,9 @@ async fn applies_examples_atomically_with_history(connection: ConnectionConfig) 
         .unwrap();
     assert_eq!(audit[0], json!([{"to_status": "paid"}]));
     assert!(
-        run_query(
-            &db,
-            "CREATE user SET email = 'nope', name = 'B';",
-            json!({})
-        )
-        .await
-        .is_err()
+        run_query(&db, "CREATE user SET email = 'nope', name = 'B';", json!({}))
+            .await
+            .is_err()
     );
 
     // Nothing left to apply: a second run is a no-op.
@@ -118,8 +93,7 @@ async fn server_applies_examples_atomically_with_history() {
     applies_examples_atomically_with_history(server.connection("shop", "main")).await;
 }
 
-const GOOD: &str =
-    "-- migrate:up\nDEFINE TABLE first SCHEMAFULL;\n-- migrate:down\nREMOVE TABLE first;\n";
+const GOOD: &str = "-- migrate:up\nDEFINE TABLE first SCHEMAFULL;\n-- migrate:down\nREMOVE TABLE first;\n";
 /// The second statement fails at run time (it parses): the first must not survive.
 const FAILS_ON_SECOND: &str = "-- migrate:up\nDEFINE TABLE half SCHEMAFULL;\nCREATE half:1 SET x = 1;\nDEFINE TABLE never;\n-- migrate:down\nREMOVE TABLE half;\n";
 
@@ -145,10 +119,7 @@ async fn failing_statement_leaves_nothing(connection: ConnectionConfig) {
     }
     let tables = tables(&connection).await;
     assert!(tables.contains(&"first".to_string()));
-    assert!(
-        !tables.contains(&"half".to_string()),
-        "half-applied: {tables:?}"
-    );
+    assert!(!tables.contains(&"half".to_string()), "half-applied: {tables:?}");
     assert!(!tables.contains(&"never".to_string()), "{tables:?}");
     let versions: Vec<Value> = history(&connection)
         .await
@@ -156,11 +127,7 @@ async fn failing_statement_leaves_nothing(connection: ConnectionConfig) {
         .map(|r| r["version"].clone())
         .collect();
     assert_eq!(versions, [json!("1")]);
-    assert_eq!(
-        current_lock(&db).await.unwrap(),
-        None,
-        "lock released after the error"
-    );
+    assert_eq!(current_lock(&db).await.unwrap(), None, "lock released after the error");
 }
 
 #[tokio::test]
@@ -178,9 +145,7 @@ async fn rolls_back_newest_first(connection: ConnectionConfig) {
     let migrations = discover_migrations(example_migrations()).unwrap();
     let db = connect(&connection, TIMEOUT).await.unwrap();
     let ctx = ApplyContext::new();
-    migrate_up(&db, &connection, &migrations, None, &ctx)
-        .await
-        .unwrap();
+    migrate_up(&db, &connection, &migrations, None, &ctx).await.unwrap();
 
     let reverted = migrate_down(&db, &migrations, 2, &ctx).await.unwrap();
     let order: Vec<&str> = reverted.iter().map(|s| s.name.as_str()).collect();
@@ -192,10 +157,7 @@ async fn rolls_back_newest_first(connection: ConnectionConfig) {
     assert_eq!(history(&connection).await.len(), 1);
 
     migrate_down(&db, &migrations, 5, &ctx).await.unwrap();
-    assert_eq!(
-        tables(&connection).await,
-        ["_migration_history", "_migration_lock"]
-    );
+    assert_eq!(tables(&connection).await, ["_migration_history", "_migration_lock"]);
     assert!(history(&connection).await.is_empty());
     // And forward again.
     assert_eq!(
@@ -256,18 +218,10 @@ async fn drift_is_reported_and_up_refuses() {
         GOOD.replace("first SCHEMAFULL", "first SCHEMALESS"),
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("2_next.surql"),
-        "-- migrate:up\nDEFINE TABLE next;\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("2_next.surql"), "-- migrate:up\nDEFINE TABLE next;\n").unwrap();
     let migrations = discover_migrations(dir.path()).unwrap();
     let applied = applied_migrations(&db).await.unwrap();
-    let states: Vec<MigrationState> = plan(&migrations, &applied)
-        .rows
-        .iter()
-        .map(|r| r.state)
-        .collect();
+    let states: Vec<MigrationState> = plan(&migrations, &applied).rows.iter().map(|r| r.state).collect();
     assert_eq!(states, [MigrationState::Drifted, MigrationState::Pending]);
     let error = migrate_up(&db, &connection, &migrations, None, &ApplyContext::new())
         .await
@@ -281,11 +235,7 @@ async fn drift_is_reported_and_up_refuses() {
     // A file that disappeared is "missing".
     std::fs::remove_file(dir.path().join("1_first.surql")).unwrap();
     let migrations = discover_migrations(dir.path()).unwrap();
-    let states: Vec<MigrationState> = plan(&migrations, &applied)
-        .rows
-        .iter()
-        .map(|r| r.state)
-        .collect();
+    let states: Vec<MigrationState> = plan(&migrations, &applied).rows.iter().map(|r| r.state).collect();
     assert_eq!(states, [MigrationState::Missing, MigrationState::Pending]);
     assert!(
         migrate_up(&db, &connection, &migrations, None, &ApplyContext::new())
@@ -297,9 +247,7 @@ async fn drift_is_reported_and_up_refuses() {
 async fn lock_is_exclusive_and_expires(connection: ConnectionConfig) {
     let db = connect(&connection, TIMEOUT).await.unwrap();
     let other = connect(&connection, TIMEOUT).await.unwrap();
-    let held = acquire_lock(&db, "alice@ci", Duration::from_secs(60))
-        .await
-        .unwrap();
+    let held = acquire_lock(&db, "alice@ci", Duration::from_secs(60)).await.unwrap();
     match acquire_lock(&other, "bob@ci", Duration::from_secs(60))
         .await
         .unwrap_err()
@@ -307,10 +255,7 @@ async fn lock_is_exclusive_and_expires(connection: ConnectionConfig) {
         LockError::Held(info) => {
             assert_eq!(info.owner, "alice@ci");
             let message = LockError::Held(info.clone()).to_string();
-            assert!(
-                message.starts_with("locked by alice@ci since 20"),
-                "{message}"
-            );
+            assert!(message.starts_with("locked by alice@ci since 20"), "{message}");
             assert!(message.contains(", expires 20"), "{message}");
         }
         other => panic!("unexpected {other}"),
@@ -329,9 +274,7 @@ async fn lock_is_exclusive_and_expires(connection: ConnectionConfig) {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let taken = acquire_lock(&other, "bob@ci", Duration::from_secs(60))
-        .await
-        .unwrap();
+    let taken = acquire_lock(&other, "bob@ci", Duration::from_secs(60)).await.unwrap();
     assert_eq!(current_lock(&db).await.unwrap().unwrap().owner, "bob@ci");
     release_lock(&other, &taken).await.unwrap();
 }
@@ -388,37 +331,19 @@ async fn concurrent_runners_apply_each_migration_once() {
 async fn read_only_calls_create_nothing_on_a_server() {
     let server = TestServer::start();
     let connection = server.connection("untouched", "main");
-    assert!(
-        connect_read_only(&connection, TIMEOUT)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(connect_read_only(&connection, TIMEOUT).await.unwrap().is_none());
     // With the namespace present but not the database: still nothing created.
     let other = server.connection("untouched_ns", "main");
     let db = connect(&other, TIMEOUT).await.unwrap();
     assert!(!history_table_exists(&db).await.unwrap());
     assert!(applied_migrations(&db).await.unwrap().is_empty());
     let missing_db = server.connection("untouched_ns", "never");
-    assert!(
-        connect_read_only(&missing_db, TIMEOUT)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(connect_read_only(&missing_db, TIMEOUT).await.unwrap().is_none());
     let ns_info = run_query(&db, "INFO FOR NS;", json!({})).await.unwrap();
-    assert!(
-        ns_info[0]["databases"].get("never").is_none(),
-        "{}",
-        ns_info[0]
-    );
+    assert!(ns_info[0]["databases"].get("never").is_none(), "{}", ns_info[0]);
     let root = db;
     let info = run_query(&root, "INFO FOR ROOT;", json!({})).await.unwrap();
-    assert!(
-        info[0]["namespaces"].get("untouched").is_none(),
-        "{}",
-        info[0]
-    );
+    assert!(info[0]["namespaces"].get("untouched").is_none(), "{}", info[0]);
 }
 
 #[tokio::test]
@@ -438,8 +363,8 @@ async fn signs_in_as_root_namespace_and_database_user() {
     .unwrap();
     let migrations = discover_migrations(example_migrations()).unwrap();
 
-    let mut ns_user = ConnectionConfig::new(server.ws_url(), "tenant", "second")
-        .with_credentials("ns_admin", "ns-pass");
+    let mut ns_user =
+        ConnectionConfig::new(server.ws_url(), "tenant", "second").with_credentials("ns_admin", "ns-pass");
     ns_user.auth_level = surql::AuthLevel::Namespace;
     let ns_db = connect(&ns_user, TIMEOUT).await.unwrap();
     assert_eq!(
@@ -450,8 +375,7 @@ async fn signs_in_as_root_namespace_and_database_user() {
         3
     );
 
-    let mut db_user = ConnectionConfig::new(server.ws_url(), "tenant", "main")
-        .with_credentials("db_admin", "db-pass");
+    let mut db_user = ConnectionConfig::new(server.ws_url(), "tenant", "main").with_credentials("db_admin", "db-pass");
     db_user.auth_level = surql::AuthLevel::Database;
     let db_db = connect(&db_user, TIMEOUT).await.unwrap();
     assert_eq!(
@@ -492,20 +416,14 @@ async fn unreachable_server_fails_fast_without_the_password() {
         started.elapsed()
     );
     assert!(error.contains("127.0.0.1"), "{error}");
-    assert!(
-        !error.contains("hunter2") && !error.contains("url-secret"),
-        "{error}"
-    );
+    assert!(!error.contains("hunter2") && !error.contains("url-secret"), "{error}");
 
     // A closed port answers at once.
     let closed = format!("ws://127.0.0.1:{}", common::free_port());
-    let error = connect(
-        &ConnectionConfig::new(closed.clone(), "n", "d"),
-        Duration::from_secs(2),
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let error = connect(&ConnectionConfig::new(closed.clone(), "n", "d"), Duration::from_secs(2))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(error.contains(&closed), "{error}");
 }
 
@@ -521,9 +439,7 @@ async fn bare_host_and_rpc_urls_reach_the_same_server() {
     migrate_up(&db, &bare, &migrations, Some(1), &ApplyContext::new())
         .await
         .unwrap();
-    let via_rpc = connect(&server.connection("same", "main"), TIMEOUT)
-        .await
-        .unwrap();
+    let via_rpc = connect(&server.connection("same", "main"), TIMEOUT).await.unwrap();
     assert_eq!(applied_migrations(&via_rpc).await.unwrap().len(), 1);
     let via_http = connect(&http, TIMEOUT).await.unwrap();
     assert_eq!(applied_migrations(&via_http).await.unwrap().len(), 1);

@@ -19,6 +19,102 @@ pub enum Command {
     /// Migrations on one database: create, up, down, status, validate.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// Many environments: deploy with a strategy, status, validate.
+    #[command(subcommand)]
+    Orchestrate(OrchestrateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrchestrateCommand {
+    /// Deploy migrations to environments with a rollout strategy.
+    Deploy(DeployArgs),
+    /// Health, applied version, pending migrations and drift per environment.
+    Status {
+        /// Environments: NAME[,NAME], all, tag:TAG (combinable).
+        #[arg(short = 'e', long = "environments", required = true, value_delimiter = ',')]
+        environments: Vec<String>,
+        #[command(flatten)]
+        common: OrchestrateCommon,
+    },
+    /// Check every environment's configuration and connectivity.
+    Validate {
+        /// Environments to check (default: all).
+        #[arg(short = 'e', long = "environments", value_delimiter = ',', default_value = "all")]
+        environments: Vec<String>,
+        #[command(flatten)]
+        common: OrchestrateCommon,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Progress and a table for people.
+    Table,
+    /// One JSON document on stdout.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct OrchestrateCommon {
+    /// Environments file.
+    #[arg(long, default_value = "environments.json", env = "SURQL_CONFIG")]
+    pub config: PathBuf,
+    #[command(flatten)]
+    pub dir: MigrationsDir,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// Seconds allowed for one environment's health check.
+    #[arg(long, default_value_t = 10.0)]
+    pub health_timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Environments: NAME[,NAME], all, tag:TAG (combinable).
+    #[arg(short = 'e', long = "environments", required = true, value_delimiter = ',')]
+    pub environments: Vec<String>,
+    /// sequential, parallel, rolling, canary, a name in ./strategies/, or a .rhai path.
+    #[arg(long, default_value = "sequential")]
+    pub strategy: String,
+    /// Rolling: environments per batch.
+    #[arg(long, default_value_t = 1)]
+    pub batch_size: usize,
+    /// Canary: percentage deployed first (0 < p <= 100; at least one environment).
+    #[arg(long, default_value_t = 10.0)]
+    pub canary_percent: f64,
+    /// Parallel: environments deployed at once.
+    #[arg(long, default_value_t = 5)]
+    pub max_concurrent: usize,
+    /// Plan only: pending migrations, SurrealQL, destructive statements, approvals. Writes nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Check health before deploying (the default).
+    #[arg(long, conflicts_with = "skip_health_check")]
+    pub verify_health: bool,
+    /// Do not check health before deploying.
+    #[arg(long)]
+    pub skip_health_check: bool,
+    /// Keep what was applied when an environment fails (no auto-rollback).
+    #[arg(long)]
+    pub no_rollback: bool,
+    /// Approve these environments up front (NAME[,NAME]).
+    #[arg(long, value_delimiter = ',')]
+    pub approve: Vec<String>,
+    /// Approve every environment that requires approval.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// A value for the strategy script's `options` (repeatable): --set bake_seconds=30.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Name recorded as the actor in each history row (default: the OS user).
+    #[arg(long, env = "SURQL_ACTOR")]
+    pub actor: Option<String>,
+    /// Seconds allowed to connect and sign in.
+    #[arg(long, default_value_t = 5.0)]
+    pub connect_timeout: f64,
+    #[command(flatten)]
+    pub common: OrchestrateCommon,
 }
 
 #[derive(Debug, Subcommand)]

@@ -14,23 +14,15 @@ use crate::config::configure_environments;
 use crate::connection::{ConnectionConfig, connect, connect_read_only};
 use crate::error::{EXIT_FAILURE, EXIT_SUCCESS};
 use crate::migration::{
-    self, AppliedMigration, ApplyContext, ApplyError, Migration, applied_migrations,
-    discover_migrations, down_script, rollback_plan, up_script,
+    self, AppliedMigration, ApplyContext, ApplyError, Migration, applied_migrations, discover_migrations, down_script,
+    rollback_plan, up_script,
 };
 
 pub async fn run(command: MigrateCommand) -> Result<i32, Failure> {
     match command {
         MigrateCommand::Create { name, dir } => create(&dir.migrations_dir, &name),
-        MigrateCommand::Up {
-            steps,
-            dry_run,
-            target,
-        } => up(&target, steps, dry_run).await,
-        MigrateCommand::Down {
-            steps,
-            dry_run,
-            target,
-        } => down(&target, steps, dry_run).await,
+        MigrateCommand::Up { steps, dry_run, target } => up(&target, steps, dry_run).await,
+        MigrateCommand::Down { steps, dry_run, target } => down(&target, steps, dry_run).await,
         MigrateCommand::Status { target } => status(&target).await,
         MigrateCommand::Validate { target } => validate(&target).await,
     }
@@ -38,11 +30,7 @@ pub async fn run(command: MigrateCommand) -> Result<i32, Failure> {
 
 /// Writes `<timestamp>_<name>.surql` with both sections.
 fn create(dir: &Path, name: &str) -> Result<i32, Failure> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         return Err(Failure::usage(anyhow!(
             "'{name}' cannot be a migration name: use letters, digits, '_' and '-'"
         )));
@@ -56,11 +44,7 @@ fn create(dir: &Path, name: &str) -> Result<i32, Failure> {
         let taken = std::fs::read_dir(dir)
             .map_err(|e| Failure::usage(anyhow!("{}: {e}", dir.display())))?
             .filter_map(Result::ok)
-            .any(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with(&format!("{version}_"))
-            });
+            .any(|e| e.file_name().to_string_lossy().starts_with(&format!("{version}_")));
         if !taken {
             break dir.join(format!("{version}_{name}.surql"));
         }
@@ -80,10 +64,7 @@ fn create(dir: &Path, name: &str) -> Result<i32, Failure> {
 /// The one database of `target`: from --config/--env, or from flags and SURQL_* variables.
 fn resolve_connection(target: &Target) -> Result<ConnectionConfig, Failure> {
     if let Some(name) = &target.environment {
-        let path = target
-            .config
-            .clone()
-            .unwrap_or_else(|| "environments.json".into());
+        let path = target.config.clone().unwrap_or_else(|| "environments.json".into());
         let registry = configure_environments(&path).map_err(|e| Failure::usage(e.into()))?;
         let environment = registry
             .get(name)
@@ -101,9 +82,7 @@ fn resolve_connection(target: &Target) -> Result<ConnectionConfig, Failure> {
     if let Some(level) = target.auth_level {
         connection.auth_level = level;
     }
-    connection
-        .endpoint_kind()
-        .map_err(|e| Failure::usage(e.into()))?;
+    connection.endpoint_kind().map_err(|e| Failure::usage(e.into()))?;
     Ok(connection)
 }
 
@@ -122,14 +101,9 @@ async fn open(target: &Target, connection: &ConnectionConfig) -> Result<Surreal<
 }
 
 /// History of a database without creating anything; empty when it was never initialised.
-async fn read_history(
-    target: &Target,
-    connection: &ConnectionConfig,
-) -> Result<Vec<AppliedMigration>, Failure> {
+async fn read_history(target: &Target, connection: &ConnectionConfig) -> Result<Vec<AppliedMigration>, Failure> {
     match connect_read_only(connection, timeout(target)).await {
-        Ok(Some(db)) => applied_migrations(&db)
-            .await
-            .map_err(|e| Failure::failed(e.into())),
+        Ok(Some(db)) => applied_migrations(&db).await.map_err(|e| Failure::failed(e.into())),
         Ok(None) => Ok(Vec::new()),
         Err(e) => Err(Failure::failed(e.into())),
     }
@@ -153,11 +127,7 @@ async fn up(target: &Target, steps: Option<usize>, dry_run: bool) -> Result<i32,
         if !plan.drift.is_empty() {
             return Err(Failure::failed(ApplyError::Drift(plan.drift).into()));
         }
-        let pending: Vec<&Migration> = plan
-            .pending
-            .into_iter()
-            .take(steps.unwrap_or(usize::MAX))
-            .collect();
+        let pending: Vec<&Migration> = plan.pending.into_iter().take(steps.unwrap_or(usize::MAX)).collect();
         println!(
             "-- dry run on {} ({}/{}): {} migration(s) would be applied; nothing was written",
             connection.display_url(),
@@ -175,10 +145,7 @@ async fn up(target: &Target, steps: Option<usize>, dry_run: bool) -> Result<i32,
     match migration::migrate_up(&db, &connection, &migrations, steps, &ctx).await {
         Ok(applied) => {
             for step in &applied {
-                println!(
-                    "applied {}_{} ({} ms)",
-                    step.version, step.name, step.duration_ms
-                );
+                println!("applied {}_{} ({} ms)", step.version, step.name, step.duration_ms);
             }
             println!(
                 "{} migration(s) applied to {} ({}/{}), deployment {}",
@@ -193,10 +160,7 @@ async fn up(target: &Target, steps: Option<usize>, dry_run: bool) -> Result<i32,
         Err(error) => {
             if let ApplyError::Failed { completed, .. } = &error {
                 for step in completed {
-                    println!(
-                        "applied {}_{} ({} ms)",
-                        step.version, step.name, step.duration_ms
-                    );
+                    println!("applied {}_{} ({} ms)", step.version, step.name, step.duration_ms);
                 }
             }
             Err(Failure::failed(error.into()))
@@ -209,8 +173,7 @@ async fn down(target: &Target, steps: usize, dry_run: bool) -> Result<i32, Failu
     let connection = resolve_connection(target)?;
     let applied = read_history(target, &connection).await?;
     if dry_run {
-        let targets =
-            rollback_plan(&migrations, &applied, steps).map_err(|e| Failure::failed(e.into()))?;
+        let targets = rollback_plan(&migrations, &applied, steps).map_err(|e| Failure::failed(e.into()))?;
         println!(
             "-- dry run on {} ({}/{}): {} migration(s) would be rolled back; nothing was written",
             connection.display_url(),
@@ -242,10 +205,7 @@ async fn down(target: &Target, steps: usize, dry_run: bool) -> Result<i32, Failu
     match migration::migrate_down(&db, &migrations, steps, &ctx).await {
         Ok(reverted) => {
             for step in &reverted {
-                println!(
-                    "rolled back {}_{} ({} ms)",
-                    step.version, step.name, step.duration_ms
-                );
+                println!("rolled back {}_{} ({} ms)", step.version, step.name, step.duration_ms);
             }
             println!(
                 "{} migration(s) rolled back on {} ({}/{})",
@@ -259,10 +219,7 @@ async fn down(target: &Target, steps: usize, dry_run: bool) -> Result<i32, Failu
         Err(error) => {
             if let ApplyError::Failed { completed, .. } = &error {
                 for step in completed {
-                    println!(
-                        "rolled back {}_{} ({} ms)",
-                        step.version, step.name, step.duration_ms
-                    );
+                    println!("rolled back {}_{} ({} ms)", step.version, step.name, step.duration_ms);
                 }
             }
             Err(Failure::failed(error.into()))
@@ -275,7 +232,7 @@ async fn status(target: &Target) -> Result<i32, Failure> {
     let connection = resolve_connection(target)?;
     let applied = read_history(target, &connection).await?;
     let plan = migration::plan(&migrations, &applied);
-    println!("{}", render::status_table(&plan.rows));
+    println!("{}", render::migration_table(&plan.rows));
     println!(
         "{} applied, {} pending, {} drifted or missing",
         plan.rows
@@ -297,9 +254,7 @@ async fn validate(target: &Target) -> Result<i32, Failure> {
     );
     let has_database = target.environment.is_some() || target.db_url.is_some();
     if !has_database {
-        println!(
-            "no database given: checksums not compared (pass --db-url/--ns/--db or --config/--env)"
-        );
+        println!("no database given: checksums not compared (pass --db-url/--ns/--db or --config/--env)");
         return Ok(EXIT_SUCCESS);
     }
     let connection = resolve_connection(target)?;
@@ -309,11 +264,8 @@ async fn validate(target: &Target) -> Result<i32, Failure> {
         println!("checksums of {} applied migration(s) match", applied.len());
         Ok(EXIT_SUCCESS)
     } else {
-        println!("{}", render::status_table(&plan.drift));
-        eprintln!(
-            "error: drift: {}",
-            migration::apply::describe_drift(&plan.drift)
-        );
+        println!("{}", render::migration_table(&plan.drift));
+        eprintln!("error: drift: {}", migration::apply::describe_drift(&plan.drift));
         Ok(EXIT_FAILURE)
     }
 }

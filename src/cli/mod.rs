@@ -3,6 +3,8 @@
 
 pub mod args;
 mod migrate;
+mod orchestrate;
+mod progress;
 mod render;
 
 use clap::Parser;
@@ -46,6 +48,7 @@ pub async fn run() -> i32 {
     };
     let result = match cli.command {
         Command::Migrate(command) => migrate::run(command).await,
+        Command::Orchestrate(command) => orchestrate::run(command).await,
     };
     match result {
         Ok(code) => code,

@@ -3,21 +3,171 @@
 use comfy_table::presets::UTF8_FULL;
 use comfy_table::{ContentArrangement, Table};
 
+use crate::coordinator::{DeploymentReport, EnvironmentStatus};
+use crate::engine::{DeploymentResult, DeploymentStatus};
+use crate::health::HealthStatus;
 use crate::migration::MigrationStatusRow;
 
 /// The `migrate status` table.
-pub fn status_table(rows: &[MigrationStatusRow]) -> Table {
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_FULL)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(["Version", "Name", "Applied at", "State"]);
+pub fn migration_table(rows: &[MigrationStatusRow]) -> Table {
+    let mut table = table(&["Version", "Name", "Applied at", "State"]);
     for row in rows {
         table.add_row([
             row.version.as_str(),
             row.name.as_str(),
             row.applied_at.as_deref().unwrap_or("-"),
             row.state.label(),
+        ]);
+    }
+    table
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL).set_header(header.iter().copied());
+    // Wrap to the terminal only when it is wide enough to be worth it (a
+    // pseudo-terminal may report a width of 0).
+    let arrangement = match table.width() {
+        Some(width) if width >= 60 => ContentArrangement::Dynamic,
+        _ => ContentArrangement::Disabled,
+    };
+    table.set_content_arrangement(arrangement);
+    table
+}
+
+/// The results table: environment, status, migrations applied, duration, error.
+pub fn results_table(report: &DeploymentReport) -> Table {
+    let mut table = table(&["Environment", "Status", "Migrations", "Duration", "Error"]);
+    for result in report.results.values() {
+        table.add_row([
+            result.environment.clone(),
+            result.status.label().to_string(),
+            result.migrations_applied.to_string(),
+            result
+                .duration_seconds
+                .map(|d| format!("{d:.2}s"))
+                .unwrap_or_else(|| "-".into()),
+            result.error.clone().unwrap_or_default(),
+        ]);
+    }
+    table
+}
+
+/// `deployment … (strategy): 2 success, 1 failed, …`.
+pub fn summary_line(report: &DeploymentReport) -> String {
+    let mut counts: Vec<String> = Vec::new();
+    for status in [
+        DeploymentStatus::Success,
+        DeploymentStatus::Failed,
+        DeploymentStatus::RolledBack,
+        DeploymentStatus::Skipped,
+    ] {
+        let n = report.results.values().filter(|r| r.status == status).count();
+        if n > 0 {
+            counts.push(format!("{n} {}", status.value()));
+        }
+    }
+    format!(
+        "deployment {} ({}): {} environment(s): {}",
+        report.deployment_id,
+        report.strategy,
+        report.results.len(),
+        counts.join(", ")
+    )
+}
+
+/// The `--output json` document.
+pub fn report_json(report: &DeploymentReport) -> String {
+    let results: Vec<&DeploymentResult> = report.results.values().collect();
+    serde_json::to_string_pretty(&serde_json::json!({
+        "deployment_id": report.deployment_id,
+        "strategy": report.strategy,
+        "results": results,
+    }))
+    .expect("results serialize")
+}
+
+/// The dry-run plan: per environment what would happen, then each distinct
+/// migration's SurrealQL once.
+pub fn dry_run_plan(report: &DeploymentReport) -> String {
+    let mut out = String::from("Dry run: nothing was written.\n");
+    let mut scripts: indexmap::IndexMap<String, String> = indexmap::IndexMap::new();
+    for result in report.results.values() {
+        let Some(plan) = &result.plan else {
+            let why = result.error.as_deref().unwrap_or("");
+            out.push_str(&format!(
+                "\n{} — {}: {why}\n",
+                result.environment,
+                result.status.label()
+            ));
+            continue;
+        };
+        out.push_str(&format!("\n{} — {} pending", result.environment, plan.pending.len()));
+        if plan.approval_required {
+            out.push_str(", approval required");
+        }
+        out.push('\n');
+        for id in &plan.pending {
+            out.push_str(&format!("  - {id}\n"));
+        }
+        for statement in &plan.destructive {
+            out.push_str(&format!("  destructive: {statement}\n"));
+        }
+        for id in &plan.irreversible {
+            out.push_str(&format!("  no down section (cannot be rolled back): {id}\n"));
+        }
+        for (id, script) in plan.pending.iter().zip(&plan.statements) {
+            scripts.entry(id.clone()).or_insert_with(|| script.clone());
+        }
+    }
+    for (id, script) in scripts {
+        out.push_str(&format!("\n-- {id}\n{script}\n"));
+    }
+    out.push('\n');
+    out
+}
+
+/// `orchestrate status`: health, applied version, pending, drift.
+pub fn status_table<'a>(statuses: impl Iterator<Item = &'a EnvironmentStatus>) -> Table {
+    let mut table = table(&[
+        "Environment",
+        "Status",
+        "Applied version",
+        "Applied",
+        "Pending",
+        "Drift",
+    ]);
+    for s in statuses {
+        let health = match &s.health.error {
+            Some(error) => format!("{}: {error}", s.health.label()),
+            None => s.health.label().to_string(),
+        };
+        table.add_row([
+            s.environment.clone(),
+            health,
+            s.applied_version.clone().unwrap_or_else(|| "-".into()),
+            s.applied_count.to_string(),
+            s.pending_count.to_string(),
+            if s.drift.is_empty() {
+                "-".into()
+            } else {
+                s.drift.join(", ")
+            },
+        ]);
+    }
+    table
+}
+
+/// `orchestrate validate`: the guide's table.
+pub fn validation_table<'a>(statuses: impl Iterator<Item = &'a HealthStatus>) -> Table {
+    let mark = |ok: bool| if ok { "✓" } else { "✗" };
+    let mut table = table(&["Environment", "Connectivity", "Migration Table", "Status"]);
+    for s in statuses {
+        table.add_row([
+            s.environment.clone(),
+            mark(s.can_connect && s.authenticated).to_string(),
+            mark(s.migration_table_exists).to_string(),
+            s.label().to_string(),
         ]);
     }
     table

@@ -61,11 +61,7 @@ impl Default for ApplyContext {
 /// A new deployment id: UTC time plus random bits, sortable and unique.
 pub fn new_deployment_id() -> String {
     let uuid = uuid::Uuid::new_v4().simple().to_string();
-    format!(
-        "{}-{}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
-        &uuid[..8]
-    )
+    format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), &uuid[..8])
 }
 
 /// The OS user, or "unknown".
@@ -153,19 +149,13 @@ pub fn plan<'a>(migrations: &'a [Migration], applied: &[AppliedMigration]) -> Mi
             });
         }
     }
-    rows.sort_by(|a, b| {
-        super::file::version_order_key(&a.version).cmp(&super::file::version_order_key(&b.version))
-    });
+    rows.sort_by_key(|r| super::file::version_order_key(&r.version));
     let drift = rows
         .iter()
         .filter(|r| matches!(r.state, MigrationState::Drifted | MigrationState::Missing))
         .cloned()
         .collect();
-    MigrationPlan {
-        rows,
-        pending,
-        drift,
-    }
+    MigrationPlan { rows, pending, drift }
 }
 
 /// Describes drift for an error message.
@@ -177,10 +167,7 @@ pub fn describe_drift(drift: &[MigrationStatusRow]) -> String {
                 "{}_{} was changed after it was applied (checksum differs)",
                 r.version, r.name
             ),
-            _ => format!(
-                "{}_{} is applied but its file is missing",
-                r.version, r.name
-            ),
+            _ => format!("{}_{} is applied but its file is missing", r.version, r.name),
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -220,10 +207,7 @@ fn completed_note(completed: &[AppliedStep]) -> String {
     if completed.is_empty() {
         "nothing else was applied".into()
     } else {
-        let ids: Vec<String> = completed
-            .iter()
-            .map(|s| format!("{}_{}", s.version, s.name))
-            .collect();
+        let ids: Vec<String> = completed.iter().map(|s| format!("{}_{}", s.version, s.name)).collect();
         format!("already committed before it: {}", ids.join(", "))
     }
 }
@@ -246,11 +230,7 @@ pub fn down_script(migration: &Migration) -> Option<String> {
 }
 
 /// Applies one migration in one transaction. Returns its duration.
-pub async fn apply_migration(
-    db: &Surreal<Any>,
-    migration: &Migration,
-    ctx: &ApplyContext,
-) -> Result<u64, QueryError> {
+pub async fn apply_migration(db: &Surreal<Any>, migration: &Migration, ctx: &ApplyContext) -> Result<u64, QueryError> {
     let started = std::time::Instant::now();
     run_query(
         db,
@@ -360,13 +340,14 @@ pub fn rollback_plan<'a>(
         .rev()
         .take(steps)
         .map(|row| {
-            let migration = migrations
-                .iter()
-                .find(|m| m.version == row.version)
-                .ok_or_else(|| ApplyError::MissingFile {
-                    version: row.version.clone(),
-                    name: row.name.clone(),
-                })?;
+            let migration =
+                migrations
+                    .iter()
+                    .find(|m| m.version == row.version)
+                    .ok_or_else(|| ApplyError::MissingFile {
+                        version: row.version.clone(),
+                        name: row.name.clone(),
+                    })?;
             if migration.down.is_none() {
                 return Err(ApplyError::NoDownSection(migration.id()));
             }
@@ -405,10 +386,7 @@ pub async fn migrate_down(
                     duration_ms,
                 }),
                 Err(ApplyError::Failed {
-                    version,
-                    name,
-                    error,
-                    ..
+                    version, name, error, ..
                 }) => {
                     return Err(ApplyError::Failed {
                         version,

@@ -55,10 +55,7 @@ pub enum MigrationFileError {
     #[error("migrations directory '{}' does not exist (set it with -m/--migrations-dir)", .0.display())]
     MissingDir(PathBuf),
     #[error("{}: {error}", path.display())]
-    Io {
-        path: PathBuf,
-        error: std::io::Error,
-    },
+    Io { path: PathBuf, error: std::io::Error },
     #[error(
         "{}: file name must be <digits>_<name>.surql (for example 20250101120000_create_users.surql)",
         .0.display()
@@ -130,26 +127,21 @@ pub fn discover_migrations(dir: impl AsRef<Path>) -> Result<Vec<Migration>, Migr
 pub fn split_file_name(path: &Path) -> Option<(String, String)> {
     let stem = path.file_name()?.to_str()?.strip_suffix(".surql")?;
     let (version, name) = stem.split_once('_')?;
-    let name_ok = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let name_ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     (!version.is_empty() && version.bytes().all(|b| b.is_ascii_digit()) && name_ok)
         .then(|| (version.to_string(), name.to_string()))
 }
 
 /// Parses one migration file's text.
 pub fn parse_migration(path: &Path, text: &str) -> Result<Migration, MigrationFileError> {
-    let (version, name) =
-        split_file_name(path).ok_or_else(|| MigrationFileError::BadName(path.to_path_buf()))?;
+    let (version, name) = split_file_name(path).ok_or_else(|| MigrationFileError::BadName(path.to_path_buf()))?;
     let sections = split_sections(path, text)?;
     let up = sections.up.text.trim().to_string();
     if is_blank(&up) {
         return Err(MigrationFileError::Format {
             path: path.to_path_buf(),
             line: sections.up.first_line.saturating_sub(1).max(1),
-            message: "the up section is empty: write the SurrealQL to apply after '-- migrate:up'"
-                .into(),
+            message: "the up section is empty: write the SurrealQL to apply after '-- migrate:up'".into(),
         });
     }
     let up_ast = parse_section(path, "up", &sections.up)?;
@@ -210,10 +202,7 @@ fn split_sections(path: &Path, text: &str) -> Result<Sections, MigrationFileErro
                 return Err(format_err(number, "a second '-- migrate:up' marker"));
             }
             if down.is_some() {
-                return Err(format_err(
-                    number,
-                    "'-- migrate:up' must come before '-- migrate:down'",
-                ));
+                return Err(format_err(number, "'-- migrate:up' must come before '-- migrate:down'"));
             }
             up = Some(Section {
                 text: String::new(),
@@ -253,12 +242,7 @@ fn split_sections(path: &Path, text: &str) -> Result<Sections, MigrationFileErro
             None => {}
         }
     }
-    let up = up.ok_or_else(|| {
-        format_err(
-            1,
-            "no '-- migrate:up' line: a migration needs an up section",
-        )
-    })?;
+    let up = up.ok_or_else(|| format_err(1, "no '-- migrate:up' line: a migration needs an up section"))?;
     Ok(Sections { up, down })
 }
 
@@ -270,19 +254,14 @@ fn is_blank(text: &str) -> bool {
     })
 }
 
-fn parse_section(
-    path: &Path,
-    section_name: &'static str,
-    section: &Section,
-) -> Result<Ast, MigrationFileError> {
+fn parse_section(path: &Path, section_name: &'static str, section: &Section) -> Result<Ast, MigrationFileError> {
     // Parse the untrimmed text so the parser's line numbers map to file lines.
     let ast = surrealdb_core::syn::parse(&section.text).map_err(|error| {
         let offset = section.first_line - 1;
         let (line, column, message) = match error.downcast::<surrealdb_syn::ParseError>() {
             Ok(surrealdb_syn::ParseError::InvalidQuery(rendered)) => {
                 let rendered = rendered.offset_location(offset, 0);
-                let (line, column) =
-                    location_of(&rendered.to_string()).unwrap_or((section.first_line, 1));
+                let (line, column) = location_of(&rendered.to_string()).unwrap_or((section.first_line, 1));
                 (line, column, rendered.to_string().trim_end().to_string())
             }
             Ok(other) => (section.first_line, 1, other.to_string()),
@@ -300,12 +279,12 @@ fn parse_section(
     // transactions or switch namespace would break that guarantee.
     for expr in &ast.expressions {
         let refused = match expr {
-            TopLevelExpr::Begin | TopLevelExpr::Commit | TopLevelExpr::Cancel => Some(
-                "BEGIN/COMMIT/CANCEL are not allowed: surql runs each migration in one transaction itself",
-            ),
-            TopLevelExpr::Use(_) => Some(
-                "USE is not allowed: the namespace and database come from the connection settings",
-            ),
+            TopLevelExpr::Begin | TopLevelExpr::Commit | TopLevelExpr::Cancel => {
+                Some("BEGIN/COMMIT/CANCEL are not allowed: surql runs each migration in one transaction itself")
+            }
+            TopLevelExpr::Use(_) => {
+                Some("USE is not allowed: the namespace and database come from the connection settings")
+            }
             _ => None,
         };
         if let Some(message) = refused {
@@ -392,13 +371,7 @@ mod tests {
             )
             .is_err()
         );
-        assert!(
-            parse(
-                "5_x.surql",
-                "-- migrate:up\nBEGIN;\nDEFINE TABLE a;\nCOMMIT;"
-            )
-            .is_err()
-        );
+        assert!(parse("5_x.surql", "-- migrate:up\nBEGIN;\nDEFINE TABLE a;\nCOMMIT;").is_err());
         assert!(parse("5_x.surql", "-- migrate:up\nUSE NS other;\nDEFINE TABLE a;").is_err());
         assert!(parse("x_bad.surql", "-- migrate:up\nDEFINE TABLE a;").is_err());
         assert!(parse("12.surql", "-- migrate:up\nDEFINE TABLE a;").is_err());

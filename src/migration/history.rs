@@ -58,8 +58,7 @@ pub async fn history_table_exists(db: &Surreal<Any>) -> Result<bool, QueryError>
 /// Errors SurrealDB gives when the namespace or database was never created.
 pub(crate) fn is_missing_scope(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
-    (m.contains("namespace") || m.contains("database"))
-        && (m.contains("does not exist") || m.contains("not found"))
+    (m.contains("namespace") || m.contains("database")) && (m.contains("does not exist") || m.contains("not found"))
 }
 
 /// Every applied migration, ordered by numeric version. Empty when the table is missing.

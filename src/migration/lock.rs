@@ -32,6 +32,8 @@ pub enum LockError {
     Held(LockInfo),
     #[error("the migration lock was lost (expired and taken by another runner): {0}")]
     Lost(String),
+    #[error("the lock kept changing hands; try again ({0})")]
+    Busy(String),
     #[error("lock query failed: {0}")]
     Query(QueryError),
 }
@@ -63,31 +65,36 @@ fn ttl_literal(ttl: Duration) -> String {
 }
 
 /// Takes the lock for `owner`, first removing an expired lease.
-pub async fn acquire_lock(
-    db: &Surreal<Any>,
-    owner: &str,
-    ttl: Duration,
-) -> Result<HeldLock, LockError> {
+pub async fn acquire_lock(db: &Surreal<Any>, owner: &str, ttl: Duration) -> Result<HeldLock, LockError> {
     let sql = format!(
         "DELETE _migration_lock:current WHERE expires_at < time::now();
          CREATE _migration_lock:current CONTENT {{ owner: $owner, acquired_at: time::now(), expires_at: time::now() + {} }};",
         ttl_literal(ttl)
     );
-    match run_query(db, &sql, json!({ "owner": owner })).await {
-        Ok(_) => Ok(HeldLock {
-            owner: owner.to_string(),
-            ttl,
-        }),
-        Err(QueryError::Statement { index: 1, message }) if message.contains("already exists") => {
-            match current_lock(db).await? {
-                Some(info) => Err(LockError::Held(info)),
-                // Released between our CREATE and this read: report it as held
-                // anyway; the caller retries or reports, never assumes.
-                None => Err(LockError::Lost(message)),
+    let mut last_error = String::new();
+    // A lock released (or a transaction conflict) between our CREATE and the
+    // read of the holder is retried a few times rather than reported as held.
+    for _attempt in 0..5 {
+        match run_query(db, &sql, json!({ "owner": owner })).await {
+            Ok(_) => {
+                return Ok(HeldLock {
+                    owner: owner.to_string(),
+                    ttl,
+                });
             }
+            Err(QueryError::Statement { message, .. })
+                if message.contains("already exists") || message.to_ascii_lowercase().contains("conflict") =>
+            {
+                if let Some(info) = current_lock(db).await? {
+                    return Err(LockError::Held(info));
+                }
+                last_error = message;
+            }
+            Err(other) => return Err(other.into()),
         }
-        Err(other) => Err(other.into()),
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    Err(LockError::Busy(last_error))
 }
 
 /// Pushes the lease's expiry forward; fails when the lock is no longer ours.

@@ -18,10 +18,7 @@ pub fn server_binary() -> PathBuf {
     // target/<profile>/deps/<test-exe> → target/<profile>/surrealdb-test-server
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let path = dir.join(format!(
-        "surrealdb-test-server{}",
-        std::env::consts::EXE_SUFFIX
-    ));
+    let path = dir.join(format!("surrealdb-test-server{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.exists(),
         "{} is missing: run the tests with `cargo test` from the workspace root (it builds the server)",
@@ -32,11 +29,7 @@ pub fn server_binary() -> PathBuf {
 
 /// A free port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A real SurrealDB server process, killed on drop.
@@ -135,9 +128,7 @@ impl Drop for TestServer {
 }
 
 fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut stream =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500))
-            .ok()?;
+    let mut stream = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     write!(
         stream,

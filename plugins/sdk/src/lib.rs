@@ -1,0 +1,308 @@
+//! The surql plugin ABI. A plugin is a `cdylib` exporting one C function,
+//! `surql_plugin_declare`, that returns a [`PluginDeclaration`]. Only plain
+//! integers and UTF-8 JSON byte slices cross the boundary; strings a plugin
+//! returns are freed by the plugin's own `free_string`.
+//!
+//! Authors implement [`Plugin`] and call [`declare_plugin!`]; they never write
+//! `unsafe`, and a panic inside a hook is caught and returned as an error.
+//! This crate knows nothing about surql itself.
+
+use std::ffi::{c_char, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// Version of this ABI. The host refuses a declaration with another one.
+pub const ABI_VERSION: u32 = 1;
+
+/// The exported symbol's name.
+pub const DECLARE_SYMBOL: &[u8] = b"surql_plugin_declare\0";
+
+/// Hook flag: the plugin answers `approve`.
+pub const HOOK_APPROVE: u32 = 1;
+/// Hook flag: the plugin receives `notify`.
+pub const HOOK_NOTIFY: u32 = 2;
+
+/// Call succeeded; the output holds the JSON answer.
+pub const STATUS_OK: i32 = 0;
+/// Call failed; the output holds an error message.
+pub const STATUS_ERROR: i32 = 1;
+/// The plugin panicked; the output holds the panic message.
+pub const STATUS_PANIC: i32 = 2;
+
+/// A string allocated by the plugin. Release it with the declaration's `free_string`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct PluginString {
+    pub ptr: *mut u8,
+    pub len: usize,
+    pub capacity: usize,
+}
+
+impl PluginString {
+    /// An empty string (nothing to free).
+    pub const fn empty() -> Self {
+        Self {
+            ptr: std::ptr::null_mut(),
+            len: 0,
+            capacity: 0,
+        }
+    }
+
+    /// Hands a Rust string to the other side.
+    pub fn from_string(text: String) -> Self {
+        let mut bytes = std::mem::ManuallyDrop::new(text.into_bytes());
+        Self {
+            ptr: bytes.as_mut_ptr(),
+            len: bytes.len(),
+            capacity: bytes.capacity(),
+        }
+    }
+}
+
+/// `create(config_json) -> instance`: 0 and `*instance` set, or an error code and `*error` set.
+pub type CreateFn = unsafe extern "C" fn(
+    config: *const u8,
+    config_len: usize,
+    instance: *mut *mut c_void,
+    error: *mut PluginString,
+) -> i32;
+/// `call(instance, hook, payload_json) -> output_json`.
+pub type CallFn = unsafe extern "C" fn(
+    instance: *mut c_void,
+    hook: *const u8,
+    hook_len: usize,
+    payload: *const u8,
+    payload_len: usize,
+    output: *mut PluginString,
+) -> i32;
+/// Frees a string the plugin returned.
+pub type FreeStringFn = unsafe extern "C" fn(text: PluginString);
+/// Destroys an instance.
+pub type DestroyFn = unsafe extern "C" fn(instance: *mut c_void);
+
+/// What `surql_plugin_declare` returns. The first field is read before
+/// anything else is trusted; fields are only ever appended.
+#[repr(C)]
+pub struct PluginDeclaration {
+    pub abi_version: u32,
+    /// `size_of::<PluginDeclaration>()` as the plugin was built.
+    pub size: u32,
+    /// NUL-terminated, static.
+    pub name: *const c_char,
+    /// NUL-terminated, static.
+    pub version: *const c_char,
+    /// [`HOOK_APPROVE`] | [`HOOK_NOTIFY`].
+    pub hooks: u32,
+    pub create: CreateFn,
+    pub call: CallFn,
+    pub free_string: FreeStringFn,
+    pub destroy: DestroyFn,
+    pub reserved: [usize; 4],
+}
+
+// SAFETY: the declaration holds only pointers to static data and functions.
+unsafe impl Sync for PluginDeclaration {}
+
+/// The answer to an approval request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approval {
+    Approved,
+    Denied(String),
+    Pending(String),
+}
+
+impl Approval {
+    /// `{"decision": "approved" | "denied" | "pending", "reason": …}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let (decision, reason) = match self {
+            Approval::Approved => ("approved", None),
+            Approval::Denied(r) => ("denied", Some(r)),
+            Approval::Pending(r) => ("pending", Some(r)),
+        };
+        serde_json::json!({ "decision": decision, "reason": reason })
+    }
+}
+
+/// What a plugin author implements. Hooks run on a host thread, one call at a
+/// time per instance is not guaranteed: keep state behind a `Mutex`.
+pub trait Plugin: Send + Sync + Sized + 'static {
+    /// Builds the instance from the `config` object of environments.json.
+    fn create(config: serde_json::Value) -> Result<Self, String>;
+
+    /// Answers an approval request (`deployment_id`, `environment`, `tags`, `pending`).
+    fn approve(&self, request: &serde_json::Value) -> Result<Approval, String> {
+        let _ = request;
+        Err("this plugin does not answer approvals".into())
+    }
+
+    /// Receives an event (`event` name plus its data).
+    fn notify(&self, event: &serde_json::Value) -> Result<(), String> {
+        let _ = event;
+        Ok(())
+    }
+}
+
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        format!("plugin panicked: {s}")
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        format!("plugin panicked: {s}")
+    } else {
+        "plugin panicked".into()
+    }
+}
+
+/// # Safety
+/// `ptr` must point to `len` readable bytes (or be null with `len` 0).
+unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
+    if ptr.is_null() || len == 0 {
+        &[]
+    } else {
+        // SAFETY: the caller guarantees `len` readable bytes at `ptr`.
+        unsafe { std::slice::from_raw_parts(ptr, len) }
+    }
+}
+
+fn parse_json(input: &[u8]) -> Result<serde_json::Value, String> {
+    serde_json::from_slice(input).map_err(|e| format!("invalid JSON from the host: {e}"))
+}
+
+/// Implementation of `create` for `P`. Used by [`declare_plugin!`].
+///
+/// # Safety
+/// Called by the host with valid pointers, per the ABI.
+pub unsafe fn create_instance<P: Plugin>(
+    config: *const u8,
+    config_len: usize,
+    instance: *mut *mut c_void,
+    error: *mut PluginString,
+) -> i32 {
+    // SAFETY: the host passes `config_len` readable bytes.
+    let input = unsafe { bytes(config, config_len) };
+    let outcome = catch_unwind(AssertUnwindSafe(|| parse_json(input).and_then(P::create)));
+    let (status, message) = match outcome {
+        Ok(Ok(plugin)) => {
+            // SAFETY: the host passes a writable pointer.
+            unsafe { *instance = Box::into_raw(Box::new(plugin)).cast() };
+            return STATUS_OK;
+        }
+        Ok(Err(message)) => (STATUS_ERROR, message),
+        Err(panic) => (STATUS_PANIC, panic_message(panic)),
+    };
+    // SAFETY: the host passes a writable pointer.
+    unsafe { *error = PluginString::from_string(message) };
+    status
+}
+
+/// Implementation of `call` for `P`. Used by [`declare_plugin!`].
+///
+/// # Safety
+/// `instance` must come from [`create_instance::<P>`]; pointers valid per the ABI.
+pub unsafe fn call_instance<P: Plugin>(
+    instance: *mut c_void,
+    hook: *const u8,
+    hook_len: usize,
+    payload: *const u8,
+    payload_len: usize,
+    output: *mut PluginString,
+) -> i32 {
+    // SAFETY: `instance` was created by `create_instance::<P>` and is alive.
+    let plugin: &P = unsafe { &*(instance as *const P) };
+    // SAFETY: the host passes valid byte slices.
+    let (hook, payload) = unsafe { (bytes(hook, hook_len), bytes(payload, payload_len)) };
+    let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<serde_json::Value, String> {
+        let payload = parse_json(payload)?;
+        match hook {
+            b"approve" => plugin.approve(&payload).map(|a| a.to_json()),
+            b"notify" => plugin.notify(&payload).map(|()| serde_json::json!({ "ok": true })),
+            other => Err(format!("unknown hook '{}'", String::from_utf8_lossy(other))),
+        }
+    }));
+    let (status, text) = match outcome {
+        Ok(Ok(value)) => (STATUS_OK, value.to_string()),
+        Ok(Err(message)) => (STATUS_ERROR, message),
+        Err(panic) => (STATUS_PANIC, panic_message(panic)),
+    };
+    // SAFETY: the host passes a writable pointer.
+    unsafe { *output = PluginString::from_string(text) };
+    status
+}
+
+/// Frees a string made by [`PluginString::from_string`].
+///
+/// # Safety
+/// `text` must come from this plugin and be freed once.
+pub unsafe fn free_plugin_string(text: PluginString) {
+    if !text.ptr.is_null() {
+        // SAFETY: ptr/len/capacity come from a Vec<u8> leaked by `from_string`.
+        drop(unsafe { Vec::from_raw_parts(text.ptr, text.len, text.capacity) });
+    }
+}
+
+/// Destroys an instance made by [`create_instance::<P>`].
+///
+/// # Safety
+/// `instance` must come from `create_instance::<P>` and be destroyed once.
+pub unsafe fn destroy_instance<P: Plugin>(instance: *mut c_void) {
+    if !instance.is_null() {
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: created by `Box::into_raw` in `create_instance::<P>`.
+            drop(unsafe { Box::from_raw(instance as *mut P) })
+        }));
+    }
+}
+
+/// Exports `surql_plugin_declare` for a [`Plugin`] type:
+///
+/// ```ignore
+/// surql_plugin_sdk::declare_plugin!(MyNotifier, "my-notifier", hooks = surql_plugin_sdk::HOOK_NOTIFY);
+/// ```
+#[macro_export]
+macro_rules! declare_plugin {
+    ($plugin:ty, $name:literal, hooks = $hooks:expr) => {
+        unsafe extern "C" fn __surql_create(
+            config: *const u8,
+            config_len: usize,
+            instance: *mut *mut ::std::ffi::c_void,
+            error: *mut $crate::PluginString,
+        ) -> i32 {
+            // SAFETY: forwarded from the host per the ABI.
+            unsafe { $crate::create_instance::<$plugin>(config, config_len, instance, error) }
+        }
+        unsafe extern "C" fn __surql_call(
+            instance: *mut ::std::ffi::c_void,
+            hook: *const u8,
+            hook_len: usize,
+            payload: *const u8,
+            payload_len: usize,
+            output: *mut $crate::PluginString,
+        ) -> i32 {
+            // SAFETY: forwarded from the host per the ABI.
+            unsafe { $crate::call_instance::<$plugin>(instance, hook, hook_len, payload, payload_len, output) }
+        }
+        unsafe extern "C" fn __surql_free(text: $crate::PluginString) {
+            // SAFETY: forwarded from the host per the ABI.
+            unsafe { $crate::free_plugin_string(text) }
+        }
+        unsafe extern "C" fn __surql_destroy(instance: *mut ::std::ffi::c_void) {
+            // SAFETY: forwarded from the host per the ABI.
+            unsafe { $crate::destroy_instance::<$plugin>(instance) }
+        }
+        static __SURQL_DECLARATION: $crate::PluginDeclaration = $crate::PluginDeclaration {
+            abi_version: $crate::ABI_VERSION,
+            size: ::std::mem::size_of::<$crate::PluginDeclaration>() as u32,
+            name: concat!($name, "\0").as_ptr() as *const ::std::ffi::c_char,
+            version: concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const ::std::ffi::c_char,
+            hooks: $hooks,
+            create: __surql_create,
+            call: __surql_call,
+            free_string: __surql_free,
+            destroy: __surql_destroy,
+            reserved: [0; 4],
+        };
+        /// The plugin's entry point, read by the surql host.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn surql_plugin_declare() -> *const $crate::PluginDeclaration {
+            &__SURQL_DECLARATION
+        }
+    };
+}

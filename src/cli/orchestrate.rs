@@ -1,0 +1,193 @@
+//! `surql orchestrate deploy|status|validate`: flags into a request, the
+//! coordinator runs it, the results are rendered.
+
+use std::collections::HashSet;
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use serde_json::json;
+
+use super::Failure;
+use super::args::{DeployArgs, OrchestrateCommand, OrchestrateCommon, OutputFormat};
+use super::progress::{Progress, TerminalApprover};
+use super::render;
+use crate::config::configure_environments;
+use crate::coordinator::{DeployRequest, MigrationCoordinator};
+use crate::engine::{DeployOptions, EventSink};
+use crate::error::{EXIT_FAILURE, EXIT_SCRIPT, EXIT_SUCCESS};
+use crate::health::HealthCheck;
+use crate::migration::{ApplyContext, Migration, discover_migrations};
+use crate::safety::ApprovalPolicy;
+use crate::script::parse_script_option;
+
+pub async fn run(command: OrchestrateCommand) -> Result<i32, Failure> {
+    match command {
+        OrchestrateCommand::Deploy(args) => deploy(args).await,
+        OrchestrateCommand::Status { environments, common } => status(&environments, &common).await,
+        OrchestrateCommand::Validate { environments, common } => validate(&environments, &common).await,
+    }
+}
+
+fn coordinator(common: &OrchestrateCommon) -> Result<MigrationCoordinator, Failure> {
+    let registry = configure_environments(&common.config).map_err(|e| Failure::usage(e.into()))?;
+    Ok(MigrationCoordinator::new(registry))
+}
+
+fn migrations(common: &OrchestrateCommon) -> Result<Vec<Migration>, Failure> {
+    discover_migrations(&common.dir.migrations_dir).map_err(|e| Failure::usage(e.into()))
+}
+
+fn seconds(value: f64, flag: &str) -> Result<Duration, Failure> {
+    if value.is_finite() && value > 0.0 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(Failure::usage(anyhow!(
+            "{flag} must be a positive number of seconds, got {value}"
+        )))
+    }
+}
+
+fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployRequest, Failure> {
+    let mut extra = indexmap::IndexMap::new();
+    for item in &args.set {
+        let (key, value) = parse_script_option(item).map_err(|e| Failure::usage(anyhow!(e)))?;
+        extra.insert(key, value);
+    }
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let options = DeployOptions {
+        batch_size: args.batch_size,
+        canary_percent: args.canary_percent,
+        max_concurrent: args.max_concurrent,
+        verify_health: !args.skip_health_check,
+        auto_rollback: !args.no_rollback,
+        dry_run: args.dry_run,
+        health_timeout: seconds(args.common.health_timeout, "--health-timeout")?,
+        connect_timeout: seconds(args.connect_timeout, "--connect-timeout")?,
+        approvals: ApprovalPolicy {
+            approved: args
+                .approve
+                .iter()
+                .map(|s| s.trim().to_string())
+                .collect::<HashSet<_>>(),
+            approve_all: args.yes,
+            interactive,
+        },
+        extra,
+    };
+    let mut context = ApplyContext::new();
+    if let Some(actor) = &args.actor {
+        context.actor = actor.clone();
+    }
+    Ok(DeployRequest {
+        environments: args.environments.clone(),
+        migrations,
+        strategy: args.strategy.clone(),
+        strategy_dir: std::env::current_dir().unwrap_or_else(|_| ".".into()),
+        options,
+        context,
+    })
+}
+
+async fn deploy(args: DeployArgs) -> Result<i32, Failure> {
+    let migrations = migrations(&args.common)?;
+    let request = request(&args, migrations)?;
+    let registry = configure_environments(&args.common.config).map_err(|e| Failure::usage(e.into()))?;
+    if let Some(name) = request
+        .options
+        .approvals
+        .approved
+        .iter()
+        .find(|name| registry.get(name).is_err())
+    {
+        return Err(Failure::usage(anyhow!(
+            "--approve: environment '{name}' is not in {} (known: {})",
+            args.common.config.display(),
+            registry.names().join(", ")
+        )));
+    }
+
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let json_output = args.common.output == OutputFormat::Json;
+    let progress = Progress::new(false);
+    let approver = TerminalApprover {
+        multi: progress.multi(),
+    };
+    let coordinator = MigrationCoordinator::new(registry)
+        .with_events(EventSink::new(sender))
+        .with_approver(Arc::new(approver));
+    let (engine, strategy) = coordinator.prepare(request).map_err(|e| Failure::usage(e.into()))?;
+    let renderer = tokio::spawn(progress.run(receiver));
+    let report = coordinator.run(engine.clone(), strategy).await;
+    // Closing the sender ends the progress task.
+    drop(coordinator);
+    drop(engine);
+    let _ = renderer.await;
+
+    if json_output {
+        println!("{}", render::report_json(&report));
+    } else {
+        if args.dry_run {
+            print!("{}", render::dry_run_plan(&report));
+        }
+        println!("{}", render::results_table(&report));
+        println!("{}", render::summary_line(&report));
+    }
+    if let Some(error) = &report.script_error {
+        eprintln!("error: {error}");
+        return Ok(EXIT_SCRIPT);
+    }
+    Ok(if report.all_succeeded() {
+        EXIT_SUCCESS
+    } else {
+        EXIT_FAILURE
+    })
+}
+
+async fn status(environments: &[String], common: &OrchestrateCommon) -> Result<i32, Failure> {
+    let coordinator = coordinator(common)?;
+    let migrations = migrations(common)?;
+    let check = HealthCheck::with_timeout(seconds(common.health_timeout, "--health-timeout")?);
+    let statuses = coordinator
+        .get_deployment_status(environments, &migrations, &check)
+        .await
+        .map_err(|e| Failure::usage(e.into()))?;
+    match common.output {
+        OutputFormat::Json => println!("{}", json!({ "environments": statuses.values().collect::<Vec<_>>() })),
+        OutputFormat::Table => {
+            println!("Environment Deployment Status");
+            println!("{}", render::status_table(statuses.values()));
+        }
+    }
+    let all_healthy = statuses.values().all(|s| s.health.is_healthy && s.drift.is_empty());
+    Ok(if all_healthy { EXIT_SUCCESS } else { EXIT_FAILURE })
+}
+
+async fn validate(environments: &[String], common: &OrchestrateCommon) -> Result<i32, Failure> {
+    let coordinator = coordinator(common)?;
+    let selected = coordinator.select(environments).map_err(|e| Failure::usage(e.into()))?;
+    let check = HealthCheck::with_timeout(seconds(common.health_timeout, "--health-timeout")?);
+    let refs: Vec<_> = selected.iter().collect();
+    let statuses = check.check_environments(&refs).await;
+    let unhealthy = statuses.values().filter(|s| !s.is_healthy).count();
+    match common.output {
+        OutputFormat::Json => println!("{}", json!({ "environments": statuses.values().collect::<Vec<_>>() })),
+        OutputFormat::Table => {
+            println!("Environment Validation");
+            println!("{}", render::validation_table(statuses.values()));
+            if unhealthy == 0 {
+                println!("✓ All environments validated successfully");
+            } else {
+                for status in statuses.values().filter(|s| !s.is_healthy) {
+                    eprintln!(
+                        "✗ {}: {}",
+                        status.environment,
+                        status.error.as_deref().unwrap_or("unhealthy")
+                    );
+                }
+            }
+        }
+    }
+    Ok(if unhealthy == 0 { EXIT_SUCCESS } else { EXIT_FAILURE })
+}

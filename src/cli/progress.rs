@@ -1,0 +1,150 @@
+//! Live progress from engine events: spinners on a terminal, plain lines otherwise.
+//! Also the y/N approval prompt, which pauses the spinners while it asks.
+
+use std::collections::HashMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::engine::{ApprovalRequest, Approver, DeploymentStatus, Event};
+use crate::safety::ApprovalDecision;
+
+/// Whether progress should be drawn as live spinners.
+pub fn is_interactive() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// Renders events until the channel closes.
+pub struct Progress {
+    multi: Option<MultiProgress>,
+    bars: HashMap<String, ProgressBar>,
+    quiet: bool,
+}
+
+impl Progress {
+    /// Spinners when stderr is a terminal; lines otherwise. `quiet` prints only failures.
+    pub fn new(quiet: bool) -> Self {
+        let multi = is_interactive().then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Self {
+            multi,
+            bars: HashMap::new(),
+            quiet,
+        }
+    }
+
+    /// The spinner group, shared with the approval prompt.
+    pub fn multi(&self) -> Option<MultiProgress> {
+        self.multi.clone()
+    }
+
+    fn line(&self, text: String) {
+        match &self.multi {
+            Some(multi) => {
+                let _ = multi.println(text);
+            }
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn bar(&mut self, environment: &str) -> Option<&ProgressBar> {
+        let multi = self.multi.as_ref()?;
+        Some(self.bars.entry(environment.to_string()).or_insert_with(|| {
+            let bar = multi.add(ProgressBar::new_spinner());
+            bar.set_style(ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}").expect("valid template"));
+            bar.set_prefix(environment.to_string());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        }))
+    }
+
+    /// Consumes events until every sender is gone.
+    pub async fn run(mut self, mut events: UnboundedReceiver<Event>) {
+        while let Some(event) = events.recv().await {
+            self.handle(event);
+        }
+        if let Some(multi) = &self.multi {
+            let _ = multi.clear();
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            // Without a terminal, phases would be noise: lines show outcomes only.
+            Event::Started { environment } => {
+                if let Some(bar) = self.bar(&environment) {
+                    bar.set_message("starting");
+                }
+            }
+            Event::Phase { environment, phase } => {
+                if let Some(bar) = self.bar(&environment) {
+                    bar.set_message(phase);
+                }
+            }
+            Event::MigrationApplied {
+                environment,
+                migration,
+                duration_ms,
+            } => {
+                if !self.quiet {
+                    self.line(format!("[{environment}] applied {migration} ({duration_ms} ms)"));
+                }
+            }
+            Event::Finished { result } => {
+                let summary = match (&result.status, &result.error) {
+                    (DeploymentStatus::Success, _) => {
+                        format!("{} ({} applied)", result.status.label(), result.migrations_applied)
+                    }
+                    (status, Some(error)) => format!("{}: {error}", status.label()),
+                    (status, None) => status.label().to_string(),
+                };
+                if let Some(bar) = self.bars.remove(&result.environment) {
+                    bar.finish_and_clear();
+                }
+                if !self.quiet || result.status != DeploymentStatus::Success {
+                    self.line(format!("[{}] {summary}", result.environment));
+                }
+            }
+            Event::Log { message } => {
+                if !self.quiet {
+                    self.line(format!("strategy: {message}"));
+                }
+            }
+        }
+    }
+}
+
+/// Asks on the terminal: `Deploy to 'production'? [y/N]`.
+pub struct TerminalApprover {
+    pub multi: Option<MultiProgress>,
+}
+
+/// One prompt at a time, whatever the concurrency.
+static PROMPT: Mutex<()> = Mutex::new(());
+
+impl Approver for TerminalApprover {
+    fn approve(&self, request: &ApprovalRequest) -> ApprovalDecision {
+        let _one_at_a_time = PROMPT.lock().unwrap_or_else(|e| e.into_inner());
+        let ask = || {
+            eprint!(
+                "Deploy to '{}' (deployment {})? [y/N] ",
+                request.environment, request.deployment_id
+            );
+            let _ = std::io::stderr().flush();
+            let mut answer = String::new();
+            match std::io::stdin().lock().read_line(&mut answer) {
+                Ok(_) if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") => {
+                    ApprovalDecision::Approved
+                }
+                Ok(_) => ApprovalDecision::Denied("approval declined at the prompt".into()),
+                Err(e) => ApprovalDecision::Denied(format!("approval prompt failed: {e}")),
+            }
+        };
+        match &self.multi {
+            Some(multi) => multi.suspend(ask),
+            None => ask(),
+        }
+    }
+}

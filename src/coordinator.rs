@@ -1,0 +1,255 @@
+//! `MigrationCoordinator`: the public entry to orchestration. Selects
+//! environments, builds the engine, runs the strategy script, and returns one
+//! result per selected environment.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use crate::connection::connect_read_only;
+use crate::engine::{Approver, DeployOptions, DeploymentResult, Engine, EventSink};
+use crate::health::{HealthCheck, HealthStatus};
+use crate::migration::{ApplyContext, Migration, MigrationState, applied_migrations, plan};
+use crate::registry::{EnvironmentConfig, EnvironmentRegistry, RegistryError, deployment_order};
+use crate::script::{ScriptError, Strategy, StrategyError, run_strategy};
+
+/// What to deploy, where, and how.
+#[derive(Debug, Clone)]
+pub struct DeployRequest {
+    /// Selection items: names, `all`, `tag:x` (comma-separated or separate).
+    pub environments: Vec<String>,
+    /// The migrations (see [`crate::discover_migrations`]).
+    pub migrations: Vec<Migration>,
+    /// A built-in name, a name under `./strategies/`, or a path to a `.rhai` file.
+    pub strategy: String,
+    /// Where `./strategies/` and relative strategy paths are looked up.
+    pub strategy_dir: PathBuf,
+    pub options: DeployOptions,
+    /// Deployment id, actor and lock lease.
+    pub context: ApplyContext,
+}
+
+impl DeployRequest {
+    /// A request with default options and a fresh deployment id.
+    pub fn new(environments: &[&str], migrations: Vec<Migration>, strategy: &str) -> Self {
+        Self {
+            environments: environments.iter().map(|s| s.to_string()).collect(),
+            migrations,
+            strategy: strategy.to_string(),
+            strategy_dir: PathBuf::from("."),
+            options: DeployOptions::default(),
+            context: ApplyContext::new(),
+        }
+    }
+}
+
+/// A deployment that could not start. Nothing was touched.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    #[error(transparent)]
+    Selection(#[from] RegistryError),
+    #[error(transparent)]
+    Strategy(#[from] StrategyError),
+    #[error("invalid option: {0}")]
+    Option(String),
+}
+
+/// Every selected environment's result, and the script error if the strategy failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeploymentReport {
+    pub deployment_id: String,
+    pub strategy: String,
+    /// In the order the environments were selected.
+    pub results: IndexMap<String, DeploymentResult>,
+    /// Set when the strategy failed to compile or run; the environments it did
+    /// not reach are SKIPPED with this reason.
+    #[serde(skip)]
+    pub script_error: Option<ScriptError>,
+}
+
+impl DeploymentReport {
+    /// True when every environment is SUCCESS and the script ran to the end.
+    pub fn all_succeeded(&self) -> bool {
+        self.script_error.is_none()
+            && self
+                .results
+                .values()
+                .all(|r| r.status == crate::engine::DeploymentStatus::Success)
+    }
+}
+
+/// Per-environment status without deploying: health, applied version, pending, drift.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvironmentStatus {
+    pub environment: String,
+    pub health: HealthStatus,
+    /// Newest applied version, if any.
+    pub applied_version: Option<String>,
+    pub applied_count: usize,
+    pub pending_count: usize,
+    /// `version_name (drifted|missing)` entries.
+    pub drift: Vec<String>,
+}
+
+/// Deploys migrations to the environments of a registry.
+pub struct MigrationCoordinator {
+    registry: EnvironmentRegistry,
+    events: EventSink,
+    approver: Option<Arc<dyn Approver>>,
+}
+
+impl MigrationCoordinator {
+    /// A coordinator over `registry`.
+    pub fn new(registry: EnvironmentRegistry) -> Self {
+        Self {
+            registry,
+            events: EventSink::default(),
+            approver: None,
+        }
+    }
+
+    /// Progress events go to `events`.
+    pub fn with_events(mut self, events: EventSink) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Asks `approver` for environments that need approval (after `--approve`/`--yes`).
+    pub fn with_approver(mut self, approver: Arc<dyn Approver>) -> Self {
+        self.approver = Some(approver);
+        self
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &EnvironmentRegistry {
+        &self.registry
+    }
+
+    /// Selected environments, in the order given.
+    pub fn select(&self, items: &[String]) -> Result<Vec<EnvironmentConfig>, RegistryError> {
+        Ok(self.registry.select(items)?.into_iter().cloned().collect())
+    }
+
+    fn validate(options: &DeployOptions) -> Result<(), CoordinatorError> {
+        if options.batch_size < 1 {
+            return Err(CoordinatorError::Option("--batch-size must be at least 1".into()));
+        }
+        if options.max_concurrent < 1 {
+            return Err(CoordinatorError::Option("--max-concurrent must be at least 1".into()));
+        }
+        crate::script::helpers::canary_count(1, options.canary_percent)
+            .map_err(|e| CoordinatorError::Option(format!("--canary-percent: {e}")))?;
+        Ok(())
+    }
+
+    /// Builds the engine for a request: validated options, selected environments.
+    /// Use it with [`MigrationCoordinator::run`] to keep a handle (for Ctrl-C).
+    pub fn prepare(&self, request: DeployRequest) -> Result<(Arc<Engine>, Strategy), CoordinatorError> {
+        Self::validate(&request.options)?;
+        let strategy = Strategy::resolve(&request.strategy, &request.strategy_dir)?;
+        let selected = self.select(&request.environments)?;
+        let mut environments = selected.clone();
+        deployment_order(&mut environments);
+        let engine = Engine::new(
+            selected.iter().map(|e| e.name.clone()).collect(),
+            environments,
+            Arc::new(request.migrations),
+            request.options,
+            request.context,
+            self.events.clone(),
+            self.approver.clone(),
+        );
+        Ok((Arc::new(engine), strategy))
+    }
+
+    /// Runs the strategy on its own blocking thread and collects every result.
+    pub async fn run(&self, engine: Arc<Engine>, strategy: Strategy) -> DeploymentReport {
+        let handle = tokio::runtime::Handle::current();
+        let script_engine = engine.clone();
+        let script = strategy.clone();
+        let outcome = tokio::task::spawn_blocking(move || run_strategy(&script, script_engine, handle)).await;
+        let script_error = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error),
+            Err(join_error) => Some(ScriptError {
+                origin: strategy.origin.clone(),
+                line: 0,
+                column: 0,
+                message: format!("the strategy thread failed: {join_error}"),
+                source_line: None,
+            }),
+        };
+        let reason = match (&script_error, engine.is_cancelled()) {
+            (_, true) => "interrupted before it started".to_string(),
+            (Some(error), _) => format!("not deployed: {error}"),
+            (None, _) => format!("not deployed: strategy '{}' did not reach it", strategy.name),
+        };
+        let results = engine.finish(&reason);
+        DeploymentReport {
+            deployment_id: engine.context().deployment_id.clone(),
+            strategy: strategy.name,
+            results,
+            script_error,
+        }
+    }
+
+    /// Deploys `request.migrations` to the selected environments with the
+    /// strategy; results keep the input order.
+    pub async fn deploy_to_environments(&self, request: DeployRequest) -> Result<DeploymentReport, CoordinatorError> {
+        let (engine, strategy) = self.prepare(request)?;
+        Ok(self.run(engine, strategy).await)
+    }
+
+    /// Health, applied version, pending count and drift of each environment.
+    /// Reads only; creates nothing.
+    pub async fn get_deployment_status(
+        &self,
+        environments: &[String],
+        migrations: &[Migration],
+        health_check: &HealthCheck,
+    ) -> Result<IndexMap<String, EnvironmentStatus>, RegistryError> {
+        let selected = self.select(environments)?;
+        let checks = selected.iter().map(|environment| async move {
+            let health = health_check.check_environment(environment).await;
+            let mut status = EnvironmentStatus {
+                environment: environment.name.clone(),
+                health,
+                applied_version: None,
+                applied_count: 0,
+                pending_count: migrations.len(),
+                drift: Vec::new(),
+            };
+            if !status.health.is_healthy || !status.health.migration_table_exists {
+                return status;
+            }
+            let applied = match connect_read_only(&environment.connection, health_check.timeout).await {
+                Ok(Some(db)) => applied_migrations(&db).await.unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            let migration_plan = plan(migrations, &applied);
+            status.applied_version = applied.last().map(|a| a.version.clone());
+            status.applied_count = applied.len();
+            status.pending_count = migration_plan.pending.len();
+            status.drift = migration_plan
+                .drift
+                .iter()
+                .map(|r| {
+                    let kind = if r.state == MigrationState::Drifted {
+                        "drifted"
+                    } else {
+                        "missing"
+                    };
+                    format!("{}_{} ({kind})", r.version, r.name)
+                })
+                .collect();
+            status
+        });
+        Ok(futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .map(|s| (s.environment.clone(), s))
+            .collect())
+    }
+}

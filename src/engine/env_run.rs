@@ -1,0 +1,397 @@
+//! The per-environment state machine, the same for every strategy:
+//! approval gate → health → plan (drift) → destructive gate → lock → apply → unlock,
+//! with auto-rollback of what this run applied when a migration fails.
+
+use chrono::{DateTime, Utc};
+use surrealdb::Surreal;
+use surrealdb::engine::any::Any;
+
+use super::{ApprovalRequest, DeploymentResult, DeploymentStatus, Engine, EnvironmentPlan, Event, VerifyResult};
+use crate::connection::{QueryError, connect, connect_read_only, ensure_namespace_and_database};
+use crate::health::HealthCheck;
+use crate::migration::apply::describe_drift;
+use crate::migration::{
+    AppliedMigration, Migration, acquire_lock, applied_migrations, apply_migration, ensure_history_table, plan,
+    release_lock, revert_migration, up_script,
+};
+use crate::registry::EnvironmentConfig;
+use crate::safety::ApprovalDecision;
+
+/// Why an environment stopped, before its final status is decided.
+struct Stop {
+    status: DeploymentStatus,
+    error: String,
+}
+
+fn failed(error: impl Into<String>) -> Stop {
+    Stop {
+        status: DeploymentStatus::Failed,
+        error: error.into(),
+    }
+}
+
+fn skipped(error: impl Into<String>) -> Stop {
+    Stop {
+        status: DeploymentStatus::Skipped,
+        error: error.into(),
+    }
+}
+
+/// Runs the whole deployment of one environment and returns its result.
+pub(super) async fn run(engine: &Engine, environment: &EnvironmentConfig) -> DeploymentResult {
+    let started_at = Utc::now();
+    let name = environment.name.as_str();
+    engine.events.send(Event::Started {
+        environment: name.to_string(),
+    });
+    match run_steps(engine, environment, started_at).await {
+        Ok(result) => result,
+        Err(stop) => {
+            let applied = engine.ledger().get(name).map(|s| s.applied_this_run.len()).unwrap_or(0);
+            DeploymentResult::finished(name, stop.status, applied, Some(stop.error), started_at)
+        }
+    }
+}
+
+async fn run_steps(
+    engine: &Engine,
+    environment: &EnvironmentConfig,
+    started_at: DateTime<Utc>,
+) -> Result<DeploymentResult, Stop> {
+    let name = environment.name.as_str();
+    let options = &engine.options;
+    let approval_required = environment.require_approval || !environment.approvers.is_empty();
+
+    // 1. Approval, before anything touches the environment.
+    if approval_required && !options.dry_run {
+        engine.events.phase(name, "awaiting approval");
+        approve(engine, environment).await?;
+    }
+
+    // 2. Health.
+    if options.verify_health {
+        engine.events.phase(name, "checking health");
+        let status = HealthCheck::with_timeout(options.health_timeout)
+            .check_environment(environment)
+            .await;
+        if !status.is_healthy {
+            return Err(failed(format!(
+                "unhealthy: {}",
+                status.error.unwrap_or_else(|| "health check failed".into())
+            )));
+        }
+    }
+
+    // 3. Plan from the history, read without creating anything.
+    engine.events.phase(name, "reading history");
+    let applied = read_history(engine, environment).await?;
+    let migration_plan = plan(&engine.migrations, &applied);
+    if !migration_plan.drift.is_empty() {
+        return Err(failed(format!(
+            "drift: {}; restore the files or resolve the history before deploying",
+            describe_drift(&migration_plan.drift)
+        )));
+    }
+    let pending: Vec<usize> = migration_plan
+        .pending
+        .iter()
+        .map(|m| index_of(&engine.migrations, m))
+        .collect();
+
+    // 4. Destructive gate: the whole environment is blocked before anything runs.
+    let destructive: Vec<_> = pending
+        .iter()
+        .flat_map(|&i| engine.destructive[i].iter().cloned())
+        .collect();
+    if !environment.allow_destructive
+        && let Some(first) = destructive.first()
+    {
+        let more = match destructive.len() {
+            1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        return Err(failed(format!(
+            "blocked: destructive statement in {}{more}; '{}' has allow_destructive: false",
+            first, name
+        )));
+    }
+
+    if options.dry_run {
+        let plan = EnvironmentPlan {
+            pending: pending.iter().map(|&i| engine.migrations[i].id()).collect(),
+            statements: pending.iter().map(|&i| up_script(&engine.migrations[i])).collect(),
+            destructive,
+            approval_required,
+            irreversible: pending
+                .iter()
+                .filter(|&&i| engine.migrations[i].down.is_none())
+                .map(|&i| engine.migrations[i].id())
+                .collect(),
+        };
+        let mut result = DeploymentResult::finished(name, DeploymentStatus::Success, 0, None, started_at);
+        result.plan = Some(plan);
+        return Ok(result);
+    }
+    if pending.is_empty() {
+        return Ok(DeploymentResult::finished(
+            name,
+            DeploymentStatus::Success,
+            0,
+            None,
+            started_at,
+        ));
+    }
+
+    // 5. Lock, apply, unlock.
+    engine.events.phase(name, "connecting");
+    let db = connect(&environment.connection, options.connect_timeout)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    ensure_namespace_and_database(&db, &environment.connection)
+        .await
+        .map_err(|e| failed(format!("cannot create namespace/database: {e}")))?;
+    ensure_history_table(&db)
+        .await
+        .map_err(|e| failed(format!("cannot create _migration_history: {e}")))?;
+    engine.events.phase(name, "acquiring lock");
+    let lock = acquire_lock(&db, &engine.context.lock_owner(), engine.context.lock_ttl)
+        .await
+        .map_err(|e| failed(format!("not deployed: {e}")))?;
+    let outcome = apply_pending(engine, environment, &db).await;
+    let released = release_lock(&db, &lock).await;
+    let applied_count = engine.ledger().get(name).map(|s| s.applied_this_run.len()).unwrap_or(0);
+    match (outcome, released) {
+        (Ok(()), Ok(())) => Ok(DeploymentResult::finished(
+            name,
+            DeploymentStatus::Success,
+            applied_count,
+            None,
+            started_at,
+        )),
+        (Ok(()), Err(e)) => Err(failed(format!(
+            "applied {applied_count} migration(s) but could not release the lock: {e}"
+        ))),
+        (Err(stop), _) => Err(stop),
+    }
+}
+
+fn index_of(migrations: &[Migration], migration: &Migration) -> usize {
+    migrations
+        .iter()
+        .position(|m| m.version == migration.version)
+        .expect("plan returns migrations from the list")
+}
+
+async fn approve(engine: &Engine, environment: &EnvironmentConfig) -> Result<(), Stop> {
+    let name = &environment.name;
+    let decision = match engine.options.approvals.decide_without_prompt(name) {
+        Some(decision) => decision,
+        None => match &engine.approver {
+            Some(approver) => {
+                let approver = approver.clone();
+                let request = ApprovalRequest {
+                    deployment_id: engine.context.deployment_id.clone(),
+                    environment: name.clone(),
+                    tags: environment.tags.clone(),
+                    pending: Vec::new(),
+                };
+                tokio::task::spawn_blocking(move || approver.approve(&request))
+                    .await
+                    .unwrap_or_else(|e| ApprovalDecision::Denied(format!("approval prompt failed: {e}")))
+            }
+            None => ApprovalDecision::Denied(
+                "approval required and nobody can be asked: pass --approve NAME or --yes".into(),
+            ),
+        },
+    };
+    match decision {
+        ApprovalDecision::Approved => Ok(()),
+        ApprovalDecision::Denied(reason) => Err(skipped(reason)),
+        ApprovalDecision::Pending(reason) => Err(skipped(format!("approval pending: {reason}"))),
+    }
+}
+
+async fn read_history(engine: &Engine, environment: &EnvironmentConfig) -> Result<Vec<AppliedMigration>, Stop> {
+    match connect_read_only(&environment.connection, engine.options.connect_timeout).await {
+        Ok(Some(db)) => applied_migrations(&db)
+            .await
+            .map_err(|e| failed(format!("cannot read _migration_history: {e}"))),
+        Ok(None) => Ok(Vec::new()),
+        Err(e) => Err(failed(e.to_string())),
+    }
+}
+
+/// Applies pending migrations under the lock; rolls back this run's work on failure.
+async fn apply_pending(engine: &Engine, environment: &EnvironmentConfig, db: &Surreal<Any>) -> Result<(), Stop> {
+    let name = environment.name.as_str();
+    // Re-read under the lock: another runner may have applied some meanwhile.
+    let applied = applied_migrations(db)
+        .await
+        .map_err(|e| failed(format!("cannot read _migration_history: {e}")))?;
+    let migration_plan = plan(&engine.migrations, &applied);
+    if !migration_plan.drift.is_empty() {
+        return Err(failed(format!("drift: {}", describe_drift(&migration_plan.drift))));
+    }
+    let pending: Vec<usize> = migration_plan
+        .pending
+        .iter()
+        .map(|m| index_of(&engine.migrations, m))
+        .collect();
+    let total = pending.len();
+    for (step, index) in pending.into_iter().enumerate() {
+        let migration = &engine.migrations[index];
+        engine
+            .events
+            .phase(name, format!("applying {}/{total}: {}", step + 1, migration.id()));
+        match apply_migration(db, migration, &engine.context).await {
+            Ok(duration_ms) => {
+                engine.note_applied(name, index);
+                engine.events.send(Event::MigrationApplied {
+                    environment: name.to_string(),
+                    migration: migration.id(),
+                    duration_ms,
+                });
+            }
+            Err(error) => return Err(after_failure(engine, environment, db, migration, error).await),
+        }
+    }
+    Ok(())
+}
+
+async fn after_failure(
+    engine: &Engine,
+    environment: &EnvironmentConfig,
+    db: &Surreal<Any>,
+    migration: &Migration,
+    error: QueryError,
+) -> Stop {
+    let name = environment.name.as_str();
+    let what = format!("migration {} failed: {error}", migration.id());
+    let applied = engine
+        .ledger()
+        .get(name)
+        .map(|s| s.applied_this_run.clone())
+        .unwrap_or_default();
+    if applied.is_empty() {
+        return failed(format!("{what}; nothing was applied"));
+    }
+    if !engine.options.auto_rollback {
+        return failed(format!(
+            "{what}; {} migration(s) applied by this run were kept (--no-rollback)",
+            applied.len()
+        ));
+    }
+    match revert(engine, environment, db, &applied).await {
+        Ok(count) => Stop {
+            status: DeploymentStatus::RolledBack,
+            error: format!("{what}; rolled back {count} migration(s) applied by this run"),
+        },
+        Err(rollback_error) => failed(format!("{what}; rollback failed: {rollback_error}")),
+    }
+}
+
+/// Reverts `applied` (indexes, in apply order) newest first. Checks every down
+/// section exists before reverting anything.
+async fn revert(
+    engine: &Engine,
+    environment: &EnvironmentConfig,
+    db: &Surreal<Any>,
+    applied: &[usize],
+) -> Result<usize, String> {
+    let name = environment.name.as_str();
+    if let Some(&i) = applied.iter().find(|&&i| engine.migrations[i].down.is_none()) {
+        return Err(format!(
+            "cannot roll back {}: it has no '-- migrate:down' section",
+            engine.migrations[i].id()
+        ));
+    }
+    let mut count = 0;
+    for &index in applied.iter().rev() {
+        let migration = &engine.migrations[index];
+        engine.events.phase(name, format!("rolling back {}", migration.id()));
+        revert_migration(db, migration).await.map_err(|e| e.to_string())?;
+        count += 1;
+        let mut ledger = engine.ledger();
+        if let Some(state) = ledger.get_mut(name) {
+            state.applied_this_run.retain(|&i| i != index);
+        }
+    }
+    Ok(count)
+}
+
+/// The `rollback()` primitive for one environment: reverts this run's migrations
+/// under the lock.
+pub(super) async fn roll_back_run(
+    engine: &Engine,
+    environment: &EnvironmentConfig,
+    applied: &[usize],
+    reason: &str,
+    started_at: DateTime<Utc>,
+) -> DeploymentResult {
+    let name = environment.name.as_str();
+    let outcome = async {
+        let db = connect(&environment.connection, engine.options.connect_timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+        let lock = acquire_lock(&db, &engine.context.lock_owner(), engine.context.lock_ttl)
+            .await
+            .map_err(|e| e.to_string())?;
+        let reverted = revert(engine, environment, &db, applied).await;
+        let _ = release_lock(&db, &lock).await;
+        reverted
+    }
+    .await;
+    match outcome {
+        Ok(count) => DeploymentResult::finished(
+            name,
+            DeploymentStatus::RolledBack,
+            0,
+            Some(format!(
+                "{reason}; rolled back {count} migration(s) applied by this run"
+            )),
+            started_at,
+        ),
+        Err(error) => {
+            let kept = engine.ledger().get(name).map(|s| s.applied_this_run.len()).unwrap_or(0);
+            DeploymentResult::finished(
+                name,
+                DeploymentStatus::Failed,
+                kept,
+                Some(format!("{reason}; rollback failed: {error}")),
+                started_at,
+            )
+        }
+    }
+}
+
+/// Healthy, and every migration file is applied with a matching checksum.
+pub(super) async fn verify(engine: &Engine, environment: &EnvironmentConfig) -> VerifyResult {
+    let name = environment.name.clone();
+    let outcome: Result<(), String> = async {
+        let status = HealthCheck::with_timeout(engine.options.health_timeout)
+            .check_environment(environment)
+            .await;
+        if !status.is_healthy {
+            return Err(format!("unhealthy: {}", status.error.unwrap_or_default()));
+        }
+        if engine.options.dry_run {
+            return Ok(());
+        }
+        let applied = read_history(engine, environment).await.map_err(|s| s.error)?;
+        let migration_plan = plan(&engine.migrations, &applied);
+        if !migration_plan.drift.is_empty() {
+            return Err(format!("drift: {}", describe_drift(&migration_plan.drift)));
+        }
+        if !migration_plan.pending.is_empty() {
+            let ids: Vec<String> = migration_plan.pending.iter().map(|m| m.id()).collect();
+            return Err(format!("not applied: {}", ids.join(", ")));
+        }
+        Ok(())
+    }
+    .await;
+    VerifyResult {
+        environment: name,
+        ok: outcome.is_ok(),
+        error: outcome.err(),
+    }
+}

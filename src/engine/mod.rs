@@ -1,0 +1,332 @@
+//! The engine behind every strategy primitive: one per-environment state
+//! machine (gates, lock, apply, rollback), concurrency bounds, and the ledger
+//! that gives every selected environment exactly one result. Knows nothing of Rhai.
+
+mod env_run;
+pub mod event;
+pub mod result;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use crate::health::{HealthCheck, HealthStatus};
+use crate::migration::{ApplyContext, Migration};
+use crate::registry::EnvironmentConfig;
+use crate::safety::{ApprovalDecision, ApprovalPolicy, DestructiveStatement, destructive_statements};
+pub use event::{Event, EventSink};
+pub use result::{DeploymentResult, DeploymentStatus, EnvironmentPlan};
+
+/// Options of one deployment, as the guide names them.
+#[derive(Debug, Clone)]
+pub struct DeployOptions {
+    /// Rolling: environments per batch.
+    pub batch_size: usize,
+    /// Canary: percentage deployed first (0 < p ≤ 100).
+    pub canary_percent: f64,
+    /// Parallel: environments deployed at once.
+    pub max_concurrent: usize,
+    /// Check health before deploying each environment.
+    pub verify_health: bool,
+    /// Roll back what this run applied when an environment fails.
+    pub auto_rollback: bool,
+    /// Plan only; write nothing anywhere.
+    pub dry_run: bool,
+    /// Time allowed for one health check.
+    pub health_timeout: Duration,
+    /// Time allowed to connect and sign in.
+    pub connect_timeout: Duration,
+    /// Approvals given up front (`--approve`, `--yes`) and whether to prompt.
+    pub approvals: ApprovalPolicy,
+    /// Custom values for scripts (`--set key=value`).
+    pub extra: IndexMap<String, serde_json::Value>,
+}
+
+impl Default for DeployOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 1,
+            canary_percent: 10.0,
+            max_concurrent: 5,
+            verify_health: true,
+            auto_rollback: true,
+            dry_run: false,
+            health_timeout: crate::health::DEFAULT_HEALTH_TIMEOUT,
+            connect_timeout: crate::connection::DEFAULT_CONNECT_TIMEOUT,
+            approvals: ApprovalPolicy::default(),
+            extra: IndexMap::new(),
+        }
+    }
+}
+
+/// What an approver is asked.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalRequest {
+    pub deployment_id: String,
+    pub environment: String,
+    pub tags: Vec<String>,
+    /// Migrations that would be applied (`version_name`), when known.
+    pub pending: Vec<String>,
+}
+
+/// Asks a person or a plugin for approval. Called on a blocking thread.
+pub trait Approver: Send + Sync {
+    fn approve(&self, request: &ApprovalRequest) -> ApprovalDecision;
+}
+
+/// The outcome of `verify`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerifyResult {
+    pub environment: String,
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct EnvState {
+    result: Option<DeploymentResult>,
+    /// Migrations (indexes into `migrations`) this run applied, in order.
+    applied_this_run: Vec<usize>,
+    running: bool,
+}
+
+/// Shared state of one deployment. Primitives are `async` methods; the script
+/// layer calls them through `Handle::block_on`.
+pub struct Engine {
+    /// Names in the order the user selected them (the order of results).
+    input_order: Vec<String>,
+    /// Environments in deployment order (the order of `envs`).
+    environments: IndexMap<String, EnvironmentConfig>,
+    migrations: Arc<Vec<Migration>>,
+    destructive: Vec<Vec<DestructiveStatement>>,
+    options: DeployOptions,
+    context: ApplyContext,
+    events: EventSink,
+    approver: Option<Arc<dyn Approver>>,
+    ledger: Mutex<HashMap<String, EnvState>>,
+    cancelled: AtomicBool,
+}
+
+impl Engine {
+    /// An engine for `environments` (in deployment order); results come back
+    /// in `input_order`.
+    pub fn new(
+        input_order: Vec<String>,
+        environments: Vec<EnvironmentConfig>,
+        migrations: Arc<Vec<Migration>>,
+        options: DeployOptions,
+        context: ApplyContext,
+        events: EventSink,
+        approver: Option<Arc<dyn Approver>>,
+    ) -> Self {
+        let destructive = migrations.iter().map(destructive_statements).collect();
+        let ledger = environments
+            .iter()
+            .map(|e| (e.name.clone(), EnvState::default()))
+            .collect();
+        Self {
+            input_order,
+            environments: environments.into_iter().map(|e| (e.name.clone(), e)).collect(),
+            migrations,
+            destructive,
+            options,
+            context,
+            events,
+            approver,
+            ledger: Mutex::new(ledger),
+            cancelled: AtomicBool::new(false),
+        }
+    }
+
+    /// The deployment's options.
+    pub fn options(&self) -> &DeployOptions {
+        &self.options
+    }
+
+    /// The deployment id and actor.
+    pub fn context(&self) -> &ApplyContext {
+        &self.context
+    }
+
+    /// Selected environments, in deployment order.
+    pub fn environments(&self) -> impl Iterator<Item = &EnvironmentConfig> {
+        self.environments.values()
+    }
+
+    /// Sends a log line to the event stream.
+    pub fn log(&self, message: impl Into<String>) {
+        self.events.send(Event::Log {
+            message: message.into(),
+        });
+    }
+
+    /// Stops starting new environments (Ctrl-C).
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+    }
+
+    /// True once [`Engine::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    fn environment(&self, name: &str) -> Result<&EnvironmentConfig, String> {
+        self.environments
+            .get(name)
+            .ok_or_else(|| format!("environment '{name}' is not part of this deployment"))
+    }
+
+    fn ledger(&self) -> std::sync::MutexGuard<'_, HashMap<String, EnvState>> {
+        self.ledger.lock().expect("ledger poisoned")
+    }
+
+    /// The final result of `name`, if it has one.
+    pub fn result_of(&self, name: &str) -> Option<DeploymentResult> {
+        self.ledger().get(name).and_then(|s| s.result.clone())
+    }
+
+    /// Records a final result (first one wins) and announces it.
+    fn record(&self, result: DeploymentResult) -> DeploymentResult {
+        let mut ledger = self.ledger();
+        let state = ledger.entry(result.environment.clone()).or_default();
+        state.running = false;
+        if let Some(existing) = &state.result {
+            return existing.clone();
+        }
+        state.result = Some(result.clone());
+        drop(ledger);
+        self.events.send(Event::Finished { result: result.clone() });
+        result
+    }
+
+    /// `health(envs)`: concurrent health checks.
+    pub async fn health(&self, names: &[String]) -> Result<Vec<HealthStatus>, String> {
+        let environments = names
+            .iter()
+            .map(|n| self.environment(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        let check = HealthCheck::with_timeout(self.options.health_timeout);
+        Ok(check.check_environments(&environments).await.into_values().collect())
+    }
+
+    /// `deploy(envs, max_concurrent)`: the full per-environment deployment, at
+    /// most `max_concurrent` at once; results in the order of `names`. An
+    /// environment that already has a result is not deployed again.
+    pub async fn deploy(&self, names: &[String], max_concurrent: usize) -> Result<Vec<DeploymentResult>, String> {
+        for name in names {
+            self.environment(name)?;
+        }
+        let limit = max_concurrent.max(1);
+        let runs = futures::stream::iter(names.iter().map(|name| self.deploy_one(name)))
+            .buffered(limit)
+            .collect::<Vec<_>>()
+            .await;
+        Ok(runs)
+    }
+
+    async fn deploy_one(&self, name: &str) -> DeploymentResult {
+        {
+            let mut ledger = self.ledger();
+            let state = ledger.entry(name.to_string()).or_default();
+            if let Some(result) = &state.result {
+                return result.clone();
+            }
+            if state.running {
+                // The script asked for the same environment twice in one call.
+                return DeploymentResult::skipped(name, "already being deployed by this run");
+            }
+            state.running = true;
+        }
+        if self.is_cancelled() {
+            return self.record(DeploymentResult::skipped(name, "interrupted before it started"));
+        }
+        let environment = self.environments[name].clone();
+        let result = env_run::run(self, &environment).await;
+        self.record(result)
+    }
+
+    fn note_applied(&self, name: &str, migration_index: usize) {
+        self.ledger()
+            .entry(name.to_string())
+            .or_default()
+            .applied_this_run
+            .push(migration_index);
+    }
+
+    /// `rollback(envs)`: rolls back what THIS run applied on each environment,
+    /// newest first. Environments where this run applied nothing keep their result.
+    pub async fn rollback(&self, names: &[String], reason: &str) -> Result<Vec<DeploymentResult>, String> {
+        for name in names {
+            self.environment(name)?;
+        }
+        let runs = names.iter().map(|name| async move {
+            let applied = {
+                let mut ledger = self.ledger();
+                let state = ledger.entry(name.clone()).or_default();
+                std::mem::take(&mut state.applied_this_run)
+            };
+            if applied.is_empty() || self.options.dry_run {
+                return self
+                    .result_of(name)
+                    .unwrap_or_else(|| self.record(DeploymentResult::skipped(name, reason)));
+            }
+            let environment = self.environments[name.as_str()].clone();
+            let started = self
+                .result_of(name)
+                .map(|r| r.started_at)
+                .unwrap_or_else(chrono::Utc::now);
+            let result = env_run::roll_back_run(self, &environment, &applied, reason, started).await;
+            // Replace the earlier (successful) result with the rollback's.
+            let mut ledger = self.ledger();
+            let state = ledger.entry(name.clone()).or_default();
+            state.result = Some(result.clone());
+            drop(ledger);
+            self.events.send(Event::Finished { result: result.clone() });
+            result
+        });
+        Ok(futures::future::join_all(runs).await)
+    }
+
+    /// `skip(envs, reason)`: SKIPPED for each environment that has no result yet.
+    pub fn skip(&self, names: &[String], reason: &str) -> Result<Vec<DeploymentResult>, String> {
+        names
+            .iter()
+            .map(|name| {
+                self.environment(name)?;
+                Ok(self
+                    .result_of(name)
+                    .unwrap_or_else(|| self.record(DeploymentResult::skipped(name, reason))))
+            })
+            .collect()
+    }
+
+    /// `verify(envs)`: healthy, and the history holds every migration file with
+    /// a matching checksum.
+    pub async fn verify(&self, names: &[String]) -> Result<Vec<VerifyResult>, String> {
+        let environments = names
+            .iter()
+            .map(|n| self.environment(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        let checks = environments.into_iter().map(|e| env_run::verify(self, e));
+        Ok(futures::future::join_all(checks).await)
+    }
+
+    /// Gives every environment without a result a SKIPPED one and returns all
+    /// results in input order.
+    pub fn finish(&self, reason: &str) -> IndexMap<String, DeploymentResult> {
+        self.input_order
+            .iter()
+            .map(|name| {
+                let result = self
+                    .result_of(name)
+                    .unwrap_or_else(|| self.record(DeploymentResult::skipped(name, reason)));
+                (name.clone(), result)
+            })
+            .collect()
+    }
+}

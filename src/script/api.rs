@@ -1,0 +1,223 @@
+//! The primitives a strategy calls, registered as Rhai functions. Each blocks
+//! on the tokio runtime and does its concurrent work there (in the engine).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rhai::{Array, Dynamic, Engine as Rhai, EvalAltResult, FLOAT, INT, Map};
+use tokio::runtime::Handle;
+
+use super::helpers;
+use crate::engine::{DeploymentResult, Engine, VerifyResult};
+use crate::health::HealthStatus;
+use crate::registry::EnvironmentConfig;
+
+/// An environment as a script sees it: read-only, and only the ones the user
+/// selected (scripts cannot construct one).
+#[derive(Debug, Clone)]
+pub struct ScriptEnv {
+    pub name: String,
+    pub priority: i64,
+    pub tags: Vec<String>,
+    pub require_approval: bool,
+    pub allow_destructive: bool,
+}
+
+impl From<&EnvironmentConfig> for ScriptEnv {
+    fn from(e: &EnvironmentConfig) -> Self {
+        Self {
+            name: e.name.clone(),
+            priority: e.priority,
+            tags: e.tags.clone(),
+            require_approval: e.require_approval,
+            allow_destructive: e.allow_destructive,
+        }
+    }
+}
+
+type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// Names of the environments in `envs` (an array of environments, or one).
+fn names(envs: &Dynamic, function: &str) -> RhaiResult<Vec<String>> {
+    let items = if envs.is_array() {
+        envs.clone().into_array().expect("checked is_array")
+    } else {
+        vec![envs.clone()]
+    };
+    items
+        .into_iter()
+        .map(|item| {
+            let type_name = item.type_name();
+            item.try_cast::<ScriptEnv>()
+                .map(|e| e.name)
+                .ok_or_else(|| format!("{function}() takes environments (from `envs`), got {type_name}").into())
+        })
+        .collect()
+}
+
+fn optional(value: Option<impl Into<Dynamic>>) -> Dynamic {
+    value.map(Into::into).unwrap_or(Dynamic::UNIT)
+}
+
+/// A deployment result as a Rhai map.
+pub fn result_map(r: &DeploymentResult) -> Dynamic {
+    let mut map = Map::new();
+    map.insert("environment".into(), r.environment.clone().into());
+    map.insert("status".into(), r.status.value().into());
+    map.insert("migrations_applied".into(), (r.migrations_applied as INT).into());
+    map.insert(
+        "duration_seconds".into(),
+        optional(r.duration_seconds.map(|d| d as FLOAT)),
+    );
+    map.insert("error".into(), optional(r.error.clone()));
+    map.into()
+}
+
+fn health_map(h: &HealthStatus) -> Dynamic {
+    let mut map = Map::new();
+    map.insert("environment".into(), h.environment.clone().into());
+    map.insert("is_healthy".into(), h.is_healthy.into());
+    map.insert("can_connect".into(), h.can_connect.into());
+    map.insert("authenticated".into(), h.authenticated.into());
+    map.insert("migration_table_exists".into(), h.migration_table_exists.into());
+    map.insert("error".into(), optional(h.error.clone()));
+    map.into()
+}
+
+fn verify_map(v: &VerifyResult) -> Dynamic {
+    let mut map = Map::new();
+    map.insert("environment".into(), v.environment.clone().into());
+    map.insert("ok".into(), v.ok.into());
+    map.insert("status".into(), if v.ok { "success" } else { "failed" }.into());
+    map.insert("error".into(), optional(v.error.clone()));
+    map.into()
+}
+
+fn max_concurrent_option(options: &Map, default: usize) -> RhaiResult<usize> {
+    for key in options.keys() {
+        if key.as_str() != "max_concurrent" {
+            return Err(format!("deploy(envs, options): unknown option '{key}' (known: max_concurrent)").into());
+        }
+    }
+    match options.get("max_concurrent") {
+        None => Ok(default),
+        Some(v) => match v.as_int() {
+            Ok(n) if n >= 1 => Ok(n as usize),
+            _ => {
+                Err(format!("deploy(envs, #{{max_concurrent: n}}): n must be an integer of at least 1, got {v}").into())
+            }
+        },
+    }
+}
+
+/// Registers the environment type, the primitives and the helpers.
+pub fn register(rhai: &mut Rhai, engine: Arc<Engine>, handle: Handle) {
+    rhai.register_type_with_name::<ScriptEnv>("Environment")
+        .register_get("name", |e: &mut ScriptEnv| e.name.clone())
+        .register_get("priority", |e: &mut ScriptEnv| e.priority as INT)
+        .register_get("tags", |e: &mut ScriptEnv| {
+            e.tags.iter().cloned().map(Dynamic::from).collect::<Array>()
+        })
+        .register_get("require_approval", |e: &mut ScriptEnv| e.require_approval)
+        .register_get("allow_destructive", |e: &mut ScriptEnv| e.allow_destructive)
+        .register_fn("to_string", |e: &mut ScriptEnv| e.name.clone())
+        .register_fn("to_debug", |e: &mut ScriptEnv| format!("Environment({})", e.name));
+
+    let (e, h) = (engine.clone(), handle.clone());
+    rhai.register_fn("health", move |envs: Dynamic| -> RhaiResult<Array> {
+        let names = names(&envs, "health")?;
+        let statuses = h.block_on(e.health(&names))?;
+        Ok(statuses.iter().map(health_map).collect())
+    });
+
+    let (e, h) = (engine.clone(), handle.clone());
+    rhai.register_fn("deploy", move |envs: Dynamic| -> RhaiResult<Array> {
+        let names = names(&envs, "deploy")?;
+        let results = h.block_on(e.deploy(&names, e.options().max_concurrent))?;
+        Ok(results.iter().map(result_map).collect())
+    });
+
+    let (e, h) = (engine.clone(), handle.clone());
+    rhai.register_fn("deploy", move |envs: Dynamic, options: Map| -> RhaiResult<Array> {
+        let names = names(&envs, "deploy")?;
+        let limit = max_concurrent_option(&options, e.options().max_concurrent)?;
+        let results = h.block_on(e.deploy(&names, limit))?;
+        Ok(results.iter().map(result_map).collect())
+    });
+
+    let (e, h) = (engine.clone(), handle.clone());
+    rhai.register_fn("rollback", move |envs: Dynamic| -> RhaiResult<Array> {
+        let names = names(&envs, "rollback")?;
+        let results = h.block_on(e.rollback(&names, "rolled back by the strategy"))?;
+        Ok(results.iter().map(result_map).collect())
+    });
+
+    let (e, h) = (engine.clone(), handle.clone());
+    rhai.register_fn("rollback", move |envs: Dynamic, reason: &str| -> RhaiResult<Array> {
+        let names = names(&envs, "rollback")?;
+        let results = h.block_on(e.rollback(&names, reason))?;
+        Ok(results.iter().map(result_map).collect())
+    });
+
+    let e = engine.clone();
+    rhai.register_fn("skip", move |envs: Dynamic, reason: &str| -> RhaiResult<Array> {
+        let names = names(&envs, "skip")?;
+        Ok(e.skip(&names, reason)?.iter().map(result_map).collect())
+    });
+
+    let (e, h) = (engine.clone(), handle.clone());
+    rhai.register_fn("verify", move |envs: Dynamic| -> RhaiResult<Array> {
+        let names = names(&envs, "verify")?;
+        let results = h.block_on(e.verify(&names))?;
+        Ok(results.iter().map(verify_map).collect())
+    });
+
+    let (e, h) = (engine.clone(), handle.clone());
+    let pause = move |seconds: FLOAT| -> RhaiResult<()> {
+        if !(0.0..=86_400.0).contains(&seconds) {
+            return Err(format!("pause(seconds): seconds must be between 0 and 86400, got {seconds}").into());
+        }
+        if e.options().dry_run {
+            e.log(format!("dry run: would pause {seconds}s"));
+            return Ok(());
+        }
+        e.log(format!("pausing {seconds}s"));
+        // Sleep in slices so Ctrl-C ends the pause promptly.
+        let deadline = std::time::Instant::now() + Duration::from_secs_f64(seconds);
+        while std::time::Instant::now() < deadline && !e.is_cancelled() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            h.block_on(tokio::time::sleep(left.min(Duration::from_millis(100))));
+        }
+        Ok(())
+    };
+    let pause_int = pause.clone();
+    rhai.register_fn("pause", pause);
+    rhai.register_fn("pause", move |seconds: INT| pause_int(seconds as FLOAT));
+
+    let e = engine.clone();
+    rhai.register_fn("log", move |message: Dynamic| e.log(message.to_string()));
+
+    let e = engine.clone();
+    rhai.register_fn("notify", move |event: &str, data: Dynamic| {
+        // Notifier plugins receive these; without plugins the event is logged.
+        e.log(format!("notify {event}: {data}"));
+    });
+
+    let e = engine.clone();
+    rhai.on_print(move |text| e.log(text));
+    rhai.on_debug(|text, source, position| {
+        tracing::debug!(target: "surql::script", "{}:{position}: {text}", source.unwrap_or("strategy"))
+    });
+
+    rhai.register_fn("chunks", helpers::chunks)
+        .register_fn("split_percent", helpers::split_percent)
+        .register_fn("split_percent", helpers::split_percent_int)
+        .register_fn("by_tag", helpers::by_tag)
+        .register_fn("any_failed", helpers::any_failed);
+
+    let e = engine;
+    rhai.on_progress(move |_operations| {
+        // Ctrl-C stops the script between operations.
+        e.is_cancelled().then(|| Dynamic::from("interrupted"))
+    });
+}

@@ -1,0 +1,270 @@
+//! `surql orchestrate …` through the real binary: three real SurrealDB server
+//! processes over ws://, one of them failing, read back afterwards; the
+//! embedded default config; JSON output; dry runs; validate and status.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use surql::ConnectionConfig;
+use surql::connection::{connect, connect_read_only, run_query};
+
+use common::{TestServer, example_migrations};
+
+fn surql(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_surql"))
+        .args(args)
+        .current_dir(dir)
+        .env("SURQL_TEST_SECRET", "root")
+        .output()
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn json_output(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(output)))
+}
+
+async fn history(connection: &ConnectionConfig) -> Option<Vec<String>> {
+    let db = connect_read_only(connection, Duration::from_secs(10)).await.unwrap()?;
+    let applied = surql::migration::applied_migrations(&db).await.unwrap();
+    Some(applied.into_iter().map(|a| a.name).collect())
+}
+
+fn write_config(dir: &Path, servers: &[&TestServer], extra: impl Fn(usize) -> Value) {
+    let environments: Vec<Value> = servers
+        .iter()
+        .enumerate()
+        .map(|(i, server)| {
+            let mut env = json!({
+                "name": format!("db{}", i + 1),
+                "connection": {"db_url": server.ws_url(), "db_ns": "app", "db": "main",
+                               "username": "root", "password": "${SURQL_TEST_SECRET}"},
+                "priority": i + 1,
+                "tags": ["replica"]
+            });
+            env.as_object_mut()
+                .unwrap()
+                .extend(extra(i).as_object().unwrap().clone());
+            env
+        })
+        .collect();
+    std::fs::write(
+        dir.join("environments.json"),
+        json!({ "environments": environments }).to_string(),
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn sequential_over_three_servers_with_one_failing() {
+    let servers = [TestServer::start(), TestServer::start(), TestServer::start()];
+    let work = tempfile::tempdir().unwrap();
+    write_config(work.path(), &servers.iter().collect::<Vec<_>>(), |_| json!({}));
+    // db2 already has a `user` table: the first example migration fails there.
+    let db2 = servers[1].connection("app", "main");
+    let db = connect(&db2, Duration::from_secs(10)).await.unwrap();
+    run_query(&db, "DEFINE TABLE user SCHEMALESS;", json!({}))
+        .await
+        .unwrap();
+
+    let examples = example_migrations();
+    let out = surql(
+        &[
+            "orchestrate",
+            "deploy",
+            "-e",
+            "tag:replica",
+            "-m",
+            examples.to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+        work.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let doc = json_output(&out);
+    assert_eq!(doc["strategy"], "sequential");
+    assert!(doc["deployment_id"].as_str().unwrap().len() > 10);
+    let results = doc["results"].as_array().unwrap();
+    let statuses: Vec<&str> = results.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["success", "failed", "skipped"], "{doc:#}");
+    assert_eq!(results[0]["migrations_applied"], 3);
+    assert!(
+        results[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("20250101090000_create_users"),
+        "{doc:#}"
+    );
+    for key in [
+        "environment",
+        "status",
+        "migrations_applied",
+        "duration_seconds",
+        "error",
+        "started_at",
+        "completed_at",
+    ] {
+        assert!(results[0].get(key).is_some(), "missing {key}");
+    }
+    let all = text(&out);
+    assert!(!all.contains("\"root\""), "password leaked: {all}");
+
+    // Read every database afterwards.
+    assert_eq!(
+        history(&servers[0].connection("app", "main")).await.unwrap(),
+        ["create_users", "create_orders", "audit_order_status"]
+    );
+    assert_eq!(
+        history(&db2).await.unwrap(),
+        Vec::<String>::new(),
+        "db2: nothing applied"
+    );
+    assert_eq!(
+        history(&servers[2].connection("app", "main")).await,
+        None,
+        "db3 never touched"
+    );
+
+    // status and validate show it.
+    let out = surql(
+        &["orchestrate", "status", "-e", "all", "-m", examples.to_str().unwrap()],
+        work.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("20250101090200") && stdout.contains("uninitialised"),
+        "{}",
+        text(&out)
+    );
+    let out = surql(&["orchestrate", "validate"], work.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("All environments validated"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test]
+async fn unreachable_environment_is_failed_and_validate_says_so() {
+    let servers = [TestServer::start(), TestServer::start()];
+    let work = tempfile::tempdir().unwrap();
+    write_config(work.path(), &servers.iter().collect::<Vec<_>>(), |_| json!({}));
+    let examples = example_migrations();
+    let mut dead = servers;
+    dead[1].kill();
+    let out = surql(
+        &[
+            "orchestrate",
+            "deploy",
+            "-e",
+            "db1,db2",
+            "--strategy",
+            "parallel",
+            "-m",
+            examples.to_str().unwrap(),
+            "--output",
+            "json",
+            "--health-timeout",
+            "3",
+        ],
+        work.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let doc = json_output(&out);
+    assert_eq!(doc["results"][0]["status"], "success");
+    assert_eq!(doc["results"][1]["status"], "failed");
+    assert!(
+        doc["results"][1]["error"].as_str().unwrap().contains("unhealthy"),
+        "{doc:#}"
+    );
+    let out = surql(&["orchestrate", "validate", "--health-timeout", "3"], work.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Unhealthy"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn embedded_default_config_deploys_dev_staging_and_approved_production() {
+    let work = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(root.join("environments.json"), work.path().join("environments.json")).unwrap();
+    let examples = example_migrations();
+    let m = examples.to_str().unwrap();
+
+    // Dry run: a plan, nothing written.
+    let out = surql(
+        &["orchestrate", "deploy", "-e", "all", "-m", m, "--dry-run"],
+        work.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("production — 3 pending, approval required"), "{stdout}");
+    assert!(stdout.contains("DEFINE TABLE user SCHEMAFULL"), "{stdout}");
+    assert!(!work.path().join(".surql").exists(), "dry run created databases");
+
+    // Without approval (no terminal here) production is skipped and untouched.
+    let out = surql(&["orchestrate", "deploy", "-e", "all", "-m", m], work.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("SKIPPED") && stdout.contains("approval required"),
+        "{stdout}"
+    );
+    assert!(work.path().join(".surql/data/staging").exists());
+    assert!(
+        !work.path().join(".surql/data/production").exists(),
+        "production touched"
+    );
+
+    let out = surql(
+        &["orchestrate", "deploy", "-e", "all", "-m", m, "--approve", "production"],
+        work.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("3 success"), "{stdout}");
+
+    // Unknown environment: the guide's message and the known names.
+    let out = surql(&["orchestrate", "deploy", "-e", "prod", "-m", m], work.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Environment 'prod' not found in registry") && stderr.contains("production"),
+        "{stderr}"
+    );
+
+    // A bad canary percentage is refused before anything runs.
+    let out = surql(
+        &[
+            "orchestrate",
+            "deploy",
+            "-e",
+            "all",
+            "-m",
+            m,
+            "--strategy",
+            "canary",
+            "--canary-percent",
+            "0",
+        ],
+        work.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
