@@ -514,3 +514,25 @@ async fn waves_example_runs_canary_tag_first() {
     assert_eq!(started[1], "w1", "then 25% of the rest (1 of 5, rounded)");
     assert_eq!(started.len(), 6);
 }
+
+#[tokio::test]
+async fn rollback_primitive_undoes_this_runs_work() {
+    let (registry, envs) = fleet(&[("r1", 1), ("r2", 2)]);
+    let dir = standard_migrations();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(
+        work.path().join("undo.rhai"),
+        "let results = deploy(envs);\nif any_failed(results) { throw \"unexpected\"; }\nrollback([envs[1]], \"changed my mind\");\n",
+    )
+    .unwrap();
+    let mut req = request(&["r1", "r2"], &dir, "undo.rhai");
+    req.strategy_dir = work.path().to_path_buf();
+    let run = deploy(registry, req).await;
+    assert!(run.report.script_error.is_none(), "{:?}", run.report.script_error);
+    assert_eq!(run.status("r1"), DeploymentStatus::Success);
+    assert_eq!(run.status("r2"), DeploymentStatus::RolledBack);
+    assert!(run.error("r2").contains("changed my mind; rolled back 3 migration(s)"), "{}", run.error("r2"));
+    assert_eq!(history(&envs[0]).await.unwrap().len(), 3);
+    assert_eq!(history(&envs[1]).await.unwrap(), Vec::<String>::new());
+    assert_eq!(tables(&envs[1]).await, ["_migration_history", "_migration_lock", "sentinel"]);
+}
