@@ -54,17 +54,18 @@ pub fn load_environments_file(path: impl AsRef<Path>) -> Result<EnvironmentsFile
 
 /// Loads a file into a new registry: the guide's `configure_environments`.
 pub fn configure_environments(path: impl AsRef<Path>) -> Result<EnvironmentRegistry, ConfigError> {
-    let file = load_environments_file(path.as_ref())?;
-    let mut registry = EnvironmentRegistry::new();
-    for environment in file.environments {
-        // Duplicates were rejected by validation already.
-        registry.register(environment).map_err(|e| ConfigError::Invalid {
-            path: path.as_ref().to_path_buf(),
-            location: "environments".into(),
-            message: e.to_string(),
-        })?;
+    Ok(load_environments_file(path.as_ref())?.registry())
+}
+
+impl EnvironmentsFile {
+    /// A registry of the file's environments (names were checked unique).
+    pub fn registry(&self) -> EnvironmentRegistry {
+        let mut registry = EnvironmentRegistry::new();
+        for environment in &self.environments {
+            let _ = registry.register(environment.clone());
+        }
+        registry
     }
-    Ok(registry)
 }
 
 /// Parses text as an environments file; `lookup` resolves `${VAR}`.

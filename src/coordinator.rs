@@ -9,7 +9,10 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use crate::connection::connect_read_only;
-use crate::engine::{Approver, DeployOptions, DeploymentResult, Engine, EventSink};
+use serde_json::json;
+
+use crate::engine::{Approver, DeployOptions, DeploymentResult, DeploymentStatus, Engine, EventSink};
+use crate::plugin::PluginHost;
 use crate::health::{HealthCheck, HealthStatus};
 use crate::migration::{ApplyContext, Migration, MigrationState, applied_migrations, plan};
 use crate::registry::{EnvironmentConfig, EnvironmentRegistry, RegistryError, deployment_order};
@@ -76,7 +79,7 @@ impl DeploymentReport {
             && self
                 .results
                 .values()
-                .all(|r| r.status == crate::engine::DeploymentStatus::Success)
+                .all(|r| r.status == DeploymentStatus::Success)
     }
 }
 
@@ -98,6 +101,7 @@ pub struct MigrationCoordinator {
     registry: EnvironmentRegistry,
     events: EventSink,
     approver: Option<Arc<dyn Approver>>,
+    plugins: Option<Arc<PluginHost>>,
 }
 
 impl MigrationCoordinator {
@@ -107,7 +111,14 @@ impl MigrationCoordinator {
             registry,
             events: EventSink::default(),
             approver: None,
+            plugins: None,
         }
+    }
+
+    /// Approval and notifier plugins (see [`PluginHost::load`]).
+    pub fn with_plugins(mut self, plugins: Arc<PluginHost>) -> Self {
+        self.plugins = Some(plugins);
+        self
     }
 
     /// Progress events go to `events`.
@@ -150,6 +161,17 @@ impl MigrationCoordinator {
         Self::validate(&request.options)?;
         let strategy = Strategy::resolve(&request.strategy, &request.strategy_dir)?;
         let selected = self.select(&request.environments)?;
+        for environment in &selected {
+            for approver in &environment.approvers {
+                let loaded = self.plugins.as_ref().is_some_and(|p| p.get(approver).is_some());
+                if !loaded {
+                    return Err(CoordinatorError::Option(format!(
+                        "environment '{}' lists approver '{approver}', which is not a loaded plugin (add it to \"plugins\")",
+                        environment.name
+                    )));
+                }
+            }
+        }
         let mut environments = selected.clone();
         deployment_order(&mut environments);
         let engine = Engine::new(
@@ -161,12 +183,24 @@ impl MigrationCoordinator {
             self.events.clone(),
             self.approver.clone(),
         );
+        let engine = match &self.plugins {
+            Some(plugins) => engine.with_plugins(plugins.clone()),
+            None => engine,
+        };
         Ok((Arc::new(engine), strategy))
     }
 
     /// Runs the strategy on its own blocking thread and collects every result.
     pub async fn run(&self, engine: Arc<Engine>, strategy: Strategy) -> DeploymentReport {
         let handle = tokio::runtime::Handle::current();
+        engine.notify(
+            "deployment_started",
+            json!({
+                "strategy": strategy.name,
+                "environments": engine.environments().map(|e| e.name.clone()).collect::<Vec<_>>(),
+                "actor": engine.context().actor,
+            }),
+        );
         let script_engine = engine.clone();
         let script = strategy.clone();
         let outcome = tokio::task::spawn_blocking(move || run_strategy(&script, script_engine, handle)).await;
@@ -187,6 +221,20 @@ impl MigrationCoordinator {
             (None, _) => format!("not deployed: strategy '{}' did not reach it", strategy.name),
         };
         let results = engine.finish(&reason);
+        let count = |status: DeploymentStatus| results.values().filter(|r| r.status == status).count();
+        engine.notify(
+            "deployment_finished",
+            json!({
+                "strategy": strategy.name,
+                "results": results.values().collect::<Vec<_>>(),
+                "success": count(DeploymentStatus::Success),
+                "failed": count(DeploymentStatus::Failed),
+                "rolled_back": count(DeploymentStatus::RolledBack),
+                "skipped": count(DeploymentStatus::Skipped),
+                "script_error": script_error.as_ref().map(|e| e.to_string()),
+            }),
+        );
+        engine.finish_notifications();
         DeploymentReport {
             deployment_id: engine.context().deployment_id.clone(),
             strategy: strategy.name,

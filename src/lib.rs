@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod health;
 pub mod migration;
+pub mod plugin;
 pub mod registry;
 pub mod safety;
 pub mod script;

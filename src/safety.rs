@@ -111,6 +111,8 @@ pub enum ApprovalDecision {
     Denied(String),
     /// No answer yet (plugins poll until their timeout).
     Pending(String),
+    /// The gate itself failed (a plugin error or panic): the environment is FAILED.
+    Error(String),
 }
 
 /// How approvals are given without a plugin: `--approve NAME`, `--yes`, or a

@@ -13,10 +13,12 @@ use super::Failure;
 use super::args::{DeployArgs, OrchestrateCommand, OrchestrateCommon, OutputFormat};
 use super::progress::{Progress, TerminalApprover};
 use super::render;
-use crate::config::configure_environments;
+use crate::config::{configure_environments, load_environments_file};
+use crate::plugin::PluginHost;
+use std::path::Path;
 use crate::coordinator::{DeployRequest, MigrationCoordinator};
 use crate::engine::{DeployOptions, EventSink};
-use crate::error::{EXIT_FAILURE, EXIT_SCRIPT, EXIT_SUCCESS};
+use crate::error::{EXIT_FAILURE, EXIT_PLUGIN, EXIT_SCRIPT, EXIT_SUCCESS};
 use crate::health::HealthCheck;
 use crate::migration::{ApplyContext, Migration, discover_migrations};
 use crate::safety::ApprovalPolicy;
@@ -93,7 +95,13 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
 async fn deploy(args: DeployArgs) -> Result<i32, Failure> {
     let migrations = migrations(&args.common)?;
     let request = request(&args, migrations)?;
-    let registry = configure_environments(&args.common.config).map_err(|e| Failure::usage(e.into()))?;
+    let file = load_environments_file(&args.common.config).map_err(|e| Failure::usage(e.into()))?;
+    let registry = file.registry();
+    let config_dir = args.common.config.parent().unwrap_or(Path::new("."));
+    let plugins = PluginHost::load(&file.plugins, config_dir).map_err(|e| Failure {
+        code: EXIT_PLUGIN,
+        error: e.into(),
+    })?;
     if let Some(name) = request
         .options
         .approvals
@@ -115,6 +123,7 @@ async fn deploy(args: DeployArgs) -> Result<i32, Failure> {
         multi: progress.multi(),
     };
     let coordinator = MigrationCoordinator::new(registry)
+        .with_plugins(Arc::new(plugins))
         .with_events(EventSink::new(sender))
         .with_approver(Arc::new(approver));
     let (engine, strategy) = coordinator.prepare(request).map_err(|e| Failure::usage(e.into()))?;

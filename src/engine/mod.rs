@@ -16,6 +16,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use crate::health::{HealthCheck, HealthStatus};
+use crate::plugin::{Notifier, PluginHost};
 use crate::migration::{ApplyContext, Migration};
 use crate::registry::EnvironmentConfig;
 use crate::safety::{ApprovalDecision, ApprovalPolicy, DestructiveStatement, destructive_statements};
@@ -108,6 +109,8 @@ pub struct Engine {
     context: ApplyContext,
     events: EventSink,
     approver: Option<Arc<dyn Approver>>,
+    plugins: Option<Arc<PluginHost>>,
+    notifier: Mutex<Option<Notifier>>,
     ledger: Mutex<HashMap<String, EnvState>>,
     cancelled: AtomicBool,
 }
@@ -138,8 +141,52 @@ impl Engine {
             context,
             events,
             approver,
+            plugins: None,
+            notifier: Mutex::new(None),
             ledger: Mutex::new(ledger),
             cancelled: AtomicBool::new(false),
+        }
+    }
+
+    /// Plugins answer `approvers` and receive notifications (not in a dry run).
+    pub fn with_plugins(mut self, plugins: Arc<PluginHost>) -> Self {
+        if !self.options.dry_run && !plugins.is_empty() {
+            let events = self.events.clone();
+            let notifier = Notifier::start(plugins.clone(), move |error| {
+                events.send(Event::Log {
+                    message: format!("notification failed: {error}"),
+                })
+            });
+            self.notifier = Mutex::new(Some(notifier));
+        }
+        self.plugins = Some(plugins);
+        self
+    }
+
+    /// Sends a notification to every notifier plugin (queued, in order).
+    pub fn notify(&self, name: &str, fields: serde_json::Value) {
+        let mut fields = fields;
+        if let Some(map) = fields.as_object_mut() {
+            map.insert("deployment_id".into(), self.context.deployment_id.clone().into());
+        }
+        if let Some(notifier) = self.notifier.lock().expect("notifier poisoned").as_ref() {
+            notifier.send(crate::plugin::event(name, fields));
+        }
+    }
+
+    /// Delivers the queued notifications and stops the notifier.
+    pub fn finish_notifications(&self) {
+        if let Some(mut notifier) = self.notifier.lock().expect("notifier poisoned").take() {
+            notifier.finish();
+        }
+    }
+
+    fn announce(&self, result: &DeploymentResult) {
+        self.events.send(Event::Finished { result: result.clone() });
+        let fields = serde_json::json!({ "environment": result.environment, "result": result });
+        self.notify("environment_finished", fields.clone());
+        if result.status == DeploymentStatus::RolledBack {
+            self.notify("rollback", fields);
         }
     }
 
@@ -200,7 +247,7 @@ impl Engine {
         }
         state.result = Some(result.clone());
         drop(ledger);
-        self.events.send(Event::Finished { result: result.clone() });
+        self.announce(&result);
         result
     }
 
@@ -286,7 +333,7 @@ impl Engine {
             let state = ledger.entry(name.clone()).or_default();
             state.result = Some(result.clone());
             drop(ledger);
-            self.events.send(Event::Finished { result: result.clone() });
+            self.announce(&result);
             result
         });
         Ok(futures::future::join_all(runs).await)

@@ -110,6 +110,36 @@ fn max_concurrent_option(options: &Map, default: usize) -> RhaiResult<usize> {
     }
 }
 
+/// Script values as JSON for notifications (environments become their names).
+fn dynamic_to_json(value: &Dynamic) -> RhaiResult<serde_json::Value> {
+    use serde_json::Value;
+    Ok(if value.is_unit() {
+        Value::Null
+    } else if let Ok(b) = value.as_bool() {
+        Value::Bool(b)
+    } else if let Ok(i) = value.as_int() {
+        Value::from(i)
+    } else if let Ok(f) = value.as_float() {
+        Value::from(f)
+    } else if value.is_string() {
+        Value::String(value.to_string())
+    } else if let Some(env) = value.clone().try_cast::<ScriptEnv>() {
+        Value::String(env.name)
+    } else if value.is_array() {
+        let items = value.clone().into_array().expect("checked is_array");
+        Value::Array(items.iter().map(dynamic_to_json).collect::<RhaiResult<Vec<_>>>()?)
+    } else if value.is_map() {
+        let map = value.clone().cast::<Map>();
+        let mut out = serde_json::Map::new();
+        for (k, v) in map.iter() {
+            out.insert(k.to_string(), dynamic_to_json(v)?);
+        }
+        Value::Object(out)
+    } else {
+        Value::String(value.to_string())
+    })
+}
+
 /// Registers the environment type, the primitives and the helpers.
 pub fn register(rhai: &mut Rhai, engine: Arc<Engine>, handle: Handle) {
     rhai.register_type_with_name::<ScriptEnv>("Environment")
@@ -198,9 +228,11 @@ pub fn register(rhai: &mut Rhai, engine: Arc<Engine>, handle: Handle) {
     rhai.register_fn("log", move |message: Dynamic| e.log(message.to_string()));
 
     let e = engine.clone();
-    rhai.register_fn("notify", move |event: &str, data: Dynamic| {
-        // Notifier plugins receive these; without plugins the event is logged.
+    rhai.register_fn("notify", move |event: &str, data: Dynamic| -> RhaiResult<()> {
+        let data = dynamic_to_json(&data)?;
         e.log(format!("notify {event}: {data}"));
+        e.notify(event, serde_json::json!({ "data": data }));
+        Ok(())
     });
 
     let e = engine.clone();

@@ -1,0 +1,182 @@
+//! PagerDuty for surql.
+//!
+//! - `notify`: a change event per deployment (on `deployment_finished`), an
+//!   alert triggered when an environment fails or is rolled back, resolved when
+//!   a later deployment of it succeeds (dedup key `surql-<environment>`), all
+//!   through the Events API v2.
+//! - `approve`: a gate that denies deploying while `service_id` has open
+//!   (triggered or acknowledged) incidents, read through the REST API.
+//!
+//! Config: `routing_key` (Events API v2 integration key), `events_url` (default
+//! `https://events.pagerduty.com/v2`), `api_token` and `service_id` (the gate),
+//! `api_url` (default `https://api.pagerduty.com`), `source` (default `surql`),
+//! `timeout_seconds` (HTTP, default 10).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use surql_plugin_sdk::{Approval, HOOK_APPROVE, HOOK_NOTIFY, Plugin, declare_plugin};
+
+pub struct PagerDuty {
+    routing_key: Option<String>,
+    events_url: String,
+    api_token: Option<String>,
+    service_id: Option<String>,
+    api_url: String,
+    source: String,
+    agent: ureq::Agent,
+}
+
+fn text(config: &Value, key: &str) -> Option<String> {
+    config.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+fn base(config: &Value, key: &str, default: &str) -> String {
+    text(config, key).unwrap_or_else(|| default.into()).trim_end_matches('/').to_string()
+}
+
+/// The dedup key of an environment's alert.
+pub fn dedup_key(environment: &str) -> String {
+    format!("surql-{environment}")
+}
+
+impl PagerDuty {
+    fn send_event(&self, path: &str, body: Value) -> Result<(), String> {
+        let url = format!("{}/{path}", self.events_url);
+        let response = self.agent.post(&url).send_json(&body).map_err(|e| format!("{path}: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("{path}: PagerDuty answered HTTP {}", response.status()));
+        }
+        Ok(())
+    }
+
+    fn change_event(&self, routing_key: &str, event: &Value) -> Result<(), String> {
+        let deployment = event["deployment_id"].as_str().unwrap_or("?");
+        let summary = format!(
+            "surql deployment {deployment} ({}): {} success, {} failed, {} rolled back, {} skipped",
+            event["strategy"].as_str().unwrap_or("?"),
+            event["success"],
+            event["failed"],
+            event["rolled_back"],
+            event["skipped"]
+        );
+        self.send_event(
+            "change/enqueue",
+            json!({
+                "routing_key": routing_key,
+                "payload": {
+                    "summary": summary,
+                    "source": self.source,
+                    "custom_details": { "deployment_id": deployment, "results": event["results"] }
+                }
+            }),
+        )
+    }
+
+    fn alert(&self, routing_key: &str, event: &Value) -> Result<(), String> {
+        let result = &event["result"];
+        let environment = result["environment"].as_str().unwrap_or("?");
+        let status = result["status"].as_str().unwrap_or("");
+        let action = match status {
+            "failed" | "rolled_back" => "trigger",
+            "success" => "resolve",
+            _ => return Ok(()),
+        };
+        let mut body = json!({
+            "routing_key": routing_key,
+            "event_action": action,
+            "dedup_key": dedup_key(environment),
+        });
+        if action == "trigger" {
+            body["payload"] = json!({
+                "summary": format!(
+                    "surql: migration deployment to {environment} {}: {}",
+                    status.replace('_', " "),
+                    result["error"].as_str().unwrap_or("")
+                ),
+                "source": self.source,
+                "severity": "error",
+                "custom_details": { "deployment_id": event["deployment_id"], "result": result }
+            });
+        }
+        self.send_event("enqueue", body)
+    }
+}
+
+impl Plugin for PagerDuty {
+    fn create(config: Value) -> Result<Self, String> {
+        let timeout = config.get("timeout_seconds").and_then(Value::as_f64).unwrap_or(10.0);
+        let agent_config = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs_f64(timeout)))
+            .http_status_as_error(false)
+            .build();
+        let plugin = PagerDuty {
+            routing_key: text(&config, "routing_key"),
+            events_url: base(&config, "events_url", "https://events.pagerduty.com/v2"),
+            api_token: text(&config, "api_token"),
+            service_id: text(&config, "service_id"),
+            api_url: base(&config, "api_url", "https://api.pagerduty.com"),
+            source: text(&config, "source").unwrap_or_else(|| "surql".into()),
+            agent: ureq::Agent::new_with_config(agent_config),
+        };
+        if plugin.routing_key.is_none() && plugin.api_token.is_none() {
+            return Err("config needs \"routing_key\" (events) and/or \"api_token\" + \"service_id\" (incident gate)".into());
+        }
+        Ok(plugin)
+    }
+
+    fn notify(&self, event: &Value) -> Result<(), String> {
+        let Some(routing_key) = &self.routing_key else { return Ok(()) };
+        match event["event"].as_str() {
+            Some("deployment_finished") => self.change_event(routing_key, event),
+            Some("environment_finished") => self.alert(routing_key, event),
+            _ => Ok(()),
+        }
+    }
+
+    fn approve(&self, _request: &Value) -> Result<Approval, String> {
+        let (Some(token), Some(service)) = (&self.api_token, &self.service_id) else {
+            return Err("the incident gate needs \"api_token\" and \"service_id\"".into());
+        };
+        let url = format!("{}/incidents", self.api_url);
+        let mut response = self
+            .agent
+            .get(&url)
+            .header("Authorization", &format!("Token token={token}"))
+            .header("Accept", "application/vnd.pagerduty+json;version=2")
+            .query("service_ids[]", service)
+            .query("statuses[]", "triggered")
+            .query("statuses[]", "acknowledged")
+            .call()
+            .map_err(|e| format!("incidents: {e}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("incidents: PagerDuty answered HTTP {status}"));
+        }
+        let body: Value = response.body_mut().read_json().map_err(|e| format!("incidents: {e}"))?;
+        let open: Vec<String> = body["incidents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| matches!(i["status"].as_str(), Some("triggered" | "acknowledged") | None))
+            .map(|i| {
+                format!(
+                    "#{} {}",
+                    i["incident_number"],
+                    i["title"].as_str().unwrap_or("untitled")
+                )
+            })
+            .collect();
+        Ok(if open.is_empty() {
+            Approval::Approved
+        } else {
+            Approval::Denied(format!(
+                "{} open PagerDuty incident(s) on service {service}: {}",
+                open.len(),
+                open.join("; ")
+            ))
+        })
+    }
+}
+
+declare_plugin!(PagerDuty, "pagerduty", hooks = HOOK_APPROVE | HOOK_NOTIFY);

@@ -1,0 +1,121 @@
+//! Loading plugin libraries. All of the host's `unsafe` lives here.
+
+use std::ffi::{CStr, c_void};
+use std::path::{Path, PathBuf};
+
+use libloading::Library;
+use surql_plugin_sdk::{ABI_VERSION, DECLARE_SYMBOL, PluginDeclaration, PluginString, STATUS_OK};
+
+use super::PluginError;
+
+/// A created plugin instance inside a library that stays loaded for the life
+/// of the process (unloading can crash on thread-local destructors).
+pub struct LoadedPlugin {
+    pub name: String,
+    pub path: PathBuf,
+    pub hooks: u32,
+    declaration: &'static PluginDeclaration,
+    instance: *mut c_void,
+}
+
+// SAFETY: the SDK requires plugin types to be `Send + Sync`; the instance
+// pointer is only used through the declaration's functions.
+unsafe impl Send for LoadedPlugin {}
+// SAFETY: as above.
+unsafe impl Sync for LoadedPlugin {}
+
+/// Size of the declaration fields this host reads.
+const KNOWN_SIZE: usize = std::mem::size_of::<PluginDeclaration>();
+
+/// Loads `path`, checks its ABI, and creates an instance from `config`.
+pub fn load(name: &str, path: &Path, config: &serde_json::Value) -> Result<LoadedPlugin, PluginError> {
+    let error = |message: String| PluginError::Load {
+        name: name.to_string(),
+        path: path.to_path_buf(),
+        message,
+    };
+    if !path.is_file() {
+        return Err(error("no such file (build it with `cargo build -p …`, or fix \"path\")".into()));
+    }
+    // SAFETY: loading a library runs its initialisers; plugins are trusted code
+    // the user listed in their config.
+    let library = unsafe { Library::new(path) }.map_err(|e| error(format!("cannot load: {e}")))?;
+    // Never unloaded: the library lives as long as the process.
+    let library: &'static Library = Box::leak(Box::new(library));
+    // SAFETY: the symbol's type is fixed by the plugin ABI.
+    let declare = unsafe { library.get::<extern "C" fn() -> *const PluginDeclaration>(DECLARE_SYMBOL) }
+        .map_err(|_| error("not a surql plugin: it does not export `surql_plugin_declare`".into()))?;
+    let pointer = declare();
+    if pointer.is_null() {
+        return Err(error("`surql_plugin_declare` returned null".into()));
+    }
+    // SAFETY: the first field of every ABI version is the u32 version; read it
+    // before trusting anything else.
+    let abi_version = unsafe { std::ptr::read(pointer as *const u32) };
+    if abi_version != ABI_VERSION {
+        return Err(error(format!(
+            "plugin ABI version {abi_version} does not match surql's ABI version {ABI_VERSION}: rebuild the plugin against surql-plugin-sdk {ABI_VERSION}"
+        )));
+    }
+    // SAFETY: same ABI version, so the layout is ours; the declaration is static.
+    let declaration: &'static PluginDeclaration = unsafe { &*pointer };
+    if (declaration.size as usize) < KNOWN_SIZE {
+        return Err(error(format!(
+            "declaration is {} bytes, expected at least {KNOWN_SIZE}",
+            declaration.size
+        )));
+    }
+    let config_text = config.to_string();
+    let mut instance: *mut c_void = std::ptr::null_mut();
+    let mut message = PluginString::empty();
+    // SAFETY: valid pointers per the ABI; `create` catches panics itself.
+    let status = unsafe {
+        (declaration.create)(config_text.as_ptr(), config_text.len(), &mut instance, &mut message)
+    };
+    if status != STATUS_OK || instance.is_null() {
+        let text = take_string(declaration, message);
+        return Err(error(format!("create failed: {text}")));
+    }
+    // SAFETY: `name` is a static NUL-terminated string per the ABI.
+    let declared = unsafe { CStr::from_ptr(declaration.name) }.to_string_lossy().into_owned();
+    tracing::debug!(plugin = name, declared, path = %path.display(), "plugin loaded");
+    Ok(LoadedPlugin {
+        name: name.to_string(),
+        path: path.to_path_buf(),
+        hooks: declaration.hooks,
+        declaration,
+        instance,
+    })
+}
+
+/// Copies a plugin string and frees it with the plugin's own allocator.
+fn take_string(declaration: &PluginDeclaration, text: PluginString) -> String {
+    if text.ptr.is_null() {
+        return String::new();
+    }
+    // SAFETY: the plugin returned `len` initialised bytes at `ptr`.
+    let copy = String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(text.ptr, text.len) }).into_owned();
+    // SAFETY: freed once, by the plugin that allocated it.
+    unsafe { (declaration.free_string)(text) };
+    copy
+}
+
+impl LoadedPlugin {
+    /// Calls `hook` with a JSON payload; blocks until the plugin returns.
+    /// Returns the plugin's status code and text.
+    pub fn call_blocking(&self, hook: &str, payload: &str) -> (i32, String) {
+        let mut output = PluginString::empty();
+        // SAFETY: instance created by this declaration's `create`; valid slices.
+        let status = unsafe {
+            (self.declaration.call)(
+                self.instance,
+                hook.as_ptr(),
+                hook.len(),
+                payload.as_ptr(),
+                payload.len(),
+                &mut output,
+            )
+        };
+        (status, take_string(self.declaration, output))
+    }
+}

@@ -1,0 +1,263 @@
+//! Native plugins: approval gates and notifiers loaded at run time from the
+//! `plugins` list of environments.json. Hooks run on dedicated threads with a
+//! timeout, never on the async runtime's threads.
+
+mod loader;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use surql_plugin_sdk::{HOOK_APPROVE, HOOK_NOTIFY, STATUS_OK, STATUS_PANIC};
+
+pub use loader::LoadedPlugin;
+
+use crate::safety::ApprovalDecision;
+
+/// One entry of the `plugins` list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// The name environments use in `approvers`.
+    pub name: String,
+    /// The library (`.so`/`.dylib`/`.dll`); relative to the config file.
+    pub path: PathBuf,
+    /// Passed to the plugin's `create` (strings already `${VAR}`-expanded).
+    #[serde(default)]
+    pub config: Value,
+    /// Seconds one hook call may take (default 10).
+    #[serde(default = "default_call_timeout")]
+    pub timeout_seconds: f64,
+    /// Seconds to wait for a pending approval (default 600).
+    #[serde(default = "default_approval_timeout")]
+    pub approval_timeout_seconds: f64,
+    /// Seconds between asks while an approval is pending (default 5).
+    #[serde(default = "default_poll")]
+    pub poll_seconds: f64,
+}
+
+fn default_call_timeout() -> f64 {
+    10.0
+}
+fn default_approval_timeout() -> f64 {
+    600.0
+}
+fn default_poll() -> f64 {
+    5.0
+}
+
+/// A plugin problem. Load errors stop the run before any environment is touched.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PluginError {
+    #[error("plugin '{name}' ({}): {message}", path.display())]
+    Load { name: String, path: PathBuf, message: String },
+    #[error("plugins[{index}]: {message}")]
+    Config { index: usize, message: String },
+    #[error("plugin '{name}' {hook}: {message}")]
+    Call { name: String, hook: String, message: String },
+    #[error("plugin '{name}' {hook}: no answer within {}s", timeout.as_secs_f64())]
+    Timeout { name: String, hook: String, timeout: Duration },
+}
+
+/// A loaded plugin with its settings.
+pub struct Plugin {
+    pub loaded: Arc<LoadedPlugin>,
+    pub settings: PluginConfig,
+}
+
+impl Plugin {
+    fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.settings.timeout_seconds.max(0.001))
+    }
+
+    /// Calls a hook on its own thread; stops waiting after the timeout (the
+    /// call itself cannot be stopped and finishes in the background).
+    pub fn call(&self, hook: &str, payload: &Value) -> Result<Value, PluginError> {
+        let (sender, receiver) = mpsc::channel();
+        let loaded = self.loaded.clone();
+        let (hook_name, text) = (hook.to_string(), payload.to_string());
+        std::thread::Builder::new()
+            .name(format!("surql-plugin-{}", self.settings.name))
+            .spawn(move || {
+                let _ = sender.send(loaded.call_blocking(&hook_name, &text));
+            })
+            .map_err(|e| self.call_error(hook, format!("cannot start a thread: {e}")))?;
+        let timeout = self.timeout();
+        let (status, text) = receiver.recv_timeout(timeout).map_err(|_| PluginError::Timeout {
+            name: self.settings.name.clone(),
+            hook: hook.to_string(),
+            timeout,
+        })?;
+        match status {
+            STATUS_OK => serde_json::from_str(&text)
+                .map_err(|e| self.call_error(hook, format!("answered with invalid JSON: {e}"))),
+            STATUS_PANIC => Err(self.call_error(hook, text)),
+            _ => Err(self.call_error(hook, text)),
+        }
+    }
+
+    fn call_error(&self, hook: &str, message: String) -> PluginError {
+        PluginError::Call {
+            name: self.settings.name.clone(),
+            hook: hook.to_string(),
+            message,
+        }
+    }
+
+    fn has(&self, hook: u32) -> bool {
+        self.loaded.hooks & hook != 0
+    }
+}
+
+/// Every loaded plugin.
+#[derive(Default)]
+pub struct PluginHost {
+    plugins: Vec<Plugin>,
+}
+
+impl PluginHost {
+    /// Loads the `plugins` entries of a config file. Paths are relative to
+    /// `config_dir`. Any failure is an error before anything is deployed.
+    pub fn load(entries: &[Value], config_dir: &Path) -> Result<Self, PluginError> {
+        let mut plugins: Vec<Plugin> = Vec::new();
+        for (index, entry) in entries.iter().enumerate() {
+            let settings: PluginConfig = serde_json::from_value(entry.clone())
+                .map_err(|e| PluginError::Config { index, message: e.to_string() })?;
+            if plugins.iter().any(|p| p.settings.name == settings.name) {
+                return Err(PluginError::Config {
+                    index,
+                    message: format!("duplicate plugin name '{}'", settings.name),
+                });
+            }
+            let path = if settings.path.is_relative() { config_dir.join(&settings.path) } else { settings.path.clone() };
+            let loaded = loader::load(&settings.name, &path, &settings.config)?;
+            plugins.push(Plugin {
+                loaded: Arc::new(loaded),
+                settings,
+            });
+        }
+        Ok(Self { plugins })
+    }
+
+    /// True when no plugin is loaded.
+    pub fn is_empty(&self) -> bool {
+        self.plugins.is_empty()
+    }
+
+    /// Names of the loaded plugins.
+    pub fn names(&self) -> Vec<String> {
+        self.plugins.iter().map(|p| p.settings.name.clone()).collect()
+    }
+
+    /// The plugin called `name`.
+    pub fn get(&self, name: &str) -> Option<&Plugin> {
+        self.plugins.iter().find(|p| p.settings.name == name)
+    }
+
+    /// Sends `event` to every notifier; returns the failures (they never stop a run).
+    pub fn notify(&self, event: &Value) -> Vec<PluginError> {
+        self.plugins
+            .iter()
+            .filter(|p| p.has(HOOK_NOTIFY))
+            .filter_map(|p| p.call("notify", event).err())
+            .collect()
+    }
+
+    /// Asks `approver` for approval, polling while it answers pending, until
+    /// its approval timeout. Blocks.
+    pub fn approve(&self, approver: &str, request: &Value) -> ApprovalDecision {
+        let Some(plugin) = self.get(approver) else {
+            return ApprovalDecision::Error(format!(
+                "approver '{approver}' is not a loaded plugin (loaded: {})",
+                self.names().join(", ")
+            ));
+        };
+        if !plugin.has(HOOK_APPROVE) {
+            return ApprovalDecision::Error(format!("plugin '{approver}' does not answer approvals"));
+        }
+        let deadline = Instant::now() + Duration::from_secs_f64(plugin.settings.approval_timeout_seconds.max(0.0));
+        let poll = Duration::from_secs_f64(plugin.settings.poll_seconds.max(0.01));
+        loop {
+            let answer = match plugin.call("approve", request) {
+                Ok(answer) => answer,
+                Err(e) => return ApprovalDecision::Error(format!("approval failed: {e}")),
+            };
+            let reason = answer["reason"].as_str().unwrap_or_default().to_string();
+            match answer["decision"].as_str() {
+                Some("approved") => return ApprovalDecision::Approved,
+                Some("denied") => return ApprovalDecision::Denied(format!("denied by '{approver}': {reason}")),
+                Some("pending") if Instant::now() + poll < deadline => std::thread::sleep(poll),
+                Some("pending") => {
+                    return ApprovalDecision::Pending(format!(
+                        "'{approver}' gave no answer within {}s ({reason})",
+                        plugin.settings.approval_timeout_seconds
+                    ));
+                }
+                _ => {
+                    return ApprovalDecision::Error(format!("approval failed: plugin '{approver}' answered {answer}"));
+                }
+            }
+        }
+    }
+}
+
+/// Delivers notifications in order on one background thread, so the engine
+/// never waits for a webhook.
+pub struct Notifier {
+    sender: Option<mpsc::Sender<Value>>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Notifier {
+    /// Starts delivering to `host`'s notifiers; `on_error` hears each failure.
+    pub fn start(host: Arc<PluginHost>, on_error: impl Fn(PluginError) + Send + 'static) -> Self {
+        let (sender, receiver) = mpsc::channel::<Value>();
+        let worker = std::thread::Builder::new()
+            .name("surql-notifier".into())
+            .spawn(move || {
+                for event in receiver {
+                    for error in host.notify(&event) {
+                        on_error(error);
+                    }
+                }
+            })
+            .expect("cannot start the notifier thread");
+        Self {
+            sender: Some(sender),
+            worker: Some(worker),
+        }
+    }
+
+    /// Queues an event.
+    pub fn send(&self, event: Value) {
+        if let Some(sender) = &self.sender {
+            let _ = sender.send(event);
+        }
+    }
+
+    /// Delivers everything queued, then stops.
+    pub fn finish(&mut self) {
+        self.sender.take();
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
+impl Drop for Notifier {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// The payload of a notification: `{"event": name, …fields}`.
+pub fn event(name: &str, fields: Value) -> Value {
+    let mut event = json!({ "event": name });
+    if let (Some(target), Value::Object(source)) = (event.as_object_mut(), fields) {
+        target.extend(source);
+    }
+    event
+}
