@@ -12,9 +12,9 @@ use crate::connection::connect_read_only;
 use serde_json::json;
 
 use crate::engine::{Approver, DeployOptions, DeploymentResult, DeploymentStatus, Engine, EventSink};
-use crate::plugin::PluginHost;
 use crate::health::{HealthCheck, HealthStatus};
 use crate::migration::{ApplyContext, Migration, MigrationState, applied_migrations, plan};
+use crate::plugin::PluginHost;
 use crate::registry::{EnvironmentConfig, EnvironmentRegistry, RegistryError, deployment_order};
 use crate::script::{ScriptError, Strategy, StrategyError, run_strategy};
 
@@ -75,11 +75,7 @@ pub struct DeploymentReport {
 impl DeploymentReport {
     /// True when every environment is SUCCESS and the script ran to the end.
     pub fn all_succeeded(&self) -> bool {
-        self.script_error.is_none()
-            && self
-                .results
-                .values()
-                .all(|r| r.status == DeploymentStatus::Success)
+        self.script_error.is_none() && self.results.values().all(|r| r.status == DeploymentStatus::Success)
     }
 }
 

@@ -531,8 +531,15 @@ async fn rollback_primitive_undoes_this_runs_work() {
     assert!(run.report.script_error.is_none(), "{:?}", run.report.script_error);
     assert_eq!(run.status("r1"), DeploymentStatus::Success);
     assert_eq!(run.status("r2"), DeploymentStatus::RolledBack);
-    assert!(run.error("r2").contains("changed my mind; rolled back 3 migration(s)"), "{}", run.error("r2"));
+    assert!(
+        run.error("r2").contains("changed my mind; rolled back 3 migration(s)"),
+        "{}",
+        run.error("r2")
+    );
     assert_eq!(history(&envs[0]).await.unwrap().len(), 3);
     assert_eq!(history(&envs[1]).await.unwrap(), Vec::<String>::new());
-    assert_eq!(tables(&envs[1]).await, ["_migration_history", "_migration_lock", "sentinel"]);
+    assert_eq!(
+        tables(&envs[1]).await,
+        ["_migration_history", "_migration_lock", "sentinel"]
+    );
 }

@@ -14,15 +14,15 @@ use super::args::{DeployArgs, OrchestrateCommand, OrchestrateCommon, OutputForma
 use super::progress::{Progress, TerminalApprover};
 use super::render;
 use crate::config::{configure_environments, load_environments_file};
-use crate::plugin::PluginHost;
-use std::path::Path;
 use crate::coordinator::{DeployRequest, MigrationCoordinator};
 use crate::engine::{DeployOptions, EventSink};
 use crate::error::{EXIT_FAILURE, EXIT_PLUGIN, EXIT_SCRIPT, EXIT_SUCCESS};
 use crate::health::HealthCheck;
 use crate::migration::{ApplyContext, Migration, discover_migrations};
+use crate::plugin::PluginHost;
 use crate::safety::ApprovalPolicy;
 use crate::script::parse_script_option;
+use std::path::Path;
 
 pub async fn run(command: OrchestrateCommand) -> Result<i32, Failure> {
     match command {

@@ -232,7 +232,9 @@ async fn approve_with_plugins(engine: &Engine, environment: &EnvironmentConfig) 
     })
     .expect("approval request serializes");
     for approver in &environment.approvers {
-        engine.events.phase(&environment.name, format!("awaiting approval from '{approver}'"));
+        engine
+            .events
+            .phase(&environment.name, format!("awaiting approval from '{approver}'"));
         let (host, approver, request) = (host.clone(), approver.clone(), request.clone());
         let decision = tokio::task::spawn_blocking(move || host.approve(&approver, &request))
             .await

@@ -16,8 +16,8 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use crate::health::{HealthCheck, HealthStatus};
-use crate::plugin::{Notifier, PluginHost};
 use crate::migration::{ApplyContext, Migration};
+use crate::plugin::{Notifier, PluginHost};
 use crate::registry::EnvironmentConfig;
 use crate::safety::{ApprovalDecision, ApprovalPolicy, DestructiveStatement, destructive_statements};
 pub use event::{Event, EventSink};

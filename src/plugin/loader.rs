@@ -35,7 +35,9 @@ pub fn load(name: &str, path: &Path, config: &serde_json::Value) -> Result<Loade
         message,
     };
     if !path.is_file() {
-        return Err(error("no such file (build it with `cargo build -p …`, or fix \"path\")".into()));
+        return Err(error(
+            "no such file (build it with `cargo build -p …`, or fix \"path\")".into(),
+        ));
     }
     // SAFETY: loading a library runs its initialisers; plugins are trusted code
     // the user listed in their config.
@@ -69,15 +71,15 @@ pub fn load(name: &str, path: &Path, config: &serde_json::Value) -> Result<Loade
     let mut instance: *mut c_void = std::ptr::null_mut();
     let mut message = PluginString::empty();
     // SAFETY: valid pointers per the ABI; `create` catches panics itself.
-    let status = unsafe {
-        (declaration.create)(config_text.as_ptr(), config_text.len(), &mut instance, &mut message)
-    };
+    let status = unsafe { (declaration.create)(config_text.as_ptr(), config_text.len(), &mut instance, &mut message) };
     if status != STATUS_OK || instance.is_null() {
         let text = take_string(declaration, message);
         return Err(error(format!("create failed: {text}")));
     }
     // SAFETY: `name` is a static NUL-terminated string per the ABI.
-    let declared = unsafe { CStr::from_ptr(declaration.name) }.to_string_lossy().into_owned();
+    let declared = unsafe { CStr::from_ptr(declaration.name) }
+        .to_string_lossy()
+        .into_owned();
     tracing::debug!(plugin = name, declared, path = %path.display(), "plugin loaded");
     Ok(LoadedPlugin {
         name: name.to_string(),

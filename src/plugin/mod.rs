@@ -53,13 +53,25 @@ fn default_poll() -> f64 {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PluginError {
     #[error("plugin '{name}' ({}): {message}", path.display())]
-    Load { name: String, path: PathBuf, message: String },
+    Load {
+        name: String,
+        path: PathBuf,
+        message: String,
+    },
     #[error("plugins[{index}]: {message}")]
     Config { index: usize, message: String },
     #[error("plugin '{name}' {hook}: {message}")]
-    Call { name: String, hook: String, message: String },
+    Call {
+        name: String,
+        hook: String,
+        message: String,
+    },
     #[error("plugin '{name}' {hook}: no answer within {}s", timeout.as_secs_f64())]
-    Timeout { name: String, hook: String, timeout: Duration },
+    Timeout {
+        name: String,
+        hook: String,
+        timeout: Duration,
+    },
 }
 
 /// A loaded plugin with its settings.
@@ -124,15 +136,21 @@ impl PluginHost {
     pub fn load(entries: &[Value], config_dir: &Path) -> Result<Self, PluginError> {
         let mut plugins: Vec<Plugin> = Vec::new();
         for (index, entry) in entries.iter().enumerate() {
-            let settings: PluginConfig = serde_json::from_value(entry.clone())
-                .map_err(|e| PluginError::Config { index, message: e.to_string() })?;
+            let settings: PluginConfig = serde_json::from_value(entry.clone()).map_err(|e| PluginError::Config {
+                index,
+                message: e.to_string(),
+            })?;
             if plugins.iter().any(|p| p.settings.name == settings.name) {
                 return Err(PluginError::Config {
                     index,
                     message: format!("duplicate plugin name '{}'", settings.name),
                 });
             }
-            let path = if settings.path.is_relative() { config_dir.join(&settings.path) } else { settings.path.clone() };
+            let path = if settings.path.is_relative() {
+                config_dir.join(&settings.path)
+            } else {
+                settings.path.clone()
+            };
             let loaded = loader::load(&settings.name, &path, &settings.config)?;
             plugins.push(Plugin {
                 loaded: Arc::new(loaded),
@@ -189,7 +207,9 @@ impl PluginHost {
             match answer["decision"].as_str() {
                 Some("approved") => return ApprovalDecision::Approved,
                 Some("denied") => return ApprovalDecision::Denied(format!("denied by '{approver}': {reason}")),
-                Some("pending") if Instant::now() + poll < deadline => std::thread::sleep(poll),
+                Some("pending") if Instant::now() < deadline => {
+                    std::thread::sleep(poll.min(deadline.saturating_duration_since(Instant::now())))
+                }
                 Some("pending") => {
                     return ApprovalDecision::Pending(format!(
                         "'{approver}' gave no answer within {}s ({reason})",

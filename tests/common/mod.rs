@@ -10,6 +10,27 @@ use std::time::{Duration, Instant};
 
 use surql::ConnectionConfig;
 
+pub mod http;
+
+/// A plugin cdylib built by `cargo test`/`cargo build` in this workspace, e.g. `surql_slack`.
+pub fn plugin_library(crate_name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let deps = exe.parent().expect("deps dir");
+    let file = format!(
+        "{}{crate_name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    // deps/ holds the newest build from either `cargo build` or `cargo test`;
+    // the copy next to it is only refreshed by `cargo build`.
+    for dir in [deps, deps.parent().expect("target dir")] {
+        if dir.join(&file).exists() {
+            return dir.join(&file);
+        }
+    }
+    panic!("{file} is missing: run `cargo test --workspace` (it builds the plugins)");
+}
+
 /// The `surrealdb-test-server` binary, built by `cargo test` next to the test executables.
 pub fn server_binary() -> PathBuf {
     if let Ok(path) = std::env::var("SURQL_TEST_SERVER_BIN") {

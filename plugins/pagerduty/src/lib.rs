@@ -28,11 +28,18 @@ pub struct PagerDuty {
 }
 
 fn text(config: &Value, key: &str) -> Option<String> {
-    config.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
+    config
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 fn base(config: &Value, key: &str, default: &str) -> String {
-    text(config, key).unwrap_or_else(|| default.into()).trim_end_matches('/').to_string()
+    text(config, key)
+        .unwrap_or_else(|| default.into())
+        .trim_end_matches('/')
+        .to_string()
 }
 
 /// The dedup key of an environment's alert.
@@ -43,7 +50,11 @@ pub fn dedup_key(environment: &str) -> String {
 impl PagerDuty {
     fn send_event(&self, path: &str, body: Value) -> Result<(), String> {
         let url = format!("{}/{path}", self.events_url);
-        let response = self.agent.post(&url).send_json(&body).map_err(|e| format!("{path}: {e}"))?;
+        let response = self
+            .agent
+            .post(&url)
+            .send_json(&body)
+            .map_err(|e| format!("{path}: {e}"))?;
         if !response.status().is_success() {
             return Err(format!("{path}: PagerDuty answered HTTP {}", response.status()));
         }
@@ -120,13 +131,17 @@ impl Plugin for PagerDuty {
             agent: ureq::Agent::new_with_config(agent_config),
         };
         if plugin.routing_key.is_none() && plugin.api_token.is_none() {
-            return Err("config needs \"routing_key\" (events) and/or \"api_token\" + \"service_id\" (incident gate)".into());
+            return Err(
+                "config needs \"routing_key\" (events) and/or \"api_token\" + \"service_id\" (incident gate)".into(),
+            );
         }
         Ok(plugin)
     }
 
     fn notify(&self, event: &Value) -> Result<(), String> {
-        let Some(routing_key) = &self.routing_key else { return Ok(()) };
+        let Some(routing_key) = &self.routing_key else {
+            return Ok(());
+        };
         match event["event"].as_str() {
             Some("deployment_finished") => self.change_event(routing_key, event),
             Some("environment_finished") => self.alert(routing_key, event),

@@ -4,6 +4,9 @@
 fn declares_the_current_abi_and_both_hooks() {
     let declaration = unsafe { &*surql_pagerduty::surql_plugin_declare() };
     assert_eq!(declaration.abi_version, surql_plugin_sdk::ABI_VERSION);
-    assert_eq!(declaration.hooks, surql_plugin_sdk::HOOK_APPROVE | surql_plugin_sdk::HOOK_NOTIFY);
+    assert_eq!(
+        declaration.hooks,
+        surql_plugin_sdk::HOOK_APPROVE | surql_plugin_sdk::HOOK_NOTIFY
+    );
     assert_eq!(surql_pagerduty::dedup_key("production"), "surql-production");
 }

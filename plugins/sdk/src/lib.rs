@@ -141,6 +141,14 @@ pub trait Plugin: Send + Sync + Sized + 'static {
     }
 }
 
+/// A plugin panic is reported to the host as an error; the default hook would
+/// also print it to stderr. This plugin's copy of std has its own hook, so the
+/// host process is not affected.
+fn quiet_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| std::panic::set_hook(Box::new(|_| {})));
+}
+
 fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         format!("plugin panicked: {s}")
@@ -176,6 +184,7 @@ pub unsafe fn create_instance<P: Plugin>(
     instance: *mut *mut c_void,
     error: *mut PluginString,
 ) -> i32 {
+    quiet_panics();
     // SAFETY: the host passes `config_len` readable bytes.
     let input = unsafe { bytes(config, config_len) };
     let outcome = catch_unwind(AssertUnwindSafe(|| parse_json(input).and_then(P::create)));

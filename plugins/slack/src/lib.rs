@@ -33,11 +33,19 @@ pub struct Slack {
 }
 
 fn text(config: &Value, key: &str) -> Option<String> {
-    config.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
+    config
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 impl Slack {
-    fn web_api(&self, method: &str, call: impl FnOnce(&ureq::Agent, String, String) -> Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Value, String> {
+    fn web_api(
+        &self,
+        method: &str,
+        call: impl FnOnce(&ureq::Agent, String, String) -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Value, String> {
         let token = self.bot_token.as_ref().ok_or("approvals need \"bot_token\"")?;
         let url = format!("{}/{method}", self.api_base_url);
         let mut response = call(&self.agent, url, format!("Bearer {token}")).map_err(|e| format!("{method}: {e}"))?;
@@ -47,7 +55,10 @@ impl Slack {
             .read_json()
             .map_err(|e| format!("{method}: HTTP {status}, unreadable answer: {e}"))?;
         if body["ok"].as_bool() != Some(true) {
-            return Err(format!("{method}: Slack answered {}", body["error"].as_str().unwrap_or("not ok")));
+            return Err(format!(
+                "{method}: Slack answered {}",
+                body["error"].as_str().unwrap_or("not ok")
+            ));
         }
         Ok(body)
     }
@@ -66,7 +77,9 @@ impl Slack {
             agent.post(&url).header("Authorization", &auth).send_json(&message)
         })?;
         let channel_id = body["channel"].as_str().unwrap_or(channel).to_string();
-        let ts = body["ts"].as_str().ok_or("chat.postMessage: no message timestamp in the answer")?;
+        let ts = body["ts"]
+            .as_str()
+            .ok_or("chat.postMessage: no message timestamp in the answer")?;
         Ok((channel_id, ts.to_string()))
     }
 
@@ -172,7 +185,9 @@ impl Plugin for Slack {
             asked: Mutex::new(HashMap::new()),
         };
         if plugin.webhook_url.is_none() && plugin.bot_token.is_none() {
-            return Err("config needs \"webhook_url\" (notifications) and/or \"bot_token\" + \"channel\" (approvals)".into());
+            return Err(
+                "config needs \"webhook_url\" (notifications) and/or \"bot_token\" + \"channel\" (approvals)".into(),
+            );
         }
         Ok(plugin)
     }
@@ -200,7 +215,10 @@ impl Plugin for Slack {
             Some(message) => message,
             None => {
                 let message = self.post_question(request)?;
-                self.asked.lock().unwrap_or_else(|e| e.into_inner()).insert(key, message.clone());
+                self.asked
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, message.clone());
                 message
             }
         };

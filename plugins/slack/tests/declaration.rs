@@ -6,7 +6,10 @@ use serde_json::json;
 fn declares_the_current_abi_and_both_hooks() {
     let declaration = unsafe { &*surql_slack::surql_plugin_declare() };
     assert_eq!(declaration.abi_version, surql_plugin_sdk::ABI_VERSION);
-    assert_eq!(declaration.hooks, surql_plugin_sdk::HOOK_APPROVE | surql_plugin_sdk::HOOK_NOTIFY);
+    assert_eq!(
+        declaration.hooks,
+        surql_plugin_sdk::HOOK_APPROVE | surql_plugin_sdk::HOOK_NOTIFY
+    );
 }
 
 #[test]
@@ -20,5 +23,8 @@ fn finished_message_lists_every_environment() {
     }));
     assert!(text.contains("`d1` finished: 1 success, 1 failed"), "{text}");
     assert!(text.contains("*staging* SUCCESS (3 migration(s))"), "{text}");
-    assert!(text.contains("*production* FAILED (0 migration(s)): unhealthy: down"), "{text}");
+    assert!(
+        text.contains("*production* FAILED (0 migration(s)): unhealthy: down"),
+        "{text}"
+    );
 }
