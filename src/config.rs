@@ -87,6 +87,8 @@ pub fn parse_environments(
     };
     expand_value(&mut raw, "$".into(), lookup)
         .map_err(|(location, message)| invalid(describe_location(&raw_names(text), &location), message))?;
+    // Everything secret in the file is masked in all output from here on.
+    crate::redact::register_secrets_in(&raw);
     let names = environment_names(&raw);
     let file: EnvironmentsFile = serde_path_to_error::deserialize(raw).map_err(|e| {
         let location = format!("$.{}", e.path());

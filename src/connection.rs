@@ -383,6 +383,23 @@ pub async fn ensure_namespace_and_database(
     Ok(())
 }
 
+/// Default time one query (one migration's transaction included) may take.
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(300);
+
+static OPERATION_TIMEOUT_MS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(DEFAULT_OPERATION_TIMEOUT.as_millis() as u64);
+
+/// Sets how long any one query may take before it fails (process-wide): a
+/// server that accepts connections but never answers must not hang a run.
+pub fn set_operation_timeout(timeout: Duration) {
+    OPERATION_TIMEOUT_MS.store(timeout.as_millis().max(1) as u64, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The current per-query timeout.
+pub fn operation_timeout() -> Duration {
+    Duration::from_millis(OPERATION_TIMEOUT_MS.load(std::sync::atomic::Ordering::Relaxed))
+}
+
 /// A query that failed, as a whole or in one statement.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum QueryError {
@@ -406,11 +423,16 @@ pub async fn run_query(
     sql: &str,
     vars: serde_json::Value,
 ) -> Result<Vec<serde_json::Value>, QueryError> {
-    let mut response = db
-        .query(sql)
-        .bind(vars)
-        .await
-        .map_err(|e| QueryError::Transport(e.to_string()))?;
+    let timeout = operation_timeout();
+    let mut response = match tokio::time::timeout(timeout, db.query(sql).bind(vars)).await {
+        Ok(response) => response.map_err(|e| QueryError::Transport(e.to_string()))?,
+        Err(_) => {
+            return Err(QueryError::Transport(format!(
+                "no answer within {}s (operation timeout; set it with --operation-timeout)",
+                timeout.as_secs_f64()
+            )));
+        }
+    };
     let count = response.num_statements();
     let mut errors: Vec<(usize, String)> = response
         .take_errors()
@@ -431,6 +453,50 @@ pub async fn run_query(
         results.push(value.into_json_value());
     }
     Ok(results)
+}
+
+/// Resolves once a remote endpoint stops accepting TCP connections (two
+/// failed attempts a second apart); never for embedded endpoints. Raced
+/// against long queries so a server that died is noticed in seconds, not
+/// after the operation timeout (the SDK keeps waiting for a dead socket).
+pub async fn wait_until_unreachable(config: &ConnectionConfig) -> String {
+    let address = match config.endpoint_kind() {
+        Ok(EndpointKind::Remote) => socket_address(&config.db_url),
+        _ => None,
+    };
+    let Some(address) = address else {
+        return std::future::pending().await;
+    };
+    let mut failures = 0;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let attempt = tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(&address)).await;
+        match attempt {
+            Ok(Ok(_)) => failures = 0,
+            _ => failures += 1,
+        }
+        if failures >= 2 {
+            return format!(
+                "connection lost: {} stopped accepting connections",
+                config.display_url()
+            );
+        }
+    }
+}
+
+/// `host:port` of a ws/http URL (default ports 80/443).
+fn socket_address(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next()?;
+    let authority = authority.rsplit_once('@').map(|(_, a)| a).unwrap_or(authority);
+    if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
+    {
+        return Some(authority.to_string());
+    }
+    let port = if matches!(scheme, "wss" | "https") { 443 } else { 80 };
+    Some(format!("{authority}:{port}"))
 }
 
 /// Quotes an identifier for SurrealQL with backticks.
@@ -455,6 +521,16 @@ mod tests {
         assert_eq!(sdk_address("ws://h:8000/"), "ws://h:8000");
         assert_eq!(sdk_address("ws://h:8000"), "ws://h:8000");
         assert_eq!(sdk_address("mem://"), "mem://");
+    }
+
+    #[test]
+    fn socket_addresses_come_from_urls() {
+        assert_eq!(socket_address("ws://h:8000/rpc").as_deref(), Some("h:8000"));
+        assert_eq!(
+            socket_address("wss://u:p@db.example.com/rpc").as_deref(),
+            Some("db.example.com:443")
+        );
+        assert_eq!(socket_address("http://10.0.0.1").as_deref(), Some("10.0.0.1:80"));
     }
 
     #[test]

@@ -64,6 +64,8 @@ pub enum CoordinatorError {
 pub struct DeploymentReport {
     pub deployment_id: String,
     pub strategy: String,
+    /// Who ran it (recorded in every history row).
+    pub actor: String,
     /// In the order the environments were selected.
     pub results: IndexMap<String, DeploymentResult>,
     /// Set when the strategy failed to compile or run; the environments it did
@@ -202,6 +204,8 @@ impl MigrationCoordinator {
         let outcome = tokio::task::spawn_blocking(move || run_strategy(&script, script_engine, handle)).await;
         let script_error = match outcome {
             Ok(Ok(())) => None,
+            // Ctrl-C stops the script on purpose; that is not a script error.
+            Ok(Err(error)) if engine.is_cancelled() && error.message == "interrupted" => None,
             Ok(Err(error)) => Some(error),
             Err(join_error) => Some(ScriptError {
                 origin: strategy.origin.clone(),
@@ -233,6 +237,7 @@ impl MigrationCoordinator {
         engine.finish_notifications();
         DeploymentReport {
             deployment_id: engine.context().deployment_id.clone(),
+            actor: engine.context().actor.clone(),
             strategy: strategy.name,
             results,
             script_error,

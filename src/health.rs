@@ -36,7 +36,7 @@ impl HealthStatus {
             can_connect,
             authenticated,
             migration_table_exists: false,
-            error: Some(error),
+            error: Some(crate::redact::redact(&error)),
             checked_at: Utc::now(),
         }
     }

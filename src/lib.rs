@@ -16,6 +16,7 @@ pub mod error;
 pub mod health;
 pub mod migration;
 pub mod plugin;
+pub mod redact;
 pub mod registry;
 pub mod safety;
 pub mod script;

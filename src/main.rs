@@ -5,7 +5,7 @@ use tracing_subscriber::EnvFilter;
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
-        .with_writer(std::io::stderr)
+        .with_writer(|| surql::redact::RedactingWriter(std::io::stderr()))
         .init();
     // SurrealDB's parser and executor recurse deeply: give workers room.
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -113,6 +113,15 @@ pub struct DeployArgs {
     /// Seconds allowed to connect and sign in.
     #[arg(long, default_value_t = 5.0)]
     pub connect_timeout: f64,
+    /// Seconds one query (one migration) may take before that environment fails.
+    #[arg(long, default_value_t = 300.0)]
+    pub operation_timeout: f64,
+    /// Seconds a database's migration lock lasts without renewal (a crashed run's lock expires).
+    #[arg(long, default_value_t = 300.0)]
+    pub lock_ttl: f64,
+    /// Also write the whole run as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     #[command(flatten)]
     pub common: OrchestrateCommon,
 }
@@ -207,6 +216,12 @@ pub struct Target {
     /// Name recorded as the actor in the history (default: the OS user).
     #[arg(long, env = "SURQL_ACTOR")]
     pub actor: Option<String>,
+    /// Seconds one query (one migration) may take.
+    #[arg(long, default_value_t = 300.0)]
+    pub operation_timeout: f64,
+    /// Seconds the migration lock lasts without renewal.
+    #[arg(long, default_value_t = 300.0)]
+    pub lock_ttl: f64,
 }
 
 fn parse_auth_level(value: &str) -> Result<AuthLevel, String> {

@@ -19,6 +19,15 @@ use crate::migration::{
 };
 
 pub async fn run(command: MigrateCommand) -> Result<i32, Failure> {
+    if let MigrateCommand::Up { target, .. }
+    | MigrateCommand::Down { target, .. }
+    | MigrateCommand::Status { target }
+    | MigrateCommand::Validate { target } = &command
+    {
+        crate::connection::set_operation_timeout(Duration::from_secs_f64(
+            target.operation_timeout.clamp(0.1, 86_400.0),
+        ));
+    }
     match command {
         MigrateCommand::Create { name, dir } => create(&dir.migrations_dir, &name),
         MigrateCommand::Up { steps, dry_run, target } => up(&target, steps, dry_run).await,
@@ -76,6 +85,9 @@ fn resolve_connection(target: &Target) -> Result<ConnectionConfig, Failure> {
             "no database given: pass --db-url, --ns and --db (or SURQL_DB_URL, SURQL_NS, SURQL_DB), or --config FILE --env NAME"
         )));
     };
+    if let Some(pass) = &target.pass {
+        crate::redact::register_secret(pass);
+    }
     let mut connection = ConnectionConfig::new(db_url, ns, db);
     connection.username = target.user.clone();
     connection.password = target.pass.clone();
@@ -114,6 +126,7 @@ fn context(target: &Target) -> ApplyContext {
     if let Some(actor) = &target.actor {
         ctx.actor = actor.clone();
     }
+    ctx.lock_ttl = Duration::from_secs_f64(target.lock_ttl.clamp(1.0, 86_400.0));
     ctx
 }
 

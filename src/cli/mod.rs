@@ -53,7 +53,7 @@ pub async fn run() -> i32 {
     match result {
         Ok(code) => code,
         Err(failure) => {
-            eprintln!("error: {:#}", failure.error);
+            eprintln!("error: {}", crate::redact::redact(&format!("{:#}", failure.error)));
             failure.code
         }
     }

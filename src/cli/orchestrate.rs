@@ -16,7 +16,7 @@ use super::render;
 use crate::config::{configure_environments, load_environments_file};
 use crate::coordinator::{DeployRequest, MigrationCoordinator};
 use crate::engine::{DeployOptions, EventSink};
-use crate::error::{EXIT_FAILURE, EXIT_PLUGIN, EXIT_SCRIPT, EXIT_SUCCESS};
+use crate::error::{EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_PLUGIN, EXIT_SCRIPT, EXIT_SUCCESS};
 use crate::health::HealthCheck;
 use crate::migration::{ApplyContext, Migration, discover_migrations};
 use crate::plugin::PluginHost;
@@ -82,6 +82,8 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
     if let Some(actor) = &args.actor {
         context.actor = actor.clone();
     }
+    context.lock_ttl = seconds(args.lock_ttl, "--lock-ttl")?;
+    crate::connection::set_operation_timeout(seconds(args.operation_timeout, "--operation-timeout")?);
     Ok(DeployRequest {
         environments: args.environments.clone(),
         migrations,
@@ -128,11 +130,32 @@ async fn deploy(args: DeployArgs) -> Result<i32, Failure> {
         .with_approver(Arc::new(approver));
     let (engine, strategy) = coordinator.prepare(request).map_err(|e| Failure::usage(e.into()))?;
     let renderer = tokio::spawn(progress.run(receiver));
+    let started_at = chrono::Utc::now();
+    // Ctrl-C: no new environment starts; running ones finish or roll back.
+    let watched = engine.clone();
+    let interrupt = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            watched.log("interrupted: finishing running migrations, starting nothing new (Ctrl-C again to quit now)");
+            watched.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(EXIT_INTERRUPTED);
+            }
+        }
+    });
     let report = coordinator.run(engine.clone(), strategy).await;
+    interrupt.abort();
+    let _ = interrupt.await;
+    let interrupted = engine.is_cancelled();
     // Closing the sender ends the progress task.
     drop(coordinator);
     drop(engine);
     let _ = renderer.await;
+
+    if let Some(path) = &args.report {
+        let document = render::run_report(&report, &args, started_at, interrupted);
+        std::fs::write(path, document)
+            .map_err(|e| Failure::failed(anyhow!("cannot write --report {}: {e}", path.display())))?;
+    }
 
     if json_output {
         println!("{}", render::report_json(&report));
@@ -142,6 +165,10 @@ async fn deploy(args: DeployArgs) -> Result<i32, Failure> {
         }
         println!("{}", render::results_table(&report));
         println!("{}", render::summary_line(&report));
+    }
+    if interrupted {
+        eprintln!("error: interrupted; every environment is reported above");
+        return Ok(EXIT_INTERRUPTED);
     }
     if let Some(error) = &report.script_error {
         eprintln!("error: {error}");

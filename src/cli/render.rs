@@ -172,3 +172,38 @@ pub fn validation_table<'a>(statuses: impl Iterator<Item = &'a HealthStatus>) ->
     }
     table
 }
+
+/// The `--report FILE` document: the whole run.
+pub fn run_report(
+    report: &DeploymentReport,
+    args: &crate::cli::args::DeployArgs,
+    started_at: chrono::DateTime<chrono::Utc>,
+    interrupted: bool,
+) -> String {
+    let results: Vec<&DeploymentResult> = report.results.values().collect();
+    serde_json::to_string_pretty(&serde_json::json!({
+        "deployment_id": report.deployment_id,
+        "strategy": report.strategy,
+        "actor": report.actor,
+        "started_at": started_at,
+        "completed_at": chrono::Utc::now(),
+        "interrupted": interrupted,
+        "script_error": report.script_error.as_ref().map(|e| e.to_string()),
+        "options": {
+            "environments": args.environments,
+            "batch_size": args.batch_size,
+            "canary_percent": args.canary_percent,
+            "max_concurrent": args.max_concurrent,
+            "dry_run": args.dry_run,
+            "verify_health": !args.skip_health_check,
+            "auto_rollback": !args.no_rollback,
+            "approved": args.approve,
+            "approve_all": args.yes,
+            "set": args.set,
+            "config": args.common.config,
+            "migrations_dir": args.common.dir.migrations_dir,
+        },
+        "results": results,
+    }))
+    .expect("report serializes")
+}

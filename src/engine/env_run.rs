@@ -7,7 +7,9 @@ use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 
 use super::{ApprovalRequest, DeploymentResult, DeploymentStatus, Engine, EnvironmentPlan, Event, VerifyResult};
-use crate::connection::{QueryError, connect, connect_read_only, ensure_namespace_and_database};
+use crate::connection::{
+    QueryError, connect, connect_read_only, ensure_namespace_and_database, wait_until_unreachable,
+};
 use crate::health::HealthCheck;
 use crate::migration::apply::describe_drift;
 use crate::migration::{
@@ -16,6 +18,17 @@ use crate::migration::{
 };
 use crate::registry::EnvironmentConfig;
 use crate::safety::ApprovalDecision;
+
+/// Runs a database operation, failing fast if the server goes away meanwhile.
+async fn guarded<T, E: From<QueryError>>(
+    environment: &EnvironmentConfig,
+    operation: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    tokio::select! {
+        result = operation => result,
+        lost = wait_until_unreachable(&environment.connection) => Err(QueryError::Transport(lost).into()),
+    }
+}
 
 /// Why an environment stopped, before its final status is decided.
 struct Stop {
@@ -62,6 +75,9 @@ async fn run_steps(
     let options = &engine.options;
     let approval_required = environment.require_approval || !environment.approvers.is_empty();
 
+    if engine.is_cancelled() {
+        return Err(skipped("interrupted before it started"));
+    }
     // 1. Approval, before anything touches the environment.
     if approval_required && !options.dry_run {
         engine.events.phase(name, "awaiting approval");
@@ -158,7 +174,7 @@ async fn run_steps(
         .await
         .map_err(|e| failed(format!("not deployed: {e}")))?;
     let outcome = apply_pending(engine, environment, &db).await;
-    let released = release_lock(&db, &lock).await;
+    let released = guarded(environment, release_lock(&db, &lock)).await;
     let applied_count = engine.ledger().get(name).map(|s| s.applied_this_run.len()).unwrap_or(0);
     match (outcome, released) {
         (Ok(()), Ok(())) => Ok(DeploymentResult::finished(
@@ -273,10 +289,13 @@ async fn apply_pending(engine: &Engine, environment: &EnvironmentConfig, db: &Su
     let total = pending.len();
     for (step, index) in pending.into_iter().enumerate() {
         let migration = &engine.migrations[index];
+        if engine.is_cancelled() {
+            return Err(interrupted(engine, environment, db, migration).await);
+        }
         engine
             .events
             .phase(name, format!("applying {}/{total}: {}", step + 1, migration.id()));
-        match apply_migration(db, migration, &engine.context).await {
+        match guarded(environment, apply_migration(db, migration, &engine.context)).await {
             Ok(duration_ms) => {
                 engine.note_applied(name, index);
                 engine.events.send(Event::MigrationApplied {
@@ -289,6 +308,34 @@ async fn apply_pending(engine: &Engine, environment: &EnvironmentConfig, db: &Su
         }
     }
     Ok(())
+}
+
+/// Ctrl-C between two migrations: this run's work there is rolled back (or
+/// kept with `--no-rollback`); nothing more is applied.
+async fn interrupted(engine: &Engine, environment: &EnvironmentConfig, db: &Surreal<Any>, next: &Migration) -> Stop {
+    let name = environment.name.as_str();
+    let applied = engine
+        .ledger()
+        .get(name)
+        .map(|s| s.applied_this_run.clone())
+        .unwrap_or_default();
+    let what = format!("interrupted before {}", next.id());
+    if applied.is_empty() {
+        return skipped(format!("{what}; nothing was applied"));
+    }
+    if !engine.options.auto_rollback {
+        return failed(format!(
+            "{what}; {} migration(s) applied by this run were kept (--no-rollback)",
+            applied.len()
+        ));
+    }
+    match revert(engine, environment, db, &applied).await {
+        Ok(count) => Stop {
+            status: DeploymentStatus::RolledBack,
+            error: format!("{what}; rolled back {count} migration(s) applied by this run"),
+        },
+        Err(error) => failed(format!("{what}; rollback failed: {error}")),
+    }
 }
 
 async fn after_failure(
@@ -342,7 +389,9 @@ async fn revert(
     for &index in applied.iter().rev() {
         let migration = &engine.migrations[index];
         engine.events.phase(name, format!("rolling back {}", migration.id()));
-        revert_migration(db, migration).await.map_err(|e| e.to_string())?;
+        guarded(environment, revert_migration(db, migration))
+            .await
+            .map_err(|e| e.to_string())?;
         count += 1;
         let mut ledger = engine.ledger();
         if let Some(state) = ledger.get_mut(name) {
@@ -370,7 +419,7 @@ pub(super) async fn roll_back_run(
             .await
             .map_err(|e| e.to_string())?;
         let reverted = revert(engine, environment, &db, applied).await;
-        let _ = release_lock(&db, &lock).await;
+        let _ = guarded(environment, release_lock(&db, &lock)).await;
         reverted
     }
     .await;

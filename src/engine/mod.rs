@@ -208,7 +208,7 @@ impl Engine {
     /// Sends a log line to the event stream.
     pub fn log(&self, message: impl Into<String>) {
         self.events.send(Event::Log {
-            message: message.into(),
+            message: crate::redact::redact(&message.into()),
         });
     }
 

@@ -88,7 +88,7 @@ impl DeploymentResult {
             status,
             migrations_applied,
             duration_seconds: Some(duration.max(0.0)),
-            error,
+            error: error.map(|e| crate::redact::redact(&e)),
             started_at,
             completed_at: Some(completed_at),
             plan: None,

@@ -36,19 +36,7 @@ impl ApplyContext {
 
     /// The lock owner string: actor, host, process and deployment.
     pub fn lock_owner(&self) -> String {
-        let host = std::env::var("HOSTNAME")
-            .ok()
-            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "localhost".into());
-        format!(
-            "{}@{} pid {} deployment {}",
-            self.actor,
-            host,
-            std::process::id(),
-            self.deployment_id
-        )
+        super::lock::owner_string(&self.actor, &self.deployment_id)
     }
 }
 
@@ -197,6 +185,8 @@ pub enum ApplyError {
         error: QueryError,
         completed: Vec<AppliedStep>,
     },
+    #[error(transparent)]
+    Query(#[from] QueryError),
     #[error("cannot roll back {0}: it has no '-- migrate:down' section")]
     NoDownSection(String),
     #[error("cannot roll back {version}_{name}: its migration file is missing")]

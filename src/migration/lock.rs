@@ -17,6 +17,54 @@ use crate::connection::{QueryError, run_query};
 /// Default lease length; renewed between migrations.
 pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(300);
 
+/// Owners of locks this process holds right now.
+static HELD_HERE: std::sync::LazyLock<std::sync::Mutex<std::collections::HashSet<String>>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// `actor@host pid N deployment ID`: enough to tell who holds a lock, and
+/// whether that holder is a process on this host that no longer exists.
+pub fn owner_string(actor: &str, deployment_id: &str) -> String {
+    format!(
+        "{actor}@{} pid {} deployment {deployment_id}",
+        host_name(),
+        std::process::id()
+    )
+}
+
+/// True when `owner` is a process of this host that is gone (crashed or
+/// killed), or a finished deployment of this very process: its lock is stale
+/// and can be taken over without waiting for the lease to expire.
+pub fn is_stale_local_owner(owner: &str) -> bool {
+    let Some((_, rest)) = owner.rsplit_once('@') else {
+        return false;
+    };
+    let Some((host, rest)) = rest.split_once(" pid ") else {
+        return false;
+    };
+    let Some(pid) = rest.split(' ').next().and_then(|p| p.parse::<u32>().ok()) else {
+        return false;
+    };
+    if host != host_name() {
+        return false;
+    }
+    if pid == std::process::id() {
+        return !HELD_HERE.lock().expect("lock registry poisoned").contains(owner);
+    }
+    // Only Linux has /proc; elsewhere a crashed holder's lease simply expires.
+    cfg!(target_os = "linux")
+        && std::path::Path::new("/proc/self").exists()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// The holder of a lock, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockInfo {
@@ -77,6 +125,10 @@ pub async fn acquire_lock(db: &Surreal<Any>, owner: &str, ttl: Duration) -> Resu
     for _attempt in 0..5 {
         match run_query(db, &sql, json!({ "owner": owner })).await {
             Ok(_) => {
+                HELD_HERE
+                    .lock()
+                    .expect("lock registry poisoned")
+                    .insert(owner.to_string());
                 return Ok(HeldLock {
                     owner: owner.to_string(),
                     ttl,
@@ -85,8 +137,18 @@ pub async fn acquire_lock(db: &Surreal<Any>, owner: &str, ttl: Duration) -> Resu
             Err(QueryError::Statement { message, .. })
                 if message.contains("already exists") || message.to_ascii_lowercase().contains("conflict") =>
             {
-                if let Some(info) = current_lock(db).await? {
-                    return Err(LockError::Held(info));
+                match current_lock(db).await? {
+                    Some(info) if is_stale_local_owner(&info.owner) => {
+                        tracing::warn!(owner = %info.owner, "taking over a lock left by a process that is gone");
+                        run_query(
+                            db,
+                            "DELETE _migration_lock:current WHERE owner = $owner;",
+                            json!({ "owner": info.owner }),
+                        )
+                        .await?;
+                    }
+                    Some(info) => return Err(LockError::Held(info)),
+                    None => {}
                 }
                 last_error = message;
             }
@@ -121,6 +183,7 @@ pub async fn renew_lock(db: &Surreal<Any>, lock: &HeldLock) -> Result<(), LockEr
 
 /// Releases the lock if this owner still holds it.
 pub async fn release_lock(db: &Surreal<Any>, lock: &HeldLock) -> Result<(), LockError> {
+    HELD_HERE.lock().expect("lock registry poisoned").remove(&lock.owner);
     run_query(
         db,
         "DELETE _migration_lock:current WHERE owner = $owner;",

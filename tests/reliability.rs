@@ -1,0 +1,617 @@
+//! Faults against real SurrealDB server processes: a server killed mid-migration,
+//! a server that never answers, Ctrl-C, two deploys at once, a crashed
+//! runner's lock, hostile strategy scripts, secrets, and the audit trail.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use surql::ConnectionConfig;
+use surql::connection::{connect, connect_read_only, run_query};
+
+use common::{TestServer, example_migrations, migrations_dir, plugin_library};
+
+const FAST: &str = "-- migrate:up\nDEFINE TABLE account SCHEMAFULL;\nDEFINE FIELD name ON account TYPE string;\n-- migrate:down\nREMOVE TABLE account;\n";
+const INDEX: &str = "-- migrate:up\nDEFINE INDEX account_name ON account FIELDS name;\n-- migrate:down\nREMOVE INDEX account_name ON account;\n";
+
+fn slow(seconds: u32) -> String {
+    format!(
+        "-- migrate:up\nDEFINE TABLE slow SCHEMALESS;\nSLEEP {seconds}s;\nCREATE slow:done;\n-- migrate:down\nREMOVE TABLE slow;\n"
+    )
+}
+
+fn surql(args: &[&str], dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_surql"));
+    command.args(args).current_dir(dir).stdin(Stdio::null());
+    command
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn results(output: &Output) -> Vec<Value> {
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(output)));
+    doc["results"].as_array().unwrap().clone()
+}
+
+fn status_of<'a>(results: &'a [Value], name: &str) -> &'a Value {
+    results
+        .iter()
+        .find(|r| r["environment"] == name)
+        .unwrap_or_else(|| panic!("no result for {name}"))
+}
+
+fn write_config(dir: &Path, environments: Value) {
+    std::fs::write(
+        dir.join("environments.json"),
+        json!({ "environments": environments }).to_string(),
+    )
+    .unwrap();
+}
+
+fn server_env(name: &str, server: &TestServer, priority: i64) -> Value {
+    json!({"name": name, "priority": priority,
+           "connection": {"db_url": server.ws_url(), "db_ns": "app", "db": name, "username": "root", "password": "root"}})
+}
+
+async fn history(connection: &ConnectionConfig) -> Option<Vec<String>> {
+    let db = connect_read_only(connection, Duration::from_secs(10)).await.unwrap()?;
+    let applied = surql::migration::applied_migrations(&db).await.unwrap();
+    Some(applied.into_iter().map(|a| a.version).collect())
+}
+
+async fn lock_record(connection: &ConnectionConfig) -> Option<surql::migration::LockInfo> {
+    let db = connect_read_only(connection, Duration::from_secs(10)).await.unwrap()?;
+    surql::migration::current_lock(&db).await.unwrap()
+}
+
+async fn tables(connection: &ConnectionConfig) -> Vec<String> {
+    let Some(db) = connect_read_only(connection, Duration::from_secs(10)).await.unwrap() else {
+        return vec![];
+    };
+    let info = run_query(&db, "INFO FOR DB;", json!({})).await.unwrap();
+    info[0]["tables"].as_object().unwrap().keys().cloned().collect()
+}
+
+fn wait_for(mut child: Child, within: Duration) -> Output {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!(
+        "surql did not finish within {within:?}: {}",
+        text(&child.wait_with_output().unwrap())
+    );
+}
+
+#[tokio::test]
+async fn server_killed_mid_migration_fails_only_that_environment_and_recovers() {
+    let storage = tempfile::tempdir().unwrap();
+    let mut victim = TestServer::start_persistent(&storage.path().join("db"));
+    let others = [TestServer::start(), TestServer::start()];
+    let work = tempfile::tempdir().unwrap();
+    let migrations = migrations_dir(&[
+        ("1_accounts.surql", FAST),
+        ("2_slow.surql", &slow(4)),
+        ("3_index.surql", INDEX),
+    ]);
+    write_config(
+        work.path(),
+        json!([
+            server_env("victim", &victim, 1),
+            server_env("a", &others[0], 2),
+            server_env("b", &others[1], 3)
+        ]),
+    );
+    let m = migrations.path().to_str().unwrap();
+    let args = [
+        "orchestrate",
+        "deploy",
+        "-e",
+        "all",
+        "--strategy",
+        "parallel",
+        "-m",
+        m,
+        "--output",
+        "json",
+        "--operation-timeout",
+        "15",
+    ];
+    let child = surql(&args, work.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500)); // inside the 4 s migration
+    let started = Instant::now();
+    victim.kill();
+    let out = wait_for(child, Duration::from_secs(40));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the run did not end promptly"
+    );
+    let results = results(&out);
+    assert_eq!(status_of(&results, "victim")["status"], "failed", "{}", text(&out));
+    assert!(!status_of(&results, "victim")["error"].as_str().unwrap().is_empty());
+    assert_eq!(status_of(&results, "a")["status"], "success", "{}", text(&out));
+    assert_eq!(status_of(&results, "b")["status"], "success", "{}", text(&out));
+
+    // After a restart: no duplicate, nothing half-applied.
+    victim.restart();
+    let connection = victim.connection("app", "victim");
+    let versions = history(&connection).await.unwrap();
+    let mut unique = versions.clone();
+    unique.dedup();
+    assert_eq!(versions, unique, "duplicate history rows");
+    assert!(!versions.contains(&"2".to_string()), "{versions:?}");
+    assert!(
+        !tables(&connection).await.contains(&"slow".to_string()),
+        "half-applied migration 2"
+    );
+
+    // Deploying again completes (the dead run's lock is taken over).
+    write_config(work.path(), json!([server_env("victim", &victim, 1)]));
+    let out = surql(
+        &["orchestrate", "deploy", "-e", "victim", "-m", m, "--output", "json"],
+        work.path(),
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(history(&connection).await.unwrap(), ["1", "2", "3"]);
+    assert_eq!(lock_record(&connection).await, None);
+}
+
+#[test]
+fn a_server_that_never_answers_fails_within_the_timeouts() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let work = tempfile::tempdir().unwrap();
+    write_config(
+        work.path(),
+        json!([{"name": "mute", "connection": {"db_url": format!("ws://127.0.0.1:{port}/rpc"), "db_ns": "n", "db": "d",
+                "username": "root", "password": "root"}},
+               {"name": "local", "connection": {"db_url": "surrealkv://data/local", "db_ns": "n", "db": "d"}}]),
+    );
+    let m = example_migrations();
+    for extra in [
+        &["--health-timeout", "2"][..],
+        &["--skip-health-check", "--connect-timeout", "2"][..],
+    ] {
+        let started = Instant::now();
+        let mut args = vec![
+            "orchestrate",
+            "deploy",
+            "-e",
+            "all",
+            "--strategy",
+            "parallel",
+            "-m",
+            m.to_str().unwrap(),
+            "--output",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let out = surql(&args, work.path()).output().unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "hung: {:?}",
+            started.elapsed()
+        );
+        let results = results(&out);
+        assert_eq!(status_of(&results, "mute")["status"], "failed", "{}", text(&out));
+        assert!(
+            status_of(&results, "mute")["error"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("127.0.0.1:{port}"))
+        );
+        assert_eq!(status_of(&results, "local")["status"], "success", "{}", text(&out));
+    }
+}
+
+#[tokio::test]
+async fn ctrl_c_finishes_the_running_migration_rolls_back_and_reports_everything() {
+    let servers = [TestServer::start(), TestServer::start(), TestServer::start()];
+    let work = tempfile::tempdir().unwrap();
+    let migrations = migrations_dir(&[
+        ("1_accounts.surql", FAST),
+        ("2_slow.surql", &slow(2)),
+        ("3_index.surql", INDEX),
+    ]);
+    write_config(
+        work.path(),
+        json!([
+            server_env("first", &servers[0], 1),
+            server_env("second", &servers[1], 2),
+            server_env("third", &servers[2], 3)
+        ]),
+    );
+    let m = migrations.path().to_str().unwrap();
+    let child = surql(
+        &["orchestrate", "deploy", "-e", "all", "-m", m, "--output", "json"],
+        work.path(),
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1200)); // inside migration 2 of "first"
+    let signalled = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let out = wait_for(child, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    let results = results(&out);
+    assert_eq!(results.len(), 3, "every environment is reported");
+    let first = status_of(&results, "first");
+    assert_eq!(first["status"], "rolled_back", "{}", text(&out));
+    assert!(
+        first["error"].as_str().unwrap().contains("interrupted before 3_index"),
+        "{first}"
+    );
+    for name in ["second", "third"] {
+        assert_eq!(status_of(&results, name)["status"], "skipped");
+        assert!(
+            status_of(&results, name)["error"]
+                .as_str()
+                .unwrap()
+                .contains("interrupted")
+        );
+    }
+    let first_db = servers[0].connection("app", "first");
+    assert_eq!(history(&first_db).await.unwrap(), Vec::<String>::new());
+    assert_eq!(lock_record(&first_db).await, None, "lock released");
+    assert_eq!(history(&servers[1].connection("app", "second")).await, None);
+}
+
+#[tokio::test]
+async fn two_deploys_at_once_apply_each_migration_exactly_once() {
+    let server = TestServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let migrations = migrations_dir(&[
+        ("1_accounts.surql", FAST),
+        ("2_slow.surql", &slow(1)),
+        ("3_index.surql", INDEX),
+    ]);
+    write_config(
+        work.path(),
+        json!([server_env("one", &server, 1), server_env("two", &server, 2)]),
+    );
+    let m = migrations.path().to_str().unwrap();
+    let args = [
+        "orchestrate",
+        "deploy",
+        "-e",
+        "all",
+        "--strategy",
+        "parallel",
+        "-m",
+        m,
+        "--output",
+        "json",
+    ];
+    let runs: Vec<Child> = (0..2)
+        .map(|_| {
+            surql(&args, work.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<Output> = runs.into_iter().map(|c| wait_for(c, Duration::from_secs(60))).collect();
+    for name in ["one", "two"] {
+        let mut applied = 0;
+        for out in &outputs {
+            let result = status_of(&results(out), name).clone();
+            match result["status"].as_str().unwrap() {
+                "success" => applied += result["migrations_applied"].as_u64().unwrap(),
+                "failed" => {
+                    let error = result["error"].as_str().unwrap();
+                    assert!(error.contains("locked by") && error.contains("deployment"), "{error}");
+                }
+                other => panic!("{name}: unexpected {other}: {result}"),
+            }
+        }
+        assert_eq!(applied, 3, "{name}: each migration applied once across both runs");
+        assert_eq!(history(&server.connection("app", name)).await.unwrap(), ["1", "2", "3"]);
+    }
+}
+
+#[tokio::test]
+async fn a_crashed_runners_lock_is_taken_over() {
+    let server = TestServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let migrations = migrations_dir(&[("1_slow.surql", &slow(5)), ("2_accounts.surql", FAST)]);
+    write_config(work.path(), json!([server_env("db", &server, 1)]));
+    let m = migrations.path().to_str().unwrap();
+    let mut crashed = surql(&["orchestrate", "deploy", "-e", "db", "-m", m], work.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let connection = server.connection("app", "db");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lock_record(&connection).await.is_none() {
+        assert!(Instant::now() < deadline, "the first run never took the lock");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    crashed.kill().unwrap(); // kill -9: no cleanup
+    crashed.wait().unwrap();
+    let stale = lock_record(&connection).await.expect("the lock stays behind");
+    assert!(stale.owner.contains(&format!("pid {}", crashed.id())), "{stale:?}");
+
+    let out = surql(
+        &["orchestrate", "deploy", "-e", "db", "-m", m, "--output", "json"],
+        work.path(),
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The crashed run's transaction may have committed on the server before
+    // the kill or not; either way each migration is there exactly once.
+    assert_eq!(history(&connection).await.unwrap(), ["1", "2"]);
+    assert_eq!(lock_record(&connection).await, None);
+
+    // A lock held by a live runner elsewhere is respected and named.
+    let db = connect(&connection, Duration::from_secs(10)).await.unwrap();
+    run_query(
+        &db,
+        "CREATE _migration_lock:current CONTENT { owner: 'ci@other-host pid 1 deployment X', acquired_at: time::now(), expires_at: time::now() + 1h };",
+        json!({}),
+    )
+    .await
+    .unwrap();
+    std::fs::write(migrations.path().join("3_index.surql"), INDEX).unwrap();
+    let out = surql(
+        &["orchestrate", "deploy", "-e", "db", "-m", m, "--output", "json"],
+        work.path(),
+    )
+    .output()
+    .unwrap();
+    let error = status_of(&results(&out), "db")["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("locked by ci@other-host pid 1 deployment X since"),
+        "{error}"
+    );
+}
+
+#[test]
+fn hostile_strategies_end_with_a_position_within_seconds() {
+    let work = tempfile::tempdir().unwrap();
+    write_config(
+        work.path(),
+        json!([{"name": "a", "connection": {"db_url": "surrealkv://data/a", "db_ns": "n", "db": "d"}},
+               {"name": "b", "connection": {"db_url": "surrealkv://data/b", "db_ns": "n", "db": "d"}}]),
+    );
+    let scripts = [
+        ("syntax.rhai", "let x = ;\n", "syntax.rhai:1:"),
+        ("loop.rhai", "let n = 0;\nwhile true { n += 1; }\n", "loop.rhai:2:"),
+        (
+            "recursion.rhai",
+            "fn down(n) { down(n + 1) }\ndown(0);\n",
+            "recursion.rhai:2:",
+        ),
+        (
+            "string.rhai",
+            "let s = \"xxxxxxxx\";\nloop { s += s; }\n",
+            "string.rhai:2:",
+        ),
+        ("array.rhai", "let a = [];\na.pad(100000000, 0);\n", "array.rhai:2:"),
+        ("files.rhai", "import \"/etc/passwd\" as p;\n", "files.rhai:1:"),
+        ("eval.rhai", "eval(\"deploy(envs)\");\n", "eval.rhai:1:"),
+    ];
+    for (file, code, position) in scripts {
+        std::fs::write(work.path().join(file), code).unwrap();
+        let started = Instant::now();
+        let out = surql(
+            &[
+                "orchestrate",
+                "deploy",
+                "-e",
+                "all",
+                "--strategy",
+                file,
+                "-m",
+                example_migrations().to_str().unwrap(),
+                "--output",
+                "json",
+            ],
+            work.path(),
+        )
+        .output()
+        .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{file} took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(out.status.code(), Some(3), "{file}: {}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("strategy error at {position}")),
+            "{file}: {stderr}"
+        );
+        let results = results(&out);
+        assert_eq!(results.len(), 2, "{file}");
+        assert!(results.iter().all(|r| r["status"] == "skipped"), "{file}: {results:?}");
+    }
+    assert!(
+        !work.path().join("data").exists(),
+        "a hostile script deployed something"
+    );
+}
+
+#[tokio::test]
+async fn secrets_never_appear_in_any_output() {
+    const SECRET: &str = "Zq8-very-secret-pw";
+    let server = TestServer::start();
+    let admin = connect(&server.connection("app", "main"), Duration::from_secs(10))
+        .await
+        .unwrap();
+    run_query(
+        &admin,
+        &format!("DEFINE USER deployer ON ROOT PASSWORD '{SECRET}' ROLES OWNER;"),
+        json!({}),
+    )
+    .await
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let events = work.path().join("events.jsonl");
+    let config = json!({
+        "environments": [
+            {"name": "good", "connection": {"db_url": server.ws_url(), "db_ns": "app", "db": "main", "username": "deployer", "password": "${DB_SECRET}"}},
+            {"name": "wrongpass", "connection": {"db_url": server.ws_url(), "db_ns": "app", "db": "other", "username": "deployer", "password": "${DB_SECRET}-nope"}},
+            {"name": "inurl", "connection": {"db_url": format!("ws://deployer:{SECRET}@127.0.0.1:{}/rpc", common::free_port()), "db_ns": "app", "db": "x", "username": "deployer", "password": "${DB_SECRET}"}}
+        ],
+        "plugins": [{"name": "file", "path": plugin_library("surql_file_plugin"), "config": {"events_file": events}}]
+    });
+    std::fs::write(work.path().join("environments.json"), config.to_string()).unwrap();
+    let m = example_migrations();
+    let m = m.to_str().unwrap();
+    let mut everything = String::new();
+    let runs: Vec<Vec<&str>> = vec![
+        vec![
+            "orchestrate",
+            "deploy",
+            "-e",
+            "all",
+            "--strategy",
+            "parallel",
+            "-m",
+            m,
+            "--connect-timeout",
+            "2",
+            "--health-timeout",
+            "3",
+        ],
+        vec![
+            "orchestrate",
+            "deploy",
+            "-e",
+            "all",
+            "-m",
+            m,
+            "--output",
+            "json",
+            "--report",
+            "report.json",
+            "--connect-timeout",
+            "2",
+            "--health-timeout",
+            "3",
+        ],
+        vec![
+            "orchestrate",
+            "deploy",
+            "-e",
+            "all",
+            "-m",
+            m,
+            "--dry-run",
+            "--health-timeout",
+            "3",
+        ],
+        vec!["orchestrate", "status", "-e", "all", "-m", m, "--health-timeout", "3"],
+        vec!["orchestrate", "validate", "--health-timeout", "3"],
+        vec!["orchestrate", "validate", "--output", "json", "--health-timeout", "3"],
+        vec![
+            "migrate",
+            "status",
+            "--config",
+            "environments.json",
+            "--env",
+            "wrongpass",
+            "-m",
+            m,
+        ],
+        vec![
+            "migrate",
+            "status",
+            "--config",
+            "environments.json",
+            "--env",
+            "inurl",
+            "-m",
+            m,
+            "--connect-timeout",
+            "2",
+        ],
+    ];
+    for level in ["trace", "debug", "info"] {
+        for args in &runs {
+            let out = surql(args, work.path())
+                .env("DB_SECRET", SECRET)
+                .env("RUST_LOG", level)
+                .output()
+                .unwrap();
+            everything.push_str(&text(&out));
+        }
+    }
+    everything.push_str(&std::fs::read_to_string(work.path().join("report.json")).unwrap());
+    everything.push_str(&std::fs::read_to_string(&events).unwrap());
+    assert!(everything.contains("SUCCESS"), "the good environment deployed");
+    assert!(everything.contains("cannot sign in"), "the wrong password was reported");
+    assert!(!everything.contains(SECRET), "the secret leaked");
+}
+
+#[tokio::test]
+async fn every_history_row_carries_the_deployment_id_and_actor_and_the_report_has_the_run() {
+    let server = TestServer::start();
+    let work = tempfile::tempdir().unwrap();
+    write_config(work.path(), json!([server_env("audited", &server, 1)]));
+    let m = example_migrations();
+    let out = surql(
+        &[
+            "orchestrate",
+            "deploy",
+            "-e",
+            "audited",
+            "-m",
+            m.to_str().unwrap(),
+            "--actor",
+            "alice",
+            "--report",
+            "run.json",
+        ],
+        work.path(),
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(work.path().join("run.json")).unwrap()).unwrap();
+    let id = report["deployment_id"].as_str().unwrap();
+    assert_eq!(report["actor"], "alice");
+    assert_eq!(report["results"][0]["status"], "success");
+    assert_eq!(report["options"]["environments"], json!(["audited"]));
+    assert!(report["started_at"].is_string() && report["completed_at"].is_string());
+    let db = connect(&server.connection("app", "audited"), Duration::from_secs(10))
+        .await
+        .unwrap();
+    let rows = run_query(&db, "SELECT deployment_id, actor FROM _migration_history;", json!({}))
+        .await
+        .unwrap();
+    let rows = rows[0].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for row in rows {
+        assert_eq!(row["deployment_id"], id);
+        assert_eq!(row["actor"], "alice");
+    }
+}
