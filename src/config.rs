@@ -14,12 +14,72 @@ use crate::registry::{EnvironmentConfig, EnvironmentRegistry};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvironmentsFile {
-    /// The environments, in file order.
+    /// The environments, in file order (templates not yet expanded).
     pub environments: Vec<EnvironmentConfig>,
+    /// Entries with `discover`: expanded by [`crate::discovery`] into one
+    /// environment per namespace or database found on a server.
+    #[serde(skip)]
+    pub templates: Vec<EnvironmentTemplate>,
     /// Plugin entries (`name`, `path`, `config`), with strings expanded.
     #[serde(default)]
     pub plugins: Vec<Value>,
 }
+
+/// `{"name": "tenant-{ns}", "discover": {...}, …}`: one environment per match.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentTemplate {
+    /// Contains `{ns}` (namespace discovery) or `{db}` (database discovery).
+    pub name: String,
+    pub discover: Discover,
+    #[serde(default = "default_priority")]
+    pub priority: i64,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub require_approval: bool,
+    #[serde(default = "default_true")]
+    pub allow_destructive: bool,
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    /// Position in the file's `environments` list, for error messages.
+    #[serde(skip)]
+    pub index: usize,
+}
+
+/// Where to look and what to match.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Discover {
+    /// The server; `db_ns`/`db` are the fixed parts (`db` for namespace
+    /// discovery, `db_ns` for database discovery).
+    pub connection: DiscoverConnection,
+    /// Glob (`*`, `?`) over namespace names.
+    #[serde(default)]
+    pub namespaces: Option<String>,
+    /// Glob over database names of `connection.db_ns`.
+    #[serde(default)]
+    pub databases: Option<String>,
+}
+
+/// The connection part of a template.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoverConnection {
+    pub db_url: String,
+    #[serde(default)]
+    pub db_ns: Option<String>,
+    #[serde(default)]
+    pub db: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub auth_level: crate::connection::AuthLevel,
+}
+
+use crate::registry::{default_priority, default_true};
 
 /// A config file that cannot be used. Nothing is touched when this happens.
 #[derive(Debug, thiserror::Error)]
@@ -90,12 +150,53 @@ pub fn parse_environments(
     // Everything secret in the file is masked in all output from here on.
     crate::redact::register_secrets_in(&raw);
     let names = environment_names(&raw);
+    // Templates are taken out first; the rest must be plain environments.
+    let mut templates = Vec::new();
+    let mut template_positions = Vec::new();
+    if let Some(entries) = raw.get_mut("environments").and_then(Value::as_array_mut) {
+        let mut index = 0;
+        entries.retain(|entry| {
+            let is_template = entry.get("discover").is_some();
+            if is_template {
+                templates.push((index, entry.clone()));
+            } else {
+                template_positions.push(index);
+            }
+            index += 1;
+            !is_template
+        });
+    }
+    // Error paths must name the entry's position in the file, not in the filtered list.
+    let file_index = |filtered: usize| template_positions.get(filtered).copied().unwrap_or(filtered);
+    let remap = |location: String| -> String {
+        match location.strip_prefix("$.environments[").and_then(|r| r.split_once(']')) {
+            Some((i, tail)) => match i.parse::<usize>() {
+                Ok(i) => format!("$.environments[{}]{tail}", file_index(i)),
+                Err(_) => location.clone(),
+            },
+            None => location,
+        }
+    };
     let file: EnvironmentsFile = serde_path_to_error::deserialize(raw).map_err(|e| {
-        let location = format!("$.{}", e.path());
+        let location = remap(format!("$.{}", e.path()));
         invalid(describe_location(&names, &location), e.inner().to_string())
     })?;
     let mut file = file;
-    validate(&file).map_err(|(location, message)| invalid(describe_location(&names, &location), message))?;
+    for (index, entry) in templates {
+        let mut template: EnvironmentTemplate = serde_path_to_error::deserialize(entry).map_err(|e| {
+            let location = format!("$.environments[{index}].{}", e.path());
+            invalid(describe_location(&names, &location), e.inner().to_string())
+        })?;
+        template.index = index;
+        validate_template(&template).map_err(|(field, message)| {
+            invalid(
+                describe_location(&names, &format!("$.environments[{index}].{field}")),
+                message,
+            )
+        })?;
+        file.templates.push(template);
+    }
+    validate(&file).map_err(|(location, message)| invalid(describe_location(&names, &remap(location)), message))?;
     if let Some(base) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         for environment in &mut file.environments {
             environment.connection.db_url = relative_to(base, &environment.connection.db_url);
@@ -144,6 +245,34 @@ fn describe_location(names: &[Option<String>], location: &str) -> String {
         return format!("environments[{i}] ('{name}'){tail}");
     }
     location.to_string()
+}
+
+fn validate_template(template: &EnvironmentTemplate) -> Result<(), (String, String)> {
+    let discover = &template.discover;
+    let (placeholder, fixed, fixed_field) = match (&discover.namespaces, &discover.databases) {
+        (Some(_), None) => ("{ns}", &discover.connection.db, "discover.connection.db"),
+        (None, Some(_)) => ("{db}", &discover.connection.db_ns, "discover.connection.db_ns"),
+        _ => {
+            return Err((
+                "discover".into(),
+                "give exactly one of \"namespaces\" or \"databases\" (a pattern such as \"tenant_*\")".into(),
+            ));
+        }
+    };
+    if !template.name.contains(placeholder) {
+        return Err((
+            "name".into(),
+            format!(
+                "'{}' must contain {placeholder} so each discovered environment gets its own name",
+                template.name
+            ),
+        ));
+    }
+    if fixed.as_deref().is_none_or(|v| v.trim().is_empty()) {
+        return Err((fixed_field.into(), "is required for this kind of discovery".into()));
+    }
+    endpoint_kind(&discover.connection.db_url).map_err(|e| ("discover.connection.db_url".into(), e.to_string()))?;
+    Ok(())
 }
 
 fn validate(file: &EnvironmentsFile) -> Result<(), (String, String)> {

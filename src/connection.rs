@@ -253,6 +253,24 @@ pub async fn connect_read_only(
     .await
 }
 
+/// Signs in without selecting a database (and selecting the namespace only
+/// when `with_namespace`): for listing namespaces or databases. Creates nothing
+/// when the namespace exists.
+pub async fn connect_unscoped(
+    config: &ConnectionConfig,
+    timeout: Duration,
+    with_namespace: bool,
+) -> Result<Surreal<Any>, ConnectionError> {
+    with_timeout(config, timeout, async {
+        let db = open_session(config).await?;
+        if with_namespace {
+            select(&db, config, true).await?;
+        }
+        Ok(db)
+    })
+    .await
+}
+
 fn has_key(info: &[serde_json::Value], section: &str, name: &str) -> bool {
     info.first()
         .and_then(|v| v.get(section))

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod coordinator;
+pub mod discovery;
 pub mod engine;
 pub mod error;
 pub mod health;

@@ -34,11 +34,11 @@ pub struct EnvironmentConfig {
     pub approvers: Vec<String>,
 }
 
-fn default_priority() -> i64 {
+pub(crate) fn default_priority() -> i64 {
     DEFAULT_PRIORITY
 }
 
-fn default_true() -> bool {
+pub(crate) fn default_true() -> bool {
     true
 }
 

@@ -10,7 +10,6 @@ use surrealdb::engine::any::Any;
 use super::Failure;
 use super::args::{MigrateCommand, Target};
 use super::render;
-use crate::config::configure_environments;
 use crate::connection::{ConnectionConfig, connect, connect_read_only};
 use crate::error::{EXIT_FAILURE, EXIT_SUCCESS};
 use crate::migration::{
@@ -71,10 +70,14 @@ fn create(dir: &Path, name: &str) -> Result<i32, Failure> {
 }
 
 /// The one database of `target`: from --config/--env, or from flags and SURQL_* variables.
-fn resolve_connection(target: &Target) -> Result<ConnectionConfig, Failure> {
+async fn resolve_connection(target: &Target) -> Result<ConnectionConfig, Failure> {
     if let Some(name) = &target.environment {
         let path = target.config.clone().unwrap_or_else(|| "environments.json".into());
-        let registry = configure_environments(&path).map_err(|e| Failure::usage(e.into()))?;
+        let mut file = crate::config::load_environments_file(&path).map_err(|e| Failure::usage(e.into()))?;
+        crate::discovery::expand_templates(&mut file, timeout(target))
+            .await
+            .map_err(|e| Failure::usage(anyhow!("{}: {e}", path.display())))?;
+        let registry = file.registry();
         let environment = registry
             .get(name)
             .map_err(|e| Failure::usage(anyhow!("{}: {e}", path.display())))?;
@@ -132,7 +135,7 @@ fn context(target: &Target) -> ApplyContext {
 
 async fn up(target: &Target, steps: Option<usize>, dry_run: bool) -> Result<i32, Failure> {
     let migrations = load_migrations(target)?;
-    let connection = resolve_connection(target)?;
+    let connection = resolve_connection(target).await?;
     if dry_run {
         // Read-only: history is read if it exists; nothing is created.
         let applied = read_history(target, &connection).await?;
@@ -183,7 +186,7 @@ async fn up(target: &Target, steps: Option<usize>, dry_run: bool) -> Result<i32,
 
 async fn down(target: &Target, steps: usize, dry_run: bool) -> Result<i32, Failure> {
     let migrations = load_migrations(target)?;
-    let connection = resolve_connection(target)?;
+    let connection = resolve_connection(target).await?;
     let applied = read_history(target, &connection).await?;
     if dry_run {
         let targets = rollback_plan(&migrations, &applied, steps).map_err(|e| Failure::failed(e.into()))?;
@@ -242,7 +245,7 @@ async fn down(target: &Target, steps: usize, dry_run: bool) -> Result<i32, Failu
 
 async fn status(target: &Target) -> Result<i32, Failure> {
     let migrations = load_migrations(target)?;
-    let connection = resolve_connection(target)?;
+    let connection = resolve_connection(target).await?;
     let applied = read_history(target, &connection).await?;
     let plan = migration::plan(&migrations, &applied);
     println!("{}", render::migration_table(&plan.rows));
@@ -270,7 +273,7 @@ async fn validate(target: &Target) -> Result<i32, Failure> {
         println!("no database given: checksums not compared (pass --db-url/--ns/--db or --config/--env)");
         return Ok(EXIT_SUCCESS);
     }
-    let connection = resolve_connection(target)?;
+    let connection = resolve_connection(target).await?;
     let applied = read_history(target, &connection).await?;
     let plan = migration::plan(&migrations, &applied);
     if plan.drift.is_empty() {

@@ -13,8 +13,9 @@ use super::Failure;
 use super::args::{DeployArgs, OrchestrateCommand, OrchestrateCommon, OutputFormat};
 use super::progress::{Progress, TerminalApprover};
 use super::render;
-use crate::config::{configure_environments, load_environments_file};
+use crate::config::{EnvironmentsFile, load_environments_file};
 use crate::coordinator::{DeployRequest, MigrationCoordinator};
+use crate::discovery::expand_templates;
 use crate::engine::{DeployOptions, EventSink};
 use crate::error::{EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_PLUGIN, EXIT_SCRIPT, EXIT_SUCCESS};
 use crate::health::HealthCheck;
@@ -32,9 +33,28 @@ pub async fn run(command: OrchestrateCommand) -> Result<i32, Failure> {
     }
 }
 
-fn coordinator(common: &OrchestrateCommon) -> Result<MigrationCoordinator, Failure> {
-    let registry = configure_environments(&common.config).map_err(|e| Failure::usage(e.into()))?;
-    Ok(MigrationCoordinator::new(registry))
+/// The config file with its `discover` templates expanded.
+async fn load_config(common: &OrchestrateCommon) -> Result<EnvironmentsFile, Failure> {
+    let mut file = load_environments_file(&common.config).map_err(|e| Failure::usage(e.into()))?;
+    let timeout = seconds(common.health_timeout, "--health-timeout")?;
+    let expansions = expand_templates(&mut file, timeout)
+        .await
+        .map_err(|e| Failure::usage(anyhow!("{}: {e}", common.config.display())))?;
+    if common.output == OutputFormat::Table {
+        for expansion in expansions {
+            eprintln!(
+                "discovered {} environment(s) for '{}' on {}",
+                expansion.environments.len(),
+                expansion.template,
+                expansion.server
+            );
+        }
+    }
+    Ok(file)
+}
+
+async fn coordinator(common: &OrchestrateCommon) -> Result<MigrationCoordinator, Failure> {
+    Ok(MigrationCoordinator::new(load_config(common).await?.registry()))
 }
 
 fn migrations(common: &OrchestrateCommon) -> Result<Vec<Migration>, Failure> {
@@ -97,7 +117,7 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
 async fn deploy(args: DeployArgs) -> Result<i32, Failure> {
     let migrations = migrations(&args.common)?;
     let request = request(&args, migrations)?;
-    let file = load_environments_file(&args.common.config).map_err(|e| Failure::usage(e.into()))?;
+    let file = load_config(&args.common).await?;
     let registry = file.registry();
     let config_dir = args.common.config.parent().unwrap_or(Path::new("."));
     let plugins = PluginHost::load(&file.plugins, config_dir).map_err(|e| Failure {
@@ -182,7 +202,7 @@ async fn deploy(args: DeployArgs) -> Result<i32, Failure> {
 }
 
 async fn status(environments: &[String], common: &OrchestrateCommon) -> Result<i32, Failure> {
-    let coordinator = coordinator(common)?;
+    let coordinator = coordinator(common).await?;
     let migrations = migrations(common)?;
     let check = HealthCheck::with_timeout(seconds(common.health_timeout, "--health-timeout")?);
     let statuses = coordinator
@@ -201,7 +221,7 @@ async fn status(environments: &[String], common: &OrchestrateCommon) -> Result<i
 }
 
 async fn validate(environments: &[String], common: &OrchestrateCommon) -> Result<i32, Failure> {
-    let coordinator = coordinator(common)?;
+    let coordinator = coordinator(common).await?;
     let selected = coordinator.select(environments).map_err(|e| Failure::usage(e.into()))?;
     let check = HealthCheck::with_timeout(seconds(common.health_timeout, "--health-timeout")?);
     let refs: Vec<_> = selected.iter().collect();

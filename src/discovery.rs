@@ -1,0 +1,196 @@
+//! Tenant discovery: expands `discover` templates of environments.json into
+//! one environment per namespace (or database) found on a server and matching
+//! a pattern, so 1,000 tenants are never listed by hand. Reads only.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::config::{EnvironmentTemplate, EnvironmentsFile};
+use crate::connection::{AuthLevel, ConnectionConfig, connect_unscoped, run_query};
+use crate::registry::EnvironmentConfig;
+
+/// What one template expanded to.
+#[derive(Debug, Clone)]
+pub struct Expansion {
+    pub template: String,
+    pub server: String,
+    pub environments: Vec<String>,
+}
+
+/// A template that could not be expanded.
+#[derive(Debug, thiserror::Error)]
+#[error("environments[{index}] ('{template}'): discovery on {server} failed: {message}")]
+pub struct DiscoveryError {
+    pub index: usize,
+    pub template: String,
+    pub server: String,
+    pub message: String,
+}
+
+/// True when `name` matches a glob with `*` (any run) and `?` (one character).
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// Expands every template of `file` into environments appended to
+/// `file.environments` (sorted by discovered name), and clears the templates.
+pub async fn expand_templates(
+    file: &mut EnvironmentsFile,
+    timeout: Duration,
+) -> Result<Vec<Expansion>, DiscoveryError> {
+    let templates = std::mem::take(&mut file.templates);
+    let mut expansions = Vec::new();
+    for template in &templates {
+        let (names, expanded) = expand(template, timeout).await?;
+        for environment in expanded {
+            if file.environments.iter().any(|e| e.name == environment.name) {
+                return Err(error(
+                    template,
+                    format!(
+                        "discovered environment '{}' has the name of another environment",
+                        environment.name
+                    ),
+                ));
+            }
+            file.environments.push(environment);
+        }
+        expansions.push(Expansion {
+            template: template.name.clone(),
+            server: crate::connection::redact_url(&template.discover.connection.db_url),
+            environments: names,
+        });
+    }
+    Ok(expansions)
+}
+
+fn error(template: &EnvironmentTemplate, message: String) -> DiscoveryError {
+    DiscoveryError {
+        index: template.index,
+        template: template.name.clone(),
+        server: crate::connection::redact_url(&template.discover.connection.db_url),
+        message,
+    }
+}
+
+async fn expand(
+    template: &EnvironmentTemplate,
+    timeout: Duration,
+) -> Result<(Vec<String>, Vec<EnvironmentConfig>), DiscoveryError> {
+    let source = &template.discover.connection;
+    let base = ConnectionConfig {
+        db_url: source.db_url.clone(),
+        db_ns: source.db_ns.clone().unwrap_or_default(),
+        db: source.db.clone().unwrap_or_default(),
+        username: source.username.clone(),
+        password: source.password.clone(),
+        auth_level: source.auth_level,
+    };
+    let by_namespace = template.discover.namespaces.is_some();
+    let pattern = template
+        .discover
+        .namespaces
+        .clone()
+        .or(template.discover.databases.clone())
+        .unwrap_or_default();
+    let root_level = base.username.is_none() || base.auth_level == AuthLevel::Root;
+    if !by_namespace && root_level {
+        // Selecting a missing namespace would create it: look first.
+        let db = connect_unscoped(&base, timeout, false)
+            .await
+            .map_err(|e| error(template, e.to_string()))?;
+        let info = run_query(&db, "INFO FOR ROOT;", json!({}))
+            .await
+            .map_err(|e| error(template, e.to_string()))?;
+        if info
+            .first()
+            .and_then(|v| v.get("namespaces"))
+            .and_then(|v| v.get(&base.db_ns))
+            .is_none()
+        {
+            return Ok((Vec::new(), Vec::new()));
+        }
+    }
+    let db = connect_unscoped(&base, timeout, !by_namespace)
+        .await
+        .map_err(|e| error(template, e.to_string()))?;
+    let (query, section) = if by_namespace {
+        ("INFO FOR ROOT;", "namespaces")
+    } else {
+        ("INFO FOR NS;", "databases")
+    };
+    if by_namespace && base.username.is_some() && base.auth_level != AuthLevel::Root {
+        return Err(error(
+            template,
+            "namespace discovery needs a root user (auth_level \"root\")".into(),
+        ));
+    }
+    let info = run_query(&db, query, json!({}))
+        .await
+        .map_err(|e| error(template, e.to_string()))?;
+    let mut found: Vec<String> = info
+        .first()
+        .and_then(|v| v.get(section))
+        .and_then(|v| v.as_object())
+        .map(|m| m.keys().filter(|k| glob_match(&pattern, k)).cloned().collect())
+        .unwrap_or_default();
+    found.sort();
+    let placeholder = if by_namespace { "{ns}" } else { "{db}" };
+    let environments = found
+        .iter()
+        .map(|item| {
+            let mut connection = base.clone();
+            if by_namespace {
+                connection.db_ns = item.clone();
+            } else {
+                connection.db = item.clone();
+            }
+            EnvironmentConfig {
+                name: template.name.replace(placeholder, item),
+                connection,
+                priority: template.priority,
+                tags: template.tags.clone(),
+                require_approval: template.require_approval,
+                allow_destructive: template.allow_destructive,
+                approvers: template.approvers.clone(),
+            }
+        })
+        .collect();
+    Ok((found, environments))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("tenant_*", "tenant_acme"));
+        assert!(glob_match("tenant_*", "tenant_"));
+        assert!(!glob_match("tenant_*", "other_acme"));
+        assert!(glob_match("t?n*_e?", "tenant_eu"));
+        assert!(glob_match("*", "anything"));
+        assert!(!glob_match("a*b", "acbx"));
+        assert!(glob_match("a*b*c", "axxbyyc"));
+        assert!(glob_match("exact", "exact"));
+        assert!(!glob_match("exact", "exactly"));
+    }
+}
