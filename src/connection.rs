@@ -20,7 +20,7 @@ use surrealdb::opt::auth::{Database, Namespace, Root};
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Who the credentials belong to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthLevel {
     /// A root user (`DEFINE USER ... ON ROOT`).
@@ -296,20 +296,96 @@ async fn with_timeout<T>(
 async fn open_session(config: &ConnectionConfig) -> Result<Surreal<Any>, ConnectionError> {
     let kind = config.endpoint_kind()?;
     let address = sdk_address(&config.db_url);
-    let db = match kind {
-        EndpointKind::Embedded => open_embedded(&address).await,
-        EndpointKind::Remote => surrealdb::engine::any::connect(address.as_str())
-            .await
-            .map_err(|e| e.to_string()),
+    match kind {
+        EndpointKind::Embedded => open_embedded(&address).await.map_err(|reason| ConnectionError::Connect {
+            url: config.display_url(),
+            reason: scrub(&reason, config),
+        }),
+        EndpointKind::Remote => open_remote(config, &address).await,
     }
-    .map_err(|reason| ConnectionError::Connect {
-        url: config.display_url(),
-        reason: scrub(&reason, config),
-    })?;
-    if kind == EndpointKind::Remote {
-        sign_in(&db, config).await?;
+}
+
+/// Which pooled connection a config may share: same server, same credentials,
+/// and for namespace/database users the same namespace/database.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RemoteKey {
+    address: String,
+    username: Option<String>,
+    password: Option<String>,
+    level: AuthLevel,
+    scope: (String, String),
+}
+
+impl RemoteKey {
+    fn of(config: &ConnectionConfig, address: &str) -> Self {
+        let scope = match config.auth_level {
+            AuthLevel::Root => (String::new(), String::new()),
+            AuthLevel::Namespace => (config.db_ns.clone(), String::new()),
+            AuthLevel::Database => (config.db_ns.clone(), config.db.clone()),
+        };
+        Self {
+            address: address.to_string(),
+            username: config.username.clone(),
+            password: config.password.clone(),
+            level: config.auth_level,
+            scope,
+        }
     }
-    Ok(db)
+}
+
+/// A connection signed in once; every `connect` is a new session on it that
+/// replays only an `authenticate` with the sign-in's token. A sign-in makes the
+/// server verify a password hash (tens of milliseconds); at 1,000 tenants on
+/// one server that was most of a deployment's time.
+struct Pooled {
+    base: Surreal<Any>,
+    created: std::time::Instant,
+}
+
+/// Rebuilt before tokens (1 hour by default in SurrealDB) run out.
+const POOLED_FOR: Duration = Duration::from_secs(30 * 60);
+
+type RemoteSlot = std::sync::Arc<tokio::sync::Mutex<Option<Pooled>>>;
+
+static REMOTE: LazyLock<std::sync::Mutex<HashMap<RemoteKey, RemoteSlot>>> =
+    LazyLock::new(|| std::sync::Mutex::new(HashMap::new()));
+
+fn remote_slot(key: RemoteKey) -> RemoteSlot {
+    REMOTE.lock().expect("connection pool poisoned").entry(key).or_default().clone()
+}
+
+/// Forgets the pooled connection of `config` (after an authentication failure).
+fn evict(config: &ConnectionConfig) {
+    let key = RemoteKey::of(config, &sdk_address(&config.db_url));
+    REMOTE.lock().expect("connection pool poisoned").remove(&key);
+}
+
+async fn open_remote(config: &ConnectionConfig, address: &str) -> Result<Surreal<Any>, ConnectionError> {
+    let slot = remote_slot(RemoteKey::of(config, address));
+    // One sign-in per key even when many environments connect at once.
+    let mut pooled = slot.lock().await;
+    if let Some(existing) = pooled.as_ref().filter(|p| p.created.elapsed() < POOLED_FOR) {
+        return Ok(existing.base.clone());
+    }
+    let base = surrealdb::engine::any::connect(address)
+        .await
+        .map_err(|e| ConnectionError::Connect {
+            url: config.display_url(),
+            reason: scrub(&e.to_string(), config),
+        })?;
+    if let Some(token) = sign_in(&base.clone(), config).await? {
+        base.authenticate(token).await.map_err(|e| ConnectionError::SignIn {
+            url: config.display_url(),
+            level: config.auth_level,
+            user: config.username.clone().unwrap_or_default(),
+            reason: scrub(&e.to_string(), config),
+        })?;
+    }
+    *pooled = Some(Pooled {
+        base: base.clone(),
+        created: std::time::Instant::now(),
+    });
+    Ok(base.clone())
 }
 
 /// Selects the namespace, and the database unless `namespace_only`.
@@ -319,20 +395,28 @@ async fn select(db: &Surreal<Any>, config: &ConnectionConfig, namespace_only: bo
     } else {
         db.use_ns(&config.db_ns).use_db(&config.db).await.map(|_| ())
     };
-    result.map_err(|e| ConnectionError::Connect {
-        url: config.display_url(),
-        reason: scrub(&e.to_string(), config),
+    result.map_err(|e| {
+        // A session that cannot even select may sit on a stale pooled connection.
+        evict(config);
+        ConnectionError::Connect {
+            url: config.display_url(),
+            reason: scrub(&e.to_string(), config),
+        }
     })
 }
 
-async fn sign_in(db: &Surreal<Any>, config: &ConnectionConfig) -> Result<(), ConnectionError> {
+/// Signs `db` in; returns the token (none without a user).
+async fn sign_in(
+    db: &Surreal<Any>,
+    config: &ConnectionConfig,
+) -> Result<Option<surrealdb::opt::auth::Token>, ConnectionError> {
     let Some(username) = config.username.clone() else {
         if config.password.is_some() {
             return Err(ConnectionError::PasswordWithoutUser {
                 url: config.display_url(),
             });
         }
-        return Ok(());
+        return Ok(None);
     };
     let password = config.password.clone().unwrap_or_default();
     let result = match config.auth_level {
@@ -361,7 +445,7 @@ async fn sign_in(db: &Surreal<Any>, config: &ConnectionConfig) -> Result<(), Con
             .await
         }
     };
-    result.map(|_| ()).map_err(|e| ConnectionError::SignIn {
+    result.map(Some).map_err(|e| ConnectionError::SignIn {
         url: config.display_url(),
         level: config.auth_level,
         user: username,

@@ -1,0 +1,192 @@
+//! Scale benchmark: deploy 10 realistic migrations to N tenant namespaces with
+//! the parallel strategy (max_concurrent 16), on one real local server and on
+//! the embedded engine, beside the floor — the same statements sent with the
+//! SurrealDB SDK directly at the same concurrency, without history, lock or
+//! script. Then `status` over the same N. Prints wall time, environments per
+//! second, peak RSS growth and the ratio surql / floor. See BENCHMARKS.md.
+//!
+//!   cargo build --workspace && cargo run --example bench -- [--sizes 10,100,1000] [--engines server,embedded]
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use surql::connection::{ConnectionConfig, connect};
+use surql::{DeployRequest, EnvironmentConfig, EnvironmentRegistry, HealthCheck, MigrationCoordinator, discover_migrations};
+
+const CONCURRENCY: usize = 16;
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server() -> Server {
+    let exe = std::env::current_exe().unwrap();
+    let bin = std::env::var("SURQL_TEST_SERVER_BIN").map(Into::into).unwrap_or_else(|_| {
+        exe.parent().unwrap().parent().unwrap().join("surrealdb-test-server")
+    });
+    assert!(bin.exists(), "{} missing: run `cargo build --workspace` first", bin.display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(bin)
+        .args(["start", "--bind", &format!("127.0.0.1:{port}"), "--user", "root", "--pass", "root", "--log", "error", "memory"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    Server { child, url: format!("ws://127.0.0.1:{port}") }
+}
+
+/// Resident set size and its peak, in KiB (Linux).
+fn rss() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Resets the peak RSS so each phase measures its own.
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+struct Phase {
+    seconds: f64,
+    peak_growth_kib: u64,
+}
+
+async fn measure<F: std::future::Future<Output = ()>>(work: F) -> Phase {
+    reset_peak();
+    let (base, _) = rss();
+    let started = Instant::now();
+    work.await;
+    let seconds = started.elapsed().as_secs_f64();
+    let (_, peak) = rss();
+    Phase { seconds, peak_growth_kib: peak.saturating_sub(base) }
+}
+
+fn connection(url: &str, ns: String) -> ConnectionConfig {
+    let connection = ConnectionConfig::new(url, ns, "main");
+    if url.starts_with("ws") { connection.with_credentials("root", "root") } else { connection }
+}
+
+async fn floor(url: &str, prefix: &str, n: usize, statements: &[String]) {
+    let failures = futures::stream::iter(0..n)
+        .map(|i| {
+            let config = connection(url, format!("{prefix}{i}"));
+            async move {
+                let db = connect(&config, Duration::from_secs(30)).await.expect("floor connect");
+                for sql in statements {
+                    db.query(sql.as_str()).await.expect("floor query").check().expect("floor statement");
+                }
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .count()
+        .await;
+    assert_eq!(failures, n);
+}
+
+fn registry(url: &str, prefix: &str, n: usize) -> EnvironmentRegistry {
+    let mut registry = EnvironmentRegistry::new();
+    for i in 0..n {
+        let mut env = EnvironmentConfig::new(format!("{prefix}{i}"), connection(url, format!("{prefix}{i}")));
+        env.tags = vec!["tenant".into()];
+        registry.register(env).unwrap();
+    }
+    registry
+}
+
+#[tokio::main]
+async fn main() {
+    let mut sizes = vec![10usize, 100, 1000];
+    let mut engines = vec!["server".to_string(), "embedded".to_string()];
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--sizes" => sizes = args.next().unwrap().split(',').map(|s| s.parse().unwrap()).collect(),
+            "--engines" => engines = args.next().unwrap().split(',').map(str::to_string).collect(),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    let migrations = discover_migrations(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/bench-migrations")).unwrap();
+    let statements: Vec<String> = migrations.iter().map(|m| m.up.clone()).collect();
+    println!(
+        "{} migrations, parallel strategy, max_concurrent {CONCURRENCY}; times in seconds; memory = peak RSS growth of this process",
+        migrations.len()
+    );
+    println!(
+        "{:<9} {:>5} | {:>8} {:>8} {:>7} | {:>8} {:>8} | {:>9} {:>10} | {:>8}",
+        "engine", "N", "surql s", "floor s", "ratio", "envs/s", "floor/s", "mem KiB", "KiB/env", "status s"
+    );
+    for engine in &engines {
+        for &n in &sizes {
+            let server = (engine == "server").then(start_server);
+            let url = server.as_ref().map(|s| s.url.clone()).unwrap_or_else(|| "mem://".into());
+            let run = std::process::id();
+            let floor_prefix = format!("floor_{run}_{n}_");
+            let surql_prefix = format!("tenant_{run}_{n}_");
+
+            let floor_phase = measure(floor(&url, &floor_prefix, n, &statements)).await;
+
+            let registry = registry(&url, &surql_prefix, n);
+            let coordinator = Arc::new(MigrationCoordinator::new(registry));
+            let mut request = DeployRequest::new(&["tag:tenant"], migrations.clone(), "parallel");
+            request.options.max_concurrent = CONCURRENCY;
+            let c = coordinator.clone();
+            let mut ok = true;
+            let surql_phase = measure(async {
+                let report = c.deploy_to_environments(request).await.unwrap();
+                ok = report.all_succeeded();
+                if !ok {
+                    let failed = report.results.values().find(|r| r.status != surql::DeploymentStatus::Success).unwrap();
+                    eprintln!("not all succeeded, e.g. {}: {:?}", failed.environment, failed.error);
+                }
+            })
+            .await;
+
+            let names = vec!["tag:tenant".to_string()];
+            let check = HealthCheck::new();
+            let status_phase = measure(async {
+                let statuses = coordinator.get_deployment_status(&names, &migrations, &check).await.unwrap();
+                assert!(statuses.values().all(|s| s.pending_count == 0 && s.health.is_healthy));
+            })
+            .await;
+
+            println!(
+                "{:<9} {:>5} | {:>8.2} {:>8.2} {:>7.2} | {:>8.1} {:>8.1} | {:>9} {:>10.1} | {:>8.2}{}",
+                engine,
+                n,
+                surql_phase.seconds,
+                floor_phase.seconds,
+                surql_phase.seconds / floor_phase.seconds,
+                n as f64 / surql_phase.seconds,
+                n as f64 / floor_phase.seconds,
+                surql_phase.peak_growth_kib,
+                surql_phase.peak_growth_kib as f64 / n as f64,
+                status_phase.seconds,
+                if ok { "" } else { "  (FAILURES)" }
+            );
+        }
+    }
+}
