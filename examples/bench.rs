@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use surql::connection::{ConnectionConfig, connect};
-use surql::{DeployRequest, EnvironmentConfig, EnvironmentRegistry, HealthCheck, MigrationCoordinator, discover_migrations};
+use surql::{
+    DeployRequest, EnvironmentConfig, EnvironmentRegistry, HealthCheck, MigrationCoordinator, discover_migrations,
+};
 
 const CONCURRENCY: usize = 16;
 
@@ -31,13 +33,32 @@ impl Drop for Server {
 
 fn start_server() -> Server {
     let exe = std::env::current_exe().unwrap();
-    let bin = std::env::var("SURQL_TEST_SERVER_BIN").map(Into::into).unwrap_or_else(|_| {
-        exe.parent().unwrap().parent().unwrap().join("surrealdb-test-server")
-    });
-    assert!(bin.exists(), "{} missing: run `cargo build --workspace` first", bin.display());
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let bin = std::env::var("SURQL_TEST_SERVER_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|_| exe.parent().unwrap().parent().unwrap().join("surrealdb-test-server"));
+    assert!(
+        bin.exists(),
+        "{} missing: run `cargo build --workspace` first",
+        bin.display()
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new(bin)
-        .args(["start", "--bind", &format!("127.0.0.1:{port}"), "--user", "root", "--pass", "root", "--log", "error", "memory"])
+        .args([
+            "start",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--user",
+            "root",
+            "--pass",
+            "root",
+            "--log",
+            "error",
+            "memory",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -48,7 +69,10 @@ fn start_server() -> Server {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(300));
-    Server { child, url: format!("ws://127.0.0.1:{port}") }
+    Server {
+        child,
+        url: format!("ws://127.0.0.1:{port}"),
+    }
 }
 
 /// Resident set size and its peak, in KiB (Linux).
@@ -82,12 +106,19 @@ async fn measure<F: std::future::Future<Output = ()>>(work: F) -> Phase {
     work.await;
     let seconds = started.elapsed().as_secs_f64();
     let (_, peak) = rss();
-    Phase { seconds, peak_growth_kib: peak.saturating_sub(base) }
+    Phase {
+        seconds,
+        peak_growth_kib: peak.saturating_sub(base),
+    }
 }
 
 fn connection(url: &str, ns: String) -> ConnectionConfig {
     let connection = ConnectionConfig::new(url, ns, "main");
-    if url.starts_with("ws") { connection.with_credentials("root", "root") } else { connection }
+    if url.starts_with("ws") {
+        connection.with_credentials("root", "root")
+    } else {
+        connection
+    }
 }
 
 async fn floor(url: &str, prefix: &str, n: usize, statements: &[String]) {
@@ -97,7 +128,11 @@ async fn floor(url: &str, prefix: &str, n: usize, statements: &[String]) {
             async move {
                 let db = connect(&config, Duration::from_secs(30)).await.expect("floor connect");
                 for sql in statements {
-                    db.query(sql.as_str()).await.expect("floor query").check().expect("floor statement");
+                    db.query(sql.as_str())
+                        .await
+                        .expect("floor query")
+                        .check()
+                        .expect("floor statement");
                 }
             }
         })
@@ -142,7 +177,10 @@ async fn main() {
     for engine in &engines {
         for &n in &sizes {
             let server = (engine == "server").then(start_server);
-            let url = server.as_ref().map(|s| s.url.clone()).unwrap_or_else(|| "mem://".into());
+            let url = server
+                .as_ref()
+                .map(|s| s.url.clone())
+                .unwrap_or_else(|| "mem://".into());
             let run = std::process::id();
             let floor_prefix = format!("floor_{run}_{n}_");
             let surql_prefix = format!("tenant_{run}_{n}_");
@@ -159,7 +197,11 @@ async fn main() {
                 let report = c.deploy_to_environments(request).await.unwrap();
                 ok = report.all_succeeded();
                 if !ok {
-                    let failed = report.results.values().find(|r| r.status != surql::DeploymentStatus::Success).unwrap();
+                    let failed = report
+                        .results
+                        .values()
+                        .find(|r| r.status != surql::DeploymentStatus::Success)
+                        .unwrap();
                     eprintln!("not all succeeded, e.g. {}: {:?}", failed.environment, failed.error);
                 }
             })
@@ -168,7 +210,10 @@ async fn main() {
             let names = vec!["tag:tenant".to_string()];
             let check = HealthCheck::new();
             let status_phase = measure(async {
-                let statuses = coordinator.get_deployment_status(&names, &migrations, &check).await.unwrap();
+                let statuses = coordinator
+                    .get_deployment_status(&names, &migrations, &check)
+                    .await
+                    .unwrap();
                 assert!(statuses.values().all(|s| s.pending_count == 0 && s.health.is_healthy));
             })
             .await;

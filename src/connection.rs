@@ -297,10 +297,12 @@ async fn open_session(config: &ConnectionConfig) -> Result<Surreal<Any>, Connect
     let kind = config.endpoint_kind()?;
     let address = sdk_address(&config.db_url);
     match kind {
-        EndpointKind::Embedded => open_embedded(&address).await.map_err(|reason| ConnectionError::Connect {
-            url: config.display_url(),
-            reason: scrub(&reason, config),
-        }),
+        EndpointKind::Embedded => open_embedded(&address)
+            .await
+            .map_err(|reason| ConnectionError::Connect {
+                url: config.display_url(),
+                reason: scrub(&reason, config),
+            }),
         EndpointKind::Remote => open_remote(config, &address).await,
     }
 }
@@ -351,7 +353,12 @@ static REMOTE: LazyLock<std::sync::Mutex<HashMap<RemoteKey, RemoteSlot>>> =
     LazyLock::new(|| std::sync::Mutex::new(HashMap::new()));
 
 fn remote_slot(key: RemoteKey) -> RemoteSlot {
-    REMOTE.lock().expect("connection pool poisoned").entry(key).or_default().clone()
+    REMOTE
+        .lock()
+        .expect("connection pool poisoned")
+        .entry(key)
+        .or_default()
+        .clone()
 }
 
 /// Forgets the pooled connection of `config` (after an authentication failure).
@@ -388,12 +395,36 @@ async fn open_remote(config: &ConnectionConfig, address: &str) -> Result<Surreal
     Ok(base.clone())
 }
 
+/// True for errors SurrealDB says can be retried (a write conflict between
+/// two runners creating the same namespace, table or lock at once).
+pub fn is_retryable(message: &str) -> bool {
+    message.contains("can be retried") || message.contains("Transaction conflict")
+}
+
+/// Attempts for idempotent operations that hit a retryable conflict.
+const CONFLICT_ATTEMPTS: u32 = 8;
+
+async fn conflict_backoff(attempt: u32) {
+    tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt + 1))).await;
+}
+
 /// Selects the namespace, and the database unless `namespace_only`.
 async fn select(db: &Surreal<Any>, config: &ConnectionConfig, namespace_only: bool) -> Result<(), ConnectionError> {
-    let result = if namespace_only {
-        db.use_ns(&config.db_ns).await.map(|_| ())
-    } else {
-        db.use_ns(&config.db_ns).use_db(&config.db).await.map(|_| ())
+    let mut attempt = 0;
+    let result = loop {
+        // Selecting may create the namespace/database, which can conflict.
+        let result = if namespace_only {
+            db.use_ns(&config.db_ns).await.map(|_| ())
+        } else {
+            db.use_ns(&config.db_ns).use_db(&config.db).await.map(|_| ())
+        };
+        match result {
+            Err(e) if is_retryable(&e.to_string()) && attempt + 1 < CONFLICT_ATTEMPTS => {
+                conflict_backoff(attempt).await;
+                attempt += 1;
+            }
+            other => break other,
+        }
     };
     result.map_err(|e| {
         // A session that cannot even select may sit on a stale pooled connection.
@@ -468,21 +499,54 @@ pub async fn ensure_namespace_and_database(
     db: &Surreal<Any>,
     config: &ConnectionConfig,
 ) -> Result<(), surrealdb::Error> {
-    let sql = match config.auth_level {
-        AuthLevel::Root => format!(
+    if let Some(sql) = namespace_and_database_sql(config) {
+        let mut attempt = 0;
+        loop {
+            match db.query(sql.as_str()).await.and_then(|r| r.check()) {
+                Err(e) if is_retryable(&e.to_string()) && attempt + 1 < CONFLICT_ATTEMPTS => {
+                    conflict_backoff(attempt).await;
+                    attempt += 1;
+                }
+                other => {
+                    other?;
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`run_query`] for idempotent statements (`DEFINE … IF NOT EXISTS`),
+/// retried on write conflicts.
+pub async fn run_idempotent(db: &Surreal<Any>, sql: &str) -> Result<Vec<serde_json::Value>, QueryError> {
+    let mut attempt = 0;
+    loop {
+        match run_query(db, sql, serde_json::json!({})).await {
+            Err(e) if is_retryable(&e.to_string()) && attempt + 1 < CONFLICT_ATTEMPTS => {
+                conflict_backoff(attempt).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The SurrealQL that creates the namespace and database if missing (none
+/// for a database user, who cannot define its own database).
+pub fn namespace_and_database_sql(config: &ConnectionConfig) -> Option<String> {
+    match config.auth_level {
+        AuthLevel::Root => Some(format!(
             "DEFINE NAMESPACE IF NOT EXISTS {ns}; USE NS {ns}; DEFINE DATABASE IF NOT EXISTS {db}; USE NS {ns} DB {db};",
             ns = escape_ident(&config.db_ns),
             db = escape_ident(&config.db)
-        ),
-        AuthLevel::Namespace => format!(
+        )),
+        AuthLevel::Namespace => Some(format!(
             "DEFINE DATABASE IF NOT EXISTS {db}; USE DB {db};",
             db = escape_ident(&config.db)
-        ),
-        // A database user cannot define its own database: it must exist.
-        AuthLevel::Database => return Ok(()),
-    };
-    db.query(sql).await?.check()?;
-    Ok(())
+        )),
+        AuthLevel::Database => None,
+    }
 }
 
 /// Default time one query (one migration's transaction included) may take.

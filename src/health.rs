@@ -5,10 +5,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use serde::Serialize;
-use serde_json::json;
 
-use crate::connection::{ConnectionError, connect_read_only, run_query};
-use crate::migration::history_table_exists;
+use surrealdb::Surreal;
+use surrealdb::engine::any::Any;
+
+use crate::connection::{ConnectionError, connect_read_only};
+use crate::migration::AppliedMigration;
+use crate::migration::history::read_history;
 use crate::registry::EnvironmentConfig;
 
 /// Default time allowed for one environment's whole check.
@@ -51,6 +54,33 @@ impl HealthStatus {
     }
 }
 
+/// A health check with what it read along the way.
+pub struct Inspection {
+    pub status: HealthStatus,
+    /// History rows; `None` when the table (or the database) does not exist.
+    pub history: Option<Vec<AppliedMigration>>,
+    /// A session with namespace and database selected, when both exist.
+    pub session: Option<Surreal<Any>>,
+}
+
+impl Inspection {
+    fn healthy(name: &str, history: Option<Vec<AppliedMigration>>, session: Option<Surreal<Any>>) -> Self {
+        Self {
+            status: HealthStatus {
+                environment: name.to_string(),
+                is_healthy: true,
+                can_connect: true,
+                authenticated: true,
+                migration_table_exists: history.is_some(),
+                error: None,
+                checked_at: Utc::now(),
+            },
+            history,
+            session,
+        }
+    }
+}
+
 /// Checks environments, each within a timeout, all at once.
 #[derive(Debug, Clone)]
 pub struct HealthCheck {
@@ -79,39 +109,32 @@ impl HealthCheck {
 
     /// Checks one environment.
     pub async fn check_environment(&self, environment: &EnvironmentConfig) -> HealthStatus {
+        self.inspect(environment).await.status
+    }
+
+    /// The health check, keeping what it read: the history (`None` when the
+    /// database is uninitialised) and the open session, so a deployment does
+    /// not connect and read twice.
+    pub async fn inspect(&self, environment: &EnvironmentConfig) -> Inspection {
         let name = &environment.name;
+        let failed = |status: HealthStatus| Inspection {
+            status,
+            history: None,
+            session: None,
+        };
         let check = async {
             let db = match connect_read_only(&environment.connection, self.timeout).await {
                 Ok(Some(db)) => db,
-                Ok(None) => {
-                    // Reachable and signed in, but nothing was ever applied here.
-                    return HealthStatus {
-                        environment: name.clone(),
-                        is_healthy: true,
-                        can_connect: true,
-                        authenticated: true,
-                        migration_table_exists: false,
-                        error: None,
-                        checked_at: Utc::now(),
-                    };
-                }
+                // Reachable and signed in, but nothing was ever applied here.
+                Ok(None) => return Inspection::healthy(name, None, None),
                 Err(e @ ConnectionError::SignIn { .. }) => {
-                    return HealthStatus::unhealthy(name, true, false, e.to_string());
+                    return failed(HealthStatus::unhealthy(name, true, false, e.to_string()));
                 }
-                Err(e) => return HealthStatus::unhealthy(name, false, false, e.to_string()),
+                Err(e) => return failed(HealthStatus::unhealthy(name, false, false, e.to_string())),
             };
-            let readable = run_query(&db, "INFO FOR DB;", json!({})).await;
-            match (readable, history_table_exists(&db).await) {
-                (Ok(_), Ok(exists)) => HealthStatus {
-                    environment: name.clone(),
-                    is_healthy: true,
-                    can_connect: true,
-                    authenticated: true,
-                    migration_table_exists: exists,
-                    error: None,
-                    checked_at: Utc::now(),
-                },
-                (Err(e), _) | (_, Err(e)) => HealthStatus::unhealthy(
+            match read_history(&db).await {
+                Ok(history) => Inspection::healthy(name, history, Some(db)),
+                Err(e) => failed(HealthStatus::unhealthy(
                     name,
                     true,
                     true,
@@ -119,12 +142,12 @@ impl HealthCheck {
                         "schema not readable: {}",
                         crate::connection::scrub(&e.to_string(), &environment.connection)
                     ),
-                ),
+                )),
             }
         };
         match tokio::time::timeout(self.timeout, check).await {
-            Ok(status) => status,
-            Err(_) => HealthStatus::unhealthy(
+            Ok(inspection) => inspection,
+            Err(_) => failed(HealthStatus::unhealthy(
                 name,
                 false,
                 false,
@@ -133,7 +156,7 @@ impl HealthCheck {
                     environment.connection.display_url(),
                     self.timeout.as_secs_f64()
                 ),
-            ),
+            )),
         }
     }
 

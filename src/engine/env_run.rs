@@ -7,14 +7,13 @@ use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 
 use super::{ApprovalRequest, DeploymentResult, DeploymentStatus, Engine, EnvironmentPlan, Event, VerifyResult};
-use crate::connection::{
-    QueryError, connect, connect_read_only, ensure_namespace_and_database, wait_until_unreachable,
-};
+use crate::connection::{QueryError, connect, connect_read_only, namespace_and_database_sql, wait_until_unreachable};
 use crate::health::HealthCheck;
 use crate::migration::apply::describe_drift;
+use crate::migration::history::{self, DEFINE_HISTORY_TABLE, parse_history};
+use crate::migration::lock::{DEFINE_LOCK_TABLE, acquire_lock_with};
 use crate::migration::{
-    AppliedMigration, Migration, acquire_lock, applied_migrations, apply_migration, ensure_history_table, plan,
-    release_lock, revert_migration, up_script,
+    AppliedMigration, Migration, acquire_lock, apply_migration, plan, release_lock, revert_migration, up_script,
 };
 use crate::registry::EnvironmentConfig;
 use crate::safety::ApprovalDecision;
@@ -84,23 +83,25 @@ async fn run_steps(
         approve(engine, environment).await?;
     }
 
-    // 2. Health.
-    if options.verify_health {
+    // 2. Health, and 3. the history, read together without creating anything.
+    let (history, session) = if options.verify_health {
         engine.events.phase(name, "checking health");
-        let status = HealthCheck::with_timeout(options.health_timeout)
-            .check_environment(environment)
+        let inspection = HealthCheck::with_timeout(options.health_timeout)
+            .inspect(environment)
             .await;
-        if !status.is_healthy {
+        if !inspection.status.is_healthy {
             return Err(failed(format!(
                 "unhealthy: {}",
-                status.error.unwrap_or_else(|| "health check failed".into())
+                inspection.status.error.unwrap_or_else(|| "health check failed".into())
             )));
         }
-    }
-
-    // 3. Plan from the history, read without creating anything.
-    engine.events.phase(name, "reading history");
-    let applied = read_history(engine, environment).await?;
+        (inspection.history, inspection.session)
+    } else {
+        engine.events.phase(name, "reading history");
+        read_history(engine, environment).await?
+    };
+    let initialised = history.is_some();
+    let applied = history.unwrap_or_default();
     let migration_plan = plan(&engine.migrations, &applied);
     if !migration_plan.drift.is_empty() {
         return Err(failed(format!(
@@ -158,22 +159,41 @@ async fn run_steps(
         ));
     }
 
-    // 5. Lock, apply, unlock.
-    engine.events.phase(name, "connecting");
-    let db = connect(&environment.connection, options.connect_timeout)
-        .await
-        .map_err(|e| failed(e.to_string()))?;
-    ensure_namespace_and_database(&db, &environment.connection)
-        .await
-        .map_err(|e| failed(format!("cannot create namespace/database: {e}")))?;
-    ensure_history_table(&db)
-        .await
-        .map_err(|e| failed(format!("cannot create _migration_history: {e}")))?;
+    // 5. Lock, apply, unlock. Set-up (namespace, database, tables), the lock
+    // and the history read under it go in one round trip.
     engine.events.phase(name, "acquiring lock");
-    let lock = acquire_lock(&db, &engine.context.lock_owner(), engine.context.lock_ttl)
-        .await
-        .map_err(|e| failed(format!("not deployed: {e}")))?;
-    let outcome = apply_pending(engine, environment, &db).await;
+    let reused = session.is_some();
+    let db = match session {
+        Some(db) => db,
+        None => connect(&environment.connection, options.connect_timeout)
+            .await
+            .map_err(|e| failed(e.to_string()))?,
+    };
+    let mut setup = String::new();
+    if !reused && let Some(sql) = namespace_and_database_sql(&environment.connection) {
+        setup.push_str(&sql);
+    }
+    if !initialised {
+        setup.push_str(DEFINE_HISTORY_TABLE);
+        setup.push_str(DEFINE_LOCK_TABLE);
+    }
+    let (lock, under_lock) = guarded(
+        environment,
+        acquire_lock_with(
+            &db,
+            &engine.context.lock_owner(),
+            engine.context.lock_ttl,
+            &setup,
+            "SELECT * FROM _migration_history;",
+        ),
+    )
+    .await
+    .map_err(|e| failed(format!("not deployed: {e}")))?;
+    let applied_now = under_lock.into_iter().next().map(parse_history).transpose();
+    let outcome = match applied_now {
+        Ok(applied_now) => apply_pending(engine, environment, &db, &applied_now.unwrap_or_default()).await,
+        Err(e) => Err(failed(format!("cannot read _migration_history: {e}"))),
+    };
     let released = guarded(environment, release_lock(&db, &lock)).await;
     let applied_count = engine.ledger().get(name).map(|s| s.applied_this_run.len()).unwrap_or(0);
     match (outcome, released) {
@@ -260,24 +280,35 @@ async fn approve_with_plugins(engine: &Engine, environment: &EnvironmentConfig) 
     Ok(())
 }
 
-async fn read_history(engine: &Engine, environment: &EnvironmentConfig) -> Result<Vec<AppliedMigration>, Stop> {
+/// History (`None` when uninitialised) and the read-only session, if the
+/// namespace and database exist.
+async fn read_history(
+    engine: &Engine,
+    environment: &EnvironmentConfig,
+) -> Result<(Option<Vec<AppliedMigration>>, Option<Surreal<Any>>), Stop> {
     match connect_read_only(&environment.connection, engine.options.connect_timeout).await {
-        Ok(Some(db)) => applied_migrations(&db)
-            .await
-            .map_err(|e| failed(format!("cannot read _migration_history: {e}"))),
-        Ok(None) => Ok(Vec::new()),
+        Ok(Some(db)) => {
+            let history = history::read_history(&db)
+                .await
+                .map_err(|e| failed(format!("cannot read _migration_history: {e}")))?;
+            Ok((history, Some(db)))
+        }
+        Ok(None) => Ok((None, None)),
         Err(e) => Err(failed(e.to_string())),
     }
 }
 
-/// Applies pending migrations under the lock; rolls back this run's work on failure.
-async fn apply_pending(engine: &Engine, environment: &EnvironmentConfig, db: &Surreal<Any>) -> Result<(), Stop> {
+/// Applies pending migrations under the lock; rolls back this run's work on
+/// failure. `applied` was read under the lock: another runner may have
+/// applied some since the plan was made.
+async fn apply_pending(
+    engine: &Engine,
+    environment: &EnvironmentConfig,
+    db: &Surreal<Any>,
+    applied: &[AppliedMigration],
+) -> Result<(), Stop> {
     let name = environment.name.as_str();
-    // Re-read under the lock: another runner may have applied some meanwhile.
-    let applied = applied_migrations(db)
-        .await
-        .map_err(|e| failed(format!("cannot read _migration_history: {e}")))?;
-    let migration_plan = plan(&engine.migrations, &applied);
+    let migration_plan = plan(&engine.migrations, applied);
     if !migration_plan.drift.is_empty() {
         return Err(failed(format!("drift: {}", describe_drift(&migration_plan.drift))));
     }
@@ -459,8 +490,8 @@ pub(super) async fn verify(engine: &Engine, environment: &EnvironmentConfig) -> 
         if engine.options.dry_run {
             return Ok(());
         }
-        let applied = read_history(engine, environment).await.map_err(|s| s.error)?;
-        let migration_plan = plan(&engine.migrations, &applied);
+        let (history, _) = read_history(engine, environment).await.map_err(|s| s.error)?;
+        let migration_plan = plan(&engine.migrations, &history.unwrap_or_default());
         if !migration_plan.drift.is_empty() {
             return Err(format!("drift: {}", describe_drift(&migration_plan.drift)));
         }

@@ -38,7 +38,7 @@ pub struct AppliedMigration {
 /// Creates the history and lock tables if they are missing.
 pub async fn ensure_history_table(db: &Surreal<Any>) -> Result<(), QueryError> {
     let sql = format!("{DEFINE_HISTORY_TABLE}\n{}", super::lock::DEFINE_LOCK_TABLE);
-    run_query(db, &sql, json!({})).await.map(|_| ())
+    crate::connection::run_idempotent(db, &sql).await.map(|_| ())
 }
 
 /// Whether the history table exists. A missing namespace or database counts as
@@ -61,15 +61,30 @@ pub(crate) fn is_missing_scope(message: &str) -> bool {
     (m.contains("namespace") || m.contains("database")) && (m.contains("does not exist") || m.contains("not found"))
 }
 
-/// Every applied migration, ordered by numeric version. Empty when the table is missing.
-pub async fn applied_migrations(db: &Surreal<Any>) -> Result<Vec<AppliedMigration>, QueryError> {
-    if !history_table_exists(db).await? {
-        return Ok(Vec::new());
+/// Reads the history in one round trip: `None` when the table does not exist.
+pub const READ_HISTORY: &str = "LET $surql_tables = (INFO FOR DB).tables; RETURN IF $surql_tables._migration_history != NONE { SELECT * FROM _migration_history } ELSE { NONE };";
+
+/// The history, `None` when the table is missing (the database is uninitialised).
+pub async fn read_history(db: &Surreal<Any>) -> Result<Option<Vec<AppliedMigration>>, QueryError> {
+    match run_query(db, READ_HISTORY, json!({})).await {
+        Ok(results) => match results.into_iter().nth(1) {
+            Some(serde_json::Value::Null) | None => Ok(None),
+            Some(rows) => parse_history(rows).map(Some),
+        },
+        Err(QueryError::Statement { message, .. }) if is_missing_scope(&message) => Ok(None),
+        Err(other) => Err(other),
     }
-    let results = run_query(db, "SELECT * FROM _migration_history;", json!({})).await?;
-    let rows = results.into_iter().next().unwrap_or_default();
+}
+
+/// History rows from a query result, ordered by numeric version.
+pub fn parse_history(rows: serde_json::Value) -> Result<Vec<AppliedMigration>, QueryError> {
     let mut applied: Vec<AppliedMigration> = serde_json::from_value(rows)
         .map_err(|e| QueryError::Transport(format!("unreadable {HISTORY_TABLE} row: {e}")))?;
     applied.sort_by_key(|row| version_order_key(&row.version));
     Ok(applied)
+}
+
+/// Every applied migration, ordered by numeric version. Empty when the table is missing.
+pub async fn applied_migrations(db: &Surreal<Any>) -> Result<Vec<AppliedMigration>, QueryError> {
+    Ok(read_history(db).await?.unwrap_or_default())
 }

@@ -112,27 +112,72 @@ fn ttl_literal(ttl: Duration) -> String {
     format!("{}ms", ttl.as_millis().max(1))
 }
 
+/// Statements in a query text, as SurrealDB's parser sees them.
+fn count_statements(sql: &str) -> usize {
+    if sql.trim().is_empty() {
+        return 0;
+    }
+    surrealdb_core::syn::parse(sql)
+        .map(|ast| ast.expressions.len())
+        .unwrap_or(0)
+}
+
 /// Takes the lock for `owner`, first removing an expired lease.
 pub async fn acquire_lock(db: &Surreal<Any>, owner: &str, ttl: Duration) -> Result<HeldLock, LockError> {
-    let sql = format!(
-        "DELETE _migration_lock:current WHERE expires_at < time::now();
-         CREATE _migration_lock:current CONTENT {{ owner: $owner, acquired_at: time::now(), expires_at: time::now() + {} }};",
-        ttl_literal(ttl)
-    );
+    acquire_lock_with(db, owner, ttl, "", "").await.map(|(lock, _)| lock)
+}
+
+/// [`acquire_lock`] in one round trip with `before` (idempotent set-up
+/// statements) and `after` (reads under the lock); returns the results of
+/// `after`'s statements.
+pub async fn acquire_lock_with(
+    db: &Surreal<Any>,
+    owner: &str,
+    ttl: Duration,
+    before: &str,
+    after: &str,
+) -> Result<(HeldLock, Vec<serde_json::Value>), LockError> {
+    const TAKE: &str = "DELETE _migration_lock:current WHERE expires_at < time::now();
+         CREATE _migration_lock:current CONTENT { owner: $owner, acquired_at: time::now(), expires_at: time::now() + <duration> $surql_ttl };";
+    let sql = format!("{before}\n{TAKE}\n{after}");
+    let vars = json!({ "owner": owner, "surql_ttl": ttl_literal(ttl) });
     let mut last_error = String::new();
+    // Registered before the lock can exist, so this process never mistakes its
+    // own fresh lock for a stale one (see `is_stale_local_owner`).
+    HELD_HERE
+        .lock()
+        .expect("lock registry poisoned")
+        .insert(owner.to_string());
+    let result = take_lock(db, owner, ttl, &sql, &vars, after, &mut last_error).await;
+    if result.is_err() {
+        HELD_HERE.lock().expect("lock registry poisoned").remove(owner);
+    }
+    result
+}
+
+async fn take_lock(
+    db: &Surreal<Any>,
+    owner: &str,
+    ttl: Duration,
+    sql: &str,
+    vars: &serde_json::Value,
+    after: &str,
+    last_error: &mut String,
+) -> Result<(HeldLock, Vec<serde_json::Value>), LockError> {
     // A lock released (or a transaction conflict) between our CREATE and the
     // read of the holder is retried a few times rather than reported as held.
     for _attempt in 0..5 {
-        match run_query(db, &sql, json!({ "owner": owner })).await {
-            Ok(_) => {
-                HELD_HERE
-                    .lock()
-                    .expect("lock registry poisoned")
-                    .insert(owner.to_string());
-                return Ok(HeldLock {
-                    owner: owner.to_string(),
-                    ttl,
-                });
+        match run_query(db, sql, vars.clone()).await {
+            Ok(results) => {
+                let after_count = count_statements(after);
+                let tail = results[results.len().saturating_sub(after_count)..].to_vec();
+                return Ok((
+                    HeldLock {
+                        owner: owner.to_string(),
+                        ttl,
+                    },
+                    tail,
+                ));
             }
             Err(QueryError::Statement { message, .. })
                 if message.contains("already exists") || message.to_ascii_lowercase().contains("conflict") =>
@@ -150,13 +195,13 @@ pub async fn acquire_lock(db: &Surreal<Any>, owner: &str, ttl: Duration) -> Resu
                     Some(info) => return Err(LockError::Held(info)),
                     None => {}
                 }
-                last_error = message;
+                *last_error = message;
             }
             Err(other) => return Err(other.into()),
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Err(LockError::Busy(last_error))
+    Err(LockError::Busy(last_error.clone()))
 }
 
 /// Pushes the lease's expiry forward; fails when the lock is no longer ours.
@@ -195,12 +240,17 @@ pub async fn release_lock(db: &Surreal<Any>, lock: &HeldLock) -> Result<(), Lock
 
 /// The current lock record, if any (expired or not).
 pub async fn current_lock(db: &Surreal<Any>) -> Result<Option<LockInfo>, QueryError> {
-    let results = run_query(
+    let results = match run_query(
         db,
         "SELECT owner, acquired_at, expires_at FROM ONLY _migration_lock:current;",
         json!({}),
     )
-    .await?;
+    .await
+    {
+        // Never initialised: no lock table, so no lock.
+        Err(QueryError::Statement { message, .. }) if message.contains("does not exist") => return Ok(None),
+        other => other?,
+    };
     match results.into_iter().next() {
         Some(serde_json::Value::Null) | None => Ok(None),
         Some(value) => serde_json::from_value(value)
