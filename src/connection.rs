@@ -200,6 +200,8 @@ pub async fn connect(config: &ConnectionConfig, timeout: Duration) -> Result<Sur
     with_timeout(config, timeout, async {
         let db = open_session(config).await?;
         select(&db, config, false).await?;
+        // Selecting may have created the namespace.
+        note_namespace(config);
         Ok(db)
     })
     .await
@@ -230,13 +232,8 @@ pub async fn connect_read_only(
         } else {
             AuthLevel::Root
         };
-        if level == AuthLevel::Root {
-            let root = run_query(&db, "INFO FOR ROOT;", serde_json::json!({}))
-                .await
-                .map_err(failed)?;
-            if !has_key(&root, "namespaces", &config.db_ns) {
-                return Ok(None);
-            }
+        if level == AuthLevel::Root && !namespace_exists(&db, config).await.map_err(failed)? {
+            return Ok(None);
         }
         if level != AuthLevel::Database {
             select(&db, config, true).await?;
@@ -269,6 +266,56 @@ pub async fn connect_unscoped(
         Ok(db)
     })
     .await
+}
+
+/// Namespaces of a server, listed at most once a second per server: with
+/// 1,000 tenants, listing them for every tenant made each check O(N). A
+/// namespace created since the listing is seen as missing (uninitialised) for
+/// at most that second; writers re-read the history under the lock anyway,
+/// and this process's own writes clear the listing.
+static NAMESPACES: LazyLock<
+    std::sync::Mutex<HashMap<String, (std::time::Instant, std::sync::Arc<std::collections::HashSet<String>>)>>,
+> = LazyLock::new(|| std::sync::Mutex::new(HashMap::new()));
+
+const NAMESPACES_FRESH_FOR: Duration = Duration::from_secs(1);
+
+async fn namespace_exists(db: &Surreal<Any>, config: &ConnectionConfig) -> Result<bool, QueryError> {
+    let key = sdk_address(&config.db_url);
+    let cached = NAMESPACES
+        .lock()
+        .expect("namespace cache poisoned")
+        .get(&key)
+        .filter(|(at, _)| at.elapsed() < NAMESPACES_FRESH_FOR)
+        .map(|(_, names)| names.clone());
+    let names = match cached {
+        Some(names) => names,
+        None => {
+            let root = run_query(db, "INFO FOR ROOT;", serde_json::json!({})).await?;
+            let names: std::collections::HashSet<String> = root
+                .first()
+                .and_then(|v| v.get("namespaces"))
+                .and_then(|v| v.as_object())
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            let names = std::sync::Arc::new(names);
+            NAMESPACES
+                .lock()
+                .expect("namespace cache poisoned")
+                .insert(key, (std::time::Instant::now(), names.clone()));
+            names
+        }
+    };
+    Ok(names.contains(&config.db_ns))
+}
+
+/// Adds `config`'s namespace to its server's listing (a writer may just have created it).
+fn note_namespace(config: &ConnectionConfig) {
+    let mut cache = NAMESPACES.lock().expect("namespace cache poisoned");
+    if let Some((_, names)) = cache.get_mut(&sdk_address(&config.db_url))
+        && !names.contains(&config.db_ns)
+    {
+        std::sync::Arc::make_mut(names).insert(config.db_ns.clone());
+    }
 }
 
 fn has_key(info: &[serde_json::Value], section: &str, name: &str) -> bool {

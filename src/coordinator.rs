@@ -8,12 +8,11 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 use serde::Serialize;
 
-use crate::connection::connect_read_only;
 use serde_json::json;
 
 use crate::engine::{Approver, DeployOptions, DeploymentResult, DeploymentStatus, Engine, EventSink};
 use crate::health::{HealthCheck, HealthStatus};
-use crate::migration::{ApplyContext, Migration, MigrationState, applied_migrations, plan};
+use crate::migration::{ApplyContext, Migration, MigrationState, plan};
 use crate::plugin::PluginHost;
 use crate::registry::{EnvironmentConfig, EnvironmentRegistry, RegistryError, deployment_order};
 use crate::script::{ScriptError, Strategy, StrategyError, run_strategy};
@@ -261,41 +260,30 @@ impl MigrationCoordinator {
     ) -> Result<IndexMap<String, EnvironmentStatus>, RegistryError> {
         let selected = self.select(environments)?;
         let checks = selected.iter().map(|environment| async move {
-            let health = health_check.check_environment(environment).await;
-            let mut status = EnvironmentStatus {
-                environment: environment.name.clone(),
-                health,
-                applied_version: None,
-                applied_count: 0,
-                pending_count: migrations.len(),
-                drift: Vec::new(),
-            };
-            if !status.health.is_healthy || !status.health.migration_table_exists {
-                return status;
-            }
-            let applied = match connect_read_only(&environment.connection, health_check.timeout).await {
-                Ok(Some(db)) => applied_migrations(&db).await.unwrap_or_default(),
-                _ => Vec::new(),
-            };
+            let inspection = health_check.inspect(environment).await;
+            let applied = inspection.history.unwrap_or_default();
             let migration_plan = plan(migrations, &applied);
-            status.applied_version = applied.last().map(|a| a.version.clone());
-            status.applied_count = applied.len();
-            status.pending_count = migration_plan.pending.len();
-            status.drift = migration_plan
-                .drift
-                .iter()
-                .map(|r| {
-                    let kind = if r.state == MigrationState::Drifted {
-                        "drifted"
-                    } else {
-                        "missing"
-                    };
-                    format!("{}_{} ({kind})", r.version, r.name)
-                })
-                .collect();
-            status
+            EnvironmentStatus {
+                environment: environment.name.clone(),
+                health: inspection.status,
+                applied_version: applied.last().map(|a| a.version.clone()),
+                applied_count: applied.len(),
+                pending_count: migration_plan.pending.len(),
+                drift: migration_plan
+                    .drift
+                    .iter()
+                    .map(|r| {
+                        let kind = if r.state == MigrationState::Drifted {
+                            "drifted"
+                        } else {
+                            "missing"
+                        };
+                        format!("{}_{} ({kind})", r.version, r.name)
+                    })
+                    .collect(),
+            }
         });
-        Ok(futures::future::join_all(checks)
+        Ok(crate::engine::bounded(checks, crate::health::CHECK_CONCURRENCY)
             .await
             .into_iter()
             .map(|s| (s.environment.clone(), s))

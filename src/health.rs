@@ -14,6 +14,10 @@ use crate::migration::AppliedMigration;
 use crate::migration::history::read_history;
 use crate::registry::EnvironmentConfig;
 
+/// Checks run at once: enough to hide latency, few enough that 1,000
+/// environments on one server do not time each other out.
+pub const CHECK_CONCURRENCY: usize = 32;
+
 /// Default time allowed for one environment's whole check.
 pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -163,7 +167,7 @@ impl HealthCheck {
     /// Checks all at once; results keep the input order.
     pub async fn check_environments(&self, environments: &[&EnvironmentConfig]) -> IndexMap<String, HealthStatus> {
         let checks = environments.iter().map(|e| self.check_environment(e));
-        futures::future::join_all(checks)
+        crate::engine::bounded(checks, CHECK_CONCURRENCY)
             .await
             .into_iter()
             .map(|status| (status.environment.clone(), status))

@@ -65,6 +65,26 @@ impl Default for DeployOptions {
     }
 }
 
+/// Runs futures at most `limit` at a time and returns their outputs in input
+/// order. (`buffered` would keep finished outputs queued behind a slow first
+/// one, holding their slots: fewer than `limit` would really run.)
+pub async fn bounded<T>(
+    futures: impl IntoIterator<Item = impl std::future::Future<Output = T>>,
+    limit: usize,
+) -> Vec<T> {
+    let mut indexed: Vec<(usize, T)> = futures::stream::iter(
+        futures
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| async move { (i, f.await) }),
+    )
+    .buffer_unordered(limit.max(1))
+    .collect()
+    .await;
+    indexed.sort_by_key(|(i, _)| *i);
+    indexed.into_iter().map(|(_, output)| output).collect()
+}
+
 /// What an approver is asked.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApprovalRequest {
@@ -268,12 +288,7 @@ impl Engine {
         for name in names {
             self.environment(name)?;
         }
-        let limit = max_concurrent.max(1);
-        let runs = futures::stream::iter(names.iter().map(|name| self.deploy_one(name)))
-            .buffered(limit)
-            .collect::<Vec<_>>()
-            .await;
-        Ok(runs)
+        Ok(bounded(names.iter().map(|name| self.deploy_one(name)), max_concurrent).await)
     }
 
     async fn deploy_one(&self, name: &str) -> DeploymentResult {

@@ -137,8 +137,8 @@ pub async fn acquire_lock_with(
     before: &str,
     after: &str,
 ) -> Result<(HeldLock, Vec<serde_json::Value>), LockError> {
-    const TAKE: &str = "DELETE _migration_lock:current WHERE expires_at < time::now();
-         CREATE _migration_lock:current CONTENT { owner: $owner, acquired_at: time::now(), expires_at: time::now() + <duration> $surql_ttl };";
+    // Expired leases are cleared only when the CREATE finds one (see take_lock).
+    const TAKE: &str = "CREATE _migration_lock:current CONTENT { owner: $owner, acquired_at: time::now(), expires_at: time::now() + <duration> $surql_ttl };";
     let sql = format!("{before}\n{TAKE}\n{after}");
     let vars = json!({ "owner": owner, "surql_ttl": ttl_literal(ttl) });
     let mut last_error = String::new();
@@ -182,6 +182,20 @@ async fn take_lock(
             Err(QueryError::Statement { message, .. })
                 if message.contains("already exists") || message.to_ascii_lowercase().contains("conflict") =>
             {
+                let expired = run_query(
+                    db,
+                    "DELETE _migration_lock:current WHERE expires_at < time::now() RETURN BEFORE;",
+                    json!({}),
+                )
+                .await?;
+                if expired
+                    .first()
+                    .and_then(|v| v.as_array())
+                    .is_some_and(|rows| !rows.is_empty())
+                {
+                    tracing::warn!("took over an expired migration lock");
+                    continue;
+                }
                 match current_lock(db).await? {
                     Some(info) if is_stale_local_owner(&info.owner) => {
                         tracing::warn!(owner = %info.owner, "taking over a lock left by a process that is gone");
