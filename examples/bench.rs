@@ -194,7 +194,10 @@ async fn main() {
                 }
             };
             let server = (engine == "server").then(start_server);
-            let url = server.as_ref().map(|s| s.url.clone()).unwrap_or_else(|| "mem://".into());
+            let url = server
+                .as_ref()
+                .map(|s| s.url.clone())
+                .unwrap_or_else(|| "mem://".into());
 
             let registry = registry(&url, &surql_prefix, n);
             let coordinator = Arc::new(MigrationCoordinator::new(registry));

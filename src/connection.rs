@@ -273,9 +273,11 @@ pub async fn connect_unscoped(
 /// namespace created since the listing is seen as missing (uninitialised) for
 /// at most that second; writers re-read the history under the lock anyway,
 /// and this process's own writes clear the listing.
-static NAMESPACES: LazyLock<
-    std::sync::Mutex<HashMap<String, (std::time::Instant, std::sync::Arc<std::collections::HashSet<String>>)>>,
-> = LazyLock::new(|| std::sync::Mutex::new(HashMap::new()));
+/// Namespace names of a server and when they were listed.
+type NamespaceListing = (std::time::Instant, std::sync::Arc<std::collections::HashSet<String>>);
+
+static NAMESPACES: LazyLock<std::sync::Mutex<HashMap<String, NamespaceListing>>> =
+    LazyLock::new(|| std::sync::Mutex::new(HashMap::new()));
 
 const NAMESPACES_FRESH_FOR: Duration = Duration::from_secs(1);
 

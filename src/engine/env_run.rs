@@ -7,7 +7,7 @@ use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 
 use super::{ApprovalRequest, DeploymentResult, DeploymentStatus, Engine, EnvironmentPlan, Event, VerifyResult};
-use crate::connection::{QueryError, connect, connect_read_only, namespace_and_database_sql, wait_until_unreachable};
+use crate::connection::{QueryError, connect, connect_read_only, wait_until_unreachable};
 use crate::health::HealthCheck;
 use crate::migration::apply::describe_drift;
 use crate::migration::history::{self, DEFINE_HISTORY_TABLE, parse_history};
@@ -162,17 +162,15 @@ async fn run_steps(
     // 5. Lock, apply, unlock. Set-up (namespace, database, tables), the lock
     // and the history read under it go in one round trip.
     engine.events.phase(name, "acquiring lock");
-    let reused = session.is_some();
     let db = match session {
         Some(db) => db,
         None => connect(&environment.connection, options.connect_timeout)
             .await
             .map_err(|e| failed(e.to_string()))?,
     };
+    // `connect` created the namespace and database when it selected them; a
+    // database read before only needs its tables defined.
     let mut setup = String::new();
-    if !reused && let Some(sql) = namespace_and_database_sql(&environment.connection) {
-        setup.push_str(&sql);
-    }
     if !initialised {
         setup.push_str(DEFINE_HISTORY_TABLE);
         setup.push_str(DEFINE_LOCK_TABLE);
@@ -184,12 +182,16 @@ async fn run_steps(
             &engine.context.lock_owner(),
             engine.context.lock_ttl,
             &setup,
-            "SELECT * FROM _migration_history;",
+            history::READ_HISTORY,
         ),
     )
     .await
     .map_err(|e| failed(format!("not deployed: {e}")))?;
-    let applied_now = under_lock.into_iter().next().map(parse_history).transpose();
+    // READ_HISTORY: [LET, rows or NONE when the table does not exist yet].
+    let applied_now = match under_lock.into_iter().nth(1) {
+        Some(serde_json::Value::Null) | None => Ok(None),
+        Some(rows) => parse_history(rows).map(Some),
+    };
     let outcome = match applied_now {
         Ok(applied_now) => apply_pending(engine, environment, &db, &applied_now.unwrap_or_default()).await,
         Err(e) => Err(failed(format!("cannot read _migration_history: {e}"))),
