@@ -224,14 +224,19 @@ async fn main() {
 
             let names = vec!["tag:tenant".to_string()];
             let check = HealthCheck::new();
+            let mut status_ok = true;
             let status_phase = measure(async {
                 let statuses = coordinator
                     .get_deployment_status(&names, &migrations, &check)
                     .await
                     .unwrap();
-                assert!(statuses.values().all(|s| s.pending_count == 0 && s.health.is_healthy));
+                if let Some(bad) = statuses.values().find(|s| s.pending_count != 0 || !s.health.is_healthy) {
+                    eprintln!("status not clean, e.g. {}: {:?}", bad.environment, bad.health.error);
+                    status_ok = false;
+                }
             })
             .await;
+            ok &= status_ok;
 
             println!(
                 "{:<9} {:>5} | {:>8.2} {:>8.2} {:>7.2} | {:>8.1} {:>8.1} | {:>9} {:>10.1} | {:>8.2}{}",

@@ -303,21 +303,34 @@ async fn namespace_exists(db: &Surreal<Any>, config: &ConnectionConfig) -> Resul
             NAMESPACES
                 .lock()
                 .expect("namespace cache poisoned")
-                .insert(key, (std::time::Instant::now(), names.clone()));
+                .insert(key.clone(), (std::time::Instant::now(), names.clone()));
             names
         }
     };
-    Ok(names.contains(&config.db_ns))
+    Ok(names.contains(&config.db_ns) || namespace_noted(&key, &config.db_ns))
 }
 
-/// Adds `config`'s namespace to its server's listing (a writer may just have created it).
+/// Namespaces this process selected for writing (and so created), per server:
+/// a listing taken just before such a write must not hide it.
+static NOTED: LazyLock<std::sync::Mutex<HashMap<String, std::collections::HashSet<String>>>> =
+    LazyLock::new(|| std::sync::Mutex::new(HashMap::new()));
+
+fn namespace_noted(server: &str, namespace: &str) -> bool {
+    NOTED
+        .lock()
+        .expect("namespace notes poisoned")
+        .get(server)
+        .is_some_and(|names| names.contains(namespace))
+}
+
+/// Remembers that `config`'s namespace exists (a writer selected it).
 fn note_namespace(config: &ConnectionConfig) {
-    let mut cache = NAMESPACES.lock().expect("namespace cache poisoned");
-    if let Some((_, names)) = cache.get_mut(&sdk_address(&config.db_url))
-        && !names.contains(&config.db_ns)
-    {
-        std::sync::Arc::make_mut(names).insert(config.db_ns.clone());
-    }
+    NOTED
+        .lock()
+        .expect("namespace notes poisoned")
+        .entry(sdk_address(&config.db_url))
+        .or_default()
+        .insert(config.db_ns.clone());
 }
 
 fn has_key(info: &[serde_json::Value], section: &str, name: &str) -> bool {

@@ -268,3 +268,79 @@ fn embedded_default_config_deploys_dev_staging_and_approved_production() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+#[test]
+fn large_deployments_print_a_summary_with_failures_first() {
+    let work = tempfile::tempdir().unwrap();
+    let mut environments: Vec<serde_json::Value> = (0..30)
+        .map(|i| {
+            json!({"name": format!("tenant{i:02}"), "tags": ["tenant"],
+                        "connection": {"db_url": "mem://", "db_ns": format!("t{i}"), "db": "main"}})
+        })
+        .collect();
+    environments[17]["allow_destructive"] = json!(false);
+    std::fs::write(
+        work.path().join("environments.json"),
+        json!({ "environments": environments }).to_string(),
+    )
+    .unwrap();
+    let migrations = common::migrations_dir(&[
+        (
+            "1_accounts.surql",
+            "-- migrate:up\nDEFINE TABLE account;\n-- migrate:down\nREMOVE TABLE account;\n",
+        ),
+        ("2_cleanup.surql", "-- migrate:up\nDELETE account WHERE stale = true;\n"),
+    ]);
+    let m = migrations.path().to_str().unwrap();
+    let out = surql(
+        &[
+            "orchestrate",
+            "deploy",
+            "-e",
+            "tag:tenant",
+            "--strategy",
+            "parallel",
+            "--max-concurrent",
+            "8",
+            "-m",
+            m,
+        ],
+        work.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("30 environment(s): 29 success, 1 failed"), "{stdout}");
+    assert!(stdout.contains("tenant17") && stdout.contains("FAILED"), "{stdout}");
+    assert!(
+        !stdout.contains("tenant03"),
+        "successes are not listed one by one: {stdout}"
+    );
+    assert!(stderr.contains("[tenant17] FAILED"), "{stderr}");
+    assert!(stderr.contains("progress: 30/30 environments done"), "{stderr}");
+    assert!(
+        !stderr.contains("applied 1_accounts"),
+        "no line per migration at scale: {stderr}"
+    );
+
+    let out = surql(
+        &[
+            "orchestrate",
+            "deploy",
+            "-e",
+            "tag:tenant",
+            "-m",
+            m,
+            "--output",
+            "json",
+            "--dry-run",
+        ],
+        work.path(),
+    );
+    let doc = json_output(&out);
+    assert_eq!(
+        doc["results"].as_array().unwrap().len(),
+        30,
+        "json has every environment"
+    );
+}

@@ -140,7 +140,8 @@ async fn deploy(args: DeployArgs) -> Result<i32, Failure> {
 
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
     let json_output = args.common.output == OutputFormat::Json;
-    let progress = Progress::new(false);
+    let total = registry.select(&args.environments).map(|s| s.len()).unwrap_or(0);
+    let progress = Progress::new(false, total);
     let approver = TerminalApprover {
         multi: progress.multi(),
     };
@@ -183,7 +184,9 @@ async fn deploy(args: DeployArgs) -> Result<i32, Failure> {
         if args.dry_run {
             print!("{}", render::dry_run_plan(&report));
         }
-        println!("{}", render::results_table(&report));
+        if let Some(table) = render::results_table(&report) {
+            println!("{table}");
+        }
         println!("{}", render::summary_line(&report));
     }
     if interrupted {

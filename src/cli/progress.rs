@@ -17,21 +17,106 @@ pub fn is_interactive() -> bool {
     std::io::stderr().is_terminal()
 }
 
+/// Above this many environments, progress is one summary bar (or a line
+/// every 10 %) plus a line per failure, instead of a line per environment.
+pub const COMPACT_ABOVE: usize = 20;
+
 /// Renders events until the channel closes.
 pub struct Progress {
     multi: Option<MultiProgress>,
     bars: HashMap<String, ProgressBar>,
     quiet: bool,
+    /// Compact mode: the one bar (on a terminal) and the running counts.
+    overall: Option<ProgressBar>,
+    compact: bool,
+    total: usize,
+    done: usize,
+    failed: usize,
+    skipped: usize,
+    running: std::collections::HashSet<String>,
+    next_report: usize,
 }
 
 impl Progress {
-    /// Spinners when stderr is a terminal; lines otherwise. `quiet` prints only failures.
-    pub fn new(quiet: bool) -> Self {
+    /// Spinners when stderr is a terminal; lines otherwise. `quiet` prints only
+    /// failures; more than [`COMPACT_ABOVE`] environments switch to a summary.
+    pub fn new(quiet: bool, total: usize) -> Self {
         let multi = is_interactive().then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        let compact = total > COMPACT_ABOVE;
+        let overall = match (&multi, compact) {
+            (Some(multi), true) => {
+                let bar = multi.add(ProgressBar::new(total as u64));
+                bar.set_style(
+                    ProgressStyle::with_template("{bar:30} {pos}/{len} environments · {wide_msg}")
+                        .expect("valid template"),
+                );
+                bar.enable_steady_tick(Duration::from_millis(200));
+                Some(bar)
+            }
+            _ => None,
+        };
         Self {
             multi,
             bars: HashMap::new(),
             quiet,
+            overall,
+            compact,
+            total,
+            done: 0,
+            failed: 0,
+            skipped: 0,
+            running: Default::default(),
+            next_report: total.div_ceil(10).max(1),
+        }
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "{} running, {} failed, {} skipped",
+            self.running.len(),
+            self.failed,
+            self.skipped
+        )
+    }
+
+    fn compact_event(&mut self, event: Event) {
+        match event {
+            Event::Started { environment } => {
+                self.running.insert(environment);
+            }
+            Event::Finished { result } => {
+                self.running.remove(&result.environment);
+                self.done += 1;
+                match result.status {
+                    DeploymentStatus::Success => {}
+                    DeploymentStatus::Skipped => self.skipped += 1,
+                    _ => self.failed += 1,
+                }
+                if result.status != DeploymentStatus::Success && result.status != DeploymentStatus::Skipped {
+                    self.line(format!(
+                        "[{}] {}: {}",
+                        result.environment,
+                        result.status.label(),
+                        result.error.as_deref().unwrap_or("")
+                    ));
+                }
+                if let Some(bar) = &self.overall {
+                    bar.inc(1);
+                } else if self.done >= self.next_report || self.done == self.total {
+                    self.line(format!(
+                        "progress: {}/{} environments done ({})",
+                        self.done,
+                        self.total,
+                        self.summary()
+                    ));
+                    self.next_report = self.done + self.total.div_ceil(10).max(1);
+                }
+            }
+            Event::Log { message } if !self.quiet => self.line(format!("strategy: {message}")),
+            _ => {}
+        }
+        if let Some(bar) = &self.overall {
+            bar.set_message(self.summary());
         }
     }
 
@@ -63,7 +148,14 @@ impl Progress {
     /// Consumes events until every sender is gone.
     pub async fn run(mut self, mut events: UnboundedReceiver<Event>) {
         while let Some(event) = events.recv().await {
-            self.handle(event);
+            if self.compact {
+                self.compact_event(event);
+            } else {
+                self.handle(event);
+            }
+        }
+        if let Some(bar) = &self.overall {
+            bar.finish_and_clear();
         }
         if let Some(multi) = &self.multi {
             let _ = multi.clear();

@@ -35,10 +35,35 @@ fn table(header: &[&str]) -> Table {
     table
 }
 
-/// The results table: environment, status, migrations applied, duration, error.
-pub fn results_table(report: &DeploymentReport) -> Table {
+/// Rows shown in the results table of a large deployment.
+pub const LARGE_TABLE_ROWS: usize = 50;
+
+/// The results table: environment, status, migrations applied, duration,
+/// error. Small deployments show every environment in order; large ones show
+/// the environments that did not succeed, failures first, up to
+/// [`LARGE_TABLE_ROWS`] (`--output json` has the full list).
+pub fn results_table(report: &DeploymentReport) -> Option<Table> {
     let mut table = table(&["Environment", "Status", "Migrations", "Duration", "Error"]);
-    for result in report.results.values() {
+    let mut rows: Vec<&DeploymentResult> = report.results.values().collect();
+    let large = rows.len() > super::progress::COMPACT_ABOVE;
+    if large {
+        let rank = |status: DeploymentStatus| match status {
+            DeploymentStatus::Failed => 0,
+            DeploymentStatus::RolledBack => 1,
+            DeploymentStatus::Skipped => 2,
+            DeploymentStatus::Success => 3,
+        };
+        rows.retain(|r| r.status != DeploymentStatus::Success);
+        rows.sort_by_key(|r| rank(r.status));
+        if rows.is_empty() {
+            return None;
+        }
+    }
+    let hidden = rows.len().saturating_sub(LARGE_TABLE_ROWS);
+    if large {
+        rows.truncate(LARGE_TABLE_ROWS);
+    }
+    for result in rows {
         table.add_row([
             result.environment.clone(),
             result.status.label().to_string(),
@@ -50,7 +75,16 @@ pub fn results_table(report: &DeploymentReport) -> Table {
             result.error.clone().unwrap_or_default(),
         ]);
     }
-    table
+    if large && hidden > 0 {
+        table.add_row([
+            format!("… {hidden} more not shown"),
+            String::new(),
+            String::new(),
+            String::new(),
+            "use --output json or --report FILE for every environment".into(),
+        ]);
+    }
+    Some(table)
 }
 
 /// `deployment … (strategy): 2 success, 1 failed, …`.
