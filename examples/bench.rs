@@ -171,8 +171,8 @@ async fn main() {
         migrations.len()
     );
     println!(
-        "{:<9} {:>5} | {:>8} {:>8} {:>7} | {:>8} {:>8} | {:>9} {:>10} | {:>8}",
-        "engine", "N", "surql s", "floor s", "ratio", "envs/s", "floor/s", "mem KiB", "KiB/env", "status s"
+        "{:<9} {:>5} | {:>8} {:>8} {:>7} | {:>8} {:>8} | {:>9} {:>10} {:>9} | {:>8}",
+        "engine", "N", "surql s", "floor s", "ratio", "envs/s", "floor/s", "mem KiB", "KiB/env", "floor KiB", "status s"
     );
     for engine in &engines {
         for &n in &sizes {
@@ -239,7 +239,7 @@ async fn main() {
             ok &= status_ok;
 
             println!(
-                "{:<9} {:>5} | {:>8.2} {:>8.2} {:>7.2} | {:>8.1} {:>8.1} | {:>9} {:>10.1} | {:>8.2}{}",
+                "{:<9} {:>5} | {:>8.2} {:>8.2} {:>7.2} | {:>8.1} {:>8.1} | {:>9} {:>10.1} {:>9} | {:>8.2}{}",
                 engine,
                 n,
                 surql_phase.seconds,
@@ -249,6 +249,7 @@ async fn main() {
                 n as f64 / floor_phase.seconds,
                 surql_phase.peak_growth_kib,
                 surql_phase.peak_growth_kib as f64 / n as f64,
+                floor_phase.peak_growth_kib,
                 status_phase.seconds,
                 if ok { "" } else { "  (FAILURES)" }
             );
