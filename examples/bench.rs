@@ -172,7 +172,17 @@ async fn main() {
     );
     println!(
         "{:<9} {:>5} | {:>8} {:>8} {:>7} | {:>8} {:>8} | {:>9} {:>10} {:>9} | {:>8}",
-        "engine", "N", "surql s", "floor s", "ratio", "envs/s", "floor/s", "mem KiB", "KiB/env", "floor KiB", "status s"
+        "engine",
+        "N",
+        "surql s",
+        "floor s",
+        "ratio",
+        "envs/s",
+        "floor/s",
+        "mem KiB",
+        "KiB/env",
+        "floor KiB",
+        "status s"
     );
     for engine in &engines {
         for &n in &sizes {

@@ -213,12 +213,44 @@ pub async fn connect_read_only(
     config: &ConnectionConfig,
     timeout: Duration,
 ) -> Result<Option<Surreal<Any>>, ConnectionError> {
+    Ok(match open_read_only(config, timeout).await? {
+        ReadOnly::Selected(db) => Some(db),
+        ReadOnly::Missing(_) => None,
+    })
+}
+
+/// A read-only session.
+pub enum ReadOnly {
+    /// Namespace and database exist and are selected.
+    Selected(Surreal<Any>),
+    /// They do not exist yet; the signed-in session (if one was opened) can
+    /// still be used to create them with [`select_for_write`].
+    Missing(Option<Surreal<Any>>),
+}
+
+/// Selects (and so creates) the namespace and database on a session opened by
+/// [`open_read_only`], for writing.
+pub async fn select_for_write(
+    db: &Surreal<Any>,
+    config: &ConnectionConfig,
+    timeout: Duration,
+) -> Result<(), ConnectionError> {
+    with_timeout(config, timeout, async {
+        select(db, config, false).await?;
+        note_namespace(config);
+        Ok(())
+    })
+    .await
+}
+
+/// [`connect_read_only`], keeping the session when nothing exists yet.
+pub async fn open_read_only(config: &ConnectionConfig, timeout: Duration) -> Result<ReadOnly, ConnectionError> {
     // Opening a surrealkv store creates its folder: a store that is not there
     // yet has nothing applied, and reading must not create it.
     if let Some(path) = config.db_url.strip_prefix("surrealkv://")
         && !std::path::Path::new(path).exists()
     {
-        return Ok(None);
+        return Ok(ReadOnly::Missing(None));
     }
     with_timeout(config, timeout, async {
         let db = open_session(config).await?;
@@ -233,7 +265,7 @@ pub async fn connect_read_only(
             AuthLevel::Root
         };
         if level == AuthLevel::Root && !namespace_exists(&db, config).await.map_err(failed)? {
-            return Ok(None);
+            return Ok(ReadOnly::Missing(Some(db)));
         }
         if level != AuthLevel::Database {
             select(&db, config, true).await?;
@@ -241,11 +273,11 @@ pub async fn connect_read_only(
                 .await
                 .map_err(failed)?;
             if !has_key(&ns, "databases", &config.db) {
-                return Ok(None);
+                return Ok(ReadOnly::Missing(Some(db)));
             }
         }
         select(&db, config, false).await?;
-        Ok(Some(db))
+        Ok(ReadOnly::Selected(db))
     })
     .await
 }

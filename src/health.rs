@@ -9,7 +9,7 @@ use serde::Serialize;
 use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 
-use crate::connection::{ConnectionError, connect_read_only};
+use crate::connection::{ConnectionError, ReadOnly, open_read_only};
 use crate::migration::AppliedMigration;
 use crate::migration::history::read_history;
 use crate::registry::EnvironmentConfig;
@@ -63,12 +63,20 @@ pub struct Inspection {
     pub status: HealthStatus,
     /// History rows; `None` when the table (or the database) does not exist.
     pub history: Option<Vec<AppliedMigration>>,
-    /// A session with namespace and database selected, when both exist.
-    pub session: Option<Surreal<Any>>,
+    /// The session the check used, for a deployment to carry on with.
+    pub session: Option<Session>,
+}
+
+/// A session left by a health check.
+pub enum Session {
+    /// Namespace and database exist and are selected.
+    Selected(Surreal<Any>),
+    /// Signed in; namespace or database do not exist yet.
+    Unselected(Surreal<Any>),
 }
 
 impl Inspection {
-    fn healthy(name: &str, history: Option<Vec<AppliedMigration>>, session: Option<Surreal<Any>>) -> Self {
+    fn healthy(name: &str, history: Option<Vec<AppliedMigration>>, session: Option<Session>) -> Self {
         Self {
             status: HealthStatus {
                 environment: name.to_string(),
@@ -127,17 +135,19 @@ impl HealthCheck {
             session: None,
         };
         let check = async {
-            let db = match connect_read_only(&environment.connection, self.timeout).await {
-                Ok(Some(db)) => db,
+            let db = match open_read_only(&environment.connection, self.timeout).await {
+                Ok(ReadOnly::Selected(db)) => db,
                 // Reachable and signed in, but nothing was ever applied here.
-                Ok(None) => return Inspection::healthy(name, None, None),
+                Ok(ReadOnly::Missing(session)) => {
+                    return Inspection::healthy(name, None, session.map(Session::Unselected));
+                }
                 Err(e @ ConnectionError::SignIn { .. }) => {
                     return failed(HealthStatus::unhealthy(name, true, false, e.to_string()));
                 }
                 Err(e) => return failed(HealthStatus::unhealthy(name, false, false, e.to_string())),
             };
             match read_history(&db).await {
-                Ok(history) => Inspection::healthy(name, history, Some(db)),
+                Ok(history) => Inspection::healthy(name, history, Some(Session::Selected(db))),
                 Err(e) => failed(HealthStatus::unhealthy(
                     name,
                     true,

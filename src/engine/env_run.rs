@@ -7,8 +7,8 @@ use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 
 use super::{ApprovalRequest, DeploymentResult, DeploymentStatus, Engine, EnvironmentPlan, Event, VerifyResult};
-use crate::connection::{QueryError, connect, connect_read_only, wait_until_unreachable};
-use crate::health::HealthCheck;
+use crate::connection::{QueryError, ReadOnly, connect, open_read_only, select_for_write, wait_until_unreachable};
+use crate::health::{HealthCheck, Session};
 use crate::migration::apply::describe_drift;
 use crate::migration::history::{self, DEFINE_HISTORY_TABLE, parse_history};
 use crate::migration::lock::{DEFINE_LOCK_TABLE, acquire_lock_with};
@@ -163,13 +163,20 @@ async fn run_steps(
     // and the history read under it go in one round trip.
     engine.events.phase(name, "acquiring lock");
     let db = match session {
-        Some(db) => db,
+        Some(Session::Selected(db)) => db,
+        // Signed in already: selecting creates the namespace and database.
+        Some(Session::Unselected(db)) => {
+            select_for_write(&db, &environment.connection, options.connect_timeout)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            db
+        }
         None => connect(&environment.connection, options.connect_timeout)
             .await
             .map_err(|e| failed(e.to_string()))?,
     };
-    // `connect` created the namespace and database when it selected them; a
-    // database read before only needs its tables defined.
+    // Selecting created the namespace and database; an uninitialised
+    // database only needs its tables defined.
     let mut setup = String::new();
     if !initialised {
         setup.push_str(DEFINE_HISTORY_TABLE);
@@ -282,20 +289,19 @@ async fn approve_with_plugins(engine: &Engine, environment: &EnvironmentConfig) 
     Ok(())
 }
 
-/// History (`None` when uninitialised) and the read-only session, if the
-/// namespace and database exist.
+/// History (`None` when uninitialised) and the read-only session.
 async fn read_history(
     engine: &Engine,
     environment: &EnvironmentConfig,
-) -> Result<(Option<Vec<AppliedMigration>>, Option<Surreal<Any>>), Stop> {
-    match connect_read_only(&environment.connection, engine.options.connect_timeout).await {
-        Ok(Some(db)) => {
+) -> Result<(Option<Vec<AppliedMigration>>, Option<Session>), Stop> {
+    match open_read_only(&environment.connection, engine.options.connect_timeout).await {
+        Ok(ReadOnly::Selected(db)) => {
             let history = history::read_history(&db)
                 .await
                 .map_err(|e| failed(format!("cannot read _migration_history: {e}")))?;
-            Ok((history, Some(db)))
+            Ok((history, Some(Session::Selected(db))))
         }
-        Ok(None) => Ok((None, None)),
+        Ok(ReadOnly::Missing(session)) => Ok((None, session.map(Session::Unselected))),
         Err(e) => Err(failed(e.to_string())),
     }
 }
@@ -343,18 +349,41 @@ async fn apply_pending(
     Ok(())
 }
 
-/// Ctrl-C between two migrations: this run's work there is rolled back (or
-/// kept with `--no-rollback`); nothing more is applied.
+/// Ctrl-C between two migrations: nothing more is applied, and this run's
+/// work there is rolled back (or kept with `--no-rollback`).
 async fn interrupted(engine: &Engine, environment: &EnvironmentConfig, db: &Surreal<Any>, next: &Migration) -> Stop {
-    let name = environment.name.as_str();
+    let what = format!("interrupted before {}", next.id());
+    undo_this_run(engine, environment, db, what, |m| skipped(m)).await
+}
+
+async fn after_failure(
+    engine: &Engine,
+    environment: &EnvironmentConfig,
+    db: &Surreal<Any>,
+    migration: &Migration,
+    error: QueryError,
+) -> Stop {
+    let what = format!("migration {} failed: {error}", migration.id());
+    undo_this_run(engine, environment, db, what, |m| failed(m)).await
+}
+
+/// After stopping part-way (`what` says why): roll back what this run applied
+/// on the environment, newest first, unless `--no-rollback`. `untouched` makes
+/// the result when this run had applied nothing there.
+async fn undo_this_run(
+    engine: &Engine,
+    environment: &EnvironmentConfig,
+    db: &Surreal<Any>,
+    what: String,
+    untouched: fn(String) -> Stop,
+) -> Stop {
     let applied = engine
         .ledger()
-        .get(name)
+        .get(environment.name.as_str())
         .map(|s| s.applied_this_run.clone())
         .unwrap_or_default();
-    let what = format!("interrupted before {}", next.id());
     if applied.is_empty() {
-        return skipped(format!("{what}; nothing was applied"));
+        return untouched(format!("{what}; nothing was applied"));
     }
     if !engine.options.auto_rollback {
         return failed(format!(
@@ -368,38 +397,6 @@ async fn interrupted(engine: &Engine, environment: &EnvironmentConfig, db: &Surr
             error: format!("{what}; rolled back {count} migration(s) applied by this run"),
         },
         Err(error) => failed(format!("{what}; rollback failed: {error}")),
-    }
-}
-
-async fn after_failure(
-    engine: &Engine,
-    environment: &EnvironmentConfig,
-    db: &Surreal<Any>,
-    migration: &Migration,
-    error: QueryError,
-) -> Stop {
-    let name = environment.name.as_str();
-    let what = format!("migration {} failed: {error}", migration.id());
-    let applied = engine
-        .ledger()
-        .get(name)
-        .map(|s| s.applied_this_run.clone())
-        .unwrap_or_default();
-    if applied.is_empty() {
-        return failed(format!("{what}; nothing was applied"));
-    }
-    if !engine.options.auto_rollback {
-        return failed(format!(
-            "{what}; {} migration(s) applied by this run were kept (--no-rollback)",
-            applied.len()
-        ));
-    }
-    match revert(engine, environment, db, &applied).await {
-        Ok(count) => Stop {
-            status: DeploymentStatus::RolledBack,
-            error: format!("{what}; rolled back {count} migration(s) applied by this run"),
-        },
-        Err(rollback_error) => failed(format!("{what}; rollback failed: {rollback_error}")),
     }
 }
 
