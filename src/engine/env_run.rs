@@ -353,7 +353,7 @@ async fn apply_pending(
 /// work there is rolled back (or kept with `--no-rollback`).
 async fn interrupted(engine: &Engine, environment: &EnvironmentConfig, db: &Surreal<Any>, next: &Migration) -> Stop {
     let what = format!("interrupted before {}", next.id());
-    undo_this_run(engine, environment, db, what, |m| skipped(m)).await
+    undo_this_run(engine, environment, db, what, skipped).await
 }
 
 async fn after_failure(
@@ -364,7 +364,7 @@ async fn after_failure(
     error: QueryError,
 ) -> Stop {
     let what = format!("migration {} failed: {error}", migration.id());
-    undo_this_run(engine, environment, db, what, |m| failed(m)).await
+    undo_this_run(engine, environment, db, what, failed).await
 }
 
 /// After stopping part-way (`what` says why): roll back what this run applied
