@@ -5,7 +5,7 @@
 //! script. Then `status` over the same N. Prints wall time, environments per
 //! second, peak RSS growth and the ratio surql / floor. See BENCHMARKS.md.
 //!
-//!   cargo build --workspace && cargo run --example bench -- [--sizes 10,100,1000] [--engines server,embedded]
+//!   cargo build --workspace && cargo run --example bench -- [--sizes 10,100,1000] [--engines server,embedded] [--repeat 3]
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -152,22 +152,109 @@ fn registry(url: &str, prefix: &str, n: usize) -> EnvironmentRegistry {
     registry
 }
 
+struct Round {
+    floor: Phase,
+    surql: Phase,
+    status: Phase,
+    ok: bool,
+}
+
+/// One measurement of floor, surql and status at size `n`.
+async fn one_round(
+    engine: &str,
+    n: usize,
+    round: usize,
+    migrations: &[surql::Migration],
+    statements: &[String],
+) -> Round {
+    // A server gets busier as it holds more namespaces, so each phase
+    // runs on a fresh server; the embedded store is one per process, so
+    // there the floor runs before and after surql and the mean is used.
+    let run = format!("{}_{round}", std::process::id());
+    let floor_prefix = format!("floor_{run}_{n}_");
+    let surql_prefix = format!("tenant_{run}_{n}_");
+    let floor_phase = if engine == "server" {
+        let server = start_server();
+        measure(floor(&server.url, &floor_prefix, n, statements)).await
+    } else {
+        let before = measure(floor("mem://", &floor_prefix, n, statements)).await;
+        let after = measure(floor("mem://", &format!("after_{floor_prefix}"), n, statements)).await;
+        Phase {
+            seconds: (before.seconds + after.seconds) / 2.0,
+            peak_growth_kib: before.peak_growth_kib.max(after.peak_growth_kib),
+        }
+    };
+    let server = (engine == "server").then(start_server);
+    let url = server
+        .as_ref()
+        .map(|s| s.url.clone())
+        .unwrap_or_else(|| "mem://".into());
+
+    let registry = registry(&url, &surql_prefix, n);
+    let coordinator = Arc::new(MigrationCoordinator::new(registry));
+    let mut request = DeployRequest::new(&["tag:tenant"], migrations.to_vec(), "parallel");
+    request.options.max_concurrent = CONCURRENCY;
+    if std::env::var("BENCH_NO_HEALTH").is_ok() {
+        request.options.verify_health = false;
+    }
+    let c = coordinator.clone();
+    let mut ok = true;
+    let surql_phase = measure(async {
+        let report = c.deploy_to_environments(request).await.unwrap();
+        ok = report.all_succeeded();
+        if !ok {
+            let failed = report
+                .results
+                .values()
+                .find(|r| r.status != surql::DeploymentStatus::Success)
+                .unwrap();
+            eprintln!("not all succeeded, e.g. {}: {:?}", failed.environment, failed.error);
+        }
+    })
+    .await;
+
+    let names = vec!["tag:tenant".to_string()];
+    let check = HealthCheck::new();
+    let mut status_ok = true;
+    let status_phase = measure(async {
+        let statuses = coordinator
+            .get_deployment_status(&names, migrations, &check)
+            .await
+            .unwrap();
+        if let Some(bad) = statuses.values().find(|s| s.pending_count != 0 || !s.health.is_healthy) {
+            eprintln!("status not clean, e.g. {}: {:?}", bad.environment, bad.health.error);
+            status_ok = false;
+        }
+    })
+    .await;
+    ok &= status_ok;
+
+    Round {
+        floor: floor_phase,
+        surql: surql_phase,
+        status: status_phase,
+        ok,
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let mut sizes = vec![10usize, 100, 1000];
     let mut engines = vec!["server".to_string(), "embedded".to_string()];
+    let mut repeat = 1usize;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--sizes" => sizes = args.next().unwrap().split(',').map(|s| s.parse().unwrap()).collect(),
             "--engines" => engines = args.next().unwrap().split(',').map(str::to_string).collect(),
+            "--repeat" => repeat = args.next().unwrap().parse().unwrap(),
             other => panic!("unknown argument {other}"),
         }
     }
     let migrations = discover_migrations(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/bench-migrations")).unwrap();
     let statements: Vec<String> = migrations.iter().map(|m| m.up.clone()).collect();
     println!(
-        "{} migrations, parallel strategy, max_concurrent {CONCURRENCY}; times in seconds; memory = peak RSS growth of this process",
+        "{} migrations, parallel strategy, max_concurrent {CONCURRENCY}; times in seconds (median of {repeat}); memory = peak RSS growth of this process (max)",
         migrations.len()
     );
     println!(
@@ -186,67 +273,28 @@ async fn main() {
     );
     for engine in &engines {
         for &n in &sizes {
-            // A server gets busier as it holds more namespaces, so each phase
-            // runs on a fresh server; the embedded store is one per process, so
-            // there the floor runs before and after surql and the mean is used.
-            let run = std::process::id();
-            let floor_prefix = format!("floor_{run}_{n}_");
-            let surql_prefix = format!("tenant_{run}_{n}_");
-            let floor_phase = if engine == "server" {
-                let server = start_server();
-                measure(floor(&server.url, &floor_prefix, n, &statements)).await
-            } else {
-                let before = measure(floor("mem://", &floor_prefix, n, &statements)).await;
-                let after = measure(floor("mem://", &format!("after_{floor_prefix}"), n, &statements)).await;
-                Phase {
-                    seconds: (before.seconds + after.seconds) / 2.0,
-                    peak_growth_kib: before.peak_growth_kib.max(after.peak_growth_kib),
-                }
-            };
-            let server = (engine == "server").then(start_server);
-            let url = server
-                .as_ref()
-                .map(|s| s.url.clone())
-                .unwrap_or_else(|| "mem://".into());
-
-            let registry = registry(&url, &surql_prefix, n);
-            let coordinator = Arc::new(MigrationCoordinator::new(registry));
-            let mut request = DeployRequest::new(&["tag:tenant"], migrations.clone(), "parallel");
-            request.options.max_concurrent = CONCURRENCY;
-            if std::env::var("BENCH_NO_HEALTH").is_ok() {
-                request.options.verify_health = false;
+            let mut rounds = Vec::new();
+            for round in 0..repeat {
+                rounds.push(one_round(engine, n, round, &migrations, &statements).await);
             }
-            let c = coordinator.clone();
-            let mut ok = true;
-            let surql_phase = measure(async {
-                let report = c.deploy_to_environments(request).await.unwrap();
-                ok = report.all_succeeded();
-                if !ok {
-                    let failed = report
-                        .results
-                        .values()
-                        .find(|r| r.status != surql::DeploymentStatus::Success)
-                        .unwrap();
-                    eprintln!("not all succeeded, e.g. {}: {:?}", failed.environment, failed.error);
-                }
-            })
-            .await;
-
-            let names = vec!["tag:tenant".to_string()];
-            let check = HealthCheck::new();
-            let mut status_ok = true;
-            let status_phase = measure(async {
-                let statuses = coordinator
-                    .get_deployment_status(&names, &migrations, &check)
-                    .await
-                    .unwrap();
-                if let Some(bad) = statuses.values().find(|s| s.pending_count != 0 || !s.health.is_healthy) {
-                    eprintln!("status not clean, e.g. {}: {:?}", bad.environment, bad.health.error);
-                    status_ok = false;
-                }
-            })
-            .await;
-            ok &= status_ok;
+            let ok = rounds.iter().all(|r| r.ok);
+            let median = |pick: &dyn Fn(&Round) -> f64| {
+                let mut values: Vec<f64> = rounds.iter().map(pick).collect();
+                values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+                values[values.len() / 2]
+            };
+            let floor_phase = Phase {
+                seconds: median(&|r| r.floor.seconds),
+                peak_growth_kib: rounds.iter().map(|r| r.floor.peak_growth_kib).max().unwrap_or(0),
+            };
+            let surql_phase = Phase {
+                seconds: median(&|r| r.surql.seconds),
+                peak_growth_kib: rounds.iter().map(|r| r.surql.peak_growth_kib).max().unwrap_or(0),
+            };
+            let status_phase = Phase {
+                seconds: median(&|r| r.status.seconds),
+                peak_growth_kib: 0,
+            };
 
             println!(
                 "{:<9} {:>5} | {:>8.2} {:>8.2} {:>7.2} | {:>8.1} {:>8.1} | {:>9} {:>10.1} {:>9} | {:>8.2}{}",
