@@ -194,9 +194,6 @@ async fn one_round(
     let coordinator = Arc::new(MigrationCoordinator::new(registry));
     let mut request = DeployRequest::new(&["tag:tenant"], migrations.to_vec(), "parallel");
     request.options.max_concurrent = CONCURRENCY;
-    if std::env::var("BENCH_NO_HEALTH").is_ok() {
-        request.options.verify_health = false;
-    }
     let c = coordinator.clone();
     let mut ok = true;
     let surql_phase = measure(async {

@@ -66,7 +66,7 @@ async fn up_status_down_over_ws() {
     assert!(out.status.success(), "{}", text(&out));
     let info = query(&connection, "INFO FOR DB;").await;
     let tables: Vec<&String> = info[0]["tables"].as_object().unwrap().keys().collect();
-    assert_eq!(tables, ["_migration_history", "_migration_lock"], "{}", info[0]);
+    assert_eq!(tables, ["_migration_history"], "{}", info[0]);
 
     // --dry-run prints the SurrealQL and writes nothing.
     let out = surql(

@@ -280,6 +280,13 @@ pub async fn migrate_up(
     ensure_namespace_and_database(db, connection)
         .await
         .map_err(|e| ApplyError::Setup(format!("cannot create namespace/database: {e}")))?;
+    if steps == Some(0) {
+        // Only the history table: nothing is applied, so no lock is needed.
+        crate::connection::run_idempotent(db, super::history::DEFINE_HISTORY_TABLE)
+            .await
+            .map_err(|e| ApplyError::Setup(format!("cannot create _migration_history: {e}")))?;
+        return Ok(Vec::new());
+    }
     ensure_history_table(db)
         .await
         .map_err(|e| ApplyError::Setup(format!("cannot create _migration_history: {e}")))?;
