@@ -250,7 +250,14 @@ async fn ctrl_c_finishes_the_running_migration_rolls_back_and_reports_everything
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    std::thread::sleep(Duration::from_millis(1200)); // inside migration 2 of "first"
+    // Wait until migration 1 of "first" committed: migration 2 (2 s) is running.
+    let first_db = servers[0].connection("app", "first");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while history(&first_db).await.unwrap_or_default() != ["1"] {
+        assert!(Instant::now() < deadline, "migration 1 never committed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let signalled = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -275,7 +282,6 @@ async fn ctrl_c_finishes_the_running_migration_rolls_back_and_reports_everything
                 .contains("interrupted")
         );
     }
-    let first_db = servers[0].connection("app", "first");
     assert_eq!(history(&first_db).await.unwrap(), Vec::<String>::new());
     assert_eq!(lock_record(&first_db).await, None, "lock released");
     assert_eq!(history(&servers[1].connection("app", "second")).await, None);
