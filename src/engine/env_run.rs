@@ -10,7 +10,7 @@ use super::{ApprovalRequest, DeploymentResult, DeploymentStatus, Engine, Environ
 use crate::connection::{QueryError, ReadOnly, connect, open_read_only, select_for_write, wait_until_unreachable};
 use crate::health::{HealthCheck, Session};
 use crate::migration::apply::describe_drift;
-use crate::migration::history::{self, DEFINE_HISTORY_TABLE, parse_history};
+use crate::migration::history::{self, DEFINE_HISTORY_TABLE, history_from_read};
 use crate::migration::lock::{DEFINE_LOCK_TABLE, acquire_lock_with};
 use crate::migration::{
     AppliedMigration, Migration, acquire_lock, apply_migration, plan, release_lock, revert_migration, up_script,
@@ -194,11 +194,7 @@ async fn run_steps(
     )
     .await
     .map_err(|e| failed(format!("not deployed: {e}")))?;
-    // READ_HISTORY: [LET, rows or NONE when the table does not exist yet].
-    let applied_now = match under_lock.into_iter().nth(1) {
-        Some(serde_json::Value::Null) | None => Ok(None),
-        Some(rows) => parse_history(rows).map(Some),
-    };
+    let applied_now = history_from_read(under_lock);
     let outcome = match applied_now {
         Ok(applied_now) => apply_pending(engine, environment, &db, &applied_now.unwrap_or_default()).await,
         Err(e) => Err(failed(format!("cannot read _migration_history: {e}"))),

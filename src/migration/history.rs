@@ -63,12 +63,18 @@ pub const READ_HISTORY: &str = "LET $surql_tables = (INFO FOR DB).tables; RETURN
 /// The history, `None` when the table is missing (the database is uninitialised).
 pub async fn read_history(db: &Surreal<Any>) -> Result<Option<Vec<AppliedMigration>>, QueryError> {
     match run_query(db, READ_HISTORY, json!({})).await {
-        Ok(results) => match results.into_iter().nth(1) {
-            Some(serde_json::Value::Null) | None => Ok(None),
-            Some(rows) => parse_history(rows).map(Some),
-        },
+        Ok(results) => history_from_read(results.into_iter().last()),
         Err(QueryError::Statement { message, .. }) if is_missing_scope(&message) => Ok(None),
         Err(other) => Err(other),
+    }
+}
+
+/// The history from the last result of [`READ_HISTORY`]: `None` when the
+/// table does not exist.
+pub fn history_from_read(result: Option<serde_json::Value>) -> Result<Option<Vec<AppliedMigration>>, QueryError> {
+    match result {
+        Some(serde_json::Value::Null) | None => Ok(None),
+        Some(rows) => parse_history(rows).map(Some),
     }
 }
 

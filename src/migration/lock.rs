@@ -112,31 +112,21 @@ fn ttl_literal(ttl: Duration) -> String {
     format!("{}ms", ttl.as_millis().max(1))
 }
 
-/// Statements in a query text, as SurrealDB's parser sees them.
-fn count_statements(sql: &str) -> usize {
-    if sql.trim().is_empty() {
-        return 0;
-    }
-    surrealdb_core::syn::parse(sql)
-        .map(|ast| ast.expressions.len())
-        .unwrap_or(0)
-}
-
 /// Takes the lock for `owner`, first removing an expired lease.
 pub async fn acquire_lock(db: &Surreal<Any>, owner: &str, ttl: Duration) -> Result<HeldLock, LockError> {
     acquire_lock_with(db, owner, ttl, "", "").await.map(|(lock, _)| lock)
 }
 
 /// [`acquire_lock`] in one round trip with `before` (idempotent set-up
-/// statements) and `after` (reads under the lock); returns the results of
-/// `after`'s statements.
+/// statements) and `after` (a read under the lock); returns the result of
+/// `after`'s last statement (`None` when `after` is empty).
 pub async fn acquire_lock_with(
     db: &Surreal<Any>,
     owner: &str,
     ttl: Duration,
     before: &str,
     after: &str,
-) -> Result<(HeldLock, Vec<serde_json::Value>), LockError> {
+) -> Result<(HeldLock, Option<serde_json::Value>), LockError> {
     // Expired leases are cleared only when the CREATE finds one (see take_lock).
     const TAKE: &str = "CREATE _migration_lock:current CONTENT { owner: $owner, acquired_at: time::now(), expires_at: time::now() + <duration> $surql_ttl };";
     let sql = format!("{before}\n{TAKE}\n{after}");
@@ -163,20 +153,23 @@ async fn take_lock(
     vars: &serde_json::Value,
     after: &str,
     last_error: &mut String,
-) -> Result<(HeldLock, Vec<serde_json::Value>), LockError> {
+) -> Result<(HeldLock, Option<serde_json::Value>), LockError> {
     // A lock released (or a transaction conflict) between our CREATE and the
     // read of the holder is retried a few times rather than reported as held.
     for _attempt in 0..5 {
         match run_query(db, sql, vars.clone()).await {
             Ok(results) => {
-                let after_count = count_statements(after);
-                let tail = results[results.len().saturating_sub(after_count)..].to_vec();
+                let read = if after.trim().is_empty() {
+                    None
+                } else {
+                    results.into_iter().last()
+                };
                 return Ok((
                     HeldLock {
                         owner: owner.to_string(),
                         ttl,
                     },
-                    tail,
+                    read,
                 ));
             }
             Err(QueryError::Statement { message, .. })
