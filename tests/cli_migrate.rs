@@ -10,7 +10,7 @@ use serde_json::json;
 use surql::ConnectionConfig;
 use surql::connection::{connect, run_query};
 
-use common::{TestServer, example_migrations, migrations_dir};
+use common::{TestServer, example_migrations, migrations_dir, text};
 
 fn surql(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_surql"))
@@ -23,15 +23,6 @@ fn surql(args: &[&str], dir: &Path) -> Output {
         .env_remove("SURQL_PASS")
         .output()
         .unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 async fn query(connection: &ConnectionConfig, sql: &str) -> Vec<serde_json::Value> {

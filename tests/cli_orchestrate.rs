@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use surql::ConnectionConfig;
 use surql::connection::{connect, connect_read_only, run_query};
 
-use common::{TestServer, example_migrations};
+use common::{TestServer, example_migrations, text};
 
 fn surql(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_surql"))
@@ -21,15 +21,6 @@ fn surql(args: &[&str], dir: &Path) -> Output {
         .env("SURQL_TEST_SECRET", "root")
         .output()
         .unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn json_output(output: &Output) -> Value {

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use surql::ConnectionConfig;
 use surql::connection::{connect, connect_read_only, run_query};
 
-use common::{TestServer, example_migrations, migrations_dir, plugin_library};
+use common::{TestServer, example_migrations, migrations_dir, plugin_library, text};
 
 const FAST: &str = "-- migrate:up\nDEFINE TABLE account SCHEMAFULL;\nDEFINE FIELD name ON account TYPE string;\n-- migrate:down\nREMOVE TABLE account;\n";
 const INDEX: &str = "-- migrate:up\nDEFINE INDEX account_name ON account FIELDS name;\n-- migrate:down\nREMOVE INDEX account_name ON account;\n";
@@ -27,15 +27,6 @@ fn surql(args: &[&str], dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_surql"));
     command.args(args).current_dir(dir).stdin(Stdio::null());
     command
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn results(output: &Output) -> Vec<Value> {
