@@ -5,6 +5,7 @@
 //! lease is deleted first, which is how a crashed runner's lock is taken over.
 
 use std::fmt;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -18,16 +19,19 @@ use crate::connection::{QueryError, run_query};
 pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(300);
 
 /// Owners of locks this process holds right now.
-static HELD_HERE: std::sync::LazyLock<std::sync::Mutex<std::collections::HashSet<String>>> =
-    std::sync::LazyLock::new(Default::default);
+static HELD_HERE: LazyLock<std::sync::Mutex<std::collections::HashSet<String>>> = LazyLock::new(Default::default);
 
-fn host_name() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
+/// This host's name, read once (lock owners are built per environment).
+fn host_name() -> &'static str {
+    static HOST: LazyLock<String> = LazyLock::new(|| {
+        std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into())
+    });
+    &HOST
 }
 
 /// `actor@host pid N deployment ID`: enough to tell who holds a lock, and
