@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use surql::ConnectionConfig;
 use surql::connection::{connect, connect_read_only, run_query};
+use surql::migration::lock::acquire_lock_with;
 use surql::migration::{
     ApplyContext, ApplyError, LockError, MigrationState, acquire_lock, applied_migrations, current_lock,
     discover_migrations, history_table_exists, migrate_down, migrate_up, plan, release_lock,
@@ -244,6 +245,15 @@ async fn drift_is_reported_and_up_refuses() {
     );
 }
 
+/// Creates the namespace, database and surql's tables.
+async fn initialise(connection: &ConnectionConfig) {
+    let db = connect(connection, TIMEOUT).await.unwrap();
+    surql::connection::ensure_namespace_and_database(&db, connection)
+        .await
+        .unwrap();
+    surql::migration::ensure_history_table(&db).await.unwrap();
+}
+
 async fn lock_is_exclusive_and_expires(connection: ConnectionConfig) {
     let db = connect(&connection, TIMEOUT).await.unwrap();
     let other = connect(&connection, TIMEOUT).await.unwrap();
@@ -282,11 +292,7 @@ async fn lock_is_exclusive_and_expires(connection: ConnectionConfig) {
 #[tokio::test]
 async fn embedded_lock_is_exclusive_and_expires() {
     let connection = mem_connection();
-    let db = connect(&connection, TIMEOUT).await.unwrap();
-    surql::connection::ensure_namespace_and_database(&db, &connection)
-        .await
-        .unwrap();
-    surql::migration::ensure_history_table(&db).await.unwrap();
+    initialise(&connection).await;
     lock_is_exclusive_and_expires(connection).await;
 }
 
@@ -294,12 +300,54 @@ async fn embedded_lock_is_exclusive_and_expires() {
 async fn server_lock_is_exclusive_and_expires() {
     let server = TestServer::start();
     let connection = server.connection("locks", "main");
-    let db = connect(&connection, TIMEOUT).await.unwrap();
-    surql::connection::ensure_namespace_and_database(&db, &connection)
-        .await
-        .unwrap();
-    surql::migration::ensure_history_table(&db).await.unwrap();
+    initialise(&connection).await;
     lock_is_exclusive_and_expires(connection).await;
+}
+
+/// The lock is taken in one batch with set-up statements; each statement is
+/// its own transaction, so a set-up statement can conflict with another
+/// runner while our CREATE commits. The lock is then ours, not "held".
+async fn a_conflict_beside_a_committed_create_keeps_the_lock(connection: ConnectionConfig) {
+    let db = connect(&connection, TIMEOUT).await.unwrap();
+    // Conflicts the first time it runs only, like a DEFINE racing another runner.
+    let conflicts_once = "DEFINE TABLE IF NOT EXISTS once SCHEMALESS; \
+        LET $first = !record::exists(once:marker); UPSERT once:marker; \
+        IF $first { THROW 'simulated write conflict' };";
+    let (held, read) = acquire_lock_with(
+        &db,
+        "alice@ci",
+        Duration::from_secs(60),
+        conflicts_once,
+        "RETURN 'after';",
+    )
+    .await
+    .unwrap();
+    assert_eq!(read, Some(json!("after")), "the read under the lock still runs");
+    assert_eq!(current_lock(&db).await.unwrap().unwrap().owner, "alice@ci");
+    release_lock(&db, &held).await.unwrap();
+
+    // A set-up that keeps failing: an error, and our lock is not left behind.
+    let always = "THROW 'simulated write conflict';";
+    let error = acquire_lock_with(&db, "alice@ci", Duration::from_secs(60), always, "")
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("simulated write conflict"), "{error}");
+    assert_eq!(current_lock(&db).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn embedded_conflict_beside_a_committed_create_keeps_the_lock() {
+    let connection = mem_connection();
+    initialise(&connection).await;
+    a_conflict_beside_a_committed_create_keeps_the_lock(connection).await;
+}
+
+#[tokio::test]
+async fn server_conflict_beside_a_committed_create_keeps_the_lock() {
+    let server = TestServer::start();
+    let connection = server.connection("locks", "conflict");
+    initialise(&connection).await;
+    a_conflict_beside_a_committed_create_keeps_the_lock(connection).await;
 }
 
 #[tokio::test]

@@ -142,43 +142,65 @@ pub async fn acquire_lock_with(
         .lock()
         .expect("lock registry poisoned")
         .insert(owner.to_string());
-    let result = take_lock(db, owner, ttl, &sql, &vars, after, &mut last_error).await;
+    let batch = Batch {
+        sql: &sql,
+        before,
+        after,
+    };
+    let result = take_lock(db, owner, ttl, &batch, &vars, &mut last_error).await;
     if result.is_err() {
         HELD_HERE.lock().expect("lock registry poisoned").remove(owner);
     }
     result
 }
 
+/// The one-round-trip query of [`acquire_lock_with`] and its parts.
+struct Batch<'a> {
+    sql: &'a str,
+    before: &'a str,
+    after: &'a str,
+}
+
 async fn take_lock(
     db: &Surreal<Any>,
     owner: &str,
     ttl: Duration,
-    sql: &str,
+    batch: &Batch<'_>,
     vars: &serde_json::Value,
-    after: &str,
     last_error: &mut String,
 ) -> Result<(HeldLock, Option<serde_json::Value>), LockError> {
+    let held = HeldLock {
+        owner: owner.to_string(),
+        ttl,
+    };
+    let read_of = |results: Vec<serde_json::Value>| {
+        if batch.after.trim().is_empty() {
+            None
+        } else {
+            results.into_iter().last()
+        }
+    };
     // A lock released (or a transaction conflict) between our CREATE and the
     // read of the holder is retried a few times rather than reported as held.
     for _attempt in 0..5 {
-        match run_query(db, sql, vars.clone()).await {
-            Ok(results) => {
-                let read = if after.trim().is_empty() {
-                    None
-                } else {
-                    results.into_iter().last()
-                };
-                return Ok((
-                    HeldLock {
-                        owner: owner.to_string(),
-                        ttl,
-                    },
-                    read,
-                ));
-            }
+        match run_query(db, batch.sql, vars.clone()).await {
+            Ok(results) => return Ok((held, read_of(results))),
             Err(QueryError::Statement { message, .. })
                 if message.contains("already exists") || message.to_ascii_lowercase().contains("conflict") =>
             {
+                // Each statement of the batch is its own transaction: our
+                // CREATE may have committed while a set-up DEFINE racing
+                // another runner's conflicted. Then the lock is ours; redo
+                // the rest of the batch without the CREATE.
+                if current_lock(db).await?.is_some_and(|info| info.owner == owner) {
+                    return match finish_batch(db, batch).await {
+                        Ok(results) => Ok((held, read_of(results))),
+                        Err(error) => {
+                            let _ = release_lock(db, &held).await;
+                            Err(error.into())
+                        }
+                    };
+                }
                 let expired = run_query(
                     db,
                     "DELETE _migration_lock:current WHERE expires_at < time::now() RETURN BEFORE;",
@@ -213,6 +235,17 @@ async fn take_lock(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Err(LockError::Busy(last_error.clone()))
+}
+
+/// The set-up and the read of a batch whose CREATE already committed.
+async fn finish_batch(db: &Surreal<Any>, batch: &Batch<'_>) -> Result<Vec<serde_json::Value>, QueryError> {
+    if !batch.before.trim().is_empty() {
+        crate::connection::run_idempotent(db, batch.before).await?;
+    }
+    if batch.after.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    run_query(db, batch.after, json!({})).await
 }
 
 /// Pushes the lease's expiry forward; fails when the lock is no longer ours.
