@@ -97,18 +97,34 @@ fn reset_peak() {
 struct Phase {
     seconds: f64,
     peak_growth_kib: u64,
+    /// CPU time (user + system) of this process: on the server, surql's own
+    /// client-side cost; on the embedded engine, the database's work too.
+    cpu_seconds: f64,
+}
+
+/// User + system CPU seconds of this process so far (Linux; 0 elsewhere).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name: utime and stime are the 12th and 13th.
+    let Some(end) = stat.rfind(')') else { return 0.0 };
+    let fields: Vec<&str> = stat[end + 1..].split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 async fn measure<F: std::future::Future<Output = ()>>(work: F) -> Phase {
     reset_peak();
     let (base, _) = rss();
     let started = Instant::now();
+    let cpu_before = cpu_seconds();
     work.await;
     let seconds = started.elapsed().as_secs_f64();
+    let cpu_seconds = cpu_seconds() - cpu_before;
     let (_, peak) = rss();
     Phase {
         seconds,
         peak_growth_kib: peak.saturating_sub(base),
+        cpu_seconds,
     }
 }
 
@@ -182,6 +198,7 @@ async fn one_round(
         Phase {
             seconds: (before.seconds + after.seconds) / 2.0,
             peak_growth_kib: before.peak_growth_kib.max(after.peak_growth_kib),
+            cpu_seconds: (before.cpu_seconds + after.cpu_seconds) / 2.0,
         }
     };
     let server = (engine == "server").then(start_server);
@@ -251,16 +268,18 @@ async fn main() {
     let migrations = discover_migrations(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/bench-migrations")).unwrap();
     let statements: Vec<String> = migrations.iter().map(|m| m.up.clone()).collect();
     println!(
-        "{} migrations, parallel strategy, max_concurrent {CONCURRENCY}; times in seconds (median of {repeat}); memory = peak RSS growth of this process (max)",
+        "{} migrations, parallel strategy, max_concurrent {CONCURRENCY}; times in seconds (median of {repeat}); memory = peak RSS growth of this process (max); cpu = CPU time of this process",
         migrations.len()
     );
     println!(
-        "{:<9} {:>5} | {:>8} {:>8} {:>7} | {:>8} {:>8} | {:>9} {:>10} {:>9} | {:>8}",
+        "{:<9} {:>5} | {:>8} {:>8} {:>7} | {:>7} {:>7} | {:>8} {:>8} | {:>9} {:>10} {:>9} | {:>8}",
         "engine",
         "N",
         "surql s",
         "floor s",
         "ratio",
+        "cpu s",
+        "floor",
         "envs/s",
         "floor/s",
         "mem KiB",
@@ -283,23 +302,28 @@ async fn main() {
             let floor_phase = Phase {
                 seconds: median(&|r| r.floor.seconds),
                 peak_growth_kib: rounds.iter().map(|r| r.floor.peak_growth_kib).max().unwrap_or(0),
+                cpu_seconds: median(&|r| r.floor.cpu_seconds),
             };
             let surql_phase = Phase {
                 seconds: median(&|r| r.surql.seconds),
                 peak_growth_kib: rounds.iter().map(|r| r.surql.peak_growth_kib).max().unwrap_or(0),
+                cpu_seconds: median(&|r| r.surql.cpu_seconds),
             };
             let status_phase = Phase {
                 seconds: median(&|r| r.status.seconds),
                 peak_growth_kib: 0,
+                cpu_seconds: 0.0,
             };
 
             println!(
-                "{:<9} {:>5} | {:>8.2} {:>8.2} {:>7.2} | {:>8.1} {:>8.1} | {:>9} {:>10.1} {:>9} | {:>8.2}{}",
+                "{:<9} {:>5} | {:>8.2} {:>8.2} {:>7.2} | {:>7.2} {:>7.2} | {:>8.1} {:>8.1} | {:>9} {:>10.1} {:>9} | {:>8.2}{}",
                 engine,
                 n,
                 surql_phase.seconds,
                 floor_phase.seconds,
                 surql_phase.seconds / floor_phase.seconds,
+                surql_phase.cpu_seconds,
+                floor_phase.cpu_seconds,
                 n as f64 / surql_phase.seconds,
                 n as f64 / floor_phase.seconds,
                 surql_phase.peak_growth_kib,

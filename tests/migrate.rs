@@ -333,6 +333,13 @@ async fn a_conflict_beside_a_committed_create_keeps_the_lock(connection: Connect
         .unwrap_err();
     assert!(error.to_string().contains("simulated write conflict"), "{error}");
     assert_eq!(current_lock(&db).await.unwrap(), None);
+
+    // A read under the lock that fails: an error, and the lock is released.
+    let error = acquire_lock_with(&db, "alice@ci", Duration::from_secs(60), "", "THROW 'unreadable';")
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("unreadable"), "{error}");
+    assert_eq!(current_lock(&db).await.unwrap(), None);
 }
 
 #[tokio::test]

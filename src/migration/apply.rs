@@ -205,7 +205,7 @@ fn completed_note(completed: &[AppliedStep]) -> String {
 /// The exact SurrealQL that applies one migration with its history row.
 pub fn up_script(migration: &Migration) -> String {
     format!(
-        "BEGIN TRANSACTION;\nLET $surql_started = time::now();\n{}\n;\nCREATE type::record('_migration_history', $surql_version) CONTENT {{ version: $surql_version, name: $surql_name, checksum: $surql_checksum, applied_at: time::now(), execution_ms: duration::millis(time::now() - $surql_started), deployment_id: $surql_deployment_id, actor: $surql_actor }};\nCOMMIT TRANSACTION;",
+        "BEGIN TRANSACTION;\nLET $surql_started = time::now();\n{}\n;\nCREATE type::record('_migration_history', $surql_version) CONTENT {{ version: $surql_version, name: $surql_name, checksum: $surql_checksum, applied_at: time::now(), execution_ms: duration::millis(time::now() - $surql_started), deployment_id: $surql_deployment_id, actor: $surql_actor }} RETURN NONE;\nCOMMIT TRANSACTION;",
         migration.up
     )
 }

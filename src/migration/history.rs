@@ -57,20 +57,29 @@ pub(crate) fn is_missing_scope(message: &str) -> bool {
     (m.contains("namespace") || m.contains("database")) && (m.contains("does not exist") || m.contains("not found"))
 }
 
-/// Reads the history in one round trip: `None` when the table does not exist.
-pub const READ_HISTORY: &str = "LET $surql_tables = (INFO FOR DB).tables; RETURN IF $surql_tables._migration_history != NONE { SELECT * FROM _migration_history } ELSE { NONE };";
+/// Reads the history in one statement. SurrealDB 3 refuses to read an
+/// undefined table, which is how an uninitialised database shows
+/// ([`is_missing_table`]); cheaper than asking `INFO FOR DB` first.
+pub const READ_HISTORY: &str = "SELECT * FROM _migration_history;";
 
 /// The history, `None` when the table is missing (the database is uninitialised).
 pub async fn read_history(db: &Surreal<Any>) -> Result<Option<Vec<AppliedMigration>>, QueryError> {
     match run_query(db, READ_HISTORY, json!({})).await {
         Ok(results) => history_from_read(results.into_iter().last()),
-        Err(QueryError::Statement { message, .. }) if is_missing_scope(&message) => Ok(None),
+        Err(QueryError::Statement { message, .. }) if is_missing_scope(&message) || is_missing_table(&message) => {
+            Ok(None)
+        }
         Err(other) => Err(other),
     }
 }
 
-/// The history from the last result of [`READ_HISTORY`]: `None` when the
-/// table does not exist.
+/// SurrealDB's error for reading a table that was never defined.
+pub(crate) fn is_missing_table(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("table") && m.contains("does not exist")
+}
+
+/// The history from the result of [`READ_HISTORY`] (`None`: no result).
 pub fn history_from_read(result: Option<serde_json::Value>) -> Result<Option<Vec<AppliedMigration>>, QueryError> {
     match result {
         Some(serde_json::Value::Null) | None => Ok(None),

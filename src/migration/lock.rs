@@ -230,7 +230,16 @@ async fn take_lock(
                 }
                 *last_error = message;
             }
-            Err(other) => return Err(other.into()),
+            Err(error) => {
+                // Another statement of the batch failed: if our CREATE
+                // committed, the lock must not outlive this error.
+                if let QueryError::Statement { .. } = error
+                    && current_lock(db).await?.is_some_and(|info| info.owner == owner)
+                {
+                    let _ = release_lock(db, &held).await;
+                }
+                return Err(error.into());
+            }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
