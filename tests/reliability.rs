@@ -29,6 +29,24 @@ fn surql(args: &[&str], dir: &Path) -> Command {
     command
 }
 
+/// Starts surql with its output captured.
+fn spawn_piped(args: &[&str], dir: &Path) -> Child {
+    surql(args, dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until a run has taken the database's lock.
+async fn wait_for_lock(connection: &ConnectionConfig) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lock_record(connection).await.is_none() {
+        assert!(Instant::now() < deadline, "the run never took the lock");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn results(output: &Output) -> Vec<Value> {
     let doc: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(output)));
     doc["results"].as_array().unwrap().clone()
@@ -122,11 +140,7 @@ async fn server_killed_mid_migration_fails_only_that_environment_and_recovers() 
         "--operation-timeout",
         "15",
     ];
-    let child = surql(&args, work.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_piped(&args, work.path());
     std::thread::sleep(Duration::from_millis(1500)); // inside the 4 s migration
     let started = Instant::now();
     victim.kill();
@@ -304,15 +318,7 @@ async fn two_deploys_at_once_apply_each_migration_exactly_once() {
         "--output",
         "json",
     ];
-    let runs: Vec<Child> = (0..2)
-        .map(|_| {
-            surql(&args, work.path())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let runs: Vec<Child> = (0..2).map(|_| spawn_piped(&args, work.path())).collect();
     let outputs: Vec<Output> = runs.into_iter().map(|c| wait_for(c, Duration::from_secs(60))).collect();
     for name in ["one", "two"] {
         let mut applied = 0;
@@ -333,6 +339,45 @@ async fn two_deploys_at_once_apply_each_migration_exactly_once() {
 }
 
 #[tokio::test]
+async fn a_deploy_longer_than_its_lease_keeps_the_lock() {
+    let server = TestServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let migrations = migrations_dir(&[("1_slow.surql", &slow(3)), ("2_accounts.surql", FAST)]);
+    write_config(work.path(), json!([server_env("db", &server, 1)]));
+    let m = migrations.path().to_str().unwrap();
+    // A one-second lease, and a migration that takes three.
+    let args = [
+        "orchestrate",
+        "deploy",
+        "-e",
+        "db",
+        "-m",
+        m,
+        "--lock-ttl",
+        "1",
+        "--output",
+        "json",
+    ];
+    let first = spawn_piped(&args, work.path());
+    let connection = server.connection("app", "db");
+    wait_for_lock(&connection).await;
+    // Well past the first lease: only renewals keep the lock.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    let second = surql(&args, work.path()).output().unwrap();
+    let first = wait_for(first, Duration::from_secs(30));
+
+    let first_result = status_of(&results(&first), "db").clone();
+    assert_eq!(first_result["status"], "success", "{}", text(&first));
+    assert_eq!(first_result["migrations_applied"], 2);
+    let second_result = status_of(&results(&second), "db").clone();
+    assert_eq!(second_result["status"], "failed", "{}", text(&second));
+    let error = second_result["error"].as_str().unwrap();
+    assert!(error.contains("locked by"), "{error}");
+    assert_eq!(history(&connection).await.unwrap(), ["1", "2"]);
+    assert_eq!(lock_record(&connection).await, None, "lock released");
+}
+
+#[tokio::test]
 async fn a_crashed_runners_lock_is_taken_over() {
     let server = TestServer::start();
     let work = tempfile::tempdir().unwrap();
@@ -345,11 +390,7 @@ async fn a_crashed_runners_lock_is_taken_over() {
         .spawn()
         .unwrap();
     let connection = server.connection("app", "db");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while lock_record(&connection).await.is_none() {
-        assert!(Instant::now() < deadline, "the first run never took the lock");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_lock(&connection).await;
     crashed.kill().unwrap(); // kill -9: no cleanup
     crashed.wait().unwrap();
     let stale = lock_record(&connection).await.expect("the lock stays behind");

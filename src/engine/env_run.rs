@@ -11,7 +11,7 @@ use crate::connection::{QueryError, ReadOnly, connect, open_read_only, select_fo
 use crate::health::{HealthCheck, Session};
 use crate::migration::apply::describe_drift;
 use crate::migration::history::{self, DEFINE_HISTORY_TABLE, history_from_read};
-use crate::migration::lock::{DEFINE_LOCK_TABLE, acquire_lock_with};
+use crate::migration::lock::{DEFINE_LOCK_TABLE, Heartbeat, acquire_lock_with};
 use crate::migration::{
     AppliedMigration, Migration, acquire_lock, apply_migration, plan, release_lock, revert_migration, up_script,
 };
@@ -195,10 +195,12 @@ async fn run_steps(
     .await
     .map_err(|e| failed(format!("not deployed: {e}")))?;
     let applied_now = history_from_read(under_lock);
+    let heartbeat = Heartbeat::start(&db, &lock);
     let outcome = match applied_now {
-        Ok(applied_now) => apply_pending(engine, environment, &db, &applied_now.unwrap_or_default()).await,
+        Ok(applied_now) => apply_pending(engine, environment, &db, &applied_now.unwrap_or_default(), &heartbeat).await,
         Err(e) => Err(failed(format!("cannot read _migration_history: {e}"))),
     };
+    drop(heartbeat);
     let released = guarded(environment, release_lock(&db, &lock)).await;
     let applied_count = engine.ledger().get(name).map(|s| s.applied_this_run.len()).unwrap_or(0);
     match (outcome, released) {
@@ -310,6 +312,7 @@ async fn apply_pending(
     environment: &EnvironmentConfig,
     db: &Surreal<Any>,
     applied: &[AppliedMigration],
+    heartbeat: &Heartbeat,
 ) -> Result<(), Stop> {
     let name = environment.name.as_str();
     let migration_plan = plan(&engine.migrations, applied);
@@ -326,6 +329,15 @@ async fn apply_pending(
         let migration = &engine.migrations[index];
         if engine.is_cancelled() {
             return Err(interrupted(engine, environment, db, migration).await);
+        }
+        // Another runner may now hold the lock: stop, and leave the database
+        // to it rather than rolling back under its feet.
+        if let Err(lost) = heartbeat.check() {
+            let kept = engine.ledger().get(name).map(|s| s.applied_this_run.len()).unwrap_or(0);
+            return Err(failed(format!(
+                "{lost}; stopped before {} ({kept} migration(s) applied by this run were kept)",
+                migration.id()
+            )));
         }
         engine
             .events
@@ -444,7 +456,9 @@ pub(super) async fn roll_back_run(
         let lock = acquire_lock(&db, &engine.context.lock_owner(), engine.context.lock_ttl)
             .await
             .map_err(|e| e.to_string())?;
+        let heartbeat = Heartbeat::start(&db, &lock);
         let reverted = revert(engine, environment, &db, applied).await;
+        drop(heartbeat);
         let _ = guarded(environment, release_lock(&db, &lock)).await;
         reverted
     }

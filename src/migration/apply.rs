@@ -10,7 +10,7 @@ use surrealdb::engine::any::Any;
 
 use super::file::Migration;
 use super::history::{AppliedMigration, applied_migrations, ensure_history_table};
-use super::lock::{DEFAULT_LOCK_TTL, HeldLock, LockError, acquire_lock, release_lock, renew_lock};
+use super::lock::{DEFAULT_LOCK_TTL, Heartbeat, LockError, acquire_lock, release_lock};
 use crate::connection::{ConnectionConfig, QueryError, ensure_namespace_and_database, run_query};
 
 /// Who applies and under which deployment.
@@ -256,10 +256,12 @@ pub async fn revert_migration(db: &Surreal<Any>, migration: &Migration) -> Resul
 async fn with_lock<T>(
     db: &Surreal<Any>,
     ctx: &ApplyContext,
-    work: impl AsyncFnOnce(&HeldLock) -> Result<T, ApplyError>,
+    work: impl AsyncFnOnce(&Heartbeat) -> Result<T, ApplyError>,
 ) -> Result<T, ApplyError> {
     let lock = acquire_lock(db, &ctx.lock_owner(), ctx.lock_ttl).await?;
-    let result = work(&lock).await;
+    let heartbeat = Heartbeat::start(db, &lock);
+    let result = work(&heartbeat).await;
+    drop(heartbeat);
     let released = release_lock(db, &lock).await;
     match (result, released) {
         (Ok(value), Ok(())) => Ok(value),
@@ -290,7 +292,7 @@ pub async fn migrate_up(
     ensure_history_table(db)
         .await
         .map_err(|e| ApplyError::Setup(format!("cannot create _migration_history: {e}")))?;
-    with_lock(db, ctx, async |lock| {
+    with_lock(db, ctx, async |heartbeat| {
         // Read history under the lock so a concurrent runner's work is seen.
         let applied = applied_migrations(db)
             .await
@@ -302,9 +304,7 @@ pub async fn migrate_up(
         let take = steps.unwrap_or(usize::MAX);
         let mut completed = Vec::new();
         for migration in plan.pending.into_iter().take(take) {
-            if !completed.is_empty() {
-                renew_lock(db, lock).await?;
-            }
+            heartbeat.check()?;
             match apply_migration(db, migration, ctx).await {
                 Ok(duration_ms) => completed.push(AppliedStep {
                     version: migration.version.clone(),
@@ -366,16 +366,14 @@ pub async fn migrate_down(
     if applied.is_empty() {
         return Ok(Vec::new());
     }
-    with_lock(db, ctx, async |lock| {
+    with_lock(db, ctx, async |heartbeat| {
         let applied = applied_migrations(db)
             .await
             .map_err(|e| ApplyError::Setup(format!("cannot read _migration_history: {e}")))?;
         let targets = rollback_plan(migrations, &applied, steps)?;
         let mut completed = Vec::new();
         for migration in targets {
-            if !completed.is_empty() {
-                renew_lock(db, lock).await?;
-            }
+            heartbeat.check()?;
             match revert_migration(db, migration).await {
                 Ok(duration_ms) => completed.push(AppliedStep {
                     version: migration.version.clone(),

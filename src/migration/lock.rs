@@ -279,6 +279,52 @@ pub async fn renew_lock(db: &Surreal<Any>, lock: &HeldLock) -> Result<(), LockEr
     }
 }
 
+/// Renews a held lease in the background every third of its length, so a
+/// long deployment — or one migration longer than the lease — never outlives
+/// its lock. Fast deployments never renew. Dropping it stops the renewals.
+pub struct Heartbeat {
+    task: tokio::task::JoinHandle<()>,
+    lost: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl Heartbeat {
+    pub fn start(db: &Surreal<Any>, lock: &HeldLock) -> Self {
+        let lost = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let (db, lock, flag) = (db.clone(), lock.clone(), lost.clone());
+        let period = (lock.ttl / 3).max(Duration::from_millis(100));
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                match renew_lock(&db, &lock).await {
+                    Ok(()) => {}
+                    Err(LockError::Lost(holder)) => {
+                        *flag.lock().expect("heartbeat flag poisoned") = Some(holder);
+                        return;
+                    }
+                    // Unreachable for now: the lease has two more periods to
+                    // be renewed, and the migration itself reports the outage.
+                    Err(error) => tracing::warn!("could not renew the migration lock: {error}"),
+                }
+            }
+        });
+        Self { task, lost }
+    }
+
+    /// An error once the lease was lost (expired and taken by another runner).
+    pub fn check(&self) -> Result<(), LockError> {
+        match self.lost.lock().expect("heartbeat flag poisoned").clone() {
+            Some(holder) => Err(LockError::Lost(holder)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// Releases the lock if this owner still holds it.
 pub async fn release_lock(db: &Surreal<Any>, lock: &HeldLock) -> Result<(), LockError> {
     HELD_HERE.lock().expect("lock registry poisoned").remove(&lock.owner);
