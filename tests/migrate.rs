@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use surql::ConnectionConfig;
 use surql::connection::{connect, connect_read_only, run_query};
+use surql::migration::apply::apply_last_migration;
 use surql::migration::lock::{Heartbeat, acquire_lock_with};
 use surql::migration::{
     ApplyContext, ApplyError, LockError, MigrationState, acquire_lock, applied_migrations, current_lock,
@@ -385,6 +386,31 @@ async fn a_heartbeat_keeps_the_lease_and_notices_when_it_is_lost() {
     assert_eq!(current_lock(&db).await.unwrap().unwrap().owner, "bob@ci");
     drop(heartbeat);
     release_lock(&other, &taken).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_last_migration_releases_the_lock_only_when_it_commits() {
+    let connection = mem_connection();
+    initialise(&connection).await;
+    let db = connect(&connection, TIMEOUT).await.unwrap();
+    let dir = migrations_dir(&[
+        ("1_fails.surql", "-- migrate:up\nDEFINE TABLE a;\nTHROW 'boom';\n"),
+        ("2_works.surql", "-- migrate:up\nDEFINE TABLE b;\n"),
+    ]);
+    let migrations = discover_migrations(dir.path()).unwrap();
+    let ctx = ApplyContext::new();
+    let lock = acquire_lock(&db, "alice@ci", Duration::from_secs(60)).await.unwrap();
+    apply_last_migration(&db, &migrations[0], &ctx, &lock)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        current_lock(&db).await.unwrap().unwrap().owner,
+        "alice@ci",
+        "still held for the rollback"
+    );
+    apply_last_migration(&db, &migrations[1], &ctx, &lock).await.unwrap();
+    assert_eq!(current_lock(&db).await.unwrap(), None, "released with the commit");
+    assert_eq!(history(&connection).await.len(), 1);
 }
 
 #[tokio::test]

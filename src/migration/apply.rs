@@ -10,7 +10,9 @@ use surrealdb::engine::any::Any;
 
 use super::file::Migration;
 use super::history::{AppliedMigration, applied_migrations, ensure_history_table};
-use super::lock::{DEFAULT_LOCK_TTL, Heartbeat, LockError, acquire_lock, release_lock};
+use super::lock::{
+    DEFAULT_LOCK_TTL, Heartbeat, HeldLock, LockError, RELEASE_IN_TRANSACTION, acquire_lock, forget_lock, release_lock,
+};
 use crate::connection::{ConnectionConfig, QueryError, ensure_namespace_and_database, run_query};
 
 /// Who applies and under which deployment.
@@ -204,9 +206,16 @@ fn completed_note(completed: &[AppliedStep]) -> String {
 
 /// The exact SurrealQL that applies one migration with its history row.
 pub fn up_script(migration: &Migration) -> String {
+    up_script_releasing(migration, false)
+}
+
+/// [`up_script`], also releasing the lock in the same transaction when
+/// `release`: the last migration of a run and the release commit together.
+fn up_script_releasing(migration: &Migration, release: bool) -> String {
     format!(
-        "BEGIN TRANSACTION;\nLET $surql_started = time::now();\n{}\n;\nCREATE type::record('_migration_history', $surql_version) CONTENT {{ version: $surql_version, name: $surql_name, checksum: $surql_checksum, applied_at: time::now(), execution_ms: duration::millis(time::now() - $surql_started), deployment_id: $surql_deployment_id, actor: $surql_actor }} RETURN NONE;\nCOMMIT TRANSACTION;",
-        migration.up
+        "BEGIN TRANSACTION;\nLET $surql_started = time::now();\n{}\n;\nCREATE type::record('_migration_history', $surql_version) CONTENT {{ version: $surql_version, name: $surql_name, checksum: $surql_checksum, applied_at: time::now(), execution_ms: duration::millis(time::now() - $surql_started), deployment_id: $surql_deployment_id, actor: $surql_actor }} RETURN NONE;\n{}COMMIT TRANSACTION;",
+        migration.up,
+        if release { RELEASE_IN_TRANSACTION } else { "" }
     )
 }
 
@@ -221,16 +230,40 @@ pub fn down_script(migration: &Migration) -> Option<String> {
 
 /// Applies one migration in one transaction. Returns its duration.
 pub async fn apply_migration(db: &Surreal<Any>, migration: &Migration, ctx: &ApplyContext) -> Result<u64, QueryError> {
+    apply(db, migration, ctx, None).await
+}
+
+/// [`apply_migration`] for the last migration of a run: the lock is released
+/// in the same transaction, saving a round trip. If the migration fails,
+/// nothing commits and the lock is still held (for the rollback).
+pub async fn apply_last_migration(
+    db: &Surreal<Any>,
+    migration: &Migration,
+    ctx: &ApplyContext,
+    lock: &HeldLock,
+) -> Result<u64, QueryError> {
+    let duration = apply(db, migration, ctx, Some(lock)).await?;
+    forget_lock(lock);
+    Ok(duration)
+}
+
+async fn apply(
+    db: &Surreal<Any>,
+    migration: &Migration,
+    ctx: &ApplyContext,
+    release: Option<&HeldLock>,
+) -> Result<u64, QueryError> {
     let started = std::time::Instant::now();
     run_query(
         db,
-        &up_script(migration),
+        &up_script_releasing(migration, release.is_some()),
         json!({
             "surql_version": migration.version,
             "surql_name": migration.name,
             "surql_checksum": migration.checksum,
             "surql_deployment_id": ctx.deployment_id,
             "surql_actor": ctx.actor,
+            "surql_owner": release.map(|lock| lock.owner.as_str()),
         }),
     )
     .await?;

@@ -325,9 +325,18 @@ impl Drop for Heartbeat {
     }
 }
 
+/// Releases the lock inside another transaction (bind `$surql_owner`); call
+/// [`forget_lock`] once that committed.
+pub const RELEASE_IN_TRANSACTION: &str = "DELETE _migration_lock:current WHERE owner = $surql_owner;\n";
+
+/// Records that `lock` was released by [`RELEASE_IN_TRANSACTION`].
+pub fn forget_lock(lock: &HeldLock) {
+    HELD_HERE.lock().expect("lock registry poisoned").remove(&lock.owner);
+}
+
 /// Releases the lock if this owner still holds it.
 pub async fn release_lock(db: &Surreal<Any>, lock: &HeldLock) -> Result<(), LockError> {
-    HELD_HERE.lock().expect("lock registry poisoned").remove(&lock.owner);
+    forget_lock(lock);
     run_query(
         db,
         "DELETE _migration_lock:current WHERE owner = $owner;",
