@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use surql::ConnectionConfig;
 use surql::connection::{connect, connect_read_only, run_query};
-use surql::migration::apply::apply_last_migration;
+use surql::migration::apply::{StartClock, apply_last_migration};
 use surql::migration::lock::{Heartbeat, acquire_lock_with};
 use surql::migration::{
     ApplyContext, ApplyError, LockError, MigrationState, acquire_lock, applied_migrations, current_lock,
@@ -93,6 +93,30 @@ async fn embedded_applies_examples_atomically_with_history() {
 async fn server_applies_examples_atomically_with_history() {
     let server = TestServer::start();
     applies_examples_atomically_with_history(server.connection("shop", "main")).await;
+}
+
+/// `execution_ms` times the migration's statements: on a server by its own
+/// clock, embedded by this process's (see `StartClock`).
+async fn execution_ms_times_the_migration(connection: ConnectionConfig) {
+    let dir = migrations_dir(&[("1_slow.surql", "-- migrate:up\nDEFINE TABLE t;\nSLEEP 300ms;\n")]);
+    let migrations = discover_migrations(dir.path()).unwrap();
+    let db = connect(&connection, TIMEOUT).await.unwrap();
+    migrate_up(&db, &connection, &migrations, None, &ApplyContext::new())
+        .await
+        .unwrap();
+    let took = history(&connection).await[0]["execution_ms"].as_i64().unwrap();
+    assert!((300..10_000).contains(&took), "execution_ms {took}");
+}
+
+#[tokio::test]
+async fn embedded_execution_ms_times_the_migration() {
+    execution_ms_times_the_migration(mem_connection()).await;
+}
+
+#[tokio::test]
+async fn server_execution_ms_times_the_migration() {
+    let server = TestServer::start();
+    execution_ms_times_the_migration(server.connection("timing", "main")).await;
 }
 
 const GOOD: &str = "-- migrate:up\nDEFINE TABLE first SCHEMAFULL;\n-- migrate:down\nREMOVE TABLE first;\n";
@@ -400,7 +424,7 @@ async fn the_last_migration_releases_the_lock_only_when_it_commits() {
     let migrations = discover_migrations(dir.path()).unwrap();
     let ctx = ApplyContext::new();
     let lock = acquire_lock(&db, "alice@ci", Duration::from_secs(60)).await.unwrap();
-    apply_last_migration(&db, &migrations[0], &ctx, &lock)
+    apply_last_migration(&db, &migrations[0], StartClock::Shared, &ctx, &lock)
         .await
         .unwrap_err();
     assert_eq!(
@@ -408,7 +432,9 @@ async fn the_last_migration_releases_the_lock_only_when_it_commits() {
         "alice@ci",
         "still held for the rollback"
     );
-    apply_last_migration(&db, &migrations[1], &ctx, &lock).await.unwrap();
+    apply_last_migration(&db, &migrations[1], StartClock::Shared, &ctx, &lock)
+        .await
+        .unwrap();
     assert_eq!(current_lock(&db).await.unwrap(), None, "released with the commit");
     assert_eq!(history(&connection).await.len(), 1);
 }

@@ -13,8 +13,8 @@ use super::render;
 use crate::connection::{ConnectionConfig, connect, connect_read_only};
 use crate::error::{EXIT_FAILURE, EXIT_SUCCESS};
 use crate::migration::{
-    self, AppliedMigration, ApplyContext, ApplyError, Migration, applied_migrations, discover_migrations, down_script,
-    rollback_plan, up_script,
+    self, AppliedMigration, ApplyContext, ApplyError, Migration, applied_migrations, apply::StartClock,
+    discover_migrations, down_script, rollback_plan, up_script,
 };
 
 pub async fn run(command: MigrateCommand) -> Result<i32, Failure> {
@@ -152,7 +152,12 @@ async fn up(target: &Target, steps: Option<usize>, dry_run: bool) -> Result<i32,
             pending.len()
         );
         for m in pending {
-            println!("\n-- {} ({})\n{}", m.id(), m.path.display(), up_script(m));
+            println!(
+                "\n-- {} ({})\n{}",
+                m.id(),
+                m.path.display(),
+                up_script(m, StartClock::of(&connection))
+            );
         }
         return Ok(EXIT_SUCCESS);
     }

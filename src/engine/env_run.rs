@@ -13,8 +13,9 @@ use crate::migration::apply::describe_drift;
 use crate::migration::history::{self, DEFINE_HISTORY_TABLE, history_from_read};
 use crate::migration::lock::{DEFINE_LOCK_TABLE, Heartbeat, HeldLock, acquire_lock_with};
 use crate::migration::{
-    AppliedMigration, Migration, acquire_lock, apply::apply_last_migration, apply_migration, plan, release_lock,
-    revert_migration, up_script,
+    AppliedMigration, Migration, acquire_lock,
+    apply::{StartClock, apply_last_migration},
+    apply_migration, plan, release_lock, revert_migration, up_script,
 };
 use crate::registry::EnvironmentConfig;
 use crate::safety::ApprovalDecision;
@@ -137,7 +138,10 @@ async fn run_steps(
     if options.dry_run {
         let plan = EnvironmentPlan {
             pending: pending.iter().map(|&i| engine.migrations[i].id()).collect(),
-            statements: pending.iter().map(|&i| up_script(&engine.migrations[i])).collect(),
+            statements: pending
+                .iter()
+                .map(|&i| up_script(&engine.migrations[i], StartClock::of(&environment.connection)))
+                .collect(),
             destructive,
             approval_required,
             irreversible: pending
@@ -337,6 +341,7 @@ async fn apply_pending(
         .map(|m| index_of(&engine.migrations, m))
         .collect();
     let total = pending.len();
+    let clock = StartClock::of(&environment.connection);
     for (step, index) in pending.into_iter().enumerate() {
         let migration = &engine.migrations[index];
         if engine.is_cancelled() {
@@ -356,9 +361,9 @@ async fn apply_pending(
             .phase(name, format!("applying {}/{total}: {}", step + 1, migration.id()));
         let applying = async {
             if step + 1 == total {
-                apply_last_migration(db, migration, &engine.context, lock).await
+                apply_last_migration(db, migration, clock, &engine.context, lock).await
             } else {
-                apply_migration(db, migration, &engine.context).await
+                apply_migration(db, migration, clock, &engine.context).await
             }
         };
         match guarded(environment, applying).await {

@@ -13,7 +13,7 @@ use super::history::{AppliedMigration, applied_migrations, ensure_history_table}
 use super::lock::{
     DEFAULT_LOCK_TTL, Heartbeat, HeldLock, LockError, RELEASE_IN_TRANSACTION, acquire_lock, forget_lock, release_lock,
 };
-use crate::connection::{ConnectionConfig, QueryError, ensure_namespace_and_database, run_query};
+use crate::connection::{ConnectionConfig, EndpointKind, QueryError, ensure_namespace_and_database, run_query};
 
 /// Who applies and under which deployment.
 #[derive(Debug, Clone)]
@@ -204,16 +204,40 @@ fn completed_note(completed: &[AppliedStep]) -> String {
     }
 }
 
+/// Where a migration's `execution_ms` is timed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartClock {
+    /// A remote server: the transaction notes its own start with a `LET`, as
+    /// this machine's clock may differ from the server's.
+    Server,
+    /// The embedded engine runs on this process's clock: the start is bound as
+    /// a parameter, sparing the `LET` (about 7 % of a deployment there).
+    Shared,
+}
+
+impl StartClock {
+    pub fn of(connection: &ConnectionConfig) -> Self {
+        match connection.endpoint_kind() {
+            Ok(EndpointKind::Embedded) => Self::Shared,
+            _ => Self::Server,
+        }
+    }
+}
+
 /// The exact SurrealQL that applies one migration with its history row.
-pub fn up_script(migration: &Migration) -> String {
-    up_script_releasing(migration, false)
+pub fn up_script(migration: &Migration, clock: StartClock) -> String {
+    up_script_releasing(migration, clock, false)
 }
 
 /// [`up_script`], also releasing the lock in the same transaction when
 /// `release`: the last migration of a run and the release commit together.
-fn up_script_releasing(migration: &Migration, release: bool) -> String {
+fn up_script_releasing(migration: &Migration, clock: StartClock, release: bool) -> String {
+    let (note_start, started) = match clock {
+        StartClock::Server => ("LET $surql_started = time::now();\n", "$surql_started"),
+        StartClock::Shared => ("", "<datetime> $surql_started"),
+    };
     format!(
-        "BEGIN TRANSACTION;\nLET $surql_started = time::now();\n{}\n;\nCREATE type::record('_migration_history', $surql_version) CONTENT {{ version: $surql_version, name: $surql_name, checksum: $surql_checksum, applied_at: time::now(), execution_ms: duration::millis(time::now() - $surql_started), deployment_id: $surql_deployment_id, actor: $surql_actor }} RETURN NONE;\n{}COMMIT TRANSACTION;",
+        "BEGIN TRANSACTION;\n{note_start}{}\n;\nCREATE type::record('_migration_history', $surql_version) CONTENT {{ version: $surql_version, name: $surql_name, checksum: $surql_checksum, applied_at: time::now(), execution_ms: duration::millis(time::now() - {started}), deployment_id: $surql_deployment_id, actor: $surql_actor }} RETURN NONE;\n{}COMMIT TRANSACTION;",
         migration.up,
         if release { RELEASE_IN_TRANSACTION } else { "" }
     )
@@ -229,8 +253,13 @@ pub fn down_script(migration: &Migration) -> Option<String> {
 }
 
 /// Applies one migration in one transaction. Returns its duration.
-pub async fn apply_migration(db: &Surreal<Any>, migration: &Migration, ctx: &ApplyContext) -> Result<u64, QueryError> {
-    apply(db, migration, ctx, None).await
+pub async fn apply_migration(
+    db: &Surreal<Any>,
+    migration: &Migration,
+    clock: StartClock,
+    ctx: &ApplyContext,
+) -> Result<u64, QueryError> {
+    apply(db, migration, clock, ctx, None).await
 }
 
 /// [`apply_migration`] for the last migration of a run: the lock is released
@@ -239,10 +268,11 @@ pub async fn apply_migration(db: &Surreal<Any>, migration: &Migration, ctx: &App
 pub async fn apply_last_migration(
     db: &Surreal<Any>,
     migration: &Migration,
+    clock: StartClock,
     ctx: &ApplyContext,
     lock: &HeldLock,
 ) -> Result<u64, QueryError> {
-    let duration = apply(db, migration, ctx, Some(lock)).await?;
+    let duration = apply(db, migration, clock, ctx, Some(lock)).await?;
     forget_lock(lock);
     Ok(duration)
 }
@@ -250,13 +280,14 @@ pub async fn apply_last_migration(
 async fn apply(
     db: &Surreal<Any>,
     migration: &Migration,
+    clock: StartClock,
     ctx: &ApplyContext,
     release: Option<&HeldLock>,
 ) -> Result<u64, QueryError> {
     let started = std::time::Instant::now();
     run_query(
         db,
-        &up_script_releasing(migration, release.is_some()),
+        &up_script_releasing(migration, clock, release.is_some()),
         json!({
             "surql_version": migration.version,
             "surql_name": migration.name,
@@ -264,6 +295,7 @@ async fn apply(
             "surql_deployment_id": ctx.deployment_id,
             "surql_actor": ctx.actor,
             "surql_owner": release.map(|lock| lock.owner.as_str()),
+            "surql_started": (clock == StartClock::Shared).then(|| chrono::Utc::now().to_rfc3339()),
         }),
     )
     .await?;
@@ -338,7 +370,7 @@ pub async fn migrate_up(
         let mut completed = Vec::new();
         for migration in plan.pending.into_iter().take(take) {
             heartbeat.check()?;
-            match apply_migration(db, migration, ctx).await {
+            match apply_migration(db, migration, StartClock::of(connection), ctx).await {
                 Ok(duration_ms) => completed.push(AppliedStep {
                     version: migration.version.clone(),
                     name: migration.name.clone(),
