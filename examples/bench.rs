@@ -100,11 +100,19 @@ struct Phase {
     /// CPU time (user + system) of this process: on the server, surql's own
     /// client-side cost; on the embedded engine, the database's work too.
     cpu_seconds: f64,
+    /// CPU time of the server process (server engine only).
+    server_cpu_seconds: f64,
 }
 
-/// User + system CPU seconds of this process so far (Linux; 0 elsewhere).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+impl Phase {
+    fn total_cpu(&self) -> f64 {
+        self.cpu_seconds + self.server_cpu_seconds
+    }
+}
+
+/// User + system CPU seconds of a process so far (Linux; 0 elsewhere).
+fn cpu_seconds(process: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{process}/stat")).unwrap_or_default();
     // Fields after the command name: utime and stime are the 12th and 13th.
     let Some(end) = stat.rfind(')') else { return 0.0 };
     let fields: Vec<&str> = stat[end + 1..].split_whitespace().collect();
@@ -112,19 +120,24 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-async fn measure<F: std::future::Future<Output = ()>>(work: F) -> Phase {
+/// Runs `work`, measuring it and the CPU of `server` (a pid) if any.
+async fn measure<F: std::future::Future<Output = ()>>(server: Option<u32>, work: F) -> Phase {
+    let server = server.map(|pid| pid.to_string());
+    let server_cpu = || server.as_deref().map(cpu_seconds).unwrap_or(0.0);
     reset_peak();
     let (base, _) = rss();
     let started = Instant::now();
-    let cpu_before = cpu_seconds();
+    let (cpu_before, server_before) = (cpu_seconds("self"), server_cpu());
     work.await;
     let seconds = started.elapsed().as_secs_f64();
-    let cpu_seconds = cpu_seconds() - cpu_before;
+    let cpu_seconds = cpu_seconds("self") - cpu_before;
+    let server_cpu_seconds = server_cpu() - server_before;
     let (_, peak) = rss();
     Phase {
         seconds,
         peak_growth_kib: peak.saturating_sub(base),
         cpu_seconds,
+        server_cpu_seconds,
     }
 }
 
@@ -191,14 +204,19 @@ async fn one_round(
     let surql_prefix = format!("tenant_{run}_{n}_");
     let floor_phase = if engine == "server" {
         let server = start_server();
-        measure(floor(&server.url, &floor_prefix, n, statements)).await
+        measure(
+            Some(server.child.id()),
+            floor(&server.url, &floor_prefix, n, statements),
+        )
+        .await
     } else {
-        let before = measure(floor("mem://", &floor_prefix, n, statements)).await;
-        let after = measure(floor("mem://", &format!("after_{floor_prefix}"), n, statements)).await;
+        let before = measure(None, floor("mem://", &floor_prefix, n, statements)).await;
+        let after = measure(None, floor("mem://", &format!("after_{floor_prefix}"), n, statements)).await;
         Phase {
             seconds: (before.seconds + after.seconds) / 2.0,
             peak_growth_kib: before.peak_growth_kib.max(after.peak_growth_kib),
             cpu_seconds: (before.cpu_seconds + after.cpu_seconds) / 2.0,
+            server_cpu_seconds: 0.0,
         }
     };
     let server = (engine == "server").then(start_server);
@@ -213,7 +231,8 @@ async fn one_round(
     request.options.max_concurrent = CONCURRENCY;
     let c = coordinator.clone();
     let mut ok = true;
-    let surql_phase = measure(async {
+    let server_pid = server.as_ref().map(|s| s.child.id());
+    let surql_phase = measure(server_pid, async {
         let report = c.deploy_to_environments(request).await.unwrap();
         ok = report.all_succeeded();
         if !ok {
@@ -230,7 +249,7 @@ async fn one_round(
     let names = vec!["tag:tenant".to_string()];
     let check = HealthCheck::new();
     let mut status_ok = true;
-    let status_phase = measure(async {
+    let status_phase = measure(server_pid, async {
         let statuses = coordinator
             .get_deployment_status(&names, migrations, &check)
             .await
@@ -268,11 +287,11 @@ async fn main() {
     let migrations = discover_migrations(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/bench-migrations")).unwrap();
     let statements: Vec<String> = migrations.iter().map(|m| m.up.clone()).collect();
     println!(
-        "{} migrations, parallel strategy, max_concurrent {CONCURRENCY}; times in seconds (median of {repeat}); memory = peak RSS growth of this process (max); cpu = CPU time of this process",
+        "{} migrations, parallel strategy, max_concurrent {CONCURRENCY}; times in seconds (median of {repeat}); memory = peak RSS growth of this process (max); cpu = CPU time of this process and the server",
         migrations.len()
     );
     println!(
-        "{:<9} {:>5} | {:>8} {:>8} {:>7} | {:>7} {:>7} | {:>8} {:>8} | {:>9} {:>10} {:>9} | {:>8}",
+        "{:<9} {:>5} | {:>8} {:>8} {:>7} | {:>7} {:>7} {:>7} | {:>8} {:>8} | {:>9} {:>10} {:>9} | {:>8}",
         "engine",
         "N",
         "surql s",
@@ -280,6 +299,7 @@ async fn main() {
         "ratio",
         "cpu s",
         "floor",
+        "ratio",
         "envs/s",
         "floor/s",
         "mem KiB",
@@ -303,27 +323,31 @@ async fn main() {
                 seconds: median(&|r| r.floor.seconds),
                 peak_growth_kib: rounds.iter().map(|r| r.floor.peak_growth_kib).max().unwrap_or(0),
                 cpu_seconds: median(&|r| r.floor.cpu_seconds),
+                server_cpu_seconds: median(&|r| r.floor.server_cpu_seconds),
             };
             let surql_phase = Phase {
                 seconds: median(&|r| r.surql.seconds),
                 peak_growth_kib: rounds.iter().map(|r| r.surql.peak_growth_kib).max().unwrap_or(0),
                 cpu_seconds: median(&|r| r.surql.cpu_seconds),
+                server_cpu_seconds: median(&|r| r.surql.server_cpu_seconds),
             };
             let status_phase = Phase {
                 seconds: median(&|r| r.status.seconds),
                 peak_growth_kib: 0,
                 cpu_seconds: 0.0,
+                server_cpu_seconds: 0.0,
             };
 
             println!(
-                "{:<9} {:>5} | {:>8.2} {:>8.2} {:>7.2} | {:>7.2} {:>7.2} | {:>8.1} {:>8.1} | {:>9} {:>10.1} {:>9} | {:>8.2}{}",
+                "{:<9} {:>5} | {:>8.2} {:>8.2} {:>7.2} | {:>7.2} {:>7.2} {:>7.2} | {:>8.1} {:>8.1} | {:>9} {:>10.1} {:>9} | {:>8.2}{}",
                 engine,
                 n,
                 surql_phase.seconds,
                 floor_phase.seconds,
                 surql_phase.seconds / floor_phase.seconds,
-                surql_phase.cpu_seconds,
-                floor_phase.cpu_seconds,
+                surql_phase.total_cpu(),
+                floor_phase.total_cpu(),
+                surql_phase.total_cpu() / floor_phase.total_cpu(),
                 n as f64 / surql_phase.seconds,
                 n as f64 / floor_phase.seconds,
                 surql_phase.peak_growth_kib,
