@@ -443,22 +443,33 @@ const POOLED_FOR: Duration = Duration::from_secs(30 * 60);
 
 type RemoteSlot = std::sync::Arc<tokio::sync::Mutex<Option<Pooled>>>;
 
-static REMOTE: LazyLock<std::sync::Mutex<HashMap<RemoteKey, RemoteSlot>>> =
+/// Connections per server and credentials. The SDK serves all sessions of one
+/// connection through one socket and one router task; with 16 environments
+/// at once a single connection queues them.
+pub const CONNECTIONS_PER_SERVER: usize = 4;
+
+static REMOTE: LazyLock<std::sync::Mutex<HashMap<(RemoteKey, usize), RemoteSlot>>> =
     LazyLock::new(|| std::sync::Mutex::new(HashMap::new()));
 
+/// The pooled connections of a key are used in turn.
 fn remote_slot(key: RemoteKey) -> RemoteSlot {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let index = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % CONNECTIONS_PER_SERVER;
     REMOTE
         .lock()
         .expect("connection pool poisoned")
-        .entry(key)
+        .entry((key, index))
         .or_default()
         .clone()
 }
 
-/// Forgets the pooled connection of `config` (after an authentication failure).
+/// Forgets the pooled connections of `config` (after an authentication failure).
 fn evict(config: &ConnectionConfig) {
     let key = RemoteKey::of(config, &sdk_address(&config.db_url));
-    REMOTE.lock().expect("connection pool poisoned").remove(&key);
+    REMOTE
+        .lock()
+        .expect("connection pool poisoned")
+        .retain(|(pooled, _), _| *pooled != key);
 }
 
 async fn open_remote(config: &ConnectionConfig, address: &str) -> Result<Surreal<Any>, ConnectionError> {
