@@ -54,12 +54,38 @@ pub fn new_deployment_id() -> String {
     format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), &uuid[..8])
 }
 
-/// The OS user, or "unknown".
+/// The OS user: from the environment, else (Linux, where containers and
+/// cron often set no `USER`) the name of this process's user id, else "unknown".
 pub fn default_actor() -> String {
     ["USER", "USERNAME", "LOGNAME"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .or_else(user_of_this_process)
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// The name of this process's real user id from /etc/passwd (`uid N` when
+/// it has none); `None` off Linux.
+fn user_of_this_process() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid: u32 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    Some(user_name_in_passwd(&passwd, uid).unwrap_or_else(|| format!("uid {uid}")))
+}
+
+fn user_name_in_passwd(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id: u32 = fields.nth(1)?.parse().ok()?;
+        (id == uid && !name.is_empty()).then(|| name.to_string())
+    })
 }
 
 /// State of one migration on one database.
@@ -461,4 +487,24 @@ pub async fn migrate_down(
         Ok(completed)
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names_come_from_passwd_by_uid() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n# comment\nbroken\ndeploy:x:1001:1001::/home/deploy:/bin/sh\n";
+        assert_eq!(user_name_in_passwd(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(user_name_in_passwd(passwd, 1001).as_deref(), Some("deploy"));
+        assert_eq!(user_name_in_passwd(passwd, 7), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn this_process_has_a_user_even_without_user_variables() {
+        let name = user_of_this_process().unwrap();
+        assert!(!name.is_empty() && name != "unknown", "{name}");
+    }
 }
