@@ -11,11 +11,10 @@ use crate::connection::{QueryError, ReadOnly, connect, open_read_only, select_fo
 use crate::health::{HealthCheck, Session};
 use crate::migration::apply::describe_drift;
 use crate::migration::history::{self, DEFINE_HISTORY_TABLE, history_from_read};
-use crate::migration::lock::{DEFINE_LOCK_TABLE, Heartbeat, HeldLock, acquire_lock_with};
+use crate::migration::lock::{DEFINE_LOCK_TABLE, Heartbeat, acquire_lock_with};
 use crate::migration::{
-    AppliedMigration, Migration, acquire_lock,
-    apply::{StartClock, apply_last_migration},
-    apply_migration, plan, release_lock, revert_migration, up_script,
+    AppliedMigration, Migration, acquire_lock, apply::StartClock, apply_migration, plan, release_lock,
+    revert_migration, up_script,
 };
 use crate::registry::EnvironmentConfig;
 use crate::safety::ApprovalDecision;
@@ -202,22 +201,11 @@ async fn run_steps(
     let applied_now = history_from_read(under_lock);
     let heartbeat = Heartbeat::start(&db, &lock);
     let outcome = match applied_now {
-        Ok(applied_now) => {
-            let under_lock = UnderLock {
-                lock: &lock,
-                heartbeat: &heartbeat,
-            };
-            apply_pending(engine, environment, &db, &applied_now.unwrap_or_default(), under_lock).await
-        }
+        Ok(applied_now) => apply_pending(engine, environment, &db, &applied_now.unwrap_or_default(), &heartbeat).await,
         Err(e) => Err(failed(format!("cannot read _migration_history: {e}"))),
     };
     drop(heartbeat);
-    let released = match outcome {
-        // The last migration's transaction released it.
-        Ok(Released::WithLastMigration) => Ok(()),
-        _ => guarded(environment, release_lock(&db, &lock)).await,
-    };
-    let outcome = outcome.map(|_| ());
+    let released = guarded(environment, release_lock(&db, &lock)).await;
     let applied_count = engine.ledger().get(name).map(|s| s.applied_this_run.len()).unwrap_or(0);
     match (outcome, released) {
         (Ok(()), Ok(())) => Ok(DeploymentResult::finished(
@@ -328,8 +316,8 @@ async fn apply_pending(
     environment: &EnvironmentConfig,
     db: &Surreal<Any>,
     applied: &[AppliedMigration],
-    UnderLock { lock, heartbeat }: UnderLock<'_>,
-) -> Result<Released, Stop> {
+    heartbeat: &Heartbeat,
+) -> Result<(), Stop> {
     let name = environment.name.as_str();
     let migration_plan = plan(&engine.migrations, applied);
     if !migration_plan.drift.is_empty() {
@@ -359,14 +347,7 @@ async fn apply_pending(
         engine
             .events
             .phase(name, format!("applying {}/{total}: {}", step + 1, migration.id()));
-        let applying = async {
-            if step + 1 == total {
-                apply_last_migration(db, migration, clock, &engine.context, lock).await
-            } else {
-                apply_migration(db, migration, clock, &engine.context).await
-            }
-        };
-        match guarded(environment, applying).await {
+        match guarded(environment, apply_migration(db, migration, clock, &engine.context)).await {
             Ok(duration_ms) => {
                 engine.note_applied(name, index);
                 engine.events.send(Event::MigrationApplied {
@@ -378,23 +359,7 @@ async fn apply_pending(
             Err(error) => return Err(after_failure(engine, environment, db, migration, error).await),
         }
     }
-    Ok(if total == 0 {
-        Released::No
-    } else {
-        Released::WithLastMigration
-    })
-}
-
-/// The lock an environment's migrations are applied under.
-struct UnderLock<'a> {
-    lock: &'a HeldLock,
-    heartbeat: &'a Heartbeat,
-}
-
-/// Whether applying already released the lock.
-enum Released {
-    No,
-    WithLastMigration,
+    Ok(())
 }
 
 /// Ctrl-C between two migrations: nothing more is applied, and this run's

@@ -10,9 +10,7 @@ use surrealdb::engine::any::Any;
 
 use super::file::Migration;
 use super::history::{AppliedMigration, applied_migrations, ensure_history_table};
-use super::lock::{
-    DEFAULT_LOCK_TTL, Heartbeat, HeldLock, LockError, RELEASE_IN_TRANSACTION, acquire_lock, forget_lock, release_lock,
-};
+use super::lock::{DEFAULT_LOCK_TTL, Heartbeat, LockError, acquire_lock, release_lock};
 use crate::connection::{ConnectionConfig, EndpointKind, QueryError, ensure_namespace_and_database, run_query};
 
 /// Who applies and under which deployment.
@@ -252,20 +250,13 @@ impl StartClock {
 
 /// The exact SurrealQL that applies one migration with its history row.
 pub fn up_script(migration: &Migration, clock: StartClock) -> String {
-    up_script_releasing(migration, clock, false)
-}
-
-/// [`up_script`], also releasing the lock in the same transaction when
-/// `release`: the last migration of a run and the release commit together.
-fn up_script_releasing(migration: &Migration, clock: StartClock, release: bool) -> String {
     let (note_start, started) = match clock {
         StartClock::Server => ("LET $surql_started = time::now();\n", "$surql_started"),
         StartClock::Shared => ("", "<datetime> $surql_started"),
     };
     format!(
-        "BEGIN TRANSACTION;\n{note_start}{}\n;\nCREATE type::record('_migration_history', $surql_version) CONTENT {{ version: $surql_version, name: $surql_name, checksum: $surql_checksum, applied_at: time::now(), execution_ms: duration::millis(time::now() - {started}), deployment_id: $surql_deployment_id, actor: $surql_actor }} RETURN NONE;\n{}COMMIT TRANSACTION;",
-        migration.up,
-        if release { RELEASE_IN_TRANSACTION } else { "" }
+        "BEGIN TRANSACTION;\n{note_start}{}\n;\nCREATE type::record('_migration_history', $surql_version) CONTENT {{ version: $surql_version, name: $surql_name, checksum: $surql_checksum, applied_at: time::now(), execution_ms: duration::millis(time::now() - {started}), deployment_id: $surql_deployment_id, actor: $surql_actor }} RETURN NONE;\nCOMMIT TRANSACTION;",
+        migration.up
     )
 }
 
@@ -285,42 +276,16 @@ pub async fn apply_migration(
     clock: StartClock,
     ctx: &ApplyContext,
 ) -> Result<u64, QueryError> {
-    apply(db, migration, clock, ctx, None).await
-}
-
-/// [`apply_migration`] for the last migration of a run: the lock is released
-/// in the same transaction, saving a round trip. If the migration fails,
-/// nothing commits and the lock is still held (for the rollback).
-pub async fn apply_last_migration(
-    db: &Surreal<Any>,
-    migration: &Migration,
-    clock: StartClock,
-    ctx: &ApplyContext,
-    lock: &HeldLock,
-) -> Result<u64, QueryError> {
-    let duration = apply(db, migration, clock, ctx, Some(lock)).await?;
-    forget_lock(lock);
-    Ok(duration)
-}
-
-async fn apply(
-    db: &Surreal<Any>,
-    migration: &Migration,
-    clock: StartClock,
-    ctx: &ApplyContext,
-    release: Option<&HeldLock>,
-) -> Result<u64, QueryError> {
     let started = std::time::Instant::now();
     run_query(
         db,
-        &up_script_releasing(migration, clock, release.is_some()),
+        &up_script(migration, clock),
         json!({
             "surql_version": migration.version,
             "surql_name": migration.name,
             "surql_checksum": migration.checksum,
             "surql_deployment_id": ctx.deployment_id,
             "surql_actor": ctx.actor,
-            "surql_owner": release.map(|lock| lock.owner.as_str()),
             "surql_started": (clock == StartClock::Shared).then(|| chrono::Utc::now().to_rfc3339()),
         }),
     )

@@ -13,7 +13,7 @@ use serde_json::json;
 use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 
-use crate::connection::{QueryError, run_query};
+use crate::connection::{QueryError, is_retryable, run_query};
 
 /// Default lease length; renewed between migrations.
 pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(300);
@@ -182,51 +182,20 @@ async fn take_lock(
     };
     // A lock released (or a transaction conflict) between our CREATE and the
     // read of the holder is retried a few times rather than reported as held.
-    for _attempt in 0..5 {
+    for _attempt in 0..10 {
         match run_query(db, batch.sql, vars.clone()).await {
             Ok(results) => return Ok((held, read_of(results))),
             Err(QueryError::Statement { message, .. })
                 if message.contains("already exists") || message.to_ascii_lowercase().contains("conflict") =>
             {
-                // Each statement of the batch is its own transaction: our
-                // CREATE may have committed while a set-up DEFINE racing
-                // another runner's conflicted. Then the lock is ours; redo
-                // the rest of the batch without the CREATE.
-                if current_lock(db).await?.is_some_and(|info| info.owner == owner) {
-                    return match finish_batch(db, batch).await {
-                        Ok(results) => Ok((held, read_of(results))),
-                        Err(error) => {
-                            let _ = release_lock(db, &held).await;
-                            Err(error.into())
-                        }
-                    };
-                }
-                let expired = run_query(
-                    db,
-                    "DELETE _migration_lock:current WHERE expires_at < time::now() RETURN BEFORE;",
-                    json!({}),
-                )
-                .await?;
-                if expired
-                    .first()
-                    .and_then(|v| v.as_array())
-                    .is_some_and(|rows| !rows.is_empty())
-                {
-                    tracing::warn!("took over an expired migration lock");
-                    continue;
-                }
-                match current_lock(db).await? {
-                    Some(info) if is_stale_local_owner(&info.owner) => {
-                        tracing::warn!(owner = %info.owner, "taking over a lock left by a process that is gone");
-                        run_query(
-                            db,
-                            "DELETE _migration_lock:current WHERE owner = $owner;",
-                            json!({ "owner": info.owner }),
-                        )
-                        .await?;
-                    }
-                    Some(info) => return Err(LockError::Held(info)),
-                    None => {}
+                match after_refusal(db, &held, batch).await {
+                    Ok(Refusal::Ours(results)) => return Ok((held, read_of(results))),
+                    Ok(Refusal::Held(info)) => return Err(LockError::Held(info)),
+                    Ok(Refusal::TryAgain) => {}
+                    // Looking at the lock conflicted with the other runner's
+                    // own attempt: look again.
+                    Err(error) if is_retryable(&error.to_string()) => {}
+                    Err(error) => return Err(error.into()),
                 }
                 *last_error = message;
             }
@@ -234,7 +203,8 @@ async fn take_lock(
                 // Another statement of the batch failed: if our CREATE
                 // committed, the lock must not outlive this error.
                 if let QueryError::Statement { .. } = error
-                    && current_lock(db).await?.is_some_and(|info| info.owner == owner)
+                    && let Ok(Some(info)) = current_lock(db).await
+                    && info.owner == owner
                 {
                     let _ = release_lock(db, &held).await;
                 }
@@ -244,6 +214,58 @@ async fn take_lock(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Err(LockError::Busy(last_error.clone()))
+}
+
+/// What a refused or conflicted lock batch left behind.
+enum Refusal {
+    /// Our CREATE committed after all; the rest of the batch was redone.
+    Ours(Vec<serde_json::Value>),
+    Held(LockInfo),
+    /// Nobody holds it now (released, expired, or left by a dead process).
+    TryAgain,
+}
+
+async fn after_refusal(db: &Surreal<Any>, held: &HeldLock, batch: &Batch<'_>) -> Result<Refusal, QueryError> {
+    // Each statement of the batch is its own transaction: our CREATE may have
+    // committed while a set-up DEFINE racing another runner's conflicted.
+    // Then the lock is ours; redo the rest of the batch without the CREATE.
+    if current_lock(db).await?.is_some_and(|info| info.owner == held.owner) {
+        return match finish_batch(db, batch).await {
+            Ok(results) => Ok(Refusal::Ours(results)),
+            Err(error) => {
+                let _ = release_lock(db, held).await;
+                Err(error)
+            }
+        };
+    }
+    let expired = run_query(
+        db,
+        "DELETE _migration_lock:current WHERE expires_at < time::now() RETURN BEFORE;",
+        json!({}),
+    )
+    .await?;
+    if expired
+        .first()
+        .and_then(|v| v.as_array())
+        .is_some_and(|rows| !rows.is_empty())
+    {
+        tracing::warn!("took over an expired migration lock");
+        return Ok(Refusal::TryAgain);
+    }
+    match current_lock(db).await? {
+        Some(info) if is_stale_local_owner(&info.owner) => {
+            tracing::warn!(owner = %info.owner, "taking over a lock left by a process that is gone");
+            run_query(
+                db,
+                "DELETE _migration_lock:current WHERE owner = $owner;",
+                json!({ "owner": info.owner }),
+            )
+            .await?;
+            Ok(Refusal::TryAgain)
+        }
+        Some(info) => Ok(Refusal::Held(info)),
+        None => Ok(Refusal::TryAgain),
+    }
 }
 
 /// The set-up and the read of a batch whose CREATE already committed.
@@ -325,25 +347,27 @@ impl Drop for Heartbeat {
     }
 }
 
-/// Releases the lock inside another transaction (bind `$surql_owner`); call
-/// [`forget_lock`] once that committed.
-pub const RELEASE_IN_TRANSACTION: &str = "DELETE _migration_lock:current WHERE owner = $surql_owner;\n";
-
-/// Records that `lock` was released by [`RELEASE_IN_TRANSACTION`].
-pub fn forget_lock(lock: &HeldLock) {
-    HELD_HERE.lock().expect("lock registry poisoned").remove(&lock.owner);
-}
-
 /// Releases the lock if this owner still holds it.
 pub async fn release_lock(db: &Surreal<Any>, lock: &HeldLock) -> Result<(), LockError> {
-    forget_lock(lock);
-    run_query(
-        db,
-        "DELETE _migration_lock:current WHERE owner = $owner;",
-        json!({ "owner": lock.owner }),
-    )
-    .await?;
-    Ok(())
+    HELD_HERE.lock().expect("lock registry poisoned").remove(&lock.owner);
+    // Other runners looking at the lock at this moment can make the delete
+    // conflict; it only ever removes our own record, so it is safe to repeat.
+    let mut attempt = 0;
+    loop {
+        let deleted = run_query(
+            db,
+            "DELETE _migration_lock:current WHERE owner = $owner;",
+            json!({ "owner": lock.owner }),
+        )
+        .await;
+        match deleted {
+            Err(error) if is_retryable(&error.to_string()) && attempt < 8 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(10 * attempt)).await;
+            }
+            other => return other.map(|_| ()).map_err(LockError::from),
+        }
+    }
 }
 
 /// The current lock record, if any (expired or not).
