@@ -135,7 +135,6 @@ pub async fn acquire_lock_with(
     const TAKE: &str = "CREATE _migration_lock:current CONTENT { owner: $owner, acquired_at: time::now(), expires_at: time::now() + <duration> $surql_ttl };";
     let sql = format!("{before}\n{TAKE}\n{after}");
     let vars = json!({ "owner": owner, "surql_ttl": ttl_literal(ttl) });
-    let mut last_error = String::new();
     // Registered before the lock can exist, so this process never mistakes its
     // own fresh lock for a stale one (see `is_stale_local_owner`).
     HELD_HERE
@@ -147,7 +146,7 @@ pub async fn acquire_lock_with(
         before,
         after,
     };
-    let result = take_lock(db, owner, ttl, &batch, &vars, &mut last_error).await;
+    let result = take_lock(db, owner, ttl, &batch, &vars).await;
     if result.is_err() {
         HELD_HERE.lock().expect("lock registry poisoned").remove(owner);
     }
@@ -167,8 +166,8 @@ async fn take_lock(
     ttl: Duration,
     batch: &Batch<'_>,
     vars: &serde_json::Value,
-    last_error: &mut String,
 ) -> Result<(HeldLock, Option<serde_json::Value>), LockError> {
+    let mut last_error = String::new();
     let held = HeldLock {
         owner: owner.to_string(),
         ttl,
@@ -197,7 +196,7 @@ async fn take_lock(
                     Err(error) if is_retryable(&error.to_string()) => {}
                     Err(error) => return Err(error.into()),
                 }
-                *last_error = message;
+                last_error = message;
             }
             Err(error) => {
                 // Another statement of the batch failed: if our CREATE
@@ -213,7 +212,7 @@ async fn take_lock(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Err(LockError::Busy(last_error.clone()))
+    Err(LockError::Busy(last_error))
 }
 
 /// What a refused or conflicted lock batch left behind.
