@@ -29,6 +29,22 @@ fn surql(args: &[&str], dir: &Path) -> Command {
     command
 }
 
+/// `orchestrate deploy -e ENVS -m DIR --output json` and `extra` flags.
+fn deploy_json<'a>(envs: &'a str, migrations: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "orchestrate",
+        "deploy",
+        "-e",
+        envs,
+        "-m",
+        migrations,
+        "--output",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// Starts surql with its output captured.
 fn spawn_piped(args: &[&str], dir: &Path) -> Child {
     surql(args, dir)
@@ -126,20 +142,7 @@ async fn server_killed_mid_migration_fails_only_that_environment_and_recovers() 
         ]),
     );
     let m = migrations.path().to_str().unwrap();
-    let args = [
-        "orchestrate",
-        "deploy",
-        "-e",
-        "all",
-        "--strategy",
-        "parallel",
-        "-m",
-        m,
-        "--output",
-        "json",
-        "--operation-timeout",
-        "15",
-    ];
+    let args = deploy_json("all", m, &["--strategy", "parallel", "--operation-timeout", "15"]);
     let child = spawn_piped(&args, work.path());
     std::thread::sleep(Duration::from_millis(1500)); // inside the 4 s migration
     let started = Instant::now();
@@ -170,12 +173,7 @@ async fn server_killed_mid_migration_fails_only_that_environment_and_recovers() 
 
     // Deploying again completes (the dead run's lock is taken over).
     write_config(work.path(), json!([server_env("victim", &victim, 1)]));
-    let out = surql(
-        &["orchestrate", "deploy", "-e", "victim", "-m", m, "--output", "json"],
-        work.path(),
-    )
-    .output()
-    .unwrap();
+    let out = surql(&deploy_json("victim", m, &[]), work.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(history(&connection).await.unwrap(), ["1", "2", "3"]);
     assert_eq!(lock_record(&connection).await, None);
@@ -198,18 +196,7 @@ fn a_server_that_never_answers_fails_within_the_timeouts() {
         &["--skip-health-check", "--connect-timeout", "2"][..],
     ] {
         let started = Instant::now();
-        let mut args = vec![
-            "orchestrate",
-            "deploy",
-            "-e",
-            "all",
-            "--strategy",
-            "parallel",
-            "-m",
-            m.to_str().unwrap(),
-            "--output",
-            "json",
-        ];
+        let mut args = deploy_json("all", m.to_str().unwrap(), &["--strategy", "parallel"]);
         args.extend_from_slice(extra);
         let out = surql(&args, work.path()).output().unwrap();
         assert!(
@@ -247,14 +234,11 @@ async fn ctrl_c_finishes_the_running_migration_rolls_back_and_reports_everything
         ]),
     );
     let m = migrations.path().to_str().unwrap();
-    let child = surql(
-        &["orchestrate", "deploy", "-e", "all", "-m", m, "--output", "json"],
-        work.path(),
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let child = surql(&deploy_json("all", m, &[]), work.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     // Wait until migration 1 of "first" committed: migration 2 (2 s) is running.
     let first_db = servers[0].connection("app", "first");
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -306,18 +290,7 @@ async fn two_deploys_at_once_apply_each_migration_exactly_once() {
         json!([server_env("one", &server, 1), server_env("two", &server, 2)]),
     );
     let m = migrations.path().to_str().unwrap();
-    let args = [
-        "orchestrate",
-        "deploy",
-        "-e",
-        "all",
-        "--strategy",
-        "parallel",
-        "-m",
-        m,
-        "--output",
-        "json",
-    ];
+    let args = deploy_json("all", m, &["--strategy", "parallel"]);
     let runs: Vec<Child> = (0..2).map(|_| spawn_piped(&args, work.path())).collect();
     let outputs: Vec<Output> = runs.into_iter().map(|c| wait_for(c, Duration::from_secs(60))).collect();
     for name in ["one", "two"] {
@@ -346,18 +319,7 @@ async fn a_deploy_longer_than_its_lease_keeps_the_lock() {
     write_config(work.path(), json!([server_env("db", &server, 1)]));
     let m = migrations.path().to_str().unwrap();
     // A one-second lease, and a migration that takes three.
-    let args = [
-        "orchestrate",
-        "deploy",
-        "-e",
-        "db",
-        "-m",
-        m,
-        "--lock-ttl",
-        "1",
-        "--output",
-        "json",
-    ];
+    let args = deploy_json("db", m, &["--lock-ttl", "1"]);
     let first = spawn_piped(&args, work.path());
     let connection = server.connection("app", "db");
     wait_for_lock(&connection).await;
@@ -396,12 +358,7 @@ async fn a_crashed_runners_lock_is_taken_over() {
     let stale = lock_record(&connection).await.expect("the lock stays behind");
     assert!(stale.owner.contains(&format!("pid {}", crashed.id())), "{stale:?}");
 
-    let out = surql(
-        &["orchestrate", "deploy", "-e", "db", "-m", m, "--output", "json"],
-        work.path(),
-    )
-    .output()
-    .unwrap();
+    let out = surql(&deploy_json("db", m, &[]), work.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // The crashed run's transaction may have committed on the server before
     // the kill or not; either way each migration is there exactly once.
@@ -418,12 +375,7 @@ async fn a_crashed_runners_lock_is_taken_over() {
     .await
     .unwrap();
     std::fs::write(migrations.path().join("3_index.surql"), INDEX).unwrap();
-    let out = surql(
-        &["orchestrate", "deploy", "-e", "db", "-m", m, "--output", "json"],
-        work.path(),
-    )
-    .output()
-    .unwrap();
+    let out = surql(&deploy_json("db", m, &[]), work.path()).output().unwrap();
     let error = status_of(&results(&out), "db")["error"].as_str().unwrap().to_string();
     assert!(
         error.contains("locked by ci@other-host pid 1 deployment X since"),
