@@ -7,7 +7,6 @@
 //!
 //!   cargo build --workspace && cargo run --example bench -- [--sizes 10,100,1000] [--engines server,embedded] [--repeat 3]
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,63 +16,12 @@ use surql::{
     DeployRequest, EnvironmentConfig, EnvironmentRegistry, HealthCheck, MigrationCoordinator, discover_migrations,
 };
 
+#[path = "../tests/common/server.rs"]
+mod server;
+
+use server::TestServer;
+
 const CONCURRENCY: usize = 16;
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server() -> Server {
-    let exe = std::env::current_exe().unwrap();
-    let bin = std::env::var("SURQL_TEST_SERVER_BIN")
-        .map(Into::into)
-        .unwrap_or_else(|_| exe.parent().unwrap().parent().unwrap().join("surrealdb-test-server"));
-    assert!(
-        bin.exists(),
-        "{} missing: run `cargo build --workspace` first",
-        bin.display()
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(bin)
-        .args([
-            "start",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--user",
-            "root",
-            "--pass",
-            "root",
-            "--log",
-            "error",
-            "memory",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    Server {
-        child,
-        url: format!("ws://127.0.0.1:{port}"),
-    }
-}
 
 /// Resident set size and its peak, in KiB (Linux).
 fn rss() -> (u64, u64) {
@@ -203,10 +151,10 @@ async fn one_round(
     let floor_prefix = format!("floor_{run}_{n}_");
     let surql_prefix = format!("tenant_{run}_{n}_");
     let floor_phase = if engine == "server" {
-        let server = start_server();
+        let server = TestServer::start();
         measure(
-            Some(server.child.id()),
-            floor(&server.url, &floor_prefix, n, statements),
+            Some(server.pid()),
+            floor(&server.ws_url(), &floor_prefix, n, statements),
         )
         .await
     } else {
@@ -219,11 +167,8 @@ async fn one_round(
             server_cpu_seconds: 0.0,
         }
     };
-    let server = (engine == "server").then(start_server);
-    let url = server
-        .as_ref()
-        .map(|s| s.url.clone())
-        .unwrap_or_else(|| "mem://".into());
+    let server = (engine == "server").then(TestServer::start);
+    let url = server.as_ref().map(|s| s.ws_url()).unwrap_or_else(|| "mem://".into());
 
     let registry = registry(&url, &surql_prefix, n);
     let coordinator = Arc::new(MigrationCoordinator::new(registry));
@@ -231,7 +176,7 @@ async fn one_round(
     request.options.max_concurrent = CONCURRENCY;
     let c = coordinator.clone();
     let mut ok = true;
-    let server_pid = server.as_ref().map(|s| s.child.id());
+    let server_pid = server.as_ref().map(|s| s.pid());
     let surql_phase = measure(server_pid, async {
         let report = c.deploy_to_environments(request).await.unwrap();
         ok = report.all_succeeded();
