@@ -60,7 +60,7 @@ pub(super) async fn run(engine: &Engine, environment: &EnvironmentConfig) -> Dep
     match run_steps(engine, environment, started_at).await {
         Ok(result) => result,
         Err(stop) => {
-            let applied = engine.ledger().get(name).map(|s| s.applied_this_run.len()).unwrap_or(0);
+            let applied = engine.applied_count(name);
             DeploymentResult::finished(name, stop.status, applied, Some(stop.error), started_at)
         }
     }
@@ -206,7 +206,7 @@ async fn run_steps(
     };
     drop(heartbeat);
     let released = guarded(environment, release_lock(&db, &lock)).await;
-    let applied_count = engine.ledger().get(name).map(|s| s.applied_this_run.len()).unwrap_or(0);
+    let applied_count = engine.applied_count(name);
     match (outcome, released) {
         (Ok(()), Ok(())) => Ok(DeploymentResult::finished(
             name,
@@ -338,7 +338,7 @@ async fn apply_pending(
         // Another runner may now hold the lock: stop, and leave the database
         // to it rather than rolling back under its feet.
         if let Err(lost) = heartbeat.check() {
-            let kept = engine.ledger().get(name).map(|s| s.applied_this_run.len()).unwrap_or(0);
+            let kept = engine.applied_count(name);
             return Err(failed(format!(
                 "{lost}; stopped before {} ({kept} migration(s) applied by this run were kept)",
                 migration.id()
@@ -479,7 +479,7 @@ pub(super) async fn roll_back_run(
             started_at,
         ),
         Err(error) => {
-            let kept = engine.ledger().get(name).map(|s| s.applied_this_run.len()).unwrap_or(0);
+            let kept = engine.applied_count(name);
             DeploymentResult::finished(
                 name,
                 DeploymentStatus::Failed,

@@ -252,6 +252,11 @@ impl Engine {
         self.ledger.lock().expect("ledger poisoned")
     }
 
+    /// How many migrations this run has applied on `name` (and not rolled back).
+    fn applied_count(&self, name: &str) -> usize {
+        self.ledger().get(name).map_or(0, |s| s.applied_this_run.len())
+    }
+
     /// The final result of `name`, if it has one.
     pub fn result_of(&self, name: &str) -> Option<DeploymentResult> {
         self.ledger().get(name).and_then(|s| s.result.clone())

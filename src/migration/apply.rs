@@ -358,10 +358,11 @@ pub async fn migrate_up(
             return Err(ApplyError::Drift(plan.drift));
         }
         let take = steps.unwrap_or(usize::MAX);
+        let clock = StartClock::of(connection);
         let mut completed = Vec::new();
         for migration in plan.pending.into_iter().take(take) {
             heartbeat.check()?;
-            match apply_migration(db, migration, StartClock::of(connection), ctx).await {
+            match apply_migration(db, migration, clock, ctx).await {
                 Ok(duration_ms) => completed.push(AppliedStep {
                     version: migration.version.clone(),
                     name: migration.name.clone(),

@@ -13,6 +13,7 @@ use serde_json::json;
 use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 
+use super::history::{is_missing_scope, is_missing_table};
 use crate::connection::{QueryError, is_retryable, run_query};
 
 /// Default lease length; renewed between migrations.
@@ -379,7 +380,9 @@ pub async fn current_lock(db: &Surreal<Any>) -> Result<Option<LockInfo>, QueryEr
     .await
     {
         // Never initialised: no lock table, so no lock.
-        Err(QueryError::Statement { message, .. }) if message.contains("does not exist") => return Ok(None),
+        Err(QueryError::Statement { message, .. }) if is_missing_table(&message) || is_missing_scope(&message) => {
+            return Ok(None);
+        }
         other => other?,
     };
     match results.into_iter().next() {
