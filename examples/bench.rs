@@ -5,9 +5,10 @@
 //! script. Then `status` over the same N. Prints wall time, environments per
 //! second, peak RSS growth and the ratio surql / floor. See BENCHMARKS.md.
 //!
-//!   cargo build --workspace && cargo run --example bench -- [--sizes 10,100,1000] [--engines server,embedded] [--repeat 3]
+//!   cargo build --workspace && cargo run --example bench -- [--sizes 10,100,1000] [--engines server,embedded] [--repeat 3] [--concurrency 16]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -21,7 +22,12 @@ mod server;
 
 use server::TestServer;
 
-const CONCURRENCY: usize = 16;
+/// Environments at once (`--concurrency`, default 16 as the issue asks).
+static CONCURRENCY: AtomicUsize = AtomicUsize::new(16);
+
+fn concurrency() -> usize {
+    CONCURRENCY.load(Ordering::Relaxed)
+}
 
 /// Resident set size and its peak, in KiB (Linux).
 fn rss() -> (u64, u64) {
@@ -102,18 +108,23 @@ async fn floor(url: &str, prefix: &str, n: usize, statements: &[String]) {
     let failures = futures::stream::iter(0..n)
         .map(|i| {
             let config = connection(url, format!("{prefix}{i}"));
+            let statements = statements.to_vec();
             async move {
-                let db = connect(&config, Duration::from_secs(30)).await.expect("floor connect");
-                for sql in statements {
-                    db.query(sql.as_str())
-                        .await
-                        .expect("floor query")
-                        .check()
-                        .expect("floor statement");
-                }
+                tokio::spawn(async move {
+                    let db = connect(&config, Duration::from_secs(30)).await.expect("floor connect");
+                    for sql in statements {
+                        db.query(sql.as_str())
+                            .await
+                            .expect("floor query")
+                            .check()
+                            .expect("floor statement");
+                    }
+                })
+                .await
+                .unwrap()
             }
         })
-        .buffer_unordered(CONCURRENCY)
+        .buffer_unordered(concurrency())
         .count()
         .await;
     assert_eq!(failures, n);
@@ -173,7 +184,7 @@ async fn one_round(
     let registry = registry(&url, &surql_prefix, n);
     let coordinator = Arc::new(MigrationCoordinator::new(registry));
     let mut request = DeployRequest::new(&["tag:tenant"], migrations.to_vec(), "parallel");
-    request.options.max_concurrent = CONCURRENCY;
+    request.options.max_concurrent = concurrency();
     let c = coordinator.clone();
     let mut ok = true;
     let server_pid = server.as_ref().map(|s| s.pid());
@@ -226,14 +237,16 @@ async fn main() {
             "--sizes" => sizes = args.next().unwrap().split(',').map(|s| s.parse().unwrap()).collect(),
             "--engines" => engines = args.next().unwrap().split(',').map(str::to_string).collect(),
             "--repeat" => repeat = args.next().unwrap().parse().unwrap(),
+            "--concurrency" => CONCURRENCY.store(args.next().unwrap().parse().unwrap(), Ordering::Relaxed),
             other => panic!("unknown argument {other}"),
         }
     }
     let migrations = discover_migrations(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/bench-migrations")).unwrap();
     let statements: Vec<String> = migrations.iter().map(|m| m.up.clone()).collect();
     println!(
-        "{} migrations, parallel strategy, max_concurrent {CONCURRENCY}; times in seconds (median of {repeat}); memory = peak RSS growth of this process (max); cpu = CPU time of this process and the server",
-        migrations.len()
+        "{} migrations, parallel strategy, max_concurrent {}; times in seconds (median of {repeat}); memory = peak RSS growth of this process (max); cpu = CPU time of this process and the server",
+        migrations.len(),
+        concurrency()
     );
     println!(
         "{:<9} {:>5} | {:>8} {:>8} {:>7} | {:>7} {:>7} {:>7} | {:>8} {:>8} | {:>9} {:>10} {:>9} | {:>8}",

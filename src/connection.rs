@@ -300,29 +300,33 @@ pub async fn connect_unscoped(
     .await
 }
 
-/// Namespaces of a server, listed at most once a second per server: with
-/// 1,000 tenants, listing them for every tenant made each check O(N). A
-/// namespace created since the listing is seen as missing (uninitialised) for
-/// at most that second; writers re-read the history under the lock anyway,
-/// and this process's own writes clear the listing.
 /// Namespace names of a server and when they were listed.
 type NamespaceListing = (std::time::Instant, std::sync::Arc<std::collections::HashSet<String>>);
 
-static NAMESPACES: LazyLock<std::sync::Mutex<HashMap<String, NamespaceListing>>> =
+type ListingSlot = std::sync::Arc<tokio::sync::Mutex<Option<NamespaceListing>>>;
+
+static NAMESPACES: LazyLock<std::sync::Mutex<HashMap<String, ListingSlot>>> =
     LazyLock::new(|| std::sync::Mutex::new(HashMap::new()));
 
 const NAMESPACES_FRESH_FOR: Duration = Duration::from_secs(1);
 
+/// Namespaces of a server, listed at most once a second per server: with
+/// 1,000 tenants, listing them for every tenant made each check O(N). One
+/// caller lists while the others wait for its answer. A namespace created
+/// since the listing is seen as missing (uninitialised) for at most that
+/// second; writers re-read the history under the lock anyway, and this
+/// process's own writes are remembered.
 async fn namespace_exists(db: &Surreal<Any>, config: &ConnectionConfig) -> Result<bool, QueryError> {
     let key = sdk_address(&config.db_url);
-    let cached = NAMESPACES
+    let slot = NAMESPACES
         .lock()
         .expect("namespace cache poisoned")
-        .get(&key)
-        .filter(|(at, _)| at.elapsed() < NAMESPACES_FRESH_FOR)
-        .map(|(_, names)| names.clone());
-    let names = match cached {
-        Some(names) => names,
+        .entry(key.clone())
+        .or_default()
+        .clone();
+    let mut listing = slot.lock().await;
+    let names = match listing.as_ref().filter(|(at, _)| at.elapsed() < NAMESPACES_FRESH_FOR) {
+        Some((_, names)) => names.clone(),
         None => {
             let root = run_query(db, "INFO FOR ROOT;", serde_json::json!({})).await?;
             let names: std::collections::HashSet<String> = root
@@ -332,13 +336,11 @@ async fn namespace_exists(db: &Surreal<Any>, config: &ConnectionConfig) -> Resul
                 .map(|m| m.keys().cloned().collect())
                 .unwrap_or_default();
             let names = std::sync::Arc::new(names);
-            NAMESPACES
-                .lock()
-                .expect("namespace cache poisoned")
-                .insert(key.clone(), (std::time::Instant::now(), names.clone()));
+            *listing = Some((std::time::Instant::now(), names.clone()));
             names
         }
     };
+    drop(listing);
     Ok(names.contains(&config.db_ns) || namespace_noted(&key, &config.db_ns))
 }
 
@@ -694,6 +696,30 @@ pub async fn run_query(
     sql: &str,
     vars: serde_json::Value,
 ) -> Result<Vec<serde_json::Value>, QueryError> {
+    let mut response = run_checked(db, sql, vars).await?;
+    let count = response.num_statements();
+    let mut results = Vec::with_capacity(count);
+    for index in 0..count {
+        let value: surrealdb::types::Value = response.take(index).map_err(|e| QueryError::Statement {
+            index,
+            message: e.to_string(),
+        })?;
+        results.push(value.into_json_value());
+    }
+    Ok(results)
+}
+
+/// [`run_query`] for statements whose results nobody reads (a migration's
+/// own statements): errors are checked, results are not converted.
+pub async fn run_statements(db: &Surreal<Any>, sql: &str, vars: serde_json::Value) -> Result<(), QueryError> {
+    run_checked(db, sql, vars).await.map(|_| ())
+}
+
+async fn run_checked(
+    db: &Surreal<Any>,
+    sql: &str,
+    vars: serde_json::Value,
+) -> Result<surrealdb::IndexedResults, QueryError> {
     let timeout = operation_timeout();
     let mut response = match tokio::time::timeout(timeout, db.query(sql).bind(vars)).await {
         Ok(response) => response.map_err(|e| QueryError::Transport(e.to_string()))?,
@@ -704,7 +730,6 @@ pub async fn run_query(
             )));
         }
     };
-    let count = response.num_statements();
     let mut errors: Vec<(usize, String)> = response
         .take_errors()
         .into_iter()
@@ -715,15 +740,7 @@ pub async fn run_query(
         let (index, message) = errors.swap_remove(0);
         return Err(QueryError::Statement { index, message });
     }
-    let mut results = Vec::with_capacity(count);
-    for index in 0..count {
-        let value: surrealdb::types::Value = response.take(index).map_err(|e| QueryError::Statement {
-            index,
-            message: e.to_string(),
-        })?;
-        results.push(value.into_json_value());
-    }
-    Ok(results)
+    Ok(response)
 }
 
 /// Resolves once a remote endpoint stops accepting TCP connections (two

@@ -289,11 +289,36 @@ impl Engine {
     /// `deploy(envs, max_concurrent)`: the full per-environment deployment, at
     /// most `max_concurrent` at once; results in the order of `names`. An
     /// environment that already has a result is not deployed again.
-    pub async fn deploy(&self, names: &[String], max_concurrent: usize) -> Result<Vec<DeploymentResult>, String> {
+    pub async fn deploy(
+        self: &Arc<Self>,
+        names: &[String],
+        max_concurrent: usize,
+    ) -> Result<Vec<DeploymentResult>, String> {
         for name in names {
             self.environment(name)?;
         }
-        Ok(bounded(names.iter().map(|name| self.deploy_one(name)), max_concurrent).await)
+        // Each environment is a task of its own, so the client-side work (and
+        // on the embedded engine the database's) spreads over every core.
+        let deployments = names.iter().map(|name| {
+            let (engine, name) = (self.clone(), name.clone());
+            async move {
+                let task = tokio::spawn({
+                    let (engine, name) = (engine.clone(), name.clone());
+                    async move { engine.deploy_one(&name).await }
+                });
+                match task.await {
+                    Ok(result) => result,
+                    Err(error) => engine.record(DeploymentResult::finished(
+                        &name,
+                        DeploymentStatus::Failed,
+                        engine.applied_count(&name),
+                        Some(format!("internal error while deploying: {error}")),
+                        chrono::Utc::now(),
+                    )),
+                }
+            }
+        });
+        Ok(bounded(deployments, max_concurrent).await)
     }
 
     async fn deploy_one(&self, name: &str) -> DeploymentResult {
