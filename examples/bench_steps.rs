@@ -1,0 +1,119 @@
+//! Where surql's time goes on one tenant: the steps of a deployment timed one
+//! by one, sequentially (no concurrency noise), against the floor — the same
+//! up sections sent with the SDK. On the server it counts the server's CPU
+//! time per step, on the embedded engine wall time. See BENCHMARKS.md.
+//!
+//!   cargo build --workspace && cargo run --example bench_steps -- [--engine server|embedded] [--tenants 300]
+
+use std::time::{Duration, Instant};
+
+use surql::connection::{ConnectionConfig, connect, select_for_write};
+use surql::health::{HealthCheck, Session};
+use surql::migration::apply::{ApplyContext, StartClock, apply_migration};
+use surql::migration::history::{DEFINE_HISTORY_TABLE, READ_HISTORY};
+use surql::migration::lock::{DEFINE_LOCK_TABLE, acquire_lock_with, release_lock};
+use surql::{EnvironmentConfig, discover_migrations};
+
+#[path = "../tests/common/server.rs"]
+mod server;
+
+const STEPS: [&str; 5] = ["health check", "select (creates ns/db)", "lock + history read", "10 migrations", "unlock"];
+
+/// User + system CPU seconds of a process (Linux).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(end) = stat.rfind(')') else { return 0.0 };
+    let fields: Vec<&str> = stat[end + 1..].split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Wall time, or the server's CPU time when there is a server.
+struct Clock(Option<u32>, Instant, f64);
+
+impl Clock {
+    fn start(server: Option<u32>) -> Self {
+        Self(server, Instant::now(), server.map(cpu_seconds).unwrap_or(0.0))
+    }
+    /// Seconds since the last lap.
+    fn lap(&mut self) -> f64 {
+        let now = self.0.map(cpu_seconds).unwrap_or(0.0);
+        let spent = match self.0 {
+            Some(_) => now - self.2,
+            None => self.1.elapsed().as_secs_f64(),
+        };
+        (self.1, self.2) = (Instant::now(), now);
+        spent
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let (mut engine, mut tenants) = ("server".to_string(), 300usize);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--engine" => engine = args.next().expect("--engine server|embedded"),
+            "--tenants" => tenants = args.next().and_then(|n| n.parse().ok()).expect("--tenants N"),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    let server = (engine == "server").then(server::TestServer::start);
+    let url = server.as_ref().map(|s| s.ws_url()).unwrap_or_else(|| "mem://bench-steps".into());
+    let pid = server.as_ref().map(|s| s.pid());
+    let connection = |ns: String| match &server {
+        Some(server) => server.connection(&ns, "main"),
+        None => ConnectionConfig::new(&url, ns, "main"),
+    };
+    let migrations = discover_migrations(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/bench-migrations")).unwrap();
+    let context = ApplyContext::new();
+    let clock = StartClock::of(&connection(String::new()));
+    let timeout = Duration::from_secs(30);
+
+    // The first round warms up; the second is reported.
+    for round in 0..2 {
+        let mut floor = Clock::start(pid);
+        for i in 0..tenants {
+            let db = connect(&connection(format!("floor_{round}_{i}")), timeout).await.unwrap();
+            for m in &migrations {
+                db.query(m.up.as_str()).await.unwrap().check().unwrap();
+            }
+        }
+        let floor = floor.lap();
+
+        let mut steps = [0.0; STEPS.len()];
+        for i in 0..tenants {
+            let environment = EnvironmentConfig::new(format!("t{i}"), connection(format!("tenant_{round}_{i}")));
+            let mut clock_ = Clock::start(pid);
+            let inspection = HealthCheck::new().inspect(&environment).await;
+            steps[0] += clock_.lap();
+            let Some(Session::Unselected(db)) = inspection.session else {
+                panic!("tenant_{round}_{i} is not a fresh tenant")
+            };
+            select_for_write(&db, &environment.connection, timeout).await.unwrap();
+            steps[1] += clock_.lap();
+            let setup = format!("{DEFINE_HISTORY_TABLE}{DEFINE_LOCK_TABLE}");
+            let (lock, _) = acquire_lock_with(&db, "bench", Duration::from_secs(300), &setup, READ_HISTORY)
+                .await
+                .unwrap();
+            steps[2] += clock_.lap();
+            for m in &migrations {
+                apply_migration(&db, m, clock, &context).await.unwrap();
+            }
+            steps[3] += clock_.lap();
+            release_lock(&db, &lock).await.unwrap();
+            steps[4] += clock_.lap();
+        }
+        if round == 1 {
+            let per_tenant = |seconds: f64| seconds * 1e3 / tenants as f64;
+            let what = if pid.is_some() { "server CPU" } else { "wall time" };
+            let total: f64 = steps.iter().sum();
+            println!("{engine}, {tenants} fresh tenants one after another; {what} in ms per tenant");
+            println!("{:<24} {:>7.3}", "floor (connect + 10 ups)", per_tenant(floor));
+            for (name, seconds) in STEPS.iter().zip(steps) {
+                println!("  {name:<22} {:>7.3}", per_tenant(seconds));
+            }
+            println!("{:<24} {:>7.3}  ratio {:.2}", "surql", per_tenant(total), total / floor);
+        }
+    }
+}
