@@ -169,7 +169,11 @@ async fn one_round(
         )
         .await
     } else {
-        measure(None, floor(&format!("mem://floor-{run}-{n}"), &floor_prefix, n, statements)).await
+        measure(
+            None,
+            floor(&format!("mem://floor-{run}-{n}"), &floor_prefix, n, statements),
+        )
+        .await
     };
     let server = (engine == "server").then(TestServer::start);
     let url = match &server {

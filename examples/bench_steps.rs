@@ -17,7 +17,13 @@ use surql::{EnvironmentConfig, discover_migrations};
 #[path = "../tests/common/server.rs"]
 mod server;
 
-const STEPS: [&str; 5] = ["health check", "select (creates ns/db)", "lock + history read", "10 migrations", "unlock"];
+const STEPS: [&str; 5] = [
+    "health check",
+    "select (creates ns/db)",
+    "lock + history read",
+    "10 migrations",
+    "unlock",
+];
 
 /// User + system CPU seconds of a process (Linux).
 fn cpu_seconds(pid: u32) -> f64 {
@@ -59,7 +65,10 @@ async fn main() {
         }
     }
     let server = (engine == "server").then(server::TestServer::start);
-    let url = server.as_ref().map(|s| s.ws_url()).unwrap_or_else(|| "mem://bench-steps".into());
+    let url = server
+        .as_ref()
+        .map(|s| s.ws_url())
+        .unwrap_or_else(|| "mem://bench-steps".into());
     let pid = server.as_ref().map(|s| s.pid());
     let connection = |ns: String| match &server {
         Some(server) => server.connection(&ns, "main"),
@@ -74,7 +83,9 @@ async fn main() {
     for round in 0..2 {
         let mut floor = Clock::start(pid);
         for i in 0..tenants {
-            let db = connect(&connection(format!("floor_{round}_{i}")), timeout).await.unwrap();
+            let db = connect(&connection(format!("floor_{round}_{i}")), timeout)
+                .await
+                .unwrap();
             for m in &migrations {
                 db.query(m.up.as_str()).await.unwrap().check().unwrap();
             }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use surql::ConnectionConfig;
 use surql::connection::{connect, connect_read_only, run_query};
-use surql::migration::lock::{Heartbeat, acquire_lock_with};
+use surql::migration::lock::{acquire_lock_with, with_heartbeat};
 use surql::migration::{
     ApplyContext, ApplyError, LockError, MigrationState, acquire_lock, applied_migrations, current_lock,
     discover_migrations, history_table_exists, migrate_down, migrate_up, plan, release_lock,
@@ -389,25 +389,27 @@ async fn a_heartbeat_keeps_the_lease_and_notices_when_it_is_lost() {
     let other = connect(&connection, TIMEOUT).await.unwrap();
     let lease = Duration::from_millis(300);
     let held = acquire_lock(&db, "alice@ci", lease).await.unwrap();
-    let heartbeat = Heartbeat::start(&db, &held);
-    tokio::time::sleep(lease * 3).await;
-    // Renewed: still alice's, not expired, and bob is refused.
-    match acquire_lock(&other, "bob@ci", lease).await.unwrap_err() {
-        LockError::Held(info) => assert_eq!(info.owner, "alice@ci"),
-        other => panic!("unexpected {other}"),
-    }
-    heartbeat.check().unwrap();
+    let taken = with_heartbeat(&db, &held, async |heartbeat| {
+        tokio::time::sleep(lease * 3).await;
+        // Renewed: still alice's, not expired, and bob is refused.
+        match acquire_lock(&other, "bob@ci", lease).await.unwrap_err() {
+            LockError::Held(info) => assert_eq!(info.owner, "alice@ci"),
+            other => panic!("unexpected {other}"),
+        }
+        heartbeat.check().unwrap();
 
-    // Taken from under it (as after a long outage): the heartbeat says so.
-    run_query(&other, "DELETE _migration_lock:current;", json!({}))
-        .await
-        .unwrap();
-    let taken = acquire_lock(&other, "bob@ci", Duration::from_secs(60)).await.unwrap();
-    tokio::time::sleep(lease).await;
-    let lost = heartbeat.check().unwrap_err().to_string();
-    assert!(lost.contains("lock was lost") && lost.contains("bob@ci"), "{lost}");
+        // Taken from under it (as after a long outage): the heartbeat says so.
+        run_query(&other, "DELETE _migration_lock:current;", json!({}))
+            .await
+            .unwrap();
+        let taken = acquire_lock(&other, "bob@ci", Duration::from_secs(60)).await.unwrap();
+        tokio::time::sleep(lease).await;
+        let lost = heartbeat.check().unwrap_err().to_string();
+        assert!(lost.contains("lock was lost") && lost.contains("bob@ci"), "{lost}");
+        taken
+    })
+    .await;
     assert_eq!(current_lock(&db).await.unwrap().unwrap().owner, "bob@ci");
-    drop(heartbeat);
     release_lock(&other, &taken).await.unwrap();
 }
 

@@ -11,7 +11,7 @@ use crate::connection::{QueryError, ReadOnly, connect, open_read_only, select_fo
 use crate::health::{HealthCheck, Session};
 use crate::migration::apply::describe_drift;
 use crate::migration::history::{self, DEFINE_HISTORY_TABLE, history_from_read};
-use crate::migration::lock::{DEFINE_LOCK_TABLE, Heartbeat, acquire_lock_with};
+use crate::migration::lock::{DEFINE_LOCK_TABLE, Heartbeat, acquire_lock_with, with_heartbeat};
 use crate::migration::{
     AppliedMigration, Migration, acquire_lock, apply::StartClock, apply_migration, plan, release_lock,
     revert_migration, up_script,
@@ -199,12 +199,16 @@ async fn run_steps(
     .await
     .map_err(|e| failed(format!("not deployed: {e}")))?;
     let applied_now = history_from_read(under_lock);
-    let heartbeat = Heartbeat::start(&db, &lock);
     let outcome = match applied_now {
-        Ok(applied_now) => apply_pending(engine, environment, &db, &applied_now.unwrap_or_default(), &heartbeat).await,
+        Ok(applied_now) => {
+            let applied_now = applied_now.unwrap_or_default();
+            with_heartbeat(&db, &lock, async |heartbeat| {
+                apply_pending(engine, environment, &db, &applied_now, heartbeat).await
+            })
+            .await
+        }
         Err(e) => Err(failed(format!("cannot read _migration_history: {e}"))),
     };
-    drop(heartbeat);
     let released = guarded(environment, release_lock(&db, &lock)).await;
     let applied_count = engine.applied_count(name);
     match (outcome, released) {
@@ -461,9 +465,7 @@ pub(super) async fn roll_back_run(
         let lock = acquire_lock(&db, &engine.context.lock_owner(), engine.context.lock_ttl)
             .await
             .map_err(|e| e.to_string())?;
-        let heartbeat = Heartbeat::start(&db, &lock);
-        let reverted = revert(engine, environment, &db, applied).await;
-        drop(heartbeat);
+        let reverted = with_heartbeat(&db, &lock, async |_| revert(engine, environment, &db, applied).await).await;
         let _ = guarded(environment, release_lock(&db, &lock)).await;
         reverted
     }

@@ -10,7 +10,7 @@ use surrealdb::engine::any::Any;
 
 use super::file::Migration;
 use super::history::{AppliedMigration, applied_migrations, ensure_history_table};
-use super::lock::{DEFAULT_LOCK_TTL, Heartbeat, LockError, acquire_lock, release_lock};
+use super::lock::{DEFAULT_LOCK_TTL, Heartbeat, LockError, acquire_lock, release_lock, with_heartbeat};
 use crate::connection::{ConnectionConfig, EndpointKind, QueryError, ensure_namespace_and_database, run_statements};
 
 /// Who applies and under which deployment.
@@ -317,9 +317,7 @@ async fn with_lock<T>(
     work: impl AsyncFnOnce(&Heartbeat) -> Result<T, ApplyError>,
 ) -> Result<T, ApplyError> {
     let lock = acquire_lock(db, &ctx.lock_owner(), ctx.lock_ttl).await?;
-    let heartbeat = Heartbeat::start(db, &lock);
-    let result = work(&heartbeat).await;
-    drop(heartbeat);
+    let result = with_heartbeat(db, &lock, work).await;
     let released = release_lock(db, &lock).await;
     match (result, released) {
         (Ok(value), Ok(())) => Ok(value),

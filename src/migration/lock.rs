@@ -305,37 +305,13 @@ pub async fn renew_lock(db: &Surreal<Any>, lock: &HeldLock) -> Result<(), LockEr
     }
 }
 
-/// Renews a held lease in the background every third of its length, so a
-/// long deployment — or one migration longer than the lease — never outlives
-/// its lock. Fast deployments never renew. Dropping it stops the renewals.
+/// Whether the lease kept by [`with_heartbeat`] was lost.
+#[derive(Debug, Default)]
 pub struct Heartbeat {
-    task: tokio::task::JoinHandle<()>,
-    lost: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    lost: std::sync::Mutex<Option<String>>,
 }
 
 impl Heartbeat {
-    pub fn start(db: &Surreal<Any>, lock: &HeldLock) -> Self {
-        let lost = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let (db, lock, flag) = (db.clone(), lock.clone(), lost.clone());
-        let period = (lock.ttl / 3).max(Duration::from_millis(100));
-        let task = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(period).await;
-                match renew_lock(&db, &lock).await {
-                    Ok(()) => {}
-                    Err(LockError::Lost(holder)) => {
-                        *flag.lock().expect("heartbeat flag poisoned") = Some(holder);
-                        return;
-                    }
-                    // Unreachable for now: the lease has two more periods to
-                    // be renewed, and the migration itself reports the outage.
-                    Err(error) => tracing::warn!("could not renew the migration lock: {error}"),
-                }
-            }
-        });
-        Self { task, lost }
-    }
-
     /// An error once the lease was lost (expired and taken by another runner).
     pub fn check(&self) -> Result<(), LockError> {
         match self.lost.lock().expect("heartbeat flag poisoned").clone() {
@@ -345,9 +321,33 @@ impl Heartbeat {
     }
 }
 
-impl Drop for Heartbeat {
-    fn drop(&mut self) {
-        self.task.abort();
+/// Runs `work` while renewing the held lease every third of its length, so a
+/// long deployment — or one migration longer than the lease — never outlives
+/// its lock; fast work never renews. The renewals share `work`'s session: a
+/// second session would make the server replay the sign-in and the selection
+/// for every database (about 5 % of a 1,000-tenant deployment, BENCHMARKS.md).
+pub async fn with_heartbeat<T>(db: &Surreal<Any>, lock: &HeldLock, work: impl AsyncFnOnce(&Heartbeat) -> T) -> T {
+    let heartbeat = Heartbeat::default();
+    let period = (lock.ttl / 3).max(Duration::from_millis(100));
+    let renewals = async {
+        loop {
+            tokio::time::sleep(period).await;
+            match renew_lock(db, lock).await {
+                Ok(()) => {}
+                Err(LockError::Lost(holder)) => {
+                    *heartbeat.lost.lock().expect("heartbeat flag poisoned") = Some(holder);
+                    break;
+                }
+                // The lease has two more periods to be renewed, and the
+                // migration itself reports an outage.
+                Err(error) => tracing::warn!("could not renew the migration lock: {error}"),
+            }
+        }
+        std::future::pending::<std::convert::Infallible>().await
+    };
+    tokio::select! {
+        result = work(&heartbeat) => result,
+        never = renewals => match never {},
     }
 }
 
