@@ -244,7 +244,7 @@ async fn main() {
     let migrations = discover_migrations(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/bench-migrations")).unwrap();
     let statements: Vec<String> = migrations.iter().map(|m| m.up.clone()).collect();
     println!(
-        "{} migrations, parallel strategy, max_concurrent {}; times in seconds (median of {repeat}); memory = peak RSS growth of this process (max); cpu = CPU time of this process and the server",
+        "{} migrations, parallel strategy, max_concurrent {}; times in seconds (median of {repeat}); ratios: median of each round's surql / floor; memory = peak RSS growth of this process (max); cpu = CPU time of this process and the server",
         migrations.len(),
         concurrency()
     );
@@ -302,10 +302,10 @@ async fn main() {
                 n,
                 surql_phase.seconds,
                 floor_phase.seconds,
-                surql_phase.seconds / floor_phase.seconds,
+                median(&|r| r.surql.seconds / r.floor.seconds),
                 surql_phase.total_cpu(),
                 floor_phase.total_cpu(),
-                surql_phase.total_cpu() / floor_phase.total_cpu(),
+                median(&|r| r.surql.total_cpu() / r.floor.total_cpu()),
                 n as f64 / surql_phase.seconds,
                 n as f64 / floor_phase.seconds,
                 surql_phase.peak_growth_kib,
