@@ -16,7 +16,7 @@ use surrealdb::engine::any::Any;
 use super::history::{is_missing_scope, is_missing_table};
 use crate::connection::{QueryError, is_retryable, run_query};
 
-/// Default lease length; renewed between migrations.
+/// Default lease length; renewed every third of it while the runner works.
 pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(300);
 
 /// Owners of locks this process holds right now.
@@ -325,7 +325,7 @@ impl Heartbeat {
 /// long deployment — or one migration longer than the lease — never outlives
 /// its lock; fast work never renews. The renewals share `work`'s session: a
 /// second session would make the server replay the sign-in and the selection
-/// for every database (about 5 % of a 1,000-tenant deployment, BENCHMARKS.md).
+/// for every database (about 9 % of the server's work in the benchmark).
 pub async fn with_heartbeat<T>(db: &Surreal<Any>, lock: &HeldLock, work: impl AsyncFnOnce(&Heartbeat) -> T) -> T {
     let heartbeat = Heartbeat::default();
     let period = (lock.ttl / 3).max(Duration::from_millis(100));
