@@ -438,6 +438,37 @@ fn bad_plugins_are_refused_with_clear_errors() {
     assert!(error.contains("plugin panicked: create exploded on purpose"), "{error}");
 }
 
+/// A duration the host or a plugin could not wait for (negative, zero, or
+/// so large the clock would overflow) is refused at load time, naming the key.
+#[test]
+fn impossible_durations_are_refused_with_the_key() {
+    let file_plugin = plugin_library("surql_file_plugin");
+    for (key, value) in [
+        ("timeout_seconds", json!(1e300)),
+        ("timeout_seconds", json!(0)),
+        ("poll_seconds", json!(-1)),
+        ("approval_timeout_seconds", json!(1e12)),
+    ] {
+        let mut entry = json!({"name": "f", "path": file_plugin, "config": {"events_file": "/dev/null"}});
+        entry[key] = value.clone();
+        let error = load_error(entry);
+        assert!(
+            error.contains(&format!("plugins[0]: {key} must be")) && error.contains("seconds"),
+            "{key} = {value}: {error}"
+        );
+    }
+    for library in ["surql_slack", "surql_pagerduty"] {
+        for bad in [json!(-1), json!(1e300), json!("soon")] {
+            let entry = json!({"name": "p", "path": plugin_library(library), "config": {"timeout_seconds": bad}});
+            let error = load_error(entry);
+            assert!(
+                error.contains("config.timeout_seconds must be") && !error.contains("panicked"),
+                "{library} timeout_seconds = {bad}: {error}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_panicking_or_hanging_approver_fails_only_its_environment() {
     let misbehaving = plugin_library("surql_test_misbehaving_plugin");

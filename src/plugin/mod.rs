@@ -39,6 +39,27 @@ pub struct PluginConfig {
     pub poll_seconds: f64,
 }
 
+impl PluginConfig {
+    /// Every duration a number of seconds the host can wait for: one week
+    /// at most (a larger one would overflow the clock), and more than 0
+    /// except `approval_timeout_seconds` (0: ask once).
+    fn check_durations(&self) -> Result<(), String> {
+        let week = surql_plugin_sdk::MAX_SECONDS;
+        for (key, value, zero_allowed) in [
+            ("timeout_seconds", self.timeout_seconds, false),
+            ("approval_timeout_seconds", self.approval_timeout_seconds, true),
+            ("poll_seconds", self.poll_seconds, false),
+        ] {
+            let low_ok = if zero_allowed { value >= 0.0 } else { value > 0.0 };
+            if !(value.is_finite() && low_ok && value <= week) {
+                let low = if zero_allowed { "at least 0" } else { "more than 0" };
+                return Err(format!("{key} must be {low} and at most {week} seconds, got {value}"));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn default_call_timeout() -> f64 {
     10.0
 }
@@ -140,6 +161,9 @@ impl PluginHost {
                 index,
                 message: e.to_string(),
             })?;
+            settings
+                .check_durations()
+                .map_err(|message| PluginError::Config { index, message })?;
             if plugins.iter().any(|p| p.settings.name == settings.name) {
                 return Err(PluginError::Config {
                     index,

@@ -12,8 +12,6 @@
 //! `api_url` (default `https://api.pagerduty.com`), `source` (default `surql`),
 //! `timeout_seconds` (HTTP, default 10).
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use surql_plugin_sdk::{Approval, HOOK_APPROVE, HOOK_NOTIFY, Plugin, declare_plugin};
 
@@ -116,9 +114,9 @@ impl PagerDuty {
 
 impl Plugin for PagerDuty {
     fn create(config: Value) -> Result<Self, String> {
-        let timeout = config.get("timeout_seconds").and_then(Value::as_f64).unwrap_or(10.0);
+        let timeout = surql_plugin_sdk::seconds(&config, "timeout_seconds", 10.0)?;
         let agent_config = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs_f64(timeout)))
+            .timeout_global(Some(timeout))
             .http_status_as_error(false)
             .build();
         let plugin = PagerDuty {

@@ -122,6 +122,29 @@ impl Approval {
     }
 }
 
+/// Longest duration [`seconds`] accepts: one week.
+pub const MAX_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
+
+/// A duration from the number `config[key]` (seconds), `default` when the key
+/// is absent; an error naming the key when it is not a number between 0
+/// (exclusive) and [`MAX_SECONDS`]. `Duration::from_secs_f64` would panic on
+/// a negative or huge value.
+pub fn seconds(config: &serde_json::Value, key: &str, default: f64) -> Result<std::time::Duration, String> {
+    let value = match config.get(key) {
+        None | Some(serde_json::Value::Null) => default,
+        Some(v) => v
+            .as_f64()
+            .ok_or_else(|| format!("config.{key} must be a number of seconds, got {v}"))?,
+    };
+    if value.is_finite() && value > 0.0 && value <= MAX_SECONDS {
+        Ok(std::time::Duration::from_secs_f64(value))
+    } else {
+        Err(format!(
+            "config.{key} must be more than 0 and at most {MAX_SECONDS} seconds, got {value}"
+        ))
+    }
+}
+
 /// What a plugin author implements. Hooks run on a host thread, one call at a
 /// time per instance is not guaranteed: keep state behind a `Mutex`.
 pub trait Plugin: Send + Sync + Sized + 'static {

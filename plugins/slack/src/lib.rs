@@ -13,7 +13,6 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use surql_plugin_sdk::{Approval, HOOK_APPROVE, HOOK_NOTIFY, Plugin, declare_plugin};
@@ -163,9 +162,9 @@ pub fn message_text(event: &Value) -> String {
 
 impl Plugin for Slack {
     fn create(config: Value) -> Result<Self, String> {
-        let timeout = config.get("timeout_seconds").and_then(Value::as_f64).unwrap_or(10.0);
+        let timeout = surql_plugin_sdk::seconds(&config, "timeout_seconds", 10.0)?;
         let agent_config = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs_f64(timeout)))
+            .timeout_global(Some(timeout))
             .http_status_as_error(false)
             .build();
         let plugin = Slack {
