@@ -363,3 +363,38 @@ async fn connection_from_environment_variables_and_config_file() {
         "{stderr}"
     );
 }
+
+/// Durations surql could not wait for are refused by the argument parser,
+/// naming the flag, never by a panic later.
+#[test]
+fn impossible_durations_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    for (flag, value) in [
+        ("--operation-timeout", "NaN"),
+        ("--connect-timeout", "inf"),
+        ("--lock-ttl", "1e300"),
+        ("--lock-ttl", "0"),
+    ] {
+        let out = surql(
+            &[
+                "migrate", "status", "--db-url", "mem://", "--ns", "a", "--db", "b", flag, value,
+            ],
+            dir,
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(
+            stderr.contains(flag) && stderr.contains("number of seconds"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let out = surql(&["orchestrate", "deploy", "-e", "all", "--health-timeout=-1"], dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--health-timeout") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}

@@ -65,7 +65,7 @@ pub struct OrchestrateCommon {
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
     /// Seconds allowed for one environment's health check.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
     pub health_timeout: f64,
 }
 
@@ -111,13 +111,13 @@ pub struct DeployArgs {
     #[arg(long, env = "SURQL_ACTOR")]
     pub actor: Option<String>,
     /// Seconds allowed to connect and sign in.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
     pub connect_timeout: f64,
     /// Seconds one query (one migration) may take before that environment fails.
-    #[arg(long, default_value_t = 300.0)]
+    #[arg(long, default_value_t = 300.0, value_parser = parse_seconds)]
     pub operation_timeout: f64,
     /// Seconds a database's migration lock lasts without renewal (a crashed run's lock expires).
-    #[arg(long, default_value_t = 300.0)]
+    #[arg(long, default_value_t = 300.0, value_parser = parse_seconds)]
     pub lock_ttl: f64,
     /// Also write the whole run as JSON to this file.
     #[arg(long, value_name = "FILE")]
@@ -211,17 +211,31 @@ pub struct Target {
     #[arg(long = "env", env = "SURQL_ENV")]
     pub environment: Option<String>,
     /// Seconds allowed to connect and sign in.
-    #[arg(long, default_value_t = 5.0, env = "SURQL_CONNECT_TIMEOUT")]
+    #[arg(long, default_value_t = 5.0, env = "SURQL_CONNECT_TIMEOUT", value_parser = parse_seconds)]
     pub connect_timeout: f64,
     /// Name recorded as the actor in the history (default: the OS user).
     #[arg(long, env = "SURQL_ACTOR")]
     pub actor: Option<String>,
     /// Seconds one query (one migration) may take.
-    #[arg(long, default_value_t = 300.0)]
+    #[arg(long, default_value_t = 300.0, value_parser = parse_seconds)]
     pub operation_timeout: f64,
     /// Seconds the migration lock lasts without renewal.
-    #[arg(long, default_value_t = 300.0)]
+    #[arg(long, default_value_t = 300.0, value_parser = parse_seconds)]
     pub lock_ttl: f64,
+}
+
+/// Longest duration a flag accepts: one week.
+const MAX_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
+
+/// A number of seconds surql can wait for: more than 0, at most a week
+/// (`NaN`, `inf` or `1e300` would overflow the clock).
+fn parse_seconds(value: &str) -> Result<f64, String> {
+    match value.trim().parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds > 0.0 && seconds <= MAX_SECONDS => Ok(seconds),
+        _ => Err(format!(
+            "'{value}' is not a number of seconds more than 0 and at most {MAX_SECONDS} (one week)"
+        )),
+    }
 }
 
 fn parse_auth_level(value: &str) -> Result<AuthLevel, String> {
