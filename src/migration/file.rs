@@ -54,6 +54,8 @@ pub fn version_order_key(version: &str) -> (usize, String) {
 pub enum MigrationFileError {
     #[error("migrations directory '{}' does not exist (set it with -m/--migrations-dir)", .0.display())]
     MissingDir(PathBuf),
+    #[error("'{}' is a file, not a migrations directory (set the directory with -m/--migrations-dir)", .0.display())]
+    NotADir(PathBuf),
     #[error("{}: {error}", path.display())]
     Io { path: PathBuf, error: std::io::Error },
     #[error(
@@ -86,6 +88,9 @@ pub enum MigrationFileError {
 /// Reads every `<digits>_<name>.surql` file of `dir`, ordered by numeric version.
 pub fn discover_migrations(dir: impl AsRef<Path>) -> Result<Vec<Migration>, MigrationFileError> {
     let dir = dir.as_ref();
+    if dir.is_file() {
+        return Err(MigrationFileError::NotADir(dir.to_path_buf()));
+    }
     if !dir.is_dir() {
         return Err(MigrationFileError::MissingDir(dir.to_path_buf()));
     }
@@ -329,6 +334,17 @@ mod tests {
         assert_eq!(m.checksum, checksum("DEFINE TABLE user SCHEMAFULL;"));
         assert_eq!(m.checksum.len(), 64);
         assert_ne!(m.checksum, checksum("DEFINE TABLE users SCHEMAFULL;"));
+    }
+
+    #[test]
+    fn a_file_or_a_missing_path_is_not_a_migrations_directory() {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        let error = discover_migrations(&manifest).unwrap_err().to_string();
+        assert!(error.contains("is a file, not a migrations directory"), "{error}");
+        let error = discover_migrations(manifest.with_file_name("no-such-dir"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("does not exist"), "{error}");
     }
 
     #[test]
