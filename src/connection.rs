@@ -624,12 +624,16 @@ pub async fn ensure_namespace_and_database(
     Ok(())
 }
 
-/// [`run_query`] for idempotent statements (`DEFINE … IF NOT EXISTS`),
-/// retried on write conflicts.
-pub async fn run_idempotent(db: &Surreal<Any>, sql: &str) -> Result<Vec<serde_json::Value>, QueryError> {
+/// [`run_query`] for idempotent statements (`DEFINE … IF NOT EXISTS`, a
+/// delete of one's own record), retried on write conflicts.
+pub async fn run_idempotent(
+    db: &Surreal<Any>,
+    sql: &str,
+    vars: serde_json::Value,
+) -> Result<Vec<serde_json::Value>, QueryError> {
     let mut attempt = 0;
     loop {
-        match run_query(db, sql, serde_json::json!({})).await {
+        match run_query(db, sql, vars.clone()).await {
             Err(e) if is_retryable(&e.to_string()) && attempt + 1 < CONFLICT_ATTEMPTS => {
                 conflict_backoff(attempt).await;
                 attempt += 1;

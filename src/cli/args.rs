@@ -1,6 +1,7 @@
 //! Command-line flags (clap). Turned into library requests by the command modules.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -65,8 +66,8 @@ pub struct OrchestrateCommon {
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
     /// Seconds allowed for one environment's health check.
-    #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
-    pub health_timeout: f64,
+    #[arg(long, default_value = "10", value_parser = parse_seconds)]
+    pub health_timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -111,14 +112,14 @@ pub struct DeployArgs {
     #[arg(long, env = "SURQL_ACTOR")]
     pub actor: Option<String>,
     /// Seconds allowed to connect and sign in.
-    #[arg(long, default_value_t = 5.0, value_parser = parse_seconds)]
-    pub connect_timeout: f64,
+    #[arg(long, default_value = "5", value_parser = parse_seconds)]
+    pub connect_timeout: Duration,
     /// Seconds one query (one migration) may take before that environment fails.
-    #[arg(long, default_value_t = 300.0, value_parser = parse_seconds)]
-    pub operation_timeout: f64,
+    #[arg(long, default_value = "300", value_parser = parse_seconds)]
+    pub operation_timeout: Duration,
     /// Seconds a database's migration lock lasts without renewal (a crashed run's lock expires).
-    #[arg(long, default_value_t = 300.0, value_parser = parse_seconds)]
-    pub lock_ttl: f64,
+    #[arg(long, default_value = "300", value_parser = parse_seconds)]
+    pub lock_ttl: Duration,
     /// Also write the whole run as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -211,27 +212,28 @@ pub struct Target {
     #[arg(long = "env", env = "SURQL_ENV")]
     pub environment: Option<String>,
     /// Seconds allowed to connect and sign in.
-    #[arg(long, default_value_t = 5.0, env = "SURQL_CONNECT_TIMEOUT", value_parser = parse_seconds)]
-    pub connect_timeout: f64,
+    #[arg(long, default_value = "5", env = "SURQL_CONNECT_TIMEOUT", value_parser = parse_seconds)]
+    pub connect_timeout: Duration,
     /// Name recorded as the actor in the history (default: the OS user).
     #[arg(long, env = "SURQL_ACTOR")]
     pub actor: Option<String>,
     /// Seconds one query (one migration) may take.
-    #[arg(long, default_value_t = 300.0, value_parser = parse_seconds)]
-    pub operation_timeout: f64,
+    #[arg(long, default_value = "300", value_parser = parse_seconds)]
+    pub operation_timeout: Duration,
     /// Seconds the migration lock lasts without renewal.
-    #[arg(long, default_value_t = 300.0, value_parser = parse_seconds)]
-    pub lock_ttl: f64,
+    #[arg(long, default_value = "300", value_parser = parse_seconds)]
+    pub lock_ttl: Duration,
 }
 
-/// Longest duration a flag accepts: one week.
-const MAX_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
-
 /// A number of seconds surql can wait for: more than 0, at most a week
-/// (`NaN`, `inf` or `1e300` would overflow the clock).
-fn parse_seconds(value: &str) -> Result<f64, String> {
+/// (`NaN`, `inf` or `1e300` would overflow the clock). The same bound as
+/// plugin durations.
+fn parse_seconds(value: &str) -> Result<Duration, String> {
+    const MAX_SECONDS: f64 = surql_plugin_sdk::MAX_SECONDS;
     match value.trim().parse::<f64>() {
-        Ok(seconds) if seconds.is_finite() && seconds > 0.0 && seconds <= MAX_SECONDS => Ok(seconds),
+        Ok(seconds) if seconds.is_finite() && seconds > 0.0 && seconds <= MAX_SECONDS => {
+            Ok(Duration::from_secs_f64(seconds))
+        }
         _ => Err(format!(
             "'{value}' is not a number of seconds more than 0 and at most {MAX_SECONDS} (one week)"
         )),

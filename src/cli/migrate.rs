@@ -23,9 +23,11 @@ pub async fn run(command: MigrateCommand) -> Result<i32, Failure> {
     | MigrateCommand::Status { target }
     | MigrateCommand::Validate { target } = &command
     {
-        crate::connection::set_operation_timeout(Duration::from_secs_f64(
-            target.operation_timeout.clamp(0.1, 86_400.0),
-        ));
+        crate::connection::set_operation_timeout(
+            target
+                .operation_timeout
+                .clamp(Duration::from_millis(100), Duration::from_secs(86_400)),
+        );
     }
     match command {
         MigrateCommand::Create { name, dir } => create(&dir.migrations_dir, &name),
@@ -106,7 +108,7 @@ fn load_migrations(target: &Target) -> Result<Vec<Migration>, Failure> {
 }
 
 fn timeout(target: &Target) -> Duration {
-    Duration::from_secs_f64(target.connect_timeout.max(0.1))
+    target.connect_timeout.max(Duration::from_millis(100))
 }
 
 async fn open(target: &Target, connection: &ConnectionConfig) -> Result<Surreal<Any>, Failure> {
@@ -129,7 +131,9 @@ fn context(target: &Target) -> ApplyContext {
     if let Some(actor) = &target.actor {
         ctx.actor = actor.clone();
     }
-    ctx.lock_ttl = Duration::from_secs_f64(target.lock_ttl.clamp(1.0, 86_400.0));
+    ctx.lock_ttl = target
+        .lock_ttl
+        .clamp(Duration::from_secs(1), Duration::from_secs(86_400));
     ctx
 }
 

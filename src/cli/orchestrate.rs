@@ -4,7 +4,6 @@
 use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::anyhow;
 use serde_json::json;
@@ -36,8 +35,7 @@ pub async fn run(command: OrchestrateCommand) -> Result<i32, Failure> {
 /// The config file with its `discover` templates expanded.
 async fn load_config(common: &OrchestrateCommon) -> Result<EnvironmentsFile, Failure> {
     let mut file = load_environments_file(&common.config).map_err(|e| Failure::usage(e.into()))?;
-    let timeout = seconds(common.health_timeout, "--health-timeout")?;
-    let expansions = expand_templates(&mut file, timeout)
+    let expansions = expand_templates(&mut file, common.health_timeout)
         .await
         .map_err(|e| Failure::usage(anyhow!("{}: {e}", common.config.display())))?;
     if common.output == OutputFormat::Table {
@@ -61,16 +59,6 @@ fn migrations(common: &OrchestrateCommon) -> Result<Vec<Migration>, Failure> {
     discover_migrations(&common.dir.migrations_dir).map_err(|e| Failure::usage(e.into()))
 }
 
-fn seconds(value: f64, flag: &str) -> Result<Duration, Failure> {
-    if value.is_finite() && value > 0.0 {
-        Ok(Duration::from_secs_f64(value))
-    } else {
-        Err(Failure::usage(anyhow!(
-            "{flag} must be a positive number of seconds, got {value}"
-        )))
-    }
-}
-
 fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployRequest, Failure> {
     let mut extra = indexmap::IndexMap::new();
     for item in &args.set {
@@ -85,8 +73,8 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
         verify_health: !args.skip_health_check,
         auto_rollback: !args.no_rollback,
         dry_run: args.dry_run,
-        health_timeout: seconds(args.common.health_timeout, "--health-timeout")?,
-        connect_timeout: seconds(args.connect_timeout, "--connect-timeout")?,
+        health_timeout: args.common.health_timeout,
+        connect_timeout: args.connect_timeout,
         approvals: ApprovalPolicy {
             approved: args
                 .approve
@@ -102,8 +90,8 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
     if let Some(actor) = &args.actor {
         context.actor = actor.clone();
     }
-    context.lock_ttl = seconds(args.lock_ttl, "--lock-ttl")?;
-    crate::connection::set_operation_timeout(seconds(args.operation_timeout, "--operation-timeout")?);
+    context.lock_ttl = args.lock_ttl;
+    crate::connection::set_operation_timeout(args.operation_timeout);
     Ok(DeployRequest {
         environments: args.environments.clone(),
         migrations,
@@ -207,7 +195,7 @@ async fn deploy(args: DeployArgs) -> Result<i32, Failure> {
 async fn status(environments: &[String], common: &OrchestrateCommon) -> Result<i32, Failure> {
     let coordinator = coordinator(common).await?;
     let migrations = migrations(common)?;
-    let check = HealthCheck::with_timeout(seconds(common.health_timeout, "--health-timeout")?);
+    let check = HealthCheck::with_timeout(common.health_timeout);
     let statuses = coordinator
         .get_deployment_status(environments, &migrations, &check)
         .await
@@ -226,7 +214,7 @@ async fn status(environments: &[String], common: &OrchestrateCommon) -> Result<i
 async fn validate(environments: &[String], common: &OrchestrateCommon) -> Result<i32, Failure> {
     let coordinator = coordinator(common).await?;
     let selected = coordinator.select(environments).map_err(|e| Failure::usage(e.into()))?;
-    let check = HealthCheck::with_timeout(seconds(common.health_timeout, "--health-timeout")?);
+    let check = HealthCheck::with_timeout(common.health_timeout);
     let refs: Vec<_> = selected.iter().collect();
     let statuses = check.check_environments(&refs).await;
     let unhealthy = statuses.values().filter(|s| !s.is_healthy).count();

@@ -340,7 +340,7 @@ pub async fn migrate_up(
         .map_err(|e| ApplyError::Setup(format!("cannot create namespace/database: {e}")))?;
     if steps == Some(0) {
         // Only the history table: nothing is applied, so no lock is needed.
-        crate::connection::run_idempotent(db, super::history::DEFINE_HISTORY_TABLE)
+        crate::connection::run_idempotent(db, super::history::DEFINE_HISTORY_TABLE, json!({}))
             .await
             .map_err(|e| ApplyError::Setup(format!("cannot create _migration_history: {e}")))?;
         return Ok(Vec::new());

@@ -34,7 +34,7 @@ pub struct AppliedMigration {
 /// Creates the history and lock tables if they are missing.
 pub async fn ensure_history_table(db: &Surreal<Any>) -> Result<(), QueryError> {
     let sql = format!("{DEFINE_HISTORY_TABLE}\n{}", super::lock::DEFINE_LOCK_TABLE);
-    crate::connection::run_idempotent(db, &sql).await.map(|_| ())
+    crate::connection::run_idempotent(db, &sql, json!({})).await.map(|_| ())
 }
 
 /// Whether the history table exists. A missing namespace or database counts as

@@ -14,7 +14,7 @@ use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 
 use super::history::{is_missing_scope, is_missing_table};
-use crate::connection::{QueryError, is_retryable, run_query};
+use crate::connection::{QueryError, is_retryable, run_idempotent, run_query};
 
 /// Default lease length; renewed every third of it while the runner works.
 pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(300);
@@ -275,7 +275,7 @@ async fn after_refusal(db: &Surreal<Any>, held: &HeldLock, batch: &Batch<'_>) ->
 /// The set-up and the read of a batch whose CREATE already committed.
 async fn finish_batch(db: &Surreal<Any>, batch: &Batch<'_>) -> Result<Vec<serde_json::Value>, QueryError> {
     if !batch.before.trim().is_empty() {
-        crate::connection::run_idempotent(db, batch.before).await?;
+        run_idempotent(db, batch.before, json!({})).await?;
     }
     if batch.after.trim().is_empty() {
         return Ok(Vec::new());
@@ -356,22 +356,13 @@ pub async fn release_lock(db: &Surreal<Any>, lock: &HeldLock) -> Result<(), Lock
     HELD_HERE.lock().expect("lock registry poisoned").remove(&lock.owner);
     // Other runners looking at the lock at this moment can make the delete
     // conflict; it only ever removes our own record, so it is safe to repeat.
-    let mut attempt = 0;
-    loop {
-        let deleted = run_query(
-            db,
-            "DELETE _migration_lock:current WHERE owner = $owner RETURN NONE;",
-            json!({ "owner": lock.owner }),
-        )
-        .await;
-        match deleted {
-            Err(error) if is_retryable(&error.to_string()) && attempt < 8 => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(10 * attempt)).await;
-            }
-            other => return other.map(|_| ()).map_err(LockError::from),
-        }
-    }
+    run_idempotent(
+        db,
+        "DELETE _migration_lock:current WHERE owner = $owner RETURN NONE;",
+        json!({ "owner": lock.owner }),
+    )
+    .await?;
+    Ok(())
 }
 
 /// The current lock record, if any (expired or not).
