@@ -724,7 +724,35 @@ async fn run_checked(
     sql: &str,
     vars: serde_json::Value,
 ) -> Result<surrealdb::IndexedResults, QueryError> {
-    let timeout = operation_timeout();
+    let Collected {
+        response, mut errors, ..
+    } = run_collecting_errors(db, sql, vars, operation_timeout()).await?;
+    if !errors.is_empty() {
+        errors.sort_by_key(|(index, message)| (message.contains(NOT_EXECUTED), *index));
+        let (index, message) = errors.swap_remove(0);
+        return Err(QueryError::Statement { index, message });
+    }
+    Ok(response)
+}
+
+/// A response with its statement errors taken out.
+pub struct Collected {
+    /// The results of the statements that did not fail.
+    pub response: surrealdb::IndexedResults,
+    /// (index, message) of every failed statement, in statement order.
+    pub errors: Vec<(usize, String)>,
+    /// How many statements ran, failed ones included.
+    pub statements: usize,
+}
+
+/// Runs `sql` within `timeout` and collects every statement's error; only a
+/// request that did not complete is an `Err`.
+pub async fn run_collecting_errors(
+    db: &Surreal<Any>,
+    sql: &str,
+    vars: serde_json::Value,
+    timeout: Duration,
+) -> Result<Collected, QueryError> {
     let mut response = match tokio::time::timeout(timeout, db.query(sql).bind(vars)).await {
         Ok(response) => response.map_err(|e| QueryError::Transport(e.to_string()))?,
         Err(_) => {
@@ -734,17 +762,27 @@ async fn run_checked(
             )));
         }
     };
+    let statements = response.num_statements();
     let mut errors: Vec<(usize, String)> = response
         .take_errors()
         .into_iter()
         .map(|(index, error)| (index, error.to_string()))
         .collect();
-    if !errors.is_empty() {
-        errors.sort_by_key(|(index, message)| (message.contains(NOT_EXECUTED), *index));
-        let (index, message) = errors.swap_remove(0);
-        return Err(QueryError::Statement { index, message });
-    }
-    Ok(response)
+    errors.sort_by_key(|(index, _)| *index);
+    Ok(Collected {
+        response,
+        errors,
+        statements,
+    })
+}
+
+/// True for the error SurrealDB gives the statements of a transaction that
+/// did not fail themselves but were not executed (or committed) because
+/// another statement of it failed.
+pub fn is_follow_on_error(message: &str) -> bool {
+    message.contains(NOT_EXECUTED)
+        || message.contains("not executed due to a cancelled transaction")
+        || message.contains("transaction was aborted due to a prior error")
 }
 
 /// Resolves once a remote endpoint stops accepting TCP connections (two

@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use surql::ConnectionConfig;
 use surql::connection::{connect, connect_read_only, run_query};
-use surql::migration::lock::{acquire_lock_with, with_heartbeat};
+use surql::migration::apply::{BatchStop, StartClock, apply_batch};
+use surql::migration::lock::{acquire_lock_with, mark_interrupted, with_heartbeat};
 use surql::migration::{
     ApplyContext, ApplyError, LockError, MigrationState, acquire_lock, applied_migrations, current_lock,
     discover_migrations, history_table_exists, migrate_down, migrate_up, plan, release_lock,
@@ -139,6 +140,8 @@ async fn failing_statement_leaves_nothing(connection: ConnectionConfig) {
             assert_eq!(version, "2");
             assert_eq!(completed.len(), 1, "the first migration committed");
             assert!(error.to_string().contains("half"), "{error}");
+            // Counted in the migration's own statements, not surql's wrapping.
+            assert!(error.to_string().starts_with("statement 2 failed"), "{error}");
         }
         other => panic!("unexpected error {other}"),
     }
@@ -164,6 +167,110 @@ async fn embedded_failing_statement_leaves_nothing() {
 async fn server_failing_statement_leaves_nothing() {
     let server = TestServer::start();
     failing_statement_leaves_nothing(server.connection("atomic", "main")).await;
+}
+
+const THIRD: &str = "-- migrate:up\nDEFINE TABLE third;\n-- migrate:down\nREMOVE TABLE third;\n";
+
+/// Takes the lock as `owner` on an initialised database.
+async fn locked(connection: &ConnectionConfig, owner: &str) -> surrealdb::Surreal<surrealdb::engine::any::Any> {
+    initialise(connection).await;
+    let db = connect(connection, TIMEOUT).await.unwrap();
+    acquire_lock(&db, owner, Duration::from_secs(60)).await.unwrap();
+    db
+}
+
+async fn committed_versions(connection: &ConnectionConfig) -> Vec<Value> {
+    history(connection).await.iter().map(|r| r["version"].clone()).collect()
+}
+
+async fn a_batch_stops_at_the_failing_migration(connection: ConnectionConfig) {
+    let dir = migrations_dir(&[
+        ("1_first.surql", GOOD),
+        ("2_half.surql", FAILS_ON_SECOND),
+        ("3_third.surql", THIRD),
+    ]);
+    let migrations = discover_migrations(dir.path()).unwrap();
+    let db = locked(&connection, "runner").await;
+    let batch: Vec<_> = migrations.iter().collect();
+    let outcome = apply_batch(&db, &batch, StartClock::Server, &ApplyContext::new(), "runner")
+        .await
+        .unwrap();
+    assert_eq!(outcome.applied.len(), 1, "{outcome:?}");
+    match outcome.stop {
+        Some(BatchStop::Failed(error)) => {
+            assert!(error.to_string().starts_with("statement 2 failed"), "{error}");
+            assert!(error.to_string().contains("half"), "{error}");
+        }
+        other => panic!("expected the second migration to fail, got {other:?}"),
+    }
+    let tables = tables(&connection).await;
+    assert!(tables.contains(&"first".to_string()), "{tables:?}");
+    assert!(!tables.contains(&"half".to_string()), "half-applied: {tables:?}");
+    assert!(
+        !tables.contains(&"third".to_string()),
+        "ran after a failure: {tables:?}"
+    );
+    assert_eq!(committed_versions(&connection).await, [json!("1")]);
+
+    // The rest of a batch that all commits: every one is reported, timed.
+    let fixed_dir = migrations_dir(&[("2_half.surql", GOOD.replace("first", "second").as_str())]);
+    let fixed = discover_migrations(fixed_dir.path()).unwrap();
+    let batch = [&fixed[0], &migrations[2]];
+    let outcome = apply_batch(&db, &batch, StartClock::Server, &ApplyContext::new(), "runner")
+        .await
+        .unwrap();
+    assert_eq!(outcome.applied.len(), 2, "{outcome:?}");
+    assert!(outcome.stop.is_none());
+    assert_eq!(
+        committed_versions(&connection).await,
+        [json!("1"), json!("2"), json!("3")]
+    );
+}
+
+#[tokio::test]
+async fn embedded_batch_stops_at_the_failing_migration() {
+    a_batch_stops_at_the_failing_migration(mem_connection()).await;
+}
+
+#[tokio::test]
+async fn server_batch_stops_at_the_failing_migration() {
+    let server = TestServer::start();
+    a_batch_stops_at_the_failing_migration(server.connection("batch", "main")).await;
+}
+
+#[tokio::test]
+async fn a_batch_stops_when_interrupted_or_when_the_lock_changes_hands() {
+    let server = TestServer::start();
+    let connection = server.connection("guard", "main");
+    let dir = migrations_dir(&[("1_first.surql", GOOD), ("2_third.surql", THIRD)]);
+    let migrations = discover_migrations(dir.path()).unwrap();
+    let batch: Vec<_> = migrations.iter().collect();
+
+    // Marked interrupted (Ctrl-C): not even the first begins.
+    let db = locked(&connection, "runner").await;
+    let lock = surql::migration::lock::HeldLock {
+        owner: "runner".into(),
+        ttl: Duration::from_secs(60),
+    };
+    mark_interrupted(&db, &lock).await.unwrap();
+    let outcome = apply_batch(&db, &batch, StartClock::Server, &ApplyContext::new(), "runner")
+        .await
+        .unwrap();
+    assert!(outcome.applied.is_empty(), "{outcome:?}");
+    assert!(matches!(outcome.stop, Some(BatchStop::Stopped)), "{outcome:?}");
+    assert_eq!(committed_versions(&connection).await, Vec::<Value>::new());
+
+    // Another runner holds the lock: nothing begins either.
+    release_lock(&db, &lock).await.unwrap();
+    acquire_lock(&db, "someone-else", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let outcome = apply_batch(&db, &batch, StartClock::Server, &ApplyContext::new(), "runner")
+        .await
+        .unwrap();
+    assert!(outcome.applied.is_empty(), "{outcome:?}");
+    assert!(matches!(outcome.stop, Some(BatchStop::Stopped)), "{outcome:?}");
+    assert!(!tables(&connection).await.contains(&"first".to_string()));
 }
 
 async fn rolls_back_newest_first(connection: ConnectionConfig) {

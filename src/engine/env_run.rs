@@ -10,11 +10,13 @@ use super::{ApprovalRequest, DeploymentResult, DeploymentStatus, Engine, Environ
 use crate::connection::{QueryError, ReadOnly, connect, open_read_only, select_for_write, wait_until_unreachable};
 use crate::health::{HealthCheck, Session};
 use crate::migration::apply::describe_drift;
+use crate::migration::apply::{BatchStop, apply_batch};
 use crate::migration::history::{self, DEFINE_HISTORY_TABLE, history_from_read};
-use crate::migration::lock::{DEFINE_LOCK_TABLE, Heartbeat, acquire_lock_with, with_heartbeat};
+use crate::migration::lock::{
+    DEFINE_LOCK_TABLE, Heartbeat, HeldLock, LockError, acquire_lock_with, mark_interrupted, with_heartbeat,
+};
 use crate::migration::{
-    AppliedMigration, Migration, acquire_lock, apply::StartClock, apply_migration, plan, release_lock,
-    revert_migration, up_script,
+    AppliedMigration, Migration, acquire_lock, apply::StartClock, plan, release_lock, revert_migration, up_script,
 };
 use crate::registry::EnvironmentConfig;
 use crate::safety::ApprovalDecision;
@@ -203,7 +205,7 @@ async fn run_steps(
         Ok(applied_now) => {
             let applied_now = applied_now.unwrap_or_default();
             with_heartbeat(&db, &lock, async |heartbeat| {
-                apply_pending(engine, environment, &db, &applied_now, heartbeat).await
+                apply_pending(engine, environment, &db, &applied_now, &lock, heartbeat).await
             })
             .await
         }
@@ -320,6 +322,7 @@ async fn apply_pending(
     environment: &EnvironmentConfig,
     db: &Surreal<Any>,
     applied: &[AppliedMigration],
+    lock: &HeldLock,
     heartbeat: &Heartbeat,
 ) -> Result<(), Stop> {
     let name = environment.name.as_str();
@@ -334,36 +337,141 @@ async fn apply_pending(
         .collect();
     let total = pending.len();
     let clock = StartClock::of(&environment.connection);
-    for (step, index) in pending.into_iter().enumerate() {
-        let migration = &engine.migrations[index];
+    // A server gets every pending migration in one request (each still its
+    // own transaction); in-process, a request costs nothing worth saving.
+    let batch_size = match clock {
+        StartClock::Server => total.max(1),
+        StartClock::Shared => 1,
+    };
+    let mut done = 0;
+    for batch in pending.chunks(batch_size) {
+        let next = &engine.migrations[batch[0]];
         if engine.is_cancelled() {
-            return Err(interrupted(engine, environment, db, migration).await);
+            return Err(interrupted(engine, environment, db, next).await);
         }
         // Another runner may now hold the lock: stop, and leave the database
         // to it rather than rolling back under its feet.
         if let Err(lost) = heartbeat.check() {
-            let kept = engine.applied_count(name);
-            return Err(failed(format!(
-                "{lost}; stopped before {} ({kept} migration(s) applied by this run were kept)",
-                migration.id()
-            )));
+            return Err(lease_lost(engine, name, lost, next));
         }
-        engine
-            .events
-            .phase(name, format!("applying {}/{total}: {}", step + 1, migration.id()));
-        match guarded(environment, apply_migration(db, migration, clock, &engine.context)).await {
-            Ok(duration_ms) => {
-                engine.note_applied(name, index);
-                engine.events.send(Event::MigrationApplied {
-                    environment: name.to_string(),
-                    migration: migration.id(),
-                    duration_ms,
-                });
+        let migrations: Vec<&Migration> = batch.iter().map(|&i| &engine.migrations[i]).collect();
+        let phase = match migrations.as_slice() {
+            [one] => format!("applying {}/{total}: {}", done + 1, one.id()),
+            [first, .., last] => format!(
+                "applying {}-{}/{total}: {} … {}",
+                done + 1,
+                done + batch.len(),
+                first.id(),
+                last.id()
+            ),
+            [] => unreachable!("chunks are never empty"),
+        };
+        engine.events.phase(name, phase);
+        let outcome = guarded(
+            environment,
+            interruptible(
+                engine,
+                db,
+                lock,
+                apply_batch(db, &migrations, clock, &engine.context, &lock.owner),
+            ),
+        )
+        .await;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                // The request did not complete: what committed is unknown
+                // until the history says (when the server still answers).
+                let committed = committed_by_this_run(engine, environment, db, &migrations).await;
+                note_batch(engine, name, batch, &committed);
+                let failed = migrations.get(committed.len()).unwrap_or(&next);
+                return Err(after_failure(engine, environment, db, failed, error).await);
             }
-            Err(error) => return Err(after_failure(engine, environment, db, migration, error).await),
+        };
+        note_batch(engine, name, batch, &outcome.applied);
+        done += outcome.applied.len();
+        match outcome.stop {
+            None => {}
+            Some(BatchStop::Failed(error)) => {
+                let failed = migrations[outcome.applied.len()];
+                return Err(after_failure(engine, environment, db, failed, error).await);
+            }
+            Some(BatchStop::Stopped) => {
+                let stopped = migrations[outcome.applied.len()];
+                if engine.is_cancelled() {
+                    return Err(interrupted(engine, environment, db, stopped).await);
+                }
+                let lost = heartbeat
+                    .check()
+                    .err()
+                    .unwrap_or_else(|| LockError::Lost("the lock is no longer this run's".into()));
+                return Err(lease_lost(engine, name, lost, stopped));
+            }
         }
     }
     Ok(())
+}
+
+/// Records the first `durations.len()` migrations of `batch` as applied.
+fn note_batch(engine: &Engine, name: &str, batch: &[usize], durations: &[u64]) {
+    for (&index, &duration_ms) in batch.iter().zip(durations) {
+        engine.note_applied(name, index);
+        engine.events.send(Event::MigrationApplied {
+            environment: name.to_string(),
+            migration: engine.migrations[index].id(),
+            duration_ms,
+        });
+    }
+}
+
+/// The execution times of the migrations of `batch` (a prefix) that this run
+/// committed, by the history; none when it cannot be read.
+async fn committed_by_this_run(
+    engine: &Engine,
+    environment: &EnvironmentConfig,
+    db: &Surreal<Any>,
+    batch: &[&Migration],
+) -> Vec<u64> {
+    let Ok(Some(history)) = guarded(environment, history::read_history(db)).await else {
+        return Vec::new();
+    };
+    batch
+        .iter()
+        .map_while(|m| {
+            history
+                .iter()
+                .find(|row| row.version == m.version && row.deployment_id == engine.context.deployment_id)
+                .map(|row| row.execution_ms.max(0) as u64)
+        })
+        .collect()
+}
+
+/// Runs a batch; on Ctrl-C meanwhile, marks the lock interrupted so the
+/// batch stops after the migration running now, and waits for it.
+async fn interruptible<T>(
+    engine: &Engine,
+    db: &Surreal<Any>,
+    lock: &HeldLock,
+    batch: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::pin!(batch);
+    tokio::select! {
+        result = &mut batch => return result,
+        () = engine.cancellation() => {}
+    }
+    let (result, marked) = tokio::join!(batch, mark_interrupted(db, lock));
+    if let Err(error) = marked {
+        tracing::warn!("could not tell the running batch to stop: {error}");
+    }
+    result
+}
+
+fn lease_lost(engine: &Engine, name: &str, lost: LockError, next: &Migration) -> Stop {
+    let kept = engine.applied_count(name);
+    failed(format!(
+        "{lost}; stopped before {} ({kept} migration(s) applied by this run were kept)",
+        next.id()
+    ))
 }
 
 /// Ctrl-C between two migrations: nothing more is applied, and this run's

@@ -7,7 +7,6 @@ pub mod event;
 pub mod result;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -132,7 +131,8 @@ pub struct Engine {
     plugins: Option<Arc<PluginHost>>,
     notifier: Mutex<Option<Notifier>>,
     ledger: Mutex<HashMap<String, EnvState>>,
-    cancelled: AtomicBool,
+    /// Set once by Ctrl-C; a watch so a running batch can be told at once.
+    cancelled: tokio::sync::watch::Sender<bool>,
 }
 
 impl Engine {
@@ -164,7 +164,7 @@ impl Engine {
             plugins: None,
             notifier: Mutex::new(None),
             ledger: Mutex::new(ledger),
-            cancelled: AtomicBool::new(false),
+            cancelled: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -234,12 +234,18 @@ impl Engine {
 
     /// Stops starting new environments (Ctrl-C).
     pub fn cancel(&self) {
-        self.cancelled.store(true, Ordering::SeqCst);
+        self.cancelled.send_replace(true);
     }
 
     /// True once [`Engine::cancel`] was called.
     pub fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::SeqCst)
+        *self.cancelled.borrow()
+    }
+
+    /// Resolves once [`Engine::cancel`] is called.
+    pub async fn cancellation(&self) {
+        let mut cancelled = self.cancelled.subscribe();
+        let _ = cancelled.wait_for(|&c| c).await;
     }
 
     fn environment(&self, name: &str) -> Result<&EnvironmentConfig, String> {

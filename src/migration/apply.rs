@@ -11,7 +11,10 @@ use surrealdb::engine::any::Any;
 use super::file::Migration;
 use super::history::{AppliedMigration, applied_migrations, ensure_history_table};
 use super::lock::{DEFAULT_LOCK_TTL, Heartbeat, LockError, acquire_lock, release_lock, with_heartbeat};
-use crate::connection::{ConnectionConfig, EndpointKind, QueryError, ensure_namespace_and_database, run_statements};
+use crate::connection::{
+    Collected, ConnectionConfig, EndpointKind, QueryError, ensure_namespace_and_database, is_follow_on_error,
+    operation_timeout, run_collecting_errors, run_statements,
+};
 
 /// Who applies and under which deployment.
 #[derive(Debug, Clone)]
@@ -249,17 +252,199 @@ impl StartClock {
 }
 
 /// The exact SurrealQL that applies one migration with its history row.
+pub fn up_script(migration: &Migration, clock: StartClock) -> String {
+    transaction_script(migration, clock, "", Guard::None)
+}
+
+/// What a batch's guard throws when a migration must not begin.
+const STOPPED: &str = "surql: stopped before this migration (interrupted, or the lock is no longer held by this run)";
+
+/// Whether a migration's transaction checks, before its own statements, that
+/// it may begin.
+#[derive(Clone, Copy)]
+enum Guard<'a> {
+    /// A lone migration: the caller checked.
+    None,
+    /// The first of a batch: the lock is still this run's and not marked
+    /// interrupted.
+    Lock,
+    /// A later one: the same, and the migration before it (its parameter
+    /// suffix) committed.
+    LockAndCommitted(&'a str),
+}
+
+/// One migration's transaction. `suffix` names its parameters
+/// (`$surql_version{suffix}`, …).
 /// `SET` rather than `CONTENT { … }`: SurrealDB 3.3.5 evaluates an object
 /// of expressions far more slowly (about 90 µs per migration, BENCHMARKS.md).
-pub fn up_script(migration: &Migration, clock: StartClock) -> String {
+fn transaction_script(migration: &Migration, clock: StartClock, suffix: &str, guard: Guard) -> String {
+    const LOCK: &str = "_migration_lock:current.owner != $surql_owner OR _migration_lock:current.interrupted = true";
+    let guard = match guard {
+        Guard::None => String::new(),
+        Guard::Lock => format!("IF {LOCK} {{ THROW '{STOPPED}' }};\n"),
+        Guard::LockAndCommitted(previous) => format!(
+            "IF !record::exists(type::record('_migration_history', $surql_version{previous})) OR {LOCK} {{ THROW '{STOPPED}' }};\n"
+        ),
+    };
     let (note_start, started) = match clock {
         StartClock::Server => ("LET $surql_started = time::now();\n", "$surql_started"),
         StartClock::Shared => ("", "<datetime> $surql_started"),
     };
     format!(
-        "BEGIN TRANSACTION;\n{note_start}{}\n;\nCREATE type::record('_migration_history', $surql_version) SET version = $surql_version, name = $surql_name, checksum = $surql_checksum, applied_at = time::now(), execution_ms = duration::millis(time::now() - {started}), deployment_id = $surql_deployment_id, actor = $surql_actor RETURN NONE;\nCOMMIT TRANSACTION;",
-        migration.up
+        "BEGIN TRANSACTION;\n{guard}{note_start}{up}\n;\nCREATE type::record('_migration_history', $surql_version{suffix}) SET version = $surql_version{suffix}, name = $surql_name{suffix}, checksum = $surql_checksum{suffix}, applied_at = time::now(), execution_ms = duration::millis(time::now() - {started}), deployment_id = $surql_deployment_id, actor = $surql_actor RETURN NONE;\nCOMMIT TRANSACTION;\n",
+        up = migration.up
     )
+}
+
+/// Statements of a migration's transaction before its own: BEGIN, the
+/// batch guard, the `LET` of the start time.
+fn statements_before_up(clock: StartClock, guarded: bool) -> usize {
+    1 + usize::from(guarded) + usize::from(clock == StartClock::Server)
+}
+
+/// The SurrealQL of a batch: every migration in its own transaction, each
+/// guarded by the lock and (after the first) by its predecessor, then the
+/// read of which of them committed.
+pub fn batch_script(batch: &[&Migration], clock: StartClock) -> String {
+    let mut sql = String::new();
+    for (i, migration) in batch.iter().enumerate() {
+        let previous = i.checked_sub(1).map(|p| format!("_{p}"));
+        let guard = match &previous {
+            Some(previous) => Guard::LockAndCommitted(previous),
+            None => Guard::Lock,
+        };
+        sql.push_str(&transaction_script(migration, clock, &format!("_{i}"), guard));
+    }
+    sql.push_str("SELECT version, execution_ms FROM _migration_history:.. WHERE version IN $surql_versions AND deployment_id = $surql_deployment_id;");
+    sql
+}
+
+/// How a batch ended.
+#[derive(Debug)]
+pub struct BatchOutcome {
+    /// Execution times (ms) of the migrations that committed: always the
+    /// first ones of the batch, in order.
+    pub applied: Vec<u64>,
+    /// Why the next migration (`batch[applied.len()]`) did not commit.
+    pub stop: Option<BatchStop>,
+}
+
+#[derive(Debug)]
+pub enum BatchStop {
+    /// It failed; nothing of it remains. The statement index counts the
+    /// migration's own statements from 0.
+    Failed(QueryError),
+    /// The guard kept it from beginning: the run was interrupted, or the lock
+    /// is no longer this run's.
+    Stopped,
+}
+
+/// Applies `batch` in ONE request and reports which migrations committed.
+/// Each migration is still its own transaction; a guard stops the rest once
+/// one fails, the run is interrupted ([`super::lock::mark_interrupted`]) or
+/// the lock changes hands. On a network this saves a round trip per
+/// migration. The timeout is the operation timeout per migration.
+pub async fn apply_batch(
+    db: &Surreal<Any>,
+    batch: &[&Migration],
+    clock: StartClock,
+    ctx: &ApplyContext,
+    lock_owner: &str,
+) -> Result<BatchOutcome, QueryError> {
+    if let [migration] = batch {
+        return Ok(match apply_migration(db, migration, clock, ctx).await {
+            Ok(ms) => BatchOutcome {
+                applied: vec![ms],
+                stop: None,
+            },
+            Err(error @ QueryError::Statement { .. }) => BatchOutcome {
+                applied: vec![],
+                stop: Some(BatchStop::Failed(error)),
+            },
+            Err(transport) => return Err(transport),
+        });
+    }
+    let mut vars = serde_json::Map::new();
+    for (i, migration) in batch.iter().enumerate() {
+        vars.insert(format!("surql_version_{i}"), json!(migration.version));
+        vars.insert(format!("surql_name_{i}"), json!(migration.name));
+        vars.insert(format!("surql_checksum_{i}"), json!(migration.checksum));
+    }
+    let versions: Vec<&str> = batch.iter().map(|m| m.version.as_str()).collect();
+    vars.insert("surql_versions".into(), json!(versions));
+    vars.insert("surql_deployment_id".into(), json!(ctx.deployment_id));
+    vars.insert("surql_actor".into(), json!(ctx.actor));
+    vars.insert("surql_owner".into(), json!(lock_owner));
+    // A bound start time would be the batch's: each transaction times itself.
+    let clock = StartClock::Server;
+    let timeout = operation_timeout().saturating_mul(batch.len() as u32);
+    let Collected {
+        mut response,
+        errors,
+        statements,
+    } = run_collecting_errors(
+        db,
+        &batch_script(batch, clock),
+        serde_json::Value::Object(vars),
+        timeout,
+    )
+    .await?;
+
+    // Which committed: the read at the end is the truth; the guard makes it
+    // a prefix of the batch.
+    let last = statements.saturating_sub(1);
+    let committed: serde_json::Value = match errors.iter().find(|(index, _)| *index == last) {
+        Some((index, message)) => {
+            return Err(QueryError::Statement {
+                index: *index,
+                message: format!("could not read which migrations committed: {message}"),
+            });
+        }
+        None => response
+            .take::<surrealdb::types::Value>(last)
+            .map_err(|e| QueryError::Transport(e.to_string()))?
+            .into_json_value(),
+    };
+    let execution_ms = |version: &str| {
+        committed.as_array()?.iter().find_map(|row| {
+            (row["version"].as_str() == Some(version)).then(|| row["execution_ms"].as_u64().unwrap_or(0))
+        })
+    };
+    let applied: Vec<u64> = batch.iter().map_while(|m| execution_ms(&m.version)).collect();
+    if applied.len() == batch.len() {
+        return Ok(BatchOutcome { applied, stop: None });
+    }
+
+    // The first error of the migration that did not commit is why.
+    let failed = applied.len();
+    let own_statements = |i: usize| batch[i].up_ast.expressions.len();
+    let first_statement = |i: usize| {
+        (0..i)
+            .map(|j| statements_before_up(clock, true) + own_statements(j) + 2)
+            .sum::<usize>()
+    };
+    let begins_at = first_statement(failed);
+    let up_at = begins_at + statements_before_up(clock, true);
+    let cause = errors
+        .iter()
+        .filter(|(_, message)| !is_follow_on_error(message))
+        .find(|(index, _)| *index >= begins_at)
+        .or_else(|| errors.iter().find(|(_, message)| !is_follow_on_error(message)));
+    let stop = match cause {
+        Some((_, message)) if message.contains(STOPPED) => BatchStop::Stopped,
+        Some((index, message)) => BatchStop::Failed(QueryError::Statement {
+            index: index.saturating_sub(up_at),
+            message: message.clone(),
+        }),
+        None => BatchStop::Failed(QueryError::Statement {
+            index: 0,
+            message: "the transaction did not commit".into(),
+        }),
+    };
+    Ok(BatchOutcome {
+        applied,
+        stop: Some(stop),
+    })
 }
 
 /// The exact SurrealQL that rolls one migration back and removes its history row.
@@ -291,7 +476,14 @@ pub async fn apply_migration(
             "surql_started": (clock == StartClock::Shared).then(|| chrono::Utc::now().to_rfc3339()),
         }),
     )
-    .await?;
+    .await
+    .map_err(|error| match error {
+        QueryError::Statement { index, message } => QueryError::Statement {
+            index: index.saturating_sub(statements_before_up(clock, false)),
+            message,
+        },
+        transport => transport,
+    })?;
     Ok(started.elapsed().as_millis() as u64)
 }
 

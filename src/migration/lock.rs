@@ -351,6 +351,18 @@ pub async fn with_heartbeat<T>(db: &Surreal<Any>, lock: &HeldLock, work: impl As
     }
 }
 
+/// Marks the held lock interrupted: the guard of a batch's next migration
+/// sees it and stops there (`apply::apply_batch`).
+pub async fn mark_interrupted(db: &Surreal<Any>, lock: &HeldLock) -> Result<(), LockError> {
+    run_idempotent(
+        db,
+        "UPDATE _migration_lock:current SET interrupted = true WHERE owner = $owner RETURN NONE;",
+        json!({ "owner": lock.owner }),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Releases the lock if this owner still holds it.
 pub async fn release_lock(db: &Surreal<Any>, lock: &HeldLock) -> Result<(), LockError> {
     HELD_HERE.lock().expect("lock registry poisoned").remove(&lock.owner);
