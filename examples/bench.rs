@@ -5,7 +5,11 @@
 //! script. Then `status` over the same N. Prints wall time, environments per
 //! second, peak RSS growth and the ratio surql / floor. See BENCHMARKS.md.
 //!
-//!   cargo build --workspace && cargo run --example bench -- [--sizes 10,100,1000] [--engines server,embedded] [--repeat 3] [--concurrency 16]
+//!   cargo build --workspace && cargo run --example bench -- [--sizes 10,100,1000] [--engines server,embedded] [--repeat 3] [--concurrency 16] [--latency-ms 0]
+//!
+//! `--latency-ms MS` puts a proxy between client and server that delays each
+//! direction by MS (a round trip costs 2 × MS), as a network would; its CPU
+//! counts as this process's.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,6 +24,10 @@ use surql::{
 #[path = "../tests/common/server.rs"]
 mod server;
 
+#[path = "../tests/common/latency.rs"]
+mod latency;
+
+use latency::LatencyProxy;
 use server::TestServer;
 
 /// Environments at once (`--concurrency`, default 16 as the issue asks).
@@ -27,6 +35,24 @@ static CONCURRENCY: AtomicUsize = AtomicUsize::new(16);
 
 fn concurrency() -> usize {
     CONCURRENCY.load(Ordering::Relaxed)
+}
+
+/// One-way delay added to every byte between client and server
+/// (`--latency-ms`), 0 for none.
+static LATENCY_MS: AtomicUsize = AtomicUsize::new(0);
+
+/// The URL to reach `server` by: directly, or through a proxy that delays
+/// each direction by `--latency-ms`, as a network between them would. The
+/// proxy lives as long as the process.
+fn reach(server: &TestServer) -> String {
+    let delay = Duration::from_millis(LATENCY_MS.load(Ordering::Relaxed) as u64);
+    if delay.is_zero() {
+        return server.ws_url();
+    }
+    let proxy = LatencyProxy::start(format!("127.0.0.1:{}", server.port), delay);
+    let url = proxy.ws_url();
+    std::mem::forget(proxy);
+    url
 }
 
 /// Resident set size and its peak, in KiB (Linux).
@@ -145,6 +171,8 @@ struct Round {
     surql: Phase,
     status: Phase,
     ok: bool,
+    /// The round trip surql measured to the server (it batches from 1 ms).
+    round_trip: Option<Duration>,
 }
 
 /// One measurement of floor, surql and status at size `n`.
@@ -163,11 +191,8 @@ async fn one_round(
     // for another's data or its background clean-up.
     let floor_phase = if engine == "server" {
         let server = TestServer::start();
-        measure(
-            Some(server.pid()),
-            floor(&server.ws_url(), &floor_prefix, n, statements),
-        )
-        .await
+        let url = reach(&server);
+        measure(Some(server.pid()), floor(&url, &floor_prefix, n, statements)).await
     } else {
         measure(
             None,
@@ -177,7 +202,7 @@ async fn one_round(
     };
     let server = (engine == "server").then(TestServer::start);
     let url = match &server {
-        Some(server) => server.ws_url(),
+        Some(server) => reach(server),
         None => format!("mem://surql-{run}-{n}"),
     };
 
@@ -223,6 +248,7 @@ async fn one_round(
         surql: surql_phase,
         status: status_phase,
         ok,
+        round_trip: surql::connection::round_trip(&connection(&url, format!("{surql_prefix}0"))),
     }
 }
 
@@ -238,6 +264,7 @@ async fn main() {
             "--engines" => engines = args.next().unwrap().split(',').map(str::to_string).collect(),
             "--repeat" => repeat = args.next().unwrap().parse().unwrap(),
             "--concurrency" => CONCURRENCY.store(args.next().unwrap().parse().unwrap(), Ordering::Relaxed),
+            "--latency-ms" => LATENCY_MS.store(args.next().unwrap().parse().unwrap(), Ordering::Relaxed),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -315,13 +342,20 @@ async fn main() {
                 if ok { "" } else { "  (FAILURES)" }
             );
             if engine == "server" {
+                let round_trip = rounds.iter().filter_map(|r| r.round_trip).min().unwrap_or_default();
                 println!(
-                    "{:>15} | cpu of this process {:.2} s (floor {:.2}), of the server {:.2} s (floor {:.2})",
+                    "{:>15} | cpu of this process {:.2} s (floor {:.2}), of the server {:.2} s (floor {:.2}); round trip {:.2} ms ({})",
                     "",
                     surql_phase.cpu_seconds,
                     floor_phase.cpu_seconds,
                     surql_phase.server_cpu_seconds,
-                    floor_phase.server_cpu_seconds
+                    floor_phase.server_cpu_seconds,
+                    round_trip.as_secs_f64() * 1e3,
+                    if round_trip >= surql::engine::BATCH_FROM_ROUND_TRIP {
+                        "migrations batched"
+                    } else {
+                        "one migration per request"
+                    }
                 );
             }
         }

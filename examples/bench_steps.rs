@@ -3,7 +3,10 @@
 //! up sections sent with the SDK. On the server it counts the server's CPU
 //! time per step, on the embedded engine wall time. See BENCHMARKS.md.
 //!
-//!   cargo build --workspace && cargo run --example bench_steps -- [--engine server|embedded] [--tenants 300]
+//!   cargo build --workspace && cargo run --example bench_steps -- [--engine server|embedded] [--tenants 300] [--one-per-request]
+//!
+//! `--one-per-request` sends each migration on its own, as surql does on the
+//! embedded engine, instead of a server's one request for all.
 
 use std::time::{Duration, Instant};
 
@@ -56,11 +59,13 @@ impl Clock {
 #[tokio::main]
 async fn main() {
     let (mut engine, mut tenants) = ("server".to_string(), 300usize);
+    let mut one_per_request = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--engine" => engine = args.next().expect("--engine server|embedded"),
             "--tenants" => tenants = args.next().and_then(|n| n.parse().ok()).expect("--tenants N"),
+            "--one-per-request" => one_per_request = true,
             other => panic!("unknown argument {other}"),
         }
     }
@@ -110,9 +115,14 @@ async fn main() {
             steps[2] += clock_.lap();
             // As the engine does: a server gets them all in one request.
             let all: Vec<_> = migrations.iter().collect();
-            let batch_size = if clock == StartClock::Server { all.len() } else { 1 };
+            let batch_size = if clock == StartClock::Server && !one_per_request {
+                all.len()
+            } else {
+                1
+            };
             for batch in all.chunks(batch_size) {
-                let outcome = apply_batch(&db, batch, clock, &context, &lock.owner).await.unwrap();
+                // The lock is released below, to time it on its own.
+                let outcome = apply_batch(&db, batch, clock, &context, &lock, false).await.unwrap();
                 assert!(outcome.stop.is_none(), "{:?}", outcome.stop);
             }
             steps[3] += clock_.lap();

@@ -495,11 +495,43 @@ async fn open_remote(config: &ConnectionConfig, address: &str) -> Result<Surreal
             reason: scrub(&e.to_string(), config),
         })?;
     }
+    record_round_trip(address, &base).await;
     *pooled = Some(Pooled {
         base: base.clone(),
         created: std::time::Instant::now(),
     });
     Ok(base.clone())
+}
+
+/// Round-trip times of the servers this process connected to, by address.
+static ROUND_TRIPS: LazyLock<std::sync::Mutex<HashMap<String, Duration>>> = LazyLock::new(Default::default);
+
+/// Times the cheapest request (`version`) on a new pooled connection, best of
+/// three, before the deployment loads the server.
+async fn record_round_trip(address: &str, base: &Surreal<Any>) {
+    let mut best: Option<Duration> = None;
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        if base.version().await.is_err() {
+            return;
+        }
+        best = Some(best.map_or(started.elapsed(), |b| b.min(started.elapsed())));
+    }
+    if let Some(best) = best {
+        let mut known = ROUND_TRIPS.lock().expect("round trips poisoned");
+        let entry = known.entry(address.to_string()).or_insert(best);
+        *entry = (*entry).min(best);
+    }
+}
+
+/// The round-trip time to `config`'s server, once a connection to it was
+/// made; `None` for the embedded engine.
+pub fn round_trip(config: &ConnectionConfig) -> Option<Duration> {
+    if config.endpoint_kind().ok()? != EndpointKind::Remote {
+        return None;
+    }
+    let address = sdk_address(&config.db_url);
+    ROUND_TRIPS.lock().expect("round trips poisoned").get(&address).copied()
 }
 
 /// True for errors SurrealDB says can be retried (a write conflict between

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use surql::ConnectionConfig;
 use surql::connection::{connect, connect_read_only, run_query};
 use surql::migration::apply::{BatchStop, StartClock, apply_batch};
-use surql::migration::lock::{acquire_lock_with, mark_interrupted, with_heartbeat};
+use surql::migration::lock::{HeldLock, acquire_lock_with, mark_interrupted, with_heartbeat};
 use surql::migration::{
     ApplyContext, ApplyError, LockError, MigrationState, acquire_lock, applied_migrations, current_lock,
     discover_migrations, history_table_exists, migrate_down, migrate_up, plan, release_lock,
@@ -172,11 +172,14 @@ async fn server_failing_statement_leaves_nothing() {
 const THIRD: &str = "-- migrate:up\nDEFINE TABLE third;\n-- migrate:down\nREMOVE TABLE third;\n";
 
 /// Takes the lock as `owner` on an initialised database.
-async fn locked(connection: &ConnectionConfig, owner: &str) -> surrealdb::Surreal<surrealdb::engine::any::Any> {
+async fn locked(
+    connection: &ConnectionConfig,
+    owner: &str,
+) -> (surrealdb::Surreal<surrealdb::engine::any::Any>, HeldLock) {
     initialise(connection).await;
     let db = connect(connection, TIMEOUT).await.unwrap();
-    acquire_lock(&db, owner, Duration::from_secs(60)).await.unwrap();
-    db
+    let lock = acquire_lock(&db, owner, Duration::from_secs(60)).await.unwrap();
+    (db, lock)
 }
 
 async fn committed_versions(connection: &ConnectionConfig) -> Vec<Value> {
@@ -190,12 +193,14 @@ async fn a_batch_stops_at_the_failing_migration(connection: ConnectionConfig) {
         ("3_third.surql", THIRD),
     ]);
     let migrations = discover_migrations(dir.path()).unwrap();
-    let db = locked(&connection, "runner").await;
+    let (db, lock) = locked(&connection, "runner").await;
     let batch: Vec<_> = migrations.iter().collect();
-    let outcome = apply_batch(&db, &batch, StartClock::Server, &ApplyContext::new(), "runner")
+    let outcome = apply_batch(&db, &batch, StartClock::Server, &ApplyContext::new(), &lock, true)
         .await
         .unwrap();
     assert_eq!(outcome.applied.len(), 1, "{outcome:?}");
+    assert!(!outcome.released_lock, "the lock is kept for the rollback");
+    assert_eq!(current_lock(&db).await.unwrap().unwrap().owner, "runner");
     match outcome.stop {
         Some(BatchStop::Failed(error)) => {
             assert!(error.to_string().starts_with("statement 2 failed"), "{error}");
@@ -216,11 +221,17 @@ async fn a_batch_stops_at_the_failing_migration(connection: ConnectionConfig) {
     let fixed_dir = migrations_dir(&[("2_half.surql", GOOD.replace("first", "second").as_str())]);
     let fixed = discover_migrations(fixed_dir.path()).unwrap();
     let batch = [&fixed[0], &migrations[2]];
-    let outcome = apply_batch(&db, &batch, StartClock::Server, &ApplyContext::new(), "runner")
+    let outcome = apply_batch(&db, &batch, StartClock::Server, &ApplyContext::new(), &lock, true)
         .await
         .unwrap();
     assert_eq!(outcome.applied.len(), 2, "{outcome:?}");
     assert!(outcome.stop.is_none());
+    assert!(outcome.released_lock);
+    assert_eq!(
+        current_lock(&db).await.unwrap(),
+        None,
+        "released with the last migration"
+    );
     assert_eq!(
         committed_versions(&connection).await,
         [json!("1"), json!("2"), json!("3")]
@@ -247,13 +258,9 @@ async fn a_batch_stops_when_interrupted_or_when_the_lock_changes_hands() {
     let batch: Vec<_> = migrations.iter().collect();
 
     // Marked interrupted (Ctrl-C): not even the first begins.
-    let db = locked(&connection, "runner").await;
-    let lock = surql::migration::lock::HeldLock {
-        owner: "runner".into(),
-        ttl: Duration::from_secs(60),
-    };
+    let (db, lock) = locked(&connection, "runner").await;
     mark_interrupted(&db, &lock).await.unwrap();
-    let outcome = apply_batch(&db, &batch, StartClock::Server, &ApplyContext::new(), "runner")
+    let outcome = apply_batch(&db, &batch, StartClock::Server, &ApplyContext::new(), &lock, true)
         .await
         .unwrap();
     assert!(outcome.applied.is_empty(), "{outcome:?}");
@@ -265,12 +272,17 @@ async fn a_batch_stops_when_interrupted_or_when_the_lock_changes_hands() {
     acquire_lock(&db, "someone-else", Duration::from_secs(60))
         .await
         .unwrap();
-    let outcome = apply_batch(&db, &batch, StartClock::Server, &ApplyContext::new(), "runner")
+    let outcome = apply_batch(&db, &batch, StartClock::Server, &ApplyContext::new(), &lock, true)
         .await
         .unwrap();
     assert!(outcome.applied.is_empty(), "{outcome:?}");
     assert!(matches!(outcome.stop, Some(BatchStop::Stopped)), "{outcome:?}");
     assert!(!tables(&connection).await.contains(&"first".to_string()));
+    assert_eq!(
+        current_lock(&db).await.unwrap().unwrap().owner,
+        "someone-else",
+        "not released"
+    );
 }
 
 async fn rolls_back_newest_first(connection: ConnectionConfig) {

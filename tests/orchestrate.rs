@@ -15,7 +15,7 @@ use surql::{
     MigrationCoordinator, discover_migrations,
 };
 
-use common::{migrations_dir, unique};
+use common::{LatencyProxy, TestServer, migrations_dir, unique};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -542,4 +542,66 @@ async fn rollback_primitive_undoes_this_runs_work() {
         tables(&envs[1]).await,
         ["_migration_history", "_migration_lock", "sentinel"]
     );
+}
+
+/// A server a network away (a proxy adding 2 ms each way) gets an
+/// environment's migrations in one request: a failure in the middle still
+/// leaves nothing of the failed migration and nothing after it, is rolled
+/// back, and a clean deployment releases the lock in that same request.
+#[tokio::test]
+async fn over_a_network_a_batch_fails_atomically_and_rolls_back() {
+    let server = TestServer::start();
+    let proxy = LatencyProxy::start(format!("127.0.0.1:{}", server.port), Duration::from_millis(2));
+    let env = |name: &str| {
+        EnvironmentConfig::new(
+            name,
+            ConnectionConfig::new(proxy.ws_url(), "app", name).with_credentials("root", "root"),
+        )
+    };
+    let mut registry = EnvironmentRegistry::new();
+    let (poisoned, clean) = (env("poisoned"), env("clean"));
+    registry.register(poisoned.clone()).unwrap();
+    registry.register(clean.clone()).unwrap();
+    poison(&poisoned).await;
+    // The round trip was measured when the pooled connection was made.
+    let round_trip = surql::connection::round_trip(&poisoned.connection).unwrap();
+    assert!(round_trip >= Duration::from_millis(4), "{round_trip:?}");
+    assert!(round_trip >= surql::engine::BATCH_FROM_ROUND_TRIP);
+
+    let dir = standard_migrations();
+    let run = deploy(registry, request(&["poisoned", "clean"], &dir, "parallel")).await;
+    assert_eq!(
+        run.status("poisoned"),
+        DeploymentStatus::RolledBack,
+        "{}",
+        run.error("poisoned")
+    );
+    assert!(
+        run.error("poisoned")
+            .contains("migration 2_sentinel failed: statement 2 failed"),
+        "{}",
+        run.error("poisoned")
+    );
+    assert!(
+        run.error("poisoned").contains("rolled back 1 migration(s)"),
+        "{}",
+        run.error("poisoned")
+    );
+    assert_eq!(history(&poisoned).await.unwrap(), Vec::<String>::new());
+    assert!(!tables(&poisoned).await.contains(&"account".to_string()));
+    let applied: Vec<_> = run
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MigrationApplied {
+                environment, migration, ..
+            } if environment == "clean" => Some(migration.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(applied, ["1_accounts", "2_sentinel", "3_index"]);
+    assert_eq!(run.status("clean"), DeploymentStatus::Success, "{}", run.error("clean"));
+    assert_eq!(history(&clean).await.unwrap(), ["1", "2", "3"]);
+    let db = connect(&clean.connection, TIMEOUT).await.unwrap();
+    assert_eq!(surql::migration::current_lock(&db).await.unwrap(), None);
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use surql::ConnectionConfig;
 use surql::connection::{connect, connect_read_only, run_query};
 
-use common::{TestServer, example_migrations, migrations_dir, plugin_library, text};
+use common::{LatencyProxy, TestServer, example_migrations, migrations_dir, plugin_library, text};
 
 const FAST: &str = "-- migrate:up\nDEFINE TABLE account SCHEMAFULL;\nDEFINE FIELD name ON account TYPE string;\n-- migrate:down\nREMOVE TABLE account;\n";
 const INDEX: &str = "-- migrate:up\nDEFINE INDEX account_name ON account FIELDS name;\n-- migrate:down\nREMOVE INDEX account_name ON account;\n";
@@ -84,8 +84,12 @@ fn write_config(dir: &Path, environments: Value) {
 }
 
 fn server_env(name: &str, server: &TestServer, priority: i64) -> Value {
+    url_env(name, &server.ws_url(), priority)
+}
+
+fn url_env(name: &str, url: &str, priority: i64) -> Value {
     json!({"name": name, "priority": priority,
-           "connection": {"db_url": server.ws_url(), "db_ns": "app", "db": name, "username": "root", "password": "root"}})
+           "connection": {"db_url": url, "db_ns": "app", "db": name, "username": "root", "password": "root"}})
 }
 
 async fn history(connection: &ConnectionConfig) -> Option<Vec<String>> {
@@ -218,7 +222,27 @@ fn a_server_that_never_answers_fails_within_the_timeouts() {
 
 #[tokio::test]
 async fn ctrl_c_finishes_the_running_migration_rolls_back_and_reports_everything() {
+    ctrl_c_mid_deploy(None).await;
+}
+
+/// Over a network surql sends an environment's migrations in one request:
+/// Ctrl-C still stops after the running one (the lock is marked interrupted).
+#[tokio::test]
+async fn ctrl_c_stops_a_batch_after_the_running_migration() {
+    ctrl_c_mid_deploy(Some(Duration::from_millis(2))).await;
+}
+
+async fn ctrl_c_mid_deploy(latency: Option<Duration>) {
     let servers = [TestServer::start(), TestServer::start(), TestServer::start()];
+    let proxies: Vec<LatencyProxy> = latency
+        .map(|delay| {
+            servers
+                .iter()
+                .map(|s| LatencyProxy::start(format!("127.0.0.1:{}", s.port), delay))
+                .collect()
+        })
+        .unwrap_or_default();
+    let url = |i: usize| proxies.get(i).map_or_else(|| servers[i].ws_url(), |p| p.ws_url());
     let work = tempfile::tempdir().unwrap();
     let migrations = migrations_dir(&[
         ("1_accounts.surql", FAST),
@@ -228,9 +252,9 @@ async fn ctrl_c_finishes_the_running_migration_rolls_back_and_reports_everything
     write_config(
         work.path(),
         json!([
-            server_env("first", &servers[0], 1),
-            server_env("second", &servers[1], 2),
-            server_env("third", &servers[2], 3)
+            url_env("first", &url(0), 1),
+            url_env("second", &url(1), 2),
+            url_env("third", &url(2), 3)
         ]),
     );
     let m = migrations.path().to_str().unwrap();

@@ -2,12 +2,16 @@
 //! approval gate → health → plan (drift) → destructive gate → lock → apply → unlock,
 //! with auto-rollback of what this run applied when a migration fails.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 
 use super::{ApprovalRequest, DeploymentResult, DeploymentStatus, Engine, EnvironmentPlan, Event, VerifyResult};
-use crate::connection::{QueryError, ReadOnly, connect, open_read_only, select_for_write, wait_until_unreachable};
+use crate::connection::{
+    QueryError, ReadOnly, connect, open_read_only, round_trip, select_for_write, wait_until_unreachable,
+};
 use crate::health::{HealthCheck, Session};
 use crate::migration::apply::describe_drift;
 use crate::migration::apply::{BatchStop, apply_batch};
@@ -211,17 +215,20 @@ async fn run_steps(
         }
         Err(e) => Err(failed(format!("cannot read _migration_history: {e}"))),
     };
-    let released = guarded(environment, release_lock(&db, &lock)).await;
+    let released = match outcome {
+        Ok(LockReleased::ByTheLastBatch) => Ok(()),
+        _ => guarded(environment, release_lock(&db, &lock)).await,
+    };
     let applied_count = engine.applied_count(name);
     match (outcome, released) {
-        (Ok(()), Ok(())) => Ok(DeploymentResult::finished(
+        (Ok(_), Ok(())) => Ok(DeploymentResult::finished(
             name,
             DeploymentStatus::Success,
             applied_count,
             None,
             started_at,
         )),
-        (Ok(()), Err(e)) => Err(failed(format!(
+        (Ok(_), Err(e)) => Err(failed(format!(
             "applied {applied_count} migration(s) but could not release the lock: {e}"
         ))),
         (Err(stop), _) => Err(stop),
@@ -314,6 +321,14 @@ async fn read_history(
     }
 }
 
+/// Whether applying also released the lock.
+#[derive(Clone, Copy)]
+enum LockReleased {
+    No,
+    /// The last batch committed everything and released it in the same request.
+    ByTheLastBatch,
+}
+
 /// Applies pending migrations under the lock; rolls back this run's work on
 /// failure. `applied` was read under the lock: another runner may have
 /// applied some since the plan was made.
@@ -324,7 +339,7 @@ async fn apply_pending(
     applied: &[AppliedMigration],
     lock: &HeldLock,
     heartbeat: &Heartbeat,
-) -> Result<(), Stop> {
+) -> Result<LockReleased, Stop> {
     let name = environment.name.as_str();
     let migration_plan = plan(&engine.migrations, applied);
     if !migration_plan.drift.is_empty() {
@@ -337,12 +352,7 @@ async fn apply_pending(
         .collect();
     let total = pending.len();
     let clock = StartClock::of(&environment.connection);
-    // A server gets every pending migration in one request (each still its
-    // own transaction); in-process, a request costs nothing worth saving.
-    let batch_size = match clock {
-        StartClock::Server => total.max(1),
-        StartClock::Shared => 1,
-    };
+    let batch_size = batch_size(total, round_trip(&environment.connection));
     let mut done = 0;
     for batch in pending.chunks(batch_size) {
         let next = &engine.migrations[batch[0]];
@@ -373,7 +383,7 @@ async fn apply_pending(
                 engine,
                 db,
                 lock,
-                apply_batch(db, &migrations, clock, &engine.context, &lock.owner),
+                apply_batch(db, &migrations, clock, &engine.context, lock, true),
             ),
         )
         .await;
@@ -391,6 +401,7 @@ async fn apply_pending(
         note_batch(engine, name, batch, &outcome.applied);
         done += outcome.applied.len();
         match outcome.stop {
+            None if outcome.released_lock => return Ok(LockReleased::ByTheLastBatch),
             None => {}
             Some(BatchStop::Failed(error)) => {
                 let failed = migrations[outcome.applied.len()];
@@ -409,7 +420,21 @@ async fn apply_pending(
             }
         }
     }
-    Ok(())
+    Ok(LockReleased::No)
+}
+
+/// A round trip from which sending all pending migrations in one request
+/// pays: each migration's guard costs the server about 0.05 ms, a request
+/// saved costs a round trip (BENCHMARKS.md).
+pub const BATCH_FROM_ROUND_TRIP: Duration = Duration::from_millis(1);
+
+/// Migrations per request: all of them to a server a round trip away,
+/// otherwise one at a time (embedded engine, or a server on this host).
+fn batch_size(pending: usize, round_trip: Option<Duration>) -> usize {
+    match round_trip {
+        Some(rtt) if rtt >= BATCH_FROM_ROUND_TRIP => pending.max(1),
+        _ => 1,
+    }
 }
 
 /// Records the first `durations.len()` migrations of `batch` as applied.
@@ -630,5 +655,20 @@ pub(super) async fn verify(engine: &Engine, environment: &EnvironmentConfig) -> 
         environment: name,
         ok: outcome.is_ok(),
         error: outcome.err(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_a_round_trip_away_gets_all_pending_migrations_at_once() {
+        assert_eq!(batch_size(10, Some(Duration::from_millis(5))), 10);
+        assert_eq!(batch_size(10, Some(BATCH_FROM_ROUND_TRIP)), 10);
+        assert_eq!(batch_size(0, Some(Duration::from_millis(5))), 1);
+        // On this host, or embedded: one at a time.
+        assert_eq!(batch_size(10, Some(Duration::from_micros(200))), 1);
+        assert_eq!(batch_size(10, None), 1);
     }
 }

@@ -19,6 +19,7 @@ use crate::migration::{ApplyContext, Migration};
 use crate::plugin::{Notifier, PluginHost};
 use crate::registry::EnvironmentConfig;
 use crate::safety::{ApprovalDecision, ApprovalPolicy, DestructiveStatement, destructive_statements};
+pub use env_run::BATCH_FROM_ROUND_TRIP;
 pub use event::{Event, EventSink};
 pub use result::{DeploymentResult, DeploymentStatus, EnvironmentPlan};
 

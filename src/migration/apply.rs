@@ -10,7 +10,9 @@ use surrealdb::engine::any::Any;
 
 use super::file::Migration;
 use super::history::{AppliedMigration, applied_migrations, ensure_history_table};
-use super::lock::{DEFAULT_LOCK_TTL, Heartbeat, LockError, acquire_lock, release_lock, with_heartbeat};
+use super::lock::{
+    DEFAULT_LOCK_TTL, Heartbeat, HeldLock, LockError, acquire_lock, forget_released, release_lock, with_heartbeat,
+};
 use crate::connection::{
     Collected, ConnectionConfig, EndpointKind, QueryError, ensure_namespace_and_database, is_follow_on_error,
     operation_timeout, run_collecting_errors, run_statements,
@@ -283,17 +285,35 @@ fn transaction_script(migration: &Migration, clock: StartClock, suffix: &str, gu
         Guard::None => String::new(),
         Guard::Lock => format!("IF {LOCK} {{ THROW '{STOPPED}' }};\n"),
         Guard::LockAndCommitted(previous) => format!(
-            "IF !record::exists(type::record('_migration_history', $surql_version{previous})) OR {LOCK} {{ THROW '{STOPPED}' }};\n"
+            "IF !record::exists(type::record('_migration_history', {previous})) OR {LOCK} {{ THROW '{STOPPED}' }};\n"
         ),
+    };
+    let (version, name, checksum) = if suffix.is_empty() {
+        (
+            "$surql_version".to_string(),
+            "$surql_name".to_string(),
+            "$surql_checksum".to_string(),
+        )
+    } else {
+        (
+            quote(&migration.version),
+            quote(&migration.name),
+            quote(&migration.checksum),
+        )
     };
     let (note_start, started) = match clock {
         StartClock::Server => ("LET $surql_started = time::now();\n", "$surql_started"),
         StartClock::Shared => ("", "<datetime> $surql_started"),
     };
     format!(
-        "BEGIN TRANSACTION;\n{guard}{note_start}{up}\n;\nCREATE type::record('_migration_history', $surql_version{suffix}) SET version = $surql_version{suffix}, name = $surql_name{suffix}, checksum = $surql_checksum{suffix}, applied_at = time::now(), execution_ms = duration::millis(time::now() - {started}), deployment_id = $surql_deployment_id, actor = $surql_actor RETURN NONE;\nCOMMIT TRANSACTION;\n",
+        "BEGIN TRANSACTION;\n{guard}{note_start}{up}\n;\nCREATE type::record('_migration_history', {version}) SET version = {version}, name = {name}, checksum = {checksum}, applied_at = time::now(), execution_ms = duration::millis(time::now() - {started}), deployment_id = $surql_deployment_id, actor = $surql_actor RETURN NONE;\nCOMMIT TRANSACTION;\n",
         up = migration.up
     )
+}
+
+/// A SurrealQL string literal.
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 /// Statements of a migration's transaction before its own: BEGIN, the
@@ -303,17 +323,24 @@ fn statements_before_up(clock: StartClock, guarded: bool) -> usize {
 }
 
 /// The SurrealQL of a batch: every migration in its own transaction, each
-/// guarded by the lock and (after the first) by its predecessor, then the
+/// guarded by the lock and (after the first) by its predecessor; with
+/// `release`, the release of the lock once the last one committed; then the
 /// read of which of them committed.
-pub fn batch_script(batch: &[&Migration], clock: StartClock) -> String {
+pub fn batch_script(batch: &[&Migration], clock: StartClock, release: bool) -> String {
     let mut sql = String::new();
     for (i, migration) in batch.iter().enumerate() {
-        let previous = i.checked_sub(1).map(|p| format!("_{p}"));
+        let previous = i.checked_sub(1).map(|p| quote(&batch[p].version));
         let guard = match &previous {
             Some(previous) => Guard::LockAndCommitted(previous),
             None => Guard::Lock,
         };
         sql.push_str(&transaction_script(migration, clock, &format!("_{i}"), guard));
+    }
+    if let (true, Some(last)) = (release, batch.last()) {
+        sql.push_str(&format!(
+            "IF record::exists(type::record('_migration_history', {})) {{ DELETE _migration_lock:current WHERE owner = $surql_owner RETURN BEFORE }};\n",
+            quote(&last.version)
+        ));
     }
     sql.push_str("SELECT version, execution_ms FROM _migration_history:.. WHERE version IN $surql_versions AND deployment_id = $surql_deployment_id;");
     sql
@@ -327,6 +354,8 @@ pub struct BatchOutcome {
     pub applied: Vec<u64>,
     /// Why the next migration (`batch[applied.len()]`) did not commit.
     pub stop: Option<BatchStop>,
+    /// The batch released the lock (all committed and it was asked to).
+    pub released_lock: bool,
 }
 
 #[derive(Debug)]
@@ -342,39 +371,39 @@ pub enum BatchStop {
 /// Applies `batch` in ONE request and reports which migrations committed.
 /// Each migration is still its own transaction; a guard stops the rest once
 /// one fails, the run is interrupted ([`super::lock::mark_interrupted`]) or
-/// the lock changes hands. On a network this saves a round trip per
-/// migration. The timeout is the operation timeout per migration.
+/// the lock changes hands. With `release_when_done` (and more than one
+/// migration) the same request releases the lock after the last one. On a
+/// network this saves a round trip per migration. The timeout is the
+/// operation timeout per migration.
 pub async fn apply_batch(
     db: &Surreal<Any>,
     batch: &[&Migration],
     clock: StartClock,
     ctx: &ApplyContext,
-    lock_owner: &str,
+    lock: &HeldLock,
+    release_when_done: bool,
 ) -> Result<BatchOutcome, QueryError> {
     if let [migration] = batch {
         return Ok(match apply_migration(db, migration, clock, ctx).await {
             Ok(ms) => BatchOutcome {
                 applied: vec![ms],
                 stop: None,
+                released_lock: false,
             },
             Err(error @ QueryError::Statement { .. }) => BatchOutcome {
                 applied: vec![],
                 stop: Some(BatchStop::Failed(error)),
+                released_lock: false,
             },
             Err(transport) => return Err(transport),
         });
     }
     let mut vars = serde_json::Map::new();
-    for (i, migration) in batch.iter().enumerate() {
-        vars.insert(format!("surql_version_{i}"), json!(migration.version));
-        vars.insert(format!("surql_name_{i}"), json!(migration.name));
-        vars.insert(format!("surql_checksum_{i}"), json!(migration.checksum));
-    }
     let versions: Vec<&str> = batch.iter().map(|m| m.version.as_str()).collect();
     vars.insert("surql_versions".into(), json!(versions));
     vars.insert("surql_deployment_id".into(), json!(ctx.deployment_id));
     vars.insert("surql_actor".into(), json!(ctx.actor));
-    vars.insert("surql_owner".into(), json!(lock_owner));
+    vars.insert("surql_owner".into(), json!(lock.owner));
     // A bound start time would be the batch's: each transaction times itself.
     let clock = StartClock::Server;
     let timeout = operation_timeout().saturating_mul(batch.len() as u32);
@@ -384,7 +413,7 @@ pub async fn apply_batch(
         statements,
     } = run_collecting_errors(
         db,
-        &batch_script(batch, clock),
+        &batch_script(batch, clock, release_when_done),
         serde_json::Value::Object(vars),
         timeout,
     )
@@ -412,7 +441,22 @@ pub async fn apply_batch(
     };
     let applied: Vec<u64> = batch.iter().map_while(|m| execution_ms(&m.version)).collect();
     if applied.len() == batch.len() {
-        return Ok(BatchOutcome { applied, stop: None });
+        // A conflict with a renewal can fail the release: then the caller releases.
+        let released_lock = release_when_done
+            && response.take::<surrealdb::types::Value>(last - 1).is_ok_and(|deleted| {
+                deleted
+                    .into_json_value()
+                    .as_array()
+                    .is_some_and(|rows| !rows.is_empty())
+            });
+        if released_lock {
+            forget_released(lock);
+        }
+        return Ok(BatchOutcome {
+            applied,
+            stop: None,
+            released_lock,
+        });
     }
 
     // The first error of the migration that did not commit is why.
@@ -444,6 +488,7 @@ pub async fn apply_batch(
     Ok(BatchOutcome {
         applied,
         stop: Some(stop),
+        released_lock: false,
     })
 }
 

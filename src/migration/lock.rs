@@ -363,6 +363,11 @@ pub async fn mark_interrupted(db: &Surreal<Any>, lock: &HeldLock) -> Result<(), 
     Ok(())
 }
 
+/// Forgets a lock that a batch released itself (`apply::apply_batch`).
+pub fn forget_released(lock: &HeldLock) {
+    HELD_HERE.lock().expect("lock registry poisoned").remove(&lock.owner);
+}
+
 /// Releases the lock if this owner still holds it.
 pub async fn release_lock(db: &Surreal<Any>, lock: &HeldLock) -> Result<(), LockError> {
     HELD_HERE.lock().expect("lock registry poisoned").remove(&lock.owner);

@@ -7,10 +7,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use surql::ConnectionConfig;
 
 pub mod http;
+mod latency;
 mod server;
 
 #[allow(unused_imports)] // each test crate uses a different part
-pub use server::{TestServer, free_port, server_binary};
+pub use {
+    latency::LatencyProxy,
+    server::{TestServer, free_port, server_binary},
+};
 
 /// A plugin cdylib built by `cargo test`/`cargo build` in this workspace, e.g. `surql_slack`.
 pub fn plugin_library(crate_name: &str) -> PathBuf {
