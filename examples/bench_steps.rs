@@ -3,10 +3,11 @@
 //! up sections sent with the SDK. On the server it counts the server's CPU
 //! time per step, on the embedded engine wall time. See BENCHMARKS.md.
 //!
-//!   cargo build --workspace && cargo run --example bench_steps -- [--engine server|embedded] [--tenants 300] [--one-per-request]
+//!   cargo build --workspace && cargo run --example bench_steps -- [--engine server|embedded] [--tenants 300] [--batch]
 //!
-//! `--one-per-request` sends each migration on its own, as surql does on the
-//! embedded engine, instead of a server's one request for all.
+//! The migrations go one per request, or all in one request, as the engine
+//! decides from the round trip (a server on this host: one per request);
+//! `--batch` sends them in one request regardless.
 
 use std::time::{Duration, Instant};
 
@@ -59,13 +60,13 @@ impl Clock {
 #[tokio::main]
 async fn main() {
     let (mut engine, mut tenants) = ("server".to_string(), 300usize);
-    let mut one_per_request = false;
+    let mut force_batch = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--engine" => engine = args.next().expect("--engine server|embedded"),
             "--tenants" => tenants = args.next().and_then(|n| n.parse().ok()).expect("--tenants N"),
-            "--one-per-request" => one_per_request = true,
+            "--batch" => force_batch = true,
             other => panic!("unknown argument {other}"),
         }
     }
@@ -115,11 +116,9 @@ async fn main() {
             steps[2] += clock_.lap();
             // As the engine does: a server gets them all in one request.
             let all: Vec<_> = migrations.iter().collect();
-            let batch_size = if clock == StartClock::Server && !one_per_request {
-                all.len()
-            } else {
-                1
-            };
+            let far = surql::connection::round_trip(&environment.connection)
+                .is_some_and(|rtt| rtt >= surql::engine::BATCH_FROM_ROUND_TRIP);
+            let batch_size = if force_batch || far { all.len() } else { 1 };
             for batch in all.chunks(batch_size) {
                 // The lock is released below, to time it on its own.
                 let outcome = apply_batch(&db, batch, clock, &context, &lock, false).await.unwrap();

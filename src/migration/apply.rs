@@ -255,7 +255,7 @@ impl StartClock {
 
 /// The exact SurrealQL that applies one migration with its history row.
 pub fn up_script(migration: &Migration, clock: StartClock) -> String {
-    transaction_script(migration, clock, "", Guard::None)
+    transaction_script(migration, clock, Guard::None)
 }
 
 /// What a batch's guard throws when a migration must not begin.
@@ -270,17 +270,19 @@ enum Guard<'a> {
     /// The first of a batch: the lock is still this run's and not marked
     /// interrupted.
     Lock,
-    /// A later one: the same, and the migration before it (its parameter
-    /// suffix) committed.
+    /// A later one: the same, and the migration before it (its version, as a
+    /// SurrealQL literal) committed.
     LockAndCommitted(&'a str),
 }
 
-/// One migration's transaction. `suffix` names its parameters
-/// (`$surql_version{suffix}`, …).
+/// One migration's transaction. The history row's version, name and
+/// checksum are parameters (`$surql_version`, …) for a lone migration, and
+/// literals in a batch, where each migration has its own.
 /// `SET` rather than `CONTENT { … }`: SurrealDB 3.3.5 evaluates an object
 /// of expressions far more slowly (about 90 µs per migration, BENCHMARKS.md).
-fn transaction_script(migration: &Migration, clock: StartClock, suffix: &str, guard: Guard) -> String {
+fn transaction_script(migration: &Migration, clock: StartClock, guard: Guard) -> String {
     const LOCK: &str = "_migration_lock:current.owner != $surql_owner OR _migration_lock:current.interrupted = true";
+    let lone = matches!(guard, Guard::None);
     let guard = match guard {
         Guard::None => String::new(),
         Guard::Lock => format!("IF {LOCK} {{ THROW '{STOPPED}' }};\n"),
@@ -288,7 +290,7 @@ fn transaction_script(migration: &Migration, clock: StartClock, suffix: &str, gu
             "IF !record::exists(type::record('_migration_history', {previous})) OR {LOCK} {{ THROW '{STOPPED}' }};\n"
         ),
     };
-    let (version, name, checksum) = if suffix.is_empty() {
+    let (version, name, checksum) = if lone {
         (
             "$surql_version".to_string(),
             "$surql_name".to_string(),
@@ -334,7 +336,7 @@ pub fn batch_script(batch: &[&Migration], clock: StartClock, release: bool) -> S
             Some(previous) => Guard::LockAndCommitted(previous),
             None => Guard::Lock,
         };
-        sql.push_str(&transaction_script(migration, clock, &format!("_{i}"), guard));
+        sql.push_str(&transaction_script(migration, clock, guard));
     }
     if let (true, Some(last)) = (release, batch.last()) {
         sql.push_str(&format!(
