@@ -249,6 +249,61 @@ async fn server_batch_stops_at_the_failing_migration() {
     a_batch_stops_at_the_failing_migration(server.connection("batch", "main")).await;
 }
 
+/// One migration per request (a server on this host, the embedded engine):
+/// the last one's request releases the lock, but only once it committed.
+async fn a_lone_migration_releases_the_lock_once_it_committed(connection: ConnectionConfig) {
+    let dir = migrations_dir(&[("1_half.surql", FAILS_ON_SECOND), ("2_first.surql", GOOD)]);
+    let migrations = discover_migrations(dir.path()).unwrap();
+    let (db, lock) = locked(&connection, "runner").await;
+    let outcome = apply_batch(
+        &db,
+        &[&migrations[0]],
+        StartClock::of(&connection),
+        &ApplyContext::new(),
+        &lock,
+        true,
+    )
+    .await
+    .unwrap();
+    assert!(outcome.applied.is_empty());
+    match outcome.stop {
+        Some(BatchStop::Failed(error)) => assert!(error.to_string().starts_with("statement 2 failed"), "{error}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert!(!outcome.released_lock);
+    assert_eq!(
+        current_lock(&db).await.unwrap().unwrap().owner,
+        "runner",
+        "kept for the rollback"
+    );
+
+    let outcome = apply_batch(
+        &db,
+        &[&migrations[1]],
+        StartClock::of(&connection),
+        &ApplyContext::new(),
+        &lock,
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.applied.len(), 1);
+    assert!(outcome.released_lock);
+    assert_eq!(current_lock(&db).await.unwrap(), None);
+    assert_eq!(committed_versions(&connection).await, [json!("2")]);
+}
+
+#[tokio::test]
+async fn embedded_lone_migration_releases_the_lock_once_it_committed() {
+    a_lone_migration_releases_the_lock_once_it_committed(mem_connection()).await;
+}
+
+#[tokio::test]
+async fn server_lone_migration_releases_the_lock_once_it_committed() {
+    let server = TestServer::start();
+    a_lone_migration_releases_the_lock_once_it_committed(server.connection("lone", "main")).await;
+}
+
 #[tokio::test]
 async fn a_batch_stops_when_interrupted_or_when_the_lock_changes_hands() {
     let server = TestServer::start();

@@ -354,8 +354,11 @@ async fn apply_pending(
     let clock = StartClock::of(&environment.connection);
     let batch_size = batch_size(total, round_trip(&environment.connection));
     let mut done = 0;
-    for batch in pending.chunks(batch_size) {
+    let batches = pending.chunks(batch_size).count();
+    for (number, batch) in pending.chunks(batch_size).enumerate() {
         let next = &engine.migrations[batch[0]];
+        // The last request also releases the lock once everything committed.
+        let last = number + 1 == batches;
         if engine.is_cancelled() {
             return Err(interrupted(engine, environment, db, next).await);
         }
@@ -383,7 +386,7 @@ async fn apply_pending(
                 engine,
                 db,
                 lock,
-                apply_batch(db, &migrations, clock, &engine.context, lock, true),
+                apply_batch(db, &migrations, clock, &engine.context, lock, last),
             ),
         )
         .await;

@@ -339,10 +339,7 @@ pub fn batch_script(batch: &[&Migration], clock: StartClock, release: bool) -> S
         sql.push_str(&transaction_script(migration, clock, guard));
     }
     if let (true, Some(last)) = (release, batch.last()) {
-        sql.push_str(&format!(
-            "IF record::exists(type::record('_migration_history', {})) {{ DELETE _migration_lock:current WHERE owner = $surql_owner RETURN BEFORE }};\n",
-            quote(&last.version)
-        ));
+        sql.push_str(&release_after(&quote(&last.version)));
     }
     sql.push_str("SELECT version, execution_ms FROM _migration_history:.. WHERE version IN $surql_versions AND deployment_id = $surql_deployment_id;");
     sql
@@ -386,19 +383,21 @@ pub async fn apply_batch(
     release_when_done: bool,
 ) -> Result<BatchOutcome, QueryError> {
     if let [migration] = batch {
-        return Ok(match apply_migration(db, migration, clock, ctx).await {
-            Ok(ms) => BatchOutcome {
-                applied: vec![ms],
-                stop: None,
-                released_lock: false,
+        return Ok(
+            match apply_lone(db, migration, clock, ctx, release_when_done.then_some(lock)).await {
+                Ok((ms, released_lock)) => BatchOutcome {
+                    applied: vec![ms],
+                    stop: None,
+                    released_lock,
+                },
+                Err(error @ QueryError::Statement { .. }) => BatchOutcome {
+                    applied: vec![],
+                    stop: Some(BatchStop::Failed(error)),
+                    released_lock: false,
+                },
+                Err(transport) => return Err(transport),
             },
-            Err(error @ QueryError::Statement { .. }) => BatchOutcome {
-                applied: vec![],
-                stop: Some(BatchStop::Failed(error)),
-                released_lock: false,
-            },
-            Err(transport) => return Err(transport),
-        });
+        );
     }
     let mut vars = serde_json::Map::new();
     let versions: Vec<&str> = batch.iter().map(|m| m.version.as_str()).collect();
@@ -444,13 +443,7 @@ pub async fn apply_batch(
     let applied: Vec<u64> = batch.iter().map_while(|m| execution_ms(&m.version)).collect();
     if applied.len() == batch.len() {
         // A conflict with a renewal can fail the release: then the caller releases.
-        let released_lock = release_when_done
-            && response.take::<surrealdb::types::Value>(last - 1).is_ok_and(|deleted| {
-                deleted
-                    .into_json_value()
-                    .as_array()
-                    .is_some_and(|rows| !rows.is_empty())
-            });
+        let released_lock = release_when_done && deleted_the_lock(&mut response, last - 1);
         if released_lock {
             forget_released(lock);
         }
@@ -510,28 +503,82 @@ pub async fn apply_migration(
     clock: StartClock,
     ctx: &ApplyContext,
 ) -> Result<u64, QueryError> {
+    apply_lone(db, migration, clock, ctx, None).await.map(|(ms, _)| ms)
+}
+
+/// Releases the lock, in the request of the last migration, once it committed.
+fn release_after(version: &str) -> String {
+    format!(
+        "IF record::exists(type::record('_migration_history', {version})) {{ DELETE _migration_lock:current WHERE owner = $surql_owner RETURN BEFORE }};\n"
+    )
+}
+
+/// True when the release statement's result shows the lock record deleted.
+fn deleted_the_lock(response: &mut surrealdb::IndexedResults, index: usize) -> bool {
+    response.take::<surrealdb::types::Value>(index).is_ok_and(|deleted| {
+        deleted
+            .into_json_value()
+            .as_array()
+            .is_some_and(|rows| !rows.is_empty())
+    })
+}
+
+/// One migration in one request; with `release`, the same request releases
+/// the lock once it committed. Returns its duration and whether the lock was
+/// released.
+async fn apply_lone(
+    db: &Surreal<Any>,
+    migration: &Migration,
+    clock: StartClock,
+    ctx: &ApplyContext,
+    release: Option<&HeldLock>,
+) -> Result<(u64, bool), QueryError> {
     let started = std::time::Instant::now();
-    run_statements(
+    let mut sql = up_script(migration, clock);
+    if release.is_some() {
+        sql.push_str(&release_after("$surql_version"));
+    }
+    let Collected {
+        mut response,
+        errors,
+        statements,
+    } = run_collecting_errors(
         db,
-        &up_script(migration, clock),
+        &sql,
         json!({
             "surql_version": migration.version,
             "surql_name": migration.name,
             "surql_checksum": migration.checksum,
             "surql_deployment_id": ctx.deployment_id,
             "surql_actor": ctx.actor,
+            "surql_owner": release.map(|lock| lock.owner.as_str()),
             "surql_started": (clock == StartClock::Shared).then(|| chrono::Utc::now().to_rfc3339()),
         }),
+        operation_timeout(),
     )
-    .await
-    .map_err(|error| match error {
-        QueryError::Statement { index, message } => QueryError::Statement {
+    .await?;
+    // The release statement, if any, is the last; an error there (a conflict
+    // with a renewal) leaves the lock to the caller.
+    let migration_statements = if release.is_some() { statements - 1 } else { statements };
+    let cause = errors
+        .iter()
+        .filter(|(index, _)| *index < migration_statements)
+        .find(|(_, message)| !is_follow_on_error(message))
+        .or_else(|| errors.iter().find(|(index, _)| *index < migration_statements));
+    if let Some((index, message)) = cause {
+        return Err(QueryError::Statement {
             index: index.saturating_sub(statements_before_up(clock, false)),
-            message,
-        },
-        transport => transport,
-    })?;
-    Ok(started.elapsed().as_millis() as u64)
+            message: message.clone(),
+        });
+    }
+    let released = match release {
+        Some(lock) if deleted_the_lock(&mut response, statements - 1) => {
+            forget_released(lock);
+            true
+        }
+        _ => false,
+    };
+    Ok((started.elapsed().as_millis() as u64, released))
 }
 
 /// Rolls one migration back in one transaction. Returns its duration.
