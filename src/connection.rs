@@ -782,7 +782,7 @@ pub struct Collected {
 pub async fn run_collecting_errors(
     db: &Surreal<Any>,
     sql: &str,
-    vars: serde_json::Value,
+    vars: impl surrealdb::types::SurrealValue,
     timeout: Duration,
 ) -> Result<Collected, QueryError> {
     let mut response = match tokio::time::timeout(timeout, db.query(sql).bind(vars)).await {
