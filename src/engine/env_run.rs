@@ -352,10 +352,11 @@ async fn apply_pending(
         .collect();
     let total = pending.len();
     let clock = StartClock::of(&environment.connection);
-    let batch_size = batch_size(total, round_trip(&environment.connection));
+    let far = round_trip(&environment.connection).is_some_and(|rtt| rtt >= BATCH_FROM_ROUND_TRIP);
+    let requests = requests(&pending, &engine.migrations, far);
     let mut done = 0;
-    let batches = pending.chunks(batch_size).count();
-    for (number, batch) in pending.chunks(batch_size).enumerate() {
+    let batches = requests.len();
+    for (number, batch) in requests.into_iter().enumerate() {
         let next = &engine.migrations[batch[0]];
         // The last request also releases the lock once everything committed.
         let last = number + 1 == batches;
@@ -431,13 +432,32 @@ async fn apply_pending(
 /// saved costs a round trip (BENCHMARKS.md).
 pub const BATCH_FROM_ROUND_TRIP: Duration = Duration::from_millis(1);
 
-/// Migrations per request: all of them to a server a round trip away,
-/// otherwise one at a time (embedded engine, or a server on this host).
-fn batch_size(pending: usize, round_trip: Option<Duration>) -> usize {
-    match round_trip {
-        Some(rtt) if rtt >= BATCH_FROM_ROUND_TRIP => pending.max(1),
-        _ => 1,
+/// At most this many migrations, and this much SurrealQL, go in one request
+/// (a new tenant may have hundreds pending; a server limits message sizes).
+const MAX_BATCH_MIGRATIONS: usize = 50;
+const MAX_BATCH_BYTES: usize = 1 << 20;
+
+/// How `pending` (indexes into `migrations`) is split into requests: one
+/// migration each, unless the server is `far` (a round trip away); then as
+/// many as fit the limits, and always at least one.
+fn requests<'a>(pending: &'a [usize], migrations: &[Migration], far: bool) -> Vec<&'a [usize]> {
+    if !far {
+        return pending.chunks(1).collect();
     }
+    let mut requests = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, &index) in pending.iter().enumerate() {
+        let size = migrations[index].up.len();
+        if i > start && (i - start == MAX_BATCH_MIGRATIONS || bytes + size > MAX_BATCH_BYTES) {
+            requests.push(&pending[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < pending.len() {
+        requests.push(&pending[start..]);
+    }
+    requests
 }
 
 /// Records the first `durations.len()` migrations of `batch` as applied.
@@ -665,13 +685,32 @@ pub(super) async fn verify(engine: &Engine, environment: &EnvironmentConfig) -> 
 mod tests {
     use super::*;
 
+    fn migrations(sizes: &[usize]) -> Vec<Migration> {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, size) in sizes.iter().enumerate() {
+            // `size` bytes of SurrealQL: a comment padded out, then a statement.
+            let up = format!("-- {}\nDEFINE TABLE t{i};", "x".repeat(size.saturating_sub(20)));
+            std::fs::write(
+                dir.path().join(format!("{}_m.surql", i + 1)),
+                format!("-- migrate:up\n{up}\n"),
+            )
+            .unwrap();
+        }
+        crate::discover_migrations(dir.path()).unwrap()
+    }
+
     #[test]
-    fn a_server_a_round_trip_away_gets_all_pending_migrations_at_once() {
-        assert_eq!(batch_size(10, Some(Duration::from_millis(5))), 10);
-        assert_eq!(batch_size(10, Some(BATCH_FROM_ROUND_TRIP)), 10);
-        assert_eq!(batch_size(0, Some(Duration::from_millis(5))), 1);
+    fn a_server_a_round_trip_away_gets_pending_migrations_together_within_limits() {
+        let small = migrations(&[100; 120]);
+        let pending: Vec<usize> = (0..small.len()).collect();
+        let lengths = |requests: Vec<&[usize]>| requests.iter().map(|r| r.len()).collect::<Vec<_>>();
+        assert_eq!(lengths(requests(&pending, &small, true)), [50, 50, 20]);
+        assert_eq!(lengths(requests(&pending[..10], &small, true)), [10]);
         // On this host, or embedded: one at a time.
-        assert_eq!(batch_size(10, Some(Duration::from_micros(200))), 1);
-        assert_eq!(batch_size(10, None), 1);
+        assert_eq!(lengths(requests(&pending[..3], &small, false)), [1, 1, 1]);
+        assert!(requests(&[], &small, true).is_empty());
+        // Large migrations: up to 1 MiB per request, and one even when larger.
+        let large = migrations(&[400 << 10, 400 << 10, 400 << 10, 2 << 20]);
+        assert_eq!(lengths(requests(&[0, 1, 2, 3], &large, true)), [2, 1, 1]);
     }
 }
