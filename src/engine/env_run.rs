@@ -359,7 +359,7 @@ async fn apply_pending(
     for (number, batch) in requests.into_iter().enumerate() {
         let next = &engine.migrations[batch[0]];
         // The last request also releases the lock once everything committed.
-        let last = number + 1 == batches;
+        let last_request = number + 1 == batches;
         if engine.is_cancelled() {
             return Err(interrupted(engine, environment, db, next).await);
         }
@@ -378,7 +378,7 @@ async fn apply_pending(
                 first.id(),
                 last.id()
             ),
-            [] => unreachable!("chunks are never empty"),
+            [] => unreachable!("requests are never empty"),
         };
         engine.events.phase(name, phase);
         let outcome = guarded(
@@ -387,7 +387,7 @@ async fn apply_pending(
                 engine,
                 db,
                 lock,
-                apply_batch(db, &migrations, clock, &engine.context, lock, last),
+                apply_batch(db, &migrations, clock, &engine.context, lock, last_request),
             ),
         )
         .await;
