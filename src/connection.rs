@@ -817,10 +817,10 @@ pub fn is_follow_on_error(message: &str) -> bool {
         || message.contains("transaction was aborted due to a prior error")
 }
 
-/// Resolves once a remote endpoint stops accepting TCP connections (two
-/// failed attempts a second apart); never for embedded endpoints. Raced
-/// against long queries so a server that died is noticed in seconds, not
-/// after the operation timeout (the SDK keeps waiting for a dead socket).
+/// Resolves once a remote endpoint stops answering (two failed probes a
+/// second apart); never for embedded endpoints. Raced against long queries so
+/// a server that died is noticed in seconds, not after the operation timeout
+/// (the SDK keeps waiting for a dead socket).
 pub async fn wait_until_unreachable(config: &ConnectionConfig) -> String {
     let address = match config.endpoint_kind() {
         Ok(EndpointKind::Remote) => socket_address(&config.db_url),
@@ -829,21 +829,48 @@ pub async fn wait_until_unreachable(config: &ConnectionConfig) -> String {
     let Some(address) = address else {
         return std::future::pending().await;
     };
+    let plaintext = config.db_url.starts_with("ws://") || config.db_url.starts_with("http://");
     let mut failures = 0;
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let attempt = tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(&address)).await;
-        match attempt {
-            Ok(Ok(_)) => failures = 0,
+        let answered = tokio::time::timeout(Duration::from_secs(2), probe(&address, plaintext)).await;
+        match answered {
+            Ok(true) => failures = 0,
             _ => failures += 1,
         }
         if failures >= 2 {
-            return format!(
-                "connection lost: {} stopped accepting connections",
-                config.display_url()
-            );
+            return format!("connection lost: {} stopped answering", config.display_url());
         }
     }
+}
+
+/// One liveness probe. Over plain text it asks for `/health` and takes any
+/// HTTP answer but a gateway's 502/503/504 as alive: a load balancer or proxy
+/// in front of a dead server still accepts connections. Over TLS it can only
+/// check that connections are accepted.
+async fn probe(address: &str, plaintext: bool) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(address).await else {
+        return false;
+    };
+    if !plaintext {
+        return true;
+    }
+    let request = format!("GET /health HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    let mut read = 0;
+    while read < head.len() {
+        match stream.read(&mut head[read..]).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => read += n,
+        }
+    }
+    // "HTTP/1.1 200"
+    let status = std::str::from_utf8(&head[..read]).unwrap_or("");
+    status.starts_with("HTTP/") && read == head.len() && !matches!(&status[9..12], "502" | "503" | "504")
 }
 
 /// `host:port` of a ws/http URL (default ports 80/443).

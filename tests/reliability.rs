@@ -128,9 +128,32 @@ fn wait_for(mut child: Child, within: Duration) -> Output {
 
 #[tokio::test]
 async fn server_killed_mid_migration_fails_only_that_environment_and_recovers() {
+    server_killed_mid_migration(None).await;
+}
+
+/// The same across a network: the migrations went in one request, and the
+/// proxy in front of the dead server still accepts connections.
+#[tokio::test]
+async fn server_killed_mid_batch_fails_only_that_environment_and_recovers() {
+    server_killed_mid_migration(Some(Duration::from_millis(2))).await;
+}
+
+async fn server_killed_mid_migration(latency: Option<Duration>) {
     let storage = tempfile::tempdir().unwrap();
     let mut victim = TestServer::start_persistent(&storage.path().join("db"));
     let others = [TestServer::start(), TestServer::start()];
+    let proxies: Vec<LatencyProxy> = latency
+        .map(|delay| {
+            [&victim, &others[0], &others[1]]
+                .iter()
+                .map(|s| LatencyProxy::start(format!("127.0.0.1:{}", s.port), delay))
+                .collect()
+        })
+        .unwrap_or_default();
+    let urls: Vec<String> = match proxies.as_slice() {
+        [] => vec![victim.ws_url(), others[0].ws_url(), others[1].ws_url()],
+        proxies => proxies.iter().map(LatencyProxy::ws_url).collect(),
+    };
     let work = tempfile::tempdir().unwrap();
     let migrations = migrations_dir(&[
         ("1_accounts.surql", FAST),
@@ -140,9 +163,9 @@ async fn server_killed_mid_migration_fails_only_that_environment_and_recovers() 
     write_config(
         work.path(),
         json!([
-            server_env("victim", &victim, 1),
-            server_env("a", &others[0], 2),
-            server_env("b", &others[1], 3)
+            url_env("victim", &urls[0], 1),
+            url_env("a", &urls[1], 2),
+            url_env("b", &urls[2], 3)
         ]),
     );
     let m = migrations.path().to_str().unwrap();
@@ -176,7 +199,7 @@ async fn server_killed_mid_migration_fails_only_that_environment_and_recovers() 
     );
 
     // Deploying again completes (the dead run's lock is taken over).
-    write_config(work.path(), json!([server_env("victim", &victim, 1)]));
+    write_config(work.path(), json!([url_env("victim", &urls[0], 1)]));
     let out = surql(&deploy_json("victim", m, &[]), work.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(history(&connection).await.unwrap(), ["1", "2", "3"]);
