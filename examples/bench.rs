@@ -28,7 +28,7 @@ mod server;
 mod latency;
 
 use latency::LatencyProxy;
-use server::TestServer;
+use server::{TestServer, cpu_seconds};
 
 /// Environments at once (`--concurrency`, default 16 as the issue asks).
 static CONCURRENCY: AtomicUsize = AtomicUsize::new(16);
@@ -88,16 +88,6 @@ impl Phase {
     fn total_cpu(&self) -> f64 {
         self.cpu_seconds + self.server_cpu_seconds
     }
-}
-
-/// User + system CPU seconds of a process so far (Linux; 0 elsewhere).
-fn cpu_seconds(process: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{process}/stat")).unwrap_or_default();
-    // Fields after the command name: utime and stime are the 12th and 13th.
-    let Some(end) = stat.rfind(')') else { return 0.0 };
-    let fields: Vec<&str> = stat[end + 1..].split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Runs `work`, measuring it and the CPU of `server` (a pid) if any.

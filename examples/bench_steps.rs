@@ -28,25 +28,20 @@ const STEPS: [&str; 4] = [
     "10 migrations, unlock",
 ];
 
-/// User + system CPU seconds of a process (Linux).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let Some(end) = stat.rfind(')') else { return 0.0 };
-    let fields: Vec<&str> = stat[end + 1..].split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 /// Wall time, or the server's CPU time when there is a server.
 struct Clock(Option<u32>, Instant, f64);
 
 impl Clock {
     fn start(server: Option<u32>) -> Self {
-        Self(server, Instant::now(), server.map(cpu_seconds).unwrap_or(0.0))
+        Self(
+            server,
+            Instant::now(),
+            server.map(|pid| server::cpu_seconds(&pid.to_string())).unwrap_or(0.0),
+        )
     }
     /// Seconds since the last lap.
     fn lap(&mut self) -> f64 {
-        let now = self.0.map(cpu_seconds).unwrap_or(0.0);
+        let now = self.0.map(|pid| server::cpu_seconds(&pid.to_string())).unwrap_or(0.0);
         let spent = match self.0 {
             Some(_) => now - self.2,
             None => self.1.elapsed().as_secs_f64(),

@@ -509,19 +509,17 @@ static ROUND_TRIPS: LazyLock<std::sync::Mutex<HashMap<String, Duration>>> = Lazy
 /// Times the cheapest request (`version`) on a new pooled connection, best of
 /// three, before the deployment loads the server.
 async fn record_round_trip(address: &str, base: &Surreal<Any>) {
-    let mut best: Option<Duration> = None;
+    let mut best = Duration::MAX;
     for _ in 0..3 {
         let started = std::time::Instant::now();
         if base.version().await.is_err() {
             return;
         }
-        best = Some(best.map_or(started.elapsed(), |b| b.min(started.elapsed())));
+        best = best.min(started.elapsed());
     }
-    if let Some(best) = best {
-        let mut known = ROUND_TRIPS.lock().expect("round trips poisoned");
-        let entry = known.entry(address.to_string()).or_insert(best);
-        *entry = (*entry).min(best);
-    }
+    let mut known = ROUND_TRIPS.lock().expect("round trips poisoned");
+    let entry = known.entry(address.to_string()).or_insert(best);
+    *entry = (*entry).min(best);
 }
 
 /// The round-trip time to `config`'s server, once a connection to it was
@@ -756,15 +754,23 @@ async fn run_checked(
     sql: &str,
     vars: serde_json::Value,
 ) -> Result<surrealdb::IndexedResults, QueryError> {
-    let Collected {
-        response, mut errors, ..
-    } = run_collecting_errors(db, sql, vars, operation_timeout()).await?;
-    if !errors.is_empty() {
-        errors.sort_by_key(|(index, message)| (message.contains(NOT_EXECUTED), *index));
-        let (index, message) = errors.swap_remove(0);
-        return Err(QueryError::Statement { index, message });
+    let Collected { response, errors, .. } = run_collecting_errors(db, sql, vars, operation_timeout()).await?;
+    if let Some((index, message)) = first_cause(&errors) {
+        return Err(QueryError::Statement {
+            index: *index,
+            message: message.clone(),
+        });
     }
     Ok(response)
+}
+
+/// The error that explains the others (sorted by index): the first one that
+/// is not a follow-on of a failed transaction, else the first.
+pub fn first_cause(errors: &[(usize, String)]) -> Option<&(usize, String)> {
+    errors
+        .iter()
+        .find(|(_, message)| !is_follow_on_error(message))
+        .or(errors.first())
 }
 
 /// A response with its statement errors taken out.
@@ -869,8 +875,7 @@ async fn probe(address: &str, plaintext: bool) -> bool {
         }
     }
     // "HTTP/1.1 200"
-    let status = std::str::from_utf8(&head[..read]).unwrap_or("");
-    status.starts_with("HTTP/") && read == head.len() && !matches!(&status[9..12], "502" | "503" | "504")
+    read == head.len() && head.starts_with(b"HTTP/") && !matches!(&head[9..12], b"502" | b"503" | b"504")
 }
 
 /// `host:port` of a ws/http URL (default ports 80/443).

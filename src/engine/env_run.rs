@@ -354,7 +354,6 @@ async fn apply_pending(
     let clock = StartClock::of(&environment.connection);
     let far = round_trip(&environment.connection).is_some_and(|rtt| rtt >= BATCH_FROM_ROUND_TRIP);
     let requests = requests(&pending, &engine.migrations, far);
-    let mut done = 0;
     let batches = requests.len();
     for (number, batch) in requests.into_iter().enumerate() {
         let next = &engine.migrations[batch[0]];
@@ -369,6 +368,7 @@ async fn apply_pending(
             return Err(lease_lost(engine, name, lost, next));
         }
         let migrations: Vec<&Migration> = batch.iter().map(|&i| &engine.migrations[i]).collect();
+        let done = engine.applied_count(name);
         let phase = match migrations.as_slice() {
             [one] => format!("applying {}/{total}: {}", done + 1, one.id()),
             [first, .., last] => format!(
@@ -387,6 +387,7 @@ async fn apply_pending(
                 engine,
                 db,
                 lock,
+                migrations.len(),
                 apply_batch(db, &migrations, clock, &engine.context, lock, last_request),
             ),
         )
@@ -403,7 +404,6 @@ async fn apply_pending(
             }
         };
         note_batch(engine, name, batch, &outcome.applied);
-        done += outcome.applied.len();
         match outcome.stop {
             None if outcome.released_lock => return Ok(LockReleased::ByTheLastBatch),
             None => {}
@@ -494,14 +494,20 @@ async fn committed_by_this_run(
         .collect()
 }
 
-/// Runs a batch; on Ctrl-C meanwhile, marks the lock interrupted so the
-/// batch stops after the migration running now, and waits for it.
+/// Runs a request; on Ctrl-C meanwhile, when it holds more than one
+/// migration, marks the lock interrupted so the guards stop it after the
+/// migration running now. Either way it waits for the request.
 async fn interruptible<T>(
     engine: &Engine,
     db: &Surreal<Any>,
     lock: &HeldLock,
+    migrations: usize,
     batch: impl std::future::Future<Output = T>,
 ) -> T {
+    if migrations < 2 {
+        // A lone migration has no guard; the loop checks before the next.
+        return batch.await;
+    }
     tokio::pin!(batch);
     tokio::select! {
         result = &mut batch => return result,

@@ -14,8 +14,8 @@ use super::lock::{
     DEFAULT_LOCK_TTL, Heartbeat, HeldLock, LockError, acquire_lock, forget_released, release_lock, with_heartbeat,
 };
 use crate::connection::{
-    Collected, ConnectionConfig, EndpointKind, QueryError, ensure_namespace_and_database, is_follow_on_error,
-    operation_timeout, run_collecting_errors, run_statements,
+    Collected, ConnectionConfig, EndpointKind, QueryError, ensure_namespace_and_database, first_cause,
+    is_follow_on_error, operation_timeout, run_collecting_errors, run_statements,
 };
 
 /// Who applies and under which deployment.
@@ -342,15 +342,16 @@ fn statements_before_up(clock: StartClock, guarded: bool) -> usize {
 /// guarded by the lock and (after the first) by its predecessor; with
 /// `release`, the release of the lock once the last one committed; then the
 /// read of which of them committed.
-pub fn batch_script(batch: &[&Migration], clock: StartClock, release: bool) -> String {
+/// Each transaction times itself (`StartClock::Server`): a bound start time
+/// would be the batch's.
+pub fn batch_script(batch: &[&Migration], release: bool) -> String {
     let mut sql = String::new();
     for (i, migration) in batch.iter().enumerate() {
-        let previous = i.checked_sub(1).map(|p| batch[p].version.as_str());
-        let guard = match &previous {
-            Some(previous) => Guard::LockAndCommitted(previous),
-            None => Guard::Lock,
+        let guard = match i {
+            0 => Guard::Lock,
+            _ => Guard::LockAndCommitted(&batch[i - 1].version),
         };
-        sql.push_str(&transaction_script(migration, clock, guard));
+        sql.push_str(&transaction_script(migration, StartClock::Server, guard));
     }
     if let (true, Some(last)) = (release, batch.last()) {
         sql.push_str(&release_after(&last.version));
@@ -384,10 +385,10 @@ pub enum BatchStop {
 /// Applies `batch` in ONE request and reports which migrations committed.
 /// Each migration is still its own transaction; a guard stops the rest once
 /// one fails, the run is interrupted ([`super::lock::mark_interrupted`]) or
-/// the lock changes hands. With `release_when_done` (and more than one
-/// migration) the same request releases the lock after the last one. On a
-/// network this saves a round trip per migration. The timeout is the
-/// operation timeout per migration.
+/// the lock changes hands. With `release_when_done` the same request
+/// releases the lock once the last one committed. On a network this saves a
+/// round trip per migration. The timeout is the operation timeout per
+/// migration.
 pub async fn apply_batch(
     db: &Surreal<Any>,
     batch: &[&Migration],
@@ -419,8 +420,6 @@ pub async fn apply_batch(
     vars.insert("surql_deployment_id".into(), json!(ctx.deployment_id));
     vars.insert("surql_actor".into(), json!(ctx.actor));
     vars.insert("surql_owner".into(), json!(lock.owner));
-    // A bound start time would be the batch's: each transaction times itself.
-    let clock = StartClock::Server;
     let timeout = operation_timeout().saturating_mul(batch.len() as u32);
     let Collected {
         mut response,
@@ -428,7 +427,7 @@ pub async fn apply_batch(
         statements,
     } = run_collecting_errors(
         db,
-        &batch_script(batch, clock, release_when_done),
+        &batch_script(batch, release_when_done),
         serde_json::Value::Object(vars),
         timeout,
     )
@@ -468,21 +467,20 @@ pub async fn apply_batch(
         });
     }
 
-    // The first error of the migration that did not commit is why.
-    let failed = applied.len();
-    let own_statements = |i: usize| batch[i].up_ast.expressions.len();
-    let first_statement = |i: usize| {
-        (0..i)
-            .map(|j| statements_before_up(clock, true) + own_statements(j) + 2)
-            .sum::<usize>()
-    };
-    let begins_at = first_statement(failed);
-    let up_at = begins_at + statements_before_up(clock, true);
-    let cause = errors
+    // The first error of the migration that did not commit is why. Each
+    // transaction: its preamble, its own statements, CREATE and COMMIT.
+    let before_up = statements_before_up(StartClock::Server, true);
+    let begins_at: usize = batch[..applied.len()]
         .iter()
-        .filter(|(_, message)| !is_follow_on_error(message))
-        .find(|(index, _)| *index >= begins_at)
-        .or_else(|| errors.iter().find(|(_, message)| !is_follow_on_error(message)));
+        .map(|m| before_up + m.up_ast.expressions.len() + 2)
+        .sum();
+    let up_at = begins_at + before_up;
+    let from_it = errors.partition_point(|(index, _)| *index < begins_at);
+    let is_cause = |(_, message): &&(usize, String)| !is_follow_on_error(message);
+    let cause = errors[from_it..]
+        .iter()
+        .find(is_cause)
+        .or_else(|| errors.iter().find(is_cause));
     let stop = match cause {
         Some((_, message)) if message.contains(STOPPED) => BatchStop::Stopped,
         Some((index, message)) => BatchStop::Failed(QueryError::Statement {
@@ -577,12 +575,8 @@ async fn apply_lone(
     // The release statement, if any, is the last; an error there (a conflict
     // with a renewal) leaves the lock to the caller.
     let migration_statements = if release.is_some() { statements - 1 } else { statements };
-    let cause = errors
-        .iter()
-        .filter(|(index, _)| *index < migration_statements)
-        .find(|(_, message)| !is_follow_on_error(message))
-        .or_else(|| errors.iter().find(|(index, _)| *index < migration_statements));
-    if let Some((index, message)) = cause {
+    let its_own = errors.partition_point(|(index, _)| *index < migration_statements);
+    if let Some((index, message)) = first_cause(&errors[..its_own]) {
         return Err(QueryError::Statement {
             index: index.saturating_sub(statements_before_up(clock, false)),
             message: message.clone(),

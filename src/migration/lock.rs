@@ -354,32 +354,35 @@ pub async fn with_heartbeat<T>(db: &Surreal<Any>, lock: &HeldLock, work: impl As
 /// Marks the held lock interrupted: the guard of a batch's next migration
 /// sees it and stops there (`apply::apply_batch`).
 pub async fn mark_interrupted(db: &Surreal<Any>, lock: &HeldLock) -> Result<(), LockError> {
-    run_idempotent(
+    as_owner(
         db,
+        lock,
         "UPDATE _migration_lock:current SET interrupted = true WHERE owner = $owner RETURN NONE;",
-        json!({ "owner": lock.owner }),
     )
-    .await?;
+    .await
+}
+
+/// Runs `sql` on the lock record with `$owner` bound, retried on conflicts
+/// with other runners reading it: it touches only this owner's record.
+async fn as_owner(db: &Surreal<Any>, lock: &HeldLock, sql: &str) -> Result<(), LockError> {
+    run_idempotent(db, sql, json!({ "owner": lock.owner })).await?;
     Ok(())
 }
 
-/// Forgets a lock that a batch released itself (`apply::apply_batch`).
+/// Forgets a lock this process no longer holds (released here or by a batch).
 pub fn forget_released(lock: &HeldLock) {
     HELD_HERE.lock().expect("lock registry poisoned").remove(&lock.owner);
 }
 
 /// Releases the lock if this owner still holds it.
 pub async fn release_lock(db: &Surreal<Any>, lock: &HeldLock) -> Result<(), LockError> {
-    HELD_HERE.lock().expect("lock registry poisoned").remove(&lock.owner);
-    // Other runners looking at the lock at this moment can make the delete
-    // conflict; it only ever removes our own record, so it is safe to repeat.
-    run_idempotent(
+    forget_released(lock);
+    as_owner(
         db,
+        lock,
         "DELETE _migration_lock:current WHERE owner = $owner RETURN NONE;",
-        json!({ "owner": lock.owner }),
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// The current lock record, if any (expired or not).
