@@ -151,7 +151,8 @@ pub fn register(rhai: &mut Rhai, engine: Arc<Engine>, handle: Handle) {
         .register_get("require_approval", |e: &mut ScriptEnv| e.require_approval)
         .register_get("allow_destructive", |e: &mut ScriptEnv| e.allow_destructive)
         .register_fn("to_string", |e: &mut ScriptEnv| e.name.clone())
-        .register_fn("to_debug", |e: &mut ScriptEnv| format!("Environment({})", e.name));
+        // Interpolating an array of environments (`${canary}`) prints their names.
+        .register_fn("to_debug", |e: &mut ScriptEnv| e.name.clone());
 
     let (e, h) = (engine.clone(), handle.clone());
     rhai.register_fn("health", move |envs: Dynamic| -> RhaiResult<Array> {
