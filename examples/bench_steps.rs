@@ -3,7 +3,10 @@
 //! up sections sent with the SDK. On the server it counts the server's CPU
 //! time per step, on the embedded engine wall time. See BENCHMARKS.md.
 //!
-//!   cargo build --workspace && cargo run --example bench_steps -- [--engine server|embedded] [--tenants 300] [--batch]
+//!   cargo build --workspace && cargo run --example bench_steps -- [--engine server|embedded] [--tenants 300] [--batch] [--only floor|surql]
+//!
+//! `--only` runs one side, for counting its instructions under
+//! `valgrind --tool=callgrind` (repeatable where wall time is not).
 //!
 //! The migrations go one per request, or all in one request, as the engine
 //! decides from the round trip (a server on this host: one per request);
@@ -55,15 +58,21 @@ impl Clock {
 async fn main() {
     let (mut engine, mut tenants) = ("server".to_string(), 300usize);
     let mut force_batch = false;
+    let mut only: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--engine" => engine = args.next().expect("--engine server|embedded"),
             "--tenants" => tenants = args.next().and_then(|n| n.parse().ok()).expect("--tenants N"),
             "--batch" => force_batch = true,
+            "--only" => only = Some(args.next().expect("--only floor|surql")),
             other => panic!("unknown argument {other}"),
         }
     }
+    assert!(
+        only.as_deref().is_none_or(|side| side == "floor" || side == "surql"),
+        "--only floor|surql"
+    );
     let server = (engine == "server").then(server::TestServer::start);
     let url = server
         .as_ref()
@@ -81,8 +90,9 @@ async fn main() {
 
     // The first round warms up; the second is reported.
     for round in 0..2 {
+        let run = |side: &str| only.as_deref().is_none_or(|o| o == side);
         let mut floor = Clock::start(pid);
-        for i in 0..tenants {
+        for i in (0..tenants).filter(|_| run("floor")) {
             let db = connect(&connection(format!("floor_{round}_{i}")), timeout)
                 .await
                 .unwrap();
@@ -93,7 +103,7 @@ async fn main() {
         let floor = floor.lap();
 
         let mut steps = [0.0; STEPS.len()];
-        for i in 0..tenants {
+        for i in (0..tenants).filter(|_| run("surql")) {
             let environment = EnvironmentConfig::new(format!("t{i}"), connection(format!("tenant_{round}_{i}")));
             let mut clock_ = Clock::start(pid);
             let inspection = HealthCheck::new().inspect(&environment).await;
