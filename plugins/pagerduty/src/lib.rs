@@ -13,7 +13,7 @@
 //! `timeout_seconds` (HTTP, default 10).
 
 use serde_json::{Value, json};
-use surql_plugin_sdk::{Approval, HOOK_APPROVE, HOOK_NOTIFY, Plugin, declare_plugin};
+use surql_plugin_sdk::{Approval, HOOK_APPROVE, HOOK_NOTIFY, Plugin, base_url, declare_plugin, http_agent, text};
 
 pub struct PagerDuty {
     routing_key: Option<String>,
@@ -23,21 +23,6 @@ pub struct PagerDuty {
     api_url: String,
     source: String,
     agent: ureq::Agent,
-}
-
-fn text(config: &Value, key: &str) -> Option<String> {
-    config
-        .get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-}
-
-fn base(config: &Value, key: &str, default: &str) -> String {
-    text(config, key)
-        .unwrap_or_else(|| default.into())
-        .trim_end_matches('/')
-        .to_string()
 }
 
 /// The dedup key of an environment's alert.
@@ -114,19 +99,14 @@ impl PagerDuty {
 
 impl Plugin for PagerDuty {
     fn create(config: Value) -> Result<Self, String> {
-        let timeout = surql_plugin_sdk::seconds(&config, "timeout_seconds", 10.0)?;
-        let agent_config = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .build();
         let plugin = PagerDuty {
             routing_key: text(&config, "routing_key"),
-            events_url: base(&config, "events_url", "https://events.pagerduty.com/v2"),
+            events_url: base_url(&config, "events_url", "https://events.pagerduty.com/v2"),
             api_token: text(&config, "api_token"),
             service_id: text(&config, "service_id"),
-            api_url: base(&config, "api_url", "https://api.pagerduty.com"),
+            api_url: base_url(&config, "api_url", "https://api.pagerduty.com"),
             source: text(&config, "source").unwrap_or_else(|| "surql".into()),
-            agent: ureq::Agent::new_with_config(agent_config),
+            agent: http_agent(&config)?,
         };
         if plugin.routing_key.is_none() && plugin.api_token.is_none() {
             return Err(

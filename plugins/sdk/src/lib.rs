@@ -145,6 +145,38 @@ pub fn seconds(config: &serde_json::Value, key: &str, default: f64) -> Result<st
     }
 }
 
+/// The string `config[key]`; `None` when it is absent, not a string or empty.
+pub fn text(config: &serde_json::Value, key: &str) -> Option<String> {
+    config
+        .get(key)
+        .and_then(serde_json::Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// A base URL from `config[key]`, `default` when it is absent, without a
+/// trailing `/` (paths are appended to it).
+pub fn base_url(config: &serde_json::Value, key: &str, default: &str) -> String {
+    text(config, key)
+        .unwrap_or_else(|| default.into())
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// A blocking HTTP client for a plugin that calls a web API (feature
+/// `http`): every request ends within `config.timeout_seconds` (default 10),
+/// and an HTTP error status is a response to read, not an error, so the
+/// plugin can report the API's own message.
+#[cfg(feature = "http")]
+pub fn http_agent(config: &serde_json::Value) -> Result<ureq::Agent, String> {
+    let timeout = seconds(config, "timeout_seconds", 10.0)?;
+    let agent_config = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .build();
+    Ok(ureq::Agent::new_with_config(agent_config))
+}
+
 /// What a plugin author implements. Hooks run on a host thread, one call at a
 /// time per instance is not guaranteed: keep state behind a `Mutex`.
 pub trait Plugin: Send + Sync + Sized + 'static {
@@ -337,4 +369,24 @@ macro_rules! declare_plugin {
             &__SURQL_DECLARATION
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn config_helpers_read_text_urls_and_seconds() {
+        let config = json!({"token": "abc", "empty": "", "number": 3, "url": "http://127.0.0.1:9/api/", "timeout": -1});
+        assert_eq!(text(&config, "token").as_deref(), Some("abc"));
+        assert_eq!(text(&config, "empty"), None);
+        assert_eq!(text(&config, "number"), None);
+        assert_eq!(text(&config, "absent"), None);
+        assert_eq!(base_url(&config, "url", "https://x"), "http://127.0.0.1:9/api");
+        assert_eq!(base_url(&config, "absent", "https://x/v2/"), "https://x/v2");
+        assert_eq!(seconds(&config, "absent", 10.0), Ok(std::time::Duration::from_secs(10)));
+        let refused = seconds(&config, "timeout", 10.0).unwrap_err();
+        assert!(refused.contains("config.timeout must be more than 0"), "{refused}");
+    }
 }

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use serde_json::{Value, json};
-use surql_plugin_sdk::{Approval, HOOK_APPROVE, HOOK_NOTIFY, Plugin, declare_plugin};
+use surql_plugin_sdk::{Approval, HOOK_APPROVE, HOOK_NOTIFY, Plugin, base_url, declare_plugin, http_agent, text};
 
 const APPROVE_REACTIONS: [&str; 2] = ["white_check_mark", "heavy_check_mark"];
 const DENY_REACTIONS: [&str; 2] = ["x", "negative_squared_cross_mark"];
@@ -29,14 +29,6 @@ pub struct Slack {
     agent: ureq::Agent,
     /// (deployment, environment) → (channel id, message ts) of the approval message.
     asked: Mutex<HashMap<(String, String), (String, String)>>,
-}
-
-fn text(config: &Value, key: &str) -> Option<String> {
-    config
-        .get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
 }
 
 impl Slack {
@@ -162,11 +154,6 @@ pub fn message_text(event: &Value) -> String {
 
 impl Plugin for Slack {
     fn create(config: Value) -> Result<Self, String> {
-        let timeout = surql_plugin_sdk::seconds(&config, "timeout_seconds", 10.0)?;
-        let agent_config = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .build();
         let plugin = Slack {
             webhook_url: text(&config, "webhook_url"),
             bot_token: text(&config, "bot_token"),
@@ -176,11 +163,8 @@ impl Plugin for Slack {
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
                 .unwrap_or_default(),
-            api_base_url: text(&config, "api_base_url")
-                .unwrap_or_else(|| "https://slack.com/api".into())
-                .trim_end_matches('/')
-                .to_string(),
-            agent: ureq::Agent::new_with_config(agent_config),
+            api_base_url: base_url(&config, "api_base_url", "https://slack.com/api"),
+            agent: http_agent(&config)?,
             asked: Mutex::new(HashMap::new()),
         };
         if plugin.webhook_url.is_none() && plugin.bot_token.is_none() {
