@@ -902,6 +902,50 @@ pub fn escape_ident(ident: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A listener answering every connection with `answer` (or closing it at
+    /// once when `None`); its address.
+    async fn answering(answer: Option<&'static str>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut request = [0u8; 256];
+                let _ = stream.read(&mut request).await;
+                if let Some(answer) = answer {
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                }
+            }
+        });
+        address
+    }
+
+    #[tokio::test]
+    async fn the_liveness_probe_takes_any_http_answer_but_a_gateways_error() {
+        let healthy = answering(Some("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")).await;
+        assert!(probe(&healthy, true).await);
+        // A reverse proxy that does not route /health: the server is alive.
+        let not_routed = answering(Some("HTTP/1.1 404 Not Found\r\n\r\n")).await;
+        assert!(probe(&not_routed, true).await);
+        // A proxy in front of a dead server accepts the connection, then says so.
+        for gateway in [
+            "HTTP/1.1 502 Bad Gateway\r\n\r\n",
+            "HTTP/1.1 503 Service Unavailable\r\n\r\n",
+        ] {
+            let dead_behind = answering(Some(gateway)).await;
+            assert!(!probe(&dead_behind, true).await, "{gateway}");
+        }
+        let hangs_up = answering(None).await;
+        assert!(!probe(&hangs_up, true).await);
+        // Over TLS only the connection can be checked.
+        assert!(probe(&hangs_up, false).await);
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().to_string()
+        };
+        assert!(!probe(&closed, true).await);
+    }
+
     #[test]
     fn urls_with_credentials_are_redacted() {
         assert_eq!(redact_url("ws://root:hunter2@db:8000/rpc"), "ws://***@db:8000/rpc");

@@ -19,6 +19,23 @@ use common::{TestServer, example_migrations, mem_connection, migrations_dir};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Two tests running `check`: `embedded` on `mem://`, `server` on a fresh
+/// server process over `ws://` (namespace `ns`).
+macro_rules! on_both_engines {
+    ($embedded:ident, $server:ident, $check:ident, $ns:literal) => {
+        #[tokio::test]
+        async fn $embedded() {
+            $check(mem_connection()).await;
+        }
+
+        #[tokio::test]
+        async fn $server() {
+            let server = TestServer::start();
+            $check(server.connection($ns, "main")).await;
+        }
+    };
+}
+
 async fn tables(connection: &ConnectionConfig) -> Vec<String> {
     let db = connect(connection, TIMEOUT).await.unwrap();
     let info = run_query(&db, "INFO FOR DB;", json!({})).await.unwrap();
@@ -84,16 +101,12 @@ async fn applies_examples_atomically_with_history(connection: ConnectionConfig) 
     );
 }
 
-#[tokio::test]
-async fn embedded_applies_examples_atomically_with_history() {
-    applies_examples_atomically_with_history(mem_connection()).await;
-}
-
-#[tokio::test]
-async fn server_applies_examples_atomically_with_history() {
-    let server = TestServer::start();
-    applies_examples_atomically_with_history(server.connection("shop", "main")).await;
-}
+on_both_engines!(
+    embedded_applies_examples_atomically_with_history,
+    server_applies_examples_atomically_with_history,
+    applies_examples_atomically_with_history,
+    "shop"
+);
 
 /// `execution_ms` times the migration's statements: on a server by its own
 /// clock, embedded by this process's (see `StartClock`).
@@ -108,16 +121,12 @@ async fn execution_ms_times_the_migration(connection: ConnectionConfig) {
     assert!((300..10_000).contains(&took), "execution_ms {took}");
 }
 
-#[tokio::test]
-async fn embedded_execution_ms_times_the_migration() {
-    execution_ms_times_the_migration(mem_connection()).await;
-}
-
-#[tokio::test]
-async fn server_execution_ms_times_the_migration() {
-    let server = TestServer::start();
-    execution_ms_times_the_migration(server.connection("timing", "main")).await;
-}
+on_both_engines!(
+    embedded_execution_ms_times_the_migration,
+    server_execution_ms_times_the_migration,
+    execution_ms_times_the_migration,
+    "timing"
+);
 
 const GOOD: &str = "-- migrate:up\nDEFINE TABLE first SCHEMAFULL;\n-- migrate:down\nREMOVE TABLE first;\n";
 /// The second statement fails at run time (it parses): the first must not survive.
@@ -158,16 +167,12 @@ async fn failing_statement_leaves_nothing(connection: ConnectionConfig) {
     assert_eq!(current_lock(&db).await.unwrap(), None, "lock released after the error");
 }
 
-#[tokio::test]
-async fn embedded_failing_statement_leaves_nothing() {
-    failing_statement_leaves_nothing(mem_connection()).await;
-}
-
-#[tokio::test]
-async fn server_failing_statement_leaves_nothing() {
-    let server = TestServer::start();
-    failing_statement_leaves_nothing(server.connection("atomic", "main")).await;
-}
+on_both_engines!(
+    embedded_failing_statement_leaves_nothing,
+    server_failing_statement_leaves_nothing,
+    failing_statement_leaves_nothing,
+    "atomic"
+);
 
 const THIRD: &str = "-- migrate:up\nDEFINE TABLE third;\n-- migrate:down\nREMOVE TABLE third;\n";
 
@@ -238,16 +243,12 @@ async fn a_batch_stops_at_the_failing_migration(connection: ConnectionConfig) {
     );
 }
 
-#[tokio::test]
-async fn embedded_batch_stops_at_the_failing_migration() {
-    a_batch_stops_at_the_failing_migration(mem_connection()).await;
-}
-
-#[tokio::test]
-async fn server_batch_stops_at_the_failing_migration() {
-    let server = TestServer::start();
-    a_batch_stops_at_the_failing_migration(server.connection("batch", "main")).await;
-}
+on_both_engines!(
+    embedded_batch_stops_at_the_failing_migration,
+    server_batch_stops_at_the_failing_migration,
+    a_batch_stops_at_the_failing_migration,
+    "batch"
+);
 
 /// One migration per request (a server on this host, the embedded engine):
 /// the last one's request releases the lock, but only once it committed.
@@ -293,16 +294,12 @@ async fn a_lone_migration_releases_the_lock_once_it_committed(connection: Connec
     assert_eq!(committed_versions(&connection).await, [json!("2")]);
 }
 
-#[tokio::test]
-async fn embedded_lone_migration_releases_the_lock_once_it_committed() {
-    a_lone_migration_releases_the_lock_once_it_committed(mem_connection()).await;
-}
-
-#[tokio::test]
-async fn server_lone_migration_releases_the_lock_once_it_committed() {
-    let server = TestServer::start();
-    a_lone_migration_releases_the_lock_once_it_committed(server.connection("lone", "main")).await;
-}
+on_both_engines!(
+    embedded_lone_migration_releases_the_lock_once_it_committed,
+    server_lone_migration_releases_the_lock_once_it_committed,
+    a_lone_migration_releases_the_lock_once_it_committed,
+    "lone"
+);
 
 #[tokio::test]
 async fn a_batch_stops_when_interrupted_or_when_the_lock_changes_hands() {
@@ -368,16 +365,12 @@ async fn rolls_back_newest_first(connection: ConnectionConfig) {
     );
 }
 
-#[tokio::test]
-async fn embedded_rolls_back_newest_first() {
-    rolls_back_newest_first(mem_connection()).await;
-}
-
-#[tokio::test]
-async fn server_rolls_back_newest_first() {
-    let server = TestServer::start();
-    rolls_back_newest_first(server.connection("rollback", "main")).await;
-}
+on_both_engines!(
+    embedded_rolls_back_newest_first,
+    server_rolls_back_newest_first,
+    rolls_back_newest_first,
+    "rollback"
+);
 
 #[tokio::test]
 async fn down_without_down_section_refuses_before_running() {
@@ -453,6 +446,7 @@ async fn initialise(connection: &ConnectionConfig) {
 }
 
 async fn lock_is_exclusive_and_expires(connection: ConnectionConfig) {
+    initialise(&connection).await;
     let db = connect(&connection, TIMEOUT).await.unwrap();
     let other = connect(&connection, TIMEOUT).await.unwrap();
     let held = acquire_lock(&db, "alice@ci", Duration::from_secs(60)).await.unwrap();
@@ -487,25 +481,18 @@ async fn lock_is_exclusive_and_expires(connection: ConnectionConfig) {
     release_lock(&other, &taken).await.unwrap();
 }
 
-#[tokio::test]
-async fn embedded_lock_is_exclusive_and_expires() {
-    let connection = mem_connection();
-    initialise(&connection).await;
-    lock_is_exclusive_and_expires(connection).await;
-}
-
-#[tokio::test]
-async fn server_lock_is_exclusive_and_expires() {
-    let server = TestServer::start();
-    let connection = server.connection("locks", "main");
-    initialise(&connection).await;
-    lock_is_exclusive_and_expires(connection).await;
-}
+on_both_engines!(
+    embedded_lock_is_exclusive_and_expires,
+    server_lock_is_exclusive_and_expires,
+    lock_is_exclusive_and_expires,
+    "locks"
+);
 
 /// The lock is taken in one batch with set-up statements; each statement is
 /// its own transaction, so a set-up statement can conflict with another
 /// runner while our CREATE commits. The lock is then ours, not "held".
 async fn a_conflict_beside_a_committed_create_keeps_the_lock(connection: ConnectionConfig) {
+    initialise(&connection).await;
     let db = connect(&connection, TIMEOUT).await.unwrap();
     // Conflicts the first time it runs only, like a DEFINE racing another runner.
     let conflicts_once = "DEFINE TABLE IF NOT EXISTS once SCHEMALESS; \
@@ -540,20 +527,12 @@ async fn a_conflict_beside_a_committed_create_keeps_the_lock(connection: Connect
     assert_eq!(current_lock(&db).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn embedded_conflict_beside_a_committed_create_keeps_the_lock() {
-    let connection = mem_connection();
-    initialise(&connection).await;
-    a_conflict_beside_a_committed_create_keeps_the_lock(connection).await;
-}
-
-#[tokio::test]
-async fn server_conflict_beside_a_committed_create_keeps_the_lock() {
-    let server = TestServer::start();
-    let connection = server.connection("locks", "conflict");
-    initialise(&connection).await;
-    a_conflict_beside_a_committed_create_keeps_the_lock(connection).await;
-}
+on_both_engines!(
+    embedded_conflict_beside_a_committed_create_keeps_the_lock,
+    server_conflict_beside_a_committed_create_keeps_the_lock,
+    a_conflict_beside_a_committed_create_keeps_the_lock,
+    "conflict"
+);
 
 #[tokio::test]
 async fn a_heartbeat_keeps_the_lease_and_notices_when_it_is_lost() {

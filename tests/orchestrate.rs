@@ -87,6 +87,12 @@ impl Run {
         self.report.results[name].error.clone().unwrap_or_default()
     }
 
+    /// The error of `name` mentions `expected`.
+    fn assert_error(&self, name: &str, expected: &str) {
+        let error = self.error(name);
+        assert!(error.contains(expected), "{name}: {error:?} lacks {expected:?}");
+    }
+
     /// Environments in the order they started.
     fn started(&self) -> Vec<String> {
         self.events
@@ -147,18 +153,10 @@ async fn sequential_follows_priority_and_stops_at_the_first_failure() {
     assert_eq!(run.status("stage"), DeploymentStatus::Success);
     assert_eq!(run.report.results["stage"].migrations_applied, 3);
     assert_eq!(run.status("qa"), DeploymentStatus::RolledBack);
-    assert!(
-        run.error("qa").contains("migration 2_sentinel failed"),
-        "{}",
-        run.error("qa")
-    );
-    assert!(
-        run.error("qa").contains("rolled back 1 migration"),
-        "{}",
-        run.error("qa")
-    );
+    run.assert_error("qa", "migration 2_sentinel failed");
+    run.assert_error("qa", "rolled back 1 migration");
     assert_eq!(run.status("dev"), DeploymentStatus::Skipped);
-    assert!(run.error("dev").contains("'qa' failed"), "{}", run.error("dev"));
+    run.assert_error("dev", "'qa' failed");
     assert_eq!(run.status("prod"), DeploymentStatus::Skipped);
     // Results come back in input order, one per environment.
     let order: Vec<&String> = run.report.results.keys().collect();
@@ -183,11 +181,7 @@ async fn no_rollback_keeps_what_was_applied() {
     let run = deploy(registry, req).await;
     assert_eq!(run.status("only"), DeploymentStatus::Failed);
     assert_eq!(run.report.results["only"].migrations_applied, 1);
-    assert!(
-        run.error("only").contains("kept (--no-rollback)"),
-        "{}",
-        run.error("only")
-    );
+    run.assert_error("only", "kept (--no-rollback)");
     assert_eq!(history(&envs[0]).await.unwrap(), ["1"]);
 }
 
@@ -201,11 +195,7 @@ async fn rollback_without_a_down_section_is_failed_and_says_so() {
     poison(&envs[0]).await;
     let run = deploy(registry, request(&["env"], &dir, "sequential")).await;
     assert_eq!(run.status("env"), DeploymentStatus::Failed);
-    assert!(
-        run.error("env").contains("cannot roll back 1_oneway"),
-        "{}",
-        run.error("env")
-    );
+    run.assert_error("env", "cannot roll back 1_oneway");
     assert_eq!(history(&envs[0]).await.unwrap(), ["1"]);
 }
 
@@ -263,7 +253,7 @@ async fn rolling_deploys_batches_and_stops_at_a_failed_batch() {
     );
     assert_eq!(run.status("r4"), DeploymentStatus::RolledBack);
     assert_eq!(run.status("r5"), DeploymentStatus::Skipped);
-    assert!(run.error("r5").contains("batch 2 failed"), "{}", run.error("r5"));
+    run.assert_error("r5", "batch 2 failed");
     assert_eq!(history(&envs[4]).await, None);
 }
 
@@ -306,7 +296,7 @@ async fn a_failed_canary_cancels_the_rest() {
     assert_eq!(run.status("p1"), DeploymentStatus::RolledBack);
     for name in ["p2", "p3", "p4", "p5"] {
         assert_eq!(run.status(name), DeploymentStatus::Skipped);
-        assert!(run.error(name).contains("canary failed"), "{}", run.error(name));
+        run.assert_error(name, "canary failed");
     }
     for env in &envs[1..] {
         assert_eq!(history(env).await, None);
@@ -325,7 +315,7 @@ async fn approval_required_without_approval_is_skipped_and_untouched() {
     let run = deploy(registry.clone(), request(&["dev", "prod"], &dir, "sequential")).await;
     assert_eq!(run.status("dev"), DeploymentStatus::Success);
     assert_eq!(run.status("prod"), DeploymentStatus::Skipped);
-    assert!(run.error("prod").contains("approval required"), "{}", run.error("prod"));
+    run.assert_error("prod", "approval required");
     assert_eq!(history(&envs[1]).await, None, "prod never touched");
 
     let mut req = request(&["prod"], &dir, "sequential");
@@ -434,7 +424,7 @@ async fn script_errors_name_the_position_and_every_environment_gets_a_result() {
     assert_eq!(run.status("a"), DeploymentStatus::Success);
     for name in ["b", "c"] {
         assert_eq!(run.status(name), DeploymentStatus::Skipped);
-        assert!(run.error(name).contains("half.rhai:3:"), "{}", run.error(name));
+        run.assert_error(name, "half.rhai:3:");
     }
 
     // A syntax error: nothing is deployed, everything is reported.
@@ -531,11 +521,7 @@ async fn rollback_primitive_undoes_this_runs_work() {
     assert!(run.report.script_error.is_none(), "{:?}", run.report.script_error);
     assert_eq!(run.status("r1"), DeploymentStatus::Success);
     assert_eq!(run.status("r2"), DeploymentStatus::RolledBack);
-    assert!(
-        run.error("r2").contains("changed my mind; rolled back 3 migration(s)"),
-        "{}",
-        run.error("r2")
-    );
+    run.assert_error("r2", "changed my mind; rolled back 3 migration(s)");
     assert_eq!(history(&envs[0]).await.unwrap().len(), 3);
     assert_eq!(history(&envs[1]).await.unwrap(), Vec::<String>::new());
     assert_eq!(
@@ -576,17 +562,8 @@ async fn over_a_network_a_batch_fails_atomically_and_rolls_back() {
         "{}",
         run.error("poisoned")
     );
-    assert!(
-        run.error("poisoned")
-            .contains("migration 2_sentinel failed: statement 2 failed"),
-        "{}",
-        run.error("poisoned")
-    );
-    assert!(
-        run.error("poisoned").contains("rolled back 1 migration(s)"),
-        "{}",
-        run.error("poisoned")
-    );
+    run.assert_error("poisoned", "migration 2_sentinel failed: statement 2 failed");
+    run.assert_error("poisoned", "rolled back 1 migration(s)");
     assert_eq!(history(&poisoned).await.unwrap(), Vec::<String>::new());
     assert!(!tables(&poisoned).await.contains(&"account".to_string()));
     let applied: Vec<_> = run

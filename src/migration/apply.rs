@@ -15,7 +15,7 @@ use super::lock::{
 };
 use crate::connection::{
     Collected, ConnectionConfig, EndpointKind, QueryError, ensure_namespace_and_database, first_cause,
-    is_follow_on_error, operation_timeout, run_collecting_errors, run_statements,
+    operation_timeout, run_collecting_errors, run_statements,
 };
 
 /// Who applies and under which deployment.
@@ -476,12 +476,7 @@ pub async fn apply_batch(
         .sum();
     let up_at = begins_at + before_up;
     let from_it = errors.partition_point(|(index, _)| *index < begins_at);
-    let is_cause = |(_, message): &&(usize, String)| !is_follow_on_error(message);
-    let cause = errors[from_it..]
-        .iter()
-        .find(is_cause)
-        .or_else(|| errors.iter().find(is_cause));
-    let stop = match cause {
+    let stop = match first_cause(&errors[from_it..]) {
         Some((_, message)) if message.contains(STOPPED) => BatchStop::Stopped,
         Some((index, message)) => BatchStop::Failed(QueryError::Statement {
             index: index.saturating_sub(up_at),
@@ -754,6 +749,8 @@ pub async fn migrate_down(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn history_record_ids_are_literal_strings_that_cannot_break_out() {
         assert_eq!(history_record("0001"), "_migration_history:⟨0001⟩");
@@ -761,8 +758,6 @@ mod tests {
         let parsed = surrealdb_core::syn::parse(&format!("CREATE {hostile};")).unwrap();
         assert_eq!(parsed.expressions.len(), 1, "{hostile}");
     }
-
-    use super::*;
 
     #[test]
     fn user_names_come_from_passwd_by_uid() {
