@@ -160,6 +160,7 @@ struct Round {
     floor: Phase,
     surql: Phase,
     status: Phase,
+    validate: Phase,
     ok: bool,
     /// The round trip surql measured to the server (it batches from 1 ms).
     round_trip: Option<Duration>,
@@ -233,10 +234,25 @@ async fn one_round(
     .await;
     ok &= status_ok;
 
+    // `validate`: the health of every environment (the same reads as status).
+    let selected: Vec<EnvironmentConfig> = coordinator.select(&names).unwrap().into_iter().collect();
+    let refs: Vec<&EnvironmentConfig> = selected.iter().collect();
+    let mut validate_ok = true;
+    let validate_phase = measure(server_pid, async {
+        let statuses = check.check_environments(&refs).await;
+        if let Some(bad) = statuses.values().find(|s| !s.is_healthy || !s.migration_table_exists) {
+            eprintln!("validate not clean, e.g. {}: {:?}", bad.environment, bad.error);
+            validate_ok = false;
+        }
+    })
+    .await;
+    ok &= validate_ok;
+
     Round {
         floor: floor_phase,
         surql: surql_phase,
         status: status_phase,
+        validate: validate_phase,
         ok,
         round_trip: surql::connection::round_trip(&connection(&url, format!("{surql_prefix}0"))),
     }
@@ -266,7 +282,7 @@ async fn main() {
         concurrency()
     );
     println!(
-        "{:<9} {:>5} | {:>8} {:>8} {:>7} | {:>7} {:>7} {:>7} | {:>8} {:>8} | {:>9} {:>10} {:>9} | {:>8}",
+        "{:<9} {:>5} | {:>8} {:>8} {:>7} | {:>7} {:>7} {:>7} | {:>8} {:>8} | {:>9} {:>10} {:>9} | {:>8} {:>10}",
         "engine",
         "N",
         "surql s",
@@ -280,7 +296,8 @@ async fn main() {
         "mem KiB",
         "KiB/env",
         "floor KiB",
-        "status s"
+        "status s",
+        "validate s"
     );
     for engine in &engines {
         for &n in &sizes {
@@ -314,7 +331,7 @@ async fn main() {
             };
 
             println!(
-                "{:<9} {:>5} | {:>8.2} {:>8.2} {:>7.2} | {:>7.2} {:>7.2} {:>7.2} | {:>8.1} {:>8.1} | {:>9} {:>10.1} {:>9} | {:>8.2}{}",
+                "{:<9} {:>5} | {:>8.2} {:>8.2} {:>7.2} | {:>7.2} {:>7.2} {:>7.2} | {:>8.1} {:>8.1} | {:>9} {:>10.1} {:>9} | {:>8.2} {:>10.2}{}",
                 engine,
                 n,
                 surql_phase.seconds,
@@ -329,6 +346,7 @@ async fn main() {
                 surql_phase.peak_growth_kib as f64 / n as f64,
                 floor_phase.peak_growth_kib,
                 status_phase.seconds,
+                median(&|r| r.validate.seconds),
                 if ok { "" } else { "  (FAILURES)" }
             );
             if engine == "server" {

@@ -269,10 +269,7 @@ pub async fn open_read_only(config: &ConnectionConfig, timeout: Duration) -> Res
         }
         if level != AuthLevel::Database {
             select(&db, config, true).await?;
-            let ns = run_query(&db, "INFO FOR NS;", serde_json::json!({}))
-                .await
-                .map_err(failed)?;
-            if !has_key(&ns, "databases", &config.db) {
+            if !database_exists(&db, config).await.map_err(failed)? {
                 return Ok(ReadOnly::Missing(Some(db)));
             }
         }
@@ -300,78 +297,277 @@ pub async fn connect_unscoped(
     .await
 }
 
-/// Namespace names of a server and when they were listed.
-type NamespaceListing = (std::time::Instant, std::sync::Arc<std::collections::HashSet<String>>);
+/// Names listed by `INFO FOR ROOT` (namespaces) or `INFO FOR NS` (databases)
+/// and when.
+type Listing = (std::time::Instant, std::sync::Arc<std::collections::HashSet<String>>);
 
-type ListingSlot = std::sync::Arc<tokio::sync::Mutex<Option<NamespaceListing>>>;
+type ListingSlot = std::sync::Arc<tokio::sync::Mutex<Option<Listing>>>;
 
-static NAMESPACES: LazyLock<std::sync::Mutex<HashMap<String, ListingSlot>>> =
+/// What a listing lists: the namespaces of a server (`None`), or the
+/// databases of one of its namespaces.
+type ListingKey = (String, Option<String>);
+
+static LISTINGS: LazyLock<std::sync::Mutex<HashMap<ListingKey, ListingSlot>>> =
     LazyLock::new(|| std::sync::Mutex::new(HashMap::new()));
 
-const NAMESPACES_FRESH_FOR: Duration = Duration::from_secs(1);
+const LISTING_FRESH_FOR: Duration = Duration::from_secs(1);
 
-/// Namespaces of a server, listed at most once a second per server: with
-/// 1,000 tenants, listing them for every tenant made each check O(N). One
-/// caller lists while the others wait for its answer. A namespace created
-/// since the listing is seen as missing (uninitialised) for at most that
-/// second; writers re-read the history under the lock anyway, and this
-/// process's own writes are remembered.
-async fn namespace_exists(db: &Surreal<Any>, config: &ConnectionConfig) -> Result<bool, QueryError> {
-    let key = sdk_address(&config.db_url);
-    let slot = NAMESPACES
-        .lock()
-        .expect("namespace cache poisoned")
-        .entry(key.clone())
-        .or_default()
-        .clone();
-    let mut listing = slot.lock().await;
-    let names = match listing.as_ref().filter(|(at, _)| at.elapsed() < NAMESPACES_FRESH_FOR) {
-        Some((_, names)) => names.clone(),
-        None => {
-            let root = run_query(db, "INFO FOR ROOT;", serde_json::json!({})).await?;
-            let names: std::collections::HashSet<String> = root
-                .first()
-                .and_then(|v| v.get("namespaces"))
-                .and_then(|v| v.as_object())
-                .map(|m| m.keys().cloned().collect())
-                .unwrap_or_default();
-            let names = std::sync::Arc::new(names);
-            *listing = Some((std::time::Instant::now(), names.clone()));
-            names
-        }
-    };
-    drop(listing);
-    Ok(names.contains(&config.db_ns) || namespace_noted(&key, &config.db_ns))
-}
-
-/// Namespaces this process selected for writing (and so created), per server:
-/// a listing taken just before such a write must not hide it.
-static NOTED: LazyLock<std::sync::Mutex<HashMap<String, std::collections::HashSet<String>>>> =
+/// Names this process selected for writing (and so created), per listing: a
+/// listing taken just before such a write must not hide it.
+static NOTED: LazyLock<std::sync::Mutex<HashMap<ListingKey, std::collections::HashSet<String>>>> =
     LazyLock::new(|| std::sync::Mutex::new(HashMap::new()));
 
-fn namespace_noted(server: &str, namespace: &str) -> bool {
+fn noted(key: &ListingKey, name: &str) -> bool {
     NOTED
         .lock()
-        .expect("namespace notes poisoned")
-        .get(server)
-        .is_some_and(|names| names.contains(namespace))
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(key)
+        .is_some_and(|names| names.contains(name))
 }
 
-/// Remembers that `config`'s namespace exists (a writer selected it).
+/// Remembers that `config`'s namespace and database exist (a writer selected them).
 fn note_namespace(config: &ConnectionConfig) {
-    NOTED
-        .lock()
-        .expect("namespace notes poisoned")
-        .entry(sdk_address(&config.db_url))
+    let server = sdk_address(&config.db_url);
+    let mut noted = NOTED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    noted
+        .entry((server.clone(), None))
         .or_default()
         .insert(config.db_ns.clone());
+    noted
+        .entry((server, Some(config.db_ns.clone())))
+        .or_default()
+        .insert(config.db.clone());
 }
 
-fn has_key(info: &[serde_json::Value], section: &str, name: &str) -> bool {
-    info.first()
-        .and_then(|v| v.get(section))
-        .and_then(|v| v.get(name))
-        .is_some()
+fn listing_slot(key: &ListingKey) -> ListingSlot {
+    LISTINGS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .entry(key.clone())
+        .or_default()
+        .clone()
+}
+
+/// A listing taken at most once a second per key: with 10,000 tenants,
+/// listing for every tenant made each check O(N). One caller lists while the
+/// others wait for its answer. A name created since the listing is seen as
+/// missing (uninitialised) for at most that second; writers re-read the
+/// history under the lock anyway, and this process's own writes are noted.
+async fn cached_listing<F>(
+    key: &ListingKey,
+    list: F,
+) -> Result<std::sync::Arc<std::collections::HashSet<String>>, QueryError>
+where
+    F: Future<Output = Result<std::collections::HashSet<String>, QueryError>>,
+{
+    let slot = listing_slot(key);
+    let mut listing = slot.lock().await;
+    if let Some((_, names)) = listing.as_ref().filter(|(at, _)| at.elapsed() < LISTING_FRESH_FOR) {
+        return Ok(names.clone());
+    }
+    let names = std::sync::Arc::new(list.await?);
+    *listing = Some((std::time::Instant::now(), names.clone()));
+    Ok(names)
+}
+
+/// A fresh listing, if one was taken within the last second.
+async fn fresh_listing(key: &ListingKey) -> Option<std::sync::Arc<std::collections::HashSet<String>>> {
+    let slot = listing_slot(key);
+    let listing = slot.lock().await;
+    listing
+        .as_ref()
+        .filter(|(at, _)| at.elapsed() < LISTING_FRESH_FOR)
+        .map(|(_, names)| names.clone())
+}
+
+async fn store_listing(key: &ListingKey, names: std::collections::HashSet<String>) {
+    *listing_slot(key).lock().await = Some((std::time::Instant::now(), std::sync::Arc::new(names)));
+}
+
+/// The keys of one section (`namespaces`, `databases`) of an `INFO FOR …` result.
+fn section_names(info: Option<&serde_json::Value>, section: &str) -> std::collections::HashSet<String> {
+    info.and_then(|v| v.get(section))
+        .and_then(|v| v.as_object())
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+async fn namespace_exists(db: &Surreal<Any>, config: &ConnectionConfig) -> Result<bool, QueryError> {
+    let key = (sdk_address(&config.db_url), None);
+    let names = cached_listing(&key, async {
+        let root = run_query(db, "INFO FOR ROOT;", serde_json::json!({})).await?;
+        Ok(section_names(root.first(), "namespaces"))
+    })
+    .await?;
+    Ok(names.contains(&config.db_ns) || noted(&key, &config.db_ns))
+}
+
+/// Whether `config`'s database exists; `db` has its namespace selected.
+async fn database_exists(db: &Surreal<Any>, config: &ConnectionConfig) -> Result<bool, QueryError> {
+    let key = (sdk_address(&config.db_url), Some(config.db_ns.clone()));
+    let names = cached_listing(&key, async {
+        let info = run_query(db, "INFO FOR NS;", serde_json::json!({})).await?;
+        Ok(section_names(info.first(), "databases"))
+    })
+    .await?;
+    Ok(names.contains(&config.db) || noted(&key, &config.db))
+}
+
+/// Which of `configs` (all on one server, with the same root credentials)
+/// have their namespace and database: namespaces from one cached listing,
+/// databases from `INFO FOR NS` of each namespace not listed within the last
+/// second, [`SCOPES_PER_REQUEST`] namespaces per request, each request on a
+/// session of its own. Reads only.
+pub async fn existing_scopes(
+    configs: &[&ConnectionConfig],
+    timeout: Duration,
+) -> Result<Vec<Result<bool, QueryError>>, ConnectionError> {
+    let Some(first) = configs.first().copied() else {
+        return Ok(Vec::new());
+    };
+    let failed = |e: QueryError| ConnectionError::Connect {
+        url: first.display_url(),
+        reason: scrub(&e.to_string(), first),
+    };
+    let server = sdk_address(&first.db_url);
+    let root_key = (server.clone(), None);
+    // Signing in first, listing cached or not: wrong credentials fail as one by one.
+    let session = connect_unscoped(first, timeout, false).await?;
+    let namespaces = cached_listing(&root_key, async {
+        let root = run_query(&session, "INFO FOR ROOT;", serde_json::json!({})).await?;
+        Ok(section_names(root.first(), "namespaces"))
+    })
+    .await
+    .map_err(failed)?;
+    let ns_exists = |ns: &str| namespaces.contains(ns) || noted(&root_key, ns);
+
+    // Databases of each namespace that exists, listed where no fresh listing is known.
+    type Names = std::sync::Arc<std::collections::HashSet<String>>;
+    let mut databases: HashMap<String, Result<Names, QueryError>> = HashMap::new();
+    let mut to_list: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for config in configs {
+        if !ns_exists(&config.db_ns) || !seen.insert(config.db_ns.as_str()) {
+            continue;
+        }
+        match fresh_listing(&(server.clone(), Some(config.db_ns.clone()))).await {
+            Some(names) => {
+                databases.insert(config.db_ns.clone(), Ok(names));
+            }
+            None => to_list.push(config.db_ns.clone()),
+        }
+    }
+    drop(session);
+    let requests = to_list.chunks(SCOPES_PER_REQUEST).map(|chunk| async move {
+        let session = connect_unscoped(first, timeout, false).await?;
+        let scopes: Vec<(&str, Option<&str>)> = chunk.iter().map(|ns| (ns.as_str(), None)).collect();
+        let infos = run_in_each_scope(&session, &scopes, "INFO FOR NS;")
+            .await
+            .map_err(failed)?;
+        Ok::<_, ConnectionError>(chunk.iter().zip(infos).collect::<Vec<_>>())
+    });
+    for answered in crate::concurrent::bounded(requests, SCOPE_REQUESTS_AT_ONCE).await {
+        for (ns, info) in answered? {
+            let listed = info.map(|info| section_names(Some(&info), "databases"));
+            if let Ok(names) = &listed {
+                store_listing(&(server.clone(), Some(ns.clone())), names.clone()).await;
+            }
+            databases.insert(ns.clone(), listed.map(std::sync::Arc::new));
+        }
+    }
+    Ok(configs
+        .iter()
+        .map(|config| {
+            if !ns_exists(&config.db_ns) {
+                return Ok(false);
+            }
+            let db_key = (server.clone(), Some(config.db_ns.clone()));
+            match &databases[&config.db_ns] {
+                Ok(names) => Ok(names.contains(&config.db) || noted(&db_key, &config.db)),
+                Err(e) => Err(e.clone()),
+            }
+        })
+        .collect())
+}
+
+/// Requests of [`run_in_each_scope`] in flight per server.
+pub const SCOPE_REQUESTS_AT_ONCE: usize = 8;
+
+/// Scopes (namespace, optional database) per request of [`run_in_each_scope`]:
+/// large enough that 10,000 tenants take a few dozen round trips, small
+/// enough that one answer stays well under the operation timeout.
+pub const SCOPES_PER_REQUEST: usize = 250;
+
+/// Runs one read-only `statement` in each scope in ONE request: `USE NS …
+/// [DB …]; statement;` per scope. Only for scopes known to exist: for a root
+/// user `USE` creates a missing namespace or database. Where a `USE` fails,
+/// the statement after it ran in the previous scope, so its result is
+/// discarded and the scope gets the `USE` error. `Err` when the request as a
+/// whole did not complete.
+pub async fn run_in_each_scope(
+    db: &Surreal<Any>,
+    scopes: &[(&str, Option<&str>)],
+    statement: &str,
+) -> Result<Vec<Result<serde_json::Value, QueryError>>, QueryError> {
+    if scopes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::with_capacity(scopes.len() * (statement.len() + 48));
+    for (ns, database) in scopes {
+        sql.push_str("USE NS ");
+        sql.push_str(&escape_ident(ns));
+        if let Some(database) = database {
+            sql.push_str(" DB ");
+            sql.push_str(&escape_ident(database));
+        }
+        sql.push_str("; ");
+        sql.push_str(statement);
+        sql.push('\n');
+    }
+    let Collected {
+        mut response, errors, ..
+    } = run_collecting_errors(db, &sql, serde_json::json!({}), operation_timeout()).await?;
+    let errors: HashMap<usize, String> = errors.into_iter().collect();
+    let mut results = Vec::with_capacity(scopes.len());
+    for i in 0..scopes.len() {
+        let (use_index, index) = (2 * i, 2 * i + 1);
+        let result = if let Some(message) = errors.get(&use_index) {
+            Err(QueryError::Statement {
+                index: 0,
+                message: message.clone(),
+            })
+        } else if let Some(message) = errors.get(&index) {
+            Err(QueryError::Statement {
+                index: 0,
+                message: message.clone(),
+            })
+        } else {
+            response
+                .take::<surrealdb::types::Value>(index)
+                .map(surrealdb::types::Value::into_json_value)
+                .map_err(|e| QueryError::Statement {
+                    index: 0,
+                    message: e.to_string(),
+                })
+        };
+        results.push(result);
+    }
+    Ok(results)
+}
+
+/// True when many environments of `config`'s server can be read through one
+/// session that switches scope with `USE`: a root user of a remote server.
+/// (Embedded stores answer in microseconds; other users may not switch.)
+pub fn reads_many_scopes(config: &ConnectionConfig) -> bool {
+    config.endpoint_kind().ok() == Some(EndpointKind::Remote)
+        && config.username.is_some()
+        && config.auth_level == AuthLevel::Root
+}
+
+/// Environments that may share one session of [`reads_many_scopes`]: same
+/// server, same credentials.
+pub fn shared_session_key(config: &ConnectionConfig) -> impl std::hash::Hash + Eq + use<> {
+    RemoteKey::of(config, &sdk_address(&config.db_url))
 }
 
 async fn with_timeout<T>(

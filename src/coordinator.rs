@@ -259,34 +259,34 @@ impl MigrationCoordinator {
         health_check: &HealthCheck,
     ) -> Result<IndexMap<String, EnvironmentStatus>, RegistryError> {
         let selected = self.select(environments)?;
-        let checks = selected.iter().map(|environment| async move {
-            let inspection = health_check.inspect(environment).await;
-            let applied = inspection.history.unwrap_or_default();
-            let migration_plan = plan(migrations, &applied);
-            EnvironmentStatus {
-                environment: environment.name.clone(),
-                health: inspection.status,
-                applied_version: applied.last().map(|a| a.version.clone()),
-                applied_count: applied.len(),
-                pending_count: migration_plan.pending.len(),
-                drift: migration_plan
-                    .drift
-                    .iter()
-                    .map(|r| {
-                        let kind = if r.state == MigrationState::Drifted {
-                            "drifted"
-                        } else {
-                            "missing"
-                        };
-                        format!("{}_{} ({kind})", r.version, r.name)
-                    })
-                    .collect(),
-            }
-        });
-        Ok(crate::engine::bounded(checks, crate::health::CHECK_CONCURRENCY)
-            .await
+        let refs: Vec<&EnvironmentConfig> = selected.iter().collect();
+        let readings = health_check.read_many(&refs).await;
+        Ok(readings
             .into_iter()
-            .map(|s| (s.environment.clone(), s))
+            .map(|reading| {
+                let applied = reading.history.unwrap_or_default();
+                let migration_plan = plan(migrations, &applied);
+                let status = EnvironmentStatus {
+                    environment: reading.status.environment.clone(),
+                    health: reading.status,
+                    applied_version: applied.last().map(|a| a.version.clone()),
+                    applied_count: applied.len(),
+                    pending_count: migration_plan.pending.len(),
+                    drift: migration_plan
+                        .drift
+                        .iter()
+                        .map(|r| {
+                            let kind = if r.state == MigrationState::Drifted {
+                                "drifted"
+                            } else {
+                                "missing"
+                            };
+                            format!("{}_{} ({kind})", r.version, r.name)
+                        })
+                        .collect(),
+                };
+                (status.environment.clone(), status)
+            })
             .collect())
     }
 }

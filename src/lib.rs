@@ -8,6 +8,7 @@
 //! is the entry point tying them together.
 
 pub mod cli;
+mod concurrent;
 pub mod config;
 pub mod connection;
 pub mod coordinator;

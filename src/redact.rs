@@ -2,10 +2,23 @@
 //! or flags is registered here, and every line surql prints, logs, reports or
 //! sends to a plugin passes through [`redact`].
 
+use std::collections::HashSet;
 use std::io::Write;
-use std::sync::{LazyLock, RwLock};
+use std::sync::{Arc, LazyLock, RwLock};
 
-static SECRETS: LazyLock<RwLock<Vec<String>>> = LazyLock::new(|| RwLock::new(Vec::new()));
+use aho_corasick::{AhoCorasick, MatchKind};
+
+/// The registered secrets and one matcher for all of them: a fleet with a
+/// password per tenant has thousands, and every line is searched for each in
+/// one pass, not once per secret.
+#[derive(Default)]
+struct Secrets {
+    known: HashSet<String>,
+    /// Built on the first `redact` after a change.
+    matcher: Option<Arc<AhoCorasick>>,
+}
+
+static SECRETS: LazyLock<RwLock<Secrets>> = LazyLock::new(Default::default);
 
 /// Text shown instead of a secret.
 pub const MASK: &str = "***";
@@ -17,11 +30,32 @@ pub fn register_secret(secret: &str) {
         return;
     }
     let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
-    if !secrets.iter().any(|s| s == secret) {
-        secrets.push(secret.to_string());
-        // Longest first, so a secret containing another is masked whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    if secrets.known.insert(secret.to_string()) {
+        secrets.matcher = None;
     }
+}
+
+/// The matcher of every registered secret (`None`: there are none).
+fn matcher() -> Option<Arc<AhoCorasick>> {
+    {
+        let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
+        if secrets.known.is_empty() {
+            return None;
+        }
+        if let Some(matcher) = &secrets.matcher {
+            return Some(matcher.clone());
+        }
+    }
+    let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
+    if secrets.matcher.is_none() {
+        // Leftmost-longest: a secret containing another is masked whole.
+        let built = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(secrets.known.iter())
+            .ok()?;
+        secrets.matcher = Some(Arc::new(built));
+    }
+    secrets.matcher.clone()
 }
 
 /// Registers the string values of `config` whose key names a secret
@@ -47,13 +81,14 @@ pub fn register_secrets_in(config: &serde_json::Value) {
 
 /// `text` with every registered secret replaced by `***`.
 pub fn redact(text: &str) -> String {
-    let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
-    let mut out = text.to_string();
-    for secret in secrets.iter() {
-        if out.contains(secret.as_str()) {
-            out = out.replace(secret.as_str(), MASK);
-        }
-    }
+    let Some(matcher) = matcher() else {
+        return text.to_string();
+    };
+    let mut out = String::with_capacity(text.len());
+    matcher.replace_all_with(text, &mut out, |_, _, out| {
+        out.push_str(MASK);
+        true
+    });
     out
 }
 
@@ -86,5 +121,20 @@ mod tests {
         assert_eq!(text, "pw *** and *** in #c");
         register_secret("ab");
         assert_eq!(redact("ab"), "ab");
+        // A secret containing another is masked whole.
+        register_secret("long-secret-unit");
+        register_secret("secret-unit");
+        assert_eq!(redact("x long-secret-unit y secret-unit"), "x *** y ***");
+    }
+
+    #[test]
+    fn thousands_of_secrets_are_each_masked() {
+        for i in 0..5_000 {
+            register_secret(&format!("tenant-pass-{i:05}-unit"));
+        }
+        assert_eq!(
+            redact("a tenant-pass-00042-unit b tenant-pass-04999-unit"),
+            "a *** b ***"
+        );
     }
 }

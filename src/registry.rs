@@ -65,14 +65,24 @@ impl EnvironmentConfig {
 /// Why a selection or registration failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {
-    #[error("Environment '{name}' not found in registry (known: {})", known.join(", "))]
+    #[error("Environment '{name}' not found in registry (known: {})", some_of(known))]
     NotFound { name: String, known: Vec<String> },
-    #[error("no environment has tag '{tag}' (known tags: {})", known.join(", "))]
+    #[error("no environment has tag '{tag}' (known tags: {})", some_of(known))]
     NoSuchTag { tag: String, known: Vec<String> },
     #[error("environment '{0}' is registered twice: names must be unique")]
     Duplicate(String),
     #[error("no environments selected: pass -e NAME[,NAME], -e all or -e tag:TAG")]
     EmptySelection,
+}
+
+/// The first names of a list for a message; a fleet of 10,000 is not printed whole.
+pub fn some_of(names: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let mut text = names.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    text
 }
 
 /// The known environments, in registration order.
@@ -191,6 +201,15 @@ pub fn deployment_order(environments: &mut [EnvironmentConfig]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_name_lists_are_cut_in_messages() {
+        let names: Vec<String> = (0..10_000).map(|i| format!("tenant-{i}")).collect();
+        let text = some_of(&names);
+        assert!(text.starts_with("tenant-0, tenant-1,"));
+        assert!(text.ends_with("tenant-19 and 9980 more"), "{text}");
+        assert_eq!(some_of(&names[..2]), "tenant-0, tenant-1");
+    }
 
     fn registry() -> EnvironmentRegistry {
         let mut r = EnvironmentRegistry::new();

@@ -122,7 +122,7 @@ async fn deploy(args: DeployArgs) -> Result<i32, Failure> {
         return Err(Failure::usage(anyhow!(
             "--approve: environment '{name}' is not in {} (known: {})",
             args.common.config.display(),
-            registry.names().join(", ")
+            crate::registry::some_of(&registry.names())
         )));
     }
 

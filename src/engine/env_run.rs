@@ -12,7 +12,7 @@ use super::{ApprovalRequest, DeploymentResult, DeploymentStatus, Engine, Environ
 use crate::connection::{
     QueryError, ReadOnly, connect, open_read_only, round_trip, select_for_write, wait_until_unreachable,
 };
-use crate::health::{HealthCheck, Session};
+use crate::health::{HealthCheck, Reading, Session};
 use crate::migration::apply::describe_drift;
 use crate::migration::apply::{BatchStop, apply_batch};
 use crate::migration::history::{self, DEFINE_HISTORY_TABLE, history_from_read};
@@ -655,21 +655,18 @@ pub(super) async fn roll_back_run(
     }
 }
 
-/// Healthy, and every migration file is applied with a matching checksum.
-pub(super) async fn verify(engine: &Engine, environment: &EnvironmentConfig) -> VerifyResult {
-    let name = environment.name.clone();
-    let outcome: Result<(), String> = async {
-        let status = HealthCheck::with_timeout(engine.options.health_timeout)
-            .check_environment(environment)
-            .await;
-        if !status.is_healthy {
-            return Err(format!("unhealthy: {}", status.error.unwrap_or_default()));
+/// Healthy, and every migration file is applied with a matching checksum,
+/// judged from what a health check read (see [`HealthCheck::read_many`]).
+pub(super) fn verify(engine: &Engine, reading: Reading) -> VerifyResult {
+    let name = reading.status.environment.clone();
+    let outcome: Result<(), String> = (|| {
+        if !reading.status.is_healthy {
+            return Err(format!("unhealthy: {}", reading.status.error.unwrap_or_default()));
         }
         if engine.options.dry_run {
             return Ok(());
         }
-        let (history, _) = read_history(engine, environment).await.map_err(|s| s.error)?;
-        let migration_plan = plan(&engine.migrations, &history.unwrap_or_default());
+        let migration_plan = plan(&engine.migrations, &reading.history.unwrap_or_default());
         if !migration_plan.drift.is_empty() {
             return Err(format!("drift: {}", describe_drift(&migration_plan.drift)));
         }
@@ -678,8 +675,7 @@ pub(super) async fn verify(engine: &Engine, environment: &EnvironmentConfig) -> 
             return Err(format!("not applied: {}", ids.join(", ")));
         }
         Ok(())
-    }
-    .await;
+    })();
     VerifyResult {
         environment: name,
         ok: outcome.is_ok(),

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use indexmap::IndexMap;
 use serde::Serialize;
 
@@ -65,25 +64,7 @@ impl Default for DeployOptions {
     }
 }
 
-/// Runs futures at most `limit` at a time and returns their outputs in input
-/// order. (`buffered` would keep finished outputs queued behind a slow first
-/// one, holding their slots: fewer than `limit` would really run.)
-pub async fn bounded<T>(
-    futures: impl IntoIterator<Item = impl std::future::Future<Output = T>>,
-    limit: usize,
-) -> Vec<T> {
-    let mut indexed: Vec<(usize, T)> = futures::stream::iter(
-        futures
-            .into_iter()
-            .enumerate()
-            .map(|(i, f)| async move { (i, f.await) }),
-    )
-    .buffer_unordered(limit.max(1))
-    .collect()
-    .await;
-    indexed.sort_by_key(|(i, _)| *i);
-    indexed.into_iter().map(|(_, output)| output).collect()
-}
+pub use crate::concurrent::bounded;
 
 /// What an approver is asked.
 #[derive(Debug, Clone, Serialize)]
@@ -388,7 +369,8 @@ impl Engine {
             self.announce(&result);
             result
         });
-        Ok(futures::future::join_all(runs).await)
+        // Bounded like `deploy`: rolling back a wave of thousands must not open thousands of sessions at once.
+        Ok(bounded(runs, self.options.max_concurrent).await)
     }
 
     /// `skip(envs, reason)`: SKIPPED for each environment that has no result yet.
@@ -411,8 +393,13 @@ impl Engine {
             .iter()
             .map(|n| self.environment(n))
             .collect::<Result<Vec<_>, _>>()?;
-        let checks = environments.into_iter().map(|e| env_run::verify(self, e));
-        Ok(futures::future::join_all(checks).await)
+        let readings = HealthCheck::with_timeout(self.options.health_timeout)
+            .read_many(&environments)
+            .await;
+        Ok(readings
+            .into_iter()
+            .map(|reading| env_run::verify(self, reading))
+            .collect())
     }
 
     /// Gives every environment without a result a SKIPPED one and returns all

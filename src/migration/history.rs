@@ -75,6 +75,27 @@ pub async fn read_history(db: &Surreal<Any>) -> Result<Option<Vec<AppliedMigrati
     }
 }
 
+/// The histories of many databases of one server in one request, through a
+/// session that may switch to each (see [`crate::connection::run_in_each_scope`]):
+/// each `None` when its table is missing. `Err` when the request failed as a whole.
+pub async fn read_histories(
+    session: &Surreal<Any>,
+    databases: &[(&str, &str)],
+) -> Result<Vec<Result<Option<Vec<AppliedMigration>>, QueryError>>, QueryError> {
+    let scopes: Vec<(&str, Option<&str>)> = databases.iter().map(|(ns, db)| (*ns, Some(*db))).collect();
+    let results = crate::connection::run_in_each_scope(session, &scopes, READ_HISTORY).await?;
+    Ok(results
+        .into_iter()
+        .map(|result| match result {
+            Ok(rows) => history_from_read(Some(rows)),
+            Err(QueryError::Statement { message, .. }) if is_missing_scope(&message) || is_missing_table(&message) => {
+                Ok(None)
+            }
+            Err(other) => Err(other),
+        })
+        .collect())
+}
+
 /// SurrealDB's error for reading a table that was never defined.
 pub(crate) fn is_missing_table(message: &str) -> bool {
     let m = message.to_ascii_lowercase();

@@ -124,11 +124,15 @@ fn innermost(error: &EvalAltResult) -> (&EvalAltResult, Position) {
     }
 }
 
-fn message_of(error: &EvalAltResult) -> String {
+fn message_of(error: &EvalAltResult, limits: &sandbox::Limits) -> String {
     match error {
         EvalAltResult::ErrorTooManyOperations(_) => format!(
             "the script ran more than {} operations (an endless loop?) and was stopped",
-            sandbox::MAX_OPERATIONS
+            limits.operations
+        ),
+        EvalAltResult::ErrorDataTooLarge(what, _) => format!(
+            "{what} over the sandbox's limit for this fleet (arrays {}, maps {}, strings {} bytes, nested values counted in)",
+            limits.array_size, limits.map_size, limits.string_size
         ),
         EvalAltResult::ErrorStackOverflow(_) => format!(
             "function calls nested deeper than {} (endless recursion?)",
@@ -188,7 +192,8 @@ pub fn run_strategy(strategy: &Strategy, engine: Arc<Engine>, handle: Handle) ->
         .environments()
         .map(|e| Dynamic::from(ScriptEnv::from(e)))
         .collect();
-    let mut rhai = sandbox::hardened_engine(envs.len());
+    let limits = sandbox::Limits::for_fleet(envs.len());
+    let mut rhai = sandbox::hardened_engine(limits);
     let options = options_map(&engine, strategy);
     api::register(&mut rhai, engine, handle);
 
@@ -201,7 +206,7 @@ pub fn run_strategy(strategy: &Strategy, engine: Arc<Engine>, handle: Handle) ->
     ast.set_source(strategy.origin.as_str());
     rhai.run_ast_with_scope(&mut scope, &ast).map_err(|error| {
         let (inner, position) = innermost(&error);
-        ScriptError::new(strategy, position, message_of(inner))
+        ScriptError::new(strategy, position, message_of(inner, &limits))
     })
 }
 
