@@ -178,3 +178,95 @@ async fn a_migration_failing_on_ten_thousand_tenants_fails_each_truthfully() {
     }
     assert!(histories(&prefix).await.iter().all(|rows| rows.is_empty()));
 }
+
+/// The CLI at 10,000: one progress line every 10 % (not one per tenant), a
+/// table of only the tenants that did not succeed, `--report` and `status
+/// --output json` with every tenant.
+#[test]
+#[ignore = "10,000 tenants, about 2 minutes: .ci/run runs it (cargo test --test fleet -- --ignored)"]
+fn the_cli_at_ten_thousand_tenants_reports_every_one_and_prints_only_failures() {
+    let work = tempfile::tempdir().unwrap();
+    let prefix = unique("fleet_cli");
+    let environments: Vec<Value> = (0..FLEET)
+        .map(|i| {
+            serde_json::json!({
+                "name": format!("tenant-{i:05}"),
+                "tags": ["tenant"],
+                // Every 1,000th tenant refuses the destructive second migration.
+                "allow_destructive": i % 1_000 != 7,
+                // One store on disk for all (a namespace each): `status` runs in another process.
+                "connection": {"db_url": "surrealkv://data", "db_ns": format!("{prefix}_{i:05}"), "db": "main"}
+            })
+        })
+        .collect();
+    std::fs::write(
+        work.path().join("environments.json"),
+        serde_json::json!({ "environments": environments }).to_string(),
+    )
+    .unwrap();
+    let migrations = migrations_dir(&[
+        ("1_account.surql", MIGRATION),
+        ("2_cleanup.surql", "-- migrate:up\nDELETE account WHERE stale = true;\n"),
+    ]);
+    let m = migrations.path().to_str().unwrap();
+    let surql = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_surql"))
+            .args(args)
+            .current_dir(work.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = surql(&[
+        "orchestrate",
+        "deploy",
+        "-e",
+        "all",
+        "--strategy",
+        "parallel",
+        "--max-concurrent",
+        "16",
+        "-m",
+        m,
+        "--report",
+        "report.json",
+    ]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("10000 environment(s): 9990 success, 10 failed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("tenant-00007") && stdout.contains("tenant-09007"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("tenant-00008"), "successes are not listed: {stdout}");
+    assert!(stdout.lines().count() < 60, "{stdout}");
+    assert!(stderr.contains("progress: 10000/10000 environments done"), "{stderr}");
+    assert!(
+        stderr.lines().count() < 200,
+        "a line per 10 % and per failure, not per tenant:\n{stderr}"
+    );
+
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(work.path().join("report.json")).unwrap()).unwrap();
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), FLEET);
+    assert_eq!(results.iter().filter(|r| r["status"] == "success").count(), 9_990);
+
+    let out = surql(&["orchestrate", "status", "-e", "all", "-m", m, "--output", "json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let environments = status["environments"].as_array().unwrap();
+    assert_eq!(environments.len(), FLEET);
+    assert_eq!(
+        environments.iter().filter(|e| e["applied_count"] == 2).count(),
+        9_990,
+        "{:?}",
+        environments[7]
+    );
+    assert_eq!(environments[7]["applied_count"], 0, "the blocked tenant is untouched");
+}

@@ -151,7 +151,7 @@ pub fn dry_run_plan(report: &DeploymentReport) -> String {
             out.push_str(&format!("  no down section (cannot be rolled back): {id}\n"));
         }
         for (id, script) in plan.pending.iter().zip(&plan.statements) {
-            scripts.entry(id.clone()).or_insert_with(|| script.clone());
+            scripts.entry(id.clone()).or_insert_with(|| script.to_string());
         }
     }
     for (id, script) in scripts {

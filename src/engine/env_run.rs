@@ -20,7 +20,7 @@ use crate::migration::lock::{
     DEFINE_LOCK_TABLE, Heartbeat, HeldLock, LockError, acquire_lock_with, mark_interrupted, with_heartbeat,
 };
 use crate::migration::{
-    AppliedMigration, Migration, acquire_lock, apply::StartClock, plan, release_lock, revert_migration, up_script,
+    AppliedMigration, Migration, acquire_lock, apply::StartClock, plan, release_lock, revert_migration,
 };
 use crate::registry::EnvironmentConfig;
 use crate::safety::ApprovalDecision;
@@ -145,7 +145,7 @@ async fn run_steps(
             pending: pending.iter().map(|&i| engine.migrations[i].id()).collect(),
             statements: pending
                 .iter()
-                .map(|&i| up_script(&engine.migrations[i], StartClock::of(&environment.connection)))
+                .map(|&i| engine.up_script(i, StartClock::of(&environment.connection)))
                 .collect(),
             destructive,
             approval_required,

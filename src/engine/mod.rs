@@ -113,6 +113,8 @@ pub struct Engine {
     plugins: Option<Arc<PluginHost>>,
     notifier: Mutex<Option<Notifier>>,
     ledger: Mutex<HashMap<String, EnvState>>,
+    /// The SurrealQL of each migration as a dry run shows it, rendered once.
+    scripts: Mutex<HashMap<(usize, crate::migration::apply::StartClock), Arc<str>>>,
     /// Set once by Ctrl-C; a watch so a running batch can be told at once.
     cancelled: tokio::sync::watch::Sender<bool>,
 }
@@ -146,6 +148,7 @@ impl Engine {
             plugins: None,
             notifier: Mutex::new(None),
             ledger: Mutex::new(ledger),
+            scripts: Mutex::default(),
             cancelled: tokio::sync::watch::Sender::new(false),
         }
     }
@@ -238,6 +241,15 @@ impl Engine {
 
     fn ledger(&self) -> std::sync::MutexGuard<'_, HashMap<String, EnvState>> {
         self.ledger.lock().expect("ledger poisoned")
+    }
+
+    /// The exact SurrealQL of migration `index`, shared by every plan that shows it.
+    fn up_script(&self, index: usize, clock: crate::migration::apply::StartClock) -> Arc<str> {
+        let mut scripts = self.scripts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        scripts
+            .entry((index, clock))
+            .or_insert_with(|| crate::migration::apply::up_script(&self.migrations[index], clock).into())
+            .clone()
     }
 
     /// How many migrations this run has applied on `name` (and not rolled back).

@@ -47,7 +47,8 @@ pub struct EnvironmentPlan {
     /// `version_name` of each migration that would be applied, in order.
     pub pending: Vec<String>,
     /// The SurrealQL that would run, one entry per pending migration.
-    pub statements: Vec<String>,
+    /// Shared between environments: 10,000 plans hold one copy of each script.
+    pub statements: Vec<std::sync::Arc<str>>,
     /// Data-losing statements among the pending migrations.
     pub destructive: Vec<DestructiveStatement>,
     /// A person or plugin would have to approve this environment.

@@ -234,7 +234,7 @@ fn completed_note(completed: &[AppliedStep]) -> String {
 }
 
 /// Where a migration's `execution_ms` is timed from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StartClock {
     /// A remote server: the transaction notes its own start with a `LET`, as
     /// this machine's clock may differ from the server's.
