@@ -23,10 +23,46 @@ pub struct EnvironmentsFile {
     /// Plugin entries (`name`, `path`, `config`), with strings expanded.
     #[serde(default)]
     pub plugins: Vec<Value>,
+    /// Where editors find the file's JSON Schema (`environments.schema.json`); not used otherwise.
+    #[serde(rename = "$schema", default)]
+    pub schema: Option<String>,
+}
+
+// The shape of environments.json for editors: generated from the types surql
+// reads the file into, so it cannot drift from them.
+/// surql's environments file: the databases to deploy to, and the plugins to load.
+#[derive(schemars::JsonSchema)]
+#[schemars(title = "surql environments.json")]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // only its schema is used
+struct EnvironmentsFileSchema {
+    /// This schema, for editors: `"./environments.schema.json"`.
+    #[serde(rename = "$schema", default)]
+    schema: Option<String>,
+    /// The environments: each with a `connection`, or a `discover` template
+    /// that becomes one environment per namespace or database found.
+    environments: Vec<EnvironmentEntry>,
+    /// Plugins loaded at run time (approvals, notifications).
+    #[serde(default)]
+    plugins: Vec<crate::plugin::PluginConfig>,
+}
+
+#[derive(schemars::JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // only its schema is used
+enum EnvironmentEntry {
+    Environment(EnvironmentConfig),
+    Template(EnvironmentTemplate),
+}
+
+/// The JSON Schema of environments.json (`surql config-schema`; shipped as
+/// `environments.schema.json` at the repository root).
+pub fn json_schema() -> Value {
+    serde_json::to_value(schemars::schema_for!(EnvironmentsFileSchema)).unwrap_or_default()
 }
 
 /// `{"name": "tenant-{ns}", "discover": {...}, …}`: one environment per match.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnvironmentTemplate {
     /// Contains `{ns}` (namespace discovery) or `{db}` (database discovery).
@@ -48,7 +84,7 @@ pub struct EnvironmentTemplate {
 }
 
 /// Where to look and what to match.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Discover {
     /// The server; `db_ns`/`db` are the fixed parts (`db` for namespace
@@ -63,7 +99,7 @@ pub struct Discover {
 }
 
 /// The connection part of a template.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiscoverConnection {
     pub db_url: String,

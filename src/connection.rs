@@ -20,7 +20,7 @@ use surrealdb::opt::auth::{Database, Namespace, Root};
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Who the credentials belong to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthLevel {
     /// A root user (`DEFINE USER ... ON ROOT`).
@@ -33,7 +33,7 @@ pub enum AuthLevel {
 }
 
 /// Where one database lives and how to sign in to it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionConfig {
     /// `mem://`, `surrealkv://path`, `ws://host:8000[/rpc]`, `wss://…`, `http(s)://…`.

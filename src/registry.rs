@@ -10,7 +10,7 @@ use crate::connection::ConnectionConfig;
 pub const DEFAULT_PRIORITY: i64 = 100;
 
 /// One database environment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnvironmentConfig {
     /// Unique name.

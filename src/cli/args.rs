@@ -23,6 +23,19 @@ pub enum Command {
     /// Many environments: deploy with a strategy, status, validate.
     #[command(subcommand)]
     Orchestrate(OrchestrateCommand),
+    /// Print a shell completion script (e.g. `surql completions bash > /etc/bash_completion.d/surql`).
+    Completions {
+        /// bash, zsh, fish, powershell or elvish.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one page per command into a folder.
+    Man {
+        /// Write `surql.1`, `surql-orchestrate-deploy.1`, … into this folder.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
+    /// Print the JSON Schema of environments.json (what `environments.schema.json` holds).
+    ConfigSchema,
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,7 +7,7 @@ mod orchestrate;
 mod progress;
 mod render;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use crate::error::{EXIT_FAILURE, EXIT_USAGE};
 use args::{Cli, Command};
@@ -37,6 +37,18 @@ impl Failure {
     }
 }
 
+/// The man page on stdout, or one page per command (`surql-orchestrate-deploy.1`) in `out_dir`.
+fn man_pages(out_dir: Option<&std::path::Path>) -> Result<i32, Failure> {
+    let command = Cli::command();
+    let written = match out_dir {
+        None => clap_mangen::Man::new(command).render(&mut std::io::stdout()),
+        Some(dir) => std::fs::create_dir_all(dir).and_then(|()| clap_mangen::generate_to(command, dir)),
+    };
+    written
+        .map(|()| 0)
+        .map_err(|e| Failure::failed(anyhow::anyhow!("cannot write the man page: {e}")))
+}
+
 /// Parses the process arguments, runs the command, returns the exit code.
 pub async fn run() -> i32 {
     let cli = match Cli::try_parse() {
@@ -49,6 +61,16 @@ pub async fn run() -> i32 {
     let result = match cli.command {
         Command::Migrate(command) => migrate::run(command).await,
         Command::Orchestrate(command) => orchestrate::run(command).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "surql", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man { out_dir } => man_pages(out_dir.as_deref()),
+        Command::ConfigSchema => {
+            let schema = crate::config::json_schema();
+            println!("{}", serde_json::to_string_pretty(&schema).unwrap_or_default());
+            Ok(0)
+        }
     };
     match result {
         Ok(code) => code,

@@ -44,28 +44,36 @@ pub fn load(name: &str, path: &Path, config: &serde_json::Value) -> Result<Loade
     let library = unsafe { Library::new(path) }.map_err(|e| error(format!("cannot load: {e}")))?;
     // Never unloaded: the library lives as long as the process.
     let library: &'static Library = Box::leak(Box::new(library));
-    // SAFETY: the symbol's type is fixed by the plugin ABI.
-    let declare = unsafe { library.get::<extern "C" fn() -> *const PluginDeclaration>(DECLARE_SYMBOL) }
+    // SAFETY: the symbol's type is fixed by the plugin ABI; calling foreign
+    // code is unsafe, so the pointer type says so.
+    let declare = unsafe { library.get::<unsafe extern "C" fn() -> *const PluginDeclaration>(DECLARE_SYMBOL) }
         .map_err(|_| error("not a surql plugin: it does not export `surql_plugin_declare`".into()))?;
-    let pointer = declare();
+    // SAFETY: the ABI's entry point takes nothing and returns a pointer to static data.
+    let pointer = unsafe { declare() };
     if pointer.is_null() {
         return Err(error("`surql_plugin_declare` returned null".into()));
     }
     // SAFETY: the first field of every ABI version is the u32 version; read it
     // before trusting anything else.
-    let abi_version = unsafe { std::ptr::read(pointer as *const u32) };
+    let abi_version = unsafe { std::ptr::read(pointer.cast::<u32>()) };
     if abi_version != ABI_VERSION {
         return Err(error(format!(
             "plugin ABI version {abi_version} does not match surql's ABI version {ABI_VERSION}: rebuild the plugin against surql-plugin-sdk {ABI_VERSION}"
         )));
     }
-    // SAFETY: same ABI version, so the layout is ours; the declaration is static.
-    let declaration: &'static PluginDeclaration = unsafe { &*pointer };
-    if (declaration.size as usize) < KNOWN_SIZE {
+    // SAFETY: the second field of this ABI version is the u32 size; read it
+    // before forming a reference to a declaration that may be shorter.
+    let size = unsafe { std::ptr::read(pointer.cast::<u32>().add(1)) };
+    if (size as usize) < KNOWN_SIZE {
         return Err(error(format!(
-            "declaration is {} bytes, expected at least {KNOWN_SIZE}",
-            declaration.size
+            "declaration is {size} bytes, expected at least {KNOWN_SIZE}"
         )));
+    }
+    // SAFETY: same ABI version and at least our size, so the layout is ours;
+    // the declaration is static.
+    let declaration: &'static PluginDeclaration = unsafe { &*pointer };
+    if declaration.name.is_null() {
+        return Err(error("the declaration has no name (null pointer)".into()));
     }
     let config_text = config.to_string();
     let mut instance: *mut c_void = std::ptr::null_mut();

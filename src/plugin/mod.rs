@@ -18,7 +18,7 @@ pub use loader::LoadedPlugin;
 use crate::safety::ApprovalDecision;
 
 /// One entry of the `plugins` list.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PluginConfig {
     /// The name environments use in `approvers`.

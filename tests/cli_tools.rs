@@ -1,0 +1,79 @@
+//! What a team sets up around the binary: shell completions, man pages and
+//! the JSON Schema of environments.json, all generated from the same
+//! definitions surql itself uses.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::text;
+
+fn surql(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_surql")).args(args).output().unwrap()
+}
+
+#[test]
+fn completions_for_each_shell_name_the_commands_and_flags() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = surql(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", text(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        for word in ["orchestrate", "deploy", "max-concurrent", "canary-percent", "migrate"] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let out = surql(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+#[test]
+fn man_pages_are_generated_from_the_same_definitions() {
+    let out = surql(&["man"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.starts_with(".ie") || page.contains(".TH surql"), "{page}");
+    assert!(page.contains("orchestrate"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = surql(&["man", "--out-dir", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let deploy = std::fs::read_to_string(dir.path().join("surql-orchestrate-deploy.1")).unwrap();
+    assert!(deploy.contains("max\\-concurrent"), "{deploy}");
+    assert!(dir.path().join("surql-migrate-up.1").exists());
+}
+
+#[test]
+fn the_shipped_schema_is_the_generated_one_and_the_shipped_config_points_at_it() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = surql(&["config-schema"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let generated: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shipped: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("environments.schema.json")).unwrap()).unwrap();
+    assert_eq!(
+        generated, shipped,
+        "environments.schema.json is stale: run `cargo run -q -- config-schema > environments.schema.json`"
+    );
+    // The schema knows every key of an environment, a template and a plugin.
+    let text = generated.to_string();
+    for key in [
+        "db_url",
+        "auth_level",
+        "require_approval",
+        "allow_destructive",
+        "approvers",
+        "discover",
+        "namespaces",
+        "approval_timeout_seconds",
+    ] {
+        assert!(text.contains(key), "schema lacks {key}");
+    }
+    assert_eq!(generated["required"], serde_json::json!(["environments"]));
+
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("environments.json")).unwrap()).unwrap();
+    assert_eq!(config["$schema"], "./environments.schema.json");
+    surql::load_environments_file(root.join("environments.json"))
+        .expect("the shipped config loads with its $schema key");
+}
