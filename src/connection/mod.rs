@@ -1,0 +1,37 @@
+//! Connecting to any SurrealDB endpoint: `mem://`, `surrealkv://path`, `ws(s)://`,
+//! `http(s)://`. Knows nothing about migrations.
+//!
+//! Embedded endpoints are opened once per process and shared: a second
+//! `connect` to the same `mem://` or `surrealkv://` URL gets a new session on
+//! the same datastore (two opens of one surrealkv folder would fight over its
+//! file lock, and two `mem://` opens would be two different databases).
+//!
+//! | file | owns |
+//! |---|---|
+//! | `config.rs` | `ConnectionConfig`, URLs, redaction |
+//! | `pool.rs` | embedded stores, pooled signed-in connections, sign-in, round trips |
+//! | `session.rs` | connecting, read-only sessions, listings, many scopes per request |
+//! | `query.rs` | running statements, timeouts, retries, the cause of a failure |
+//! | `liveness.rs` | the watchdog's probe |
+
+mod config;
+mod liveness;
+mod pool;
+mod query;
+mod session;
+
+pub use config::{
+    AuthLevel, ConnectionConfig, ConnectionError, DEFAULT_CONNECT_TIMEOUT, EndpointKind, endpoint_kind, escape_ident,
+    redact_url, scrub,
+};
+pub use liveness::wait_until_unreachable;
+pub use pool::{CONNECTIONS_PER_SERVER, round_trip};
+pub use query::{
+    Collected, DEFAULT_OPERATION_TIMEOUT, QueryError, first_cause, is_follow_on_error, is_retryable, operation_timeout,
+    run_collecting_errors, run_idempotent, run_query, run_statements, set_operation_timeout,
+};
+pub use session::{
+    ReadOnly, SCOPE_REQUESTS_AT_ONCE, SCOPES_PER_REQUEST, connect, connect_read_only, connect_unscoped,
+    ensure_namespace_and_database, existing_scopes, namespace_and_database_sql, open_read_only, reads_many_scopes,
+    run_in_each_scope, select_for_write, shared_session_key,
+};
