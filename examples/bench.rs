@@ -11,6 +11,8 @@
 //! direction by MS (a round trip costs 2 × MS), as a network would; its CPU
 //! counts as this process's.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop at the first surprise
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

@@ -12,6 +12,8 @@
 //! decides from the round trip (a server on this host: one per request);
 //! `--batch` sends them in one request regardless.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop at the first surprise
+
 use std::time::{Duration, Instant};
 
 use surql::connection::{ConnectionConfig, connect, select_for_write};

@@ -227,9 +227,11 @@ impl HealthCheck {
         for (index, reading) in singles.into_iter().chain(grouped.into_iter().flatten()) {
             readings[index] = Some(reading);
         }
+        // Each index is filled once above; a gap would be a bug, reported, not a panic.
         readings
             .into_iter()
-            .map(|reading| reading.expect("every environment is read once"))
+            .zip(environments)
+            .map(|(reading, environment)| reading.unwrap_or_else(|| Reading::not_read(&environment.name)))
             .collect()
     }
 
@@ -329,7 +331,8 @@ impl HealthCheck {
         }
         readings
             .into_iter()
-            .map(|reading| reading.expect("every environment of the group is read"))
+            .zip(environments)
+            .map(|(reading, environment)| reading.unwrap_or_else(|| Reading::not_read(&environment.name)))
             .collect()
     }
 }
@@ -356,5 +359,14 @@ impl Reading {
             status: HealthStatus::unhealthy(name, can_connect, authenticated, error),
             history: None,
         }
+    }
+
+    fn not_read(name: &str) -> Self {
+        Self::unhealthy(
+            name,
+            false,
+            false,
+            "internal error: this environment was not read".into(),
+        )
     }
 }

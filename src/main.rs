@@ -8,11 +8,17 @@ fn main() {
         .with_writer(|| surql::redact::RedactingWriter(std::io::stderr()))
         .init();
     // SurrealDB's parser and executor recurse deeply: give workers room.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(8 * 1024 * 1024)
         .build()
-        .expect("cannot start the tokio runtime");
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
     let code = runtime.block_on(surql::cli::run());
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     std::process::exit(code);

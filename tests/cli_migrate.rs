@@ -1,5 +1,7 @@
 //! `surql migrate …` through the real binary, reading the databases afterwards.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop at the first surprise
+
 mod common;
 
 use std::path::Path;

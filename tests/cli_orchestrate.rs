@@ -2,6 +2,8 @@
 //! processes over ws://, one of them failing, read back afterwards; the
 //! embedded default config; JSON output; dry runs; validate and status.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop at the first surprise
+
 mod common;
 
 use std::path::Path;

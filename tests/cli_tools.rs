@@ -2,6 +2,8 @@
 //! the JSON Schema of environments.json, all generated from the same
 //! definitions surql itself uses.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop at the first surprise
+
 mod common;
 
 use std::path::Path;

@@ -7,6 +7,8 @@
 //! `cargo test --workspace`: `.ci/run` runs them with
 //! `cargo test --test fleet -- --ignored`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop at the first surprise
+
 mod common;
 
 use std::path::Path;

@@ -2,6 +2,8 @@
 //! environments.json loader, `${VAR}` expansion, the migration file parser and
 //! `--set` handling.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop at the first surprise
+
 use std::path::Path;
 
 use proptest::prelude::*;

@@ -1,6 +1,8 @@
 //! Applying, rolling back, drift and locks on ONE real database: embedded
 //! `mem://` and a real server over `ws://`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop at the first surprise
+
 mod common;
 
 use std::time::Duration;

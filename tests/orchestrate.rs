@@ -2,6 +2,8 @@
 //! blocking, dry runs, auto-rollback and script errors, on embedded databases
 //! read back afterwards.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop at the first surprise
+
 mod common;
 
 use std::sync::Arc;

@@ -2,6 +2,8 @@
 //! PagerDuty against a recording HTTP server on 127.0.0.1, ABI mismatch,
 //! panics, hangs, and secrets kept out of every payload and output.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop at the first surprise
+
 mod common;
 
 use std::path::Path;

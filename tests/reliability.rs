@@ -2,6 +2,8 @@
 //! a server that never answers, Ctrl-C, two deploys at once, a crashed
 //! runner's lock, hostile strategy scripts, secrets, and the audit trail.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop at the first surprise
+
 mod common;
 
 use std::path::Path;

@@ -2,6 +2,8 @@
 //! the pool, whatever the number of environments (speed itself is measured by
 //! `examples/bench.rs`, never asserted here).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop at the first surprise
+
 mod common;
 
 use std::collections::HashSet;

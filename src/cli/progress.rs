@@ -48,7 +48,7 @@ impl Progress {
                 let bar = multi.add(ProgressBar::new(total as u64));
                 bar.set_style(
                     ProgressStyle::with_template("{bar:30} {pos}/{len} environments · {wide_msg}")
-                        .expect("valid template"),
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
                 );
                 bar.enable_steady_tick(Duration::from_millis(200));
                 Some(bar)
@@ -138,7 +138,10 @@ impl Progress {
         let multi = self.multi.as_ref()?;
         Some(self.bars.entry(environment.to_string()).or_insert_with(|| {
             let bar = multi.add(ProgressBar::new_spinner());
-            bar.set_style(ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}").expect("valid template"));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
             bar.set_prefix(environment.to_string());
             bar.enable_steady_tick(Duration::from_millis(120));
             bar

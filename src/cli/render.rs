@@ -118,7 +118,7 @@ pub fn report_json(report: &DeploymentReport) -> String {
         "strategy": report.strategy,
         "results": results,
     }))
-    .expect("results serialize")
+    .unwrap_or_else(|e| serde_json::json!({ "error": format!("cannot serialize the results: {e}") }).to_string())
 }
 
 /// The dry-run plan: per environment what would happen, then each distinct
@@ -239,5 +239,5 @@ pub fn run_report(
         },
         "results": results,
     }))
-    .expect("report serializes")
+    .unwrap_or_else(|e| serde_json::json!({ "error": format!("cannot serialize the report: {e}") }).to_string())
 }

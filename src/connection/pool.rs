@@ -18,6 +18,7 @@ static EMBEDDED: LazyLock<tokio::sync::Mutex<HashMap<String, Surreal<Any>>>> =
 /// Embedded datastores run on a runtime of their own that lives as long as the
 /// process, so a datastore opened by one caller's runtime (each `#[tokio::test]`
 /// has one) keeps working after that runtime is gone.
+#[allow(clippy::expect_used)] // no threads for the embedded engine: nothing can run, nothing was touched
 static EMBEDDED_RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -130,7 +131,7 @@ fn remote_slot(key: RemoteKey) -> RemoteSlot {
     let index = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % CONNECTIONS_PER_SERVER;
     REMOTE
         .lock()
-        .expect("connection pool poisoned")
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .entry((key, index))
         .or_default()
         .clone()
@@ -141,7 +142,7 @@ pub(super) fn evict(config: &ConnectionConfig) {
     let key = RemoteKey::of(config, &sdk_address(&config.db_url));
     REMOTE
         .lock()
-        .expect("connection pool poisoned")
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .retain(|(pooled, _), _| *pooled != key);
 }
 
@@ -188,7 +189,7 @@ async fn record_round_trip(address: &str, base: &Surreal<Any>) {
         }
         best = best.min(started.elapsed());
     }
-    let mut known = ROUND_TRIPS.lock().expect("round trips poisoned");
+    let mut known = ROUND_TRIPS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let entry = known.entry(address.to_string()).or_insert(best);
     *entry = (*entry).min(best);
 }
@@ -200,7 +201,11 @@ pub fn round_trip(config: &ConnectionConfig) -> Option<Duration> {
         return None;
     }
     let address = sdk_address(&config.db_url);
-    ROUND_TRIPS.lock().expect("round trips poisoned").get(&address).copied()
+    ROUND_TRIPS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&address)
+        .copied()
 }
 
 /// Signs `db` in; returns the token (none without a user).

@@ -235,6 +235,8 @@ async fn run_steps(
     }
 }
 
+/// Invariant: `plan` returns migrations taken from `migrations` itself.
+#[allow(clippy::expect_used)]
 fn index_of(migrations: &[Migration], migration: &Migration) -> usize {
     migrations
         .iter()
@@ -290,7 +292,7 @@ async fn approve_with_plugins(engine: &Engine, environment: &EnvironmentConfig) 
         tags: environment.tags.clone(),
         pending: Vec::new(),
     })
-    .expect("approval request serializes");
+    .map_err(|e| failed(format!("cannot build the approval request: {e}")))?;
     for approver in &environment.approvers {
         engine
             .events

@@ -174,14 +174,24 @@ impl Engine {
         if let Some(map) = fields.as_object_mut() {
             map.insert("deployment_id".into(), self.context.deployment_id.clone().into());
         }
-        if let Some(notifier) = self.notifier.lock().expect("notifier poisoned").as_ref() {
+        if let Some(notifier) = self
+            .notifier
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+        {
             notifier.send(crate::plugin::event(name, fields));
         }
     }
 
     /// Delivers the queued notifications and stops the notifier.
     pub fn finish_notifications(&self) {
-        if let Some(mut notifier) = self.notifier.lock().expect("notifier poisoned").take() {
+        if let Some(mut notifier) = self
+            .notifier
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
             notifier.finish();
         }
     }
@@ -240,7 +250,7 @@ impl Engine {
     }
 
     fn ledger(&self) -> std::sync::MutexGuard<'_, HashMap<String, EnvState>> {
-        self.ledger.lock().expect("ledger poisoned")
+        self.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The exact SurrealQL of migration `index`, shared by every plan that shows it.

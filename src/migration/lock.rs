@@ -62,7 +62,10 @@ pub fn is_stale_local_owner(owner: &str) -> bool {
         return false;
     }
     if pid == std::process::id() {
-        return !HELD_HERE.lock().expect("lock registry poisoned").contains(owner);
+        return !HELD_HERE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(owner);
     }
     // Only Linux has /proc; elsewhere a crashed holder's lease simply expires.
     cfg!(target_os = "linux")
@@ -144,7 +147,7 @@ pub async fn acquire_lock_with(
     // own fresh lock for a stale one (see `is_stale_local_owner`).
     HELD_HERE
         .lock()
-        .expect("lock registry poisoned")
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .insert(owner.to_string());
     let batch = Batch {
         sql: &sql,
@@ -153,7 +156,10 @@ pub async fn acquire_lock_with(
     };
     let result = take_lock(db, owner, ttl, &batch, &vars).await;
     if result.is_err() {
-        HELD_HERE.lock().expect("lock registry poisoned").remove(owner);
+        HELD_HERE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(owner);
     }
     result
 }
@@ -314,7 +320,12 @@ pub struct Heartbeat {
 impl Heartbeat {
     /// An error once the lease was lost (expired and taken by another runner).
     pub fn check(&self) -> Result<(), LockError> {
-        match self.lost.lock().expect("heartbeat flag poisoned").clone() {
+        match self
+            .lost
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+        {
             Some(holder) => Err(LockError::Lost(holder)),
             None => Ok(()),
         }
@@ -335,7 +346,7 @@ pub async fn with_heartbeat<T>(db: &Surreal<Any>, lock: &HeldLock, work: impl As
             match renew_lock(db, lock).await {
                 Ok(()) => {}
                 Err(LockError::Lost(holder)) => {
-                    *heartbeat.lost.lock().expect("heartbeat flag poisoned") = Some(holder);
+                    *heartbeat.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(holder);
                     break;
                 }
                 // The lease has two more periods to be renewed, and the
@@ -371,7 +382,10 @@ async fn as_owner(db: &Surreal<Any>, lock: &HeldLock, sql: &str) -> Result<(), L
 
 /// Forgets a lock this process no longer holds (released here or by a batch).
 pub fn forget_released(lock: &HeldLock) {
-    HELD_HERE.lock().expect("lock registry poisoned").remove(&lock.owner);
+    HELD_HERE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(&lock.owner);
 }
 
 /// Releases the lock if this owner still holds it.

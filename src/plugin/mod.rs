@@ -267,11 +267,20 @@ impl Notifier {
                         on_error(error);
                     }
                 }
-            })
-            .expect("cannot start the notifier thread");
-        Self {
-            sender: Some(sender),
-            worker: Some(worker),
+            });
+        match worker {
+            Ok(worker) => Self {
+                sender: Some(sender),
+                worker: Some(worker),
+            },
+            // Notifications never hold a run, nor stop one from starting.
+            Err(e) => {
+                tracing::warn!("notifications are off: cannot start the notifier thread: {e}");
+                Self {
+                    sender: None,
+                    worker: None,
+                }
+            }
         }
     }
 

@@ -39,11 +39,7 @@ type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
 /// Names of the environments in `envs` (an array of environments, or one).
 fn names(envs: &Dynamic, function: &str) -> RhaiResult<Vec<String>> {
-    let items = if envs.is_array() {
-        envs.clone().into_array().expect("checked is_array")
-    } else {
-        vec![envs.clone()]
-    };
+    let items = envs.clone().into_array().unwrap_or_else(|_| vec![envs.clone()]);
     items
         .into_iter()
         .map(|item| {
@@ -125,8 +121,7 @@ fn dynamic_to_json(value: &Dynamic) -> RhaiResult<serde_json::Value> {
         Value::String(value.to_string())
     } else if let Some(env) = value.clone().try_cast::<ScriptEnv>() {
         Value::String(env.name)
-    } else if value.is_array() {
-        let items = value.clone().into_array().expect("checked is_array");
+    } else if let Ok(items) = value.clone().into_array() {
         Value::Array(items.iter().map(dynamic_to_json).collect::<RhaiResult<Vec<_>>>()?)
     } else if value.is_map() {
         let map = value.clone().cast::<Map>();
