@@ -11,10 +11,9 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use surql::ConnectionConfig;
-use surql::connection::{connect, connect_read_only, run_query};
+use surql::connection::{connect, run_query};
 
-use common::{TestServer, example_migrations, text};
+use common::{TestServer, applied_names, example_migrations, text};
 
 fn surql(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_surql"))
@@ -27,12 +26,6 @@ fn surql(args: &[&str], dir: &Path) -> Output {
 
 fn json_output(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(output)))
-}
-
-async fn history(connection: &ConnectionConfig) -> Option<Vec<String>> {
-    let db = connect_read_only(connection, Duration::from_secs(10)).await.unwrap()?;
-    let applied = surql::migration::applied_migrations(&db).await.unwrap();
-    Some(applied.into_iter().map(|a| a.name).collect())
 }
 
 fn write_config(dir: &Path, servers: &[&TestServer], extra: impl Fn(usize) -> Value) {
@@ -117,16 +110,16 @@ async fn sequential_over_three_servers_with_one_failing() {
 
     // Read every database afterwards.
     assert_eq!(
-        history(&servers[0].connection("app", "main")).await.unwrap(),
+        applied_names(&servers[0].connection("app", "main")).await.unwrap(),
         ["create_users", "create_orders", "audit_order_status"]
     );
     assert_eq!(
-        history(&db2).await.unwrap(),
+        applied_names(&db2).await.unwrap(),
         Vec::<String>::new(),
         "db2: nothing applied"
     );
     assert_eq!(
-        history(&servers[2].connection("app", "main")).await,
+        applied_names(&servers[2].connection("app", "main")).await,
         None,
         "db3 never touched"
     );

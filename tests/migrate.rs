@@ -17,7 +17,7 @@ use surql::migration::{
     discover_migrations, history_table_exists, migrate_down, migrate_up, plan, release_lock,
 };
 
-use common::{TestServer, example_migrations, mem_connection, migrations_dir};
+use common::{TestServer, example_migrations, mem_connection, migrations_dir, tables};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -36,14 +36,6 @@ macro_rules! on_both_engines {
             $check(server.connection($ns, "main")).await;
         }
     };
-}
-
-async fn tables(connection: &ConnectionConfig) -> Vec<String> {
-    let db = connect(connection, TIMEOUT).await.unwrap();
-    let info = run_query(&db, "INFO FOR DB;", json!({})).await.unwrap();
-    let mut names: Vec<String> = info[0]["tables"].as_object().unwrap().keys().cloned().collect();
-    names.sort();
-    names
 }
 
 async fn history(connection: &ConnectionConfig) -> Vec<Value> {

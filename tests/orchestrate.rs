@@ -10,14 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use surql::connection::{connect, connect_read_only, run_query};
+use surql::connection::{connect, run_query};
 use surql::engine::{Event, EventSink};
 use surql::{
     ConnectionConfig, DeployRequest, DeploymentReport, DeploymentStatus, EnvironmentConfig, EnvironmentRegistry,
     MigrationCoordinator, discover_migrations,
 };
 
-use common::{LatencyProxy, TestServer, migrations_dir, unique};
+use common::{LatencyProxy, TestServer, applied_versions, migrations_dir, tables, unique};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -56,23 +56,6 @@ async fn poison(env: &EnvironmentConfig) {
     )
     .await
     .unwrap();
-}
-
-/// History versions of an environment; `None` when its database was never created.
-async fn history(env: &EnvironmentConfig) -> Option<Vec<String>> {
-    let db = connect_read_only(&env.connection, TIMEOUT).await.unwrap()?;
-    let applied = surql::migration::applied_migrations(&db).await.unwrap();
-    Some(applied.into_iter().map(|a| a.version).collect())
-}
-
-async fn tables(env: &EnvironmentConfig) -> Vec<String> {
-    let Some(db) = connect_read_only(&env.connection, TIMEOUT).await.unwrap() else {
-        return Vec::new();
-    };
-    let info = run_query(&db, "INFO FOR DB;", json!({})).await.unwrap();
-    let mut names: Vec<String> = info[0]["tables"].as_object().unwrap().keys().cloned().collect();
-    names.sort();
-    names
 }
 
 struct Run {
@@ -164,13 +147,17 @@ async fn sequential_follows_priority_and_stops_at_the_first_failure() {
     let order: Vec<&String> = run.report.results.keys().collect();
     assert_eq!(order, ["dev", "qa", "stage", "prod"]);
 
-    assert_eq!(history(&envs[2]).await.unwrap(), ["1", "2", "3"]);
-    assert_eq!(history(&envs[1]).await.unwrap(), Vec::<String>::new(), "qa rolled back");
+    assert_eq!(applied_versions(&envs[2].connection).await.unwrap(), ["1", "2", "3"]);
+    assert_eq!(
+        applied_versions(&envs[1].connection).await.unwrap(),
+        Vec::<String>::new(),
+        "qa rolled back"
+    );
     assert!(
-        !tables(&envs[1]).await.contains(&"account".to_string()),
+        !tables(&envs[1].connection).await.contains(&"account".to_string()),
         "rollback removed account"
     );
-    assert_eq!(history(&envs[0]).await, None, "dev never touched");
+    assert_eq!(applied_versions(&envs[0].connection).await, None, "dev never touched");
 }
 
 #[tokio::test]
@@ -184,7 +171,7 @@ async fn no_rollback_keeps_what_was_applied() {
     assert_eq!(run.status("only"), DeploymentStatus::Failed);
     assert_eq!(run.report.results["only"].migrations_applied, 1);
     run.assert_error("only", "kept (--no-rollback)");
-    assert_eq!(history(&envs[0]).await.unwrap(), ["1"]);
+    assert_eq!(applied_versions(&envs[0].connection).await.unwrap(), ["1"]);
 }
 
 #[tokio::test]
@@ -198,7 +185,7 @@ async fn rollback_without_a_down_section_is_failed_and_says_so() {
     let run = deploy(registry, request(&["env"], &dir, "sequential")).await;
     assert_eq!(run.status("env"), DeploymentStatus::Failed);
     run.assert_error("env", "cannot roll back 1_oneway");
-    assert_eq!(history(&envs[0]).await.unwrap(), ["1"]);
+    assert_eq!(applied_versions(&envs[0].connection).await.unwrap(), ["1"]);
 }
 
 fn slow_migrations() -> tempfile::TempDir {
@@ -256,7 +243,7 @@ async fn rolling_deploys_batches_and_stops_at_a_failed_batch() {
     assert_eq!(run.status("r4"), DeploymentStatus::RolledBack);
     assert_eq!(run.status("r5"), DeploymentStatus::Skipped);
     run.assert_error("r5", "batch 2 failed");
-    assert_eq!(history(&envs[4]).await, None);
+    assert_eq!(applied_versions(&envs[4].connection).await, None);
 }
 
 #[tokio::test]
@@ -301,7 +288,7 @@ async fn a_failed_canary_cancels_the_rest() {
         run.assert_error(name, "canary failed");
     }
     for env in &envs[1..] {
-        assert_eq!(history(env).await, None);
+        assert_eq!(applied_versions(&env.connection).await, None);
     }
 }
 
@@ -318,13 +305,13 @@ async fn approval_required_without_approval_is_skipped_and_untouched() {
     assert_eq!(run.status("dev"), DeploymentStatus::Success);
     assert_eq!(run.status("prod"), DeploymentStatus::Skipped);
     run.assert_error("prod", "approval required");
-    assert_eq!(history(&envs[1]).await, None, "prod never touched");
+    assert_eq!(applied_versions(&envs[1].connection).await, None, "prod never touched");
 
     let mut req = request(&["prod"], &dir, "sequential");
     req.options.approvals.approved.insert("prod".into());
     let run = deploy(registry.clone(), req).await;
     assert_eq!(run.status("prod"), DeploymentStatus::Success);
-    assert_eq!(history(&envs[1]).await.unwrap().len(), 3);
+    assert_eq!(applied_versions(&envs[1].connection).await.unwrap().len(), 3);
 }
 
 struct Answer(surql::safety::ApprovalDecision);
@@ -380,7 +367,11 @@ async fn destructive_migrations_are_blocked_before_anything_runs() {
         error.contains("2_drop_name.surql") && error.contains("REMOVE FIELD name ON account"),
         "{error}"
     );
-    assert_eq!(history(&prod).await, None, "not even the harmless first migration ran");
+    assert_eq!(
+        applied_versions(&prod.connection).await,
+        None,
+        "not even the harmless first migration ran"
+    );
 }
 
 #[tokio::test]
@@ -403,8 +394,12 @@ async fn dry_run_plans_and_writes_nothing() {
     assert_eq!(plan.destructive.len(), 1);
     assert_eq!(plan.irreversible, ["2_cleanup"]);
     assert!(plan.statements[0].contains("DEFINE TABLE account SCHEMAFULL"));
-    assert_eq!(history(&envs[0]).await, None, "no namespace, no database, no table");
-    assert_eq!(history(&prod).await, None);
+    assert_eq!(
+        applied_versions(&envs[0].connection).await,
+        None,
+        "no namespace, no database, no table"
+    );
+    assert_eq!(applied_versions(&prod.connection).await, None);
 }
 
 #[tokio::test]
@@ -443,7 +438,7 @@ async fn script_errors_name_the_position_and_every_environment_gets_a_result() {
             .values()
             .all(|r| r.status == DeploymentStatus::Skipped)
     );
-    assert_eq!(history(&envs[1]).await, None);
+    assert_eq!(applied_versions(&envs[1].connection).await, None);
 
     // An endless loop is stopped by the operation limit.
     std::fs::write(work.path().join("loop.rhai"), "let n = 0;\nloop { n += 1; }\n").unwrap();
@@ -524,10 +519,13 @@ async fn rollback_primitive_undoes_this_runs_work() {
     assert_eq!(run.status("r1"), DeploymentStatus::Success);
     assert_eq!(run.status("r2"), DeploymentStatus::RolledBack);
     run.assert_error("r2", "changed my mind; rolled back 3 migration(s)");
-    assert_eq!(history(&envs[0]).await.unwrap().len(), 3);
-    assert_eq!(history(&envs[1]).await.unwrap(), Vec::<String>::new());
+    assert_eq!(applied_versions(&envs[0].connection).await.unwrap().len(), 3);
     assert_eq!(
-        tables(&envs[1]).await,
+        applied_versions(&envs[1].connection).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        tables(&envs[1].connection).await,
         ["_migration_history", "_migration_lock", "sentinel"]
     );
 }
@@ -566,8 +564,11 @@ async fn over_a_network_a_batch_fails_atomically_and_rolls_back() {
     );
     run.assert_error("poisoned", "migration 2_sentinel failed: statement 2 failed");
     run.assert_error("poisoned", "rolled back 1 migration(s)");
-    assert_eq!(history(&poisoned).await.unwrap(), Vec::<String>::new());
-    assert!(!tables(&poisoned).await.contains(&"account".to_string()));
+    assert_eq!(
+        applied_versions(&poisoned.connection).await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert!(!tables(&poisoned.connection).await.contains(&"account".to_string()));
     let applied: Vec<_> = run
         .events
         .iter()
@@ -580,7 +581,7 @@ async fn over_a_network_a_batch_fails_atomically_and_rolls_back() {
         .collect();
     assert_eq!(applied, ["1_accounts", "2_sentinel", "3_index"]);
     assert_eq!(run.status("clean"), DeploymentStatus::Success, "{}", run.error("clean"));
-    assert_eq!(history(&clean).await.unwrap(), ["1", "2", "3"]);
+    assert_eq!(applied_versions(&clean.connection).await.unwrap(), ["1", "2", "3"]);
     let db = connect(&clean.connection, TIMEOUT).await.unwrap();
     assert_eq!(surql::migration::current_lock(&db).await.unwrap(), None);
 }

@@ -14,7 +14,10 @@ use serde_json::{Value, json};
 use surql::ConnectionConfig;
 use surql::connection::{connect, connect_read_only, run_query};
 
-use common::{LatencyProxy, TestServer, example_migrations, migrations_dir, plugin_library, text};
+use common::{
+    LatencyProxy, TestServer, applied_versions, example_migrations, migrations_dir, plugin_library, tables, text,
+    write_environments,
+};
 
 const FAST: &str = "-- migrate:up\nDEFINE TABLE account SCHEMAFULL;\nDEFINE FIELD name ON account TYPE string;\n-- migrate:down\nREMOVE TABLE account;\n";
 const INDEX: &str = "-- migrate:up\nDEFINE INDEX account_name ON account FIELDS name;\n-- migrate:down\nREMOVE INDEX account_name ON account;\n";
@@ -77,14 +80,6 @@ fn status_of<'a>(results: &'a [Value], name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no result for {name}"))
 }
 
-fn write_config(dir: &Path, environments: Value) {
-    std::fs::write(
-        dir.join("environments.json"),
-        json!({ "environments": environments }).to_string(),
-    )
-    .unwrap();
-}
-
 fn server_env(name: &str, server: &TestServer, priority: i64) -> Value {
     url_env(name, &server.ws_url(), priority)
 }
@@ -94,23 +89,9 @@ fn url_env(name: &str, url: &str, priority: i64) -> Value {
            "connection": {"db_url": url, "db_ns": "app", "db": name, "username": "root", "password": "root"}})
 }
 
-async fn history(connection: &ConnectionConfig) -> Option<Vec<String>> {
-    let db = connect_read_only(connection, Duration::from_secs(10)).await.unwrap()?;
-    let applied = surql::migration::applied_migrations(&db).await.unwrap();
-    Some(applied.into_iter().map(|a| a.version).collect())
-}
-
 async fn lock_record(connection: &ConnectionConfig) -> Option<surql::migration::LockInfo> {
     let db = connect_read_only(connection, Duration::from_secs(10)).await.unwrap()?;
     surql::migration::current_lock(&db).await.unwrap()
-}
-
-async fn tables(connection: &ConnectionConfig) -> Vec<String> {
-    let Some(db) = connect_read_only(connection, Duration::from_secs(10)).await.unwrap() else {
-        return vec![];
-    };
-    let info = run_query(&db, "INFO FOR DB;", json!({})).await.unwrap();
-    info[0]["tables"].as_object().unwrap().keys().cloned().collect()
 }
 
 fn wait_for(mut child: Child, within: Duration) -> Output {
@@ -162,7 +143,7 @@ async fn server_killed_mid_migration(latency: Option<Duration>) {
         ("2_slow.surql", &slow(4)),
         ("3_index.surql", INDEX),
     ]);
-    write_config(
+    write_environments(
         work.path(),
         json!([
             url_env("victim", &urls[0], 1),
@@ -190,7 +171,7 @@ async fn server_killed_mid_migration(latency: Option<Duration>) {
     // After a restart: no duplicate, nothing half-applied.
     victim.restart();
     let connection = victim.connection("app", "victim");
-    let versions = history(&connection).await.unwrap();
+    let versions = applied_versions(&connection).await.unwrap();
     let mut unique = versions.clone();
     unique.dedup();
     assert_eq!(versions, unique, "duplicate history rows");
@@ -201,10 +182,10 @@ async fn server_killed_mid_migration(latency: Option<Duration>) {
     );
 
     // Deploying again completes (the dead run's lock is taken over).
-    write_config(work.path(), json!([url_env("victim", &urls[0], 1)]));
+    write_environments(work.path(), json!([url_env("victim", &urls[0], 1)]));
     let out = surql(&deploy_json("victim", m, &[]), work.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(history(&connection).await.unwrap(), ["1", "2", "3"]);
+    assert_eq!(applied_versions(&connection).await.unwrap(), ["1", "2", "3"]);
     assert_eq!(lock_record(&connection).await, None);
 }
 
@@ -213,7 +194,7 @@ fn a_server_that_never_answers_fails_within_the_timeouts() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
     let work = tempfile::tempdir().unwrap();
-    write_config(
+    write_environments(
         work.path(),
         json!([{"name": "mute", "connection": {"db_url": format!("ws://127.0.0.1:{port}/rpc"), "db_ns": "n", "db": "d",
                 "username": "root", "password": "root"}},
@@ -274,7 +255,7 @@ async fn ctrl_c_mid_deploy(latency: Option<Duration>) {
         ("2_slow.surql", &slow(2)),
         ("3_index.surql", INDEX),
     ]);
-    write_config(
+    write_environments(
         work.path(),
         json!([
             url_env("first", &url(0), 1),
@@ -291,7 +272,7 @@ async fn ctrl_c_mid_deploy(latency: Option<Duration>) {
     // Wait until migration 1 of "first" committed: migration 2 (2 s) is running.
     let first_db = servers[0].connection("app", "first");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while history(&first_db).await.unwrap_or_default() != ["1"] {
+    while applied_versions(&first_db).await.unwrap_or_default() != ["1"] {
         assert!(Instant::now() < deadline, "migration 1 never committed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -320,9 +301,9 @@ async fn ctrl_c_mid_deploy(latency: Option<Duration>) {
                 .contains("interrupted")
         );
     }
-    assert_eq!(history(&first_db).await.unwrap(), Vec::<String>::new());
+    assert_eq!(applied_versions(&first_db).await.unwrap(), Vec::<String>::new());
     assert_eq!(lock_record(&first_db).await, None, "lock released");
-    assert_eq!(history(&servers[1].connection("app", "second")).await, None);
+    assert_eq!(applied_versions(&servers[1].connection("app", "second")).await, None);
 }
 
 #[tokio::test]
@@ -334,7 +315,7 @@ async fn two_deploys_at_once_apply_each_migration_exactly_once() {
         ("2_slow.surql", &slow(1)),
         ("3_index.surql", INDEX),
     ]);
-    write_config(
+    write_environments(
         work.path(),
         json!([server_env("one", &server, 1), server_env("two", &server, 2)]),
     );
@@ -356,7 +337,10 @@ async fn two_deploys_at_once_apply_each_migration_exactly_once() {
             }
         }
         assert_eq!(applied, 3, "{name}: each migration applied once across both runs");
-        assert_eq!(history(&server.connection("app", name)).await.unwrap(), ["1", "2", "3"]);
+        assert_eq!(
+            applied_versions(&server.connection("app", name)).await.unwrap(),
+            ["1", "2", "3"]
+        );
     }
 }
 
@@ -365,7 +349,7 @@ async fn a_deploy_longer_than_its_lease_keeps_the_lock() {
     let server = TestServer::start();
     let work = tempfile::tempdir().unwrap();
     let migrations = migrations_dir(&[("1_slow.surql", &slow(3)), ("2_accounts.surql", FAST)]);
-    write_config(work.path(), json!([server_env("db", &server, 1)]));
+    write_environments(work.path(), json!([server_env("db", &server, 1)]));
     let m = migrations.path().to_str().unwrap();
     // A one-second lease, and a migration that takes three.
     let args = deploy_json("db", m, &["--lock-ttl", "1"]);
@@ -384,7 +368,7 @@ async fn a_deploy_longer_than_its_lease_keeps_the_lock() {
     assert_eq!(second_result["status"], "failed", "{}", text(&second));
     let error = second_result["error"].as_str().unwrap();
     assert!(error.contains("locked by"), "{error}");
-    assert_eq!(history(&connection).await.unwrap(), ["1", "2"]);
+    assert_eq!(applied_versions(&connection).await.unwrap(), ["1", "2"]);
     assert_eq!(lock_record(&connection).await, None, "lock released");
 }
 
@@ -393,7 +377,7 @@ async fn a_crashed_runners_lock_is_taken_over() {
     let server = TestServer::start();
     let work = tempfile::tempdir().unwrap();
     let migrations = migrations_dir(&[("1_slow.surql", &slow(5)), ("2_accounts.surql", FAST)]);
-    write_config(work.path(), json!([server_env("db", &server, 1)]));
+    write_environments(work.path(), json!([server_env("db", &server, 1)]));
     let m = migrations.path().to_str().unwrap();
     let mut crashed = surql(&["orchestrate", "deploy", "-e", "db", "-m", m], work.path())
         .stdout(Stdio::null())
@@ -411,7 +395,7 @@ async fn a_crashed_runners_lock_is_taken_over() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // The crashed run's transaction may have committed on the server before
     // the kill or not; either way each migration is there exactly once.
-    assert_eq!(history(&connection).await.unwrap(), ["1", "2"]);
+    assert_eq!(applied_versions(&connection).await.unwrap(), ["1", "2"]);
     assert_eq!(lock_record(&connection).await, None);
 
     // A lock held by a live runner elsewhere is respected and named.
@@ -435,7 +419,7 @@ async fn a_crashed_runners_lock_is_taken_over() {
 #[test]
 fn hostile_strategies_end_with_a_position_within_seconds() {
     let work = tempfile::tempdir().unwrap();
-    write_config(
+    write_environments(
         work.path(),
         json!([{"name": "a", "connection": {"db_url": "surrealkv://data/a", "db_ns": "n", "db": "d"}},
                {"name": "b", "connection": {"db_url": "surrealkv://data/b", "db_ns": "n", "db": "d"}}]),
@@ -615,7 +599,7 @@ async fn secrets_never_appear_in_any_output() {
 async fn every_history_row_carries_the_deployment_id_and_actor_and_the_report_has_the_run() {
     let server = TestServer::start();
     let work = tempfile::tempdir().unwrap();
-    write_config(work.path(), json!([server_env("audited", &server, 1)]));
+    write_environments(work.path(), json!([server_env("audited", &server, 1)]));
     let m = example_migrations();
     let out = surql(
         &[

@@ -6,12 +6,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use surql::ConnectionConfig;
 
+pub mod db;
 pub mod http;
 mod latency;
 mod server;
 
 #[allow(unused_imports)] // each test crate uses a different part
 pub use {
+    db::{applied_names, applied_versions, tables, write_environments},
     latency::LatencyProxy,
     server::{TestServer, free_port, server_binary},
 };

@@ -1,0 +1,44 @@
+//! Reading a database the way the tests check it: plain reads, never creating
+//! the namespace or database they look at.
+
+use std::time::Duration;
+
+use serde_json::json;
+use surql::ConnectionConfig;
+use surql::connection::{connect_read_only, run_query};
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Versions in `_migration_history`, oldest first; `None` when the database was never created.
+pub async fn applied_versions(connection: &ConnectionConfig) -> Option<Vec<String>> {
+    let db = connect_read_only(connection, TIMEOUT).await.unwrap()?;
+    let applied = surql::migration::applied_migrations(&db).await.unwrap();
+    Some(applied.into_iter().map(|a| a.version).collect())
+}
+
+/// Names in `_migration_history`, oldest first; `None` when the database was never created.
+pub async fn applied_names(connection: &ConnectionConfig) -> Option<Vec<String>> {
+    let db = connect_read_only(connection, TIMEOUT).await.unwrap()?;
+    let applied = surql::migration::applied_migrations(&db).await.unwrap();
+    Some(applied.into_iter().map(|a| a.name).collect())
+}
+
+/// Table names, sorted; empty when the database was never created.
+pub async fn tables(connection: &ConnectionConfig) -> Vec<String> {
+    let Some(db) = connect_read_only(connection, TIMEOUT).await.unwrap() else {
+        return Vec::new();
+    };
+    let info = run_query(&db, "INFO FOR DB;", json!({})).await.unwrap();
+    let mut names: Vec<String> = info[0]["tables"].as_object().unwrap().keys().cloned().collect();
+    names.sort();
+    names
+}
+
+/// Writes `environments.json` with these environments into `dir`.
+pub fn write_environments(dir: &std::path::Path, environments: serde_json::Value) {
+    std::fs::write(
+        dir.join("environments.json"),
+        json!({ "environments": environments }).to_string(),
+    )
+    .unwrap();
+}
