@@ -348,10 +348,11 @@ async fn two_deploys_at_once_apply_each_migration_exactly_once() {
 async fn a_deploy_longer_than_its_lease_keeps_the_lock() {
     let server = TestServer::start();
     let work = tempfile::tempdir().unwrap();
-    let migrations = migrations_dir(&[("1_slow.surql", &slow(3)), ("2_accounts.surql", FAST)]);
+    let migrations = migrations_dir(&[("1_slow.surql", &slow(5)), ("2_accounts.surql", FAST)]);
     write_environments(work.path(), json!([server_env("db", &server, 1)]));
     let m = migrations.path().to_str().unwrap();
-    // A one-second lease, and a migration that takes three.
+    // A one-second lease, and a migration that takes five: the second run
+    // must start while the first still works, even on a loaded machine.
     let args = deploy_json("db", m, &["--lock-ttl", "1"]);
     let first = spawn_piped(&args, work.path());
     let connection = server.connection("app", "db");

@@ -8,25 +8,24 @@ use chrono::{DateTime, Utc};
 use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 
-use super::{ApprovalRequest, DeploymentResult, DeploymentStatus, Engine, EnvironmentPlan, Event, VerifyResult};
+use super::approval::approve;
+use super::undo::undo_this_run;
+use super::{DeploymentResult, DeploymentStatus, Engine, EnvironmentPlan, Event};
 use crate::connection::{
     QueryError, ReadOnly, connect, open_read_only, round_trip, select_for_write, wait_until_unreachable,
 };
-use crate::health::{HealthCheck, Reading, Session};
+use crate::health::{HealthCheck, Session};
 use crate::migration::apply::describe_drift;
 use crate::migration::apply::{BatchStop, apply_batch};
 use crate::migration::history::{self, DEFINE_HISTORY_TABLE, history_from_read};
 use crate::migration::lock::{
     DEFINE_LOCK_TABLE, Heartbeat, HeldLock, LockError, acquire_lock_with, mark_interrupted, with_heartbeat,
 };
-use crate::migration::{
-    AppliedMigration, Migration, acquire_lock, apply::StartClock, plan, release_lock, revert_migration,
-};
+use crate::migration::{AppliedMigration, Migration, apply::StartClock, plan, release_lock};
 use crate::registry::EnvironmentConfig;
-use crate::safety::ApprovalDecision;
 
 /// Runs a database operation, failing fast if the server goes away meanwhile.
-async fn guarded<T, E: From<QueryError>>(
+pub(super) async fn guarded<T, E: From<QueryError>>(
     environment: &EnvironmentConfig,
     operation: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
@@ -37,19 +36,19 @@ async fn guarded<T, E: From<QueryError>>(
 }
 
 /// Why an environment stopped, before its final status is decided.
-struct Stop {
-    status: DeploymentStatus,
-    error: String,
+pub(super) struct Stop {
+    pub(super) status: DeploymentStatus,
+    pub(super) error: String,
 }
 
-fn failed(error: impl Into<String>) -> Stop {
+pub(super) fn failed(error: impl Into<String>) -> Stop {
     Stop {
         status: DeploymentStatus::Failed,
         error: error.into(),
     }
 }
 
-fn skipped(error: impl Into<String>) -> Stop {
+pub(super) fn skipped(error: impl Into<String>) -> Stop {
     Stop {
         status: DeploymentStatus::Skipped,
         error: error.into(),
@@ -242,68 +241,6 @@ fn index_of(migrations: &[Migration], migration: &Migration) -> usize {
         .iter()
         .position(|m| m.version == migration.version)
         .expect("plan returns migrations from the list")
-}
-
-async fn approve(engine: &Engine, environment: &EnvironmentConfig) -> Result<(), Stop> {
-    let name = &environment.name;
-    if !environment.approvers.is_empty() {
-        return approve_with_plugins(engine, environment).await;
-    }
-    let decision = match engine.options.approvals.decide_without_prompt(name) {
-        Some(decision) => decision,
-        None => match &engine.approver {
-            Some(approver) => {
-                let approver = approver.clone();
-                let request = ApprovalRequest {
-                    deployment_id: engine.context.deployment_id.clone(),
-                    environment: name.clone(),
-                    tags: environment.tags.clone(),
-                    pending: Vec::new(),
-                };
-                tokio::task::spawn_blocking(move || approver.approve(&request))
-                    .await
-                    .unwrap_or_else(|e| ApprovalDecision::Denied(format!("approval prompt failed: {e}")))
-            }
-            None => ApprovalDecision::Denied(
-                "approval required and nobody can be asked: pass --approve NAME or --yes".into(),
-            ),
-        },
-    };
-    decided(decision)
-}
-
-fn decided(decision: ApprovalDecision) -> Result<(), Stop> {
-    match decision {
-        ApprovalDecision::Approved => Ok(()),
-        ApprovalDecision::Denied(reason) => Err(skipped(reason)),
-        ApprovalDecision::Pending(reason) => Err(skipped(format!("approval pending: {reason}"))),
-        ApprovalDecision::Error(reason) => Err(failed(reason)),
-    }
-}
-
-/// Every plugin in `approvers` must approve; `--approve`/`--yes` do not replace them.
-async fn approve_with_plugins(engine: &Engine, environment: &EnvironmentConfig) -> Result<(), Stop> {
-    let Some(host) = engine.plugins.clone() else {
-        return Err(failed("approvers are configured but no plugins are loaded"));
-    };
-    let request = serde_json::to_value(ApprovalRequest {
-        deployment_id: engine.context.deployment_id.clone(),
-        environment: environment.name.clone(),
-        tags: environment.tags.clone(),
-        pending: Vec::new(),
-    })
-    .map_err(|e| failed(format!("cannot build the approval request: {e}")))?;
-    for approver in &environment.approvers {
-        engine
-            .events
-            .phase(&environment.name, format!("awaiting approval from '{approver}'"));
-        let (host, approver, request) = (host.clone(), approver.clone(), request.clone());
-        let decision = tokio::task::spawn_blocking(move || host.approve(&approver, &request))
-            .await
-            .unwrap_or_else(|e| ApprovalDecision::Error(format!("approval thread failed: {e}")));
-        decided(decision)?;
-    }
-    Ok(())
 }
 
 /// History (`None` when uninitialised) and the read-only session.
@@ -546,143 +483,6 @@ async fn after_failure(
 ) -> Stop {
     let what = format!("migration {} failed: {error}", migration.id());
     undo_this_run(engine, environment, db, what, failed).await
-}
-
-/// After stopping part-way (`what` says why): roll back what this run applied
-/// on the environment, newest first, unless `--no-rollback`. `untouched` makes
-/// the result when this run had applied nothing there.
-async fn undo_this_run(
-    engine: &Engine,
-    environment: &EnvironmentConfig,
-    db: &Surreal<Any>,
-    what: String,
-    untouched: fn(String) -> Stop,
-) -> Stop {
-    let applied = engine
-        .ledger()
-        .get(environment.name.as_str())
-        .map(|s| s.applied_this_run.clone())
-        .unwrap_or_default();
-    if applied.is_empty() {
-        return untouched(format!("{what}; nothing was applied"));
-    }
-    if !engine.options.auto_rollback {
-        return failed(format!(
-            "{what}; {} migration(s) applied by this run were kept (--no-rollback)",
-            applied.len()
-        ));
-    }
-    match revert(engine, environment, db, &applied).await {
-        Ok(count) => Stop {
-            status: DeploymentStatus::RolledBack,
-            error: format!("{what}; rolled back {count} migration(s) applied by this run"),
-        },
-        Err(error) => failed(format!("{what}; rollback failed: {error}")),
-    }
-}
-
-/// Reverts `applied` (indexes, in apply order) newest first. Checks every down
-/// section exists before reverting anything.
-async fn revert(
-    engine: &Engine,
-    environment: &EnvironmentConfig,
-    db: &Surreal<Any>,
-    applied: &[usize],
-) -> Result<usize, String> {
-    let name = environment.name.as_str();
-    if let Some(&i) = applied.iter().find(|&&i| engine.migrations[i].down.is_none()) {
-        return Err(format!(
-            "cannot roll back {}: it has no '-- migrate:down' section",
-            engine.migrations[i].id()
-        ));
-    }
-    let mut count = 0;
-    for &index in applied.iter().rev() {
-        let migration = &engine.migrations[index];
-        engine.events.phase(name, format!("rolling back {}", migration.id()));
-        guarded(environment, revert_migration(db, migration))
-            .await
-            .map_err(|e| e.to_string())?;
-        count += 1;
-        let mut ledger = engine.ledger();
-        if let Some(state) = ledger.get_mut(name) {
-            state.applied_this_run.retain(|&i| i != index);
-        }
-    }
-    Ok(count)
-}
-
-/// The `rollback()` primitive for one environment: reverts this run's migrations
-/// under the lock.
-pub(super) async fn roll_back_run(
-    engine: &Engine,
-    environment: &EnvironmentConfig,
-    applied: &[usize],
-    reason: &str,
-    started_at: DateTime<Utc>,
-) -> DeploymentResult {
-    let name = environment.name.as_str();
-    let outcome = async {
-        let db = connect(&environment.connection, engine.options.connect_timeout)
-            .await
-            .map_err(|e| e.to_string())?;
-        let lock = acquire_lock(&db, &engine.context.lock_owner(), engine.context.lock_ttl)
-            .await
-            .map_err(|e| e.to_string())?;
-        let reverted = with_heartbeat(&db, &lock, async |_| revert(engine, environment, &db, applied).await).await;
-        let _ = guarded(environment, release_lock(&db, &lock)).await;
-        reverted
-    }
-    .await;
-    match outcome {
-        Ok(count) => DeploymentResult::finished(
-            name,
-            DeploymentStatus::RolledBack,
-            0,
-            Some(format!(
-                "{reason}; rolled back {count} migration(s) applied by this run"
-            )),
-            started_at,
-        ),
-        Err(error) => {
-            let kept = engine.applied_count(name);
-            DeploymentResult::finished(
-                name,
-                DeploymentStatus::Failed,
-                kept,
-                Some(format!("{reason}; rollback failed: {error}")),
-                started_at,
-            )
-        }
-    }
-}
-
-/// Healthy, and every migration file is applied with a matching checksum,
-/// judged from what a health check read (see [`HealthCheck::read_many`]).
-pub(super) fn verify(engine: &Engine, reading: Reading) -> VerifyResult {
-    let name = reading.status.environment.clone();
-    let outcome: Result<(), String> = (|| {
-        if !reading.status.is_healthy {
-            return Err(format!("unhealthy: {}", reading.status.error.unwrap_or_default()));
-        }
-        if engine.options.dry_run {
-            return Ok(());
-        }
-        let migration_plan = plan(&engine.migrations, &reading.history.unwrap_or_default());
-        if !migration_plan.drift.is_empty() {
-            return Err(format!("drift: {}", describe_drift(&migration_plan.drift)));
-        }
-        if !migration_plan.pending.is_empty() {
-            let ids: Vec<String> = migration_plan.pending.iter().map(|m| m.id()).collect();
-            return Err(format!("not applied: {}", ids.join(", ")));
-        }
-        Ok(())
-    })();
-    VerifyResult {
-        environment: name,
-        ok: outcome.is_ok(),
-        error: outcome.err(),
-    }
 }
 
 #[cfg(test)]

@@ -2,9 +2,12 @@
 //! machine (gates, lock, apply, rollback), concurrency bounds, and the ledger
 //! that gives every selected environment exactly one result. Knows nothing of Rhai.
 
+mod approval;
 mod env_run;
 pub mod event;
 pub mod result;
+mod undo;
+mod verify;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -382,7 +385,7 @@ impl Engine {
                 .result_of(name)
                 .map(|r| r.started_at)
                 .unwrap_or_else(chrono::Utc::now);
-            let result = env_run::roll_back_run(self, &environment, &applied, reason, started).await;
+            let result = undo::roll_back_run(self, &environment, &applied, reason, started).await;
             // Replace the earlier (successful) result with the rollback's.
             let mut ledger = self.ledger();
             let state = ledger.entry(name.clone()).or_default();
@@ -420,7 +423,7 @@ impl Engine {
             .await;
         Ok(readings
             .into_iter()
-            .map(|reading| env_run::verify(self, reading))
+            .map(|reading| verify::verify(self, reading))
             .collect())
     }
 

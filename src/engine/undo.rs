@@ -1,0 +1,122 @@
+//! Undoing what this run applied on one environment, newest first: after a
+//! failure or Ctrl-C, and for the `rollback` primitive.
+
+use chrono::{DateTime, Utc};
+use surrealdb::Surreal;
+use surrealdb::engine::any::Any;
+
+use super::env_run::{Stop, failed, guarded};
+use super::{DeploymentResult, DeploymentStatus, Engine};
+use crate::connection::connect;
+use crate::migration::lock::with_heartbeat;
+use crate::migration::{acquire_lock, release_lock, revert_migration};
+use crate::registry::EnvironmentConfig;
+
+/// After stopping part-way (`what` says why): roll back what this run applied
+/// on the environment, newest first, unless `--no-rollback`. `untouched` makes
+/// the result when this run had applied nothing there.
+pub(super) async fn undo_this_run(
+    engine: &Engine,
+    environment: &EnvironmentConfig,
+    db: &Surreal<Any>,
+    what: String,
+    untouched: fn(String) -> Stop,
+) -> Stop {
+    let applied = engine
+        .ledger()
+        .get(environment.name.as_str())
+        .map(|s| s.applied_this_run.clone())
+        .unwrap_or_default();
+    if applied.is_empty() {
+        return untouched(format!("{what}; nothing was applied"));
+    }
+    if !engine.options.auto_rollback {
+        return failed(format!(
+            "{what}; {} migration(s) applied by this run were kept (--no-rollback)",
+            applied.len()
+        ));
+    }
+    match revert(engine, environment, db, &applied).await {
+        Ok(count) => Stop {
+            status: DeploymentStatus::RolledBack,
+            error: format!("{what}; rolled back {count} migration(s) applied by this run"),
+        },
+        Err(error) => failed(format!("{what}; rollback failed: {error}")),
+    }
+}
+
+/// Reverts `applied` (indexes, in apply order) newest first. Checks every down
+/// section exists before reverting anything.
+async fn revert(
+    engine: &Engine,
+    environment: &EnvironmentConfig,
+    db: &Surreal<Any>,
+    applied: &[usize],
+) -> Result<usize, String> {
+    let name = environment.name.as_str();
+    if let Some(&i) = applied.iter().find(|&&i| engine.migrations[i].down.is_none()) {
+        return Err(format!(
+            "cannot roll back {}: it has no '-- migrate:down' section",
+            engine.migrations[i].id()
+        ));
+    }
+    let mut count = 0;
+    for &index in applied.iter().rev() {
+        let migration = &engine.migrations[index];
+        engine.events.phase(name, format!("rolling back {}", migration.id()));
+        guarded(environment, revert_migration(db, migration))
+            .await
+            .map_err(|e| e.to_string())?;
+        count += 1;
+        let mut ledger = engine.ledger();
+        if let Some(state) = ledger.get_mut(name) {
+            state.applied_this_run.retain(|&i| i != index);
+        }
+    }
+    Ok(count)
+}
+
+/// The `rollback()` primitive for one environment: reverts this run's migrations
+/// under the lock.
+pub(super) async fn roll_back_run(
+    engine: &Engine,
+    environment: &EnvironmentConfig,
+    applied: &[usize],
+    reason: &str,
+    started_at: DateTime<Utc>,
+) -> DeploymentResult {
+    let name = environment.name.as_str();
+    let outcome = async {
+        let db = connect(&environment.connection, engine.options.connect_timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+        let lock = acquire_lock(&db, &engine.context.lock_owner(), engine.context.lock_ttl)
+            .await
+            .map_err(|e| e.to_string())?;
+        let reverted = with_heartbeat(&db, &lock, async |_| revert(engine, environment, &db, applied).await).await;
+        let _ = guarded(environment, release_lock(&db, &lock)).await;
+        reverted
+    }
+    .await;
+    match outcome {
+        Ok(count) => DeploymentResult::finished(
+            name,
+            DeploymentStatus::RolledBack,
+            0,
+            Some(format!(
+                "{reason}; rolled back {count} migration(s) applied by this run"
+            )),
+            started_at,
+        ),
+        Err(error) => {
+            let kept = engine.applied_count(name);
+            DeploymentResult::finished(
+                name,
+                DeploymentStatus::Failed,
+                kept,
+                Some(format!("{reason}; rollback failed: {error}")),
+                started_at,
+            )
+        }
+    }
+}
