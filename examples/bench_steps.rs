@@ -18,9 +18,11 @@ use std::time::{Duration, Instant};
 
 use surql::connection::{ConnectionConfig, connect, select_for_write};
 use surql::health::{HealthCheck, Session};
-use surql::migration::apply::{ApplyContext, StartClock, apply_batch};
+use surql::migration::ApplyContext;
+use surql::migration::apply::apply_batch;
 use surql::migration::history::{DEFINE_HISTORY_TABLE, READ_HISTORY};
 use surql::migration::lock::{DEFINE_LOCK_TABLE, acquire_lock_with, release_lock};
+use surql::migration::script::StartClock;
 use surql::{EnvironmentConfig, discover_migrations};
 
 #[path = "../tests/common/server.rs"]

@@ -10,8 +10,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use surql::ConnectionConfig;
 use surql::connection::{connect, connect_read_only, run_query};
-use surql::migration::apply::{BatchStop, StartClock, apply_batch};
+use surql::migration::apply::{BatchStop, apply_batch};
 use surql::migration::lock::{HeldLock, acquire_lock_with, mark_interrupted, with_heartbeat};
+use surql::migration::script::StartClock;
 use surql::migration::{
     ApplyContext, ApplyError, LockError, MigrationState, acquire_lock, applied_migrations, current_lock,
     discover_migrations, history_table_exists, migrate_down, migrate_up, plan, release_lock,

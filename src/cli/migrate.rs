@@ -13,8 +13,8 @@ use super::render;
 use crate::connection::{ConnectionConfig, connect, connect_read_only};
 use crate::error::{EXIT_FAILURE, EXIT_SUCCESS};
 use crate::migration::{
-    self, AppliedMigration, ApplyContext, ApplyError, Migration, applied_migrations, apply::StartClock,
-    discover_migrations, down_script, rollback_plan, up_script,
+    self, AppliedMigration, ApplyContext, ApplyError, Migration, applied_migrations, discover_migrations, down_script,
+    rollback_plan, script::StartClock, up_script,
 };
 
 pub async fn run(command: MigrateCommand) -> Result<i32, Failure> {
@@ -290,7 +290,7 @@ async fn validate(target: &Target) -> Result<i32, Failure> {
         Ok(EXIT_SUCCESS)
     } else {
         println!("{}", render::migration_table(&plan.drift));
-        eprintln!("error: drift: {}", migration::apply::describe_drift(&plan.drift));
+        eprintln!("error: drift: {}", migration::plan::describe_drift(&plan.drift));
         Ok(EXIT_FAILURE)
     }
 }

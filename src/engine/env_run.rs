@@ -15,13 +15,13 @@ use crate::connection::{
     QueryError, ReadOnly, connect, open_read_only, round_trip, select_for_write, wait_until_unreachable,
 };
 use crate::health::{HealthCheck, Session};
-use crate::migration::apply::describe_drift;
 use crate::migration::apply::{BatchStop, apply_batch};
 use crate::migration::history::{self, DEFINE_HISTORY_TABLE, history_from_read};
 use crate::migration::lock::{
     DEFINE_LOCK_TABLE, Heartbeat, HeldLock, LockError, acquire_lock_with, mark_interrupted, with_heartbeat,
 };
-use crate::migration::{AppliedMigration, Migration, apply::StartClock, plan, release_lock};
+use crate::migration::plan::describe_drift;
+use crate::migration::{AppliedMigration, Migration, plan, release_lock, script::StartClock};
 use crate::registry::EnvironmentConfig;
 
 /// Runs a database operation, failing fast if the server goes away meanwhile.

@@ -117,7 +117,7 @@ pub struct Engine {
     notifier: Mutex<Option<Notifier>>,
     ledger: Mutex<HashMap<String, EnvState>>,
     /// The SurrealQL of each migration as a dry run shows it, rendered once.
-    scripts: Mutex<HashMap<(usize, crate::migration::apply::StartClock), Arc<str>>>,
+    scripts: Mutex<HashMap<(usize, crate::migration::script::StartClock), Arc<str>>>,
     /// Set once by Ctrl-C; a watch so a running batch can be told at once.
     cancelled: tokio::sync::watch::Sender<bool>,
 }
@@ -257,11 +257,11 @@ impl Engine {
     }
 
     /// The exact SurrealQL of migration `index`, shared by every plan that shows it.
-    fn up_script(&self, index: usize, clock: crate::migration::apply::StartClock) -> Arc<str> {
+    fn up_script(&self, index: usize, clock: crate::migration::script::StartClock) -> Arc<str> {
         let mut scripts = self.scripts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         scripts
             .entry((index, clock))
-            .or_insert_with(|| crate::migration::apply::up_script(&self.migrations[index], clock).into())
+            .or_insert_with(|| crate::migration::script::up_script(&self.migrations[index], clock).into())
             .clone()
     }
 

@@ -2,8 +2,8 @@
 
 use super::{Engine, VerifyResult};
 use crate::health::Reading;
-use crate::migration::apply::describe_drift;
 use crate::migration::plan;
+use crate::migration::plan::describe_drift;
 
 /// Healthy, and every migration file is applied with a matching checksum,
 /// judged from what a health check read (see [`HealthCheck::read_many`]).

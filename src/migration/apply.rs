@@ -1,196 +1,21 @@
 //! Applying and rolling back migrations on ONE database: each migration and its
 //! history row in one transaction, under the lease lock, refusing on drift.
 
-use std::time::Duration;
-
 use serde::Serialize;
 use serde_json::json;
 use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 
+use super::context::ApplyContext;
 use super::file::Migration;
-use super::history::{AppliedMigration, applied_migrations, ensure_history_table};
-use super::lock::{
-    DEFAULT_LOCK_TTL, Heartbeat, HeldLock, LockError, acquire_lock, forget_released, release_lock, with_heartbeat,
-};
+use super::history::{applied_migrations, ensure_history_table};
+use super::lock::{Heartbeat, HeldLock, LockError, acquire_lock, forget_released, release_lock, with_heartbeat};
+use super::plan::{MigrationStatusRow, describe_drift, plan, rollback_plan};
+use super::script::{STOPPED, StartClock, batch_script, down_script, release_after, statements_before_up, up_script};
 use crate::connection::{
-    Collected, ConnectionConfig, EndpointKind, QueryError, ensure_namespace_and_database, first_cause,
-    operation_timeout, run_collecting_errors, run_statements,
+    Collected, ConnectionConfig, QueryError, ensure_namespace_and_database, first_cause, operation_timeout,
+    run_collecting_errors, run_statements,
 };
-
-/// Who applies and under which deployment.
-#[derive(Debug, Clone)]
-pub struct ApplyContext {
-    /// Stored in every history row this run writes.
-    pub deployment_id: String,
-    /// Stored in every history row this run writes.
-    pub actor: String,
-    /// Lease length of the lock; renewed between migrations.
-    pub lock_ttl: Duration,
-}
-
-impl ApplyContext {
-    /// A context with a fresh deployment id and the OS user as actor.
-    pub fn new() -> Self {
-        Self {
-            deployment_id: new_deployment_id(),
-            actor: default_actor(),
-            lock_ttl: DEFAULT_LOCK_TTL,
-        }
-    }
-
-    /// The lock owner string: actor, host, process and deployment.
-    pub fn lock_owner(&self) -> String {
-        super::lock::owner_string(&self.actor, &self.deployment_id)
-    }
-}
-
-impl Default for ApplyContext {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// A new deployment id: UTC time plus random bits, sortable and unique.
-pub fn new_deployment_id() -> String {
-    let uuid = uuid::Uuid::new_v4().simple().to_string();
-    format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), &uuid[..8])
-}
-
-/// The OS user: from the environment, else (Linux, where containers and
-/// cron often set no `USER`) the name of this process's user id, else "unknown".
-pub fn default_actor() -> String {
-    ["USER", "USERNAME", "LOGNAME"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-        .or_else(user_of_this_process)
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// The name of this process's real user id from /etc/passwd (`uid N` when
-/// it has none); `None` off Linux.
-fn user_of_this_process() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let uid: u32 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("Uid:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    Some(user_name_in_passwd(&passwd, uid).unwrap_or_else(|| format!("uid {uid}")))
-}
-
-fn user_name_in_passwd(passwd: &str, uid: u32) -> Option<String> {
-    passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        let id: u32 = fields.nth(1)?.parse().ok()?;
-        (id == uid && !name.is_empty()).then(|| name.to_string())
-    })
-}
-
-/// State of one migration on one database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MigrationState {
-    /// Applied, and the file still matches.
-    Applied,
-    /// In the files, not applied.
-    Pending,
-    /// Applied, but the file's up section changed since.
-    Drifted,
-    /// Applied, but its file is gone.
-    Missing,
-}
-
-impl MigrationState {
-    /// Lowercase label used in tables and JSON.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Applied => "applied",
-            Self::Pending => "pending",
-            Self::Drifted => "drifted",
-            Self::Missing => "missing",
-        }
-    }
-}
-
-/// One line of `migrate status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MigrationStatusRow {
-    pub version: String,
-    pub name: String,
-    pub applied_at: Option<String>,
-    pub state: MigrationState,
-}
-
-/// The files compared with a database's history.
-#[derive(Debug, Clone)]
-pub struct MigrationPlan<'a> {
-    /// Every migration and applied row, in version order.
-    pub rows: Vec<MigrationStatusRow>,
-    /// Files not yet applied, in version order.
-    pub pending: Vec<&'a Migration>,
-    /// What is drifted or missing; `up` refuses while this is not empty.
-    pub drift: Vec<MigrationStatusRow>,
-}
-
-/// Compares files with history.
-pub fn plan<'a>(migrations: &'a [Migration], applied: &[AppliedMigration]) -> MigrationPlan<'a> {
-    let mut rows = Vec::new();
-    let mut pending = Vec::new();
-    for migration in migrations {
-        let row = applied.iter().find(|a| a.version == migration.version);
-        let state = match row {
-            None => {
-                pending.push(migration);
-                MigrationState::Pending
-            }
-            Some(a) if a.checksum != migration.checksum => MigrationState::Drifted,
-            Some(_) => MigrationState::Applied,
-        };
-        rows.push(MigrationStatusRow {
-            version: migration.version.clone(),
-            name: migration.name.clone(),
-            applied_at: row.map(|a| a.applied_at.clone()),
-            state,
-        });
-    }
-    for a in applied {
-        if !migrations.iter().any(|m| m.version == a.version) {
-            rows.push(MigrationStatusRow {
-                version: a.version.clone(),
-                name: a.name.clone(),
-                applied_at: Some(a.applied_at.clone()),
-                state: MigrationState::Missing,
-            });
-        }
-    }
-    rows.sort_by_key(|r| super::file::version_order_key(&r.version));
-    let drift = rows
-        .iter()
-        .filter(|r| matches!(r.state, MigrationState::Drifted | MigrationState::Missing))
-        .cloned()
-        .collect();
-    MigrationPlan { rows, pending, drift }
-}
-
-/// Describes drift for an error message.
-pub fn describe_drift(drift: &[MigrationStatusRow]) -> String {
-    drift
-        .iter()
-        .map(|r| match r.state {
-            MigrationState::Drifted => format!(
-                "{}_{} was changed after it was applied (checksum differs)",
-                r.version, r.name
-            ),
-            _ => format!("{}_{} is applied but its file is missing", r.version, r.name),
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
 
 /// A migration that ran.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -231,133 +56,6 @@ fn completed_note(completed: &[AppliedStep]) -> String {
         let ids: Vec<String> = completed.iter().map(|s| format!("{}_{}", s.version, s.name)).collect();
         format!("already committed before it: {}", ids.join(", "))
     }
-}
-
-/// Where a migration's `execution_ms` is timed from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum StartClock {
-    /// A remote server: the transaction notes its own start with a `LET`, as
-    /// this machine's clock may differ from the server's.
-    Server,
-    /// The embedded engine runs on this process's clock: the start is bound as
-    /// a parameter, sparing the `LET` (about 7 % of a deployment there).
-    Shared,
-}
-
-impl StartClock {
-    pub fn of(connection: &ConnectionConfig) -> Self {
-        match connection.endpoint_kind() {
-            Ok(EndpointKind::Embedded) => Self::Shared,
-            _ => Self::Server,
-        }
-    }
-}
-
-/// The exact SurrealQL that applies one migration with its history row.
-pub fn up_script(migration: &Migration, clock: StartClock) -> String {
-    transaction_script(migration, clock, Guard::None)
-}
-
-/// What a batch's guard throws when a migration must not begin.
-const STOPPED: &str = "surql: stopped before this migration (interrupted, or the lock is no longer held by this run)";
-
-/// Whether a migration's transaction checks, before its own statements, that
-/// it may begin.
-#[derive(Clone, Copy)]
-enum Guard<'a> {
-    /// A lone migration: the caller checked.
-    None,
-    /// The first of a batch: the lock is still this run's and not marked
-    /// interrupted.
-    Lock,
-    /// A later one: the same, and the migration before it (its version)
-    /// committed.
-    LockAndCommitted(&'a str),
-}
-
-/// One migration's transaction. The history row's version, name and
-/// checksum are parameters (`$surql_version`, …) for a lone migration, and
-/// literals in a batch, where each migration has its own.
-/// `SET` rather than `CONTENT { … }`: SurrealDB 3.3.5 evaluates an object
-/// of expressions far more slowly (about 90 µs per migration, BENCHMARKS.md).
-fn transaction_script(migration: &Migration, clock: StartClock, guard: Guard) -> String {
-    const LOCK: &str = "_migration_lock:current.owner != $surql_owner OR _migration_lock:current.interrupted = true";
-    let lone = matches!(guard, Guard::None);
-    let guard = match guard {
-        Guard::None => String::new(),
-        Guard::Lock => format!("IF {LOCK} {{ THROW '{STOPPED}' }};\n"),
-        Guard::LockAndCommitted(previous) => format!(
-            "IF !record::exists({}) OR {LOCK} {{ THROW '{STOPPED}' }};\n",
-            history_record(previous)
-        ),
-    };
-    let (version, name, checksum) = if lone {
-        (
-            "$surql_version".to_string(),
-            "$surql_name".to_string(),
-            "$surql_checksum".to_string(),
-        )
-    } else {
-        (
-            quote(&migration.version),
-            quote(&migration.name),
-            quote(&migration.checksum),
-        )
-    };
-    let (note_start, started) = match clock {
-        StartClock::Server => ("LET $surql_started = time::now();\n", "$surql_started"),
-        StartClock::Shared => ("", "$surql_started"),
-    };
-    format!(
-        "BEGIN TRANSACTION;\n{guard}{note_start}{up}\n;\nCREATE {record} SET version = {version}, name = {name}, checksum = {checksum}, applied_at = time::now(), execution_ms = duration::millis(time::now() - {started}), deployment_id = $surql_deployment_id, actor = $surql_actor RETURN NONE;\nCOMMIT TRANSACTION;\n",
-        up = migration.up,
-        record = history_record(&migration.version)
-    )
-}
-
-/// The history row's record id, `_migration_history:⟨VERSION⟩` (a string
-/// key, the same as `type::record('_migration_history', $v)`): SurrealDB
-/// 3.3.5 creates a literal id about 25 µs faster than a computed one.
-/// Versions from files are digits; any other text is computed, quoted.
-fn history_record(version: &str) -> String {
-    if !version.is_empty() && version.bytes().all(|b| b.is_ascii_digit()) {
-        format!("_migration_history:⟨{version}⟩")
-    } else {
-        format!("type::record('_migration_history', {})", quote(version))
-    }
-}
-
-/// A SurrealQL string literal.
-fn quote(text: &str) -> String {
-    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
-/// Statements of a migration's transaction before its own: BEGIN, the
-/// batch guard, the `LET` of the start time.
-fn statements_before_up(clock: StartClock, guarded: bool) -> usize {
-    1 + usize::from(guarded) + usize::from(clock == StartClock::Server)
-}
-
-/// The SurrealQL of a batch: every migration in its own transaction, each
-/// guarded by the lock and (after the first) by its predecessor; with
-/// `release`, the release of the lock once the last one committed; then the
-/// read of which of them committed.
-/// Each transaction times itself (`StartClock::Server`): a bound start time
-/// would be the batch's.
-pub fn batch_script(batch: &[&Migration], release: bool) -> String {
-    let mut sql = String::new();
-    for (i, migration) in batch.iter().enumerate() {
-        let guard = match i {
-            0 => Guard::Lock,
-            _ => Guard::LockAndCommitted(&batch[i - 1].version),
-        };
-        sql.push_str(&transaction_script(migration, StartClock::Server, guard));
-    }
-    if let (true, Some(last)) = (release, batch.last()) {
-        sql.push_str(&release_after(&last.version));
-    }
-    sql.push_str("SELECT version, execution_ms FROM _migration_history:.. WHERE version IN $surql_versions AND deployment_id = $surql_deployment_id;");
-    sql
 }
 
 /// How a batch ended.
@@ -494,15 +192,6 @@ pub async fn apply_batch(
     })
 }
 
-/// The exact SurrealQL that rolls one migration back and removes its history row.
-pub fn down_script(migration: &Migration) -> Option<String> {
-    migration.down.as_ref().map(|down| {
-        format!(
-            "BEGIN TRANSACTION;\n{down}\n;\nDELETE type::record('_migration_history', $surql_version);\nCOMMIT TRANSACTION;"
-        )
-    })
-}
-
 /// Applies one migration in one transaction. Returns its duration.
 pub async fn apply_migration(
     db: &Surreal<Any>,
@@ -511,14 +200,6 @@ pub async fn apply_migration(
     ctx: &ApplyContext,
 ) -> Result<u64, QueryError> {
     apply_lone(db, migration, clock, ctx, None).await.map(|(ms, _)| ms)
-}
-
-/// Releases the lock, in the request of the last migration, once it committed.
-fn release_after(version: &str) -> String {
-    format!(
-        "IF record::exists({}) {{ DELETE _migration_lock:current WHERE owner = $surql_owner RETURN BEFORE }};\n",
-        history_record(version)
-    )
 }
 
 /// True when the release statement's result shows the lock record deleted.
@@ -675,33 +356,6 @@ pub async fn migrate_up(
     .await
 }
 
-/// The migrations `down` would roll back, newest first; checked before anything runs.
-pub fn rollback_plan<'a>(
-    migrations: &'a [Migration],
-    applied: &[AppliedMigration],
-    steps: usize,
-) -> Result<Vec<&'a Migration>, ApplyError> {
-    applied
-        .iter()
-        .rev()
-        .take(steps)
-        .map(|row| {
-            let migration =
-                migrations
-                    .iter()
-                    .find(|m| m.version == row.version)
-                    .ok_or_else(|| ApplyError::MissingFile {
-                        version: row.version.clone(),
-                        name: row.name.clone(),
-                    })?;
-            if migration.down.is_none() {
-                return Err(ApplyError::NoDownSection(migration.id()));
-            }
-            Ok(migration)
-        })
-        .collect()
-}
-
 /// `migrate down`: rolls back the newest `steps` applied migrations.
 pub async fn migrate_down(
     db: &Surreal<Any>,
@@ -745,32 +399,4 @@ pub async fn migrate_down(
         Ok(completed)
     })
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn history_record_ids_are_literal_strings_that_cannot_break_out() {
-        assert_eq!(history_record("0001"), "_migration_history:⟨0001⟩");
-        let hostile = history_record("1⟩; REMOVE TABLE x; SELECT * FROM ⟨y");
-        let parsed = surrealdb_core::syn::parse(&format!("CREATE {hostile};")).unwrap();
-        assert_eq!(parsed.expressions.len(), 1, "{hostile}");
-    }
-
-    #[test]
-    fn user_names_come_from_passwd_by_uid() {
-        let passwd = "root:x:0:0:root:/root:/bin/bash\n# comment\nbroken\ndeploy:x:1001:1001::/home/deploy:/bin/sh\n";
-        assert_eq!(user_name_in_passwd(passwd, 0).as_deref(), Some("root"));
-        assert_eq!(user_name_in_passwd(passwd, 1001).as_deref(), Some("deploy"));
-        assert_eq!(user_name_in_passwd(passwd, 7), None);
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn this_process_has_a_user_even_without_user_variables() {
-        let name = user_of_this_process().unwrap();
-        assert!(!name.is_empty() && name != "unknown", "{name}");
-    }
 }

@@ -2,14 +2,17 @@
 //! Knows nothing about environments or strategies.
 
 pub mod apply;
+pub mod context;
 pub mod file;
 pub mod history;
 pub mod lock;
+pub mod plan;
+pub mod script;
 
-pub use apply::{
-    AppliedStep, ApplyContext, ApplyError, MigrationPlan, MigrationState, MigrationStatusRow, apply_migration,
-    down_script, migrate_down, migrate_up, plan, revert_migration, rollback_plan, up_script,
-};
+pub use apply::{AppliedStep, ApplyError, apply_migration, migrate_down, migrate_up, revert_migration};
+pub use context::ApplyContext;
 pub use file::{Migration, MigrationFileError, discover_migrations};
 pub use history::{AppliedMigration, HISTORY_TABLE, applied_migrations, ensure_history_table, history_table_exists};
 pub use lock::{HeldLock, LockError, LockInfo, acquire_lock, current_lock, release_lock};
+pub use plan::{MigrationPlan, MigrationState, MigrationStatusRow, plan, rollback_plan};
+pub use script::{down_script, up_script};

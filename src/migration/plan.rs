@@ -1,0 +1,136 @@
+//! What is pending, applied, drifted or missing on one database, and what a
+//! rollback would revert. Pure: reads nothing.
+
+use serde::Serialize;
+
+use super::apply::ApplyError;
+use super::file::Migration;
+use super::history::AppliedMigration;
+
+/// State of one migration on one database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrationState {
+    /// Applied, and the file still matches.
+    Applied,
+    /// In the files, not applied.
+    Pending,
+    /// Applied, but the file's up section changed since.
+    Drifted,
+    /// Applied, but its file is gone.
+    Missing,
+}
+
+impl MigrationState {
+    /// Lowercase label used in tables and JSON.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Pending => "pending",
+            Self::Drifted => "drifted",
+            Self::Missing => "missing",
+        }
+    }
+}
+
+/// One line of `migrate status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MigrationStatusRow {
+    pub version: String,
+    pub name: String,
+    pub applied_at: Option<String>,
+    pub state: MigrationState,
+}
+
+/// The files compared with a database's history.
+#[derive(Debug, Clone)]
+pub struct MigrationPlan<'a> {
+    /// Every migration and applied row, in version order.
+    pub rows: Vec<MigrationStatusRow>,
+    /// Files not yet applied, in version order.
+    pub pending: Vec<&'a Migration>,
+    /// What is drifted or missing; `up` refuses while this is not empty.
+    pub drift: Vec<MigrationStatusRow>,
+}
+
+/// Compares files with history.
+pub fn plan<'a>(migrations: &'a [Migration], applied: &[AppliedMigration]) -> MigrationPlan<'a> {
+    let mut rows = Vec::new();
+    let mut pending = Vec::new();
+    for migration in migrations {
+        let row = applied.iter().find(|a| a.version == migration.version);
+        let state = match row {
+            None => {
+                pending.push(migration);
+                MigrationState::Pending
+            }
+            Some(a) if a.checksum != migration.checksum => MigrationState::Drifted,
+            Some(_) => MigrationState::Applied,
+        };
+        rows.push(MigrationStatusRow {
+            version: migration.version.clone(),
+            name: migration.name.clone(),
+            applied_at: row.map(|a| a.applied_at.clone()),
+            state,
+        });
+    }
+    for a in applied {
+        if !migrations.iter().any(|m| m.version == a.version) {
+            rows.push(MigrationStatusRow {
+                version: a.version.clone(),
+                name: a.name.clone(),
+                applied_at: Some(a.applied_at.clone()),
+                state: MigrationState::Missing,
+            });
+        }
+    }
+    rows.sort_by_key(|r| super::file::version_order_key(&r.version));
+    let drift = rows
+        .iter()
+        .filter(|r| matches!(r.state, MigrationState::Drifted | MigrationState::Missing))
+        .cloned()
+        .collect();
+    MigrationPlan { rows, pending, drift }
+}
+
+/// Describes drift for an error message.
+pub fn describe_drift(drift: &[MigrationStatusRow]) -> String {
+    drift
+        .iter()
+        .map(|r| match r.state {
+            MigrationState::Drifted => format!(
+                "{}_{} was changed after it was applied (checksum differs)",
+                r.version, r.name
+            ),
+            _ => format!("{}_{} is applied but its file is missing", r.version, r.name),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The migrations `down` would roll back, newest first; checked before anything runs.
+pub fn rollback_plan<'a>(
+    migrations: &'a [Migration],
+    applied: &[AppliedMigration],
+    steps: usize,
+) -> Result<Vec<&'a Migration>, ApplyError> {
+    applied
+        .iter()
+        .rev()
+        .take(steps)
+        .map(|row| {
+            let migration =
+                migrations
+                    .iter()
+                    .find(|m| m.version == row.version)
+                    .ok_or_else(|| ApplyError::MissingFile {
+                        version: row.version.clone(),
+                        name: row.name.clone(),
+                    })?;
+            if migration.down.is_none() {
+                return Err(ApplyError::NoDownSection(migration.id()));
+            }
+            Ok(migration)
+        })
+        .collect()
+}
