@@ -2,8 +2,6 @@
 //! approval gate → health → plan (drift) → destructive gate → lock → apply → unlock,
 //! with auto-rollback of what this run applied when a migration fails.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
@@ -15,10 +13,10 @@ use crate::connection::{
     QueryError, ReadOnly, connect, open_read_only, round_trip, select_for_write, wait_until_unreachable,
 };
 use crate::health::{HealthCheck, Session};
-use crate::migration::apply::{BatchStop, apply_batch};
-use crate::migration::history::{self, DEFINE_HISTORY_TABLE, history_from_read};
+use crate::migration::apply::{BATCH_FROM_ROUND_TRIP, BatchStop, apply_batch, batch_requests};
+use crate::migration::history;
 use crate::migration::lock::{
-    DEFINE_LOCK_TABLE, Heartbeat, HeldLock, LockError, acquire_lock_with, mark_interrupted, with_heartbeat,
+    Heartbeat, HeldLock, LockError, initialise_lock_and_read_history, mark_interrupted, with_heartbeat,
 };
 use crate::migration::plan::describe_drift;
 use crate::migration::{AppliedMigration, Migration, plan, release_lock, script::StartClock};
@@ -186,24 +184,12 @@ async fn run_steps(
     };
     // Selecting created the namespace and database; an uninitialised
     // database only needs its tables defined.
-    let mut setup = String::new();
-    if !initialised {
-        setup.push_str(DEFINE_HISTORY_TABLE);
-        setup.push_str(DEFINE_LOCK_TABLE);
-    }
-    let (lock, under_lock) = guarded(
+    let (lock, applied_now) = guarded(
         environment,
-        acquire_lock_with(
-            &db,
-            &engine.context.lock_owner(),
-            engine.context.lock_ttl,
-            &setup,
-            history::READ_HISTORY,
-        ),
+        initialise_lock_and_read_history(&db, &engine.context.lock_owner(), engine.context.lock_ttl, initialised),
     )
     .await
     .map_err(|e| failed(format!("not deployed: {e}")))?;
-    let applied_now = history_from_read(under_lock);
     let outcome = match applied_now {
         Ok(applied_now) => {
             let applied_now = applied_now.unwrap_or_default();
@@ -292,7 +278,7 @@ async fn apply_pending(
     let total = pending.len();
     let clock = StartClock::of(&environment.connection);
     let far = round_trip(&environment.connection).is_some_and(|rtt| rtt >= BATCH_FROM_ROUND_TRIP);
-    let requests = requests(&pending, &engine.migrations, far);
+    let requests = batch_requests(&pending, &engine.migrations, far);
     let batches = requests.len();
     for (number, batch) in requests.into_iter().enumerate() {
         let next = &engine.migrations[batch[0]];
@@ -364,39 +350,6 @@ async fn apply_pending(
         }
     }
     Ok(LockReleased::No)
-}
-
-/// A round trip from which sending all pending migrations in one request
-/// pays: each migration's guard costs the server about 0.05 ms, a request
-/// saved costs a round trip (BENCHMARKS.md).
-pub const BATCH_FROM_ROUND_TRIP: Duration = Duration::from_millis(1);
-
-/// At most this many migrations, and this much SurrealQL, go in one request
-/// (a new tenant may have hundreds pending; a server limits message sizes).
-const MAX_BATCH_MIGRATIONS: usize = 50;
-const MAX_BATCH_BYTES: usize = 1 << 20;
-
-/// How `pending` (indexes into `migrations`) is split into requests: one
-/// migration each, unless the server is `far` (a round trip away); then as
-/// many as fit the limits, and always at least one.
-fn requests<'a>(pending: &'a [usize], migrations: &[Migration], far: bool) -> Vec<&'a [usize]> {
-    if !far {
-        return pending.chunks(1).collect();
-    }
-    let mut requests = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, &index) in pending.iter().enumerate() {
-        let size = migrations[index].up.len();
-        if i > start && (i - start == MAX_BATCH_MIGRATIONS || bytes + size > MAX_BATCH_BYTES) {
-            requests.push(&pending[start..i]);
-            (start, bytes) = (i, 0);
-        }
-        bytes += size;
-    }
-    if start < pending.len() {
-        requests.push(&pending[start..]);
-    }
-    requests
 }
 
 /// Records the first `durations.len()` migrations of `batch` as applied.
@@ -483,38 +436,4 @@ async fn after_failure(
 ) -> Stop {
     let what = format!("migration {} failed: {error}", migration.id());
     undo_this_run(engine, environment, db, what, failed).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn migrations(sizes: &[usize]) -> Vec<Migration> {
-        let dir = tempfile::tempdir().unwrap();
-        for (i, size) in sizes.iter().enumerate() {
-            // `size` bytes of SurrealQL: a comment padded out, then a statement.
-            let up = format!("-- {}\nDEFINE TABLE t{i};", "x".repeat(size.saturating_sub(20)));
-            std::fs::write(
-                dir.path().join(format!("{}_m.surql", i + 1)),
-                format!("-- migrate:up\n{up}\n"),
-            )
-            .unwrap();
-        }
-        crate::discover_migrations(dir.path()).unwrap()
-    }
-
-    #[test]
-    fn a_server_a_round_trip_away_gets_pending_migrations_together_within_limits() {
-        let small = migrations(&[100; 120]);
-        let pending: Vec<usize> = (0..small.len()).collect();
-        let lengths = |requests: Vec<&[usize]>| requests.iter().map(|r| r.len()).collect::<Vec<_>>();
-        assert_eq!(lengths(requests(&pending, &small, true)), [50, 50, 20]);
-        assert_eq!(lengths(requests(&pending[..10], &small, true)), [10]);
-        // On this host, or embedded: one at a time.
-        assert_eq!(lengths(requests(&pending[..3], &small, false)), [1, 1, 1]);
-        assert!(requests(&[], &small, true).is_empty());
-        // Large migrations: up to 1 MiB per request, and one even when larger.
-        let large = migrations(&[400 << 10, 400 << 10, 400 << 10, 2 << 20]);
-        assert_eq!(lengths(requests(&[0, 1, 2, 3], &large, true)), [2, 1, 1]);
-    }
 }

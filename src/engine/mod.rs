@@ -17,11 +17,11 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use crate::health::{HealthCheck, HealthStatus};
+pub use crate::migration::apply::BATCH_FROM_ROUND_TRIP;
 use crate::migration::{ApplyContext, Migration};
 use crate::plugin::{Notifier, PluginHost};
 use crate::registry::EnvironmentConfig;
 use crate::safety::{ApprovalDecision, ApprovalPolicy, DestructiveStatement, destructive_statements};
-pub use env_run::BATCH_FROM_ROUND_TRIP;
 pub use event::{Event, EventSink};
 pub use result::{DeploymentResult, DeploymentStatus, EnvironmentPlan};
 

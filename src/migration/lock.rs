@@ -13,7 +13,9 @@ use serde_json::json;
 use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 
-use super::history::{is_missing_scope, is_missing_table};
+use super::history::{
+    AppliedMigration, DEFINE_HISTORY_TABLE, READ_HISTORY, history_from_read, is_missing_scope, is_missing_table,
+};
 use crate::connection::{QueryError, is_retryable, run_idempotent, run_query};
 
 /// Default lease length; renewed every third of it while the runner works.
@@ -162,6 +164,24 @@ pub async fn acquire_lock_with(
             .remove(owner);
     }
     result
+}
+
+/// One round trip before applying: defines the history and lock tables
+/// unless `initialised`, takes the lock, and reads the history under it
+/// (`Ok(None)` in the history: the table is missing).
+pub async fn initialise_lock_and_read_history(
+    db: &Surreal<Any>,
+    owner: &str,
+    ttl: Duration,
+    initialised: bool,
+) -> Result<(HeldLock, Result<Option<Vec<AppliedMigration>>, QueryError>), LockError> {
+    let setup = if initialised {
+        String::new()
+    } else {
+        format!("{DEFINE_HISTORY_TABLE}{DEFINE_LOCK_TABLE}")
+    };
+    let (lock, under_lock) = acquire_lock_with(db, owner, ttl, &setup, READ_HISTORY).await?;
+    Ok((lock, history_from_read(under_lock)))
 }
 
 /// The one-round-trip query of [`acquire_lock_with`] and its parts.
