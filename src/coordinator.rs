@@ -204,7 +204,7 @@ impl MigrationCoordinator {
         let script_error = match outcome {
             Ok(Ok(())) => None,
             // Ctrl-C stops the script on purpose; that is not a script error.
-            Ok(Err(error)) if engine.is_cancelled() && error.message == "interrupted" => None,
+            Ok(Err(error)) if error.interrupted => None,
             Ok(Err(error)) => Some(error),
             Err(join_error) => Some(ScriptError {
                 origin: strategy.origin.clone(),
@@ -212,6 +212,7 @@ impl MigrationCoordinator {
                 column: 0,
                 message: format!("the strategy thread failed: {join_error}"),
                 source_line: None,
+                interrupted: false,
             }),
         };
         let reason = match (&script_error, engine.is_cancelled()) {

@@ -95,6 +95,8 @@ pub struct ScriptError {
     pub column: usize,
     pub message: String,
     pub source_line: Option<String>,
+    /// Stopped by Ctrl-C between two operations, not by a fault of the script.
+    pub interrupted: bool,
 }
 
 impl ScriptError {
@@ -110,6 +112,7 @@ impl ScriptError {
             column: position.position().unwrap_or(0),
             message,
             source_line,
+            interrupted: false,
         }
     }
 }
@@ -206,7 +209,9 @@ pub fn run_strategy(strategy: &Strategy, engine: Arc<Engine>, handle: Handle) ->
     ast.set_source(strategy.origin.as_str());
     rhai.run_ast_with_scope(&mut scope, &ast).map_err(|error| {
         let (inner, position) = innermost(&error);
-        ScriptError::new(strategy, position, message_of(inner, &limits))
+        let mut script_error = ScriptError::new(strategy, position, message_of(inner, &limits));
+        script_error.interrupted = matches!(inner, EvalAltResult::ErrorTerminated(..));
+        script_error
     })
 }
 
