@@ -15,16 +15,7 @@ use surql::connection::{connect, run_query};
 use common::{TestServer, example_migrations, migrations_dir, text};
 
 fn surql(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_surql"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("SURQL_DB_URL")
-        .env_remove("SURQL_NS")
-        .env_remove("SURQL_DB")
-        .env_remove("SURQL_USER")
-        .env_remove("SURQL_PASS")
-        .output()
-        .unwrap()
+    common::surql_command(args, dir).output().unwrap()
 }
 
 async fn query(connection: &ConnectionConfig, sql: &str) -> Vec<serde_json::Value> {

@@ -7,7 +7,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -16,12 +16,7 @@ use surql::connection::{connect, run_query};
 use common::{TestServer, applied_names, example_migrations, text};
 
 fn surql(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_surql"))
-        .args(args)
-        .current_dir(dir)
-        .env("SURQL_TEST_SECRET", "root")
-        .output()
-        .unwrap()
+    common::surql_command(args, dir).output().unwrap()
 }
 
 fn json_output(output: &Output) -> Value {

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use surql::ConnectionConfig;
 use surql::connection::{connect, connect_read_only, run_query};
 
+use common::surql_command as surql;
 use common::{
     LatencyProxy, TestServer, applied_versions, example_migrations, migrations_dir, plugin_library, tables, text,
     write_environments,
@@ -26,12 +27,6 @@ fn slow(seconds: u32) -> String {
     format!(
         "-- migrate:up\nDEFINE TABLE slow SCHEMALESS;\nSLEEP {seconds}s;\nCREATE slow:done;\n-- migrate:down\nREMOVE TABLE slow;\n"
     )
-}
-
-fn surql(args: &[&str], dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_surql"));
-    command.args(args).current_dir(dir).stdin(Stdio::null());
-    command
 }
 
 /// `orchestrate deploy -e ENVS -m DIR --output json` and `extra` flags.

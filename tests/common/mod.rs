@@ -76,3 +76,19 @@ pub fn text(output: &std::process::Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     )
 }
+
+/// The `surql` binary run in `dir`, with no input and none of the caller's
+/// `SURQL_*` connection variables; `SURQL_TEST_SECRET` is `root` (the test
+/// servers' password) for configs that reference it.
+pub fn surql_command(args: &[&str], dir: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_surql"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .env("SURQL_TEST_SECRET", "root");
+    for name in ["SURQL_DB_URL", "SURQL_NS", "SURQL_DB", "SURQL_USER", "SURQL_PASS"] {
+        command.env_remove(name);
+    }
+    command
+}
