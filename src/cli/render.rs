@@ -241,3 +241,152 @@ pub fn run_report(
     }))
     .unwrap_or_else(|e| serde_json::json!({ "error": format!("cannot serialize the report: {e}") }).to_string())
 }
+
+/// A change of output is a reviewed diff: every table and document people or
+/// scripts read is a snapshot (`src/cli/snapshots/`).
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use indexmap::IndexMap;
+
+    use super::*;
+
+    fn result(name: &str, status: DeploymentStatus, applied: usize, error: Option<&str>) -> DeploymentResult {
+        let started = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+        let mut result = DeploymentResult::finished(name, status, applied, error.map(str::to_string), started);
+        result.completed_at = Some(Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 2).unwrap());
+        result.duration_seconds = Some(2.0);
+        result
+    }
+
+    fn report(results: Vec<DeploymentResult>) -> DeploymentReport {
+        DeploymentReport {
+            deployment_id: "20261201T090000Z-0000abcd".into(),
+            strategy: "sequential".into(),
+            actor: "ci".into(),
+            results: results
+                .into_iter()
+                .map(|r| (r.environment.clone(), r))
+                .collect::<IndexMap<_, _>>(),
+            script_error: None,
+        }
+    }
+
+    fn plain(mut table: Table) -> String {
+        table
+            .force_no_tty()
+            .set_content_arrangement(ContentArrangement::Disabled);
+        table.to_string()
+    }
+
+    fn three() -> DeploymentReport {
+        report(vec![
+            result("staging", DeploymentStatus::Success, 3, None),
+            result(
+                "qa",
+                DeploymentStatus::RolledBack,
+                0,
+                Some(
+                    "migration 2_orders failed: statement 1 failed: boom; rolled back 1 migration(s) applied by this run",
+                ),
+            ),
+            result(
+                "production",
+                DeploymentStatus::Skipped,
+                0,
+                Some("not deployed: 'qa' failed and sequential stops at the first failure"),
+            ),
+        ])
+    }
+
+    #[test]
+    fn a_small_deployment_shows_every_environment_in_order() {
+        let report = three();
+        insta::assert_snapshot!(format!(
+            "{}\n{}",
+            plain(results_table(&report).unwrap()),
+            summary_line(&report)
+        ));
+    }
+
+    #[test]
+    fn a_large_deployment_shows_only_what_did_not_succeed_failures_first() {
+        let results = (0..100)
+            .map(|i| match i {
+                7 => result("tenant-007", DeploymentStatus::Skipped, 0, Some("approval required")),
+                42 => result(
+                    "tenant-042",
+                    DeploymentStatus::Failed,
+                    0,
+                    Some("unhealthy: connection refused"),
+                ),
+                _ => result(&format!("tenant-{i:03}"), DeploymentStatus::Success, 1, None),
+            })
+            .collect();
+        let report = report(results);
+        insta::assert_snapshot!(format!(
+            "{}\n{}",
+            plain(results_table(&report).unwrap()),
+            summary_line(&report)
+        ));
+    }
+
+    #[test]
+    fn the_json_document_has_every_field_of_every_environment() {
+        let document: serde_json::Value = serde_json::from_str(&report_json(&three())).unwrap();
+        insta::assert_json_snapshot!(document);
+    }
+
+    fn health(name: &str, connect: bool, table: bool, error: Option<&str>) -> HealthStatus {
+        HealthStatus {
+            environment: name.into(),
+            is_healthy: error.is_none(),
+            can_connect: connect,
+            authenticated: connect,
+            migration_table_exists: table,
+            error: error.map(str::to_string),
+            checked_at: Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn status_and_validate_tables() {
+        let statuses = [
+            EnvironmentStatus {
+                environment: "staging".into(),
+                health: health("staging", true, true, None),
+                applied_version: Some("20250101090200".into()),
+                applied_count: 3,
+                pending_count: 0,
+                drift: vec![],
+            },
+            EnvironmentStatus {
+                environment: "qa".into(),
+                health: health("qa", true, true, None),
+                applied_version: Some("20250101090100".into()),
+                applied_count: 2,
+                pending_count: 1,
+                drift: vec!["20250101090000_create_users (drifted)".into()],
+            },
+            EnvironmentStatus {
+                environment: "production".into(),
+                health: health(
+                    "production",
+                    false,
+                    false,
+                    Some("cannot connect to ws://db:8000/rpc: refused"),
+                ),
+                applied_version: None,
+                applied_count: 0,
+                pending_count: 3,
+                drift: vec![],
+            },
+        ];
+        let healths: Vec<HealthStatus> = statuses.iter().map(|s| s.health.clone()).collect();
+        insta::assert_snapshot!(format!(
+            "{}\n{}",
+            plain(status_table(statuses.iter())),
+            plain(validation_table(healths.iter()))
+        ));
+    }
+}
