@@ -57,8 +57,8 @@ enum EnvironmentEntry {
 
 /// The JSON Schema of environments.json (`surql config-schema`; shipped as
 /// `environments.schema.json` at the repository root).
-pub fn json_schema() -> Value {
-    serde_json::to_value(schemars::schema_for!(EnvironmentsFileSchema)).unwrap_or_default()
+pub fn json_schema() -> serde_json::Result<Value> {
+    serde_json::to_value(schemars::schema_for!(EnvironmentsFileSchema))
 }
 
 /// `{"name": "tenant-{ns}", "discover": {...}, …}`: one environment per match.

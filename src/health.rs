@@ -165,13 +165,17 @@ impl HealthCheck {
                 name,
                 false,
                 false,
-                format!(
-                    "health check of {} timed out after {}s",
-                    environment.connection.display_url(),
-                    self.timeout.as_secs_f64()
-                ),
+                self.timed_out(&environment.connection),
             )),
         }
+    }
+
+    fn timed_out(&self, connection: &ConnectionConfig) -> String {
+        format!(
+            "health check of {} timed out after {}s",
+            connection.display_url(),
+            self.timeout.as_secs_f64()
+        )
     }
 
     /// Checks all at once; results keep the input order.
@@ -245,19 +249,14 @@ impl HealthCheck {
                 .map(|e| Reading::unhealthy(&e.name, can_connect, authenticated, error.clone()))
                 .collect::<Vec<_>>()
         };
-        let timed_out = format!(
-            "health check of {} timed out after {}s",
-            config.display_url(),
-            self.timeout.as_secs_f64()
-        );
+        let timed_out = self.timed_out(config);
         let configs: Vec<&ConnectionConfig> = environments.iter().map(|e| &e.connection).collect();
-        let existing =
-            match tokio::time::timeout(self.timeout, connection::existing_scopes(&configs, self.timeout)).await {
-                Ok(Ok(existing)) => existing,
-                Ok(Err(e @ ConnectionError::SignIn { .. })) => return all_failed(true, false, e.to_string()),
-                Ok(Err(e)) => return all_failed(false, false, e.to_string()),
-                Err(_) => return all_failed(false, false, timed_out),
-            };
+        // Each of its requests has its own timeout; one that fails fails only its namespaces.
+        let existing = match connection::existing_scopes(&configs, self.timeout).await {
+            Ok(existing) => existing,
+            Err(e @ ConnectionError::SignIn { .. }) => return all_failed(true, false, e.to_string()),
+            Err(e) => return all_failed(false, false, e.to_string()),
+        };
 
         let mut readings: Vec<Option<Reading>> = Vec::with_capacity(environments.len());
         let mut initialised = Vec::new();
@@ -314,8 +313,7 @@ impl HealthCheck {
         let answered = crate::concurrent::bounded(requests, connection::SCOPE_REQUESTS_AT_ONCE).await;
         for (index, answer) in answered.into_iter().flatten() {
             let environment = environments[index];
-            let history = answer;
-            readings[index] = Some(match history {
+            readings[index] = Some(match answer {
                 Ok(Ok(history)) => Reading::healthy(&environment.name, history),
                 Ok(Err(e)) => Reading::unhealthy(
                     &environment.name,

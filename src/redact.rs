@@ -58,6 +58,17 @@ fn matcher() -> Option<Arc<AhoCorasick>> {
     secrets.matcher.clone()
 }
 
+/// Masks without a matcher, longest secret first: used if one cannot be
+/// built, so a failure never leaves secrets in the output.
+fn redact_one_by_one(text: &str) -> String {
+    let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
+    let mut known: Vec<&String> = secrets.known.iter().collect();
+    known.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    known
+        .into_iter()
+        .fold(text.to_string(), |out, secret| out.replace(secret.as_str(), MASK))
+}
+
 /// Registers the string values of `config` whose key names a secret
 /// (`password`, `token`, `secret`, `key`, `webhook`), at any depth.
 pub fn register_secrets_in(config: &serde_json::Value) {
@@ -82,7 +93,7 @@ pub fn register_secrets_in(config: &serde_json::Value) {
 /// `text` with every registered secret replaced by `***`.
 pub fn redact(text: &str) -> String {
     let Some(matcher) = matcher() else {
-        return text.to_string();
+        return redact_one_by_one(text);
     };
     let mut out = String::with_capacity(text.len());
     matcher.replace_all_with(text, &mut out, |_, _, out| {

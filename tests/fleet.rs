@@ -211,14 +211,7 @@ fn the_cli_at_ten_thousand_tenants_reports_every_one_and_prints_only_failures() 
         ("2_cleanup.surql", "-- migrate:up\nDELETE account WHERE stale = true;\n"),
     ]);
     let m = migrations.path().to_str().unwrap();
-    let surql = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_surql"))
-            .args(args)
-            .current_dir(work.path())
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap()
-    };
+    let surql = |args: &[&str]| common::surql_command(args, work.path()).output().unwrap();
     let out = surql(&[
         "orchestrate",
         "deploy",

@@ -66,11 +66,13 @@ pub async fn run() -> i32 {
             Ok(0)
         }
         Command::Man { out_dir } => man_pages(out_dir.as_deref()),
-        Command::ConfigSchema => {
-            let schema = crate::config::json_schema();
-            println!("{}", serde_json::to_string_pretty(&schema).unwrap_or_default());
-            Ok(0)
-        }
+        Command::ConfigSchema => crate::config::json_schema()
+            .and_then(|schema| serde_json::to_string_pretty(&schema))
+            .map(|text| {
+                println!("{text}");
+                0
+            })
+            .map_err(|e| Failure::failed(anyhow::anyhow!("cannot write the schema: {e}"))),
     };
     match result {
         Ok(code) => code,

@@ -279,6 +279,11 @@ mod tests {
         table.to_string()
     }
 
+    /// What a person sees after a deployment: the table, then the summary.
+    fn shown(report: &DeploymentReport) -> String {
+        format!("{}\n{}", plain(results_table(report).unwrap()), summary_line(report))
+    }
+
     fn three() -> DeploymentReport {
         report(vec![
             result("staging", DeploymentStatus::Success, 3, None),
@@ -301,12 +306,7 @@ mod tests {
 
     #[test]
     fn a_small_deployment_shows_every_environment_in_order() {
-        let report = three();
-        insta::assert_snapshot!(format!(
-            "{}\n{}",
-            plain(results_table(&report).unwrap()),
-            summary_line(&report)
-        ));
+        insta::assert_snapshot!(shown(&three()));
     }
 
     #[test]
@@ -323,12 +323,7 @@ mod tests {
                 _ => result(&format!("tenant-{i:03}"), DeploymentStatus::Success, 1, None),
             })
             .collect();
-        let report = report(results);
-        insta::assert_snapshot!(format!(
-            "{}\n{}",
-            plain(results_table(&report).unwrap()),
-            summary_line(&report)
-        ));
+        insta::assert_snapshot!(shown(&report(results)));
     }
 
     #[test]

@@ -248,29 +248,35 @@ pub async fn existing_scopes(
     let Some(first) = configs.first().copied() else {
         return Ok(Vec::new());
     };
-    let failed = |e: QueryError| ConnectionError::Connect {
-        url: first.display_url(),
-        reason: scrub(&e.to_string(), first),
-    };
     let server = sdk_address(&first.db_url);
     let root_key = (server.clone(), None);
     // Signing in first, listing cached or not: wrong credentials fail as one by one.
     let session = connect_unscoped(first, timeout, false).await?;
-    let namespaces = cached_listing(&root_key, async {
+    let listing = cached_listing(&root_key, async {
         let root = run_query(&session, "INFO FOR ROOT;", serde_json::json!({})).await?;
         Ok(section_names(root.first(), "namespaces"))
+    });
+    let namespaces = with_timeout(first, timeout, async {
+        listing.await.map_err(|e| ConnectionError::Connect {
+            url: first.display_url(),
+            reason: scrub(&e.to_string(), first),
+        })
     })
-    .await
-    .map_err(failed)?;
-    let ns_exists = |ns: &str| namespaces.contains(ns) || noted(&root_key, ns);
+    .await?;
+    // Decided once per config: a namespace noted meanwhile must not change the
+    // answer between the listing below and the lookup at the end.
+    let ns_exists: Vec<bool> = configs
+        .iter()
+        .map(|c| namespaces.contains(&c.db_ns) || noted(&root_key, &c.db_ns))
+        .collect();
 
     // Databases of each namespace that exists, listed where no fresh listing is known.
     type Names = std::sync::Arc<std::collections::HashSet<String>>;
     let mut databases: HashMap<String, Result<Names, QueryError>> = HashMap::new();
     let mut to_list: Vec<String> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for config in configs {
-        if !ns_exists(&config.db_ns) || !seen.insert(config.db_ns.as_str()) {
+    for (config, _) in configs.iter().zip(&ns_exists).filter(|(_, exists)| **exists) {
+        if !seen.insert(config.db_ns.as_str()) {
             continue;
         }
         match fresh_listing(&(server.clone(), Some(config.db_ns.clone()))).await {
@@ -281,16 +287,30 @@ pub async fn existing_scopes(
         }
     }
     drop(session);
+    // A request that fails or times out fails only its own namespaces.
     let requests = to_list.chunks(SCOPES_PER_REQUEST).map(|chunk| async move {
-        let session = connect_unscoped(first, timeout, false).await?;
-        let scopes: Vec<(&str, Option<&str>)> = chunk.iter().map(|ns| (ns.as_str(), None)).collect();
-        let infos = run_in_each_scope(&session, &scopes, "INFO FOR NS;")
-            .await
-            .map_err(failed)?;
-        Ok::<_, ConnectionError>(chunk.iter().zip(infos).collect::<Vec<_>>())
+        let read = async {
+            let session = connect_unscoped(first, timeout, false)
+                .await
+                .map_err(|e| QueryError::Transport(e.to_string()))?;
+            let scopes: Vec<(&str, Option<&str>)> = chunk.iter().map(|ns| (ns.as_str(), None)).collect();
+            run_in_each_scope(&session, &scopes, "INFO FOR NS;").await
+        };
+        let infos = match tokio::time::timeout(timeout, read).await {
+            Ok(Ok(infos)) => infos,
+            Ok(Err(e)) => vec![Err(e); chunk.len()],
+            Err(_) => vec![
+                Err(QueryError::Transport(format!(
+                    "no answer within {}s",
+                    timeout.as_secs_f64()
+                )));
+                chunk.len()
+            ],
+        };
+        chunk.iter().zip(infos).collect::<Vec<_>>()
     });
     for answered in crate::concurrent::bounded(requests, SCOPE_REQUESTS_AT_ONCE).await {
-        for (ns, info) in answered? {
+        for (ns, info) in answered {
             let listed = info.map(|info| section_names(Some(&info), "databases"));
             if let Ok(names) = &listed {
                 store_listing(&(server.clone(), Some(ns.clone())), names.clone()).await;
@@ -300,14 +320,19 @@ pub async fn existing_scopes(
     }
     Ok(configs
         .iter()
-        .map(|config| {
-            if !ns_exists(&config.db_ns) {
+        .zip(ns_exists)
+        .map(|(config, ns_exists)| {
+            if !ns_exists {
                 return Ok(false);
             }
             let db_key = (server.clone(), Some(config.db_ns.clone()));
-            match &databases[&config.db_ns] {
-                Ok(names) => Ok(names.contains(&config.db) || noted(&db_key, &config.db)),
-                Err(e) => Err(e.clone()),
+            match databases.get(&config.db_ns) {
+                Some(Ok(names)) => Ok(names.contains(&config.db) || noted(&db_key, &config.db)),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err(QueryError::Transport(format!(
+                    "namespace '{}' was not listed",
+                    config.db_ns
+                ))),
             }
         })
         .collect())
@@ -354,12 +379,8 @@ pub async fn run_in_each_scope(
     let mut results = Vec::with_capacity(scopes.len());
     for i in 0..scopes.len() {
         let (use_index, index) = (2 * i, 2 * i + 1);
-        let result = if let Some(message) = errors.get(&use_index) {
-            Err(QueryError::Statement {
-                index: 0,
-                message: message.clone(),
-            })
-        } else if let Some(message) = errors.get(&index) {
+        // A failed `USE` means the statement ran in the previous scope: its error wins.
+        let result = if let Some(message) = errors.get(&use_index).or_else(|| errors.get(&index)) {
             Err(QueryError::Statement {
                 index: 0,
                 message: message.clone(),

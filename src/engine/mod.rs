@@ -67,7 +67,7 @@ impl Default for DeployOptions {
     }
 }
 
-pub use crate::concurrent::bounded;
+use crate::concurrent::bounded;
 
 /// What an approver is asked.
 #[derive(Debug, Clone, Serialize)]

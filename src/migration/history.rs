@@ -66,8 +66,20 @@ pub const READ_HISTORY: &str = "SELECT * FROM _migration_history:..;";
 
 /// The history, `None` when the table is missing (the database is uninitialised).
 pub async fn read_history(db: &Surreal<Any>) -> Result<Option<Vec<AppliedMigration>>, QueryError> {
-    match run_query(db, READ_HISTORY, json!({})).await {
-        Ok(results) => history_from_read(results.into_iter().last()),
+    history_from_answer(
+        run_query(db, READ_HISTORY, json!({}))
+            .await
+            .map(|results| results.into_iter().last()),
+    )
+}
+
+/// The history from [`READ_HISTORY`]'s answer: a missing scope or table is an
+/// uninitialised database (`None`), any other error stays one.
+fn history_from_answer(
+    answer: Result<Option<serde_json::Value>, QueryError>,
+) -> Result<Option<Vec<AppliedMigration>>, QueryError> {
+    match answer {
+        Ok(rows) => history_from_read(rows),
         Err(QueryError::Statement { message, .. }) if is_missing_scope(&message) || is_missing_table(&message) => {
             Ok(None)
         }
@@ -86,13 +98,7 @@ pub async fn read_histories(
     let results = crate::connection::run_in_each_scope(session, &scopes, READ_HISTORY).await?;
     Ok(results
         .into_iter()
-        .map(|result| match result {
-            Ok(rows) => history_from_read(Some(rows)),
-            Err(QueryError::Statement { message, .. }) if is_missing_scope(&message) || is_missing_table(&message) => {
-                Ok(None)
-            }
-            Err(other) => Err(other),
-        })
+        .map(|result| history_from_answer(result.map(Some)))
         .collect())
 }
 
