@@ -2,7 +2,7 @@
 //! environments, builds the engine, runs the strategy script, and returns one
 //! result per selected environment.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use indexmap::IndexMap;
@@ -10,10 +10,11 @@ use serde::Serialize;
 
 use serde_json::json;
 
+use crate::config::EnvironmentsFile;
 use crate::engine::{Approver, DeployOptions, DeploymentResult, DeploymentStatus, Engine, EventSink};
 use crate::health::{HealthCheck, HealthStatus};
 use crate::migration::{ApplyContext, Migration, MigrationState, plan};
-use crate::plugin::PluginHost;
+use crate::plugin::{PluginError, PluginHost};
 use crate::registry::{EnvironmentConfig, EnvironmentRegistry, RegistryError, deployment_order};
 use crate::script::{ScriptError, Strategy, StrategyError, run_strategy};
 
@@ -71,9 +72,28 @@ pub struct DeploymentReport {
     /// not reach are SKIPPED with this reason.
     #[serde(skip)]
     pub script_error: Option<ScriptError>,
+    /// The run was stopped (Ctrl-C, [`Engine::cancel`]): environments it did
+    /// not start are SKIPPED.
+    #[serde(skip)]
+    pub interrupted: bool,
 }
 
 impl DeploymentReport {
+    /// The documented exit code: 130 interrupted, 3 script error, 0 every
+    /// environment SUCCESS, else 1.
+    pub fn exit_code(&self) -> i32 {
+        use crate::error::{EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_SCRIPT, EXIT_SUCCESS};
+        if self.interrupted {
+            EXIT_INTERRUPTED
+        } else if self.script_error.is_some() {
+            EXIT_SCRIPT
+        } else if self.all_succeeded() {
+            EXIT_SUCCESS
+        } else {
+            EXIT_FAILURE
+        }
+    }
+
     /// True when every environment is SUCCESS and the script ran to the end.
     pub fn all_succeeded(&self) -> bool {
         self.script_error.is_none() && self.results.values().all(|r| r.status == DeploymentStatus::Success)
@@ -99,6 +119,7 @@ pub struct MigrationCoordinator {
     events: EventSink,
     approver: Option<Arc<dyn Approver>>,
     plugins: Option<Arc<PluginHost>>,
+    stop_on_ctrl_c: bool,
 }
 
 impl MigrationCoordinator {
@@ -109,7 +130,24 @@ impl MigrationCoordinator {
             events: EventSink::default(),
             approver: None,
             plugins: None,
+            stop_on_ctrl_c: false,
         }
+    }
+
+    /// A coordinator over an environments file (templates already expanded,
+    /// see [`crate::discovery::load_environments`]) with its plugins loaded;
+    /// bare plugin paths are relative to `config_dir`.
+    pub fn from_file(file: &EnvironmentsFile, config_dir: &Path) -> Result<Self, PluginError> {
+        let plugins = PluginHost::load(&file.plugins, config_dir)?;
+        Ok(Self::new(file.registry()).with_plugins(Arc::new(plugins)))
+    }
+
+    /// Ctrl-C during [`MigrationCoordinator::run`] starts no new environment and
+    /// lets running ones finish or roll back; a second Ctrl-C exits at once
+    /// with code 130. For programs that own the process (the CLI).
+    pub fn stop_on_ctrl_c(mut self) -> Self {
+        self.stop_on_ctrl_c = true;
+        self
     }
 
     /// Approval and notifier plugins (see [`PluginHost::load`]).
@@ -158,6 +196,14 @@ impl MigrationCoordinator {
         Self::validate(&request.options)?;
         let strategy = Strategy::resolve(&request.strategy, &request.strategy_dir)?;
         let selected = self.select(&request.environments)?;
+        let mut approved: Vec<&String> = request.options.approvals.approved.iter().collect();
+        approved.sort();
+        if let Some(name) = approved.into_iter().find(|name| self.registry.get(name).is_err()) {
+            return Err(CoordinatorError::Option(format!(
+                "--approve: environment '{name}' is not configured (known: {})",
+                crate::registry::some_of(&self.registry.names())
+            )));
+        }
         for environment in &selected {
             for approver in &environment.approvers {
                 let loaded = self.plugins.as_ref().is_some_and(|p| p.get(approver).is_some());
@@ -189,6 +235,29 @@ impl MigrationCoordinator {
 
     /// Runs the strategy on its own blocking thread and collects every result.
     pub async fn run(&self, engine: Arc<Engine>, strategy: Strategy) -> DeploymentReport {
+        let interrupt = self.stop_on_ctrl_c.then(|| {
+            let watched = engine.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    watched.log(
+                        "interrupted: finishing running migrations, starting nothing new (Ctrl-C again to quit now)",
+                    );
+                    watched.cancel();
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        std::process::exit(crate::error::EXIT_INTERRUPTED);
+                    }
+                }
+            })
+        });
+        let report = self.run_strategy(&engine, strategy).await;
+        if let Some(interrupt) = interrupt {
+            interrupt.abort();
+            let _ = interrupt.await;
+        }
+        report
+    }
+
+    async fn run_strategy(&self, engine: &Arc<Engine>, strategy: Strategy) -> DeploymentReport {
         let handle = tokio::runtime::Handle::current();
         engine.notify(
             "deployment_started",
@@ -241,6 +310,7 @@ impl MigrationCoordinator {
             strategy: strategy.name,
             results,
             script_error,
+            interrupted: engine.is_cancelled(),
         }
     }
 

@@ -27,6 +27,7 @@ pub use config::{configure_environments, load_environments_file};
 pub use connection::{AuthLevel, ConnectionConfig};
 pub use coordinator::{DeployRequest, DeploymentReport, EnvironmentStatus, MigrationCoordinator};
 pub use engine::{DeployOptions, DeploymentResult, DeploymentStatus};
+pub use error::Error;
 pub use health::{HealthCheck, HealthStatus};
 pub use migration::{Migration, discover_migrations};
 pub use registry::{EnvironmentConfig, EnvironmentRegistry};

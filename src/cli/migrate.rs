@@ -3,13 +3,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
 use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 
-use super::Failure;
 use super::args::{MigrateCommand, Target};
 use super::render;
+use crate::Error;
 use crate::connection::{ConnectionConfig, connect, connect_read_only};
 use crate::error::{EXIT_FAILURE, EXIT_SUCCESS};
 use crate::migration::{
@@ -17,7 +16,7 @@ use crate::migration::{
     rollback_plan, script::StartClock, up_script,
 };
 
-pub async fn run(command: MigrateCommand) -> Result<i32, Failure> {
+pub async fn run(command: MigrateCommand) -> Result<i32, Error> {
     if let MigrateCommand::Up { target, .. }
     | MigrateCommand::Down { target, .. }
     | MigrateCommand::Status { target }
@@ -39,20 +38,19 @@ pub async fn run(command: MigrateCommand) -> Result<i32, Failure> {
 }
 
 /// Writes `<timestamp>_<name>.surql` with both sections.
-fn create(dir: &Path, name: &str) -> Result<i32, Failure> {
+fn create(dir: &Path, name: &str) -> Result<i32, Error> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        return Err(Failure::usage(anyhow!(
+        return Err(Error::Usage(format!(
             "'{name}' cannot be a migration name: use letters, digits, '_' and '-'"
         )));
     }
     std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create migrations directory '{}'", dir.display()))
-        .map_err(Failure::usage)?;
+        .map_err(|e| Error::io(format!("cannot create migrations directory '{}'", dir.display()), e))?;
     let mut stamp = chrono::Utc::now();
     let path = loop {
         let version = stamp.format("%Y%m%d%H%M%S").to_string();
         let taken = std::fs::read_dir(dir)
-            .map_err(|e| Failure::usage(anyhow!("{}: {e}", dir.display())))?
+            .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?
             .filter_map(Result::ok)
             .any(|e| e.file_name().to_string_lossy().starts_with(&format!("{version}_")));
         if !taken {
@@ -64,31 +62,34 @@ fn create(dir: &Path, name: &str) -> Result<i32, Failure> {
     let template = format!(
         "-- {name}\n-- Each section runs in one transaction together with its history row.\n\n-- migrate:up\n\n\n-- migrate:down\n\n"
     );
-    std::fs::write(&path, template)
-        .with_context(|| format!("cannot write {}", path.display()))
-        .map_err(Failure::usage)?;
+    std::fs::write(&path, template).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
     println!("created {}", path.display());
     Ok(EXIT_SUCCESS)
 }
 
 /// The one database of `target`: from --config/--env, or from flags and SURQL_* variables.
-async fn resolve_connection(target: &Target) -> Result<ConnectionConfig, Failure> {
+async fn resolve_connection(target: &Target) -> Result<ConnectionConfig, Error> {
     if let Some(name) = &target.environment {
         let path = target.config.clone().unwrap_or_else(|| "environments.json".into());
-        let mut file = crate::config::load_environments_file(&path).map_err(|e| Failure::usage(e.into()))?;
+        let mut file = crate::config::load_environments_file(&path)?;
         crate::discovery::expand_templates(&mut file, timeout(target))
             .await
-            .map_err(|e| Failure::usage(anyhow!("{}: {e}", path.display())))?;
+            .map_err(|source| Error::Discovery {
+                config: path.clone(),
+                source,
+            })?;
         let registry = file.registry();
-        let environment = registry
-            .get(name)
-            .map_err(|e| Failure::usage(anyhow!("{}: {e}", path.display())))?;
+        let environment = registry.get(name).map_err(|source| Error::NotInConfig {
+            config: path.clone(),
+            source,
+        })?;
         return Ok(environment.connection.clone());
     }
     let (Some(db_url), Some(ns), Some(db)) = (&target.db_url, &target.ns, &target.db) else {
-        return Err(Failure::usage(anyhow!(
+        return Err(Error::Usage(
             "no database given: pass --db-url, --ns and --db (or SURQL_DB_URL, SURQL_NS, SURQL_DB), or --config FILE --env NAME"
-        )));
+                .into(),
+        ));
     };
     if let Some(pass) = &target.pass {
         crate::redact::register_secret(pass);
@@ -99,30 +100,28 @@ async fn resolve_connection(target: &Target) -> Result<ConnectionConfig, Failure
     if let Some(level) = target.auth_level {
         connection.auth_level = level;
     }
-    connection.endpoint_kind().map_err(|e| Failure::usage(e.into()))?;
+    connection.endpoint_kind()?;
     Ok(connection)
 }
 
-fn load_migrations(target: &Target) -> Result<Vec<Migration>, Failure> {
-    discover_migrations(&target.dir.migrations_dir).map_err(|e| Failure::usage(e.into()))
+fn load_migrations(target: &Target) -> Result<Vec<Migration>, Error> {
+    Ok(discover_migrations(&target.dir.migrations_dir)?)
 }
 
 fn timeout(target: &Target) -> Duration {
     target.connect_timeout.max(Duration::from_millis(100))
 }
 
-async fn open(target: &Target, connection: &ConnectionConfig) -> Result<Surreal<Any>, Failure> {
-    connect(connection, timeout(target))
-        .await
-        .map_err(|e| Failure::failed(e.into()))
+async fn open(target: &Target, connection: &ConnectionConfig) -> Result<Surreal<Any>, Error> {
+    Ok(connect(connection, timeout(target)).await?)
 }
 
 /// History of a database without creating anything; empty when it was never initialised.
-async fn read_history(target: &Target, connection: &ConnectionConfig) -> Result<Vec<AppliedMigration>, Failure> {
+async fn read_history(target: &Target, connection: &ConnectionConfig) -> Result<Vec<AppliedMigration>, Error> {
     match connect_read_only(connection, timeout(target)).await {
-        Ok(Some(db)) => applied_migrations(&db).await.map_err(|e| Failure::failed(e.into())),
+        Ok(Some(db)) => Ok(applied_migrations(&db).await?),
         Ok(None) => Ok(Vec::new()),
-        Err(e) => Err(Failure::failed(e.into())),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -137,7 +136,7 @@ fn context(target: &Target) -> ApplyContext {
     ctx
 }
 
-async fn up(target: &Target, steps: Option<usize>, dry_run: bool) -> Result<i32, Failure> {
+async fn up(target: &Target, steps: Option<usize>, dry_run: bool) -> Result<i32, Error> {
     let migrations = load_migrations(target)?;
     let connection = resolve_connection(target).await?;
     if dry_run {
@@ -145,7 +144,7 @@ async fn up(target: &Target, steps: Option<usize>, dry_run: bool) -> Result<i32,
         let applied = read_history(target, &connection).await?;
         let plan = migration::plan(&migrations, &applied);
         if !plan.drift.is_empty() {
-            return Err(Failure::failed(ApplyError::Drift(plan.drift).into()));
+            return Err(ApplyError::Drift(plan.drift).into());
         }
         let pending: Vec<&Migration> = plan.pending.into_iter().take(steps.unwrap_or(usize::MAX)).collect();
         println!(
@@ -188,17 +187,17 @@ async fn up(target: &Target, steps: Option<usize>, dry_run: bool) -> Result<i32,
                     println!("applied {}_{} ({} ms)", step.version, step.name, step.duration_ms);
                 }
             }
-            Err(Failure::failed(error.into()))
+            Err(error.into())
         }
     }
 }
 
-async fn down(target: &Target, steps: usize, dry_run: bool) -> Result<i32, Failure> {
+async fn down(target: &Target, steps: usize, dry_run: bool) -> Result<i32, Error> {
     let migrations = load_migrations(target)?;
     let connection = resolve_connection(target).await?;
     let applied = read_history(target, &connection).await?;
     if dry_run {
-        let targets = rollback_plan(&migrations, &applied, steps).map_err(|e| Failure::failed(e.into()))?;
+        let targets = rollback_plan(&migrations, &applied, steps)?;
         println!(
             "-- dry run on {} ({}/{}): {} migration(s) would be rolled back; nothing was written",
             connection.display_url(),
@@ -247,12 +246,12 @@ async fn down(target: &Target, steps: usize, dry_run: bool) -> Result<i32, Failu
                     println!("rolled back {}_{} ({} ms)", step.version, step.name, step.duration_ms);
                 }
             }
-            Err(Failure::failed(error.into()))
+            Err(error.into())
         }
     }
 }
 
-async fn status(target: &Target) -> Result<i32, Failure> {
+async fn status(target: &Target) -> Result<i32, Error> {
     let migrations = load_migrations(target)?;
     let connection = resolve_connection(target).await?;
     let applied = read_history(target, &connection).await?;
@@ -270,7 +269,7 @@ async fn status(target: &Target) -> Result<i32, Failure> {
     Ok(EXIT_SUCCESS)
 }
 
-async fn validate(target: &Target) -> Result<i32, Failure> {
+async fn validate(target: &Target) -> Result<i32, Error> {
     let migrations = load_migrations(target)?;
     println!(
         "{} migration file(s) in {} parse",

@@ -9,36 +9,12 @@ mod render;
 
 use clap::{CommandFactory, Parser};
 
-use crate::error::{EXIT_FAILURE, EXIT_USAGE};
+use crate::Error;
+use crate::error::EXIT_USAGE;
 use args::{Cli, Command};
 
-/// A command that did not succeed, with the exit code it maps to.
-#[derive(Debug)]
-pub struct Failure {
-    pub code: i32,
-    pub error: anyhow::Error,
-}
-
-impl Failure {
-    /// Nothing ran: usage, config or migration-file error.
-    pub fn usage(error: anyhow::Error) -> Self {
-        Self {
-            code: EXIT_USAGE,
-            error,
-        }
-    }
-
-    /// Something ran and did not succeed.
-    pub fn failed(error: anyhow::Error) -> Self {
-        Self {
-            code: EXIT_FAILURE,
-            error,
-        }
-    }
-}
-
 /// The man page on stdout, or one page per command (`surql-orchestrate-deploy.1`) in `out_dir`.
-fn man_pages(out_dir: Option<&std::path::Path>) -> Result<i32, Failure> {
+fn man_pages(out_dir: Option<&std::path::Path>) -> Result<i32, Error> {
     let command = Cli::command();
     let written = match out_dir {
         None => clap_mangen::Man::new(command).render(&mut std::io::stdout()),
@@ -46,7 +22,7 @@ fn man_pages(out_dir: Option<&std::path::Path>) -> Result<i32, Failure> {
     };
     written
         .map(|()| 0)
-        .map_err(|e| Failure::failed(anyhow::anyhow!("cannot write the man page: {e}")))
+        .map_err(|e| Error::io("cannot write the man page", e))
 }
 
 /// Parses the process arguments, runs the command, returns the exit code.
@@ -72,13 +48,13 @@ pub async fn run() -> i32 {
                 println!("{text}");
                 0
             })
-            .map_err(|e| Failure::failed(anyhow::anyhow!("cannot write the schema: {e}"))),
+            .map_err(|e| Error::io("cannot write the schema", e.into())),
     };
     match result {
         Ok(code) => code,
-        Err(failure) => {
-            eprintln!("error: {}", crate::redact::redact(&format!("{:#}", failure.error)));
-            failure.code
+        Err(error) => {
+            eprintln!("error: {}", crate::redact::redact(&error.report()));
+            error.exit_code()
         }
     }
 }

@@ -5,26 +5,24 @@ use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use anyhow::anyhow;
 use serde_json::json;
 
-use super::Failure;
 use super::args::{DeployArgs, OrchestrateCommand, OrchestrateCommon, OutputFormat};
 use super::progress::{Progress, TerminalApprover};
 use super::render;
+use crate::Error;
 use crate::config::{EnvironmentsFile, load_environments_file};
 use crate::coordinator::{DeployRequest, MigrationCoordinator};
 use crate::discovery::expand_templates;
 use crate::engine::{DeployOptions, EventSink};
-use crate::error::{EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_PLUGIN, EXIT_SCRIPT, EXIT_SUCCESS};
+use crate::error::{EXIT_FAILURE, EXIT_SUCCESS};
 use crate::health::HealthCheck;
 use crate::migration::{ApplyContext, Migration, discover_migrations};
-use crate::plugin::PluginHost;
 use crate::safety::ApprovalPolicy;
 use crate::script::parse_script_option;
 use std::path::Path;
 
-pub async fn run(command: OrchestrateCommand) -> Result<i32, Failure> {
+pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
     match command {
         OrchestrateCommand::Deploy(args) => deploy(args).await,
         OrchestrateCommand::Status { environments, common } => status(&environments, &common).await,
@@ -33,11 +31,14 @@ pub async fn run(command: OrchestrateCommand) -> Result<i32, Failure> {
 }
 
 /// The config file with its `discover` templates expanded.
-async fn load_config(common: &OrchestrateCommon) -> Result<EnvironmentsFile, Failure> {
-    let mut file = load_environments_file(&common.config).map_err(|e| Failure::usage(e.into()))?;
+async fn load_config(common: &OrchestrateCommon) -> Result<EnvironmentsFile, Error> {
+    let mut file = load_environments_file(&common.config)?;
     let expansions = expand_templates(&mut file, common.health_timeout)
         .await
-        .map_err(|e| Failure::usage(anyhow!("{}: {e}", common.config.display())))?;
+        .map_err(|source| Error::Discovery {
+            config: common.config.clone(),
+            source,
+        })?;
     if common.output == OutputFormat::Table {
         for expansion in expansions {
             eprintln!(
@@ -51,18 +52,18 @@ async fn load_config(common: &OrchestrateCommon) -> Result<EnvironmentsFile, Fai
     Ok(file)
 }
 
-async fn coordinator(common: &OrchestrateCommon) -> Result<MigrationCoordinator, Failure> {
+async fn coordinator(common: &OrchestrateCommon) -> Result<MigrationCoordinator, Error> {
     Ok(MigrationCoordinator::new(load_config(common).await?.registry()))
 }
 
-fn migrations(common: &OrchestrateCommon) -> Result<Vec<Migration>, Failure> {
-    discover_migrations(&common.dir.migrations_dir).map_err(|e| Failure::usage(e.into()))
+fn migrations(common: &OrchestrateCommon) -> Result<Vec<Migration>, Error> {
+    Ok(discover_migrations(&common.dir.migrations_dir)?)
 }
 
-fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployRequest, Failure> {
+fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployRequest, Error> {
     let mut extra = indexmap::IndexMap::new();
     for item in &args.set {
-        let (key, value) = parse_script_option(item).map_err(|e| Failure::usage(anyhow!(e)))?;
+        let (key, value) = parse_script_option(item).map_err(Error::Usage)?;
         extra.insert(key, value);
     }
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
@@ -102,68 +103,34 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
     })
 }
 
-async fn deploy(args: DeployArgs) -> Result<i32, Failure> {
+async fn deploy(args: DeployArgs) -> Result<i32, Error> {
     let migrations = migrations(&args.common)?;
     let request = request(&args, migrations)?;
     let file = load_config(&args.common).await?;
-    let registry = file.registry();
     let config_dir = args.common.config.parent().unwrap_or(Path::new("."));
-    let plugins = PluginHost::load(&file.plugins, config_dir).map_err(|e| Failure {
-        code: EXIT_PLUGIN,
-        error: e.into(),
-    })?;
-    if let Some(name) = request
-        .options
-        .approvals
-        .approved
-        .iter()
-        .find(|name| registry.get(name).is_err())
-    {
-        return Err(Failure::usage(anyhow!(
-            "--approve: environment '{name}' is not in {} (known: {})",
-            args.common.config.display(),
-            crate::registry::some_of(&registry.names())
-        )));
-    }
-
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
     let json_output = args.common.output == OutputFormat::Json;
-    let total = registry.select(&args.environments).map(|s| s.len()).unwrap_or(0);
+    let total = file.registry().select(&args.environments).map(|s| s.len()).unwrap_or(0);
     let progress = Progress::new(false, total);
     let approver = TerminalApprover {
         multi: progress.multi(),
     };
-    let coordinator = MigrationCoordinator::new(registry)
-        .with_plugins(Arc::new(plugins))
+    let coordinator = MigrationCoordinator::from_file(&file, config_dir)?
         .with_events(EventSink::new(sender))
-        .with_approver(Arc::new(approver));
-    let (engine, strategy) = coordinator.prepare(request).map_err(|e| Failure::usage(e.into()))?;
+        .with_approver(Arc::new(approver))
+        .stop_on_ctrl_c();
+    let (engine, strategy) = coordinator.prepare(request)?;
     let renderer = tokio::spawn(progress.run(receiver));
     let started_at = chrono::Utc::now();
-    // Ctrl-C: no new environment starts; running ones finish or roll back.
-    let watched = engine.clone();
-    let interrupt = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            watched.log("interrupted: finishing running migrations, starting nothing new (Ctrl-C again to quit now)");
-            watched.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(EXIT_INTERRUPTED);
-            }
-        }
-    });
-    let report = coordinator.run(engine.clone(), strategy).await;
-    interrupt.abort();
-    let _ = interrupt.await;
-    let interrupted = engine.is_cancelled();
+    let report = coordinator.run(engine, strategy).await;
     // Closing the sender ends the progress task.
     drop(coordinator);
-    drop(engine);
     let _ = renderer.await;
 
     if let Some(path) = &args.report {
-        let document = render::run_report(&report, &args, started_at, interrupted);
+        let document = render::run_report(&report, &args, started_at);
         std::fs::write(path, document)
-            .map_err(|e| Failure::failed(anyhow!("cannot write --report {}: {e}", path.display())))?;
+            .map_err(|e| Error::io(format!("cannot write --report {}", path.display()), e))?;
     }
 
     if json_output {
@@ -177,29 +144,21 @@ async fn deploy(args: DeployArgs) -> Result<i32, Failure> {
         }
         println!("{}", render::summary_line(&report));
     }
-    if interrupted {
+    if report.interrupted {
         eprintln!("error: interrupted; every environment is reported above");
-        return Ok(EXIT_INTERRUPTED);
-    }
-    if let Some(error) = &report.script_error {
+    } else if let Some(error) = &report.script_error {
         eprintln!("error: {error}");
-        return Ok(EXIT_SCRIPT);
     }
-    Ok(if report.all_succeeded() {
-        EXIT_SUCCESS
-    } else {
-        EXIT_FAILURE
-    })
+    Ok(report.exit_code())
 }
 
-async fn status(environments: &[String], common: &OrchestrateCommon) -> Result<i32, Failure> {
+async fn status(environments: &[String], common: &OrchestrateCommon) -> Result<i32, Error> {
     let coordinator = coordinator(common).await?;
     let migrations = migrations(common)?;
     let check = HealthCheck::with_timeout(common.health_timeout);
     let statuses = coordinator
         .get_deployment_status(environments, &migrations, &check)
-        .await
-        .map_err(|e| Failure::usage(e.into()))?;
+        .await?;
     match common.output {
         OutputFormat::Json => println!("{}", json!({ "environments": statuses.values().collect::<Vec<_>>() })),
         OutputFormat::Table => {
@@ -211,9 +170,9 @@ async fn status(environments: &[String], common: &OrchestrateCommon) -> Result<i
     Ok(if all_healthy { EXIT_SUCCESS } else { EXIT_FAILURE })
 }
 
-async fn validate(environments: &[String], common: &OrchestrateCommon) -> Result<i32, Failure> {
+async fn validate(environments: &[String], common: &OrchestrateCommon) -> Result<i32, Error> {
     let coordinator = coordinator(common).await?;
-    let selected = coordinator.select(environments).map_err(|e| Failure::usage(e.into()))?;
+    let selected = coordinator.select(environments)?;
     let check = HealthCheck::with_timeout(common.health_timeout);
     let refs: Vec<_> = selected.iter().collect();
     let statuses = check.check_environments(&refs).await;

@@ -212,7 +212,6 @@ pub fn run_report(
     report: &DeploymentReport,
     args: &crate::cli::args::DeployArgs,
     started_at: chrono::DateTime<chrono::Utc>,
-    interrupted: bool,
 ) -> String {
     let results: Vec<&DeploymentResult> = report.results.values().collect();
     serde_json::to_string_pretty(&serde_json::json!({
@@ -221,7 +220,7 @@ pub fn run_report(
         "actor": report.actor,
         "started_at": started_at,
         "completed_at": chrono::Utc::now(),
-        "interrupted": interrupted,
+        "interrupted": report.interrupted,
         "script_error": report.script_error.as_ref().map(|e| e.to_string()),
         "options": {
             "environments": args.environments,
@@ -269,6 +268,7 @@ mod tests {
                 .map(|r| (r.environment.clone(), r))
                 .collect::<IndexMap<_, _>>(),
             script_error: None,
+            interrupted: false,
         }
     }
 

@@ -27,7 +27,7 @@ pub use config::{
 pub use liveness::wait_until_unreachable;
 pub use pool::{CONNECTIONS_PER_SERVER, round_trip};
 pub use query::{
-    Collected, DEFAULT_OPERATION_TIMEOUT, QueryError, first_cause, is_follow_on_error, is_retryable, operation_timeout,
+    Collected, DEFAULT_OPERATION_TIMEOUT, QueryError, QueryErrorKind, first_cause, operation_timeout,
     run_collecting_errors, run_idempotent, run_query, run_statements, set_operation_timeout,
 };
 pub use session::{

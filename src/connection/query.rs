@@ -6,12 +6,6 @@ use std::time::Duration;
 use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 
-/// True for errors SurrealDB says can be retried (a write conflict between
-/// two runners creating the same namespace, table or lock at once).
-pub fn is_retryable(message: &str) -> bool {
-    message.contains("can be retried") || message.contains("Transaction conflict")
-}
-
 /// Attempts for idempotent operations that hit a retryable conflict.
 pub(super) const CONFLICT_ATTEMPTS: u32 = 8;
 
@@ -29,7 +23,7 @@ pub async fn run_idempotent(
     let mut attempt = 0;
     loop {
         match run_query(db, sql, vars.clone()).await {
-            Err(e) if is_retryable(&e.to_string()) && attempt + 1 < CONFLICT_ATTEMPTS => {
+            Err(e) if e.is_retryable() && attempt + 1 < CONFLICT_ATTEMPTS => {
                 conflict_backoff(attempt).await;
                 attempt += 1;
             }
@@ -55,20 +49,158 @@ pub fn operation_timeout() -> Duration {
     Duration::from_millis(OPERATION_TIMEOUT_MS.load(std::sync::atomic::Ordering::Relaxed))
 }
 
-/// A query that failed, as a whole or in one statement.
+/// What kind of failure a [`QueryError`] is. The line that matters most:
+/// [`QueryErrorKind::Rejected`] and its neighbours mean the database answered
+/// and nothing of the failed transaction committed, while
+/// [`QueryError::outcome_unknown`] kinds mean nobody knows whether it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QueryErrorKind {
+    /// The database refused the statement (parse error, failed assertion, a
+    /// `THROW`, a server-side timeout): the transaction did not commit.
+    Rejected,
+    /// A write conflict with another transaction; retrying may succeed.
+    Conflict,
+    /// A namespace, database, table or record that does not exist.
+    NotFound,
+    /// A namespace, database, table or record that already exists.
+    AlreadyExists,
+    /// Authentication failed or the user may not do this.
+    NotAllowed,
+    /// Not run because another statement of its transaction failed.
+    NotExecuted,
+    /// The answer did not have the shape surql expects.
+    Unreadable,
+    /// No answer within the operation timeout: the server may still commit it.
+    TimedOut,
+    /// The connection failed while the request was on its way or running:
+    /// the server may have committed it.
+    ConnectionLost,
+}
+
+/// A query that failed, as a whole or in one statement, classified once
+/// here so no caller compares message texts.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum QueryError {
-    /// The request did not complete (connection lost, timeout, protocol error).
-    #[error("{0}")]
-    Transport(String),
-    /// A statement returned an error; `index` counts statements from 0.
-    #[error("statement {} failed: {message}", index + 1)]
-    Statement { index: usize, message: String },
+#[error("{}{message}", statement.map(|index| format!("statement {} failed: ", index + 1)).unwrap_or_default())]
+pub struct QueryError {
+    kind: QueryErrorKind,
+    /// Which statement failed, counting from 0, when one did.
+    statement: Option<usize>,
+    message: String,
+}
+
+impl QueryError {
+    /// An error of `kind`, not tied to one statement.
+    pub fn new(kind: QueryErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            statement: None,
+            message: message.into(),
+        }
+    }
+
+    /// The error SurrealDB returned, classified by its structured details and,
+    /// for servers that send only text, by its message.
+    pub fn from_sdk(error: &surrealdb::Error) -> Self {
+        Self::new(classify(error), error.to_string())
+    }
+
+    /// A statement's error text (from a server that sent no details).
+    pub fn from_message(message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::new(classify_message(&message), message)
+    }
+
+    /// No answer within `after`.
+    pub fn timed_out(after: Duration) -> Self {
+        Self::new(
+            QueryErrorKind::TimedOut,
+            format!(
+                "no answer within {}s (operation timeout; set it with --operation-timeout)",
+                after.as_secs_f64()
+            ),
+        )
+    }
+
+    /// The answer had another shape than expected.
+    pub fn unreadable(message: impl Into<String>) -> Self {
+        Self::new(QueryErrorKind::Unreadable, message)
+    }
+
+    /// The same error, attributed to statement `index` (from 0).
+    pub fn at_statement(mut self, index: usize) -> Self {
+        self.statement = Some(index);
+        self
+    }
+
+    /// The same error with `context` before its message.
+    pub fn context(mut self, context: &str) -> Self {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+
+    pub fn kind(&self) -> QueryErrorKind {
+        self.kind
+    }
+
+    /// Which statement failed, counting from 0.
+    pub fn statement(&self) -> Option<usize> {
+        self.statement
+    }
+
+    /// The database's message, without the statement number.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// True when the server may have committed what was sent: a write that
+    /// ends so must not be treated as rolled back.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self.kind, QueryErrorKind::TimedOut | QueryErrorKind::ConnectionLost)
+    }
+
+    /// True for errors SurrealDB says can be retried (a write conflict
+    /// between two runners creating the same namespace, table or lock).
+    pub fn is_retryable(&self) -> bool {
+        self.kind == QueryErrorKind::Conflict
+    }
+}
+
+/// The classifier: SurrealDB's structured details first, then its text.
+fn classify(error: &surrealdb::Error) -> QueryErrorKind {
+    use surrealdb::types::{ErrorDetails, QueryError as Query};
+    match error.details() {
+        ErrorDetails::Query(Some(Query::TransactionConflict)) => QueryErrorKind::Conflict,
+        ErrorDetails::Query(Some(Query::NotExecuted | Query::Cancelled)) => QueryErrorKind::NotExecuted,
+        ErrorDetails::NotFound(_) => QueryErrorKind::NotFound,
+        ErrorDetails::AlreadyExists(_) => QueryErrorKind::AlreadyExists,
+        ErrorDetails::NotAllowed(_) => QueryErrorKind::NotAllowed,
+        ErrorDetails::Connection(_) => QueryErrorKind::ConnectionLost,
+        _ => classify_message(error.message()),
+    }
 }
 
 /// SurrealDB marks every other statement of a failed transaction with this text;
 /// the statement that really failed carries the useful message.
 const NOT_EXECUTED: &str = "not executed due to a failed transaction";
+
+fn classify_message(message: &str) -> QueryErrorKind {
+    let lower = message.to_ascii_lowercase();
+    if message.contains("can be retried") || lower.contains("transaction conflict") {
+        QueryErrorKind::Conflict
+    } else if message.contains(NOT_EXECUTED)
+        || message.contains("not executed due to a cancelled transaction")
+        || message.contains("transaction was aborted due to a prior error")
+    {
+        QueryErrorKind::NotExecuted
+    } else if lower.contains("already exists") {
+        QueryErrorKind::AlreadyExists
+    } else if lower.contains("does not exist") || lower.contains("not found") {
+        QueryErrorKind::NotFound
+    } else {
+        QueryErrorKind::Rejected
+    }
+}
 
 /// Runs `sql` with `vars` (a JSON object) and returns each statement's result
 /// as JSON. Any statement error fails the whole call: a clean return of the
@@ -82,10 +214,9 @@ pub async fn run_query(
     let count = response.num_statements();
     let mut results = Vec::with_capacity(count);
     for index in 0..count {
-        let value: surrealdb::types::Value = response.take(index).map_err(|e| QueryError::Statement {
-            index,
-            message: e.to_string(),
-        })?;
+        let value: surrealdb::types::Value = response
+            .take(index)
+            .map_err(|e| QueryError::from_sdk(&e).at_statement(index))?;
         results.push(value.into_json_value());
     }
     Ok(results)
@@ -103,21 +234,18 @@ async fn run_checked(
     vars: serde_json::Value,
 ) -> Result<surrealdb::IndexedResults, QueryError> {
     let Collected { response, errors, .. } = run_collecting_errors(db, sql, vars, operation_timeout()).await?;
-    if let Some((index, message)) = first_cause(&errors) {
-        return Err(QueryError::Statement {
-            index: *index,
-            message: message.clone(),
-        });
+    if let Some(cause) = first_cause(&errors) {
+        return Err(cause.clone());
     }
     Ok(response)
 }
 
-/// The error that explains the others (sorted by index): the first one that
-/// is not a follow-on of a failed transaction, else the first.
-pub fn first_cause(errors: &[(usize, String)]) -> Option<&(usize, String)> {
+/// The error that explains the others (sorted by statement): the first one
+/// that is not a follow-on of a failed transaction, else the first.
+pub fn first_cause(errors: &[QueryError]) -> Option<&QueryError> {
     errors
         .iter()
-        .find(|(_, message)| !is_follow_on_error(message))
+        .find(|error| error.kind() != QueryErrorKind::NotExecuted)
         .or(errors.first())
 }
 
@@ -125,8 +253,8 @@ pub fn first_cause(errors: &[(usize, String)]) -> Option<&(usize, String)> {
 pub struct Collected {
     /// The results of the statements that did not fail.
     pub response: surrealdb::IndexedResults,
-    /// (index, message) of every failed statement, in statement order.
-    pub errors: Vec<(usize, String)>,
+    /// Every failed statement's error (with its index), in statement order.
+    pub errors: Vec<QueryError>,
     /// How many statements ran, failed ones included.
     pub statements: usize,
 }
@@ -140,33 +268,19 @@ pub async fn run_collecting_errors(
     timeout: Duration,
 ) -> Result<Collected, QueryError> {
     let mut response = match tokio::time::timeout(timeout, db.query(sql).bind(vars)).await {
-        Ok(response) => response.map_err(|e| QueryError::Transport(e.to_string()))?,
-        Err(_) => {
-            return Err(QueryError::Transport(format!(
-                "no answer within {}s (operation timeout; set it with --operation-timeout)",
-                timeout.as_secs_f64()
-            )));
-        }
+        Ok(response) => response.map_err(|e| QueryError::from_sdk(&e))?,
+        Err(_) => return Err(QueryError::timed_out(timeout)),
     };
     let statements = response.num_statements();
-    let mut errors: Vec<(usize, String)> = response
+    let mut errors: Vec<QueryError> = response
         .take_errors()
         .into_iter()
-        .map(|(index, error)| (index, error.to_string()))
+        .map(|(index, error)| QueryError::from_sdk(&error).at_statement(index))
         .collect();
-    errors.sort_by_key(|(index, _)| *index);
+    errors.sort_by_key(|error| error.statement());
     Ok(Collected {
         response,
         errors,
         statements,
     })
-}
-
-/// True for the error SurrealDB gives the statements of a transaction that
-/// did not fail themselves but were not executed (or committed) because
-/// another statement of it failed.
-pub fn is_follow_on_error(message: &str) -> bool {
-    message.contains(NOT_EXECUTED)
-        || message.contains("not executed due to a cancelled transaction")
-        || message.contains("transaction was aborted due to a prior error")
 }

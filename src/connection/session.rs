@@ -12,8 +12,8 @@ use surrealdb::engine::any::Any;
 use super::config::{AuthLevel, ConnectionConfig, ConnectionError, EndpointKind, escape_ident, scrub, sdk_address};
 use super::pool::{RemoteKey, evict, open_session, with_timeout};
 use super::query::{
-    CONFLICT_ATTEMPTS, Collected, QueryError, conflict_backoff, is_retryable, operation_timeout, run_collecting_errors,
-    run_query,
+    CONFLICT_ATTEMPTS, Collected, QueryError, QueryErrorKind, conflict_backoff, operation_timeout,
+    run_collecting_errors, run_query,
 };
 
 /// Opens a session on `config`'s endpoint, signs in, and selects the namespace
@@ -292,20 +292,14 @@ pub async fn existing_scopes(
         let read = async {
             let session = connect_unscoped(first, timeout, false)
                 .await
-                .map_err(|e| QueryError::Transport(e.to_string()))?;
+                .map_err(|e| QueryError::new(QueryErrorKind::ConnectionLost, e.to_string()))?;
             let scopes: Vec<(&str, Option<&str>)> = chunk.iter().map(|ns| (ns.as_str(), None)).collect();
             run_in_each_scope(&session, &scopes, "INFO FOR NS;").await
         };
         let infos = match tokio::time::timeout(timeout, read).await {
             Ok(Ok(infos)) => infos,
             Ok(Err(e)) => vec![Err(e); chunk.len()],
-            Err(_) => vec![
-                Err(QueryError::Transport(format!(
-                    "no answer within {}s",
-                    timeout.as_secs_f64()
-                )));
-                chunk.len()
-            ],
+            Err(_) => vec![Err(QueryError::timed_out(timeout)); chunk.len()],
         };
         chunk.iter().zip(infos).collect::<Vec<_>>()
     });
@@ -329,7 +323,7 @@ pub async fn existing_scopes(
             match databases.get(&config.db_ns) {
                 Some(Ok(names)) => Ok(names.contains(&config.db) || noted(&db_key, &config.db)),
                 Some(Err(e)) => Err(e.clone()),
-                None => Err(QueryError::Transport(format!(
+                None => Err(QueryError::unreadable(format!(
                     "namespace '{}' was not listed",
                     config.db_ns
                 ))),
@@ -375,24 +369,21 @@ pub async fn run_in_each_scope(
     let Collected {
         mut response, errors, ..
     } = run_collecting_errors(db, &sql, serde_json::json!({}), operation_timeout()).await?;
-    let errors: HashMap<usize, String> = errors.into_iter().collect();
+    let errors: HashMap<usize, QueryError> = errors
+        .into_iter()
+        .map(|error| (error.statement().unwrap_or_default(), error))
+        .collect();
     let mut results = Vec::with_capacity(scopes.len());
     for i in 0..scopes.len() {
         let (use_index, index) = (2 * i, 2 * i + 1);
         // A failed `USE` means the statement ran in the previous scope: its error wins.
-        let result = if let Some(message) = errors.get(&use_index).or_else(|| errors.get(&index)) {
-            Err(QueryError::Statement {
-                index: 0,
-                message: message.clone(),
-            })
+        let result = if let Some(error) = errors.get(&use_index).or_else(|| errors.get(&index)) {
+            Err(error.clone().at_statement(0))
         } else {
             response
                 .take::<surrealdb::types::Value>(index)
                 .map(surrealdb::types::Value::into_json_value)
-                .map_err(|e| QueryError::Statement {
-                    index: 0,
-                    message: e.to_string(),
-                })
+                .map_err(|e| QueryError::from_sdk(&e).at_statement(0))
         };
         results.push(result);
     }
@@ -425,7 +416,7 @@ async fn select(db: &Surreal<Any>, config: &ConnectionConfig, namespace_only: bo
             db.use_ns(&config.db_ns).use_db(&config.db).await.map(|_| ())
         };
         match result {
-            Err(e) if is_retryable(&e.to_string()) && attempt + 1 < CONFLICT_ATTEMPTS => {
+            Err(e) if QueryError::from_sdk(&e).is_retryable() && attempt + 1 < CONFLICT_ATTEMPTS => {
                 conflict_backoff(attempt).await;
                 attempt += 1;
             }
@@ -444,26 +435,13 @@ async fn select(db: &Surreal<Any>, config: &ConnectionConfig, namespace_only: bo
 
 /// Creates the namespace and database if they are missing. Only commands that
 /// write call this; read-only commands never create anything.
-pub async fn ensure_namespace_and_database(
-    db: &Surreal<Any>,
-    config: &ConnectionConfig,
-) -> Result<(), surrealdb::Error> {
-    if let Some(sql) = namespace_and_database_sql(config) {
-        let mut attempt = 0;
-        loop {
-            match db.query(sql.as_str()).await.and_then(|r| r.check()) {
-                Err(e) if is_retryable(&e.to_string()) && attempt + 1 < CONFLICT_ATTEMPTS => {
-                    conflict_backoff(attempt).await;
-                    attempt += 1;
-                }
-                other => {
-                    other?;
-                    break;
-                }
-            }
-        }
+pub async fn ensure_namespace_and_database(db: &Surreal<Any>, config: &ConnectionConfig) -> Result<(), QueryError> {
+    match namespace_and_database_sql(config) {
+        Some(sql) => super::query::run_idempotent(db, &sql, serde_json::json!({}))
+            .await
+            .map(|_| ()),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The SurrealQL that creates the namespace and database if missing (none

@@ -10,7 +10,7 @@ use super::approval::approve;
 use super::undo::undo_this_run;
 use super::{DeploymentResult, DeploymentStatus, Engine, EnvironmentPlan, Event};
 use crate::connection::{
-    QueryError, ReadOnly, connect, open_read_only, round_trip, select_for_write, wait_until_unreachable,
+    QueryError, QueryErrorKind, ReadOnly, connect, open_read_only, round_trip, select_for_write, wait_until_unreachable,
 };
 use crate::health::{HealthCheck, Session};
 use crate::migration::apply::{BATCH_FROM_ROUND_TRIP, BatchStop, apply_batch, batch_requests};
@@ -29,7 +29,7 @@ pub(super) async fn guarded<T, E: From<QueryError>>(
 ) -> Result<T, E> {
     tokio::select! {
         result = operation => result,
-        lost = wait_until_unreachable(&environment.connection) => Err(QueryError::Transport(lost).into()),
+        lost = wait_until_unreachable(&environment.connection) => Err(QueryError::new(QueryErrorKind::ConnectionLost, lost).into()),
     }
 }
 

@@ -84,6 +84,15 @@ pub trait Approver: Send + Sync {
     fn approve(&self, request: &ApprovalRequest) -> ApprovalDecision;
 }
 
+/// Why a strategy primitive refused its arguments.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// A name that is not one of this deployment's environments.
+    #[error("environment '{name}' is not part of this deployment")]
+    UnknownEnvironment { name: String },
+}
+
 /// The outcome of `verify`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VerifyResult {
@@ -246,10 +255,10 @@ impl Engine {
         let _ = cancelled.wait_for(|&c| c).await;
     }
 
-    fn environment(&self, name: &str) -> Result<&EnvironmentConfig, String> {
+    fn environment(&self, name: &str) -> Result<&EnvironmentConfig, EngineError> {
         self.environments
             .get(name)
-            .ok_or_else(|| format!("environment '{name}' is not part of this deployment"))
+            .ok_or_else(|| EngineError::UnknownEnvironment { name: name.to_string() })
     }
 
     fn ledger(&self) -> std::sync::MutexGuard<'_, HashMap<String, EnvState>> {
@@ -290,7 +299,7 @@ impl Engine {
     }
 
     /// `health(envs)`: concurrent health checks.
-    pub async fn health(&self, names: &[String]) -> Result<Vec<HealthStatus>, String> {
+    pub async fn health(&self, names: &[String]) -> Result<Vec<HealthStatus>, EngineError> {
         let environments = names
             .iter()
             .map(|n| self.environment(n))
@@ -306,7 +315,7 @@ impl Engine {
         self: &Arc<Self>,
         names: &[String],
         max_concurrent: usize,
-    ) -> Result<Vec<DeploymentResult>, String> {
+    ) -> Result<Vec<DeploymentResult>, EngineError> {
         for name in names {
             self.environment(name)?;
         }
@@ -365,7 +374,7 @@ impl Engine {
 
     /// `rollback(envs)`: rolls back what THIS run applied on each environment,
     /// newest first. Environments where this run applied nothing keep their result.
-    pub async fn rollback(&self, names: &[String], reason: &str) -> Result<Vec<DeploymentResult>, String> {
+    pub async fn rollback(&self, names: &[String], reason: &str) -> Result<Vec<DeploymentResult>, EngineError> {
         for name in names {
             self.environment(name)?;
         }
@@ -399,7 +408,7 @@ impl Engine {
     }
 
     /// `skip(envs, reason)`: SKIPPED for each environment that has no result yet.
-    pub fn skip(&self, names: &[String], reason: &str) -> Result<Vec<DeploymentResult>, String> {
+    pub fn skip(&self, names: &[String], reason: &str) -> Result<Vec<DeploymentResult>, EngineError> {
         names
             .iter()
             .map(|name| {
@@ -413,7 +422,7 @@ impl Engine {
 
     /// `verify(envs)`: healthy, and the history holds every migration file with
     /// a matching checksum.
-    pub async fn verify(&self, names: &[String]) -> Result<Vec<VerifyResult>, String> {
+    pub async fn verify(&self, names: &[String]) -> Result<Vec<VerifyResult>, EngineError> {
         let environments = names
             .iter()
             .map(|n| self.environment(n))

@@ -15,8 +15,8 @@ use super::lock::{Heartbeat, HeldLock, LockError, acquire_lock, forget_released,
 use super::plan::{MigrationStatusRow, describe_drift, plan, rollback_plan};
 use super::script::{STOPPED, StartClock, batch_script, down_script, release_after, statements_before_up, up_script};
 use crate::connection::{
-    Collected, ConnectionConfig, QueryError, ensure_namespace_and_database, first_cause, operation_timeout,
-    run_collecting_errors, run_statements,
+    Collected, ConnectionConfig, QueryError, QueryErrorKind, ensure_namespace_and_database, first_cause,
+    operation_timeout, run_collecting_errors, run_statements,
 };
 
 /// A migration that ran.
@@ -30,8 +30,13 @@ pub struct AppliedStep {
 /// Why `up`/`down` stopped. `completed` lists what was committed before it.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    #[error("{0}")]
-    Setup(String),
+    /// Preparing the database failed before anything was applied.
+    #[error("{step}")]
+    Setup {
+        step: &'static str,
+        #[source]
+        source: QueryError,
+    },
     #[error("drift: {}; restore the files or resolve the history before applying", describe_drift(.0))]
     Drift(Vec<MigrationStatusRow>),
     #[error(transparent)]
@@ -105,12 +110,12 @@ pub async fn apply_batch(
                     stop: None,
                     released_lock,
                 },
-                Err(error @ QueryError::Statement { .. }) => BatchOutcome {
+                Err(error) if error.statement().is_some() => BatchOutcome {
                     applied: vec![],
                     stop: Some(BatchStop::Failed(error)),
                     released_lock: false,
                 },
-                Err(transport) => return Err(transport),
+                Err(request_failed) => return Err(request_failed),
             },
         );
     }
@@ -136,16 +141,11 @@ pub async fn apply_batch(
     // Which committed: the read at the end is the truth; the guard makes it
     // a prefix of the batch.
     let last = statements.saturating_sub(1);
-    let committed: serde_json::Value = match errors.iter().find(|(index, _)| *index == last) {
-        Some((index, message)) => {
-            return Err(QueryError::Statement {
-                index: *index,
-                message: format!("could not read which migrations committed: {message}"),
-            });
-        }
+    let committed: serde_json::Value = match errors.iter().find(|error| error.statement() == Some(last)) {
+        Some(error) => return Err(error.clone().context("could not read which migrations committed")),
         None => response
             .take::<surrealdb::types::Value>(last)
-            .map_err(|e| QueryError::Transport(e.to_string()))?
+            .map_err(|e| QueryError::from_sdk(&e).context("could not read which migrations committed"))?
             .into_json_value(),
     };
     let execution_ms = |version: &str| {
@@ -175,17 +175,17 @@ pub async fn apply_batch(
         .map(|m| before_up + m.up_ast.expressions.len() + 2)
         .sum();
     let up_at = begins_at + before_up;
-    let from_it = errors.partition_point(|(index, _)| *index < begins_at);
+    let from_it = errors.partition_point(|error| error.statement() < Some(begins_at));
     let stop = match first_cause(&errors[from_it..]) {
-        Some((_, message)) if message.contains(STOPPED) => BatchStop::Stopped,
-        Some((index, message)) => BatchStop::Failed(QueryError::Statement {
-            index: index.saturating_sub(up_at),
-            message: message.clone(),
-        }),
-        None => BatchStop::Failed(QueryError::Statement {
-            index: 0,
-            message: "the transaction did not commit".into(),
-        }),
+        Some(error) if error.message().contains(STOPPED) => BatchStop::Stopped,
+        Some(error) => BatchStop::Failed(
+            error
+                .clone()
+                .at_statement(error.statement().unwrap_or_default().saturating_sub(up_at)),
+        ),
+        None => BatchStop::Failed(
+            QueryError::new(QueryErrorKind::Rejected, "the transaction did not commit").at_statement(0),
+        ),
     };
     Ok(BatchOutcome {
         applied,
@@ -253,12 +253,12 @@ async fn apply_lone(
     // The release statement, if any, is the last; an error there (a conflict
     // with a renewal) leaves the lock to the caller.
     let migration_statements = if release.is_some() { statements - 1 } else { statements };
-    let its_own = errors.partition_point(|(index, _)| *index < migration_statements);
-    if let Some((index, message)) = first_cause(&errors[..its_own]) {
-        return Err(QueryError::Statement {
-            index: index.saturating_sub(statements_before_up(clock, false)),
-            message: message.clone(),
-        });
+    let its_own = errors.partition_point(|error| error.statement() < Some(migration_statements));
+    if let Some(error) = first_cause(&errors[..its_own]) {
+        let index = error.statement().unwrap_or_default();
+        return Err(error
+            .clone()
+            .at_statement(index.saturating_sub(statements_before_up(clock, false))));
     }
     let released = match release {
         Some(lock) if deleted_the_lock(&mut response, statements - 1) => {
@@ -312,22 +312,30 @@ pub async fn migrate_up(
 ) -> Result<Vec<AppliedStep>, ApplyError> {
     ensure_namespace_and_database(db, connection)
         .await
-        .map_err(|e| ApplyError::Setup(format!("cannot create namespace/database: {e}")))?;
+        .map_err(|source| ApplyError::Setup {
+            step: "cannot create namespace/database",
+            source,
+        })?;
     if steps == Some(0) {
         // Only the history table: nothing is applied, so no lock is needed.
         crate::connection::run_idempotent(db, super::history::DEFINE_HISTORY_TABLE, json!({}))
             .await
-            .map_err(|e| ApplyError::Setup(format!("cannot create _migration_history: {e}")))?;
+            .map_err(|source| ApplyError::Setup {
+                step: "cannot create _migration_history",
+                source,
+            })?;
         return Ok(Vec::new());
     }
-    ensure_history_table(db)
-        .await
-        .map_err(|e| ApplyError::Setup(format!("cannot create _migration_history: {e}")))?;
+    ensure_history_table(db).await.map_err(|source| ApplyError::Setup {
+        step: "cannot create _migration_history",
+        source,
+    })?;
     with_lock(db, ctx, async |heartbeat| {
         // Read history under the lock so a concurrent runner's work is seen.
-        let applied = applied_migrations(db)
-            .await
-            .map_err(|e| ApplyError::Setup(format!("cannot read _migration_history: {e}")))?;
+        let applied = applied_migrations(db).await.map_err(|source| ApplyError::Setup {
+            step: "cannot read _migration_history",
+            source,
+        })?;
         let plan = plan(migrations, &applied);
         if !plan.drift.is_empty() {
             return Err(ApplyError::Drift(plan.drift));
@@ -365,16 +373,18 @@ pub async fn migrate_down(
     steps: usize,
     ctx: &ApplyContext,
 ) -> Result<Vec<AppliedStep>, ApplyError> {
-    let applied = applied_migrations(db)
-        .await
-        .map_err(|e| ApplyError::Setup(format!("cannot read _migration_history: {e}")))?;
+    let applied = applied_migrations(db).await.map_err(|source| ApplyError::Setup {
+        step: "cannot read _migration_history",
+        source,
+    })?;
     if applied.is_empty() {
         return Ok(Vec::new());
     }
     with_lock(db, ctx, async |heartbeat| {
-        let applied = applied_migrations(db)
-            .await
-            .map_err(|e| ApplyError::Setup(format!("cannot read _migration_history: {e}")))?;
+        let applied = applied_migrations(db).await.map_err(|source| ApplyError::Setup {
+            step: "cannot read _migration_history",
+            source,
+        })?;
         let targets = rollback_plan(migrations, &applied, steps)?;
         let mut completed = Vec::new();
         for migration in targets {

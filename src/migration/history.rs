@@ -7,7 +7,7 @@ use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 
 use super::file::version_order_key;
-use crate::connection::{QueryError, run_query};
+use crate::connection::{QueryError, QueryErrorKind, run_query};
 
 /// Name of the history table.
 pub const HISTORY_TABLE: &str = "_migration_history";
@@ -46,20 +46,14 @@ pub async fn history_table_exists(db: &Surreal<Any>) -> Result<bool, QueryError>
             .and_then(|info| info.get("tables"))
             .and_then(|tables| tables.get(HISTORY_TABLE))
             .is_some()),
-        Err(QueryError::Statement { message, .. }) if is_missing_scope(&message) => Ok(false),
+        Err(error) if error.kind() == QueryErrorKind::NotFound => Ok(false),
         Err(other) => Err(other),
     }
 }
 
-/// Errors SurrealDB gives when the namespace or database was never created.
-pub(crate) fn is_missing_scope(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    (m.contains("namespace") || m.contains("database")) && (m.contains("does not exist") || m.contains("not found"))
-}
-
 /// Reads the history in one statement. SurrealDB 3 refuses to read an
-/// undefined table, which is how an uninitialised database shows
-/// ([`is_missing_table`]); cheaper than asking `INFO FOR DB` first. The
+/// undefined table, which is how an uninitialised database shows (a
+/// [`QueryErrorKind::NotFound`]); cheaper than asking `INFO FOR DB` first. The
 /// record range `:..` is every row, read about three times faster than a
 /// table scan by SurrealDB 3.3.5 (BENCHMARKS.md).
 pub const READ_HISTORY: &str = "SELECT * FROM _migration_history:..;";
@@ -80,9 +74,7 @@ fn history_from_answer(
 ) -> Result<Option<Vec<AppliedMigration>>, QueryError> {
     match answer {
         Ok(rows) => history_from_read(rows),
-        Err(QueryError::Statement { message, .. }) if is_missing_scope(&message) || is_missing_table(&message) => {
-            Ok(None)
-        }
+        Err(error) if error.kind() == QueryErrorKind::NotFound => Ok(None),
         Err(other) => Err(other),
     }
 }
@@ -102,12 +94,6 @@ pub async fn read_histories(
         .collect())
 }
 
-/// SurrealDB's error for reading a table that was never defined.
-pub(crate) fn is_missing_table(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    m.contains("table") && m.contains("does not exist")
-}
-
 /// The history from the result of [`READ_HISTORY`] (`None`: no result).
 pub fn history_from_read(result: Option<serde_json::Value>) -> Result<Option<Vec<AppliedMigration>>, QueryError> {
     match result {
@@ -119,7 +105,7 @@ pub fn history_from_read(result: Option<serde_json::Value>) -> Result<Option<Vec
 /// History rows from a query result, ordered by numeric version.
 pub fn parse_history(rows: serde_json::Value) -> Result<Vec<AppliedMigration>, QueryError> {
     let mut applied: Vec<AppliedMigration> = serde_json::from_value(rows)
-        .map_err(|e| QueryError::Transport(format!("unreadable {HISTORY_TABLE} row: {e}")))?;
+        .map_err(|e| QueryError::unreadable(format!("unreadable {HISTORY_TABLE} row: {e}")))?;
     applied.sort_by_key(|row| version_order_key(&row.version));
     Ok(applied)
 }

@@ -13,10 +13,8 @@ use serde_json::json;
 use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 
-use super::history::{
-    AppliedMigration, DEFINE_HISTORY_TABLE, READ_HISTORY, history_from_read, is_missing_scope, is_missing_table,
-};
-use crate::connection::{QueryError, is_retryable, run_idempotent, run_query};
+use super::history::{AppliedMigration, DEFINE_HISTORY_TABLE, READ_HISTORY, history_from_read};
+use crate::connection::{QueryError, QueryErrorKind, run_idempotent, run_query};
 
 /// Default lease length; renewed every third of it while the runner works.
 pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(300);
@@ -215,24 +213,22 @@ async fn take_lock(
     for _attempt in 0..10 {
         match run_query(db, batch.sql, vars.clone()).await {
             Ok(results) => return Ok((held, read_of(results))),
-            Err(QueryError::Statement { message, .. })
-                if message.contains("already exists") || message.to_ascii_lowercase().contains("conflict") =>
-            {
+            Err(refused) if matches!(refused.kind(), QueryErrorKind::AlreadyExists | QueryErrorKind::Conflict) => {
                 match after_refusal(db, &held, batch).await {
                     Ok(Refusal::Ours(results)) => return Ok((held, read_of(results))),
                     Ok(Refusal::Held(info)) => return Err(LockError::Held(info)),
                     Ok(Refusal::TryAgain) => {}
                     // Looking at the lock conflicted with the other runner's
                     // own attempt: look again.
-                    Err(error) if is_retryable(&error.to_string()) => {}
+                    Err(error) if error.is_retryable() => {}
                     Err(error) => return Err(error.into()),
                 }
-                last_error = message;
+                last_error = refused.message().to_string();
             }
             Err(error) => {
                 // Another statement of the batch failed: if our CREATE
                 // committed, the lock must not outlive this error.
-                if let QueryError::Statement { .. } = error
+                if error.statement().is_some()
                     && let Ok(Some(info)) = current_lock(db).await
                     && info.owner == owner
                 {
@@ -429,15 +425,13 @@ pub async fn current_lock(db: &Surreal<Any>) -> Result<Option<LockInfo>, QueryEr
     .await
     {
         // Never initialised: no lock table, so no lock.
-        Err(QueryError::Statement { message, .. }) if is_missing_table(&message) || is_missing_scope(&message) => {
-            return Ok(None);
-        }
+        Err(error) if error.kind() == QueryErrorKind::NotFound => return Ok(None),
         other => other?,
     };
     match results.into_iter().next() {
         Some(serde_json::Value::Null) | None => Ok(None),
         Some(value) => serde_json::from_value(value)
             .map(Some)
-            .map_err(|e| QueryError::Transport(format!("unreadable _migration_lock record: {e}"))),
+            .map_err(|e| QueryError::unreadable(format!("unreadable _migration_lock record: {e}"))),
     }
 }

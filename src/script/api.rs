@@ -37,6 +37,13 @@ impl From<&EnvironmentConfig> for ScriptEnv {
 
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
+/// A primitive's refusal becomes a runtime error at the script's call site.
+impl From<crate::engine::EngineError> for Box<EvalAltResult> {
+    fn from(error: crate::engine::EngineError) -> Self {
+        error.to_string().into()
+    }
+}
+
 /// Names of the environments in `envs` (an array of environments, or one).
 fn names(envs: &Dynamic, function: &str) -> RhaiResult<Vec<String>> {
     let items = envs.clone().into_array().unwrap_or_else(|_| vec![envs.clone()]);

@@ -42,3 +42,14 @@ pub fn write_environments(dir: &std::path::Path, environments: serde_json::Value
     )
     .unwrap();
 }
+
+/// Creates the namespace, database and surql's tables.
+pub async fn initialise(connection: &ConnectionConfig) {
+    let db = surql::connection::connect(connection, std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    surql::connection::ensure_namespace_and_database(&db, connection)
+        .await
+        .unwrap();
+    surql::migration::ensure_history_table(&db).await.unwrap();
+}

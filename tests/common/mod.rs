@@ -13,7 +13,7 @@ mod server;
 
 #[allow(unused_imports)] // each test crate uses a different part
 pub use {
-    db::{applied_names, applied_versions, tables, write_environments},
+    db::{applied_names, applied_versions, initialise, tables, write_environments},
     latency::LatencyProxy,
     server::{TestServer, free_port, server_binary},
 };
@@ -35,6 +35,24 @@ pub fn plugin_library(crate_name: &str) -> PathBuf {
         }
     }
     panic!("{file} is missing: run `cargo test --workspace` (it builds the plugins)");
+}
+
+/// Two tests running `check`: `embedded` on `mem://`, `server` on a fresh
+/// server process over `ws://` (namespace `ns`).
+#[macro_export]
+macro_rules! on_both_engines {
+    ($embedded:ident, $server:ident, $check:ident, $ns:literal) => {
+        #[tokio::test]
+        async fn $embedded() {
+            $check($crate::common::mem_connection()).await;
+        }
+
+        #[tokio::test]
+        async fn $server() {
+            let server = $crate::common::TestServer::start();
+            $check(server.connection($ns, "main")).await;
+        }
+    };
 }
 
 static UNIQUE: AtomicUsize = AtomicUsize::new(0);
