@@ -6,10 +6,7 @@ use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use serde::Serialize;
 
-use surrealdb::Surreal;
-use surrealdb::engine::any::Any;
-
-use crate::connection::{self, ConnectionConfig, ConnectionError, ReadOnly, open_read_only};
+use crate::connection::{self, ConnectionConfig, ConnectionError, Db, ReadOnly, open_read_only};
 use crate::migration::AppliedMigration;
 use crate::migration::history::{read_histories, read_history};
 use crate::registry::EnvironmentConfig;
@@ -70,9 +67,9 @@ pub struct Inspection {
 /// A session left by a health check.
 pub enum Session {
     /// Namespace and database exist and are selected.
-    Selected(Surreal<Any>),
+    Selected(Db),
     /// Signed in; namespace or database do not exist yet.
-    Unselected(Surreal<Any>),
+    Unselected(Db),
 }
 
 impl Inspection {

@@ -155,10 +155,7 @@ on_both_engines!(
 const THIRD: &str = "-- migrate:up\nDEFINE TABLE third;\n-- migrate:down\nREMOVE TABLE third;\n";
 
 /// Takes the lock as `owner` on an initialised database.
-async fn locked(
-    connection: &ConnectionConfig,
-    owner: &str,
-) -> (surrealdb::Surreal<surrealdb::engine::any::Any>, HeldLock) {
+async fn locked(connection: &ConnectionConfig, owner: &str) -> (surql::connection::Db, HeldLock) {
     initialise(connection).await;
     let db = connect(connection, TIMEOUT).await.unwrap();
     let lock = acquire_lock(&db, owner, Duration::from_secs(60)).await.unwrap();

@@ -585,3 +585,45 @@ async fn over_a_network_a_batch_fails_atomically_and_rolls_back() {
     let db = connect(&clean.connection, TIMEOUT).await.unwrap();
     assert_eq!(surql::migration::current_lock(&db).await.unwrap(), None);
 }
+
+/// The operation timeout belongs to each deployment: two coordinators in one
+/// process, one impatient, one not, deploying a slow migration at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_coordinators_keep_their_own_operation_timeouts() {
+    let slow = migrations_dir(&[(
+        "1_slow.surql",
+        "-- migrate:up\nSLEEP 1500ms;\nDEFINE TABLE slow SCHEMALESS;\n-- migrate:down\nREMOVE TABLE slow;\n",
+    )]);
+    let migrations = discover_migrations(slow.path()).unwrap();
+    let (impatient_registry, impatient_envs) = fleet(&[("impatient", 1)]);
+    let (patient_registry, patient_envs) = fleet(&[("patient", 1)]);
+    let mut impatient = DeployRequest::new(&["impatient"], migrations.clone(), "sequential");
+    impatient.options.operation_timeout = Duration::from_millis(300);
+    impatient.options.auto_rollback = false;
+    let patient = DeployRequest::new(&["patient"], migrations, "sequential");
+    let (impatient_coordinator, patient_coordinator) = (
+        MigrationCoordinator::new(impatient_registry),
+        MigrationCoordinator::new(patient_registry),
+    );
+    let (impatient, patient) = tokio::join!(
+        impatient_coordinator.deploy_to_environments(impatient),
+        patient_coordinator.deploy_to_environments(patient),
+    );
+    let impatient = &impatient.unwrap().results["impatient"];
+    assert_eq!(impatient.status, DeploymentStatus::Failed, "{impatient:?}");
+    assert!(
+        impatient
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("no answer within 0.3s"),
+        "{impatient:?}"
+    );
+    let patient_result = &patient.unwrap().results["patient"];
+    assert_eq!(patient_result.status, DeploymentStatus::Success, "{patient_result:?}");
+    assert_eq!(
+        applied_versions(&patient_envs[0].connection).await,
+        Some(vec!["1".to_string()])
+    );
+    assert!(impatient_envs[0].connection.db_ns != patient_envs[0].connection.db_ns);
+}

@@ -3,13 +3,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use surrealdb::Surreal;
-use surrealdb::engine::any::Any;
-
 use super::args::{MigrateCommand, Target};
 use super::render;
 use crate::Error;
-use crate::connection::{ConnectionConfig, connect, connect_read_only};
+use crate::connection::{ConnectionConfig, Db, Timeouts, connect, connect_read_only};
 use crate::error::{EXIT_FAILURE, EXIT_SUCCESS};
 use crate::migration::{
     self, AppliedMigration, ApplyContext, ApplyError, Migration, applied_migrations, discover_migrations, down_script,
@@ -17,17 +14,6 @@ use crate::migration::{
 };
 
 pub async fn run(command: MigrateCommand) -> Result<i32, Error> {
-    if let MigrateCommand::Up { target, .. }
-    | MigrateCommand::Down { target, .. }
-    | MigrateCommand::Status { target }
-    | MigrateCommand::Validate { target } = &command
-    {
-        crate::connection::set_operation_timeout(
-            target
-                .operation_timeout
-                .clamp(Duration::from_millis(100), Duration::from_secs(86_400)),
-        );
-    }
     match command {
         MigrateCommand::Create { name, dir } => create(&dir.migrations_dir, &name),
         MigrateCommand::Up { steps, dry_run, target } => up(&target, steps, dry_run).await,
@@ -112,13 +98,22 @@ fn timeout(target: &Target) -> Duration {
     target.connect_timeout.max(Duration::from_millis(100))
 }
 
-async fn open(target: &Target, connection: &ConnectionConfig) -> Result<Surreal<Any>, Error> {
-    Ok(connect(connection, timeout(target)).await?)
+fn timeouts(target: &Target) -> Timeouts {
+    Timeouts {
+        connect: timeout(target),
+        operation: target
+            .operation_timeout
+            .clamp(Duration::from_millis(100), Duration::from_secs(86_400)),
+    }
+}
+
+async fn open(target: &Target, connection: &ConnectionConfig) -> Result<Db, Error> {
+    Ok(connect(connection, timeouts(target)).await?)
 }
 
 /// History of a database without creating anything; empty when it was never initialised.
 async fn read_history(target: &Target, connection: &ConnectionConfig) -> Result<Vec<AppliedMigration>, Error> {
-    match connect_read_only(connection, timeout(target)).await {
+    match connect_read_only(connection, timeouts(target)).await {
         Ok(Some(db)) => Ok(applied_migrations(&db).await?),
         Ok(None) => Ok(Vec::new()),
         Err(e) => Err(e.into()),

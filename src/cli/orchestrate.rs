@@ -76,6 +76,7 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
         dry_run: args.dry_run,
         health_timeout: args.common.health_timeout,
         connect_timeout: args.connect_timeout,
+        operation_timeout: args.operation_timeout,
         approvals: ApprovalPolicy {
             approved: args
                 .approve
@@ -92,7 +93,6 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
         context.actor = actor.clone();
     }
     context.lock_ttl = args.lock_ttl;
-    crate::connection::set_operation_timeout(args.operation_timeout);
     Ok(DeployRequest {
         environments: args.environments.clone(),
         migrations,

@@ -9,12 +9,14 @@
 //! | file | owns |
 //! |---|---|
 //! | `config.rs` | `ConnectionConfig`, URLs, redaction |
+//! | `db.rs` | `Db`, a session with its timeouts |
 //! | `pool.rs` | embedded stores, pooled signed-in connections, sign-in, round trips |
 //! | `session.rs` | connecting, read-only sessions, listings, many scopes per request |
 //! | `query.rs` | running statements, timeouts, retries, the cause of a failure |
 //! | `liveness.rs` | the watchdog's probe |
 
 mod config;
+mod db;
 mod liveness;
 mod pool;
 mod query;
@@ -24,11 +26,12 @@ pub use config::{
     AuthLevel, ConnectionConfig, ConnectionError, DEFAULT_CONNECT_TIMEOUT, EndpointKind, endpoint_kind, escape_ident,
     redact_url, scrub,
 };
+pub use db::{DEFAULT_OPERATION_TIMEOUT, Db, Timeouts};
 pub use liveness::wait_until_unreachable;
 pub use pool::{CONNECTIONS_PER_SERVER, round_trip};
 pub use query::{
-    Collected, DEFAULT_OPERATION_TIMEOUT, QueryError, QueryErrorKind, first_cause, operation_timeout,
-    run_collecting_errors, run_idempotent, run_query, run_statements, set_operation_timeout,
+    Collected, QueryError, QueryErrorKind, first_cause, run_collecting_errors, run_idempotent, run_query,
+    run_statements,
 };
 pub use session::{
     ReadOnly, SCOPE_REQUESTS_AT_ONCE, SCOPES_PER_REQUEST, connect, connect_read_only, connect_unscoped,

@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use surrealdb::Surreal;
-use surrealdb::engine::any::Any;
+use super::Db;
 
 /// Attempts for idempotent operations that hit a retryable conflict.
 pub(super) const CONFLICT_ATTEMPTS: u32 = 8;
@@ -15,11 +14,7 @@ pub(super) async fn conflict_backoff(attempt: u32) {
 
 /// [`run_query`] for idempotent statements (`DEFINE … IF NOT EXISTS`, a
 /// delete of one's own record), retried on write conflicts.
-pub async fn run_idempotent(
-    db: &Surreal<Any>,
-    sql: &str,
-    vars: serde_json::Value,
-) -> Result<Vec<serde_json::Value>, QueryError> {
+pub async fn run_idempotent(db: &Db, sql: &str, vars: serde_json::Value) -> Result<Vec<serde_json::Value>, QueryError> {
     let mut attempt = 0;
     loop {
         match run_query(db, sql, vars.clone()).await {
@@ -30,23 +25,6 @@ pub async fn run_idempotent(
             other => return other,
         }
     }
-}
-
-/// Default time one query (one migration's transaction included) may take.
-pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(300);
-
-static OPERATION_TIMEOUT_MS: std::sync::atomic::AtomicU64 =
-    std::sync::atomic::AtomicU64::new(DEFAULT_OPERATION_TIMEOUT.as_millis() as u64);
-
-/// Sets how long any one query may take before it fails (process-wide): a
-/// server that accepts connections but never answers must not hang a run.
-pub fn set_operation_timeout(timeout: Duration) {
-    OPERATION_TIMEOUT_MS.store(timeout.as_millis().max(1) as u64, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// The current per-query timeout.
-pub fn operation_timeout() -> Duration {
-    Duration::from_millis(OPERATION_TIMEOUT_MS.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 /// What kind of failure a [`QueryError`] is. The line that matters most:
@@ -205,11 +183,7 @@ fn classify_message(message: &str) -> QueryErrorKind {
 /// Runs `sql` with `vars` (a JSON object) and returns each statement's result
 /// as JSON. Any statement error fails the whole call: a clean return of the
 /// request proves nothing on its own.
-pub async fn run_query(
-    db: &Surreal<Any>,
-    sql: &str,
-    vars: serde_json::Value,
-) -> Result<Vec<serde_json::Value>, QueryError> {
+pub async fn run_query(db: &Db, sql: &str, vars: serde_json::Value) -> Result<Vec<serde_json::Value>, QueryError> {
     let mut response = run_checked(db, sql, vars).await?;
     let count = response.num_statements();
     let mut results = Vec::with_capacity(count);
@@ -224,16 +198,12 @@ pub async fn run_query(
 
 /// [`run_query`] for statements whose results nobody reads (a migration's
 /// own statements): errors are checked, results are not converted.
-pub async fn run_statements(db: &Surreal<Any>, sql: &str, vars: serde_json::Value) -> Result<(), QueryError> {
+pub async fn run_statements(db: &Db, sql: &str, vars: serde_json::Value) -> Result<(), QueryError> {
     run_checked(db, sql, vars).await.map(|_| ())
 }
 
-async fn run_checked(
-    db: &Surreal<Any>,
-    sql: &str,
-    vars: serde_json::Value,
-) -> Result<surrealdb::IndexedResults, QueryError> {
-    let Collected { response, errors, .. } = run_collecting_errors(db, sql, vars, operation_timeout()).await?;
+async fn run_checked(db: &Db, sql: &str, vars: serde_json::Value) -> Result<surrealdb::IndexedResults, QueryError> {
+    let Collected { response, errors, .. } = run_collecting_errors(db, sql, vars, db.operation_timeout()).await?;
     if let Some(cause) = first_cause(&errors) {
         return Err(cause.clone());
     }
@@ -262,7 +232,7 @@ pub struct Collected {
 /// Runs `sql` within `timeout` and collects every statement's error; only a
 /// request that did not complete is an `Err`.
 pub async fn run_collecting_errors(
-    db: &Surreal<Any>,
+    db: &Db,
     sql: &str,
     vars: impl surrealdb::types::SurrealValue,
     timeout: Duration,

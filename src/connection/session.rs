@@ -6,22 +6,20 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use surrealdb::Surreal;
-use surrealdb::engine::any::Any;
-
 use super::config::{AuthLevel, ConnectionConfig, ConnectionError, EndpointKind, escape_ident, scrub, sdk_address};
 use super::pool::{RemoteKey, evict, open_session, with_timeout};
 use super::query::{
-    CONFLICT_ATTEMPTS, Collected, QueryError, QueryErrorKind, conflict_backoff, operation_timeout,
-    run_collecting_errors, run_query,
+    CONFLICT_ATTEMPTS, Collected, QueryError, QueryErrorKind, conflict_backoff, run_collecting_errors, run_query,
 };
+use super::{Db, Timeouts};
 
 /// Opens a session on `config`'s endpoint, signs in, and selects the namespace
 /// and database. SurrealDB 3 creates a missing namespace or database when a
 /// session selects it, so only writers call this; readers use [`connect_read_only`].
-pub async fn connect(config: &ConnectionConfig, timeout: Duration) -> Result<Surreal<Any>, ConnectionError> {
-    with_timeout(config, timeout, async {
-        let db = open_session(config).await?;
+pub async fn connect(config: &ConnectionConfig, timeouts: impl Into<Timeouts>) -> Result<Db, ConnectionError> {
+    let timeouts = timeouts.into();
+    with_timeout(config, timeouts.connect, async {
+        let db = Db::new(open_session(config).await?, timeouts.operation);
         select(&db, config, false).await?;
         // Selecting may have created the namespace.
         note_namespace(config);
@@ -34,9 +32,9 @@ pub async fn connect(config: &ConnectionConfig, timeout: Duration) -> Result<Sur
 /// or database does not exist yet (nothing was ever applied there).
 pub async fn connect_read_only(
     config: &ConnectionConfig,
-    timeout: Duration,
-) -> Result<Option<Surreal<Any>>, ConnectionError> {
-    Ok(match open_read_only(config, timeout).await? {
+    timeouts: impl Into<Timeouts>,
+) -> Result<Option<Db>, ConnectionError> {
+    Ok(match open_read_only(config, timeouts).await? {
         ReadOnly::Selected(db) => Some(db),
         ReadOnly::Missing(_) => None,
     })
@@ -45,19 +43,15 @@ pub async fn connect_read_only(
 /// A read-only session.
 pub enum ReadOnly {
     /// Namespace and database exist and are selected.
-    Selected(Surreal<Any>),
+    Selected(Db),
     /// They do not exist yet; the signed-in session (if one was opened) can
     /// still be used to create them with [`select_for_write`].
-    Missing(Option<Surreal<Any>>),
+    Missing(Option<Db>),
 }
 
 /// Selects (and so creates) the namespace and database on a session opened by
 /// [`open_read_only`], for writing.
-pub async fn select_for_write(
-    db: &Surreal<Any>,
-    config: &ConnectionConfig,
-    timeout: Duration,
-) -> Result<(), ConnectionError> {
+pub async fn select_for_write(db: &Db, config: &ConnectionConfig, timeout: Duration) -> Result<(), ConnectionError> {
     with_timeout(config, timeout, async {
         select(db, config, false).await?;
         note_namespace(config);
@@ -67,7 +61,11 @@ pub async fn select_for_write(
 }
 
 /// [`connect_read_only`], keeping the session when nothing exists yet.
-pub async fn open_read_only(config: &ConnectionConfig, timeout: Duration) -> Result<ReadOnly, ConnectionError> {
+pub async fn open_read_only(
+    config: &ConnectionConfig,
+    timeouts: impl Into<Timeouts>,
+) -> Result<ReadOnly, ConnectionError> {
+    let timeouts = timeouts.into();
     // Opening a surrealkv store creates its folder: a store that is not there
     // yet has nothing applied, and reading must not create it.
     if let Some(path) = config.db_url.strip_prefix("surrealkv://")
@@ -75,8 +73,8 @@ pub async fn open_read_only(config: &ConnectionConfig, timeout: Duration) -> Res
     {
         return Ok(ReadOnly::Missing(None));
     }
-    with_timeout(config, timeout, async {
-        let db = open_session(config).await?;
+    with_timeout(config, timeouts.connect, async {
+        let db = Db::new(open_session(config).await?, timeouts.operation);
         let failed = |e: QueryError| ConnectionError::Connect {
             url: config.display_url(),
             reason: scrub(&e.to_string(), config),
@@ -107,11 +105,12 @@ pub async fn open_read_only(config: &ConnectionConfig, timeout: Duration) -> Res
 /// when the namespace exists.
 pub async fn connect_unscoped(
     config: &ConnectionConfig,
-    timeout: Duration,
+    timeouts: impl Into<Timeouts>,
     with_namespace: bool,
-) -> Result<Surreal<Any>, ConnectionError> {
-    with_timeout(config, timeout, async {
-        let db = open_session(config).await?;
+) -> Result<Db, ConnectionError> {
+    let timeouts = timeouts.into();
+    with_timeout(config, timeouts.connect, async {
+        let db = Db::new(open_session(config).await?, timeouts.operation);
         if with_namespace {
             select(&db, config, true).await?;
         }
@@ -215,7 +214,7 @@ fn section_names(info: Option<&serde_json::Value>, section: &str) -> std::collec
         .unwrap_or_default()
 }
 
-async fn namespace_exists(db: &Surreal<Any>, config: &ConnectionConfig) -> Result<bool, QueryError> {
+async fn namespace_exists(db: &Db, config: &ConnectionConfig) -> Result<bool, QueryError> {
     let key = (sdk_address(&config.db_url), None);
     let names = cached_listing(&key, async {
         let root = run_query(db, "INFO FOR ROOT;", serde_json::json!({})).await?;
@@ -226,7 +225,7 @@ async fn namespace_exists(db: &Surreal<Any>, config: &ConnectionConfig) -> Resul
 }
 
 /// Whether `config`'s database exists; `db` has its namespace selected.
-async fn database_exists(db: &Surreal<Any>, config: &ConnectionConfig) -> Result<bool, QueryError> {
+async fn database_exists(db: &Db, config: &ConnectionConfig) -> Result<bool, QueryError> {
     let key = (sdk_address(&config.db_url), Some(config.db_ns.clone()));
     let names = cached_listing(&key, async {
         let info = run_query(db, "INFO FOR NS;", serde_json::json!({})).await?;
@@ -347,7 +346,7 @@ pub const SCOPES_PER_REQUEST: usize = 250;
 /// discarded and the scope gets the `USE` error. `Err` when the request as a
 /// whole did not complete.
 pub async fn run_in_each_scope(
-    db: &Surreal<Any>,
+    db: &Db,
     scopes: &[(&str, Option<&str>)],
     statement: &str,
 ) -> Result<Vec<Result<serde_json::Value, QueryError>>, QueryError> {
@@ -368,7 +367,7 @@ pub async fn run_in_each_scope(
     }
     let Collected {
         mut response, errors, ..
-    } = run_collecting_errors(db, &sql, serde_json::json!({}), operation_timeout()).await?;
+    } = run_collecting_errors(db, &sql, serde_json::json!({}), db.operation_timeout()).await?;
     let errors: HashMap<usize, QueryError> = errors
         .into_iter()
         .map(|error| (error.statement().unwrap_or_default(), error))
@@ -406,7 +405,7 @@ pub fn shared_session_key(config: &ConnectionConfig) -> impl std::hash::Hash + E
 }
 
 /// Selects the namespace, and the database unless `namespace_only`.
-async fn select(db: &Surreal<Any>, config: &ConnectionConfig, namespace_only: bool) -> Result<(), ConnectionError> {
+async fn select(db: &Db, config: &ConnectionConfig, namespace_only: bool) -> Result<(), ConnectionError> {
     let mut attempt = 0;
     let result = loop {
         // Selecting may create the namespace/database, which can conflict.
@@ -435,7 +434,7 @@ async fn select(db: &Surreal<Any>, config: &ConnectionConfig, namespace_only: bo
 
 /// Creates the namespace and database if they are missing. Only commands that
 /// write call this; read-only commands never create anything.
-pub async fn ensure_namespace_and_database(db: &Surreal<Any>, config: &ConnectionConfig) -> Result<(), QueryError> {
+pub async fn ensure_namespace_and_database(db: &Db, config: &ConnectionConfig) -> Result<(), QueryError> {
     match namespace_and_database_sql(config) {
         Some(sql) => super::query::run_idempotent(db, &sql, serde_json::json!({}))
             .await

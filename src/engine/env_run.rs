@@ -3,12 +3,11 @@
 //! with auto-rollback of what this run applied when a migration fails.
 
 use chrono::{DateTime, Utc};
-use surrealdb::Surreal;
-use surrealdb::engine::any::Any;
 
 use super::approval::approve;
 use super::undo::undo_this_run;
 use super::{DeploymentResult, DeploymentStatus, Engine, EnvironmentPlan, Event};
+use crate::connection::Db;
 use crate::connection::{
     QueryError, QueryErrorKind, ReadOnly, connect, open_read_only, round_trip, select_for_write, wait_until_unreachable,
 };
@@ -178,10 +177,12 @@ async fn run_steps(
                 .map_err(|e| failed(e.to_string()))?;
             db
         }
-        None => connect(&environment.connection, options.connect_timeout)
+        None => connect(&environment.connection, options.timeouts())
             .await
             .map_err(|e| failed(e.to_string()))?,
-    };
+    }
+    // The health check's session waited by its own rules; writes wait by the deployment's.
+    .with_operation_timeout(options.operation_timeout);
     // Selecting created the namespace and database; an uninitialised
     // database only needs its tables defined.
     let (lock, applied_now) = guarded(
@@ -234,7 +235,7 @@ async fn read_history(
     engine: &Engine,
     environment: &EnvironmentConfig,
 ) -> Result<(Option<Vec<AppliedMigration>>, Option<Session>), Stop> {
-    match open_read_only(&environment.connection, engine.options.connect_timeout).await {
+    match open_read_only(&environment.connection, engine.options.timeouts()).await {
         Ok(ReadOnly::Selected(db)) => {
             let history = history::read_history(&db)
                 .await
@@ -260,7 +261,7 @@ enum LockReleased {
 async fn apply_pending(
     engine: &Engine,
     environment: &EnvironmentConfig,
-    db: &Surreal<Any>,
+    db: &Db,
     applied: &[AppliedMigration],
     lock: &HeldLock,
     heartbeat: &Heartbeat,
@@ -369,7 +370,7 @@ fn note_batch(engine: &Engine, name: &str, batch: &[usize], durations: &[u64]) {
 async fn committed_by_this_run(
     engine: &Engine,
     environment: &EnvironmentConfig,
-    db: &Surreal<Any>,
+    db: &Db,
     batch: &[&Migration],
 ) -> Vec<u64> {
     let Ok(Some(history)) = guarded(environment, history::read_history(db)).await else {
@@ -391,7 +392,7 @@ async fn committed_by_this_run(
 /// migration running now. Either way it waits for the request.
 async fn interruptible<T>(
     engine: &Engine,
-    db: &Surreal<Any>,
+    db: &Db,
     lock: &HeldLock,
     migrations: usize,
     batch: impl std::future::Future<Output = T>,
@@ -422,7 +423,7 @@ fn lease_lost(engine: &Engine, name: &str, lost: LockError, next: &Migration) ->
 
 /// Ctrl-C between two migrations: nothing more is applied, and this run's
 /// work there is rolled back (or kept with `--no-rollback`).
-async fn interrupted(engine: &Engine, environment: &EnvironmentConfig, db: &Surreal<Any>, next: &Migration) -> Stop {
+async fn interrupted(engine: &Engine, environment: &EnvironmentConfig, db: &Db, next: &Migration) -> Stop {
     let what = format!("interrupted before {}", next.id());
     undo_this_run(engine, environment, db, what, skipped).await
 }
@@ -430,7 +431,7 @@ async fn interrupted(engine: &Engine, environment: &EnvironmentConfig, db: &Surr
 async fn after_failure(
     engine: &Engine,
     environment: &EnvironmentConfig,
-    db: &Surreal<Any>,
+    db: &Db,
     migration: &Migration,
     error: QueryError,
 ) -> Stop {

@@ -44,10 +44,22 @@ pub struct DeployOptions {
     pub health_timeout: Duration,
     /// Time allowed to connect and sign in.
     pub connect_timeout: Duration,
+    /// Time allowed for any one query, one migration's transaction included.
+    pub operation_timeout: Duration,
     /// Approvals given up front (`--approve`, `--yes`) and whether to prompt.
     pub approvals: ApprovalPolicy,
     /// Custom values for scripts (`--set key=value`).
     pub extra: IndexMap<String, serde_json::Value>,
+}
+
+impl DeployOptions {
+    /// The timeouts of every session this deployment opens.
+    pub fn timeouts(&self) -> crate::connection::Timeouts {
+        crate::connection::Timeouts {
+            connect: self.connect_timeout,
+            operation: self.operation_timeout,
+        }
+    }
 }
 
 impl Default for DeployOptions {
@@ -61,6 +73,7 @@ impl Default for DeployOptions {
             dry_run: false,
             health_timeout: crate::health::DEFAULT_HEALTH_TIMEOUT,
             connect_timeout: crate::connection::DEFAULT_CONNECT_TIMEOUT,
+            operation_timeout: crate::connection::DEFAULT_OPERATION_TIMEOUT,
             approvals: ApprovalPolicy::default(),
             extra: IndexMap::new(),
         }

@@ -2,11 +2,10 @@
 //! failure or Ctrl-C, and for the `rollback` primitive.
 
 use chrono::{DateTime, Utc};
-use surrealdb::Surreal;
-use surrealdb::engine::any::Any;
 
 use super::env_run::{Stop, failed, guarded};
 use super::{DeploymentResult, DeploymentStatus, Engine};
+use crate::connection::Db;
 use crate::connection::connect;
 use crate::migration::lock::with_heartbeat;
 use crate::migration::{acquire_lock, release_lock, revert_migration};
@@ -18,7 +17,7 @@ use crate::registry::EnvironmentConfig;
 pub(super) async fn undo_this_run(
     engine: &Engine,
     environment: &EnvironmentConfig,
-    db: &Surreal<Any>,
+    db: &Db,
     what: String,
     untouched: fn(String) -> Stop,
 ) -> Stop {
@@ -47,12 +46,7 @@ pub(super) async fn undo_this_run(
 
 /// Reverts `applied` (indexes, in apply order) newest first. Checks every down
 /// section exists before reverting anything.
-async fn revert(
-    engine: &Engine,
-    environment: &EnvironmentConfig,
-    db: &Surreal<Any>,
-    applied: &[usize],
-) -> Result<usize, String> {
+async fn revert(engine: &Engine, environment: &EnvironmentConfig, db: &Db, applied: &[usize]) -> Result<usize, String> {
     let name = environment.name.as_str();
     if let Some(&i) = applied.iter().find(|&&i| engine.migrations[i].down.is_none()) {
         return Err(format!(
@@ -87,7 +81,7 @@ pub(super) async fn roll_back_run(
 ) -> DeploymentResult {
     let name = environment.name.as_str();
     let outcome = async {
-        let db = connect(&environment.connection, engine.options.connect_timeout)
+        let db = connect(&environment.connection, engine.options.timeouts())
             .await
             .map_err(|e| e.to_string())?;
         let lock = acquire_lock(&db, &engine.context.lock_owner(), engine.context.lock_ttl)

@@ -5,8 +5,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::json;
-use surrealdb::Surreal;
-use surrealdb::engine::any::Any;
 
 use super::context::ApplyContext;
 use super::file::Migration;
@@ -14,9 +12,10 @@ use super::history::{applied_migrations, ensure_history_table};
 use super::lock::{Heartbeat, HeldLock, LockError, acquire_lock, forget_released, release_lock, with_heartbeat};
 use super::plan::{MigrationStatusRow, describe_drift, plan, rollback_plan};
 use super::script::{STOPPED, StartClock, batch_script, down_script, release_after, statements_before_up, up_script};
+use crate::connection::Db;
 use crate::connection::{
     Collected, ConnectionConfig, QueryError, QueryErrorKind, ensure_namespace_and_database, first_cause,
-    operation_timeout, run_collecting_errors, run_statements,
+    run_collecting_errors, run_statements,
 };
 
 /// A migration that ran.
@@ -95,7 +94,7 @@ pub enum BatchStop {
 /// round trip per migration. The timeout is the operation timeout per
 /// migration.
 pub async fn apply_batch(
-    db: &Surreal<Any>,
+    db: &Db,
     batch: &[&Migration],
     clock: StartClock,
     ctx: &ApplyContext,
@@ -125,7 +124,7 @@ pub async fn apply_batch(
     vars.insert("surql_deployment_id".into(), json!(ctx.deployment_id));
     vars.insert("surql_actor".into(), json!(ctx.actor));
     vars.insert("surql_owner".into(), json!(lock.owner));
-    let timeout = operation_timeout().saturating_mul(batch.len() as u32);
+    let timeout = db.operation_timeout().saturating_mul(batch.len() as u32);
     let Collected {
         mut response,
         errors,
@@ -196,7 +195,7 @@ pub async fn apply_batch(
 
 /// Applies one migration in one transaction. Returns its duration.
 pub async fn apply_migration(
-    db: &Surreal<Any>,
+    db: &Db,
     migration: &Migration,
     clock: StartClock,
     ctx: &ApplyContext,
@@ -218,7 +217,7 @@ fn deleted_the_lock(response: &mut surrealdb::IndexedResults, index: usize) -> b
 /// the lock once it committed. Returns its duration and whether the lock was
 /// released.
 async fn apply_lone(
-    db: &Surreal<Any>,
+    db: &Db,
     migration: &Migration,
     clock: StartClock,
     ctx: &ApplyContext,
@@ -249,7 +248,7 @@ async fn apply_lone(
         mut response,
         errors,
         statements,
-    } = run_collecting_errors(db, &sql, vars, operation_timeout()).await?;
+    } = run_collecting_errors(db, &sql, vars, db.operation_timeout()).await?;
     // The release statement, if any, is the last; an error there (a conflict
     // with a renewal) leaves the lock to the caller.
     let migration_statements = if release.is_some() { statements - 1 } else { statements };
@@ -271,7 +270,7 @@ async fn apply_lone(
 }
 
 /// Rolls one migration back in one transaction. Returns its duration.
-pub async fn revert_migration(db: &Surreal<Any>, migration: &Migration) -> Result<u64, ApplyError> {
+pub async fn revert_migration(db: &Db, migration: &Migration) -> Result<u64, ApplyError> {
     let script = down_script(migration).ok_or_else(|| ApplyError::NoDownSection(migration.id()))?;
     let started = std::time::Instant::now();
     run_statements(db, &script, json!({ "surql_version": migration.version }))
@@ -287,7 +286,7 @@ pub async fn revert_migration(db: &Surreal<Any>, migration: &Migration) -> Resul
 
 /// Runs `work` under the lock and releases it on every path.
 async fn with_lock<T>(
-    db: &Surreal<Any>,
+    db: &Db,
     ctx: &ApplyContext,
     work: impl AsyncFnOnce(&Heartbeat) -> Result<T, ApplyError>,
 ) -> Result<T, ApplyError> {
@@ -304,7 +303,7 @@ async fn with_lock<T>(
 /// `migrate up`: applies pending migrations (at most `steps`; `Some(0)` only
 /// creates the history table), creating the namespace and database if needed.
 pub async fn migrate_up(
-    db: &Surreal<Any>,
+    db: &Db,
     connection: &ConnectionConfig,
     migrations: &[Migration],
     steps: Option<usize>,
@@ -368,7 +367,7 @@ pub async fn migrate_up(
 
 /// `migrate down`: rolls back the newest `steps` applied migrations.
 pub async fn migrate_down(
-    db: &Surreal<Any>,
+    db: &Db,
     migrations: &[Migration],
     steps: usize,
     ctx: &ApplyContext,

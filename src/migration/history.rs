@@ -3,10 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use surrealdb::Surreal;
-use surrealdb::engine::any::Any;
 
 use super::file::version_order_key;
+use crate::connection::Db;
 use crate::connection::{QueryError, QueryErrorKind, run_query};
 
 /// Name of the history table.
@@ -32,14 +31,14 @@ pub struct AppliedMigration {
 }
 
 /// Creates the history and lock tables if they are missing.
-pub async fn ensure_history_table(db: &Surreal<Any>) -> Result<(), QueryError> {
+pub async fn ensure_history_table(db: &Db) -> Result<(), QueryError> {
     let sql = format!("{DEFINE_HISTORY_TABLE}\n{}", super::lock::DEFINE_LOCK_TABLE);
     crate::connection::run_idempotent(db, &sql, json!({})).await.map(|_| ())
 }
 
 /// Whether the history table exists. A missing namespace or database counts as
 /// "no table": read-only callers must not create them.
-pub async fn history_table_exists(db: &Surreal<Any>) -> Result<bool, QueryError> {
+pub async fn history_table_exists(db: &Db) -> Result<bool, QueryError> {
     match run_query(db, "INFO FOR DB;", json!({})).await {
         Ok(results) => Ok(results
             .first()
@@ -59,7 +58,7 @@ pub async fn history_table_exists(db: &Surreal<Any>) -> Result<bool, QueryError>
 pub const READ_HISTORY: &str = "SELECT * FROM _migration_history:..;";
 
 /// The history, `None` when the table is missing (the database is uninitialised).
-pub async fn read_history(db: &Surreal<Any>) -> Result<Option<Vec<AppliedMigration>>, QueryError> {
+pub async fn read_history(db: &Db) -> Result<Option<Vec<AppliedMigration>>, QueryError> {
     history_from_answer(
         run_query(db, READ_HISTORY, json!({}))
             .await
@@ -83,7 +82,7 @@ fn history_from_answer(
 /// session that may switch to each (see [`crate::connection::run_in_each_scope`]):
 /// each `None` when its table is missing. `Err` when the request failed as a whole.
 pub async fn read_histories(
-    session: &Surreal<Any>,
+    session: &Db,
     databases: &[(&str, &str)],
 ) -> Result<Vec<Result<Option<Vec<AppliedMigration>>, QueryError>>, QueryError> {
     let scopes: Vec<(&str, Option<&str>)> = databases.iter().map(|(ns, db)| (*ns, Some(*db))).collect();
@@ -111,6 +110,6 @@ pub fn parse_history(rows: serde_json::Value) -> Result<Vec<AppliedMigration>, Q
 }
 
 /// Every applied migration, ordered by numeric version. Empty when the table is missing.
-pub async fn applied_migrations(db: &Surreal<Any>) -> Result<Vec<AppliedMigration>, QueryError> {
+pub async fn applied_migrations(db: &Db) -> Result<Vec<AppliedMigration>, QueryError> {
     Ok(read_history(db).await?.unwrap_or_default())
 }

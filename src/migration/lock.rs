@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use surrealdb::Surreal;
-use surrealdb::engine::any::Any;
 
 use super::history::{AppliedMigration, DEFINE_HISTORY_TABLE, READ_HISTORY, history_from_read};
+use crate::connection::Db;
 use crate::connection::{QueryError, QueryErrorKind, run_idempotent, run_query};
 
 /// Default lease length; renewed every third of it while the runner works.
@@ -121,7 +120,7 @@ fn ttl_literal(ttl: Duration) -> String {
 }
 
 /// Takes the lock for `owner`, first removing an expired lease.
-pub async fn acquire_lock(db: &Surreal<Any>, owner: &str, ttl: Duration) -> Result<HeldLock, LockError> {
+pub async fn acquire_lock(db: &Db, owner: &str, ttl: Duration) -> Result<HeldLock, LockError> {
     acquire_lock_with(db, owner, ttl, "", "").await.map(|(lock, _)| lock)
 }
 
@@ -129,7 +128,7 @@ pub async fn acquire_lock(db: &Surreal<Any>, owner: &str, ttl: Duration) -> Resu
 /// statements) and `after` (a read under the lock); returns the result of
 /// `after`'s last statement (`None` when `after` is empty).
 pub async fn acquire_lock_with(
-    db: &Surreal<Any>,
+    db: &Db,
     owner: &str,
     ttl: Duration,
     before: &str,
@@ -168,7 +167,7 @@ pub async fn acquire_lock_with(
 /// unless `initialised`, takes the lock, and reads the history under it
 /// (`Ok(None)` in the history: the table is missing).
 pub async fn initialise_lock_and_read_history(
-    db: &Surreal<Any>,
+    db: &Db,
     owner: &str,
     ttl: Duration,
     initialised: bool,
@@ -190,7 +189,7 @@ struct Batch<'a> {
 }
 
 async fn take_lock(
-    db: &Surreal<Any>,
+    db: &Db,
     owner: &str,
     ttl: Duration,
     batch: &Batch<'_>,
@@ -251,7 +250,7 @@ enum Refusal {
     TryAgain,
 }
 
-async fn after_refusal(db: &Surreal<Any>, held: &HeldLock, batch: &Batch<'_>) -> Result<Refusal, QueryError> {
+async fn after_refusal(db: &Db, held: &HeldLock, batch: &Batch<'_>) -> Result<Refusal, QueryError> {
     // Each statement of the batch is its own transaction: our CREATE may have
     // committed while a set-up DEFINE racing another runner's conflicted.
     // Then the lock is ours; redo the rest of the batch without the CREATE.
@@ -295,7 +294,7 @@ async fn after_refusal(db: &Surreal<Any>, held: &HeldLock, batch: &Batch<'_>) ->
 }
 
 /// The set-up and the read of a batch whose CREATE already committed.
-async fn finish_batch(db: &Surreal<Any>, batch: &Batch<'_>) -> Result<Vec<serde_json::Value>, QueryError> {
+async fn finish_batch(db: &Db, batch: &Batch<'_>) -> Result<Vec<serde_json::Value>, QueryError> {
     if !batch.before.trim().is_empty() {
         run_idempotent(db, batch.before, json!({})).await?;
     }
@@ -306,7 +305,7 @@ async fn finish_batch(db: &Surreal<Any>, batch: &Batch<'_>) -> Result<Vec<serde_
 }
 
 /// Pushes the lease's expiry forward; fails when the lock is no longer ours.
-pub async fn renew_lock(db: &Surreal<Any>, lock: &HeldLock) -> Result<(), LockError> {
+pub async fn renew_lock(db: &Db, lock: &HeldLock) -> Result<(), LockError> {
     let sql = format!(
         "UPDATE _migration_lock:current SET expires_at = time::now() + {} WHERE owner = $owner RETURN AFTER;",
         ttl_literal(lock.ttl)
@@ -353,7 +352,7 @@ impl Heartbeat {
 /// its lock; fast work never renews. The renewals share `work`'s session: a
 /// second session would make the server replay the sign-in and the selection
 /// for every database (about 9 % of the server's work in the benchmark).
-pub async fn with_heartbeat<T>(db: &Surreal<Any>, lock: &HeldLock, work: impl AsyncFnOnce(&Heartbeat) -> T) -> T {
+pub async fn with_heartbeat<T>(db: &Db, lock: &HeldLock, work: impl AsyncFnOnce(&Heartbeat) -> T) -> T {
     let heartbeat = Heartbeat::default();
     let period = (lock.ttl / 3).max(Duration::from_millis(100));
     let renewals = async {
@@ -380,7 +379,7 @@ pub async fn with_heartbeat<T>(db: &Surreal<Any>, lock: &HeldLock, work: impl As
 
 /// Marks the held lock interrupted: the guard of a batch's next migration
 /// sees it and stops there (`apply::apply_batch`).
-pub async fn mark_interrupted(db: &Surreal<Any>, lock: &HeldLock) -> Result<(), LockError> {
+pub async fn mark_interrupted(db: &Db, lock: &HeldLock) -> Result<(), LockError> {
     as_owner(
         db,
         lock,
@@ -391,7 +390,7 @@ pub async fn mark_interrupted(db: &Surreal<Any>, lock: &HeldLock) -> Result<(), 
 
 /// Runs `sql` on the lock record with `$owner` bound, retried on conflicts
 /// with other runners reading it: it touches only this owner's record.
-async fn as_owner(db: &Surreal<Any>, lock: &HeldLock, sql: &str) -> Result<(), LockError> {
+async fn as_owner(db: &Db, lock: &HeldLock, sql: &str) -> Result<(), LockError> {
     run_idempotent(db, sql, json!({ "owner": lock.owner })).await?;
     Ok(())
 }
@@ -405,7 +404,7 @@ pub fn forget_released(lock: &HeldLock) {
 }
 
 /// Releases the lock if this owner still holds it.
-pub async fn release_lock(db: &Surreal<Any>, lock: &HeldLock) -> Result<(), LockError> {
+pub async fn release_lock(db: &Db, lock: &HeldLock) -> Result<(), LockError> {
     forget_released(lock);
     as_owner(
         db,
@@ -416,7 +415,7 @@ pub async fn release_lock(db: &Surreal<Any>, lock: &HeldLock) -> Result<(), Lock
 }
 
 /// The current lock record, if any (expired or not).
-pub async fn current_lock(db: &Surreal<Any>) -> Result<Option<LockInfo>, QueryError> {
+pub async fn current_lock(db: &Db) -> Result<Option<LockInfo>, QueryError> {
     let results = match run_query(
         db,
         "SELECT owner, acquired_at, expires_at FROM ONLY _migration_lock:current;",

@@ -1,0 +1,75 @@
+//! A session on one database together with the settings it was opened with,
+//! so two coordinators in one process can wait differently.
+
+use std::time::Duration;
+
+use surrealdb::Surreal;
+use surrealdb::engine::any::Any;
+
+use super::config::DEFAULT_CONNECT_TIMEOUT;
+
+/// Default time one query (one migration's transaction included) may take.
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long surql waits: to connect and sign in, and for any one query (a
+/// server that accepts connections but never answers must not hang a run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub operation: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: DEFAULT_CONNECT_TIMEOUT,
+            operation: DEFAULT_OPERATION_TIMEOUT,
+        }
+    }
+}
+
+/// A connect timeout alone keeps the default operation timeout.
+impl From<Duration> for Timeouts {
+    fn from(connect: Duration) -> Self {
+        Self {
+            connect,
+            ..Self::default()
+        }
+    }
+}
+
+/// A signed-in session. Derefs to the SDK's client for anything surql does
+/// not wrap; queries through [`super::run_query`] and friends use its
+/// operation timeout.
+#[derive(Debug, Clone)]
+pub struct Db {
+    client: Surreal<Any>,
+    operation_timeout: Duration,
+}
+
+impl Db {
+    pub(super) fn new(client: Surreal<Any>, operation_timeout: Duration) -> Self {
+        Self {
+            client,
+            operation_timeout: operation_timeout.max(Duration::from_millis(1)),
+        }
+    }
+
+    /// The same session with another operation timeout.
+    pub fn with_operation_timeout(self, operation_timeout: Duration) -> Self {
+        Self::new(self.client, operation_timeout)
+    }
+
+    /// How long one query on this session may take.
+    pub fn operation_timeout(&self) -> Duration {
+        self.operation_timeout
+    }
+}
+
+impl std::ops::Deref for Db {
+    type Target = Surreal<Any>;
+
+    fn deref(&self) -> &Surreal<Any> {
+        &self.client
+    }
+}
