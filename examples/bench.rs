@@ -361,7 +361,7 @@ async fn main() {
                     surql_phase.server_cpu_seconds,
                     floor_phase.server_cpu_seconds,
                     round_trip.as_secs_f64() * 1e3,
-                    if round_trip >= surql::engine::BATCH_FROM_ROUND_TRIP {
+                    if round_trip >= surql::migration::apply::BATCH_FROM_ROUND_TRIP {
                         "migrations batched"
                     } else {
                         "one migration per request"

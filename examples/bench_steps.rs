@@ -126,7 +126,7 @@ async fn main() {
             // round trip away, and the last request releases the lock.
             let all: Vec<_> = migrations.iter().collect();
             let far = surql::connection::round_trip(&environment.connection)
-                .is_some_and(|rtt| rtt >= surql::engine::BATCH_FROM_ROUND_TRIP);
+                .is_some_and(|rtt| rtt >= surql::migration::apply::BATCH_FROM_ROUND_TRIP);
             let batch_size = if force_batch || far { all.len() } else { 1 };
             let batches = all.chunks(batch_size).count();
             let mut released = false;

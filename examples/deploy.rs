@@ -6,7 +6,7 @@
 //! Defaults: environments.json, examples/migrations, sequential. Environments
 //! that require approval are approved here (the program is the approver).
 
-use surql::{DeployRequest, DeploymentStatus, MigrationCoordinator, configure_environments, discover_migrations};
+use surql::{DeployRequest, DeploymentStatus, configure_environments, discover_migrations};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -15,9 +15,10 @@ async fn main() -> anyhow::Result<()> {
     let migrations_dir = args.next().unwrap_or_else(|| "examples/migrations".into());
     let strategy = args.next().unwrap_or_else(|| "sequential".into());
 
-    let registry = configure_environments(&config)?;
+    // Expands `discover` templates and loads plugins, as `surql orchestrate` does.
+    let coordinator = configure_environments(&config).await?;
     let migrations = discover_migrations(&migrations_dir)?;
-    let names: Vec<String> = registry.names();
+    let names: Vec<String> = coordinator.registry().names();
 
     let mut request = DeployRequest::new(
         &names.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -28,7 +29,6 @@ async fn main() -> anyhow::Result<()> {
     request.options.auto_rollback = true;
     request.options.approvals.approve_all = true;
 
-    let coordinator = MigrationCoordinator::new(registry);
     let report = coordinator.deploy_to_environments(request).await?;
 
     println!("deployment {} ({})", report.deployment_id, report.strategy);

@@ -16,7 +16,7 @@ use crate::registry::{EnvironmentConfig, EnvironmentRegistry};
 pub struct EnvironmentsFile {
     /// The environments, in file order (templates not yet expanded).
     pub environments: Vec<EnvironmentConfig>,
-    /// Entries with `discover`: expanded by [`crate::discovery`] into one
+    /// Entries with `discover`: expanded (see [`crate::configure_environments`]) into one
     /// environment per namespace or database found on a server.
     #[serde(skip)]
     pub templates: Vec<EnvironmentTemplate>,
@@ -146,11 +146,6 @@ pub fn load_environments_file(path: impl AsRef<Path>) -> Result<EnvironmentsFile
         error,
     })?;
     parse_environments(path, &text, &|name| std::env::var(name).ok())
-}
-
-/// Loads a file into a new registry: the guide's `configure_environments`.
-pub fn configure_environments(path: impl AsRef<Path>) -> Result<EnvironmentRegistry, ConfigError> {
-    Ok(load_environments_file(path.as_ref())?.registry())
 }
 
 impl EnvironmentsFile {

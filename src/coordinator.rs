@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -11,6 +12,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::config::EnvironmentsFile;
+use crate::discovery::Expansion;
 use crate::engine::{Approver, DeployOptions, DeploymentResult, DeploymentStatus, Engine, EventSink};
 use crate::health::{HealthCheck, HealthStatus};
 use crate::migration::{ApplyContext, Migration, MigrationState, plan};
@@ -18,12 +20,28 @@ use crate::plugin::{PluginError, PluginHost};
 use crate::registry::{EnvironmentConfig, EnvironmentRegistry, RegistryError, deployment_order};
 use crate::script::{ScriptError, Strategy, StrategyError, run_strategy};
 
+/// Loads an environments file and expands its `discover` templates, each
+/// server asked within `timeout`.
+pub async fn load_environments(
+    path: &std::path::Path,
+    timeout: Duration,
+) -> Result<(EnvironmentsFile, Vec<Expansion>), crate::Error> {
+    let mut file = crate::config::load_environments_file(path)?;
+    let expansions = crate::discovery::expand_templates(&mut file, timeout)
+        .await
+        .map_err(|source| crate::Error::Discovery {
+            config: path.to_path_buf(),
+            source,
+        })?;
+    Ok((file, expansions))
+}
+
 /// What to deploy, where, and how.
 #[derive(Debug, Clone)]
 pub struct DeployRequest {
     /// Selection items: names, `all`, `tag:x` (comma-separated or separate).
     pub environments: Vec<String>,
-    /// The migrations (see [`crate::discover_migrations`]).
+    /// The migrations (see [`crate::migration::discover_migrations`]).
     pub migrations: Vec<Migration>,
     /// A built-in name, a name under `./strategies/`, or a path to a `.rhai` file.
     pub strategy: String,
@@ -72,7 +90,7 @@ pub struct DeploymentReport {
     /// not reach are SKIPPED with this reason.
     #[serde(skip)]
     pub script_error: Option<ScriptError>,
-    /// The run was stopped (Ctrl-C, [`Engine::cancel`]): environments it did
+    /// The run was stopped (Ctrl-C, `Engine::cancel`): environments it did
     /// not start are SKIPPED.
     #[serde(skip)]
     pub interrupted: bool,
@@ -135,7 +153,7 @@ impl MigrationCoordinator {
     }
 
     /// A coordinator over an environments file (templates already expanded,
-    /// see [`crate::discovery::load_environments`]) with its plugins loaded;
+    /// see `load_environments`) with its plugins loaded;
     /// bare plugin paths are relative to `config_dir`.
     pub fn from_file(file: &EnvironmentsFile, config_dir: &Path) -> Result<Self, PluginError> {
         let plugins = PluginHost::load(&file.plugins, config_dir)?;

@@ -1,33 +1,86 @@
-//! surql deploys SurrealDB schema migrations: to one database (`migrate`) and,
-//! with rollout strategies written in Rhai, to many environments at once.
+//! surql deploys SurrealDB schema migrations: to one database and, with
+//! rollout strategies written in Rhai, to many environments at once.
 //!
-//! The layers follow DESIGN.md: [`connection`] reaches any SurrealDB endpoint,
-//! [`migration`] applies and rolls back on one database, [`config`] and
-//! [`registry`] describe the environments, [`engine`] runs the per-environment
-//! state machine, [`script`] runs Rhai strategies on it, and [`coordinator`]
-//! is the entry point tying them together.
+//! # The API
+//!
+//! Everything a program needs to deploy is at the crate root, as the user
+//! guide's "Programmatic API" describes it: load `environments.json`
+//! ([`configure_environments`], which expands `discover` templates and loads
+//! plugins) or build an [`EnvironmentRegistry`] by hand, find the migrations
+//! ([`discover_migrations`]), deploy with a [`DeployRequest`] through a
+//! [`MigrationCoordinator`], watch [`Event`]s, and read each environment's
+//! [`DeploymentResult`] or [`EnvironmentStatus`].
+//!
+//! ```no_run
+//! use surql::{DeployRequest, DeploymentStatus, configure_environments, discover_migrations};
+//!
+//! # async fn deploy() -> Result<(), surql::Error> {
+//! let coordinator = configure_environments("environments.json").await?;
+//! let migrations = discover_migrations("migrations")?;
+//! let mut request = DeployRequest::new(&["staging", "production"], migrations, "sequential");
+//! request.options.auto_rollback = true;
+//! let report = coordinator.deploy_to_environments(request).await?;
+//! for (name, result) in &report.results {
+//!     println!("{name}: {} ({} applied)", result.status.label(), result.migrations_applied);
+//! }
+//! assert!(report.results.values().all(|r| r.status == DeploymentStatus::Success));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Two layers are public for work on ONE database: [`connection`] (connect,
+//! run statements, classified [`connection::QueryError`]s) and [`migration`]
+//! (parse files, plan, apply and roll back under the lock, read the history),
+//! with [`health`] reading a database without creating anything. Everything
+//! else (the engine, the Rhai runtime, plugins, discovery) is reached through
+//! the coordinator. Errors are one [`Error`] with the CLI's exit code.
 
-pub mod cli;
+#[doc(hidden)]
+pub mod cli; // the `surql` binary's; not part of the API
 mod concurrent;
-pub mod config;
+mod config;
 pub mod connection;
-pub mod coordinator;
-pub mod discovery;
-pub mod engine;
+mod coordinator;
+mod discovery;
+mod engine;
 pub mod error;
 pub mod health;
 pub mod migration;
-pub mod plugin;
-pub mod redact;
-pub mod registry;
-pub mod safety;
-pub mod script;
+mod plugin;
+mod redact;
+mod registry;
+mod safety;
+mod script;
 
-pub use config::{configure_environments, load_environments_file};
+#[cfg(test)]
+mod fuzz;
+
+pub use config::{ConfigError, EnvironmentsFile, load_environments_file};
 pub use connection::{AuthLevel, ConnectionConfig};
-pub use coordinator::{DeployRequest, DeploymentReport, EnvironmentStatus, MigrationCoordinator};
-pub use engine::{DeployOptions, DeploymentResult, DeploymentStatus};
+pub use coordinator::{CoordinatorError, DeployRequest, DeploymentReport, EnvironmentStatus, MigrationCoordinator};
+pub use discovery::DiscoveryError;
+pub use engine::{
+    ApprovalRequest, Approver, DeployOptions, DeploymentResult, DeploymentStatus, EngineError, EnvironmentPlan, Event,
+    EventSink, VerifyResult,
+};
 pub use error::Error;
 pub use health::{HealthCheck, HealthStatus};
 pub use migration::{Migration, discover_migrations};
-pub use registry::{EnvironmentConfig, EnvironmentRegistry};
+pub use plugin::{PluginError, PluginHost};
+pub use registry::{EnvironmentConfig, EnvironmentRegistry, RegistryError};
+pub use safety::{ApprovalDecision, ApprovalPolicy};
+pub use script::ScriptError;
+
+/// Loads an environments file the way `surql orchestrate` does: `${VAR}`s
+/// expanded, `discover` templates expanded into environments (each server
+/// asked within the default health timeout), plugins loaded from paths
+/// relative to the file. The guide's `configure_environments` +
+/// `get_registry()`: the registry is [`MigrationCoordinator::registry`].
+pub async fn configure_environments(path: impl AsRef<std::path::Path>) -> Result<MigrationCoordinator, Error> {
+    let path = path.as_ref();
+    let file = coordinator::load_environments(path, health::DEFAULT_HEALTH_TIMEOUT)
+        .await?
+        .0;
+    let config_dir = path.parent().unwrap_or(std::path::Path::new("."));
+    Ok(MigrationCoordinator::from_file(&file, config_dir)?)
+}

@@ -1,12 +1,7 @@
 //! The `surql` binary: logging, runtime, CLI, exit code.
 
-use tracing_subscriber::EnvFilter;
-
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
-        .with_writer(|| surql::redact::RedactingWriter(std::io::stderr()))
-        .init();
+    surql::cli::init_logging();
     // SurrealDB's parser and executor recurse deeply: give workers room.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

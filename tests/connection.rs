@@ -101,7 +101,7 @@ async fn a_lost_answer_is_an_unknown_outcome() {
 async fn errors_carry_exit_codes_and_causes() {
     let usage = surql::Error::Usage("bad flag".into());
     assert_eq!(usage.exit_code(), surql::error::EXIT_USAGE);
-    let plugin = surql::Error::from(surql::plugin::PluginError::Config {
+    let plugin = surql::Error::from(surql::PluginError::Config {
         index: 0,
         message: "no name".into(),
     });

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use serde_json::json;
 use surql::connection::{connect, run_query};
-use surql::engine::{Event, EventSink};
 use surql::{
     ConnectionConfig, DeployRequest, DeploymentReport, DeploymentStatus, EnvironmentConfig, EnvironmentRegistry,
     MigrationCoordinator, discover_migrations,
 };
+use surql::{Event, EventSink};
 
 use common::{LatencyProxy, TestServer, applied_versions, migrations_dir, tables, unique};
 
@@ -314,9 +314,9 @@ async fn approval_required_without_approval_is_skipped_and_untouched() {
     assert_eq!(applied_versions(&envs[1].connection).await.unwrap().len(), 3);
 }
 
-struct Answer(surql::safety::ApprovalDecision);
-impl surql::engine::Approver for Answer {
-    fn approve(&self, _: &surql::engine::ApprovalRequest) -> surql::safety::ApprovalDecision {
+struct Answer(surql::ApprovalDecision);
+impl surql::Approver for Answer {
+    fn approve(&self, _: &surql::ApprovalRequest) -> surql::ApprovalDecision {
         self.0.clone()
     }
 }
@@ -330,10 +330,10 @@ async fn an_interactive_answer_decides() {
     let dir = standard_migrations();
     for (answer, expected) in [
         (
-            surql::safety::ApprovalDecision::Denied("declined".into()),
+            surql::ApprovalDecision::Denied("declined".into()),
             DeploymentStatus::Skipped,
         ),
-        (surql::safety::ApprovalDecision::Approved, DeploymentStatus::Success),
+        (surql::ApprovalDecision::Approved, DeploymentStatus::Success),
     ] {
         let mut req = request(&["prod"], &dir, "sequential");
         req.options.approvals.interactive = true;
@@ -552,7 +552,7 @@ async fn over_a_network_a_batch_fails_atomically_and_rolls_back() {
     // The round trip was measured when the pooled connection was made.
     let round_trip = surql::connection::round_trip(&poisoned.connection).unwrap();
     assert!(round_trip >= Duration::from_millis(4), "{round_trip:?}");
-    assert!(round_trip >= surql::engine::BATCH_FROM_ROUND_TRIP);
+    assert!(round_trip >= surql::migration::apply::BATCH_FROM_ROUND_TRIP);
 
     let dir = standard_migrations();
     let run = deploy(registry, request(&["poisoned", "clean"], &dir, "parallel")).await;

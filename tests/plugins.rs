@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use surql::PluginHost;
 use surql::connection::{connect, connect_read_only, run_query};
-use surql::plugin::PluginHost;
 use surql::{
     ConnectionConfig, DeployRequest, DeploymentReport, DeploymentStatus, EnvironmentConfig, EnvironmentRegistry,
     MigrationCoordinator, discover_migrations,
@@ -571,4 +571,56 @@ fn cli_refuses_to_start_when_a_plugin_does_not_load_and_keeps_secrets_out() {
         assert!(!all.contains(TOKEN), "token leaked in {output} output");
     }
     assert!(server.requests().iter().all(|r| !r.body.contains(TOKEN)));
+}
+
+/// The library's `configure_environments` reads a file the way the CLI does:
+/// `discover` templates become environments and plugins are loaded (a bare
+/// plugin path relative to the file's folder), so a deploy through it
+/// reaches every discovered tenant and notifies the plugin.
+#[tokio::test]
+async fn configure_environments_expands_discovery_and_loads_plugins() {
+    let server = common::TestServer::start();
+    let root = surql::connection::connect(&server.connection("setup", "main"), Duration::from_secs(10))
+        .await
+        .unwrap();
+    surql::connection::run_query(
+        &root,
+        "DEFINE NAMESPACE tenant_a; DEFINE NAMESPACE tenant_b;",
+        json!({}),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let library = plugin_library("surql_file_plugin");
+    let local_copy = dir.path().join(library.file_name().unwrap());
+    std::fs::copy(&library, &local_copy).unwrap();
+    let mut plugin = file_plugin(dir.path(), json!({}));
+    plugin["path"] = json!(local_copy.file_name().unwrap().to_str().unwrap());
+    let config = json!({
+        "environments": [{"name": "tenant-{ns}", "tags": ["tenant"],
+            "discover": {"connection": {"db_url": server.ws_url(), "db": "main", "username": "root", "password": "root"},
+                         "namespaces": "tenant_*"}}],
+        "plugins": [plugin],
+    });
+    let path = dir.path().join("environments.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+
+    let coordinator = surql::configure_environments(&path).await.unwrap();
+    assert_eq!(
+        coordinator.registry().names(),
+        vec!["tenant-tenant_a".to_string(), "tenant-tenant_b".to_string()]
+    );
+    let migrations = surql::discover_migrations(common::example_migrations()).unwrap();
+    let report = coordinator
+        .deploy_to_environments(DeployRequest::new(&["tag:tenant"], migrations, "parallel"))
+        .await
+        .unwrap();
+    assert!(report.all_succeeded(), "{:?}", report.results);
+    for name in ["tenant-tenant_a", "tenant-tenant_b"] {
+        let env = coordinator.registry().get(name).unwrap();
+        assert_eq!(applied(env).await, Some(3), "{name}");
+    }
+    let finished = events(dir.path()).into_iter().last().unwrap();
+    assert_eq!(finished["event"], "deployment_finished");
+    assert_eq!(finished["success"], 2);
 }

@@ -1,4 +1,7 @@
 //! Command-line flags (clap). Turned into library requests by the command modules.
+// Doc comments here are the `--help` text, not rustdoc: `NAME[,NAME]` and
+// `<version>` are meant literally.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 use std::path::PathBuf;
 use std::time::Duration;

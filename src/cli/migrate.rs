@@ -57,13 +57,7 @@ fn create(dir: &Path, name: &str) -> Result<i32, Error> {
 async fn resolve_connection(target: &Target) -> Result<ConnectionConfig, Error> {
     if let Some(name) = &target.environment {
         let path = target.config.clone().unwrap_or_else(|| "environments.json".into());
-        let mut file = crate::config::load_environments_file(&path)?;
-        crate::discovery::expand_templates(&mut file, timeout(target))
-            .await
-            .map_err(|source| Error::Discovery {
-                config: path.clone(),
-                source,
-            })?;
+        let (file, _) = crate::coordinator::load_environments(&path, timeout(target)).await?;
         let registry = file.registry();
         let environment = registry.get(name).map_err(|source| Error::NotInConfig {
             config: path.clone(),

@@ -25,6 +25,17 @@ fn man_pages(out_dir: Option<&std::path::Path>) -> Result<i32, Error> {
         .map_err(|e| Error::io("cannot write the man page", e))
 }
 
+/// Logs to stderr at `RUST_LOG` (default `warn`), every line redacted.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(|| crate::redact::RedactingWriter(std::io::stderr()))
+        .init();
+}
+
 /// Parses the process arguments, runs the command, returns the exit code.
 pub async fn run() -> i32 {
     let cli = match Cli::try_parse() {

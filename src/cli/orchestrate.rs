@@ -11,9 +11,9 @@ use super::args::{DeployArgs, OrchestrateCommand, OrchestrateCommon, OutputForma
 use super::progress::{Progress, TerminalApprover};
 use super::render;
 use crate::Error;
-use crate::config::{EnvironmentsFile, load_environments_file};
+use crate::config::EnvironmentsFile;
+use crate::coordinator::load_environments;
 use crate::coordinator::{DeployRequest, MigrationCoordinator};
-use crate::discovery::expand_templates;
 use crate::engine::{DeployOptions, EventSink};
 use crate::error::{EXIT_FAILURE, EXIT_SUCCESS};
 use crate::health::HealthCheck;
@@ -32,13 +32,7 @@ pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
 
 /// The config file with its `discover` templates expanded.
 async fn load_config(common: &OrchestrateCommon) -> Result<EnvironmentsFile, Error> {
-    let mut file = load_environments_file(&common.config)?;
-    let expansions = expand_templates(&mut file, common.health_timeout)
-        .await
-        .map_err(|source| Error::Discovery {
-            config: common.config.clone(),
-            source,
-        })?;
+    let (file, expansions) = load_environments(&common.config, common.health_timeout).await?;
     if common.output == OutputFormat::Table {
         for expansion in expansions {
             eprintln!(

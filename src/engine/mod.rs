@@ -17,7 +17,6 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use crate::health::{HealthCheck, HealthStatus};
-pub use crate::migration::apply::BATCH_FROM_ROUND_TRIP;
 use crate::migration::{ApplyContext, Migration};
 use crate::plugin::{Notifier, PluginHost};
 use crate::registry::EnvironmentConfig;

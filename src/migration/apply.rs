@@ -460,7 +460,7 @@ mod tests {
             )
             .unwrap();
         }
-        crate::discover_migrations(dir.path()).unwrap()
+        crate::migration::discover_migrations(dir.path()).unwrap()
     }
 
     #[test]

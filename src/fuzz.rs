@@ -1,15 +1,14 @@
-//! Bad input never panics: property tests (bounded budget) over the
+//! Bad input never panics (a unit-test module: these parsers are internal): property tests (bounded budget) over the
 //! environments.json loader, `${VAR}` expansion, the migration file parser and
 //! `--set` handling.
-
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop at the first surprise
 
 use std::path::Path;
 
 use proptest::prelude::*;
-use surql::config::{expand_vars, parse_environments};
-use surql::migration::file::parse_migration;
-use surql::script::parse_script_option;
+
+use crate::config::{expand_vars, parse_environments};
+use crate::migration::file::parse_migration;
+use crate::script::parse_script_option;
 
 fn vars(name: &str) -> Option<String> {
     name.len().is_multiple_of(2).then(|| format!("value-of-{name}"))
