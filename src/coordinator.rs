@@ -196,7 +196,14 @@ impl MigrationCoordinator {
         Ok(self.registry.select(items)?.into_iter().cloned().collect())
     }
 
-    fn validate(options: &DeployOptions) -> Result<(), CoordinatorError> {
+    fn validate(options: &DeployOptions, context: &ApplyContext) -> Result<(), CoordinatorError> {
+        if context.lock_ttl < crate::migration::lock::MIN_LOCK_TTL {
+            return Err(CoordinatorError::Option(format!(
+                "the lock lease ({}s) is below the floor of {}s",
+                context.lock_ttl.as_secs_f64(),
+                crate::migration::lock::MIN_LOCK_TTL.as_secs()
+            )));
+        }
         if options.batch_size < 1 {
             return Err(CoordinatorError::Option("--batch-size must be at least 1".into()));
         }
@@ -211,7 +218,7 @@ impl MigrationCoordinator {
     /// Builds the engine for a request: validated options, selected environments.
     /// Use it with [`MigrationCoordinator::run`] to keep a handle (for Ctrl-C).
     pub fn prepare(&self, request: DeployRequest) -> Result<(Arc<Engine>, Strategy), CoordinatorError> {
-        Self::validate(&request.options)?;
+        Self::validate(&request.options, &request.context)?;
         let strategy = Strategy::resolve(&request.strategy, &request.strategy_dir)?;
         let selected = self.select(&request.environments)?;
         let mut approved: Vec<&String> = request.options.approvals.approved.iter().collect();

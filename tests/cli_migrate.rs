@@ -383,6 +383,19 @@ fn impossible_durations_are_usage_errors() {
         );
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+    // A lease shorter than the floor could lapse while a migration runs.
+    for command in [
+        &["migrate", "up", "--db-url", "mem://", "--ns", "a", "--db", "b"][..],
+        &["orchestrate", "deploy", "-e", "all"],
+    ] {
+        let out = surql(&[command, &["--lock-ttl", "0.001"]].concat(), dir);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("--lock-ttl") && stderr.contains("below the floor of 5s"),
+            "{stderr}"
+        );
+    }
     let out = surql(&["orchestrate", "deploy", "-e", "all", "--health-timeout=-1"], dir);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");

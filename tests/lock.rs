@@ -169,3 +169,61 @@ async fn concurrent_runners_apply_each_migration_once() {
         assert_eq!(applied_versions(&connection).await.unwrap_or_default().len(), 3);
     }
 }
+
+/// Every write proves, inside its own transaction, that the lock is still
+/// this run's: after another runner took the lease over, a lone migration
+/// and a revert write nothing.
+#[tokio::test]
+async fn writes_after_the_lease_was_taken_over_change_nothing() {
+    use surql::migration::apply::{BatchStop, apply_batch};
+    use surql::migration::script::StartClock;
+    let connection = mem_connection();
+    initialise(&connection).await;
+    let db = connect(&connection, TIMEOUT).await.unwrap();
+    let dir = common::migrations_dir(&[(
+        "1_t.surql",
+        "-- migrate:up\nDEFINE TABLE taken SCHEMALESS;\n-- migrate:down\nREMOVE TABLE taken;\n",
+    )]);
+    let migrations = discover_migrations(dir.path()).unwrap();
+    let ours = acquire_lock(&db, "alice@ci", Duration::from_secs(60)).await.unwrap();
+    // The lease lapsed and bob took the lock.
+    run_query(&db, "DELETE _migration_lock:current;", json!({}))
+        .await
+        .unwrap();
+    let theirs = acquire_lock(&db, "bob@ci", Duration::from_secs(60)).await.unwrap();
+
+    let outcome = apply_batch(
+        &db,
+        &[&migrations[0]],
+        StartClock::Shared,
+        &ApplyContext::new(),
+        &ours,
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(outcome.stop, Some(BatchStop::Stopped)), "{:?}", outcome.stop);
+    assert!(outcome.applied.is_empty());
+    assert_eq!(applied_versions(&connection).await.unwrap_or_default().len(), 0);
+    assert!(!common::tables(&connection).await.contains(&"taken".to_string()));
+
+    // Applied under bob's lock, a revert by alice is refused and changes nothing.
+    let outcome = apply_batch(
+        &db,
+        &[&migrations[0]],
+        StartClock::Shared,
+        &ApplyContext::new(),
+        &theirs,
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.applied.len(), 1);
+    let error = surql::migration::revert_migration(&db, &migrations[0], &ours.owner)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("no longer held by this run"), "{error}");
+    assert_eq!(applied_versions(&connection).await.unwrap(), ["1"]);
+    assert!(common::tables(&connection).await.contains(&"taken".to_string()));
+    release_lock(&db, &theirs).await.unwrap();
+}

@@ -141,7 +141,7 @@ async fn sequential_follows_priority_and_stops_at_the_first_failure() {
     run.assert_error("qa", "migration 2_sentinel failed");
     run.assert_error("qa", "rolled back 1 migration");
     assert_eq!(run.status("dev"), DeploymentStatus::Skipped);
-    run.assert_error("dev", "'qa' failed");
+    run.assert_error("dev", "'qa' ended ROLLED_BACK and sequential stops");
     assert_eq!(run.status("prod"), DeploymentStatus::Skipped);
     // Results come back in input order, one per environment.
     let order: Vec<&String> = run.report.results.keys().collect();
@@ -242,7 +242,7 @@ async fn rolling_deploys_batches_and_stops_at_a_failed_batch() {
     );
     assert_eq!(run.status("r4"), DeploymentStatus::RolledBack);
     assert_eq!(run.status("r5"), DeploymentStatus::Skipped);
-    run.assert_error("r5", "batch 2 failed");
+    run.assert_error("r5", "batch 2 did not succeed ('r4' ended ROLLED_BACK)");
     assert_eq!(applied_versions(&envs[4].connection).await, None);
 }
 
@@ -626,4 +626,38 @@ async fn two_coordinators_keep_their_own_operation_timeouts() {
         Some(vec!["1".to_string()])
     );
     assert!(impatient_envs[0].connection.db_ns != patient_envs[0].connection.db_ns);
+}
+
+/// A promotion pipeline never jumps a stage: with staging unapproved and
+/// production approved, sequential, rolling and canary stop at staging
+/// (SKIPPED) and production is SKIPPED naming it, untouched; parallel goes on.
+#[tokio::test]
+async fn an_unapproved_stage_stops_sequential_rolling_and_canary() {
+    for strategy in ["sequential", "rolling", "canary", "parallel"] {
+        let mut registry = EnvironmentRegistry::new();
+        let mut staging = EnvironmentConfig::new("staging", ConnectionConfig::new("mem://", unique("staging"), "main"));
+        staging.priority = 1;
+        staging.require_approval = true;
+        let mut production =
+            EnvironmentConfig::new("production", ConnectionConfig::new("mem://", unique("prod"), "main"));
+        production.priority = 2;
+        production.require_approval = true;
+        registry.register(staging.clone()).unwrap();
+        registry.register(production.clone()).unwrap();
+        let dir = standard_migrations();
+        let mut req = request(&["staging", "production"], &dir, strategy);
+        req.options.approvals.approved.insert("production".into());
+        req.options.canary_percent = 50.0;
+        let run = deploy(registry, req).await;
+        assert_eq!(run.status("staging"), DeploymentStatus::Skipped, "{strategy}");
+        assert_eq!(applied_versions(&staging.connection).await, None, "{strategy}");
+        if strategy == "parallel" {
+            assert_eq!(run.status("production"), DeploymentStatus::Success, "{strategy}");
+            continue;
+        }
+        assert_eq!(run.status("production"), DeploymentStatus::Skipped, "{strategy}");
+        run.assert_error("production", "'staging' ended SKIPPED");
+        assert_eq!(applied_versions(&production.connection).await, None, "{strategy}");
+        assert_eq!(run.report.exit_code(), surql::error::EXIT_FAILURE);
+    }
 }

@@ -343,17 +343,17 @@ async fn two_deploys_at_once_apply_each_migration_exactly_once() {
 async fn a_deploy_longer_than_its_lease_keeps_the_lock() {
     let server = TestServer::start();
     let work = tempfile::tempdir().unwrap();
-    let migrations = migrations_dir(&[("1_slow.surql", &slow(5)), ("2_accounts.surql", FAST)]);
+    let migrations = migrations_dir(&[("1_slow.surql", &slow(9)), ("2_accounts.surql", FAST)]);
     write_environments(work.path(), json!([server_env("db", &server, 1)]));
     let m = migrations.path().to_str().unwrap();
-    // A one-second lease, and a migration that takes five: the second run
-    // must start while the first still works, even on a loaded machine.
-    let args = deploy_json("db", m, &["--lock-ttl", "1"]);
+    // The shortest lease, and a migration that takes nine seconds: the second
+    // run must start while the first still works, even on a loaded machine.
+    let args = deploy_json("db", m, &["--lock-ttl", "5"]);
     let first = spawn_piped(&args, work.path());
     let connection = server.connection("app", "db");
     wait_for_lock(&connection).await;
-    // Well past the first lease: only renewals keep the lock.
-    tokio::time::sleep(Duration::from_millis(1800)).await;
+    // Past the first lease: only renewals keep the lock.
+    tokio::time::sleep(Duration::from_millis(6500)).await;
     let second = surql(&args, work.path()).output().unwrap();
     let first = wait_for(first, Duration::from_secs(30));
 
@@ -633,4 +633,56 @@ async fn every_history_row_carries_the_deployment_id_and_actor_and_the_report_ha
         assert_eq!(row["deployment_id"], id);
         assert_eq!(row["actor"], "alice");
     }
+}
+
+/// A migration still running on the server when the operation timeout fires
+/// has an unknown outcome: FAILED saying so, nothing rolled back on a guess,
+/// the lock left to expire while the server may still commit. After the
+/// server settles, history and schema agree, and deploying again converges.
+#[tokio::test]
+async fn a_timed_out_migration_is_an_unknown_outcome_not_a_rollback() {
+    let server = TestServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let migrations = migrations_dir(&[("1_accounts.surql", FAST), ("2_slow.surql", &slow(3))]);
+    write_environments(work.path(), json!([server_env("db", &server, 1)]));
+    let m = migrations.path().to_str().unwrap();
+    let connection = server.connection("app", "db");
+    let args = deploy_json("db", m, &["--operation-timeout", "1", "--lock-ttl", "5"]);
+    let out = surql(&args, work.path()).output().unwrap();
+    let ended = Instant::now();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let result = status_of(&results(&out), "db").clone();
+    assert_eq!(result["status"], "failed", "{}", text(&out));
+    let error = result["error"].as_str().unwrap();
+    assert!(
+        error.contains("outcome unknown: 2_slow may still be running"),
+        "{error}"
+    );
+    assert!(error.contains("nothing was rolled back"), "{error}");
+    assert_eq!(
+        applied_versions(&connection).await.unwrap(),
+        ["1"],
+        "1 kept, 2 not yet committed"
+    );
+    assert!(lock_record(&connection).await.is_some(), "the lock is left to expire");
+
+    // Past the migration's own 3 s: whether the server committed it or
+    // cancelled it with the closed session, history and schema agree.
+    tokio::time::sleep(Duration::from_secs(4).saturating_sub(ended.elapsed())).await;
+    let versions = applied_versions(&connection).await.unwrap();
+    let committed = versions.contains(&"2".to_string());
+    assert_eq!(
+        committed,
+        tables(&connection).await.contains(&"slow".to_string()),
+        "history {versions:?} and schema disagree"
+    );
+
+    // Once the lease has expired, deploying again converges.
+    tokio::time::sleep(Duration::from_secs(6).saturating_sub(ended.elapsed())).await;
+    let out = surql(&deploy_json("db", m, &[]), work.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let applied_again = if committed { 0 } else { 1 };
+    assert_eq!(status_of(&results(&out), "db")["migrations_applied"], applied_again);
+    assert_eq!(applied_versions(&connection).await.unwrap(), ["1", "2"]);
+    assert_eq!(lock_record(&connection).await, None);
 }

@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::migration::lock::MIN_LOCK_TTL;
+
 use clap::{Args, Parser, Subcommand};
 
 use crate::connection::AuthLevel;
@@ -134,7 +136,7 @@ pub struct DeployArgs {
     #[arg(long, default_value = "300", value_parser = parse_seconds)]
     pub operation_timeout: Duration,
     /// Seconds a database's migration lock lasts without renewal (a crashed run's lock expires).
-    #[arg(long, default_value = "300", value_parser = parse_seconds)]
+    #[arg(long, default_value = "300", value_parser = parse_lock_ttl)]
     pub lock_ttl: Duration,
     /// Also write the whole run as JSON to this file.
     #[arg(long, value_name = "FILE")]
@@ -237,7 +239,7 @@ pub struct Target {
     #[arg(long, default_value = "300", value_parser = parse_seconds)]
     pub operation_timeout: Duration,
     /// Seconds the migration lock lasts without renewal.
-    #[arg(long, default_value = "300", value_parser = parse_seconds)]
+    #[arg(long, default_value = "300", value_parser = parse_lock_ttl)]
     pub lock_ttl: Duration,
 }
 
@@ -254,6 +256,19 @@ fn parse_seconds(value: &str) -> Result<Duration, String> {
             "'{value}' is not a number of seconds more than 0 and at most {MAX_SECONDS} (one week)"
         )),
     }
+}
+
+/// A lease no shorter than [`MIN_LOCK_TTL`]: a shorter one could expire
+/// between two renewals while a migration still runs.
+fn parse_lock_ttl(value: &str) -> Result<Duration, String> {
+    let ttl = parse_seconds(value)?;
+    if ttl < MIN_LOCK_TTL {
+        return Err(format!(
+            "'{value}' is below the floor of {}s: a shorter lease could expire while a migration still runs",
+            MIN_LOCK_TTL.as_secs()
+        ));
+    }
+    Ok(ttl)
 }
 
 fn parse_auth_level(value: &str) -> Result<AuthLevel, String> {

@@ -119,9 +119,7 @@ fn context(target: &Target) -> ApplyContext {
     if let Some(actor) = &target.actor {
         ctx.actor = actor.clone();
     }
-    ctx.lock_ttl = target
-        .lock_ttl
-        .clamp(Duration::from_secs(1), Duration::from_secs(86_400));
+    ctx.lock_ttl = target.lock_ttl.min(Duration::from_secs(86_400));
     ctx
 }
 

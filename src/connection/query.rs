@@ -51,6 +51,8 @@ pub enum QueryErrorKind {
     Unreadable,
     /// No answer within the operation timeout: the server may still commit it.
     TimedOut,
+    /// The answer shows a transaction ended early: part of it may have committed.
+    Inconsistent,
     /// The connection failed while the request was on its way or running:
     /// the server may have committed it.
     ConnectionLost,
@@ -134,7 +136,10 @@ impl QueryError {
     /// True when the server may have committed what was sent: a write that
     /// ends so must not be treated as rolled back.
     pub fn outcome_unknown(&self) -> bool {
-        matches!(self.kind, QueryErrorKind::TimedOut | QueryErrorKind::ConnectionLost)
+        matches!(
+            self.kind,
+            QueryErrorKind::TimedOut | QueryErrorKind::ConnectionLost | QueryErrorKind::Inconsistent
+        )
     }
 
     /// True for errors SurrealDB says can be retried (a write conflict

@@ -36,12 +36,16 @@ pub(super) async fn guarded<T, E: From<QueryError>>(
 pub(super) struct Stop {
     pub(super) status: DeploymentStatus,
     pub(super) error: String,
+    /// A write may still be running on the server: the lock is not released
+    /// but left to expire, so no other run writes until it has settled.
+    pub(super) lock_left_to_expire: bool,
 }
 
 pub(super) fn failed(error: impl Into<String>) -> Stop {
     Stop {
         status: DeploymentStatus::Failed,
         error: error.into(),
+        lock_left_to_expire: false,
     }
 }
 
@@ -49,6 +53,30 @@ pub(super) fn skipped(error: impl Into<String>) -> Stop {
     Stop {
         status: DeploymentStatus::Skipped,
         error: error.into(),
+        lock_left_to_expire: false,
+    }
+}
+
+/// A migration's request ended without an answer that says whether it
+/// committed. Rolling back on a guess could revert what the server is still
+/// committing, and releasing the lock would let another run write meanwhile:
+/// neither happens. This run's earlier migrations there are kept too.
+pub(super) fn outcome_unknown(engine: &Engine, name: &str, migration: &Migration, error: &QueryError) -> Stop {
+    let kept = engine.mark_outcome_unknown(name);
+    let error = match error.kind() {
+        QueryErrorKind::Inconsistent => error.to_string(),
+        _ => format!(
+            "outcome unknown: {} may still be running on the server ({error}); nothing was rolled back",
+            migration.id()
+        ),
+    };
+    Stop {
+        status: DeploymentStatus::Failed,
+        error: format!(
+            "{error} ({kept} earlier migration(s) of this run kept); the lock is left to expire (--lock-ttl {}s) so that nothing else writes until it settles: then `surql orchestrate status` shows what committed, and deploying again converges",
+            engine.context.lock_ttl.as_secs_f64()
+        ),
+        lock_left_to_expire: true,
     }
 }
 
@@ -201,8 +229,9 @@ async fn run_steps(
         }
         Err(e) => Err(failed(format!("cannot read _migration_history: {e}"))),
     };
-    let released = match outcome {
+    let released = match &outcome {
         Ok(LockReleased::ByTheLastBatch) => Ok(()),
+        Err(stop) if stop.lock_left_to_expire => Ok(()),
         _ => guarded(environment, release_lock(&db, &lock)).await,
     };
     let applied_count = engine.applied_count(name);
@@ -320,9 +349,12 @@ async fn apply_pending(
         .await;
         let outcome = match outcome {
             Ok(outcome) => outcome,
+            Err(error) if error.outcome_unknown() => {
+                return Err(outcome_unknown(engine, name, next, &error));
+            }
             Err(error) => {
-                // The request did not complete: what committed is unknown
-                // until the history says (when the server still answers).
+                // The request was refused as a whole: what committed is
+                // what the history says (a batch commits a prefix).
                 let committed = committed_by_this_run(engine, environment, db, &migrations).await;
                 note_batch(engine, name, batch, &committed);
                 let failed = migrations.get(committed.len()).unwrap_or(&next);

@@ -119,6 +119,8 @@ struct EnvState {
     /// Migrations (indexes into `migrations`) this run applied, in order.
     applied_this_run: Vec<usize>,
     running: bool,
+    /// A write whose outcome is unknown: nothing may be rolled back on a guess.
+    outcome_unknown: bool,
 }
 
 /// Shared state of one deployment. Primitives are `async` methods; the script
@@ -376,6 +378,15 @@ impl Engine {
         self.record(result)
     }
 
+    /// Marks `name` as holding a write of unknown outcome: the `rollback`
+    /// primitive leaves it alone. Returns how many migrations this run applied there.
+    fn mark_outcome_unknown(&self, name: &str) -> usize {
+        let mut ledger = self.ledger();
+        let state = ledger.entry(name.to_string()).or_default();
+        state.outcome_unknown = true;
+        state.applied_this_run.len()
+    }
+
     fn note_applied(&self, name: &str, migration_index: usize) {
         self.ledger()
             .entry(name.to_string())
@@ -391,12 +402,16 @@ impl Engine {
             self.environment(name)?;
         }
         let runs = names.iter().map(|name| async move {
-            let applied = {
+            let (applied, outcome_unknown) = {
                 let mut ledger = self.ledger();
                 let state = ledger.entry(name.clone()).or_default();
-                std::mem::take(&mut state.applied_this_run)
+                if state.outcome_unknown {
+                    (Vec::new(), true)
+                } else {
+                    (std::mem::take(&mut state.applied_this_run), false)
+                }
             };
-            if applied.is_empty() || self.options.dry_run {
+            if applied.is_empty() || outcome_unknown || self.options.dry_run {
                 return self
                     .result_of(name)
                     .unwrap_or_else(|| self.record(DeploymentResult::skipped(name, reason)));

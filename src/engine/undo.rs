@@ -39,6 +39,7 @@ pub(super) async fn undo_this_run(
         Ok(count) => Stop {
             status: DeploymentStatus::RolledBack,
             error: format!("{what}; rolled back {count} migration(s) applied by this run"),
+            lock_left_to_expire: false,
         },
         Err(error) => failed(format!("{what}; rollback failed: {error}")),
     }
@@ -58,9 +59,12 @@ async fn revert(engine: &Engine, environment: &EnvironmentConfig, db: &Db, appli
     for &index in applied.iter().rev() {
         let migration = &engine.migrations[index];
         engine.events.phase(name, format!("rolling back {}", migration.id()));
-        guarded(environment, revert_migration(db, migration))
-            .await
-            .map_err(|e| e.to_string())?;
+        guarded(
+            environment,
+            revert_migration(db, migration, &engine.context.lock_owner()),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         count += 1;
         let mut ledger = engine.ledger();
         if let Some(state) = ledger.get_mut(name) {

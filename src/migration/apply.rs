@@ -11,7 +11,10 @@ use super::file::Migration;
 use super::history::{applied_migrations, ensure_history_table};
 use super::lock::{Heartbeat, HeldLock, LockError, acquire_lock, forget_released, release_lock, with_heartbeat};
 use super::plan::{MigrationStatusRow, describe_drift, plan, rollback_plan};
-use super::script::{STOPPED, StartClock, batch_script, down_script, release_after, statements_before_up, up_script};
+use super::script::{
+    STOPPED, StartClock, batch_script, down_script, release_after, statements_before_up, transaction_statements,
+    up_script,
+};
 use crate::connection::Db;
 use crate::connection::{
     Collected, ConnectionConfig, QueryError, QueryErrorKind, ensure_namespace_and_database, first_cause,
@@ -103,11 +106,25 @@ pub async fn apply_batch(
 ) -> Result<BatchOutcome, QueryError> {
     if let [migration] = batch {
         return Ok(
-            match apply_lone(db, migration, clock, ctx, release_when_done.then_some(lock)).await {
+            match apply_lone(
+                db,
+                migration,
+                clock,
+                ctx,
+                &lock.owner,
+                release_when_done.then_some(lock),
+            )
+            .await
+            {
                 Ok((ms, released_lock)) => BatchOutcome {
                     applied: vec![ms],
                     stop: None,
                     released_lock,
+                },
+                Err(error) if error.statement().is_some() && error.message().contains(STOPPED) => BatchOutcome {
+                    applied: vec![],
+                    stop: Some(BatchStop::Stopped),
+                    released_lock: false,
                 },
                 Err(error) if error.statement().is_some() => BatchOutcome {
                     applied: vec![],
@@ -137,6 +154,17 @@ pub async fn apply_batch(
     )
     .await?;
 
+    // Every statement answers unless something ended a transaction early.
+    let expected: usize = batch
+        .iter()
+        .map(|m| transaction_statements(m, StartClock::Server))
+        .sum::<usize>()
+        + usize::from(release_when_done)
+        + 1;
+    if statements != expected {
+        let ids = format!("{} … {}", batch[0].id(), batch[batch.len() - 1].id());
+        return Err(inconsistent(&ids, statements, expected));
+    }
     // Which committed: the read at the end is the truth; the guard makes it
     // a prefix of the batch.
     let last = statements.saturating_sub(1);
@@ -168,10 +196,10 @@ pub async fn apply_batch(
 
     // The first error of the migration that did not commit is why. Each
     // transaction: its preamble, its own statements, CREATE and COMMIT.
-    let before_up = statements_before_up(StartClock::Server, true);
+    let before_up = statements_before_up(StartClock::Server);
     let begins_at: usize = batch[..applied.len()]
         .iter()
-        .map(|m| before_up + m.up_ast.expressions.len() + 2)
+        .map(|m| transaction_statements(m, StartClock::Server))
         .sum();
     let up_at = begins_at + before_up;
     let from_it = errors.partition_point(|error| error.statement() < Some(begins_at));
@@ -193,6 +221,16 @@ pub async fn apply_batch(
     })
 }
 
+/// The error for an answer that shows a transaction ended early.
+fn inconsistent(migrations: &str, answered: usize, sent: usize) -> QueryError {
+    QueryError::new(
+        QueryErrorKind::Inconsistent,
+        format!(
+            "outcome inconsistent: {migrations}: SurrealDB answered {answered} of {sent} statements, so part of it may have committed without its history row; nothing was rolled back — compare the schema with `surql migrate status` before running again"
+        ),
+    )
+}
+
 /// Applies one migration in one transaction. Returns its duration.
 pub async fn apply_migration(
     db: &Db,
@@ -200,7 +238,9 @@ pub async fn apply_migration(
     clock: StartClock,
     ctx: &ApplyContext,
 ) -> Result<u64, QueryError> {
-    apply_lone(db, migration, clock, ctx, None).await.map(|(ms, _)| ms)
+    apply_lone(db, migration, clock, ctx, &ctx.lock_owner(), None)
+        .await
+        .map(|(ms, _)| ms)
 }
 
 /// True when the release statement's result shows the lock record deleted.
@@ -221,6 +261,7 @@ async fn apply_lone(
     migration: &Migration,
     clock: StartClock,
     ctx: &ApplyContext,
+    owner: &str,
     release: Option<&HeldLock>,
 ) -> Result<(u64, bool), QueryError> {
     let started = std::time::Instant::now();
@@ -234,7 +275,7 @@ async fn apply_lone(
         "surql_checksum": migration.checksum,
         "surql_deployment_id": ctx.deployment_id,
         "surql_actor": ctx.actor,
-        "surql_owner": release.map(|lock| lock.owner.as_str()),
+        "surql_owner": owner,
     });
     let mut vars = surrealdb::types::SurrealValue::into_value(vars);
     if let (StartClock::Shared, surrealdb::types::Value::Object(vars)) = (clock, &mut vars) {
@@ -257,7 +298,14 @@ async fn apply_lone(
         let index = error.statement().unwrap_or_default();
         return Err(error
             .clone()
-            .at_statement(index.saturating_sub(statements_before_up(clock, false))));
+            .at_statement(index.saturating_sub(statements_before_up(clock))));
+    }
+    // Defence in depth (the parser refuses what ends a transaction early): an
+    // answer with fewer statements means part of it may have committed
+    // without its history row. Never guess: report it, roll nothing back.
+    let expected = transaction_statements(migration, clock);
+    if migration_statements != expected {
+        return Err(inconsistent(&migration.id(), migration_statements, expected));
     }
     let released = match release {
         Some(lock) if deleted_the_lock(&mut response, statements - 1) => {
@@ -270,17 +318,21 @@ async fn apply_lone(
 }
 
 /// Rolls one migration back in one transaction. Returns its duration.
-pub async fn revert_migration(db: &Db, migration: &Migration) -> Result<u64, ApplyError> {
+pub async fn revert_migration(db: &Db, migration: &Migration, owner: &str) -> Result<u64, ApplyError> {
     let script = down_script(migration).ok_or_else(|| ApplyError::NoDownSection(migration.id()))?;
     let started = std::time::Instant::now();
-    run_statements(db, &script, json!({ "surql_version": migration.version }))
-        .await
-        .map_err(|error| ApplyError::Failed {
-            version: migration.version.clone(),
-            name: migration.name.clone(),
-            error,
-            completed: Vec::new(),
-        })?;
+    run_statements(
+        db,
+        &script,
+        json!({ "surql_version": migration.version, "surql_owner": owner }),
+    )
+    .await
+    .map_err(|error| ApplyError::Failed {
+        version: migration.version.clone(),
+        name: migration.name.clone(),
+        error,
+        completed: Vec::new(),
+    })?;
     Ok(started.elapsed().as_millis() as u64)
 }
 
@@ -388,7 +440,7 @@ pub async fn migrate_down(
         let mut completed = Vec::new();
         for migration in targets {
             heartbeat.check()?;
-            match revert_migration(db, migration).await {
+            match revert_migration(db, migration, &ctx.lock_owner()).await {
                 Ok(duration_ms) => completed.push(AppliedStep {
                     version: migration.version.clone(),
                     name: migration.name.clone(),

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use surrealdb_sql::{Ast, TopLevelExpr};
+use surrealdb_sql::{Ast, Expr, TopLevelExpr};
 
 /// Marker line that starts the up section.
 pub const UP_MARKER: &str = "-- migrate:up";
@@ -74,6 +74,15 @@ pub enum MigrationFileError {
         path: PathBuf,
         line: usize,
         message: String,
+    },
+    /// A statement surql cannot run safely inside its transaction.
+    #[error("{}:{line}:{column}: {section} section: {message}", path.display())]
+    Refused {
+        path: PathBuf,
+        section: &'static str,
+        line: usize,
+        column: usize,
+        message: &'static str,
     },
     #[error("{}:{line}:{column}: {section} section does not parse: {message}", path.display())]
     Parse {
@@ -280,27 +289,101 @@ fn parse_section(path: &Path, section_name: &'static str, section: &Section) -> 
             message,
         }
     })?;
-    // surql wraps each migration in its own transaction; statements that manage
-    // transactions or switch namespace would break that guarantee.
-    for expr in &ast.expressions {
-        let refused = match expr {
-            TopLevelExpr::Begin | TopLevelExpr::Commit | TopLevelExpr::Cancel => {
-                Some("BEGIN/COMMIT/CANCEL are not allowed: surql runs each migration in one transaction itself")
-            }
-            TopLevelExpr::Use(_) => {
-                Some("USE is not allowed: the namespace and database come from the connection settings")
-            }
-            _ => None,
-        };
-        if let Some(message) = refused {
-            return Err(MigrationFileError::Format {
-                path: path.to_path_buf(),
-                line: section.first_line,
-                message: format!("{section_name} section: {message}"),
-            });
-        }
+    // surql wraps each migration, with its history row, in one transaction:
+    // statements that end it early, manage it, or change the scope or options
+    // of the rest of the request would break that guarantee.
+    if let Some((index, message)) = ast
+        .expressions
+        .iter()
+        .enumerate()
+        .find_map(|(i, e)| refused(e).map(|m| (i, m)))
+    {
+        let (line, column) = statement_starts(&section.text)
+            .get(index)
+            .map(|(line, column)| (section.first_line - 1 + line, *column))
+            .unwrap_or((section.first_line, 1));
+        return Err(MigrationFileError::Refused {
+            path: path.to_path_buf(),
+            section: section_name,
+            line,
+            column,
+            message,
+        });
     }
     Ok(ast)
+}
+
+/// Why a top-level statement cannot run inside surql's transaction, if so.
+/// SurrealDB 3.3.5 commits what ran before a top-level `RETURN` (even one
+/// inside an IF or a block) and skips the rest, history row included.
+fn refused(statement: &TopLevelExpr) -> Option<&'static str> {
+    match statement {
+        TopLevelExpr::Begin | TopLevelExpr::Commit | TopLevelExpr::Cancel => {
+            Some("BEGIN/COMMIT/CANCEL are not allowed: surql runs each migration in one transaction itself")
+        }
+        TopLevelExpr::Use(_) => {
+            Some("USE is not allowed: the namespace and database come from the connection settings")
+        }
+        TopLevelExpr::Option(_) => Some(
+            "OPTION is not allowed: it would change every later statement of the request, the history row included",
+        ),
+        TopLevelExpr::Expr(expr) => ends_early(expr, false),
+        _ => None,
+    }
+}
+
+/// A `RETURN` that reaches the top level (it ends the transaction early:
+/// what ran before it commits, the rest and the history row do not), or a
+/// `BREAK`/`CONTINUE` outside a FOR loop. Function and closure bodies contain
+/// their own `RETURN`, so they are not searched.
+fn ends_early(expr: &Expr, in_loop: bool) -> Option<&'static str> {
+    const RETURN: &str = "RETURN is not allowed at the top level: SurrealDB would commit the statements before it and skip the rest, history row included; use it inside a function, or drop it";
+    match expr {
+        Expr::Return(_) => Some(RETURN),
+        Expr::Break | Expr::Continue if !in_loop => {
+            Some("BREAK/CONTINUE outside a FOR loop is not allowed: it fails the statement but not the transaction")
+        }
+        Expr::Block(block) => block.0.iter().find_map(|e| ends_early(e, in_loop)),
+        Expr::IfElse(statement) => statement
+            .exprs
+            .iter()
+            .flat_map(|(condition, body)| [condition, body])
+            .chain(statement.close.as_ref())
+            .find_map(|e| ends_early(e, in_loop)),
+        Expr::Foreach(statement) => {
+            ends_early(&statement.range, in_loop).or_else(|| statement.block.0.iter().find_map(|e| ends_early(e, true)))
+        }
+        Expr::Let(statement) => ends_early(&statement.what, in_loop),
+        _ => None,
+    }
+}
+
+/// Where each top-level statement of `text` starts: (line, column), both from
+/// 1, in the order of the parsed statements. Empty when the statement parser
+/// disagrees with the full parser (the caller then points at the section).
+fn statement_starts(text: &str) -> Vec<(usize, usize)> {
+    use surrealdb_syn::error::Location;
+    use surrealdb_syn::token::{Span, TokenKind};
+    let mut stream = surrealdb_syn::parser::StatementStream::new();
+    let mut buffer = bytes::BytesMut::from(text.as_bytes());
+    let mut starts = Vec::new();
+    loop {
+        let consumed = text.len() - buffer.len();
+        let first_token = {
+            let mut parser = surrealdb_syn::Parser::new(&buffer[..]);
+            while parser.eat(TokenKind::SemiColon) {}
+            parser.peek().span.offset as usize
+        };
+        match stream.parse_complete(&mut buffer) {
+            Ok(Some(_)) => {
+                let offset = u32::try_from(consumed + first_token).unwrap_or(u32::MAX);
+                let at = Location::range_of_span(text, Span { offset, len: 1 }).start;
+                starts.push((at.line, at.column));
+            }
+            Ok(None) => return starts,
+            Err(_) => return Vec::new(),
+        }
+    }
 }
 
 /// Reads `--> [line:column]` from a rendered parser error.
@@ -374,6 +457,52 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().starts_with("4_bad.surql:4:"), "{err}");
         assert!(err.to_string().contains("down section"), "{err}");
+    }
+
+    /// Statements that would end surql's transaction early are refused with
+    /// the file, line and column of the statement; contained ones are fine.
+    #[test]
+    fn statements_that_end_the_transaction_early_are_refused_where_they_are() {
+        let refused = |up: &str| {
+            parse("7_x.surql", &format!("-- a note\n-- migrate:up\n{up}"))
+                .unwrap_err()
+                .to_string()
+        };
+        let error = refused("DEFINE TABLE a;\n  RETURN 1;\nDEFINE TABLE b;\n");
+        assert!(
+            error.starts_with("7_x.surql:4:3: up section: RETURN is not allowed"),
+            "{error}"
+        );
+        let error = refused("DEFINE TABLE a; IF true { RETURN 1 };\n");
+        assert!(error.starts_with("7_x.surql:3:17: up section: RETURN"), "{error}");
+        for up in [
+            "LET $x = { RETURN 1 };",
+            "FOR $i IN [1] { RETURN $i; };",
+            "BREAK;",
+            "IF true { CONTINUE };",
+            "OPTION IMPORT;",
+            "BEGIN;",
+            "DEFINE TABLE a; COMMIT;",
+        ] {
+            assert!(refused(up).contains("not allowed"), "{up}: {}", refused(up));
+        }
+        let down = parse(
+            "8_x.surql",
+            "-- migrate:up\nDEFINE TABLE a;\n-- migrate:down\nREMOVE TABLE a;\nRETURN 1;\n",
+        );
+        assert!(
+            down.unwrap_err()
+                .to_string()
+                .starts_with("8_x.surql:5:1: down section: RETURN")
+        );
+        for fine in [
+            "DEFINE FUNCTION fn::one() { RETURN 1; };",
+            "FOR $i IN [1, 2] { IF $i = 2 { BREAK }; CREATE t SET i = $i; };",
+            "DEFINE TABLE t; LET $f = |$x| { RETURN $x; };",
+            "SELECT * FROM (RETURN 1);",
+        ] {
+            assert!(parse("9_x.surql", &format!("-- migrate:up\n{fine}")).is_ok(), "{fine}");
+        }
     }
 
     #[test]

@@ -99,6 +99,10 @@ impl From<QueryError> for LockError {
     }
 }
 
+/// The shortest lease the CLI and the coordinator accept: renewals come every
+/// third of it, so a shorter one could lapse under a loaded machine.
+pub const MIN_LOCK_TTL: Duration = Duration::from_secs(5);
+
 /// Defines the lock table (idempotent); SurrealDB 3 refuses queries on undefined tables.
 pub const DEFINE_LOCK_TABLE: &str = "DEFINE TABLE IF NOT EXISTS _migration_lock SCHEMALESS;";
 

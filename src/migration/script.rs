@@ -24,23 +24,23 @@ impl StartClock {
     }
 }
 
-/// The exact SurrealQL that applies one migration with its history row.
+/// The exact SurrealQL that applies one migration with its history row. Its
+/// transaction first proves the lock is still `$surql_owner`'s: a run whose
+/// lease expired and was taken over writes nothing.
 pub fn up_script(migration: &Migration, clock: StartClock) -> String {
-    transaction_script(migration, clock, Guard::None)
+    transaction_script(migration, clock, Guard::Lock, true)
 }
 
 /// What a batch's guard throws when a migration must not begin.
 pub(super) const STOPPED: &str =
     "surql: stopped before this migration (interrupted, or the lock is no longer held by this run)";
 
-/// Whether a migration's transaction checks, before its own statements, that
-/// it may begin.
+/// What a migration's transaction checks, before its own statements, to
+/// begin.
 #[derive(Clone, Copy)]
 pub(super) enum Guard<'a> {
-    /// A lone migration: the caller checked.
-    None,
-    /// The first of a batch: the lock is still this run's and not marked
-    /// interrupted.
+    /// A lone migration, or the first of a batch: the lock is still this
+    /// run's and not marked interrupted.
     Lock,
     /// A later one: the same, and the migration before it (its version)
     /// committed.
@@ -52,11 +52,9 @@ pub(super) enum Guard<'a> {
 /// literals in a batch, where each migration has its own.
 /// `SET` rather than `CONTENT { … }`: SurrealDB 3.3.5 evaluates an object
 /// of expressions far more slowly (about 90 µs per migration, BENCHMARKS.md).
-pub(super) fn transaction_script(migration: &Migration, clock: StartClock, guard: Guard) -> String {
+pub(super) fn transaction_script(migration: &Migration, clock: StartClock, guard: Guard, lone: bool) -> String {
     const LOCK: &str = "_migration_lock:current.owner != $surql_owner OR _migration_lock:current.interrupted = true";
-    let lone = matches!(guard, Guard::None);
     let guard = match guard {
-        Guard::None => String::new(),
         Guard::Lock => format!("IF {LOCK} {{ THROW '{STOPPED}' }};\n"),
         Guard::LockAndCommitted(previous) => format!(
             "IF !record::exists({}) OR {LOCK} {{ THROW '{STOPPED}' }};\n",
@@ -104,10 +102,16 @@ pub(super) fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-/// Statements of a migration's transaction before its own: BEGIN, the
-/// batch guard, the `LET` of the start time.
-pub(super) fn statements_before_up(clock: StartClock, guarded: bool) -> usize {
-    1 + usize::from(guarded) + usize::from(clock == StartClock::Server)
+/// Statements of a migration's transaction before its own: BEGIN, the lock
+/// guard, the `LET` of the start time.
+pub(super) fn statements_before_up(clock: StartClock) -> usize {
+    2 + usize::from(clock == StartClock::Server)
+}
+
+/// Statements of a migration's whole transaction, as SurrealDB answers them
+/// when it ran to its end: fewer means something ended it early.
+pub(super) fn transaction_statements(migration: &Migration, clock: StartClock) -> usize {
+    statements_before_up(clock) + migration.up_ast.expressions.len() + 2
 }
 
 /// The SurrealQL of a batch: every migration in its own transaction, each
@@ -123,7 +127,7 @@ pub fn batch_script(batch: &[&Migration], release: bool) -> String {
             0 => Guard::Lock,
             _ => Guard::LockAndCommitted(&batch[i - 1].version),
         };
-        sql.push_str(&transaction_script(migration, StartClock::Server, guard));
+        sql.push_str(&transaction_script(migration, StartClock::Server, guard, false));
     }
     if let (true, Some(last)) = (release, batch.last()) {
         sql.push_str(&release_after(&last.version));
@@ -132,11 +136,12 @@ pub fn batch_script(batch: &[&Migration], release: bool) -> String {
     sql
 }
 
-/// The exact SurrealQL that rolls one migration back and removes its history row.
+/// The exact SurrealQL that rolls one migration back and removes its history
+/// row, after proving the lock is still `$surql_owner`'s.
 pub fn down_script(migration: &Migration) -> Option<String> {
     migration.down.as_ref().map(|down| {
         format!(
-            "BEGIN TRANSACTION;\n{down}\n;\nDELETE type::record('_migration_history', $surql_version);\nCOMMIT TRANSACTION;"
+            "BEGIN TRANSACTION;\nIF _migration_lock:current.owner != $surql_owner {{ THROW '{STOPPED}' }};\n{down}\n;\nDELETE type::record('_migration_history', $surql_version);\nCOMMIT TRANSACTION;"
         )
     })
 }

@@ -248,7 +248,9 @@ pub fn register(rhai: &mut Rhai, engine: Arc<Engine>, handle: Handle) {
         .register_fn("split_percent", helpers::split_percent)
         .register_fn("split_percent", helpers::split_percent_int)
         .register_fn("by_tag", helpers::by_tag)
-        .register_fn("any_failed", helpers::any_failed);
+        .register_fn("any_failed", helpers::any_failed)
+        .register_fn("all_succeeded", helpers::all_succeeded)
+        .register_fn("first_unsuccessful", helpers::first_unsuccessful);
 
     let e = engine;
     rhai.on_progress(move |_operations| {

@@ -1,4 +1,5 @@
-//! Pure helpers for strategies: `chunks`, `split_percent`, `by_tag`, `any_failed`.
+//! Pure helpers for strategies: `chunks`, `split_percent`, `by_tag`,
+//! `any_failed`, `all_succeeded`, `first_unsuccessful`.
 
 use rhai::{Array, Dynamic, EvalAltResult, INT, Map};
 
@@ -75,6 +76,39 @@ pub fn any_failed(results: Array) -> bool {
         let flag_false = |key: &str| map.get(key).and_then(|v| v.as_bool().ok()) == Some(false);
         status_failed || flag_false("is_healthy") || flag_false("ok")
     })
+}
+
+/// True when every result succeeded: deployment results are all `success`
+/// (SKIPPED counts as not succeeded), health maps healthy, verifications ok.
+/// Promotion pipelines stop on `!all_succeeded(results)`.
+pub fn all_succeeded(results: Array) -> bool {
+    results.iter().all(|item| {
+        let Some(map) = item.read_lock::<Map>() else {
+            return false;
+        };
+        if let Some(status) = map.get("status") {
+            return status.clone().into_string().is_ok_and(|s| s == "success");
+        }
+        let flag = |key: &str| map.get(key).and_then(|v| v.as_bool().ok());
+        flag("is_healthy").or(flag("ok")) == Some(true)
+    })
+}
+
+/// The first result that did not succeed, as `'name' ended STATUS`, for
+/// messages (its reason is in its own result).
+pub fn first_unsuccessful(results: Array) -> String {
+    results
+        .iter()
+        .find_map(|item| {
+            let map = item.read_lock::<Map>()?;
+            let text = |key: &str| map.get(key).and_then(|v| v.clone().into_string().ok());
+            let status = text("status")?;
+            (status != "success").then(|| {
+                let name = text("environment").unwrap_or_default();
+                format!("'{name}' ended {}", status.to_uppercase())
+            })
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
