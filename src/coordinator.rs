@@ -75,6 +75,15 @@ pub enum CoordinatorError {
     Strategy(#[from] StrategyError),
     #[error("invalid option: {0}")]
     Option(String),
+    /// Two selected environments are one database: they would share one lock.
+    #[error(
+        "environments '{first}' and '{second}' are the same database ({database}): deploy it under one name (drop the alias, or narrow the discovery template)"
+    )]
+    DuplicateTarget {
+        first: String,
+        second: String,
+        database: String,
+    },
 }
 
 /// Every selected environment's result, and the script error if the strategy failed.
@@ -221,6 +230,17 @@ impl MigrationCoordinator {
         Self::validate(&request.options, &request.context)?;
         let strategy = Strategy::resolve(&request.strategy, &request.strategy_dir)?;
         let selected = self.select(&request.environments)?;
+        let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+        for environment in &selected {
+            let identity = crate::connection::database_identity(&environment.connection);
+            if let Some(first) = seen.insert(identity.clone(), &environment.name) {
+                return Err(CoordinatorError::DuplicateTarget {
+                    first: first.to_string(),
+                    second: environment.name.clone(),
+                    database: crate::redact::redact(&identity),
+                });
+            }
+        }
         let mut approved: Vec<&String> = request.options.approvals.approved.iter().collect();
         approved.sort();
         if let Some(name) = approved.into_iter().find(|name| self.registry.get(name).is_err()) {

@@ -404,3 +404,67 @@ fn impossible_durations_are_usage_errors() {
         "{stderr}"
     );
 }
+
+/// An operator removes a lock whose holder is gone: the command names the
+/// holder, refuses to guess without a terminal unless `--yes`, and removes
+/// exactly that lock.
+#[tokio::test]
+async fn unlock_names_the_holder_and_needs_a_yes() {
+    let server = common::TestServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let connection = server.connection("locked", "main");
+    let plant = async || {
+        query(
+            &connection,
+            "DEFINE TABLE IF NOT EXISTS _migration_lock SCHEMALESS; CREATE _migration_lock:current SET owner = 'ghost@elsewhere pid 7 deployment d', acquired_at = time::now(), expires_at = time::now() + 1h;",
+        )
+        .await;
+    };
+    plant().await;
+    let url = server.ws_url();
+    let target = [
+        "--db-url",
+        url.as_str(),
+        "--ns",
+        "locked",
+        "--db",
+        "main",
+        "--user",
+        "root",
+        "--pass",
+        "root",
+    ];
+    let out = surql(&[&["migrate", "unlock"][..], &target].concat(), work.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("locked by ghost@elsewhere pid 7") && stderr.contains("--yes"),
+        "{stderr}"
+    );
+    let still = query(&connection, "SELECT VALUE owner FROM _migration_lock;").await;
+    assert_eq!(still[0], json!(["ghost@elsewhere pid 7 deployment d"]));
+
+    let out = surql(&[&["migrate", "unlock", "--yes"][..], &target].concat(), work.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("removed the lock held by ghost@elsewhere"));
+    assert_eq!(
+        query(&connection, "SELECT VALUE owner FROM _migration_lock;").await[0],
+        json!([])
+    );
+
+    // The same for environments of a config file.
+    plant().await;
+    common::write_environments(
+        work.path(),
+        json!([{"name": "db", "connection": {"db_url": url, "db_ns": "locked", "db": "main", "username": "root", "password": "root"}}]),
+    );
+    let out = surql(&["orchestrate", "unlock", "-e", "db", "--yes"], work.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("db: removed the lock held by ghost@elsewhere"));
+    let out = surql(&["orchestrate", "unlock", "-e", "db", "--yes"], work.path());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("db: not locked"),
+        "{}",
+        text(&out)
+    );
+}

@@ -325,3 +325,72 @@ fn large_deployments_print_a_summary_with_failures_first() {
         "json has every environment"
     );
 }
+
+/// Two selected names for one database (an alias, or a discovery template
+/// overlapping a listed entry) are refused before anything runs: exit 2,
+/// naming both, nothing created.
+#[tokio::test]
+async fn two_names_for_one_database_are_refused_before_anything_runs() {
+    let server = TestServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let rpc = server.ws_url();
+    let http = format!("http://127.0.0.1:{}/", server.port);
+    let root =
+        |url: &str, ns: &str| json!({"db_url": url, "db_ns": ns, "db": "main", "username": "root", "password": "root"});
+    common::write_environments(
+        work.path(),
+        json!([
+            {"name": "primary", "connection": root(&rpc, "app")},
+            {"name": "alias", "connection": root(&http, "app")},
+        ]),
+    );
+    let m = example_migrations();
+    let out = surql(
+        &["orchestrate", "deploy", "-e", "all", "-m", m.to_str().unwrap()],
+        work.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("'primary' and 'alias' are the same database"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("root@") && !stderr.contains(":root"), "{stderr}");
+
+    // A discovery template that also finds a listed tenant.
+    let setup = connect(&server.connection("setup", "main"), Duration::from_secs(10))
+        .await
+        .unwrap();
+    run_query(
+        &setup,
+        "DEFINE NAMESPACE tenant_a; DEFINE NAMESPACE tenant_b;",
+        json!({}),
+    )
+    .await
+    .unwrap();
+    let config = json!({"environments": [
+        {"name": "acme", "connection": root(&server.ws_url(), "tenant_a")},
+        {"name": "t-{ns}", "discover": {"connection": {"db_url": server.ws_url(), "db": "main", "username": "root", "password": "root"}, "namespaces": "tenant_*"}},
+    ]});
+    std::fs::write(work.path().join("environments.json"), config.to_string()).unwrap();
+    let out = surql(
+        &["orchestrate", "deploy", "-e", "all", "-m", m.to_str().unwrap()],
+        work.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("'acme' and 't-tenant_a' are the same database"),
+        "{}",
+        text(&out)
+    );
+    let namespaces = run_query(&setup, "INFO FOR ROOT;", json!({})).await.unwrap();
+    let names: Vec<&String> = namespaces[0]["namespaces"].as_object().unwrap().keys().collect();
+    assert!(!names.contains(&&"app".to_string()), "created {names:?}");
+    assert_eq!(
+        run_query(&setup, "USE NS tenant_a; INFO FOR NS;", json!({}))
+            .await
+            .unwrap()[1]["databases"],
+        json!({}),
+        "nothing created in tenant_a"
+    );
+}

@@ -227,3 +227,40 @@ async fn writes_after_the_lease_was_taken_over_change_nothing() {
     assert!(common::tables(&connection).await.contains(&"taken".to_string()));
     release_lock(&db, &theirs).await.unwrap();
 }
+
+/// A lock whose holder shares this host's name but lives in another pid
+/// namespace (another container) is never taken over early, even when its
+/// pid does not exist here; the same holder in this pid namespace, with its
+/// process gone, is.
+#[tokio::test]
+async fn a_live_lock_of_another_container_is_never_taken_over() {
+    let server = TestServer::start();
+    let connection = server.connection("containers", "main");
+    initialise(&connection).await;
+    let db = connect(&connection, TIMEOUT).await.unwrap();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let gone = child.id();
+    child.wait().unwrap();
+    let here = ApplyContext::new()
+        .lock_owner()
+        .replace(&format!(" pid {} ", std::process::id()), &format!(" pid {gone} "));
+    let other_container = here.replace(" pidns pid:", " pidns pid:9");
+    let plant = async |owner: &str| {
+        run_query(
+            &db,
+            "DELETE _migration_lock:current; CREATE _migration_lock:current SET owner = $owner, acquired_at = time::now(), expires_at = time::now() + 1m;",
+            json!({ "owner": owner }),
+        )
+        .await
+        .unwrap();
+    };
+    plant(&other_container).await;
+    match acquire_lock(&db, "me@ci", Duration::from_secs(60)).await {
+        Err(LockError::Held(info)) => assert_eq!(info.owner, other_container),
+        other => panic!("took over another container's live lock: {other:?}"),
+    }
+    plant(&here).await;
+    let taken = acquire_lock(&db, "me@ci", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(current_lock(&db).await.unwrap().unwrap().owner, "me@ci");
+    release_lock(&db, &taken).await.unwrap();
+}

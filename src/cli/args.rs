@@ -63,6 +63,17 @@ pub enum OrchestrateCommand {
         #[command(flatten)]
         common: OrchestrateCommon,
     },
+    /// Remove the migration lock of environments, naming each holder and asking first.
+    Unlock {
+        /// Environments: NAME[,NAME], all, tag:TAG (combinable).
+        #[arg(short = 'e', long = "environments", required = true, value_delimiter = ',')]
+        environments: Vec<String>,
+        /// Remove without asking (needed when stdin is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+        #[command(flatten)]
+        common: OrchestrateCommon,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -183,6 +194,15 @@ pub enum MigrateCommand {
     },
     /// Check that every file parses and, with a database, that checksums match.
     Validate {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Remove the database's migration lock, naming the holder and asking first
+    /// (for a lock whose holder is known to be gone; a crashed run's lock also expires).
+    Unlock {
+        /// Remove without asking (needed when stdin is not a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
         #[command(flatten)]
         target: Target,
     },

@@ -20,6 +20,16 @@ pub async fn run(command: MigrateCommand) -> Result<i32, Error> {
         MigrateCommand::Down { steps, dry_run, target } => down(&target, steps, dry_run).await,
         MigrateCommand::Status { target } => status(&target).await,
         MigrateCommand::Validate { target } => validate(&target).await,
+        MigrateCommand::Unlock { yes, target } => {
+            let connection = resolve_connection(&target).await?;
+            let name = format!("{} ({}/{})", connection.display_url(), connection.db_ns, connection.db);
+            let outcome = super::unlock::unlock(&name, &connection, timeouts(&target), yes).await?;
+            Ok(if super::unlock::report(&name, &outcome) {
+                EXIT_SUCCESS
+            } else {
+                EXIT_FAILURE
+            })
+        }
     }
 }
 

@@ -6,6 +6,7 @@ mod migrate;
 mod orchestrate;
 mod progress;
 mod render;
+mod unlock;
 
 use clap::{CommandFactory, Parser};
 

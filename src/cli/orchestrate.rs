@@ -27,6 +27,11 @@ pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
         OrchestrateCommand::Deploy(args) => deploy(args).await,
         OrchestrateCommand::Status { environments, common } => status(&environments, &common).await,
         OrchestrateCommand::Validate { environments, common } => validate(&environments, &common).await,
+        OrchestrateCommand::Unlock {
+            environments,
+            yes,
+            common,
+        } => unlock(&environments, yes, &common).await,
     }
 }
 
@@ -190,4 +195,15 @@ async fn validate(environments: &[String], common: &OrchestrateCommon) -> Result
         }
     }
     Ok(if unhealthy == 0 { EXIT_SUCCESS } else { EXIT_FAILURE })
+}
+
+async fn unlock(environments: &[String], yes: bool, common: &OrchestrateCommon) -> Result<i32, Error> {
+    let coordinator = coordinator(common).await?;
+    let mut all_unlocked = true;
+    for environment in coordinator.select(environments)? {
+        let timeouts = crate::connection::Timeouts::from(common.health_timeout);
+        let outcome = super::unlock::unlock(&environment.name, &environment.connection, timeouts, yes).await?;
+        all_unlocked &= super::unlock::report(&environment.name, &outcome);
+    }
+    Ok(if all_unlocked { EXIT_SUCCESS } else { EXIT_FAILURE })
 }

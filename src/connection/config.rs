@@ -150,6 +150,23 @@ pub(super) fn sdk_address(url: &str) -> String {
     trimmed.strip_suffix("/rpc").unwrap_or(trimmed).to_string()
 }
 
+/// Which database `config` reaches, whatever the spelling of its URL: the
+/// server (scheme `ws`/`http` and `wss`/`https` alike, `/rpc` and a trailing
+/// `/` dropped, host lowercased), namespace and database. Two environments
+/// with one identity are one database.
+pub fn database_identity(config: &ConnectionConfig) -> String {
+    let address = sdk_address(&config.db_url);
+    let server = match address.split_once("://") {
+        Some((scheme, rest)) if endpoint_kind(&config.db_url).ok() == Some(EndpointKind::Remote) => {
+            let secure = matches!(scheme.to_ascii_lowercase().as_str(), "wss" | "https");
+            let host = rest.split('@').next_back().unwrap_or(rest).to_ascii_lowercase();
+            format!("{}://{host}", if secure { "tls" } else { "plain" })
+        }
+        _ => address,
+    };
+    format!("{server} {}/{}", config.db_ns, config.db)
+}
+
 /// Removes the password (and the raw URL, which may embed it) from a message.
 pub fn scrub(message: &str, config: &ConnectionConfig) -> String {
     let mut out = message.replace(&config.db_url, &config.display_url());

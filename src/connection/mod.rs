@@ -23,8 +23,8 @@ mod query;
 mod session;
 
 pub use config::{
-    AuthLevel, ConnectionConfig, ConnectionError, DEFAULT_CONNECT_TIMEOUT, EndpointKind, endpoint_kind, escape_ident,
-    redact_url, scrub,
+    AuthLevel, ConnectionConfig, ConnectionError, DEFAULT_CONNECT_TIMEOUT, EndpointKind, database_identity,
+    endpoint_kind, escape_ident, redact_url, scrub,
 };
 pub use db::{DEFAULT_OPERATION_TIMEOUT, Db, Timeouts};
 pub use liveness::wait_until_unreachable;

@@ -215,7 +215,12 @@ async fn run_steps(
     // database only needs its tables defined.
     let (lock, applied_now) = guarded(
         environment,
-        initialise_lock_and_read_history(&db, &engine.context.lock_owner(), engine.context.lock_ttl, initialised),
+        initialise_lock_and_read_history(
+            &db,
+            &engine.context.lock_owner_for(&environment.connection),
+            engine.context.lock_ttl,
+            initialised,
+        ),
     )
     .await
     .map_err(|e| failed(format!("not deployed: {e}")))?;

@@ -61,7 +61,7 @@ async fn revert(engine: &Engine, environment: &EnvironmentConfig, db: &Db, appli
         engine.events.phase(name, format!("rolling back {}", migration.id()));
         guarded(
             environment,
-            revert_migration(db, migration, &engine.context.lock_owner()),
+            revert_migration(db, migration, &engine.context.lock_owner_for(&environment.connection)),
         )
         .await
         .map_err(|e| e.to_string())?;
@@ -88,9 +88,13 @@ pub(super) async fn roll_back_run(
         let db = connect(&environment.connection, engine.options.timeouts())
             .await
             .map_err(|e| e.to_string())?;
-        let lock = acquire_lock(&db, &engine.context.lock_owner(), engine.context.lock_ttl)
-            .await
-            .map_err(|e| e.to_string())?;
+        let lock = acquire_lock(
+            &db,
+            &engine.context.lock_owner_for(&environment.connection),
+            engine.context.lock_ttl,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         let reverted = with_heartbeat(&db, &lock, async |_| revert(engine, environment, &db, applied).await).await;
         let _ = guarded(environment, release_lock(&db, &lock)).await;
         reverted

@@ -28,7 +28,14 @@ impl ApplyContext {
 
     /// The lock owner string: actor, host, process and deployment.
     pub fn lock_owner(&self) -> String {
-        super::lock::owner_string(&self.actor, &self.deployment_id)
+        super::holder::owner_string(&self.actor, &self.deployment_id, None)
+    }
+
+    /// The lock owner on one database of a deployment: two tasks of one
+    /// deployment never share an owner.
+    pub fn lock_owner_for(&self, connection: &crate::connection::ConnectionConfig) -> String {
+        let target = format!("{}/{}", connection.db_ns, connection.db);
+        super::holder::owner_string(&self.actor, &self.deployment_id, Some(&target))
     }
 }
 

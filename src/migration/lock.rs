@@ -5,7 +5,6 @@
 //! lease is deleted first, which is how a crashed runner's lock is taken over.
 
 use std::fmt;
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -18,59 +17,7 @@ use crate::connection::{QueryError, QueryErrorKind, run_idempotent, run_query};
 /// Default lease length; renewed every third of it while the runner works.
 pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(300);
 
-/// Owners of locks this process holds right now.
-static HELD_HERE: LazyLock<std::sync::Mutex<std::collections::HashSet<String>>> = LazyLock::new(Default::default);
-
-/// This host's name, read once (lock owners are built per environment).
-fn host_name() -> &'static str {
-    static HOST: LazyLock<String> = LazyLock::new(|| {
-        std::env::var("HOSTNAME")
-            .ok()
-            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "localhost".into())
-    });
-    &HOST
-}
-
-/// `actor@host pid N deployment ID`: enough to tell who holds a lock, and
-/// whether that holder is a process on this host that no longer exists.
-pub fn owner_string(actor: &str, deployment_id: &str) -> String {
-    format!(
-        "{actor}@{} pid {} deployment {deployment_id}",
-        host_name(),
-        std::process::id()
-    )
-}
-
-/// True when `owner` is a process of this host that is gone (crashed or
-/// killed), or a finished deployment of this very process: its lock is stale
-/// and can be taken over without waiting for the lease to expire.
-pub fn is_stale_local_owner(owner: &str) -> bool {
-    let Some((_, rest)) = owner.rsplit_once('@') else {
-        return false;
-    };
-    let Some((host, rest)) = rest.split_once(" pid ") else {
-        return false;
-    };
-    let Some(pid) = rest.split(' ').next().and_then(|p| p.parse::<u32>().ok()) else {
-        return false;
-    };
-    if host != host_name() {
-        return false;
-    }
-    if pid == std::process::id() {
-        return !HELD_HERE
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains(owner);
-    }
-    // Only Linux has /proc; elsewhere a crashed holder's lease simply expires.
-    cfg!(target_os = "linux")
-        && std::path::Path::new("/proc/self").exists()
-        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
-}
+pub use super::holder::{holder_is_gone, owner_string};
 
 /// The holder of a lock, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,11 +94,8 @@ pub async fn acquire_lock_with(
     let sql = format!("{before}\n{take}\n{after}");
     let vars = json!({ "owner": owner });
     // Registered before the lock can exist, so this process never mistakes its
-    // own fresh lock for a stale one (see `is_stale_local_owner`).
-    HELD_HERE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(owner.to_string());
+    // own fresh lock for a stale one (see [`holder_is_gone`]).
+    super::holder::note_held(owner);
     let batch = Batch {
         sql: &sql,
         before,
@@ -159,10 +103,7 @@ pub async fn acquire_lock_with(
     };
     let result = take_lock(db, owner, ttl, &batch, &vars).await;
     if result.is_err() {
-        HELD_HERE
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(owner);
+        super::holder::note_released(owner);
     }
     result
 }
@@ -282,7 +223,7 @@ async fn after_refusal(db: &Db, held: &HeldLock, batch: &Batch<'_>) -> Result<Re
         return Ok(Refusal::TryAgain);
     }
     match current_lock(db).await? {
-        Some(info) if is_stale_local_owner(&info.owner) => {
+        Some(info) if holder_is_gone(&info.owner, &info.acquired_at) => {
             tracing::warn!(owner = %info.owner, "taking over a lock left by a process that is gone");
             run_query(
                 db,
@@ -401,10 +342,23 @@ async fn as_owner(db: &Db, lock: &HeldLock, sql: &str) -> Result<(), LockError> 
 
 /// Forgets a lock this process no longer holds (released here or by a batch).
 pub fn forget_released(lock: &HeldLock) {
-    HELD_HERE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .remove(&lock.owner);
+    super::holder::note_released(&lock.owner);
+}
+
+/// Removes the lock held by `owner` (an operator's `unlock`, after seeing
+/// who holds it). True when it was removed; false when it had changed hands
+/// or gone meanwhile.
+pub async fn remove_lock_of(db: &Db, owner: &str) -> Result<bool, QueryError> {
+    let removed = run_idempotent(
+        db,
+        "DELETE _migration_lock:current WHERE owner = $owner RETURN BEFORE;",
+        json!({ "owner": owner }),
+    )
+    .await?;
+    Ok(removed
+        .first()
+        .and_then(|rows| rows.as_array())
+        .is_some_and(|rows| !rows.is_empty()))
 }
 
 /// Releases the lock if this owner still holds it.
