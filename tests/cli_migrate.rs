@@ -468,3 +468,60 @@ async fn unlock_names_the_holder_and_needs_a_yes() {
         text(&out)
     );
 }
+
+/// A top-level RETURN is refused at file:line:col with exit 2 and nothing
+/// touched; a file with a byte-order mark is applied like any other.
+#[tokio::test]
+async fn a_top_level_return_is_refused_and_a_byte_order_mark_is_accepted() {
+    let server = TestServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let url = server.ws_url();
+    let returning = migrations_dir(&[(
+        "1_half.surql",
+        "-- migrate:up\nDEFINE TABLE first SCHEMALESS;\nRETURN 'early';\nDEFINE TABLE second SCHEMALESS;\n",
+    )]);
+    let args = |dir: &Path| {
+        server_args(&url, "ret", dir.to_str().unwrap())
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let run = |dir: &Path| {
+        let args = args(dir);
+        let args: Vec<&str> = ["migrate", "up"]
+            .into_iter()
+            .chain(args.iter().map(String::as_str))
+            .collect();
+        surql(&args, work.path())
+    };
+    let out = run(returning.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1_half.surql:3:1: up section: RETURN is not allowed"),
+        "{stderr}"
+    );
+    let namespaces = query(&server.connection("other", "main"), "INFO FOR ROOT;").await;
+    assert!(
+        namespaces[0]["namespaces"].get("ret").is_none(),
+        "nothing created: {namespaces:?}"
+    );
+
+    let with_mark = migrations_dir(&[(
+        "1_marked.surql",
+        "\u{feff}-- migrate:up\nDEFINE TABLE marked SCHEMALESS;\n-- migrate:down\nREMOVE TABLE marked;\n",
+    )]);
+    let out = run(with_mark.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        common::applied_versions(&server.connection("ret", "main"))
+            .await
+            .unwrap(),
+        ["1"]
+    );
+    assert!(
+        common::tables(&server.connection("ret", "main"))
+            .await
+            .contains(&"marked".to_string())
+    );
+}

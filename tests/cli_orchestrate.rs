@@ -394,3 +394,92 @@ async fn two_names_for_one_database_are_refused_before_anything_runs() {
         "nothing created in tenant_a"
     );
 }
+
+/// A pending version older than the newest applied one is refused unless
+/// `--allow-out-of-order`; an applied migration whose file is gone blocks a
+/// deploy unless `--allow-missing`, and `status` names it.
+#[tokio::test]
+async fn out_of_order_and_missing_migrations_are_refused_unless_allowed() {
+    let server = TestServer::start();
+    let work = tempfile::tempdir().unwrap();
+    common::write_environments(
+        work.path(),
+        json!([{"name": "db", "connection": {"db_url": server.ws_url(), "db_ns": "order", "db": "main", "username": "root", "password": "root"}}]),
+    );
+    let file = |name: &str| {
+        (
+            format!("{name}.surql"),
+            format!("-- migrate:up\nDEFINE TABLE t{name} SCHEMALESS;\n-- migrate:down\nREMOVE TABLE t{name};\n"),
+        )
+    };
+    let migrations = work.path().join("migrations");
+    std::fs::create_dir_all(&migrations).unwrap();
+    let add = |name: &str| {
+        let (path, text) = file(name);
+        std::fs::write(migrations.join(path), text).unwrap();
+    };
+    let m = migrations.to_str().unwrap();
+    let deploy = |extra: &[&str]| {
+        let args = [
+            &["orchestrate", "deploy", "-e", "db", "-m", m, "--output", "json"][..],
+            extra,
+        ]
+        .concat();
+        let out = surql(&args, work.path());
+        let result = json_output(&out)["results"][0].clone();
+        (out.status.code(), result)
+    };
+    let connection = server.connection("order", "main");
+    add("1_a");
+    add("3_c");
+    assert_eq!(deploy(&[]).0, Some(0));
+    add("2_b");
+    let (code, result) = deploy(&[]);
+    assert_eq!(code, Some(1));
+    assert_eq!(result["status"], "failed");
+    let error = result["error"].as_str().unwrap();
+    assert!(
+        error.contains("out of order: 2_b is older than the newest applied migration 3_c")
+            && error.contains("--allow-out-of-order"),
+        "{error}"
+    );
+    assert_eq!(common::applied_versions(&connection).await.unwrap(), ["1", "3"]);
+    let (code, result) = deploy(&["--allow-out-of-order"]);
+    assert_eq!(
+        (code, result["migrations_applied"].clone()),
+        (Some(0), json!(1)),
+        "{result}"
+    );
+    assert_eq!(common::applied_versions(&connection).await.unwrap(), ["1", "2", "3"]);
+
+    // 3_c's file is gone: status reports it, deploy refuses, --allow-missing goes on.
+    std::fs::remove_file(migrations.join("3_c.surql")).unwrap();
+    add("4_d");
+    let status = surql(
+        &["orchestrate", "status", "-e", "db", "-m", m, "--output", "json"],
+        work.path(),
+    );
+    assert_eq!(status.status.code(), Some(1));
+    assert_eq!(
+        json_output(&status)["environments"][0]["drift"],
+        json!(["3_c (missing)"])
+    );
+    let (code, result) = deploy(&[]);
+    assert_eq!(code, Some(1));
+    let error = result["error"].as_str().unwrap();
+    assert!(
+        error.contains("3_c is applied but its file is missing") && error.contains("--allow-missing"),
+        "{error}"
+    );
+    assert_eq!(common::applied_versions(&connection).await.unwrap(), ["1", "2", "3"]);
+    let (code, result) = deploy(&["--allow-missing"]);
+    assert_eq!(
+        (code, result["migrations_applied"].clone()),
+        (Some(0), json!(1)),
+        "{result}"
+    );
+    assert_eq!(
+        common::applied_versions(&connection).await.unwrap(),
+        ["1", "2", "3", "4"]
+    );
+}

@@ -149,6 +149,12 @@ pub struct DeployArgs {
     /// Seconds a database's migration lock lasts without renewal (a crashed run's lock expires).
     #[arg(long, default_value = "300", value_parser = parse_lock_ttl)]
     pub lock_ttl: Duration,
+    /// Apply a pending migration older than the newest applied one (refused by default).
+    #[arg(long)]
+    pub allow_out_of_order: bool,
+    /// Deploy although an applied migration's file is gone (refused by default).
+    #[arg(long)]
+    pub allow_missing: bool,
     /// Also write the whole run as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -261,6 +267,12 @@ pub struct Target {
     /// Seconds the migration lock lasts without renewal.
     #[arg(long, default_value = "300", value_parser = parse_lock_ttl)]
     pub lock_ttl: Duration,
+    /// Apply a pending migration older than the newest applied one (refused by default).
+    #[arg(long)]
+    pub allow_out_of_order: bool,
+    /// Deploy although an applied migration's file is gone (refused by default).
+    #[arg(long)]
+    pub allow_missing: bool,
 }
 
 /// A number of seconds surql can wait for: more than 0, at most a week

@@ -130,6 +130,10 @@ fn context(target: &Target) -> ApplyContext {
         ctx.actor = actor.clone();
     }
     ctx.lock_ttl = target.lock_ttl.min(Duration::from_secs(86_400));
+    ctx.order = migration::plan::OrderPolicy {
+        allow_out_of_order: target.allow_out_of_order,
+        allow_missing: target.allow_missing,
+    };
     ctx
 }
 
@@ -140,8 +144,8 @@ async fn up(target: &Target, steps: Option<usize>, dry_run: bool) -> Result<i32,
         // Read-only: history is read if it exists; nothing is created.
         let applied = read_history(target, &connection).await?;
         let plan = migration::plan(&migrations, &applied);
-        if !plan.drift.is_empty() {
-            return Err(ApplyError::Drift(plan.drift).into());
+        if let Some(refusal) = plan.refusal(context(target).order) {
+            return Err(ApplyError::Refused(refusal).into());
         }
         let pending: Vec<&Migration> = plan.pending.into_iter().take(steps.unwrap_or(usize::MAX)).collect();
         println!(

@@ -92,6 +92,10 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
         context.actor = actor.clone();
     }
     context.lock_ttl = args.lock_ttl;
+    context.order = crate::migration::plan::OrderPolicy {
+        allow_out_of_order: args.allow_out_of_order,
+        allow_missing: args.allow_missing,
+    };
     Ok(DeployRequest {
         environments: args.environments.clone(),
         migrations,

@@ -17,7 +17,6 @@ use crate::migration::history;
 use crate::migration::lock::{
     Heartbeat, HeldLock, LockError, initialise_lock_and_read_history, mark_interrupted, with_heartbeat,
 };
-use crate::migration::plan::describe_drift;
 use crate::migration::{AppliedMigration, Migration, plan, release_lock, script::StartClock};
 use crate::registry::EnvironmentConfig;
 
@@ -134,11 +133,8 @@ async fn run_steps(
     let initialised = history.is_some();
     let applied = history.unwrap_or_default();
     let migration_plan = plan(&engine.migrations, &applied);
-    if !migration_plan.drift.is_empty() {
-        return Err(failed(format!(
-            "drift: {}; restore the files or resolve the history before deploying",
-            describe_drift(&migration_plan.drift)
-        )));
+    if let Some(refusal) = migration_plan.refusal(engine.context.order) {
+        return Err(failed(refusal));
     }
     let pending: Vec<usize> = migration_plan
         .pending
@@ -302,8 +298,8 @@ async fn apply_pending(
 ) -> Result<LockReleased, Stop> {
     let name = environment.name.as_str();
     let migration_plan = plan(&engine.migrations, applied);
-    if !migration_plan.drift.is_empty() {
-        return Err(failed(format!("drift: {}", describe_drift(&migration_plan.drift))));
+    if let Some(refusal) = migration_plan.refusal(engine.context.order) {
+        return Err(failed(refusal));
     }
     let pending: Vec<usize> = migration_plan
         .pending

@@ -41,6 +41,10 @@ pub enum ApplyError {
     },
     #[error("drift: {}; restore the files or resolve the history before applying", describe_drift(.0))]
     Drift(Vec<MigrationStatusRow>),
+    /// The plan cannot be applied as it is (drift, a missing file, an
+    /// out-of-order version), with what to do.
+    #[error("{0}")]
+    Refused(String),
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error("migration {version}_{name} failed and was not applied ({}): {error}", completed_note(.completed))]
@@ -388,8 +392,8 @@ pub async fn migrate_up(
             source,
         })?;
         let plan = plan(migrations, &applied);
-        if !plan.drift.is_empty() {
-            return Err(ApplyError::Drift(plan.drift));
+        if let Some(refusal) = plan.refusal(ctx.order) {
+            return Err(ApplyError::Refused(refusal));
         }
         let take = steps.unwrap_or(usize::MAX);
         let clock = StartClock::of(connection);

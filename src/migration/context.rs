@@ -14,6 +14,8 @@ pub struct ApplyContext {
     pub actor: String,
     /// Lease length of the lock; renewed between migrations.
     pub lock_ttl: Duration,
+    /// Out-of-order versions and missing files tolerated.
+    pub order: super::plan::OrderPolicy,
 }
 
 impl ApplyContext {
@@ -23,6 +25,7 @@ impl ApplyContext {
             deployment_id: new_deployment_id(),
             actor: default_actor(),
             lock_ttl: DEFAULT_LOCK_TTL,
+            order: super::plan::OrderPolicy::default(),
         }
     }
 

@@ -58,6 +58,9 @@ pub enum MigrationFileError {
     NotADir(PathBuf),
     #[error("{}: {error}", path.display())]
     Io { path: PathBuf, error: std::io::Error },
+    /// A file in the folder that looks meant as a migration but cannot be one.
+    #[error("{}: {reason}", path.display())]
+    Unusable { path: PathBuf, reason: String },
     #[error(
         "{}: file name must be <digits>_<name>.surql (for example 20250101120000_create_users.surql)",
         .0.display()
@@ -110,7 +113,7 @@ pub fn discover_migrations(dir: impl AsRef<Path>) -> Result<Vec<Migration>, Migr
     let mut paths = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
-        if path.extension().is_some_and(|e| e == "surql") && path.is_file() {
+        if let Some(path) = migration_path(path)? {
             paths.push(path);
         }
     }
@@ -137,6 +140,53 @@ pub fn discover_migrations(dir: impl AsRef<Path>) -> Result<Vec<Migration>, Migr
     Ok(migrations)
 }
 
+/// The largest migration file surql reads: a schema change, not a data dump.
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// `Some(path)` for a migration file of the folder, `None` for a file that
+/// is plainly something else (a README); an error for one that looks meant
+/// as a migration but would be skipped: a near-miss extension, a dangling
+/// symbolic link, a file over [`MAX_FILE_BYTES`].
+fn migration_path(path: PathBuf) -> Result<Option<PathBuf>, MigrationFileError> {
+    let unusable = |reason: String| MigrationFileError::Unusable {
+        path: path.clone(),
+        reason,
+    };
+    let extension = path.extension().map(|e| e.to_string_lossy().to_string());
+    let Some(extension) = extension else {
+        return Ok(None);
+    };
+    let lower = extension.to_ascii_lowercase();
+    if extension != "surql" {
+        return match lower.as_str() {
+            "surql" | "sql" | "surrealql" => Err(unusable(format!(
+                "'.{extension}' is not read as a migration: rename it to .surql, or move it out of the migrations folder"
+            ))),
+            _ => Ok(None),
+        };
+    }
+    let metadata = match std::fs::metadata(&path) {
+        Ok(metadata) => metadata,
+        Err(_) if path.symlink_metadata().is_ok() => {
+            return Err(unusable(
+                "a symbolic link to a file that does not exist: fix or remove the link".into(),
+            ));
+        }
+        Err(error) => return Err(MigrationFileError::Io { path, error }),
+    };
+    if !metadata.is_file() {
+        return Ok(None);
+    }
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(unusable(format!(
+            "{:.1} MiB is over the {} MiB limit for a migration file: split it, or load data another way",
+            metadata.len() as f64 / (1024.0 * 1024.0),
+            MAX_FILE_BYTES / (1024 * 1024)
+        )));
+    }
+    Ok(Some(path))
+}
+
 /// Splits `<digits>_<name>.surql` into version and name.
 pub fn split_file_name(path: &Path) -> Option<(String, String)> {
     let stem = path.file_name()?.to_str()?.strip_suffix(".surql")?;
@@ -148,6 +198,8 @@ pub fn split_file_name(path: &Path) -> Option<(String, String)> {
 
 /// Parses one migration file's text.
 pub fn parse_migration(path: &Path, text: &str) -> Result<Migration, MigrationFileError> {
+    // Editors on Windows write a byte-order mark; it is not SurrealQL.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let (version, name) = split_file_name(path).ok_or_else(|| MigrationFileError::BadName(path.to_path_buf()))?;
     let sections = split_sections(path, text)?;
     let up = sections.up.text.trim().to_string();
@@ -503,6 +555,47 @@ mod tests {
         ] {
             assert!(parse("9_x.surql", &format!("-- migrate:up\n{fine}")).is_ok(), "{fine}");
         }
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_migration() {
+        let plain = "-- migrate:up\nDEFINE TABLE a;\n";
+        let with_mark = parse("1_a.surql", &format!("\u{feff}{plain}")).unwrap();
+        assert_eq!(with_mark.checksum, parse("1_a.surql", plain).unwrap().checksum);
+    }
+
+    /// Files that look meant as migrations are reported, never skipped.
+    #[test]
+    fn near_misses_dangling_links_and_huge_files_are_reported() {
+        let reported = |name: &str, write: &dyn Fn(&Path)| {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("1_ok.surql"), "-- migrate:up\nDEFINE TABLE ok;\n").unwrap();
+            std::fs::write(dir.path().join("README.md"), "not a migration").unwrap();
+            write(&dir.path().join(name));
+            discover_migrations(dir.path()).unwrap_err().to_string()
+        };
+        let up = "-- migrate:up\nDEFINE TABLE x;\n";
+        for name in ["2_x.SURQL", "2_x.sql", "2_x.Surql"] {
+            let error = reported(name, &|path| std::fs::write(path, up).unwrap());
+            assert!(error.contains(name) && error.contains("rename it to .surql"), "{error}");
+        }
+        let error = reported("2_x.surql", &|path| {
+            std::os::unix::fs::symlink("/nonexistent/2_x.surql", path).unwrap()
+        });
+        assert!(error.contains("symbolic link to a file that does not exist"), "{error}");
+        let error = reported("2_x.surql", &|path| {
+            let file = std::fs::File::create(path).unwrap();
+            file.set_len(MAX_FILE_BYTES + 1).unwrap();
+        });
+        assert!(error.contains("over the 16 MiB limit"), "{error}");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("1_ok.surql"), up).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
+        assert_eq!(
+            discover_migrations(dir.path()).unwrap().len(),
+            1,
+            "other files are not migrations"
+        );
     }
 
     #[test]

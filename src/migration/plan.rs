@@ -93,6 +93,62 @@ pub fn plan<'a>(migrations: &'a [Migration], applied: &[AppliedMigration]) -> Mi
     MigrationPlan { rows, pending, drift }
 }
 
+/// What a deployment tolerates beyond a clean history (Flyway's
+/// `outOfOrder` and `ignoreMissingMigrations`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OrderPolicy {
+    /// Apply a pending migration older than the newest applied one.
+    pub allow_out_of_order: bool,
+    /// Deploy although an applied migration's file is gone.
+    pub allow_missing: bool,
+}
+
+impl MigrationPlan<'_> {
+    /// Why this plan must not be applied under `policy`, if it must not: a
+    /// changed file always; a missing file and out-of-order versions unless
+    /// allowed.
+    pub fn refusal(&self, policy: OrderPolicy) -> Option<String> {
+        let blocking: Vec<MigrationStatusRow> = self
+            .drift
+            .iter()
+            .filter(|row| row.state == MigrationState::Drifted || !policy.allow_missing)
+            .cloned()
+            .collect();
+        if !blocking.is_empty() {
+            let hint = if blocking.iter().all(|r| r.state == MigrationState::Missing) {
+                "restore the files, or deploy anyway with --allow-missing"
+            } else {
+                "restore the files or resolve the history before deploying"
+            };
+            return Some(format!("drift: {}; {hint}", describe_drift(&blocking)));
+        }
+        if policy.allow_out_of_order {
+            return None;
+        }
+        let newest = self
+            .rows
+            .iter()
+            .filter(|row| row.state != MigrationState::Pending)
+            .max_by_key(|row| super::file::version_order_key(&row.version))?;
+        let older: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|m| super::file::version_order_key(&m.version) < super::file::version_order_key(&newest.version))
+            .map(|m| m.id())
+            .collect();
+        (!older.is_empty()).then(|| {
+            format!(
+                "out of order: {} {} older than the newest applied migration {}_{}; apply with --allow-out-of-order, or give {} a newer version",
+                older.join(", "),
+                if older.len() == 1 { "is" } else { "are" },
+                newest.version,
+                newest.name,
+                if older.len() == 1 { "it" } else { "them" },
+            )
+        })
+    }
+}
+
 /// Describes drift for an error message.
 pub fn describe_drift(drift: &[MigrationStatusRow]) -> String {
     drift
