@@ -436,6 +436,13 @@ fn hostile_strategies_end_with_a_position_within_seconds() {
         ("array.rhai", "let a = [];\na.pad(100000000, 0);\n", "array.rhai:2:"),
         ("files.rhai", "import \"/etc/passwd\" as p;\n", "files.rhai:1:"),
         ("eval.rhai", "eval(\"deploy(envs)\");\n", "eval.rhai:1:"),
+        // Time inside a primitive is one Rhai operation: primitives have a budget of their own.
+        (
+            "health_loop.rhai",
+            "let n = 0;\nloop { health(envs); n += 1; }\n",
+            "health_loop.rhai:2:",
+        ),
+        ("pause_loop.rhai", "loop { pause(1); }\n", "pause_loop.rhai:1:"),
     ];
     for (file, code, position) in scripts {
         std::fs::write(work.path().join(file), code).unwrap();
@@ -452,6 +459,8 @@ fn hostile_strategies_end_with_a_position_within_seconds() {
                 example_migrations().to_str().unwrap(),
                 "--output",
                 "json",
+                "--max-pause",
+                "3",
             ],
             work.path(),
         )

@@ -134,6 +134,9 @@ pub struct DeployArgs {
     /// Approve every environment that requires approval.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Seconds a strategy may spend in `pause` over the whole run.
+    #[arg(long, default_value = "86400", value_parser = parse_seconds)]
+    pub max_pause: Duration,
     /// A value for the strategy script's `options` (repeatable): --set bake_seconds=30.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,

@@ -86,6 +86,7 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
             interactive,
         },
         extra,
+        max_pause: args.max_pause,
     };
     let mut context = ApplyContext::new();
     if let Some(actor) = &args.actor {

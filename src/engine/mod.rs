@@ -49,6 +49,8 @@ pub struct DeployOptions {
     pub approvals: ApprovalPolicy,
     /// Custom values for scripts (`--set key=value`).
     pub extra: IndexMap<String, serde_json::Value>,
+    /// Total time a strategy may spend in `pause` (`--max-pause`).
+    pub max_pause: Duration,
 }
 
 impl DeployOptions {
@@ -75,6 +77,7 @@ impl Default for DeployOptions {
             operation_timeout: crate::connection::DEFAULT_OPERATION_TIMEOUT,
             approvals: ApprovalPolicy::default(),
             extra: IndexMap::new(),
+            max_pause: Duration::from_secs(86_400),
         }
     }
 }

@@ -143,7 +143,7 @@ fn dynamic_to_json(value: &Dynamic) -> RhaiResult<serde_json::Value> {
 }
 
 /// Registers the environment type, the primitives and the helpers.
-pub fn register(rhai: &mut Rhai, engine: Arc<Engine>, handle: Handle) {
+pub fn register(rhai: &mut Rhai, engine: Arc<Engine>, handle: Handle, budget: Arc<super::sandbox::Budget>) {
     rhai.register_type_with_name::<ScriptEnv>("Environment")
         .register_get("name", |e: &mut ScriptEnv| e.name.clone())
         .register_get("priority", |e: &mut ScriptEnv| e.priority as INT)
@@ -156,60 +156,69 @@ pub fn register(rhai: &mut Rhai, engine: Arc<Engine>, handle: Handle) {
         // Interpolating an array of environments (`${canary}`) prints their names.
         .register_fn("to_debug", |e: &mut ScriptEnv| e.name.clone());
 
-    let (e, h) = (engine.clone(), handle.clone());
+    let (e, h, b) = (engine.clone(), handle.clone(), budget.clone());
     rhai.register_fn("health", move |envs: Dynamic| -> RhaiResult<Array> {
         let names = names(&envs, "health")?;
+        b.spend("health", names.len())?;
         let statuses = h.block_on(e.health(&names))?;
         Ok(statuses.iter().map(health_map).collect())
     });
 
-    let (e, h) = (engine.clone(), handle.clone());
+    let (e, h, b) = (engine.clone(), handle.clone(), budget.clone());
     rhai.register_fn("deploy", move |envs: Dynamic| -> RhaiResult<Array> {
         let names = names(&envs, "deploy")?;
+        b.spend("deploy", names.len())?;
         let results = h.block_on(e.deploy(&names, e.options().max_concurrent))?;
         Ok(results.iter().map(result_map).collect())
     });
 
-    let (e, h) = (engine.clone(), handle.clone());
+    let (e, h, b) = (engine.clone(), handle.clone(), budget.clone());
     rhai.register_fn("deploy", move |envs: Dynamic, options: Map| -> RhaiResult<Array> {
         let names = names(&envs, "deploy")?;
+        b.spend("deploy", names.len())?;
         let limit = max_concurrent_option(&options, e.options().max_concurrent)?;
         let results = h.block_on(e.deploy(&names, limit))?;
         Ok(results.iter().map(result_map).collect())
     });
 
-    let (e, h) = (engine.clone(), handle.clone());
+    let (e, h, b) = (engine.clone(), handle.clone(), budget.clone());
     rhai.register_fn("rollback", move |envs: Dynamic| -> RhaiResult<Array> {
         let names = names(&envs, "rollback")?;
+        b.spend("rollback", names.len())?;
         let results = h.block_on(e.rollback(&names, "rolled back by the strategy"))?;
         Ok(results.iter().map(result_map).collect())
     });
 
-    let (e, h) = (engine.clone(), handle.clone());
+    let (e, h, b) = (engine.clone(), handle.clone(), budget.clone());
     rhai.register_fn("rollback", move |envs: Dynamic, reason: &str| -> RhaiResult<Array> {
         let names = names(&envs, "rollback")?;
+        b.spend("rollback", names.len())?;
         let results = h.block_on(e.rollback(&names, reason))?;
         Ok(results.iter().map(result_map).collect())
     });
 
-    let e = engine.clone();
+    let (e, b) = (engine.clone(), budget.clone());
     rhai.register_fn("skip", move |envs: Dynamic, reason: &str| -> RhaiResult<Array> {
         let names = names(&envs, "skip")?;
+        b.spend("skip", names.len())?;
         Ok(e.skip(&names, reason)?.iter().map(result_map).collect())
     });
 
-    let (e, h) = (engine.clone(), handle.clone());
+    let (e, h, b) = (engine.clone(), handle.clone(), budget.clone());
     rhai.register_fn("verify", move |envs: Dynamic| -> RhaiResult<Array> {
         let names = names(&envs, "verify")?;
+        b.spend("verify", names.len())?;
         let results = h.block_on(e.verify(&names))?;
         Ok(results.iter().map(verify_map).collect())
     });
 
-    let (e, h) = (engine.clone(), handle.clone());
+    let (e, h, b) = (engine.clone(), handle.clone(), budget.clone());
     let pause = move |seconds: FLOAT| -> RhaiResult<()> {
         if !(0.0..=86_400.0).contains(&seconds) {
             return Err(format!("pause(seconds): seconds must be between 0 and 86400, got {seconds}").into());
         }
+        b.spend("pause", 0)?;
+        b.pause(seconds)?;
         if e.options().dry_run {
             e.log(format!("dry run: would pause {seconds}s"));
             return Ok(());

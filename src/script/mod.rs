@@ -198,7 +198,8 @@ pub fn run_strategy(strategy: &Strategy, engine: Arc<Engine>, handle: Handle) ->
     let limits = sandbox::Limits::for_fleet(envs.len());
     let mut rhai = sandbox::hardened_engine(limits);
     let options = options_map(&engine, strategy);
-    api::register(&mut rhai, engine, handle);
+    let budget = Arc::new(sandbox::Budget::new(limits, engine.options().max_pause));
+    api::register(&mut rhai, engine, handle, budget);
 
     let mut scope = Scope::new();
     scope.push_constant("envs", envs);

@@ -24,6 +24,10 @@ pub struct Limits {
     pub map_size: usize,
     /// Bytes of one string, or of all strings inside one array or map.
     pub string_size: usize,
+    /// Primitive calls a strategy may make, each costing one plus the
+    /// environments it names: Rhai counts a call as one operation however
+    /// long it runs, so `loop { health(envs) }` needs a bound of its own.
+    pub primitive_budget: u64,
 }
 
 impl Limits {
@@ -43,6 +47,9 @@ impl Limits {
     const BASE_STRING: usize = 1 << 20;
     /// Names, statuses and error texts of one environment's results.
     const STRING_PER_ENV: usize = 4 << 10;
+    const BASE_PRIMITIVES: u64 = 10_000;
+    /// Every environment may be named by a few dozen primitive calls.
+    const PRIMITIVES_PER_ENV: u64 = 50;
 
     /// Limits for a strategy over `fleet_size` environments.
     pub fn for_fleet(fleet_size: usize) -> Self {
@@ -52,7 +59,64 @@ impl Limits {
             array_size: Self::BASE_ARRAY.saturating_add(Self::ARRAY_PER_ENV.saturating_mul(fleet_size)),
             map_size: Self::BASE_MAP.saturating_add(Self::MAP_PER_ENV.saturating_mul(fleet_size)),
             string_size: Self::BASE_STRING.saturating_add(Self::STRING_PER_ENV.saturating_mul(fleet_size)),
+            primitive_budget: Self::BASE_PRIMITIVES
+                .saturating_add(Self::PRIMITIVES_PER_ENV.saturating_mul(fleet_size as u64)),
         }
+    }
+}
+
+/// What a strategy run may still spend on primitives and pauses.
+#[derive(Debug)]
+pub struct Budget {
+    primitives_left: std::sync::atomic::AtomicU64,
+    total: u64,
+    paused_ms: std::sync::atomic::AtomicU64,
+    max_pause: std::time::Duration,
+}
+
+impl Budget {
+    pub fn new(limits: Limits, max_pause: std::time::Duration) -> Self {
+        Self {
+            primitives_left: limits.primitive_budget.into(),
+            total: limits.primitive_budget,
+            paused_ms: 0.into(),
+            max_pause,
+        }
+    }
+
+    /// Charges one call of `function` naming `environments`.
+    pub fn spend(&self, function: &str, environments: usize) -> Result<(), String> {
+        let cost = 1 + environments as u64;
+        let left = &self.primitives_left;
+        let spent = left.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |l| l.checked_sub(cost),
+        );
+        spent.map(|_| ()).map_err(|_| {
+            format!(
+                "{function}: the strategy's budget of {} primitive calls (one per call plus one per environment named) is spent; a loop of primitives must end",
+                self.total
+            )
+        })
+    }
+
+    /// Charges a pause of `seconds` against `--max-pause`.
+    pub fn pause(&self, seconds: f64) -> Result<(), String> {
+        let asked = (seconds * 1000.0) as u64;
+        let max = self.max_pause.as_millis() as u64;
+        let total = self
+            .paused_ms
+            .fetch_add(asked, std::sync::atomic::Ordering::Relaxed)
+            .saturating_add(asked);
+        if total > max {
+            return Err(format!(
+                "pause({seconds}): the run would pause {:.0}s in total, over --max-pause {}s",
+                total as f64 / 1000.0,
+                self.max_pause.as_secs_f64()
+            ));
+        }
+        Ok(())
     }
 }
 
