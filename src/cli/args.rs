@@ -46,7 +46,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum OrchestrateCommand {
     /// Deploy migrations to environments with a rollout strategy.
-    Deploy(DeployArgs),
+    Deploy(Box<DeployArgs>),
     /// Health, applied version, pending migrations and drift per environment.
     Status {
         /// Environments: NAME[,NAME], all, tag:TAG (combinable).

@@ -24,7 +24,7 @@ use std::path::Path;
 
 pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
     match command {
-        OrchestrateCommand::Deploy(args) => deploy(args).await,
+        OrchestrateCommand::Deploy(args) => deploy(*args).await,
         OrchestrateCommand::Status { environments, common } => status(&environments, &common).await,
         OrchestrateCommand::Validate { environments, common } => validate(&environments, &common).await,
         OrchestrateCommand::Unlock {
