@@ -81,6 +81,7 @@ pub fn register_secrets_in(config: &serde_json::Value) {
                     .any(|k| key.contains(k));
                 match value {
                     serde_json::Value::String(s) if secret_key => register_secret(s),
+                    serde_json::Value::String(url) if key == "db_url" => register_url_secret(url),
                     other => register_secrets_in(other),
                 }
             }
@@ -90,8 +91,56 @@ pub fn register_secrets_in(config: &serde_json::Value) {
     }
 }
 
-/// `text` with every registered secret replaced by `***`.
+/// Registers the password of a URL's user-info (`ws://user:pass@host`),
+/// which may itself contain `/` or `@`.
+pub fn register_url_secret(url: &str) {
+    if let Some((_, rest)) = url.split_once("://")
+        && let Some((user_info, _)) = rest.rsplit_once('@')
+        && let Some((_, password)) = user_info.split_once(':')
+    {
+        register_secret(password);
+    }
+}
+
+/// Masks JSON Web Tokens (`eyJ….….…`), registered or not: session tokens
+/// come back from sign-in inside the SDK, before surql could register them.
+fn mask_tokens(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("eyJ") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let token_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("eyJ") {
+        out.push_str(&rest[..start]);
+        let candidate = &rest[start..];
+        let end = candidate.find(|c: char| !token_char(c)).unwrap_or(candidate.len());
+        let token = &candidate[..end];
+        if token.matches('.').count() >= 2 && token.len() >= 20 {
+            out.push_str(MASK);
+        } else {
+            out.push_str(token);
+        }
+        rest = &candidate[end..];
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
+/// Every string of `value` redacted: plugin payloads and reports.
+pub fn redact_json(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => Value::String(redact(&text)),
+        Value::Array(items) => Value::Array(items.into_iter().map(redact_json).collect()),
+        Value::Object(map) => Value::Object(map.into_iter().map(|(key, value)| (key, redact_json(value))).collect()),
+        other => other,
+    }
+}
+
+/// `text` with every registered secret, and any session token, replaced by `***`.
 pub fn redact(text: &str) -> String {
+    let text = &*mask_tokens(text);
     let Some(matcher) = matcher() else {
         return redact_one_by_one(text);
     };
@@ -136,6 +185,17 @@ mod tests {
         register_secret("long-secret-unit");
         register_secret("secret-unit");
         assert_eq!(redact("x long-secret-unit y secret-unit"), "x *** y ***");
+    }
+
+    #[test]
+    fn session_tokens_and_url_passwords_are_masked() {
+        let jwt = "eyJhbGciOiJIUzUxMiJ9.eyJleHAiOjE3MDB9.c2lnbmF0dXJlLXVuaXQ";
+        assert_eq!(redact(&format!("token {jwt}, done")), "token ***, done");
+        assert_eq!(redact("eyJ alone"), "eyJ alone");
+        register_url_secret("ws://deployer:pa/ss@w0rd-unit@db.example:8000/rpc");
+        assert_eq!(redact("pa/ss@w0rd-unit"), "***");
+        let payload = serde_json::json!({"a": ["x pa/ss@w0rd-unit"], "b": 1});
+        assert_eq!(redact_json(payload), serde_json::json!({"a": ["x ***"], "b": 1}));
     }
 
     #[test]

@@ -490,6 +490,10 @@ fn hostile_strategies_end_with_a_position_within_seconds() {
 #[tokio::test]
 async fn secrets_never_appear_in_any_output() {
     const SECRET: &str = "Zq8-very-secret-pw";
+    // A URL password with `/` and `@`, a plugin's token, a `--set` value.
+    const URL_SECRET: &str = "Url/Zq8@pw-secret";
+    const PLUGIN_SECRET: &str = "xoxb-Zq8-plugin-secret";
+    const SET_SECRET: &str = "Zq8-set-token-secret";
     let server = TestServer::start();
     let admin = connect(&server.connection("app", "main"), Duration::from_secs(10))
         .await
@@ -507,14 +511,23 @@ async fn secrets_never_appear_in_any_output() {
         "environments": [
             {"name": "good", "connection": {"db_url": server.ws_url(), "db_ns": "app", "db": "main", "username": "deployer", "password": "${DB_SECRET}"}},
             {"name": "wrongpass", "connection": {"db_url": server.ws_url(), "db_ns": "app", "db": "other", "username": "deployer", "password": "${DB_SECRET}-nope"}},
-            {"name": "inurl", "connection": {"db_url": format!("ws://deployer:{SECRET}@127.0.0.1:{}/rpc", common::free_port()), "db_ns": "app", "db": "x", "username": "deployer", "password": "${DB_SECRET}"}}
+            {"name": "inurl", "connection": {"db_url": format!("ws://deployer:{SECRET}@127.0.0.1:{}/rpc", common::free_port()), "db_ns": "app", "db": "x", "username": "deployer", "password": "${DB_SECRET}"}},
+            {"name": "slashurl", "connection": {"db_url": format!("ws://deployer:{URL_SECRET}@127.0.0.1:{}/rpc", common::free_port()), "db_ns": "app", "db": "y"}}
         ],
-        "plugins": [{"name": "file", "path": plugin_library("surql_file_plugin"), "config": {"events_file": events}}]
+        "plugins": [{"name": "file", "path": plugin_library("surql_file_plugin"), "config": {"events_file": events, "api_token": PLUGIN_SECRET}}]
     });
+    // A strategy that tries to leak a `--set` secret through its error, the
+    // log, and a plugin notification.
+    std::fs::write(
+        work.path().join("leak.rhai"),
+        "log(`token ${options.api_token}`);\nnotify(\"leak\", #{ token: options.api_token });\nthrow `leaked ${options.api_token}`;\n",
+    )
+    .unwrap();
     std::fs::write(work.path().join("environments.json"), config.to_string()).unwrap();
     let m = example_migrations();
     let m = m.to_str().unwrap();
     let mut everything = String::new();
+    let set_secret = format!("api_token={SET_SECRET}");
     let runs: Vec<Vec<&str>> = vec![
         vec![
             "orchestrate",
@@ -557,6 +570,20 @@ async fn secrets_never_appear_in_any_output() {
             "--health-timeout",
             "3",
         ],
+        vec![
+            "orchestrate",
+            "deploy",
+            "-e",
+            "good",
+            "-m",
+            m,
+            "--strategy",
+            "leak.rhai",
+            "--set",
+            &set_secret,
+            "--report",
+            "leak.json",
+        ],
         vec!["orchestrate", "status", "-e", "all", "-m", m, "--health-timeout", "3"],
         vec!["orchestrate", "validate", "--health-timeout", "3"],
         vec!["orchestrate", "validate", "--output", "json", "--health-timeout", "3"],
@@ -594,10 +621,27 @@ async fn secrets_never_appear_in_any_output() {
         }
     }
     everything.push_str(&std::fs::read_to_string(work.path().join("report.json")).unwrap());
+    everything.push_str(&std::fs::read_to_string(work.path().join("leak.json")).unwrap());
     everything.push_str(&std::fs::read_to_string(&events).unwrap());
     assert!(everything.contains("SUCCESS"), "the good environment deployed");
     assert!(everything.contains("cannot sign in"), "the wrong password was reported");
-    assert!(!everything.contains(SECRET), "the secret leaked");
+    assert!(
+        everything.contains("leaked ***"),
+        "the strategy's error was shown, masked"
+    );
+    assert!(
+        everything.contains("\"leak\""),
+        "the plugin got the script's notification"
+    );
+    for secret in [SECRET, URL_SECRET, PLUGIN_SECRET, SET_SECRET] {
+        if let Some(at) = everything.find(secret) {
+            panic!(
+                "{secret} leaked: …{}…",
+                &everything[at.saturating_sub(300)..(at + 100).min(everything.len())]
+            );
+        }
+    }
+    assert!(!everything.contains("eyJ"), "a session token leaked");
 }
 
 #[tokio::test]

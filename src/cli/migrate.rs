@@ -84,6 +84,7 @@ async fn resolve_connection(target: &Target) -> Result<ConnectionConfig, Error> 
     if let Some(pass) = &target.pass {
         crate::redact::register_secret(pass);
     }
+    crate::redact::register_url_secret(db_url);
     let mut connection = ConnectionConfig::new(db_url, ns, db);
     connection.username = target.user.clone();
     connection.password = target.pass.clone();

@@ -63,6 +63,8 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
     let mut extra = indexmap::IndexMap::new();
     for item in &args.set {
         let (key, value) = parse_script_option(item).map_err(Error::Usage)?;
+        // `--set api_token=…` is a secret like any config password.
+        crate::redact::register_secrets_in(&json!({ key.clone(): value.clone() }));
         extra.insert(key, value);
     }
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
@@ -151,7 +153,7 @@ async fn deploy(args: DeployArgs) -> Result<i32, Error> {
     if report.interrupted {
         eprintln!("error: interrupted; every environment is reported above");
     } else if let Some(error) = &report.script_error {
-        eprintln!("error: {error}");
+        eprintln!("error: {}", crate::redact::redact(&error.to_string()));
     }
     Ok(report.exit_code())
 }

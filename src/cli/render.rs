@@ -113,11 +113,12 @@ pub fn summary_line(report: &DeploymentReport) -> String {
 /// The `--output json` document.
 pub fn report_json(report: &DeploymentReport) -> String {
     let results: Vec<&DeploymentResult> = report.results.values().collect();
-    serde_json::to_string_pretty(&serde_json::json!({
+    // The whole document: `--set` values and paths may carry secrets too.
+    serde_json::to_string_pretty(&crate::redact::redact_json(serde_json::json!({
         "deployment_id": report.deployment_id,
         "strategy": report.strategy,
         "results": results,
-    }))
+    })))
     .unwrap_or_else(|e| serde_json::json!({ "error": format!("cannot serialize the results: {e}") }).to_string())
 }
 
@@ -214,7 +215,8 @@ pub fn run_report(
     started_at: chrono::DateTime<chrono::Utc>,
 ) -> String {
     let results: Vec<&DeploymentResult> = report.results.values().collect();
-    serde_json::to_string_pretty(&serde_json::json!({
+    // The whole document: `--set` values and paths may carry secrets too.
+    serde_json::to_string_pretty(&crate::redact::redact_json(serde_json::json!({
         "deployment_id": report.deployment_id,
         "strategy": report.strategy,
         "actor": report.actor,
@@ -237,7 +239,7 @@ pub fn run_report(
             "migrations_dir": args.common.dir.migrations_dir,
         },
         "results": results,
-    }))
+    })))
     .unwrap_or_else(|e| serde_json::json!({ "error": format!("cannot serialize the report: {e}") }).to_string())
 }
 

@@ -209,7 +209,7 @@ impl Engine {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .as_ref()
         {
-            notifier.send(crate::plugin::event(name, fields));
+            notifier.send(crate::plugin::event(name, crate::redact::redact_json(fields)));
         }
     }
 

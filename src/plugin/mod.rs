@@ -111,7 +111,13 @@ impl Plugin {
     pub fn call(&self, hook: &str, payload: &Value) -> Result<Value, PluginError> {
         let (sender, receiver) = mpsc::channel();
         let loaded = self.loaded.clone();
-        let (hook_name, text) = (hook.to_string(), payload.to_string());
+        // A plugin's own config (at `create`) carries its token; nothing else
+        // it is sent may carry a secret.
+        let text = match hook {
+            "create" => payload.to_string(),
+            _ => crate::redact::redact_json(payload.clone()).to_string(),
+        };
+        let hook_name = hook.to_string();
         std::thread::Builder::new()
             .name(format!("surql-plugin-{}", self.settings.name))
             .spawn(move || {
@@ -136,7 +142,7 @@ impl Plugin {
         PluginError::Call {
             name: self.settings.name.clone(),
             hook: hook.to_string(),
-            message,
+            message: crate::redact::redact(&message),
         }
     }
 
