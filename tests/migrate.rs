@@ -410,3 +410,39 @@ async fn drift_is_reported_and_up_refuses() {
             .is_err()
     );
 }
+
+/// Defence in depth behind the parser: a transaction that SurrealDB ended
+/// early (here a RETURN smuggled past the parser) answers fewer statements
+/// than were sent, and that is "outcome inconsistent" — an unknown outcome,
+/// never "rejected", so nothing is rolled back on a guess.
+async fn an_early_ended_transaction_is_outcome_inconsistent(connection: ConnectionConfig) {
+    let dir = migrations_dir(&[(
+        "1_three.surql",
+        "-- migrate:up\nDEFINE TABLE first SCHEMALESS;\nDEFINE TABLE second SCHEMALESS;\nDEFINE TABLE third SCHEMALESS;\n",
+    )]);
+    let mut migration = discover_migrations(dir.path()).unwrap().remove(0);
+    migration.up = "DEFINE TABLE first SCHEMALESS;\nRETURN 'early';\nDEFINE TABLE third SCHEMALESS;".into();
+    let db = connect(&connection, TIMEOUT).await.unwrap();
+    initialise(&connection).await;
+    let ctx = ApplyContext::new();
+    let lock = acquire_lock(&db, &ctx.lock_owner(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let error = surql::migration::apply_migration(&db, &migration, StartClock::of(&connection), &ctx)
+        .await
+        .unwrap_err();
+    release_lock(&db, &lock).await.unwrap();
+    assert_eq!(error.kind(), surql::connection::QueryErrorKind::Inconsistent, "{error}");
+    assert!(error.outcome_unknown());
+    assert!(error.to_string().contains("outcome inconsistent: 1_three"), "{error}");
+    // What SurrealDB did: the statement before the RETURN committed, the history row did not.
+    assert!(tables(&connection).await.contains(&"first".to_string()));
+    assert_eq!(history(&connection).await.len(), 0);
+}
+
+on_both_engines!(
+    embedded_early_ended_transaction_is_outcome_inconsistent,
+    server_early_ended_transaction_is_outcome_inconsistent,
+    an_early_ended_transaction_is_outcome_inconsistent,
+    "early"
+);

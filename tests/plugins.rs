@@ -624,3 +624,148 @@ async fn configure_environments_expands_discovery_and_loads_plugins() {
     assert_eq!(finished["event"], "deployment_finished");
     assert_eq!(finished["success"], 2);
 }
+
+/// A notifier that hangs on every call, over 300 environments: progress
+/// notifications are dropped once its queue is full (with a warning), and
+/// the end of the run waits at most its flush deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notifier_hanging_on_300_environments_adds_at_most_its_flush_deadline() {
+    let misbehaving = plugin_library("surql_test_misbehaving_plugin");
+    let plugins = host(
+        json!([{"name": "stuck", "path": misbehaving, "config": {"notify": "hang"},
+                               "timeout_seconds": 2, "flush_timeout_seconds": 1}]),
+    );
+    let envs: Vec<EnvironmentConfig> = (0..300).map(|i| env(&format!("t{i}"), &[])).collect();
+    let mut registry = EnvironmentRegistry::new();
+    for env in &envs {
+        registry.register(env.clone()).unwrap();
+    }
+    let names: Vec<&str> = envs.iter().map(|e| e.name.as_str()).collect();
+    let mut request = DeployRequest::new(&names, discover_migrations(example_migrations()).unwrap(), "parallel");
+    request.options.max_concurrent = 16;
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+    let coordinator = MigrationCoordinator::new(registry)
+        .with_plugins(plugins)
+        .with_events(surql::EventSink::new(sender));
+    let started = std::time::Instant::now();
+    let report = coordinator.deploy_to_environments(request).await.unwrap();
+    let elapsed = started.elapsed();
+    drop(coordinator);
+    assert!(report.all_succeeded());
+    // Delivering each of the 302 notifications would take 2 s: ten minutes.
+    assert!(
+        elapsed < Duration::from_secs(60),
+        "the hung notifier held the run for {elapsed:?}"
+    );
+    let mut logs = Vec::new();
+    while let Some(event) = receiver.recv().await {
+        if let surql::Event::Log { message } = event {
+            logs.push(message);
+        }
+    }
+    let logs = logs.join("\n");
+    assert!(logs.contains("plugin 'stuck' falls behind"), "{logs}");
+    assert!(logs.contains("not delivered within its flush deadline of 1s"), "{logs}");
+}
+
+/// `create` that never returns fails the load within the plugin's timeout
+/// (exit 4 from the CLI), and a plugin is destroyed when the host is done.
+#[test]
+fn a_hanging_create_fails_the_load_and_plugins_are_destroyed_at_the_end() {
+    let work = tempfile::tempdir().unwrap();
+    let misbehaving = plugin_library("surql_test_misbehaving_plugin");
+    common::write_environments(
+        work.path(),
+        json!([{"name": "a", "connection": {"db_url": "mem://", "db_ns": "a", "db": "a"}}]),
+    );
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(work.path().join("environments.json")).unwrap()).unwrap();
+    config["plugins"] =
+        json!([{"name": "stuck", "path": misbehaving, "config": {"create": "hang"}, "timeout_seconds": 1}]);
+    std::fs::write(work.path().join("environments.json"), config.to_string()).unwrap();
+    let started = std::time::Instant::now();
+    let out = common::surql_command(
+        &[
+            "orchestrate",
+            "deploy",
+            "-e",
+            "a",
+            "-m",
+            example_migrations().to_str().unwrap(),
+        ],
+        work.path(),
+    )
+    .output()
+    .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert_eq!(
+        out.status.code(),
+        Some(surql::error::EXIT_PLUGIN),
+        "{}",
+        common::text(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("create gave no answer within 1s"),
+        "{}",
+        common::text(&out)
+    );
+
+    // Destroyed when the last handle goes: after a run, and in the CLI.
+    let destroyed = work.path().join("destroyed");
+    let entry = json!([{"name": "ok", "path": misbehaving, "config": {"destroyed_file": destroyed}}]);
+    drop(host(entry.clone()));
+    assert_eq!(std::fs::read_to_string(&destroyed).unwrap(), "destroyed");
+    std::fs::remove_file(&destroyed).unwrap();
+    config["plugins"] = entry;
+    std::fs::write(work.path().join("environments.json"), config.to_string()).unwrap();
+    let out = common::surql_command(
+        &[
+            "orchestrate",
+            "deploy",
+            "-e",
+            "a",
+            "-m",
+            example_migrations().to_str().unwrap(),
+        ],
+        work.path(),
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
+    assert_eq!(std::fs::read_to_string(&destroyed).unwrap(), "destroyed");
+}
+
+/// A bare library name in `path` is the file beside environments.json, even
+/// when surql runs from that folder: never a search of the system's paths.
+#[test]
+fn a_bare_plugin_name_is_the_file_beside_the_config() {
+    let work = tempfile::tempdir().unwrap();
+    let library = plugin_library("surql_file_plugin");
+    let bare = library.file_name().unwrap().to_str().unwrap().to_string();
+    std::fs::copy(&library, work.path().join(&bare)).unwrap();
+    let events = work.path().join("events.jsonl");
+    let config = json!({
+        "environments": [{"name": "a", "connection": {"db_url": "mem://", "db_ns": "a", "db": "a"}}],
+        "plugins": [{"name": "file", "path": bare, "config": {"events_file": events}}],
+    });
+    std::fs::write(work.path().join("environments.json"), config.to_string()).unwrap();
+    let out = common::surql_command(
+        &[
+            "orchestrate",
+            "deploy",
+            "-e",
+            "a",
+            "-m",
+            example_migrations().to_str().unwrap(),
+        ],
+        work.path(),
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
+    assert!(
+        std::fs::read_to_string(&events)
+            .unwrap()
+            .contains("deployment_finished")
+    );
+}

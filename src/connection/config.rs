@@ -133,6 +133,10 @@ pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
+    // Embedded URLs are paths, where `@` is just a character.
+    if matches!(scheme.to_ascii_lowercase().as_str(), "mem" | "surrealkv" | "rocksdb") {
+        return url.to_string();
+    }
     // The last `@`: a password may contain `/` and `@` (SurrealDB paths do not).
     match rest.rfind('@') {
         Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
@@ -190,6 +194,10 @@ mod tests {
         assert_eq!(redact_url("ws://root:hunter2@db:8000/rpc"), "ws://***@db:8000/rpc");
         assert_eq!(redact_url("ws://db:8000/rpc"), "ws://db:8000/rpc");
         assert_eq!(redact_url("surrealkv://data/x@y"), "surrealkv://data/x@y");
+        assert_eq!(
+            redact_url("wss://deployer:pa/ss@w0rd@db:8000/rpc"),
+            "wss://***@db:8000/rpc"
+        );
     }
 
     #[test]

@@ -186,11 +186,10 @@ impl Engine {
     pub fn with_plugins(mut self, plugins: Arc<PluginHost>) -> Self {
         if !self.options.dry_run && !plugins.is_empty() {
             let events = self.events.clone();
-            let notifier = Notifier::start(plugins.clone(), move |error| {
-                events.send(Event::Log {
-                    message: format!("notification failed: {error}"),
-                })
-            });
+            let notifier = Notifier::start(
+                plugins.clone(),
+                Arc::new(move |message: String| events.send(Event::Log { message })),
+            );
             self.notifier = Mutex::new(Some(notifier));
         }
         self.plugins = Some(plugins);

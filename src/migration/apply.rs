@@ -392,6 +392,10 @@ pub async fn migrate_up(
             source,
         })?;
         let plan = plan(migrations, &applied);
+        let drift = plan.blocking_drift(ctx.order);
+        if !drift.is_empty() {
+            return Err(ApplyError::Drift(drift));
+        }
         if let Some(refusal) = plan.refusal(ctx.order) {
             return Err(ApplyError::Refused(refusal));
         }

@@ -9,6 +9,7 @@ mod holder;
 pub mod lock;
 pub mod plan;
 pub mod script;
+mod statements;
 
 pub use apply::{AppliedStep, ApplyError, apply_migration, migrate_down, migrate_up, revert_migration};
 pub use context::ApplyContext;

@@ -104,16 +104,21 @@ pub struct OrderPolicy {
 }
 
 impl MigrationPlan<'_> {
+    /// The drift that blocks applying under `policy`: changed files always,
+    /// missing ones unless allowed.
+    pub fn blocking_drift(&self, policy: OrderPolicy) -> Vec<MigrationStatusRow> {
+        self.drift
+            .iter()
+            .filter(|row| row.state == MigrationState::Drifted || !policy.allow_missing)
+            .cloned()
+            .collect()
+    }
+
     /// Why this plan must not be applied under `policy`, if it must not: a
     /// changed file always; a missing file and out-of-order versions unless
     /// allowed.
     pub fn refusal(&self, policy: OrderPolicy) -> Option<String> {
-        let blocking: Vec<MigrationStatusRow> = self
-            .drift
-            .iter()
-            .filter(|row| row.state == MigrationState::Drifted || !policy.allow_missing)
-            .cloned()
-            .collect();
+        let blocking = self.blocking_drift(policy);
         if !blocking.is_empty() {
             let hint = if blocking.iter().all(|r| r.state == MigrationState::Missing) {
                 "restore the files, or deploy anyway with --allow-missing"

@@ -98,6 +98,17 @@ pub fn load(name: &str, path: &Path, config: &serde_json::Value) -> Result<Loade
     })
 }
 
+/// `destroy` once the last handle is gone: every hook call holds a handle
+/// on its thread, so no call is running (a hung call keeps its plugin alive).
+impl Drop for LoadedPlugin {
+    fn drop(&mut self) {
+        // SAFETY: the instance came from this declaration's `create`, no call
+        // is in flight (see above), and it is destroyed exactly once.
+        unsafe { (self.declaration.destroy)(self.instance) };
+        tracing::debug!(plugin = %self.name, "plugin destroyed");
+    }
+}
+
 /// Copies a plugin string and frees it with the plugin's own allocator.
 fn take_string(declaration: &PluginDeclaration, text: PluginString) -> String {
     if text.ptr.is_null() {

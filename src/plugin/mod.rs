@@ -3,6 +3,7 @@
 //! timeout, never on the async runtime's threads.
 
 mod loader;
+mod notifier;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use surql_plugin_sdk::{HOOK_APPROVE, HOOK_NOTIFY, STATUS_OK, STATUS_PANIC};
+use surql_plugin_sdk::{HOOK_APPROVE, STATUS_OK, STATUS_PANIC};
 
 pub use loader::LoadedPlugin;
+pub use notifier::Notifier;
 
 use crate::safety::ApprovalDecision;
 
@@ -37,6 +39,9 @@ pub struct PluginConfig {
     /// Seconds between asks while an approval is pending (default 5).
     #[serde(default = "default_poll")]
     pub poll_seconds: f64,
+    /// Seconds the end of a run waits for this plugin's queued notifications (default 10).
+    #[serde(default = "default_call_timeout")]
+    pub flush_timeout_seconds: f64,
 }
 
 impl PluginConfig {
@@ -49,6 +54,7 @@ impl PluginConfig {
             ("timeout_seconds", self.timeout_seconds, false),
             ("approval_timeout_seconds", self.approval_timeout_seconds, true),
             ("poll_seconds", self.poll_seconds, false),
+            ("flush_timeout_seconds", self.flush_timeout_seconds, true),
         ] {
             let low_ok = if zero_allowed { value >= 0.0 } else { value > 0.0 };
             if !(value.is_finite() && low_ok && value <= week) {
@@ -146,9 +152,37 @@ impl Plugin {
         }
     }
 
-    fn has(&self, hook: u32) -> bool {
+    pub(crate) fn has(&self, hook: u32) -> bool {
         self.loaded.hooks & hook != 0
     }
+}
+
+/// Loads a plugin on a thread of its own: a `create` that never returns
+/// fails the load after `timeout_seconds` instead of holding the run.
+fn load_within(settings: &PluginConfig, path: &Path) -> Result<LoadedPlugin, PluginError> {
+    let (sender, receiver) = mpsc::channel();
+    let (name, thread_path, config) = (settings.name.clone(), path.to_path_buf(), settings.config.clone());
+    std::thread::Builder::new()
+        .name(format!("surql-plugin-load-{name}"))
+        .spawn(move || {
+            let _ = sender.send(loader::load(&name, &thread_path, &config));
+        })
+        .map_err(|e| PluginError::Load {
+            name: settings.name.clone(),
+            path: path.to_path_buf(),
+            message: format!("cannot start a thread: {e}"),
+        })?;
+    let timeout = Duration::from_secs_f64(settings.timeout_seconds);
+    receiver.recv_timeout(timeout).unwrap_or_else(|_| {
+        Err(PluginError::Load {
+            name: settings.name.clone(),
+            path: path.to_path_buf(),
+            message: format!(
+                "create gave no answer within {}s (timeout_seconds)",
+                timeout.as_secs_f64()
+            ),
+        })
+    })
 }
 
 /// Every loaded plugin.
@@ -176,12 +210,10 @@ impl PluginHost {
                     message: format!("duplicate plugin name '{}'", settings.name),
                 });
             }
-            let path = if settings.path.is_relative() {
-                config_dir.join(&settings.path)
-            } else {
-                settings.path.clone()
-            };
-            let loaded = loader::load(&settings.name, &path, &settings.config)?;
+            // Absolute, so a bare file name never goes through the system's
+            // library search path.
+            let path = std::path::absolute(config_dir.join(&settings.path)).unwrap_or_else(|_| settings.path.clone());
+            let loaded = load_within(&settings, &path)?;
             plugins.push(Plugin {
                 loaded: Arc::new(loaded),
                 settings,
@@ -203,15 +235,6 @@ impl PluginHost {
     /// The plugin called `name`.
     pub fn get(&self, name: &str) -> Option<&Plugin> {
         self.plugins.iter().find(|p| p.settings.name == name)
-    }
-
-    /// Sends `event` to every notifier; returns the failures (they never stop a run).
-    pub fn notify(&self, event: &Value) -> Vec<PluginError> {
-        self.plugins
-            .iter()
-            .filter(|p| p.has(HOOK_NOTIFY))
-            .filter_map(|p| p.call("notify", event).err())
-            .collect()
     }
 
     /// Asks `approver` for approval, polling while it answers pending, until
@@ -251,64 +274,6 @@ impl PluginHost {
                 }
             }
         }
-    }
-}
-
-/// Delivers notifications in order on one background thread, so the engine
-/// never waits for a webhook.
-pub struct Notifier {
-    sender: Option<mpsc::Sender<Value>>,
-    worker: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Notifier {
-    /// Starts delivering to `host`'s notifiers; `on_error` hears each failure.
-    pub fn start(host: Arc<PluginHost>, on_error: impl Fn(PluginError) + Send + 'static) -> Self {
-        let (sender, receiver) = mpsc::channel::<Value>();
-        let worker = std::thread::Builder::new()
-            .name("surql-notifier".into())
-            .spawn(move || {
-                for event in receiver {
-                    for error in host.notify(&event) {
-                        on_error(error);
-                    }
-                }
-            });
-        match worker {
-            Ok(worker) => Self {
-                sender: Some(sender),
-                worker: Some(worker),
-            },
-            // Notifications never hold a run, nor stop one from starting.
-            Err(e) => {
-                tracing::warn!("notifications are off: cannot start the notifier thread: {e}");
-                Self {
-                    sender: None,
-                    worker: None,
-                }
-            }
-        }
-    }
-
-    /// Queues an event.
-    pub fn send(&self, event: Value) {
-        if let Some(sender) = &self.sender {
-            let _ = sender.send(event);
-        }
-    }
-
-    /// Delivers everything queued, then stops.
-    pub fn finish(&mut self) {
-        self.sender.take();
-        if let Some(worker) = self.worker.take() {
-            let _ = worker.join();
-        }
-    }
-}
-
-impl Drop for Notifier {
-    fn drop(&mut self) {
-        self.finish();
     }
 }
 

@@ -1,5 +1,6 @@
 //! Test fixture: behaves as its config says — `create`, `approve`, `notify`
-//! each one of `ok`, `fail`, `panic`, `hang` (approve also `deny`, `pending`).
+//! each one of `ok`, `fail`, `panic`, `hang` (approve also `deny`, `pending`);
+//! with `destroyed_file`, writes "destroyed" there when the host destroys it.
 
 use serde_json::Value;
 use surql_plugin_sdk::{Approval, HOOK_APPROVE, HOOK_NOTIFY, Plugin, declare_plugin};
@@ -37,6 +38,14 @@ impl Plugin for Misbehaving {
 
     fn notify(&self, _event: &Value) -> Result<(), String> {
         act(&self.config, "notify")
+    }
+}
+
+impl Drop for Misbehaving {
+    fn drop(&mut self) {
+        if let Some(path) = self.config["destroyed_file"].as_str() {
+            let _ = std::fs::write(path, "destroyed");
+        }
     }
 }
 
