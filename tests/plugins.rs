@@ -668,6 +668,23 @@ async fn a_notifier_hanging_on_300_environments_adds_at_most_its_flush_deadline(
     assert!(logs.contains("not delivered within its flush deadline of 1s"), "{logs}");
 }
 
+/// `surql orchestrate deploy -e a` of the example migrations in `dir`.
+fn deploy_a(dir: &Path) -> std::process::Output {
+    common::surql_command(
+        &[
+            "orchestrate",
+            "deploy",
+            "-e",
+            "a",
+            "-m",
+            example_migrations().to_str().unwrap(),
+        ],
+        dir,
+    )
+    .output()
+    .unwrap()
+}
+
 /// `create` that never returns fails the load within the plugin's timeout
 /// (exit 4 from the CLI), and a plugin is destroyed when the host is done.
 #[test]
@@ -684,19 +701,7 @@ fn a_hanging_create_fails_the_load_and_plugins_are_destroyed_at_the_end() {
         json!([{"name": "stuck", "path": misbehaving, "config": {"create": "hang"}, "timeout_seconds": 1}]);
     std::fs::write(work.path().join("environments.json"), config.to_string()).unwrap();
     let started = std::time::Instant::now();
-    let out = common::surql_command(
-        &[
-            "orchestrate",
-            "deploy",
-            "-e",
-            "a",
-            "-m",
-            example_migrations().to_str().unwrap(),
-        ],
-        work.path(),
-    )
-    .output()
-    .unwrap();
+    let out = deploy_a(work.path());
     assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
     assert_eq!(
         out.status.code(),
@@ -718,19 +723,7 @@ fn a_hanging_create_fails_the_load_and_plugins_are_destroyed_at_the_end() {
     std::fs::remove_file(&destroyed).unwrap();
     config["plugins"] = entry;
     std::fs::write(work.path().join("environments.json"), config.to_string()).unwrap();
-    let out = common::surql_command(
-        &[
-            "orchestrate",
-            "deploy",
-            "-e",
-            "a",
-            "-m",
-            example_migrations().to_str().unwrap(),
-        ],
-        work.path(),
-    )
-    .output()
-    .unwrap();
+    let out = deploy_a(work.path());
     assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
     assert_eq!(std::fs::read_to_string(&destroyed).unwrap(), "destroyed");
 }
@@ -749,19 +742,7 @@ fn a_bare_plugin_name_is_the_file_beside_the_config() {
         "plugins": [{"name": "file", "path": bare, "config": {"events_file": events}}],
     });
     std::fs::write(work.path().join("environments.json"), config.to_string()).unwrap();
-    let out = common::surql_command(
-        &[
-            "orchestrate",
-            "deploy",
-            "-e",
-            "a",
-            "-m",
-            example_migrations().to_str().unwrap(),
-        ],
-        work.path(),
-    )
-    .output()
-    .unwrap();
+    let out = deploy_a(work.path());
     assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
     assert!(
         std::fs::read_to_string(&events)
