@@ -132,6 +132,14 @@ pub fn redact_json(value: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match value {
         Value::String(text) => Value::String(redact(&text)),
+        // A numeric secret (`--set api_key=12345678`) is still a secret.
+        Value::Number(number) => {
+            let text = number.to_string();
+            match redact(&text) {
+                masked if masked != text => Value::String(masked),
+                _ => Value::Number(number),
+            }
+        }
         Value::Array(items) => Value::Array(items.into_iter().map(redact_json).collect()),
         Value::Object(map) => Value::Object(map.into_iter().map(|(key, value)| (key, redact_json(value))).collect()),
         other => other,

@@ -443,6 +443,12 @@ fn hostile_strategies_end_with_a_position_within_seconds() {
             "health_loop.rhai:2:",
         ),
         ("pause_loop.rhai", "loop { pause(1); }\n", "pause_loop.rhai:1:"),
+        // surql's own events cannot be forged (and would bypass a full queue).
+        (
+            "forged.rhai",
+            "notify(\"deployment_finished\", #{});\n",
+            "forged.rhai:1:",
+        ),
     ];
     for (file, code, position) in scripts {
         std::fs::write(work.path().join(file), code).unwrap();
@@ -494,6 +500,7 @@ async fn secrets_never_appear_in_any_output() {
     const URL_SECRET: &str = "Url/Zq8@pw-secret";
     const PLUGIN_SECRET: &str = "xoxb-Zq8-plugin-secret";
     const SET_SECRET: &str = "Zq8-set-token-secret";
+    const NUMERIC_SECRET: &str = "8675309123456";
     let server = TestServer::start();
     let admin = connect(&server.connection("app", "main"), Duration::from_secs(10))
         .await
@@ -520,7 +527,7 @@ async fn secrets_never_appear_in_any_output() {
     // log, and a plugin notification.
     std::fs::write(
         work.path().join("leak.rhai"),
-        "log(`token ${options.api_token}`);\nnotify(\"leak\", #{ token: options.api_token });\nthrow `leaked ${options.api_token}`;\n",
+        "log(`token ${options.api_token} ${options.api_key}`);\nnotify(\"leak\", #{ token: options.api_token, key: options.api_key });\nthrow `leaked ${options.api_token}`;\n",
     )
     .unwrap();
     std::fs::write(work.path().join("environments.json"), config.to_string()).unwrap();
@@ -528,6 +535,7 @@ async fn secrets_never_appear_in_any_output() {
     let m = m.to_str().unwrap();
     let mut everything = String::new();
     let set_secret = format!("api_token={SET_SECRET}");
+    let numeric_set = format!("api_key={NUMERIC_SECRET}");
     let runs: Vec<Vec<&str>> = vec![
         vec![
             "orchestrate",
@@ -581,6 +589,8 @@ async fn secrets_never_appear_in_any_output() {
             "leak.rhai",
             "--set",
             &set_secret,
+            "--set",
+            &numeric_set,
             "--report",
             "leak.json",
         ],
@@ -633,7 +643,7 @@ async fn secrets_never_appear_in_any_output() {
         everything.contains("\"leak\""),
         "the plugin got the script's notification"
     );
-    for secret in [SECRET, URL_SECRET, PLUGIN_SECRET, SET_SECRET] {
+    for secret in [SECRET, URL_SECRET, PLUGIN_SECRET, SET_SECRET, NUMERIC_SECRET] {
         if let Some(at) = everything.find(secret) {
             panic!(
                 "{secret} leaked: …{}…",
@@ -717,7 +727,16 @@ async fn a_timed_out_migration_is_an_unknown_outcome_not_a_rollback() {
         ["1"],
         "1 kept, 2 not yet committed"
     );
-    assert!(lock_record(&connection).await.is_some(), "the lock is left to expire");
+    let left = lock_record(&connection).await.unwrap();
+    assert!(left.unsettled, "the lock is left to expire, marked: {left:?}");
+    // Even from this machine, where the holder is plainly gone, nobody takes it over early.
+    let again = surql(&deploy_json("db", m, &[]), work.path()).output().unwrap();
+    let refused = status_of(&results(&again), "db").clone();
+    assert_eq!(refused["status"], "failed", "{}", text(&again));
+    assert!(
+        refused["error"].as_str().unwrap().contains("left to expire"),
+        "{refused}"
+    );
 
     // Past the migration's own 3 s: whether the server committed it or
     // cancelled it with the closed session, history and schema agree.

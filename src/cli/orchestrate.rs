@@ -63,8 +63,9 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
     let mut extra = indexmap::IndexMap::new();
     for item in &args.set {
         let (key, value) = parse_script_option(item).map_err(Error::Usage)?;
-        // `--set api_token=…` is a secret like any config password.
-        crate::redact::register_secrets_in(&json!({ key.clone(): value.clone() }));
+        // `--set api_token=…` is a secret like any config password, typed or not.
+        let raw = item.split_once('=').map_or("", |(_, raw)| raw.trim());
+        crate::redact::register_secrets_in(&json!({ key.clone(): raw }));
         extra.insert(key, value);
     }
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();

@@ -53,6 +53,8 @@ pub enum QueryErrorKind {
     TimedOut,
     /// The answer shows a transaction ended early: part of it may have committed.
     Inconsistent,
+    /// SurrealDB itself does not know whether the transaction's commit took effect.
+    CommitUnknown,
     /// The connection failed while the request was on its way or running:
     /// the server may have committed it.
     ConnectionLost,
@@ -79,10 +81,26 @@ impl QueryError {
         }
     }
 
-    /// The error SurrealDB returned, classified by its structured details and,
-    /// for servers that send only text, by its message.
+    /// The error SurrealDB returned for one statement, classified by its
+    /// structured details and, for servers that send only text, by its message.
     pub fn from_sdk(error: &surrealdb::Error) -> Self {
         Self::new(classify(error), error.to_string())
+    }
+
+    /// The error of a request as a whole. Only what the server says it
+    /// refused (a parse error, a permission, a conflict, …) is a rejection;
+    /// anything else (a transport error over HTTP, a proxy's 502, an
+    /// undecodable answer) may have come after the server ran the request.
+    pub fn from_request(error: &surrealdb::Error) -> Self {
+        use surrealdb::types::ErrorDetails;
+        let kind = match error.details() {
+            ErrorDetails::Validation(_) | ErrorDetails::Configuration(_) => QueryErrorKind::Rejected,
+            ErrorDetails::Internal | ErrorDetails::Serialization(_) | ErrorDetails::Context => {
+                QueryErrorKind::ConnectionLost
+            }
+            _ => classify(error),
+        };
+        Self::new(kind, error.to_string())
     }
 
     /// A statement's error text (from a server that sent no details).
@@ -138,7 +156,10 @@ impl QueryError {
     pub fn outcome_unknown(&self) -> bool {
         matches!(
             self.kind,
-            QueryErrorKind::TimedOut | QueryErrorKind::ConnectionLost | QueryErrorKind::Inconsistent
+            QueryErrorKind::TimedOut
+                | QueryErrorKind::ConnectionLost
+                | QueryErrorKind::Inconsistent
+                | QueryErrorKind::CommitUnknown
         )
     }
 
@@ -169,7 +190,9 @@ const NOT_EXECUTED: &str = "not executed due to a failed transaction";
 
 fn classify_message(message: &str) -> QueryErrorKind {
     let lower = message.to_ascii_lowercase();
-    if message.contains("can be retried") || lower.contains("transaction conflict") {
+    if lower.contains("commit outcome is unknown") {
+        QueryErrorKind::CommitUnknown
+    } else if message.contains("can be retried") || lower.contains("transaction conflict") {
         QueryErrorKind::Conflict
     } else if message.contains(NOT_EXECUTED)
         || message.contains("not executed due to a cancelled transaction")
@@ -243,7 +266,7 @@ pub async fn run_collecting_errors(
     timeout: Duration,
 ) -> Result<Collected, QueryError> {
     let mut response = match tokio::time::timeout(timeout, db.query(sql).bind(vars)).await {
-        Ok(response) => response.map_err(|e| QueryError::from_sdk(&e))?,
+        Ok(response) => response.map_err(|e| QueryError::from_request(&e))?,
         Err(_) => return Err(QueryError::timed_out(timeout)),
     };
     let statements = response.num_statements();

@@ -15,7 +15,7 @@ use crate::health::{HealthCheck, Session};
 use crate::migration::apply::{BATCH_FROM_ROUND_TRIP, BatchStop, apply_batch, batch_requests};
 use crate::migration::history;
 use crate::migration::lock::{
-    Heartbeat, HeldLock, LockError, initialise_lock_and_read_history, mark_interrupted, with_heartbeat,
+    Heartbeat, HeldLock, LockError, initialise_lock_and_read_history, leave_unsettled, mark_interrupted, with_heartbeat,
 };
 use crate::migration::{AppliedMigration, Migration, plan, release_lock, script::StartClock};
 use crate::registry::EnvironmentConfig;
@@ -213,7 +213,9 @@ async fn run_steps(
         environment,
         initialise_lock_and_read_history(
             &db,
-            &engine.context.lock_owner_for(&environment.connection),
+            &engine
+                .context
+                .lock_owner_for(&environment.name, &environment.connection),
             engine.context.lock_ttl,
             initialised,
         ),
@@ -232,7 +234,15 @@ async fn run_steps(
     };
     let released = match &outcome {
         Ok(LockReleased::ByTheLastBatch) => Ok(()),
-        Err(stop) if stop.lock_left_to_expire => Ok(()),
+        Err(stop) if stop.lock_left_to_expire => {
+            guarded(environment, async {
+                leave_unsettled(&db, &lock).await;
+                Ok::<(), QueryError>(())
+            })
+            .await
+            .ok();
+            Ok(())
+        }
         _ => guarded(environment, release_lock(&db, &lock)).await,
     };
     let applied_count = engine.applied_count(name);

@@ -61,7 +61,13 @@ async fn revert(engine: &Engine, environment: &EnvironmentConfig, db: &Db, appli
         engine.events.phase(name, format!("rolling back {}", migration.id()));
         guarded(
             environment,
-            revert_migration(db, migration, &engine.context.lock_owner_for(&environment.connection)),
+            revert_migration(
+                db,
+                migration,
+                &engine
+                    .context
+                    .lock_owner_for(&environment.name, &environment.connection),
+            ),
         )
         .await
         .map_err(|e| e.to_string())?;
@@ -90,7 +96,9 @@ pub(super) async fn roll_back_run(
             .map_err(|e| e.to_string())?;
         let lock = acquire_lock(
             &db,
-            &engine.context.lock_owner_for(&environment.connection),
+            &engine
+                .context
+                .lock_owner_for(&environment.name, &environment.connection),
             engine.context.lock_ttl,
         )
         .await

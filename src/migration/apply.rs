@@ -125,6 +125,7 @@ pub async fn apply_batch(
                     stop: None,
                     released_lock,
                 },
+                Err(error) if error.outcome_unknown() => return Err(error),
                 Err(error) if error.statement().is_some() && error.message().contains(STOPPED) => BatchOutcome {
                     applied: vec![],
                     stop: Some(BatchStop::Stopped),
@@ -206,8 +207,14 @@ pub async fn apply_batch(
         .map(|m| transaction_statements(m, StartClock::Server))
         .sum();
     let up_at = begins_at + before_up;
+    if let Some(unknown) = errors.iter().find(|error| error.outcome_unknown()) {
+        return Err(unknown.clone());
+    }
+    // Only the errors of the migration that did not commit explain it.
     let from_it = errors.partition_point(|error| error.statement() < Some(begins_at));
-    let stop = match first_cause(&errors[from_it..]) {
+    let ends_at = begins_at + transaction_statements(batch[applied.len()], StartClock::Server);
+    let to_it = errors.partition_point(|error| error.statement() < Some(ends_at));
+    let stop = match first_cause(&errors[from_it..to_it]) {
         Some(error) if error.message().contains(STOPPED) => BatchStop::Stopped,
         Some(error) => BatchStop::Failed(
             error
@@ -296,7 +303,11 @@ async fn apply_lone(
     } = run_collecting_errors(db, &sql, vars, db.operation_timeout()).await?;
     // The release statement, if any, is the last; an error there (a conflict
     // with a renewal) leaves the lock to the caller.
-    let migration_statements = if release.is_some() { statements - 1 } else { statements };
+    let migration_statements = if release.is_some() {
+        statements.saturating_sub(1)
+    } else {
+        statements
+    };
     let its_own = errors.partition_point(|error| error.statement() < Some(migration_statements));
     if let Some(error) = first_cause(&errors[..its_own]) {
         let index = error.statement().unwrap_or_default();
@@ -348,6 +359,13 @@ async fn with_lock<T>(
 ) -> Result<T, ApplyError> {
     let lock = acquire_lock(db, &ctx.lock_owner(), ctx.lock_ttl).await?;
     let result = with_heartbeat(db, &lock, work).await;
+    if let Err(ApplyError::Failed { error, .. }) = &result
+        && error.outcome_unknown()
+    {
+        // The server may still commit it: the lock is left to expire.
+        super::lock::leave_unsettled(db, &lock).await;
+        return result;
+    }
     let released = release_lock(db, &lock).await;
     match (result, released) {
         (Ok(value), Ok(())) => Ok(value),

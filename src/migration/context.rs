@@ -36,8 +36,8 @@ impl ApplyContext {
 
     /// The lock owner on one database of a deployment: two tasks of one
     /// deployment never share an owner.
-    pub fn lock_owner_for(&self, connection: &crate::connection::ConnectionConfig) -> String {
-        let target = format!("{}/{}", connection.db_ns, connection.db);
+    pub fn lock_owner_for(&self, environment: &str, connection: &crate::connection::ConnectionConfig) -> String {
+        let target = format!("{environment}:{}/{}", connection.db_ns, connection.db);
         super::holder::owner_string(&self.actor, &self.deployment_id, Some(&target))
     }
 }

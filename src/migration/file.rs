@@ -458,6 +458,7 @@ mod tests {
         assert!(error.starts_with("7_x.surql:3:17: up section: RETURN"), "{error}");
         for up in [
             "LET $x = { RETURN 1 };",
+            "LET $x = true AND { RETURN 1 };",
             "FOR $i IN [1] { RETURN $i; };",
             "BREAK;",
             "IF true { CONTINUE };",

@@ -25,12 +25,26 @@ pub struct LockInfo {
     pub owner: String,
     pub acquired_at: String,
     pub expires_at: String,
+    /// Left by a run whose last write has an unknown outcome: never taken
+    /// over before it expires, whoever its holder was.
+    #[serde(default, deserialize_with = "null_is_false")]
+    pub unsettled: bool,
+}
+
+fn null_is_false<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(deserializer)?.unwrap_or(false))
 }
 
 /// Why the lock was not taken (or was lost).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LockError {
-    #[error("locked by {} since {}, expires {}", .0.owner, .0.acquired_at, .0.expires_at)]
+    #[error(
+        "locked by {} since {}, expires {}{}",
+        .0.owner,
+        .0.acquired_at,
+        .0.expires_at,
+        if .0.unsettled { " (left to expire: a migration's outcome was unknown; check `status` once it has)" } else { "" }
+    )]
     Held(LockInfo),
     #[error("the migration lock was lost (expired and taken by another runner): {0}")]
     Lost(String),
@@ -223,7 +237,7 @@ async fn after_refusal(db: &Db, held: &HeldLock, batch: &Batch<'_>) -> Result<Re
         return Ok(Refusal::TryAgain);
     }
     match current_lock(db).await? {
-        Some(info) if holder_is_gone(&info.owner, &info.acquired_at) => {
+        Some(info) if !info.unsettled && holder_is_gone(&info.owner, &info.acquired_at) => {
             tracing::warn!(owner = %info.owner, "taking over a lock left by a process that is gone");
             run_query(
                 db,
@@ -361,6 +375,22 @@ pub async fn remove_lock_of(db: &Db, owner: &str) -> Result<bool, QueryError> {
         .is_some_and(|rows| !rows.is_empty()))
 }
 
+/// Leaves the lock to expire after a write of unknown outcome: marked so that
+/// no run takes it over early (even one that can see this process is gone),
+/// and no longer counted as held here. Best effort: the server may be gone.
+pub async fn leave_unsettled(db: &Db, lock: &HeldLock) {
+    let marked = run_idempotent(
+        db,
+        "UPDATE _migration_lock:current SET unsettled = true WHERE owner = $owner RETURN NONE;",
+        json!({ "owner": lock.owner }),
+    )
+    .await;
+    if let Err(error) = marked {
+        tracing::warn!("could not mark the lock as left to expire: {error}");
+    }
+    forget_released(lock);
+}
+
 /// Releases the lock if this owner still holds it.
 pub async fn release_lock(db: &Db, lock: &HeldLock) -> Result<(), LockError> {
     forget_released(lock);
@@ -376,7 +406,7 @@ pub async fn release_lock(db: &Db, lock: &HeldLock) -> Result<(), LockError> {
 pub async fn current_lock(db: &Db) -> Result<Option<LockInfo>, QueryError> {
     let results = match run_query(
         db,
-        "SELECT owner, acquired_at, expires_at FROM ONLY _migration_lock:current;",
+        "SELECT owner, acquired_at, expires_at, unsettled FROM ONLY _migration_lock:current;",
         json!({}),
     )
     .await

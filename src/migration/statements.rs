@@ -45,6 +45,9 @@ fn ends_early(expr: &Expr, in_loop: bool) -> Option<&'static str> {
             ends_early(&statement.range, in_loop).or_else(|| statement.block.0.iter().find_map(|e| ends_early(e, true)))
         }
         Expr::Let(statement) => ends_early(&statement.what, in_loop),
+        // `true AND RETURN 1` returns from the query too.
+        Expr::Binary { left, right, .. } => ends_early(left, in_loop).or_else(|| ends_early(right, in_loop)),
+        Expr::Prefix { expr, .. } | Expr::Postfix { expr, .. } => ends_early(expr, in_loop),
         _ => None,
     }
 }

@@ -102,12 +102,31 @@ pub fn load(name: &str, path: &Path, config: &serde_json::Value) -> Result<Loade
 /// on its thread, so no call is running (a hung call keeps its plugin alive).
 impl Drop for LoadedPlugin {
     fn drop(&mut self) {
-        // SAFETY: the instance came from this declaration's `create`, no call
-        // is in flight (see above), and it is destroyed exactly once.
-        unsafe { (self.declaration.destroy)(self.instance) };
-        tracing::debug!(plugin = %self.name, "plugin destroyed");
+        /// The instance, moved to the thread that destroys it.
+        struct Instance(*mut c_void);
+        // SAFETY: the SDK requires plugin types to be `Send`; nothing else
+        // holds the pointer once the last handle is gone.
+        unsafe impl Send for Instance {}
+        let (declaration, instance) = (self.declaration, Instance(self.instance));
+        let (done, finished) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name(format!("surql-plugin-destroy-{}", self.name))
+            .spawn(move || {
+                let instance = instance;
+                // SAFETY: the instance came from this declaration's `create`,
+                // no call is in flight (see above), and it is destroyed once.
+                unsafe { (declaration.destroy)(instance.0) };
+                let _ = done.send(());
+            });
+        // A `destroy` that never returns must not hold the process.
+        if spawned.is_err() || finished.recv_timeout(DESTROY_TIMEOUT).is_err() {
+            tracing::warn!(plugin = %self.name, "destroy gave no answer within {}s", DESTROY_TIMEOUT.as_secs());
+        }
     }
 }
+
+/// How long the end of a run waits for a plugin's `destroy`.
+const DESTROY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Copies a plugin string and frees it with the plugin's own allocator.
 fn take_string(declaration: &PluginDeclaration, text: PluginString) -> String {

@@ -241,6 +241,15 @@ pub fn register(rhai: &mut Rhai, engine: Arc<Engine>, handle: Handle, budget: Ar
 
     let e = engine.clone();
     rhai.register_fn("notify", move |event: &str, data: Dynamic| -> RhaiResult<()> {
+        const RESERVED: [&str; 4] = [
+            "deployment_started",
+            "deployment_finished",
+            "environment_finished",
+            "rollback",
+        ];
+        if RESERVED.contains(&event) {
+            return Err(format!("notify(event, data): '{event}' is surql's own event; name yours differently").into());
+        }
         let data = dynamic_to_json(&data)?;
         e.log(format!("notify {event}: {data}"));
         e.notify(event, serde_json::json!({ "data": data }));
