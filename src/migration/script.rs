@@ -28,7 +28,7 @@ impl StartClock {
 /// transaction first proves the lock is still `$surql_owner`'s: a run whose
 /// lease expired and was taken over writes nothing.
 pub fn up_script(migration: &Migration, clock: StartClock) -> String {
-    transaction_script(migration, clock, Guard::Lock, true)
+    transaction_script(migration, clock, Guard::Owner, true)
 }
 
 /// What a batch's guard throws when a migration must not begin.
@@ -39,8 +39,11 @@ pub(super) const STOPPED: &str =
 /// begin.
 #[derive(Clone, Copy)]
 pub(super) enum Guard<'a> {
-    /// A lone migration, or the first of a batch: the lock is still this
-    /// run's and not marked interrupted.
+    /// A lone migration: the lock is still this run's (Ctrl-C is checked
+    /// between requests, so one record read is enough).
+    Owner,
+    /// The first of a batch: the lock is still this run's and not marked
+    /// interrupted.
     Lock,
     /// A later one: the same, and the migration before it (its version)
     /// committed.
@@ -55,6 +58,7 @@ pub(super) enum Guard<'a> {
 pub(super) fn transaction_script(migration: &Migration, clock: StartClock, guard: Guard, lone: bool) -> String {
     const LOCK: &str = "_migration_lock:current.owner != $surql_owner OR _migration_lock:current.interrupted = true";
     let guard = match guard {
+        Guard::Owner => format!("IF _migration_lock:current.owner != $surql_owner {{ THROW '{STOPPED}' }};\n"),
         Guard::Lock => format!("IF {LOCK} {{ THROW '{STOPPED}' }};\n"),
         Guard::LockAndCommitted(previous) => format!(
             "IF !record::exists({}) OR {LOCK} {{ THROW '{STOPPED}' }};\n",
