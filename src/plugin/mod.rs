@@ -127,7 +127,10 @@ impl Plugin {
         std::thread::Builder::new()
             .name(format!("surql-plugin-{}", self.settings.name))
             .spawn(move || {
-                let _ = sender.send(loaded.call_blocking(&hook_name, &text));
+                let answer = loaded.call_blocking(&hook_name, &text);
+                // Let go before answering: the last handle's owner calls `destroy`.
+                drop(loaded);
+                let _ = sender.send(answer);
             })
             .map_err(|e| self.call_error(hook, format!("cannot start a thread: {e}")))?;
         let timeout = self.timeout();

@@ -94,6 +94,10 @@ impl Notifier {
                             warn(format!("notification failed: {error}"));
                         }
                     }
+                    // Let go of the plugins before saying so: whoever drops the
+                    // last handle calls `destroy`, and it must not be a thread
+                    // the process no longer waits for.
+                    drop(host);
                     let _ = done_sender.send(());
                 });
             match started {
