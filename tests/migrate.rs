@@ -438,6 +438,25 @@ async fn an_early_ended_transaction_is_outcome_inconsistent(connection: Connecti
     // What SurrealDB did: the statement before the RETURN committed, the history row did not.
     assert!(tables(&connection).await.contains(&"first".to_string()));
     assert_eq!(history(&connection).await.len(), 0);
+
+    // The same behind a down section: the revert is not reported as done.
+    let dir = migrations_dir(&[(
+        "2_undo.surql",
+        "-- migrate:up\nDEFINE TABLE undo SCHEMALESS;\n-- migrate:down\nREMOVE TABLE undo;\nDEFINE TABLE marker SCHEMALESS;\n",
+    )]);
+    let mut migration = discover_migrations(dir.path()).unwrap().remove(0);
+    let lock = acquire_lock(&db, &ctx.lock_owner(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    surql::migration::apply_migration(&db, &migration, StartClock::of(&connection), &ctx)
+        .await
+        .unwrap();
+    migration.down = Some("REMOVE TABLE undo;\nRETURN 'early';".into());
+    let error = surql::migration::revert_migration(&db, &migration, &ctx.lock_owner())
+        .await
+        .unwrap_err();
+    release_lock(&db, &lock).await.unwrap();
+    assert!(error.to_string().contains("outcome inconsistent: 2_undo"), "{error}");
 }
 
 on_both_engines!(

@@ -18,7 +18,7 @@ use super::script::{
 use crate::connection::Db;
 use crate::connection::{
     Collected, ConnectionConfig, QueryError, QueryErrorKind, ensure_namespace_and_database, first_cause,
-    run_collecting_errors, run_statements,
+    run_collecting_errors,
 };
 
 /// A migration that ran.
@@ -336,18 +336,25 @@ async fn apply_lone(
 pub async fn revert_migration(db: &Db, migration: &Migration, owner: &str) -> Result<u64, ApplyError> {
     let script = down_script(migration).ok_or_else(|| ApplyError::NoDownSection(migration.id()))?;
     let started = std::time::Instant::now();
-    run_statements(
-        db,
-        &script,
-        json!({ "surql_version": migration.version, "surql_owner": owner }),
-    )
-    .await
-    .map_err(|error| ApplyError::Failed {
+    let failed = |error| ApplyError::Failed {
         version: migration.version.clone(),
         name: migration.name.clone(),
         error,
         completed: Vec::new(),
-    })?;
+    };
+    let vars = json!({ "surql_version": migration.version, "surql_owner": owner });
+    let Collected { errors, statements, .. } = run_collecting_errors(db, &script, vars, db.operation_timeout())
+        .await
+        .map_err(failed)?;
+    if let Some(error) = first_cause(&errors) {
+        return Err(failed(error.clone()));
+    }
+    // BEGIN, the lock check, the down section, the history row's deletion,
+    // COMMIT: fewer answers mean it ended early (see `transaction_statements`).
+    let expected = 2 + migration.down_statements + 2;
+    if statements != expected {
+        return Err(failed(inconsistent(&migration.id(), statements, expected)));
+    }
     Ok(started.elapsed().as_millis() as u64)
 }
 

@@ -31,6 +31,8 @@ pub struct Migration {
     pub checksum: String,
     /// Statements of the up section, as SurrealDB parsed them.
     pub up_ast: Ast,
+    /// How many top-level statements the down section has (0 without one).
+    pub down_statements: usize,
 }
 
 impl Migration {
@@ -213,12 +215,12 @@ pub fn parse_migration(path: &Path, text: &str) -> Result<Migration, MigrationFi
         });
     }
     let up_ast = parse_section(path, "up", &sections.up)?;
-    let down = match &sections.down {
+    let (down, down_statements) = match &sections.down {
         Some(down) if !is_blank(&down.text) => {
-            parse_section(path, "down", down)?;
-            Some(down.text.trim().to_string())
+            let ast = parse_section(path, "down", down)?;
+            (Some(down.text.trim().to_string()), ast.expressions.len())
         }
-        _ => None,
+        _ => (None, 0),
     };
     Ok(Migration {
         version,
@@ -228,6 +230,7 @@ pub fn parse_migration(path: &Path, text: &str) -> Result<Migration, MigrationFi
         up,
         down,
         up_ast,
+        down_statements,
     })
 }
 
