@@ -216,6 +216,15 @@ pub struct TerminalApprover {
     pub multi: Option<MultiProgress>,
 }
 
+/// Asks `question` on stderr and reads a yes/no answer from stdin (`y`/`yes`).
+pub fn ask_yes(question: &str) -> std::io::Result<bool> {
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}
+
 /// One prompt at a time, whatever the concurrency.
 static PROMPT: Mutex<()> = Mutex::new(());
 
@@ -223,17 +232,13 @@ impl Approver for TerminalApprover {
     fn approve(&self, request: &ApprovalRequest) -> ApprovalDecision {
         let _one_at_a_time = PROMPT.lock().unwrap_or_else(|e| e.into_inner());
         let ask = || {
-            eprint!(
-                "Deploy to '{}' (deployment {})? [y/N] ",
+            let question = format!(
+                "Deploy to '{}' (deployment {})?",
                 request.environment, request.deployment_id
             );
-            let _ = std::io::stderr().flush();
-            let mut answer = String::new();
-            match std::io::stdin().lock().read_line(&mut answer) {
-                Ok(_) if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") => {
-                    ApprovalDecision::Approved
-                }
-                Ok(_) => ApprovalDecision::Denied("approval declined at the prompt".into()),
+            match ask_yes(&question) {
+                Ok(true) => ApprovalDecision::Approved,
+                Ok(false) => ApprovalDecision::Denied("approval declined at the prompt".into()),
                 Err(e) => ApprovalDecision::Denied(format!("approval prompt failed: {e}")),
             }
         };

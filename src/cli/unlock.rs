@@ -1,7 +1,7 @@
 //! `surql migrate unlock` and `surql orchestrate unlock`: name the holder,
 //! ask (or `--yes`), remove.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 
 use crate::Error;
 use crate::connection::{ConnectionConfig, Timeouts, connect_read_only};
@@ -37,14 +37,8 @@ pub async fn unlock(
                 "{name} is locked by {holder}; pass --yes to remove the lock without asking"
             )));
         }
-        eprint!("{name} is locked by {holder}.\nRemove this lock? Only if that run is gone. [y/N] ");
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut answer)
-            .map_err(|e| Error::io("cannot read the answer", e))?;
-        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        let question = format!("{name} is locked by {holder}.\nRemove this lock? Only if that run is gone.");
+        if !super::progress::ask_yes(&question).map_err(|e| Error::io("cannot read the answer", e))? {
             return Ok(Unlocked::Kept(holder));
         }
     }

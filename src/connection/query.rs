@@ -103,12 +103,6 @@ impl QueryError {
         Self::new(kind, error.to_string())
     }
 
-    /// A statement's error text (from a server that sent no details).
-    pub fn from_message(message: impl Into<String>) -> Self {
-        let message = message.into();
-        Self::new(classify_message(&message), message)
-    }
-
     /// No answer within `after`.
     pub fn timed_out(after: Duration) -> Self {
         Self::new(

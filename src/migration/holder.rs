@@ -135,6 +135,20 @@ mod tests {
         chrono::Utc::now().to_rfc3339()
     }
 
+    /// This process's owner string, with `pid` in place of its own.
+    fn owner_of(pid: u32) -> String {
+        owner_string("ci", "d", None).replace(&format!(" pid {} ", std::process::id()), &format!(" pid {pid} "))
+    }
+
+    /// The pid of a process that has ended.
+    #[allow(clippy::unwrap_used)] // a test helper: stop at the first surprise
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
     #[test]
     fn a_finished_deployment_of_this_process_is_gone_a_running_one_is_not() {
         let owner = owner_string("ci", "d1", Some("app/main"));
@@ -146,19 +160,12 @@ mod tests {
 
     #[test]
     fn a_dead_pid_of_this_machine_is_gone() {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
-        let owner =
-            owner_string("ci", "d2", None).replace(&format!(" pid {} ", std::process::id()), &format!(" pid {pid} "));
-        assert!(holder_is_gone(&owner, &now()));
+        assert!(holder_is_gone(&owner_of(dead_pid()), &now()));
     }
 
     #[test]
     fn a_live_pid_is_kept_unless_it_started_after_the_lock() {
-        let parent = std::os::unix::process::parent_id();
-        let owner = owner_string("ci", "d3", None)
-            .replace(&format!(" pid {} ", std::process::id()), &format!(" pid {parent} "));
+        let owner = owner_of(std::os::unix::process::parent_id());
         assert!(!holder_is_gone(&owner, &now()), "a live holder");
         // The pid was reused: the process with it started after the lock was taken.
         assert!(holder_is_gone(&owner, LONG_AGO));
@@ -166,17 +173,14 @@ mod tests {
 
     #[test]
     fn another_pid_namespace_or_boot_or_an_old_owner_format_waits_for_the_lease() {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
-        let ours =
-            owner_string("ci", "d4", None).replace(&format!(" pid {} ", std::process::id()), &format!(" pid {pid} "));
+        let pid = dead_pid();
+        let ours = owner_of(pid);
         let other_namespace = ours.replace(" pidns pid:", " pidns pid:9");
         assert!(!holder_is_gone(&other_namespace, &now()), "{other_namespace}");
         let me = &*THIS_PROCESS;
         let other_boot = ours.replace(me.boot.as_deref().unwrap(), "another-boot");
         assert!(!holder_is_gone(&other_boot, &now()));
-        let old_format = format!("ci@{} pid {pid} deployment d4", me.host.as_deref().unwrap_or("x"));
+        let old_format = format!("ci@{} pid {pid} deployment d", me.host.as_deref().unwrap_or("x"));
         assert!(!holder_is_gone(&old_format, &now()));
     }
 }
