@@ -95,6 +95,10 @@ pub struct DeploymentReport {
     pub actor: String,
     /// In the order the environments were selected.
     pub results: IndexMap<String, DeploymentResult>,
+    /// The waves (`deploy` calls) the strategy made, in order, with their
+    /// options and the pauses after them: in a dry run, the rollout as it
+    /// would run.
+    pub waves: Vec<crate::engine::Wave>,
     /// Set when the strategy failed to compile or run; the environments it did
     /// not reach are SKIPPED with this reason.
     #[serde(skip)]
@@ -354,6 +358,7 @@ impl MigrationCoordinator {
             actor: engine.context().actor.clone(),
             strategy: strategy.name,
             results,
+            waves: engine.waves(),
             script_error,
             interrupted: engine.is_cancelled(),
         }

@@ -18,6 +18,8 @@ pub struct DestructiveStatement {
     pub migration: String,
     /// The file it is in.
     pub file: String,
+    /// The file line of the top-level statement it is in (0 when unknown).
+    pub line: usize,
     /// What makes it destructive, e.g. `REMOVE TABLE`.
     pub kind: String,
     /// The statement, as SurrealDB prints it back.
@@ -26,7 +28,7 @@ pub struct DestructiveStatement {
 
 impl std::fmt::Display for DestructiveStatement {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}): {}", self.file, self.kind, self.statement)
+        write!(f, "{}:{} ({}): {}", self.file, self.line, self.kind, self.statement)
     }
 }
 
@@ -36,12 +38,15 @@ impl std::fmt::Display for DestructiveStatement {
 /// `IF` and `FOR`.
 pub fn destructive_statements(migration: &Migration) -> Vec<DestructiveStatement> {
     let mut found = Vec::new();
-    for top in &migration.up_ast.expressions {
+    let starts = crate::migration::statement_starts(&migration.up);
+    for (index, top) in migration.up_ast.expressions.iter().enumerate() {
+        let line = starts.get(index).map_or(0, |(line, _)| migration.up_line + line - 1);
         if let TopLevelExpr::Expr(expr) = top {
             classify(expr, &mut |kind, expr| {
                 found.push(DestructiveStatement {
                     migration: migration.id(),
                     file: migration.path.display().to_string(),
+                    line,
                     kind: kind.to_string(),
                     statement: shorten(&expr.to_sql()),
                 })
@@ -166,6 +171,22 @@ mod tests {
         );
         assert_eq!(kinds("IF true { DELETE user; };"), ["DELETE"]);
         assert_eq!(kinds("FOR $t IN ['a'] { REMOVE TABLE a; };"), ["REMOVE TABLE"]);
+    }
+
+    #[test]
+    fn each_destructive_statement_names_its_file_line() {
+        let text = "-- a comment\n-- migrate:up\n\nDEFINE TABLE a;\nIF true {\n  REMOVE TABLE b;\n};\nDELETE c;\n-- migrate:down\nDEFINE TABLE b;\n";
+        let m = parse_migration(Path::new("7_x.surql"), text).unwrap();
+        let found: Vec<(usize, String)> = destructive_statements(&m)
+            .into_iter()
+            .map(|d| (d.line, d.kind))
+            .collect();
+        assert_eq!(found, [(5, "REMOVE TABLE".to_string()), (8, "DELETE".to_string())]);
+        assert!(
+            destructive_statements(&m)[1]
+                .to_string()
+                .starts_with("7_x.surql:8 (DELETE)")
+        );
     }
 
     #[test]

@@ -116,6 +116,10 @@ pub struct DeployArgs {
     /// Parallel: environments deployed at once.
     #[arg(long, default_value_t = 5)]
     pub max_concurrent: usize,
+    /// Stop starting environments once N of a wave failed, or P% of it
+    /// (`3`, `10%`); the rest are SKIPPED untouched. Default: no budget.
+    #[arg(long, value_name = "N|P%", value_parser = parse_failure_budget)]
+    pub max_failures: Option<crate::engine::FailureBudget>,
     /// Plan only: pending migrations, SurrealQL, destructive statements, approvals. Writes nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -315,4 +319,8 @@ fn parse_auth_level(value: &str) -> Result<AuthLevel, String> {
             "'{other}' is not an auth level: use root, namespace or database"
         )),
     }
+}
+
+fn parse_failure_budget(text: &str) -> Result<crate::engine::FailureBudget, String> {
+    crate::engine::FailureBudget::parse(text)
 }

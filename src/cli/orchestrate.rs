@@ -90,6 +90,7 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
         },
         extra,
         max_pause: args.max_pause,
+        max_failures: args.max_failures,
     };
     let mut context = ApplyContext::new();
     if let Some(actor) = &args.actor {

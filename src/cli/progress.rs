@@ -34,6 +34,9 @@ pub struct Progress {
     failed: usize,
     skipped: usize,
     running: std::collections::HashSet<String>,
+    /// The last result of each environment: a rollback, or a wave going on
+    /// after a `to_version` one, finishes an environment a second time.
+    finished: std::collections::HashMap<String, DeploymentStatus>,
     next_report: usize,
 }
 
@@ -66,6 +69,7 @@ impl Progress {
             failed: 0,
             skipped: 0,
             running: Default::default(),
+            finished: Default::default(),
             next_report: total.div_ceil(10).max(1),
         }
     }
@@ -86,7 +90,18 @@ impl Progress {
             }
             Event::Finished { result } => {
                 self.running.remove(&result.environment);
-                self.done += 1;
+                let previous = self.finished.insert(result.environment.clone(), result.status);
+                match previous {
+                    Some(DeploymentStatus::Success) => {}
+                    Some(DeploymentStatus::Skipped) => self.skipped -= 1,
+                    Some(_) => self.failed -= 1,
+                    None => {
+                        self.done += 1;
+                        if let Some(bar) = &self.overall {
+                            bar.inc(1);
+                        }
+                    }
+                }
                 match result.status {
                     DeploymentStatus::Success => {}
                     DeploymentStatus::Skipped => self.skipped += 1,
@@ -100,9 +115,8 @@ impl Progress {
                         result.error.as_deref().unwrap_or("")
                     ));
                 }
-                if let Some(bar) = &self.overall {
-                    bar.inc(1);
-                } else if self.done >= self.next_report || self.done == self.total {
+                let first = previous.is_none();
+                if first && self.overall.is_none() && (self.done >= self.next_report || self.done == self.total) {
                     self.line(format!(
                         "progress: {}/{} environments done ({})",
                         self.done,

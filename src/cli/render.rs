@@ -117,15 +117,59 @@ pub fn report_json(report: &DeploymentReport) -> String {
     serde_json::to_string_pretty(&crate::redact::redact_json(serde_json::json!({
         "deployment_id": report.deployment_id,
         "strategy": report.strategy,
+        "waves": report.waves,
         "results": results,
     })))
     .unwrap_or_else(|e| serde_json::json!({ "error": format!("cannot serialize the results: {e}") }).to_string())
+}
+
+/// The waves of a rollout in order: environments, concurrency, failure
+/// budget, the version it stops at, and the pause after it.
+pub fn waves_table(waves: &[crate::engine::Wave]) -> Table {
+    let mut out = table(&["#", "Wave", "Environments", "At once", "Max failures", "Then pause"]);
+    for (number, wave) in waves.iter().enumerate() {
+        const SHOWN: usize = 5;
+        let mut names = wave
+            .environments
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if wave.environments.len() > SHOWN {
+            names.push_str(&format!(", … {} more", wave.environments.len() - SHOWN));
+        }
+        let mut label = wave.label.clone();
+        if let Some(version) = &wave.to_version {
+            label.push_str(&format!(" (up to {version})"));
+        }
+        out.add_row(vec![
+            (number + 1).to_string(),
+            label,
+            format!("{}: {names}", wave.environments.len()),
+            wave.max_concurrent.to_string(),
+            wave.max_failures.map_or("-".to_string(), |n| n.to_string()),
+            if wave.pause_seconds_after > 0.0 {
+                format!("{}s", wave.pause_seconds_after)
+            } else {
+                "-".to_string()
+            },
+        ]);
+    }
+    out
 }
 
 /// The dry-run plan: per environment what would happen, then each distinct
 /// migration's SurrealQL once.
 pub fn dry_run_plan(report: &DeploymentReport) -> String {
     let mut out = String::from("Dry run: nothing was written.\n");
+    if !report.waves.is_empty() {
+        out.push_str(&format!(
+            "\nThe rollout ({}):\n{}\n",
+            report.strategy,
+            waves_table(&report.waves)
+        ));
+    }
     let mut scripts: indexmap::IndexMap<String, String> = indexmap::IndexMap::new();
     for result in report.results.values() {
         let Some(plan) = &result.plan else {
@@ -262,6 +306,7 @@ mod tests {
 
     fn report(results: Vec<DeploymentResult>) -> DeploymentReport {
         DeploymentReport {
+            waves: Vec::new(),
             deployment_id: "20261201T090000Z-0000abcd".into(),
             strategy: "sequential".into(),
             actor: "ci".into(),

@@ -112,6 +112,21 @@ impl ConnectionConfig {
         redact_url(&self.db_url)
     }
 
+    /// The server, without scheme, credentials or path: `db1.internal:8000`;
+    /// for an embedded store its URL (`mem://`, `surrealkv://path`). What a
+    /// strategy may group environments by.
+    pub fn host(&self) -> String {
+        if self.endpoint_kind().ok() != Some(EndpointKind::Remote) {
+            return self.db_url.clone();
+        }
+        let rest = self
+            .db_url
+            .split_once("://")
+            .map_or(self.db_url.as_str(), |(_, rest)| rest);
+        let authority = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        authority.split('/').next().unwrap_or(authority).to_ascii_lowercase()
+    }
+
     /// Embedded or remote; an error for any other scheme.
     pub fn endpoint_kind(&self) -> Result<EndpointKind, ConnectionError> {
         endpoint_kind(&self.db_url)
@@ -198,6 +213,15 @@ mod tests {
             redact_url("wss://deployer:pa/ss@w0rd@db:8000/rpc"),
             "wss://***@db:8000/rpc"
         );
+    }
+
+    #[test]
+    fn the_host_never_carries_credentials() {
+        let host = |url: &str| ConnectionConfig::new(url, "n", "d").host();
+        assert_eq!(host("ws://root:p@ss/w@DB1.internal:8000/rpc"), "db1.internal:8000");
+        assert_eq!(host("wss://db2:443"), "db2:443");
+        assert_eq!(host("mem://"), "mem://");
+        assert_eq!(host("surrealkv://.surql/data"), "surrealkv://.surql/data");
     }
 
     #[test]

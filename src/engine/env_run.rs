@@ -6,13 +6,14 @@ use chrono::{DateTime, Utc};
 
 use super::approval::approve;
 use super::undo::undo_this_run;
-use super::{DeploymentResult, DeploymentStatus, Engine, EnvironmentPlan, Event};
+use super::{DeploymentResult, DeploymentStatus, Engine, EnvironmentPlan, Event, WaveOptions};
 use crate::connection::Db;
 use crate::connection::{
     QueryError, QueryErrorKind, ReadOnly, connect, open_read_only, round_trip, select_for_write, wait_until_unreachable,
 };
 use crate::health::{HealthCheck, Session};
 use crate::migration::apply::{BATCH_FROM_ROUND_TRIP, BatchStop, apply_batch, batch_requests};
+use crate::migration::file::version_order_key;
 use crate::migration::history;
 use crate::migration::lock::{
     Heartbeat, HeldLock, LockError, initialise_lock_and_read_history, leave_unsettled, mark_interrupted, with_heartbeat,
@@ -80,13 +81,13 @@ pub(super) fn outcome_unknown(engine: &Engine, name: &str, migration: &Migration
 }
 
 /// Runs the whole deployment of one environment and returns its result.
-pub(super) async fn run(engine: &Engine, environment: &EnvironmentConfig) -> DeploymentResult {
+pub(super) async fn run(engine: &Engine, environment: &EnvironmentConfig, wave: &WaveOptions) -> DeploymentResult {
     let started_at = Utc::now();
     let name = environment.name.as_str();
     engine.events.send(Event::Started {
         environment: name.to_string(),
     });
-    match run_steps(engine, environment, started_at).await {
+    match run_steps(engine, environment, wave, started_at).await {
         Ok(result) => result,
         Err(stop) => {
             let applied = engine.applied_count(name);
@@ -98,6 +99,7 @@ pub(super) async fn run(engine: &Engine, environment: &EnvironmentConfig) -> Dep
 async fn run_steps(
     engine: &Engine,
     environment: &EnvironmentConfig,
+    wave: &WaveOptions,
     started_at: DateTime<Utc>,
 ) -> Result<DeploymentResult, Stop> {
     let name = environment.name.as_str();
@@ -114,7 +116,7 @@ async fn run_steps(
     }
 
     // 2. Health, and 3. the history, read together without creating anything.
-    let (history, session) = if options.verify_health {
+    let (history, session) = if wave.verify_health {
         engine.events.phase(name, "checking health");
         let inspection = HealthCheck::with_timeout(options.health_timeout)
             .inspect(environment)
@@ -136,11 +138,7 @@ async fn run_steps(
     if let Some(refusal) = migration_plan.refusal(engine.context.order) {
         return Err(failed(refusal));
     }
-    let pending: Vec<usize> = migration_plan
-        .pending
-        .iter()
-        .map(|m| index_of(&engine.migrations, m))
-        .collect();
+    let pending = pending_up_to(engine, &migration_plan, wave);
 
     // 4. Destructive gate: the whole environment is blocked before anything runs.
     let destructive: Vec<_> = pending
@@ -161,20 +159,7 @@ async fn run_steps(
     }
 
     if options.dry_run {
-        let plan = EnvironmentPlan {
-            pending: pending.iter().map(|&i| engine.migrations[i].id()).collect(),
-            statements: pending
-                .iter()
-                .map(|&i| engine.up_script(i, StartClock::of(&environment.connection)))
-                .collect(),
-            destructive,
-            approval_required,
-            irreversible: pending
-                .iter()
-                .filter(|&&i| engine.migrations[i].down.is_none())
-                .map(|&i| engine.migrations[i].id())
-                .collect(),
-        };
+        let plan = environment_plan(engine, environment, &pending, destructive);
         let mut result = DeploymentResult::finished(name, DeploymentStatus::Success, 0, None, started_at);
         result.plan = Some(plan);
         return Ok(result);
@@ -226,7 +211,7 @@ async fn run_steps(
         Ok(applied_now) => {
             let applied_now = applied_now.unwrap_or_default();
             with_heartbeat(&db, &lock, async |heartbeat| {
-                apply_pending(engine, environment, &db, &applied_now, &lock, heartbeat).await
+                apply_pending(engine, environment, wave, &db, &applied_now, &lock, heartbeat).await
             })
             .await
         }
@@ -259,6 +244,45 @@ async fn run_steps(
         ))),
         (Err(stop), _) => Err(stop),
     }
+}
+
+/// What deploying `pending` (indexes) on `environment` would do.
+pub(super) fn environment_plan(
+    engine: &Engine,
+    environment: &EnvironmentConfig,
+    pending: &[usize],
+    destructive: Vec<crate::safety::DestructiveStatement>,
+) -> EnvironmentPlan {
+    EnvironmentPlan {
+        pending: pending.iter().map(|&i| engine.migrations[i].id()).collect(),
+        statements: pending
+            .iter()
+            .map(|&i| engine.up_script(i, StartClock::of(&environment.connection)))
+            .collect(),
+        destructive,
+        approval_required: environment.require_approval || !environment.approvers.is_empty(),
+        irreversible: pending
+            .iter()
+            .filter(|&&i| engine.migrations[i].down.is_none())
+            .map(|&i| engine.migrations[i].id())
+            .collect(),
+    }
+}
+
+/// The pending migrations (indexes) this wave applies: all, or those up to
+/// and including its `to_version`.
+pub(super) fn pending_up_to(
+    engine: &Engine,
+    migration_plan: &crate::migration::MigrationPlan,
+    wave: &WaveOptions,
+) -> Vec<usize> {
+    let last = wave.to_version.as_deref().map(version_order_key);
+    migration_plan
+        .pending
+        .iter()
+        .filter(|m| last.as_ref().is_none_or(|last| version_order_key(&m.version) <= *last))
+        .map(|m| index_of(&engine.migrations, m))
+        .collect()
 }
 
 /// Invariant: `plan` returns migrations taken from `migrations` itself.
@@ -301,6 +325,7 @@ enum LockReleased {
 async fn apply_pending(
     engine: &Engine,
     environment: &EnvironmentConfig,
+    wave: &WaveOptions,
     db: &Db,
     applied: &[AppliedMigration],
     lock: &HeldLock,
@@ -311,11 +336,7 @@ async fn apply_pending(
     if let Some(refusal) = migration_plan.refusal(engine.context.order) {
         return Err(failed(refusal));
     }
-    let pending: Vec<usize> = migration_plan
-        .pending
-        .iter()
-        .map(|m| index_of(&engine.migrations, m))
-        .collect();
+    let pending = pending_up_to(engine, &migration_plan, wave);
     let total = pending.len();
     let clock = StartClock::of(&environment.connection);
     let far = round_trip(&environment.connection).is_some_and(|rtt| rtt >= BATCH_FROM_ROUND_TRIP);
@@ -326,7 +347,7 @@ async fn apply_pending(
         // The last request also releases the lock once everything committed.
         let last_request = number + 1 == batches;
         if engine.is_cancelled() {
-            return Err(interrupted(engine, environment, db, next).await);
+            return Err(interrupted(engine, environment, wave, db, next).await);
         }
         // Another runner may now hold the lock: stop, and leave the database
         // to it rather than rolling back under its feet.
@@ -369,7 +390,7 @@ async fn apply_pending(
                 let committed = committed_by_this_run(engine, environment, db, &migrations).await;
                 note_batch(engine, name, batch, &committed);
                 let failed = migrations.get(committed.len()).unwrap_or(&next);
-                return Err(after_failure(engine, environment, db, failed, error).await);
+                return Err(after_failure(engine, environment, wave, db, failed, error).await);
             }
         };
         note_batch(engine, name, batch, &outcome.applied);
@@ -378,12 +399,12 @@ async fn apply_pending(
             None => {}
             Some(BatchStop::Failed(error)) => {
                 let failed = migrations[outcome.applied.len()];
-                return Err(after_failure(engine, environment, db, failed, error).await);
+                return Err(after_failure(engine, environment, wave, db, failed, error).await);
             }
             Some(BatchStop::Stopped) => {
                 let stopped = migrations[outcome.applied.len()];
                 if engine.is_cancelled() {
-                    return Err(interrupted(engine, environment, db, stopped).await);
+                    return Err(interrupted(engine, environment, wave, db, stopped).await);
                 }
                 let lost = heartbeat
                     .check()
@@ -466,18 +487,25 @@ fn lease_lost(engine: &Engine, name: &str, lost: LockError, next: &Migration) ->
 
 /// Ctrl-C between two migrations: nothing more is applied, and this run's
 /// work there is rolled back (or kept with `--no-rollback`).
-async fn interrupted(engine: &Engine, environment: &EnvironmentConfig, db: &Db, next: &Migration) -> Stop {
+async fn interrupted(
+    engine: &Engine,
+    environment: &EnvironmentConfig,
+    wave: &WaveOptions,
+    db: &Db,
+    next: &Migration,
+) -> Stop {
     let what = format!("interrupted before {}", next.id());
-    undo_this_run(engine, environment, db, what, skipped).await
+    undo_this_run(engine, environment, wave.auto_rollback, db, what, skipped).await
 }
 
 async fn after_failure(
     engine: &Engine,
     environment: &EnvironmentConfig,
+    wave: &WaveOptions,
     db: &Db,
     migration: &Migration,
     error: QueryError,
 ) -> Stop {
     let what = format!("migration {} failed: {error}", migration.id());
-    undo_this_run(engine, environment, db, what, failed).await
+    undo_this_run(engine, environment, wave.auto_rollback, db, what, failed).await
 }

@@ -5,9 +5,11 @@
 mod approval;
 mod env_run;
 pub mod event;
+mod plan;
 pub mod result;
 mod undo;
 mod verify;
+pub mod wave;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,7 +24,9 @@ use crate::plugin::{Notifier, PluginHost};
 use crate::registry::EnvironmentConfig;
 use crate::safety::{ApprovalDecision, ApprovalPolicy, DestructiveStatement, destructive_statements};
 pub use event::{Event, EventSink};
+pub use plan::PlanReport;
 pub use result::{DeploymentResult, DeploymentStatus, EnvironmentPlan};
+pub use wave::{FailureBudget, Wave, WaveOptions};
 
 /// Options of one deployment, as the guide names them.
 #[derive(Debug, Clone)]
@@ -51,6 +55,9 @@ pub struct DeployOptions {
     pub extra: IndexMap<String, serde_json::Value>,
     /// Total time a strategy may spend in `pause` (`--max-pause`).
     pub max_pause: Duration,
+    /// Failures after which a `deploy` call starts no more environments
+    /// (`--max-failures`); a script's `deploy` may set its own.
+    pub max_failures: Option<FailureBudget>,
 }
 
 impl DeployOptions {
@@ -78,6 +85,7 @@ impl Default for DeployOptions {
             approvals: ApprovalPolicy::default(),
             extra: IndexMap::new(),
             max_pause: Duration::from_secs(86_400),
+            max_failures: None,
         }
     }
 }
@@ -106,6 +114,9 @@ pub enum EngineError {
     /// A name that is not one of this deployment's environments.
     #[error("environment '{name}' is not part of this deployment")]
     UnknownEnvironment { name: String },
+    /// `to_version` names no migration of this deployment.
+    #[error("to_version '{version}' is not the version of any migration of this deployment ({known})")]
+    UnknownVersion { version: String, known: String },
 }
 
 /// The outcome of `verify`.
@@ -124,6 +135,8 @@ struct EnvState {
     running: bool,
     /// A write whose outcome is unknown: nothing may be rolled back on a guess.
     outcome_unknown: bool,
+    /// SUCCESS up to a wave's `to_version` only: a later wave may go on.
+    partial: bool,
 }
 
 /// Shared state of one deployment. Primitives are `async` methods; the script
@@ -146,6 +159,8 @@ pub struct Engine {
     scripts: Mutex<HashMap<(usize, crate::migration::script::StartClock), Arc<str>>>,
     /// Set once by Ctrl-C; a watch so a running batch can be told at once.
     cancelled: tokio::sync::watch::Sender<bool>,
+    /// The waves (`deploy` calls) so far, with the pauses between them.
+    waves: Mutex<Vec<Wave>>,
 }
 
 impl Engine {
@@ -179,6 +194,7 @@ impl Engine {
             ledger: Mutex::new(ledger),
             scripts: Mutex::default(),
             cancelled: tokio::sync::watch::Sender::new(false),
+            waves: Mutex::default(),
         }
     }
 
@@ -324,60 +340,142 @@ impl Engine {
         Ok(check.check_environments(&environments).await.into_values().collect())
     }
 
-    /// `deploy(envs, max_concurrent)`: the full per-environment deployment, at
-    /// most `max_concurrent` at once; results in the order of `names`. An
-    /// environment that already has a result is not deployed again.
+    /// The options of a `deploy` call that sets none: the deployment's.
+    pub fn wave_defaults(&self) -> WaveOptions {
+        WaveOptions {
+            label: None,
+            max_concurrent: self.options.max_concurrent,
+            max_failures: self.options.max_failures,
+            auto_rollback: self.options.auto_rollback,
+            verify_health: self.options.verify_health,
+            to_version: None,
+        }
+    }
+
+    /// The waves so far, in order.
+    pub fn waves(&self) -> Vec<Wave> {
+        self.waves
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A `pause` between waves: recorded after the last wave.
+    pub fn note_pause(&self, seconds: f64) {
+        if let Some(last) = self
+            .waves
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .last_mut()
+        {
+            last.pause_seconds_after += seconds;
+        }
+    }
+
+    /// `deploy(envs, options)`: the full per-environment deployment, at most
+    /// `max_concurrent` at once; results in the order of `names`. Once
+    /// `max_failures` of them failed, the rest are SKIPPED without being
+    /// touched (those running finish). An environment that already has a
+    /// result is not deployed again.
     pub async fn deploy(
         self: &Arc<Self>,
         names: &[String],
-        max_concurrent: usize,
+        wave: WaveOptions,
     ) -> Result<Vec<DeploymentResult>, EngineError> {
         for name in names {
             self.environment(name)?;
         }
+        if let Some(version) = &wave.to_version
+            && !self.migrations.iter().any(|m| &m.version == version)
+        {
+            let known: Vec<String> = self.migrations.iter().map(|m| m.version.clone()).collect();
+            return Err(EngineError::UnknownVersion {
+                version: version.clone(),
+                known: crate::registry::some_of(&known),
+            });
+        }
+        let limit = wave.max_failures.map(|budget| budget.limit(names.len()));
+        {
+            let mut waves = self.waves.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let number = waves.len() + 1;
+            waves.push(Wave::of(number, names, &wave));
+        }
+        let max_concurrent = wave.max_concurrent.max(1);
+        let (wave, failures) = (Arc::new(wave), Arc::new(wave::FailureCount::default()));
         // Each environment is a task of its own, so the client-side work (and
         // on the embedded engine the database's) spreads over every core.
         let deployments = names.iter().map(|name| {
-            let (engine, name) = (self.clone(), name.clone());
+            let (engine, name, wave, failures) = (self.clone(), name.clone(), wave.clone(), failures.clone());
             async move {
+                // Checked as each one starts: a slot frees only once the
+                // environment before it recorded its failure.
+                if let Some(reason) = failures.spent() {
+                    return engine
+                        .result_of(&name)
+                        .unwrap_or_else(|| engine.record(DeploymentResult::skipped(&name, reason)));
+                }
                 let task = tokio::spawn({
                     let (engine, name) = (engine.clone(), name.clone());
-                    async move { engine.deploy_one(&name).await }
+                    async move { engine.deploy_one(&name, &wave).await }
                 });
-                match task.await {
-                    Ok(result) => result,
-                    Err(error) => engine.record(DeploymentResult::finished(
-                        &name,
-                        DeploymentStatus::Failed,
-                        engine.applied_count(&name),
-                        Some(format!("internal error while deploying: {error}")),
-                        chrono::Utc::now(),
-                    )),
+                let (result, fresh) = match task.await {
+                    Ok(outcome) => outcome,
+                    Err(error) => (
+                        engine.record(DeploymentResult::finished(
+                            &name,
+                            DeploymentStatus::Failed,
+                            engine.applied_count(&name),
+                            Some(format!("internal error while deploying: {error}")),
+                            chrono::Utc::now(),
+                        )),
+                        true,
+                    ),
+                };
+                if fresh && result.is_failure() {
+                    failures.add(&name, limit);
                 }
+                result
             }
         });
         Ok(bounded(deployments, max_concurrent).await)
     }
 
-    async fn deploy_one(&self, name: &str) -> DeploymentResult {
+    /// The result of `name`, and whether this call made it.
+    async fn deploy_one(&self, name: &str, wave: &WaveOptions) -> (DeploymentResult, bool) {
         {
             let mut ledger = self.ledger();
             let state = ledger.entry(name.to_string()).or_default();
             if let Some(result) = &state.result {
-                return result.clone();
+                if !state.partial {
+                    return (result.clone(), false);
+                }
+                // Expand, then contract: this wave goes on from where the last stopped.
+                state.result = None;
+                state.partial = false;
             }
             if state.running {
                 // The script asked for the same environment twice in one call.
-                return DeploymentResult::skipped(name, "already being deployed by this run");
+                return (
+                    DeploymentResult::skipped(name, "already being deployed by this run"),
+                    false,
+                );
             }
             state.running = true;
         }
         if self.is_cancelled() {
-            return self.record(DeploymentResult::skipped(name, "interrupted before it started"));
+            return (
+                self.record(DeploymentResult::skipped(name, "interrupted before it started")),
+                true,
+            );
         }
         let environment = self.environments[name].clone();
-        let result = env_run::run(self, &environment).await;
-        self.record(result)
+        let result = env_run::run(self, &environment, wave).await;
+        let partial = wave.to_version.is_some() && result.status == DeploymentStatus::Success;
+        let result = self.record(result);
+        if partial {
+            self.ledger().entry(name.to_string()).or_default().partial = true;
+        }
+        (result, true)
     }
 
     /// Marks `name` as holding a write of unknown outcome: the `rollback`
@@ -449,9 +547,11 @@ impl Engine {
             .collect()
     }
 
-    /// `verify(envs)`: healthy, and the history holds every migration file with
-    /// a matching checksum.
-    pub async fn verify(&self, names: &[String]) -> Result<Vec<VerifyResult>, EngineError> {
+    /// Health and history of `names` (see [`HealthCheck::read_many`]), in order.
+    async fn read(
+        &self,
+        names: &[String],
+    ) -> Result<(Vec<&EnvironmentConfig>, Vec<crate::health::Reading>), EngineError> {
         let environments = names
             .iter()
             .map(|n| self.environment(n))
@@ -459,6 +559,13 @@ impl Engine {
         let readings = HealthCheck::with_timeout(self.options.health_timeout)
             .read_many(&environments)
             .await;
+        Ok((environments, readings))
+    }
+
+    /// `verify(envs)`: healthy, and the history holds every migration file with
+    /// a matching checksum.
+    pub async fn verify(&self, names: &[String]) -> Result<Vec<VerifyResult>, EngineError> {
+        let (_, readings) = self.read(names).await?;
         Ok(readings
             .into_iter()
             .map(|reading| verify::verify(self, reading))

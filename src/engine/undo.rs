@@ -17,6 +17,7 @@ use crate::registry::EnvironmentConfig;
 pub(super) async fn undo_this_run(
     engine: &Engine,
     environment: &EnvironmentConfig,
+    auto_rollback: bool,
     db: &Db,
     what: String,
     untouched: fn(String) -> Stop,
@@ -29,7 +30,7 @@ pub(super) async fn undo_this_run(
     if applied.is_empty() {
         return untouched(format!("{what}; nothing was applied"));
     }
-    if !engine.options.auto_rollback {
+    if !auto_rollback {
         return failed(format!(
             "{what}; {} migration(s) applied by this run were kept (--no-rollback)",
             applied.len()

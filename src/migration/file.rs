@@ -31,6 +31,8 @@ pub struct Migration {
     pub checksum: String,
     /// Statements of the up section, as SurrealDB parsed them.
     pub up_ast: Ast,
+    /// The file line `up` (trimmed) starts on.
+    pub up_line: usize,
     /// How many top-level statements the down section has (0 without one).
     pub down_statements: usize,
 }
@@ -207,6 +209,8 @@ pub fn parse_migration(path: &Path, text: &str) -> Result<Migration, MigrationFi
     let (version, name) = split_file_name(path).ok_or_else(|| MigrationFileError::BadName(path.to_path_buf()))?;
     let sections = split_sections(path, text)?;
     let up = sections.up.text.trim().to_string();
+    let leading = sections.up.text.len() - sections.up.text.trim_start().len();
+    let up_line = sections.up.first_line + sections.up.text[..leading].matches('\n').count();
     if is_blank(&up) {
         return Err(MigrationFileError::Format {
             path: path.to_path_buf(),
@@ -230,6 +234,7 @@ pub fn parse_migration(path: &Path, text: &str) -> Result<Migration, MigrationFi
         up,
         down,
         up_ast,
+        up_line,
         down_statements,
     })
 }

@@ -18,3 +18,4 @@ pub use history::{AppliedMigration, HISTORY_TABLE, applied_migrations, ensure_hi
 pub use lock::{HeldLock, LockError, LockInfo, acquire_lock, current_lock, release_lock};
 pub use plan::{MigrationPlan, MigrationState, MigrationStatusRow, plan, rollback_plan};
 pub use script::{down_script, up_script};
+pub(crate) use statements::statement_starts;

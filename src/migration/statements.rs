@@ -55,7 +55,7 @@ fn ends_early(expr: &Expr, in_loop: bool) -> Option<&'static str> {
 /// Where each top-level statement of `text` starts: (line, column), both from
 /// 1, in the order of the parsed statements. Empty when the statement parser
 /// disagrees with the full parser (the caller then points at the section).
-pub(super) fn statement_starts(text: &str) -> Vec<(usize, usize)> {
+pub(crate) fn statement_starts(text: &str) -> Vec<(usize, usize)> {
     use surrealdb_syn::error::Location;
     use surrealdb_syn::token::{Span, TokenKind};
     let mut stream = surrealdb_syn::parser::StatementStream::new();

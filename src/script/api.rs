@@ -8,7 +8,7 @@ use rhai::{Array, Dynamic, Engine as Rhai, EvalAltResult, FLOAT, INT, Map};
 use tokio::runtime::Handle;
 
 use super::helpers;
-use crate::engine::{DeploymentResult, Engine, VerifyResult};
+use crate::engine::{DeploymentResult, Engine, FailureBudget, PlanReport, VerifyResult, WaveOptions};
 use crate::health::HealthStatus;
 use crate::registry::EnvironmentConfig;
 
@@ -21,6 +21,10 @@ pub struct ScriptEnv {
     pub tags: Vec<String>,
     pub require_approval: bool,
     pub allow_destructive: bool,
+    /// The server (`db1:8000`; never credentials), namespace and database.
+    pub host: String,
+    pub namespace: String,
+    pub database: String,
 }
 
 impl From<&EnvironmentConfig> for ScriptEnv {
@@ -31,6 +35,9 @@ impl From<&EnvironmentConfig> for ScriptEnv {
             tags: e.tags.clone(),
             require_approval: e.require_approval,
             allow_destructive: e.allow_destructive,
+            host: e.connection.host(),
+            namespace: e.connection.db_ns.clone(),
+            database: e.connection.db.clone(),
         }
     }
 }
@@ -87,6 +94,33 @@ fn health_map(h: &HealthStatus) -> Dynamic {
     map.into()
 }
 
+fn plan_map(report: &PlanReport) -> Dynamic {
+    let strings = |items: &[String]| items.iter().cloned().map(Dynamic::from).collect::<Array>();
+    let mut map = Map::new();
+    map.insert("environment".into(), report.environment.clone().into());
+    let plan = report.plan.clone().unwrap_or_default();
+    map.insert("pending".into(), strings(&plan.pending).into());
+    let destructive: Array = plan
+        .destructive
+        .iter()
+        .map(|d| {
+            let mut entry = Map::new();
+            entry.insert("migration".into(), d.migration.clone().into());
+            entry.insert("file".into(), d.file.clone().into());
+            entry.insert("line".into(), (d.line as INT).into());
+            entry.insert("kind".into(), d.kind.clone().into());
+            entry.insert("statement".into(), d.statement.clone().into());
+            entry.into()
+        })
+        .collect();
+    map.insert("destructive".into(), destructive.into());
+    map.insert("irreversible".into(), strings(&plan.irreversible).into());
+    map.insert("approval_required".into(), plan.approval_required.into());
+    map.insert("blocked".into(), optional(report.blocked.clone()));
+    map.insert("error".into(), optional(report.error.clone()));
+    map.into()
+}
+
 fn verify_map(v: &VerifyResult) -> Dynamic {
     let mut map = Map::new();
     map.insert("environment".into(), v.environment.clone().into());
@@ -96,21 +130,61 @@ fn verify_map(v: &VerifyResult) -> Dynamic {
     map.into()
 }
 
-fn max_concurrent_option(options: &Map, default: usize) -> RhaiResult<usize> {
-    for key in options.keys() {
-        if key.as_str() != "max_concurrent" {
-            return Err(format!("deploy(envs, options): unknown option '{key}' (known: max_concurrent)").into());
+/// The options `deploy(envs, #{ … })` accepts.
+const WAVE_OPTIONS: [&str; 7] = [
+    "label",
+    "max_concurrent",
+    "max_failures",
+    "max_failure_percent",
+    "auto_rollback",
+    "verify_health",
+    "to_version",
+];
+
+/// A `deploy` call's options over the deployment's (`defaults`).
+fn wave_options(options: &Map, defaults: WaveOptions) -> RhaiResult<WaveOptions> {
+    let mut wave = defaults;
+    let bad = |key: &str, wanted: &str, value: &Dynamic| -> Box<EvalAltResult> {
+        format!("deploy(envs, #{{{key}: …}}): {key} must be {wanted}, got {value}").into()
+    };
+    if options.contains_key("max_failures") && options.contains_key("max_failure_percent") {
+        return Err("deploy(envs, options): give max_failures or max_failure_percent, not both".into());
+    }
+    for (key, value) in options {
+        match key.as_str() {
+            "label" => wave.label = Some(value.to_string()),
+            "max_concurrent" => match value.as_int() {
+                Ok(n) if n >= 1 => wave.max_concurrent = n as usize,
+                _ => return Err(bad(key, "an integer of at least 1", value)),
+            },
+            "max_failures" => match value.as_int() {
+                Ok(n) if n >= 1 => wave.max_failures = Some(FailureBudget::Count(n as usize)),
+                _ => return Err(bad(key, "an integer of at least 1", value)),
+            },
+            "max_failure_percent" => {
+                let percent = value
+                    .as_float()
+                    .ok()
+                    .or_else(|| value.as_int().ok().map(|i| i as FLOAT));
+                match percent {
+                    Some(p) if p > 0.0 && p <= 100.0 => wave.max_failures = Some(FailureBudget::Percent(p)),
+                    _ => return Err(bad(key, "a number above 0 and at most 100", value)),
+                }
+            }
+            "auto_rollback" => wave.auto_rollback = value.as_bool().map_err(|_| bad(key, "true or false", value))?,
+            "verify_health" => wave.verify_health = value.as_bool().map_err(|_| bad(key, "true or false", value))?,
+            "to_version" if value.is_string() || value.is_int() => wave.to_version = Some(value.to_string()),
+            "to_version" => return Err(bad(key, "a migration version (a string)", value)),
+            other => {
+                return Err(format!(
+                    "deploy(envs, options): unknown option '{other}' (known: {})",
+                    WAVE_OPTIONS.join(", ")
+                )
+                .into());
+            }
         }
     }
-    match options.get("max_concurrent") {
-        None => Ok(default),
-        Some(v) => match v.as_int() {
-            Ok(n) if n >= 1 => Ok(n as usize),
-            _ => {
-                Err(format!("deploy(envs, #{{max_concurrent: n}}): n must be an integer of at least 1, got {v}").into())
-            }
-        },
-    }
+    Ok(wave)
 }
 
 /// Script values as JSON for notifications (environments become their names).
@@ -152,6 +226,9 @@ pub fn register(rhai: &mut Rhai, engine: Arc<Engine>, handle: Handle, budget: Ar
         })
         .register_get("require_approval", |e: &mut ScriptEnv| e.require_approval)
         .register_get("allow_destructive", |e: &mut ScriptEnv| e.allow_destructive)
+        .register_get("host", |e: &mut ScriptEnv| e.host.clone())
+        .register_get("namespace", |e: &mut ScriptEnv| e.namespace.clone())
+        .register_get("database", |e: &mut ScriptEnv| e.database.clone())
         .register_fn("to_string", |e: &mut ScriptEnv| e.name.clone())
         // Interpolating an array of environments (`${canary}`) prints their names.
         .register_fn("to_debug", |e: &mut ScriptEnv| e.name.clone());
@@ -165,10 +242,18 @@ pub fn register(rhai: &mut Rhai, engine: Arc<Engine>, handle: Handle, budget: Ar
     });
 
     let (e, h, b) = (engine.clone(), handle.clone(), budget.clone());
+    rhai.register_fn("plan", move |envs: Dynamic| -> RhaiResult<Array> {
+        let names = names(&envs, "plan")?;
+        b.spend("plan", names.len())?;
+        let reports = h.block_on(e.plan(&names))?;
+        Ok(reports.iter().map(plan_map).collect())
+    });
+
+    let (e, h, b) = (engine.clone(), handle.clone(), budget.clone());
     rhai.register_fn("deploy", move |envs: Dynamic| -> RhaiResult<Array> {
         let names = names(&envs, "deploy")?;
         b.spend("deploy", names.len())?;
-        let results = h.block_on(e.deploy(&names, e.options().max_concurrent))?;
+        let results = h.block_on(e.deploy(&names, e.wave_defaults()))?;
         Ok(results.iter().map(result_map).collect())
     });
 
@@ -176,8 +261,8 @@ pub fn register(rhai: &mut Rhai, engine: Arc<Engine>, handle: Handle, budget: Ar
     rhai.register_fn("deploy", move |envs: Dynamic, options: Map| -> RhaiResult<Array> {
         let names = names(&envs, "deploy")?;
         b.spend("deploy", names.len())?;
-        let limit = max_concurrent_option(&options, e.options().max_concurrent)?;
-        let results = h.block_on(e.deploy(&names, limit))?;
+        let wave = wave_options(&options, e.wave_defaults())?;
+        let results = h.block_on(e.deploy(&names, wave))?;
         Ok(results.iter().map(result_map).collect())
     });
 
@@ -219,6 +304,7 @@ pub fn register(rhai: &mut Rhai, engine: Arc<Engine>, handle: Handle, budget: Ar
         }
         b.spend("pause", 0)?;
         b.pause(seconds)?;
+        e.note_pause(seconds);
         if e.options().dry_run {
             e.log(format!("dry run: would pause {seconds}s"));
             return Ok(());

@@ -1,0 +1,65 @@
+//! `plan(envs)`: what deploying would do on each environment, read without
+//! writing anything — for a script that decides its waves from it.
+
+use serde::Serialize;
+
+use super::env_run::{environment_plan, pending_up_to};
+use super::{Engine, EngineError, EnvironmentPlan};
+use crate::migration::plan;
+
+/// One environment's plan, or why it has none.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    pub environment: String,
+    /// `None` when the environment could not be read (see `error`).
+    pub plan: Option<EnvironmentPlan>,
+    /// Why deploying would be refused before anything runs: drift, order,
+    /// or a destructive statement the environment does not allow.
+    pub blocked: Option<String>,
+    pub error: Option<String>,
+}
+
+impl Engine {
+    /// `plan(envs)`: per environment the pending migrations, their
+    /// destructive statements (file, line), those without a down section,
+    /// and whether approval is needed. Reads only.
+    pub async fn plan(&self, names: &[String]) -> Result<Vec<PlanReport>, EngineError> {
+        let (environments, readings) = self.read(names).await?;
+        let defaults = self.wave_defaults();
+        Ok(readings
+            .into_iter()
+            .zip(environments)
+            .map(|(reading, environment)| {
+                let name = environment.name.clone();
+                if !reading.status.is_healthy {
+                    return PlanReport {
+                        environment: name,
+                        plan: None,
+                        blocked: None,
+                        error: Some(format!("unhealthy: {}", reading.status.error.unwrap_or_default())),
+                    };
+                }
+                let migration_plan = plan(&self.migrations, &reading.history.unwrap_or_default());
+                let pending = pending_up_to(self, &migration_plan, &defaults);
+                let destructive: Vec<_> = pending
+                    .iter()
+                    .flat_map(|&i| self.destructive[i].iter().cloned())
+                    .collect();
+                let blocked = migration_plan.refusal(self.context.order).or_else(|| {
+                    (!environment.allow_destructive && !destructive.is_empty()).then(|| {
+                        format!(
+                            "destructive statement in {}; '{name}' has allow_destructive: false",
+                            destructive[0]
+                        )
+                    })
+                });
+                PlanReport {
+                    plan: Some(environment_plan(self, environment, &pending, destructive)),
+                    environment: name,
+                    blocked,
+                    error: None,
+                }
+            })
+            .collect())
+    }
+}
