@@ -371,6 +371,35 @@ impl MigrationCoordinator {
         Ok(self.run(engine, strategy).await)
     }
 
+    /// `verify` on demand: each selected environment healthy, every
+    /// migration applied with its checksum, and every applied migration's
+    /// `-- migrate:verify` section holding. Reads only.
+    pub async fn verify_environments(
+        &self,
+        environments: &[String],
+        migrations: Vec<Migration>,
+        health_timeout: Duration,
+    ) -> Result<Vec<crate::engine::VerifyResult>, RegistryError> {
+        let selected = self.select(environments)?;
+        let names: Vec<String> = selected.iter().map(|e| e.name.clone()).collect();
+        let options = DeployOptions {
+            health_timeout,
+            operation_timeout: health_timeout,
+            ..DeployOptions::default()
+        };
+        let engine = Engine::new(
+            names.clone(),
+            selected,
+            Arc::new(migrations),
+            options,
+            ApplyContext::new(),
+            EventSink::default(),
+            None,
+        );
+        // Every name was selected from this engine's own environments.
+        Ok(engine.verify(&names).await.unwrap_or_default())
+    }
+
     /// Health, applied version, pending count and drift of each environment.
     /// Reads only; creates nothing.
     pub async fn get_deployment_status(

@@ -388,3 +388,125 @@ fn progress_counts_each_environment_once_across_expand_and_contract() {
         "{doc}"
     );
 }
+
+const VERIFIED_ACCOUNTS: &str = "-- migrate:up\nDEFINE TABLE account SCHEMAFULL;\nDEFINE FIELD email ON account TYPE option<string>;\nDEFINE INDEX account_email ON account FIELDS email UNIQUE;\n-- migrate:down\nREMOVE TABLE account;\n-- migrate:verify\nLET $indexes = (INFO FOR TABLE account).indexes;\nRETURN $indexes.account_email != NONE;\nRETURN count(SELECT id FROM account WHERE email = NONE) == 0;\n";
+
+/// Adds an email field and checks every account has one.
+const EMAILS_CHECKED: &str = "-- migrate:up\nDEFINE TABLE IF NOT EXISTS account SCHEMALESS;\nDEFINE FIELD IF NOT EXISTS email ON account TYPE option<string>;\n-- migrate:down\nREMOVE FIELD email ON account;\n-- migrate:verify\nRETURN count(SELECT id FROM account WHERE email = NONE) == 0;\n";
+
+#[tokio::test]
+async fn a_failed_verify_section_rolls_the_canary_back() {
+    let (registry, envs) = tenants("verify", 4);
+    // The canary already holds an account without an email: its check fails.
+    let db = surql::connection::connect(&envs[0].connection, std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    surql::connection::run_query(&db, "CREATE account:legacy SET name = 'old';", serde_json::json!({}))
+        .await
+        .unwrap();
+    let dir = migrations_dir(&[("1_emails.surql", EMAILS_CHECKED)]);
+    let mut request = request(&dir, "canary");
+    request.options.canary_percent = 25.0;
+    let report = deploy(registry, request).await;
+
+    let canary = &report.results[&envs[0].name];
+    assert_eq!(canary.status, DeploymentStatus::RolledBack, "{canary:?}");
+    for env in &envs[1..] {
+        let result = &report.results[&env.name];
+        assert_eq!(result.status, DeploymentStatus::Skipped);
+        assert!(result.error.as_deref().unwrap().contains("canary verification failed"));
+        assert_eq!(applied_versions(&env.connection).await, None);
+    }
+    assert_eq!(
+        applied_versions(&envs[0].connection).await.unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
+async fn verify_names_the_statement_that_did_not_hold() {
+    let (registry, envs) = tenants("verifymap", 2);
+    let dir = migrations_dir(&[("1_accounts.surql", VERIFIED_ACCOUNTS)]);
+    let (_script_dir, path) = script(
+        r#"
+deploy(envs);
+let before = verify(envs);
+if !all_succeeded(before) { throw `verified before: ${before}`; }
+"#,
+    );
+    let report = deploy(registry.clone(), request(&dir, &path)).await;
+    assert!(report.script_error.is_none(), "{:?}", report.script_error);
+    // A row without an email breaks the second check on one tenant.
+    let db = surql::connection::connect(&envs[1].connection, std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    surql::connection::run_query(&db, "CREATE account:nobody;", serde_json::json!({}))
+        .await
+        .unwrap();
+    let (_script_dir, path) = script(
+        r#"
+let checks = verify(envs);
+if !checks[0].ok || checks[1].ok { throw `checks: ${checks}`; }
+if checks[1].line != 10 || checks[1].migration != "1_accounts" { throw `where: ${checks[1]}`; }
+if !checks[1].file.ends_with("1_accounts.surql") { throw `file: ${checks[1].file}`; }
+if !checks[1].error.contains("answered false") { throw `error: ${checks[1].error}`; }
+skip(envs, "verified only");
+"#,
+    );
+    let report = deploy(registry, request(&dir, &path)).await;
+    assert!(report.script_error.is_none(), "{:?}", report.script_error);
+}
+
+/// `surql migrate verify` and `surql orchestrate verify` on a real server:
+/// exit 0 while the checks hold, 1 naming the file and line once one does not.
+#[tokio::test]
+async fn verify_commands_run_the_checks_on_demand() {
+    let server = common::TestServer::start();
+    let url = server.ws_url();
+    let work = tempfile::tempdir().unwrap();
+    let dir = migrations_dir(&[("1_accounts.surql", VERIFIED_ACCOUNTS)]);
+    let m = dir.path().to_str().unwrap();
+    let database = [
+        "--db-url", &url, "--ns", "verified", "--db", "main", "--user", "root", "--pass", "root", "-m", m,
+    ];
+    let run = |args: &[&str]| common::surql_command(args, work.path()).output().unwrap();
+    let out = run(&[&["migrate", "up"][..], &database].concat());
+    assert!(out.status.success(), "{}", common::text(&out));
+    let out = run(&[&["migrate", "verify"][..], &database].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
+
+    common::write_environments(
+        work.path(),
+        serde_json::json!([{"name": "db", "connection": {"db_url": url, "db_ns": "verified", "db": "main",
+            "username": "root", "password": "${SURQL_TEST_SECRET}"}}]),
+    );
+    let orchestrate = ["orchestrate", "verify", "-e", "db", "-m", m, "--output", "json"];
+    let out = run(&orchestrate);
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
+
+    let db = surql::connection::connect(
+        &server.connection("verified", "main"),
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    surql::connection::run_query(&db, "CREATE account:nobody;", serde_json::json!({}))
+        .await
+        .unwrap();
+    let out = run(&[&["migrate", "verify"][..], &database].concat());
+    assert_eq!(out.status.code(), Some(1), "{}", common::text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1_accounts.surql:10") && stderr.contains("answered false"),
+        "{stderr}"
+    );
+    let out = run(&orchestrate);
+    assert_eq!(out.status.code(), Some(1), "{}", common::text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failure = &doc["environments"][0]["failure"];
+    assert_eq!(
+        (failure["line"].as_u64(), failure["migration"].as_str()),
+        (Some(10), Some("1_accounts")),
+        "{doc}"
+    );
+}

@@ -63,6 +63,15 @@ pub enum OrchestrateCommand {
         #[command(flatten)]
         common: OrchestrateCommon,
     },
+    /// Healthy, every migration applied with its checksum, and each applied
+    /// migration's `-- migrate:verify` section holding (exit 1 otherwise).
+    Verify {
+        /// Environments: NAME[,NAME], all, tag:TAG (combinable).
+        #[arg(short = 'e', long = "environments", required = true, value_delimiter = ',')]
+        environments: Vec<String>,
+        #[command(flatten)]
+        common: OrchestrateCommon,
+    },
     /// Remove the migration lock of environments, naming each holder and asking first.
     Unlock {
         /// Environments: NAME[,NAME], all, tag:TAG (combinable).
@@ -207,6 +216,12 @@ pub enum MigrateCommand {
     },
     /// Check that every file parses and, with a database, that checksums match.
     Validate {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Run the `-- migrate:verify` sections of the migrations applied on the
+    /// database, after checking every migration is applied with its checksum.
+    Verify {
         #[command(flatten)]
         target: Target,
     },

@@ -20,6 +20,7 @@ pub async fn run(command: MigrateCommand) -> Result<i32, Error> {
         MigrateCommand::Down { steps, dry_run, target } => down(&target, steps, dry_run).await,
         MigrateCommand::Status { target } => status(&target).await,
         MigrateCommand::Validate { target } => validate(&target).await,
+        MigrateCommand::Verify { target } => verify(&target).await,
         MigrateCommand::Unlock { yes, target } => {
             let connection = resolve_connection(&target).await?;
             let name = format!("{} ({}/{})", connection.display_url(), connection.db_ns, connection.db);
@@ -269,6 +270,27 @@ async fn status(target: &Target) -> Result<i32, Error> {
         plan.drift.len()
     );
     Ok(EXIT_SUCCESS)
+}
+
+/// The database as the one environment of a registry, verified like any.
+async fn verify(target: &Target) -> Result<i32, Error> {
+    let migrations = load_migrations(target)?;
+    let connection = resolve_connection(target).await?;
+    let name = target.environment.clone().unwrap_or_else(|| "database".into());
+    let mut registry = crate::registry::EnvironmentRegistry::new();
+    registry.register(crate::registry::EnvironmentConfig::new(name.clone(), connection))?;
+    let results = crate::coordinator::MigrationCoordinator::new(registry)
+        .verify_environments(&[name], migrations, timeout(target).max(Duration::from_secs(10)))
+        .await?;
+    let mut all_ok = true;
+    for result in &results {
+        all_ok &= result.ok;
+        match &result.error {
+            None => println!("verified: every migration applied with its checksum, every verify section holds"),
+            Some(error) => eprintln!("error: {error}"),
+        }
+    }
+    Ok(if all_ok { EXIT_SUCCESS } else { EXIT_FAILURE })
 }
 
 async fn validate(target: &Target) -> Result<i32, Error> {

@@ -27,6 +27,7 @@ pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
         OrchestrateCommand::Deploy(args) => deploy(*args).await,
         OrchestrateCommand::Status { environments, common } => status(&environments, &common).await,
         OrchestrateCommand::Validate { environments, common } => validate(&environments, &common).await,
+        OrchestrateCommand::Verify { environments, common } => verify(&environments, &common).await,
         OrchestrateCommand::Unlock {
             environments,
             yes,
@@ -204,6 +205,22 @@ async fn validate(environments: &[String], common: &OrchestrateCommon) -> Result
         }
     }
     Ok(if unhealthy == 0 { EXIT_SUCCESS } else { EXIT_FAILURE })
+}
+
+async fn verify(environments: &[String], common: &OrchestrateCommon) -> Result<i32, Error> {
+    let coordinator = coordinator(common).await?;
+    let results = coordinator
+        .verify_environments(environments, migrations(common)?, common.health_timeout)
+        .await?;
+    match common.output {
+        OutputFormat::Json => println!("{}", crate::redact::redact_json(json!({ "environments": results }))),
+        OutputFormat::Table => println!("{}", render::verify_table(&results)),
+    }
+    Ok(if results.iter().all(|r| r.ok) {
+        EXIT_SUCCESS
+    } else {
+        EXIT_FAILURE
+    })
 }
 
 async fn unlock(environments: &[String], yes: bool, common: &OrchestrateCommon) -> Result<i32, Error> {

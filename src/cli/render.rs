@@ -206,6 +206,19 @@ pub fn dry_run_plan(report: &DeploymentReport) -> String {
     out
 }
 
+/// `verify`: each environment's verdict and, for a failed check, where it is.
+pub fn verify_table(results: &[crate::engine::VerifyResult]) -> Table {
+    let mut out = table(&["Environment", "Verify", "Detail"]);
+    for result in results {
+        out.add_row(vec![
+            result.environment.clone(),
+            if result.ok { "OK" } else { "FAILED" }.to_string(),
+            result.error.clone().unwrap_or_default(),
+        ]);
+    }
+    out
+}
+
 /// `orchestrate status`: health, applied version, pending, drift.
 pub fn status_table<'a>(statuses: impl Iterator<Item = &'a EnvironmentStatus>) -> Table {
     let mut table = table(&[

@@ -125,6 +125,8 @@ pub struct VerifyResult {
     pub environment: String,
     pub ok: bool,
     pub error: Option<String>,
+    /// The verify statement that did not hold, with its file and line.
+    pub failure: Option<crate::migration::verify::VerifyFailure>,
 }
 
 #[derive(Debug, Default)]
@@ -565,11 +567,12 @@ impl Engine {
     /// `verify(envs)`: healthy, and the history holds every migration file with
     /// a matching checksum.
     pub async fn verify(&self, names: &[String]) -> Result<Vec<VerifyResult>, EngineError> {
-        let (_, readings) = self.read(names).await?;
-        Ok(readings
+        let (environments, readings) = self.read(names).await?;
+        let checks = readings
             .into_iter()
-            .map(|reading| verify::verify(self, reading))
-            .collect())
+            .zip(environments)
+            .map(|(reading, environment)| verify::verify(self, environment, reading));
+        Ok(bounded(checks, crate::health::CHECK_CONCURRENCY).await)
     }
 
     /// Gives every environment without a result a SKIPPED one and returns all

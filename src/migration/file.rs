@@ -7,12 +7,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use surrealdb_sql::Ast;
 
-use super::statements::{refused, statement_starts};
+use super::sections::{VerifySection, is_blank, parse_section, parse_verify, split_sections};
 
-/// Marker line that starts the up section.
-pub const UP_MARKER: &str = "-- migrate:up";
-/// Marker line that starts the down section.
-pub const DOWN_MARKER: &str = "-- migrate:down";
+pub use super::sections::{DOWN_MARKER, UP_MARKER, VERIFY_MARKER};
 
 /// One migration file, parsed and checked.
 #[derive(Debug, Clone)]
@@ -35,6 +32,8 @@ pub struct Migration {
     pub up_line: usize,
     /// How many top-level statements the down section has (0 without one).
     pub down_statements: usize,
+    /// Read-only checks run by `verify` once the migration is applied.
+    pub verify: Option<VerifySection>,
 }
 
 impl Migration {
@@ -226,6 +225,10 @@ pub fn parse_migration(path: &Path, text: &str) -> Result<Migration, MigrationFi
         }
         _ => (None, 0),
     };
+    let verify = match &sections.verify {
+        Some(verify) if !is_blank(&verify.text) => Some(parse_verify(path, verify)?),
+        _ => None,
+    };
     Ok(Migration {
         version,
         name,
@@ -236,6 +239,7 @@ pub fn parse_migration(path: &Path, text: &str) -> Result<Migration, MigrationFi
         up_ast,
         up_line,
         down_statements,
+        verify,
     })
 }
 
@@ -248,140 +252,6 @@ pub fn checksum(section: &str) -> String {
         let _ = write!(hex, "{byte:02x}");
     }
     hex
-}
-
-struct Section {
-    text: String,
-    /// 1-based file line of the section's first line.
-    first_line: usize,
-}
-
-struct Sections {
-    up: Section,
-    down: Option<Section>,
-}
-
-fn split_sections(path: &Path, text: &str) -> Result<Sections, MigrationFileError> {
-    let format_err = |line: usize, message: &str| MigrationFileError::Format {
-        path: path.to_path_buf(),
-        line,
-        message: message.to_string(),
-    };
-    let mut up: Option<Section> = None;
-    let mut down: Option<Section> = None;
-    let mut current: Option<&mut Section> = None;
-    for (index, line) in text.lines().enumerate() {
-        let number = index + 1;
-        let marker = line.trim().to_ascii_lowercase();
-        if marker == UP_MARKER {
-            if up.is_some() {
-                return Err(format_err(number, "a second '-- migrate:up' marker"));
-            }
-            if down.is_some() {
-                return Err(format_err(number, "'-- migrate:up' must come before '-- migrate:down'"));
-            }
-            up = Some(Section {
-                text: String::new(),
-                first_line: number + 1,
-            });
-            current = up.as_mut();
-            continue;
-        }
-        if marker == DOWN_MARKER {
-            if down.is_some() {
-                return Err(format_err(number, "a second '-- migrate:down' marker"));
-            }
-            if up.is_none() {
-                return Err(format_err(
-                    number,
-                    "'-- migrate:down' before '-- migrate:up': the up section comes first",
-                ));
-            }
-            down = Some(Section {
-                text: String::new(),
-                first_line: number + 1,
-            });
-            current = down.as_mut();
-            continue;
-        }
-        match current.as_deref_mut() {
-            Some(section) => {
-                section.text.push_str(line);
-                section.text.push('\n');
-            }
-            None if !is_blank(line) => {
-                return Err(format_err(
-                    number,
-                    "SurrealQL before '-- migrate:up': put statements inside the up or down section",
-                ));
-            }
-            None => {}
-        }
-    }
-    let up = up.ok_or_else(|| format_err(1, "no '-- migrate:up' line: a migration needs an up section"))?;
-    Ok(Sections { up, down })
-}
-
-/// True when a text holds only whitespace and `--`/`//`/`#` comments.
-fn is_blank(text: &str) -> bool {
-    text.lines().all(|line| {
-        let line = line.trim();
-        line.is_empty() || line.starts_with("--") || line.starts_with("//") || line.starts_with('#')
-    })
-}
-
-fn parse_section(path: &Path, section_name: &'static str, section: &Section) -> Result<Ast, MigrationFileError> {
-    // Parse the untrimmed text so the parser's line numbers map to file lines.
-    let ast = surrealdb_core::syn::parse(&section.text).map_err(|error| {
-        let offset = section.first_line - 1;
-        let (line, column, message) = match error.downcast::<surrealdb_syn::ParseError>() {
-            Ok(surrealdb_syn::ParseError::InvalidQuery(rendered)) => {
-                let rendered = rendered.offset_location(offset, 0);
-                let (line, column) = location_of(&rendered.to_string()).unwrap_or((section.first_line, 1));
-                (line, column, rendered.to_string().trim_end().to_string())
-            }
-            Ok(other) => (section.first_line, 1, other.to_string()),
-            Err(other) => (section.first_line, 1, other.to_string()),
-        };
-        MigrationFileError::Parse {
-            path: path.to_path_buf(),
-            section: section_name,
-            line,
-            column,
-            message,
-        }
-    })?;
-    // surql wraps each migration, with its history row, in one transaction:
-    // statements that end it early, manage it, or change the scope or options
-    // of the rest of the request would break that guarantee.
-    if let Some((index, message)) = ast
-        .expressions
-        .iter()
-        .enumerate()
-        .find_map(|(i, e)| refused(e).map(|m| (i, m)))
-    {
-        let (line, column) = statement_starts(&section.text)
-            .get(index)
-            .map(|(line, column)| (section.first_line - 1 + line, *column))
-            .unwrap_or((section.first_line, 1));
-        return Err(MigrationFileError::Refused {
-            path: path.to_path_buf(),
-            section: section_name,
-            line,
-            column,
-            message,
-        });
-    }
-    Ok(ast)
-}
-
-/// Reads `--> [line:column]` from a rendered parser error.
-fn location_of(rendered: &str) -> Option<(usize, usize)> {
-    let start = rendered.find("--> [")? + 5;
-    let rest = &rendered[start..];
-    let (pos, _) = rest.split_once(']')?;
-    let (line, column) = pos.split_once(':')?;
-    Some((line.trim().parse().ok()?, column.trim().parse().ok()?))
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@ mod holder;
 pub mod lock;
 pub mod plan;
 pub mod script;
+mod sections;
 mod statements;
+pub mod verify;
 
 pub use apply::{AppliedStep, ApplyError, apply_migration, migrate_down, migrate_up, revert_migration};
 pub use context::ApplyContext;
@@ -18,4 +20,5 @@ pub use history::{AppliedMigration, HISTORY_TABLE, applied_migrations, ensure_hi
 pub use lock::{HeldLock, LockError, LockInfo, acquire_lock, current_lock, release_lock};
 pub use plan::{MigrationPlan, MigrationState, MigrationStatusRow, plan, rollback_plan};
 pub use script::{down_script, up_script};
+pub use sections::{VerifyCheck, VerifySection};
 pub(crate) use statements::statement_starts;

@@ -127,6 +127,11 @@ fn verify_map(v: &VerifyResult) -> Dynamic {
     map.insert("ok".into(), v.ok.into());
     map.insert("status".into(), if v.ok { "success" } else { "failed" }.into());
     map.insert("error".into(), optional(v.error.clone()));
+    let failure = v.failure.as_ref();
+    map.insert("migration".into(), optional(failure.map(|f| f.migration.clone())));
+    map.insert("file".into(), optional(failure.map(|f| f.file.clone())));
+    map.insert("line".into(), optional(failure.map(|f| f.line as INT)));
+    map.insert("statement".into(), optional(failure.map(|f| f.statement.clone())));
     map.into()
 }
 
