@@ -510,3 +510,69 @@ async fn verify_commands_run_the_checks_on_demand() {
         "{doc}"
     );
 }
+
+#[tokio::test]
+async fn strategies_import_helpers_from_their_lib_folder_only() {
+    let dir = migrations_dir(&[("1_accounts.surql", ACCOUNTS)]);
+    let strategies = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(strategies.path().join("lib/shared")).unwrap();
+    std::fs::write(
+        strategies.path().join("lib/halves.rhai"),
+        "fn first_half(envs) { envs.extract(0, envs.len() / 2) }\nfn broken() {\n    let x = 1;\n    x.no_such_method()\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        strategies.path().join("lib/shared/labels.rhai"),
+        "fn wave(n) { `wave ${n}` }\n",
+    )
+    .unwrap();
+    std::fs::write(strategies.path().join("secret.rhai"), "fn x() { 1 }\n").unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("evil.rhai"), "fn x() { 1 }\n").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(
+        outside.path().join("evil.rhai"),
+        strategies.path().join("lib/link.rhai"),
+    )
+    .unwrap();
+    let run = |name: &str, code: &str| {
+        let path = strategies.path().join(name);
+        std::fs::write(&path, code).unwrap();
+        let (registry, envs) = tenants("modules", 4);
+        let request = request(&dir, path.to_str().unwrap());
+        async move { (deploy(registry, request).await, envs) }
+    };
+
+    let (report, envs) = run(
+        "halves.rhai",
+        "import \"lib/halves\" as h;\nimport \"lib/shared/labels\" as l;\ndeploy(h::first_half(envs), #{ label: l::wave(1) });\nskip(envs, \"second half later\");\n",
+    )
+    .await;
+    assert!(report.script_error.is_none(), "{:?}", report.script_error);
+    assert_eq!(report.waves[0].label, "wave 1");
+    assert_eq!(count(&report, DeploymentStatus::Success), 2);
+    assert_eq!(applied_versions(&envs[0].connection).await.unwrap(), ["1"]);
+    assert_eq!(applied_versions(&envs[3].connection).await, None);
+
+    for (import, expected) in [
+        ("../secret", "imported as \"lib/NAME\""),
+        ("lib/../secret", "imported as \"lib/NAME\""),
+        ("/etc/passwd", "imported as \"lib/NAME\""),
+        ("lib/missing", "does not exist"),
+        #[cfg(unix)]
+        ("lib/link", "leads out of the lib folder"),
+    ] {
+        let (report, envs) = run("bad.rhai", &format!("import \"{import}\" as m;\ndeploy(envs);\n")).await;
+        let error = report.script_error.as_ref().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains(expected), "{import}: {error}");
+        assert!(error.contains("bad.rhai:1:"), "{import}: {error}");
+        assert_eq!(count(&report, DeploymentStatus::Skipped), 4);
+        assert_eq!(applied_versions(&envs[0].connection).await, None);
+    }
+
+    // A fault inside a module is shown where it is.
+    let (report, _) = run("faulty.rhai", "import \"lib/halves\" as h;\nh::broken();\n").await;
+    let error = report.script_error.unwrap().to_string();
+    assert!(error.contains("halves.rhai:4:"), "{error}");
+    assert!(error.contains("x.no_such_method()"), "{error}");
+}

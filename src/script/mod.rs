@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod helpers;
+mod modules;
 mod sandbox;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,9 @@ pub struct Strategy {
     pub origin: String,
     /// The Rhai source.
     pub code: String,
+    /// The folder of a strategy file, whose `lib/` it may import from;
+    /// `None` for a built-in.
+    pub dir: Option<PathBuf>,
 }
 
 /// A strategy that could not be found or read.
@@ -52,6 +56,7 @@ impl Strategy {
             name: n.to_string(),
             origin: format!("built-in:{n}"),
             code: code.to_string(),
+            dir: None,
         })
     }
 
@@ -79,7 +84,13 @@ impl Strategy {
                 } else {
                     format!("strategies/{name}.rhai")
                 };
-                Ok(Self { name, origin, code })
+                let dir = path.parent().map(Path::to_path_buf);
+                Ok(Self {
+                    name,
+                    origin,
+                    code,
+                    dir,
+                })
             }
             None => Self::built_in(name_or_path).ok_or_else(|| StrategyError::NotFound(name_or_path.to_string())),
         }
@@ -117,13 +128,24 @@ impl ScriptError {
     }
 }
 
-/// The innermost error and its position (errors inside script functions nest).
-fn innermost(error: &EvalAltResult) -> (&EvalAltResult, Position) {
+/// The innermost error, its position, and the module file it is in, if
+/// any (errors inside script functions and modules nest).
+fn innermost(error: &EvalAltResult) -> (&EvalAltResult, Position, Option<&str>) {
     match error {
-        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) => {
-            innermost(inner)
+        // A function keeps the source of the file it was defined in.
+        EvalAltResult::ErrorInFunctionCall(_, source, inner, _) => {
+            let (error, position, file) = innermost(inner);
+            (
+                error,
+                position,
+                file.or((!source.is_empty()).then_some(source.as_str())),
+            )
         }
-        other => (other, other.position()),
+        EvalAltResult::ErrorInModule(module, inner, _) => {
+            let (error, position, file) = innermost(inner);
+            (error, position, file.or(Some(module.as_str())))
+        }
+        other => (other, other.position(), None),
     }
 }
 
@@ -200,6 +222,7 @@ pub fn run_strategy(strategy: &Strategy, engine: Arc<Engine>, handle: Handle) ->
     let options = options_map(&engine, strategy);
     let budget = Arc::new(sandbox::Budget::new(limits, engine.options().max_pause));
     api::register(&mut rhai, engine, handle, budget);
+    rhai.set_module_resolver(modules::LibResolver::new(strategy.dir.as_deref()));
 
     let mut scope = Scope::new();
     scope.push_constant("envs", envs);
@@ -209,8 +232,21 @@ pub fn run_strategy(strategy: &Strategy, engine: Arc<Engine>, handle: Handle) ->
         .map_err(|e| ScriptError::new(strategy, e.position(), e.err_type().to_string()))?;
     ast.set_source(strategy.origin.as_str());
     rhai.run_ast_with_scope(&mut scope, &ast).map_err(|error| {
-        let (inner, position) = innermost(&error);
-        let mut script_error = ScriptError::new(strategy, position, message_of(inner, &limits));
+        let (inner, position, module) = innermost(&error);
+        let mut script_error = match module.filter(|file| *file != strategy.origin) {
+            // A fault inside a module is shown in the module's file.
+            Some(file) => ScriptError::new(
+                &Strategy {
+                    name: strategy.name.clone(),
+                    origin: file.to_string(),
+                    code: std::fs::read_to_string(file).unwrap_or_default(),
+                    dir: None,
+                },
+                position,
+                message_of(inner, &limits),
+            ),
+            None => ScriptError::new(strategy, position, message_of(inner, &limits)),
+        };
         script_error.interrupted = matches!(inner, EvalAltResult::ErrorTerminated(..));
         script_error
     })

@@ -130,7 +130,8 @@ pub fn hardened_engine(limits: Limits) -> Engine {
         .set_max_string_size(limits.string_size)
         .set_max_array_size(limits.array_size)
         .set_max_map_size(limits.map_size)
-        .set_max_modules(0)
+        // Only `lib/` modules of a strategy file (see `modules.rs`) are ever resolved.
+        .set_max_modules(64)
         .set_module_resolver(DummyModuleResolver::new())
         .set_strict_variables(true)
         .set_fail_on_invalid_map_property(true)
