@@ -253,7 +253,8 @@ impl MigrationCoordinator {
                 crate::registry::some_of(&self.registry.names())
             )));
         }
-        for environment in &selected {
+        // A simulation asks no plugin: approvals are scripted.
+        for environment in selected.iter().filter(|_| request.options.simulation.is_none()) {
             for approver in &environment.approvers {
                 let loaded = self.plugins.as_ref().is_some_and(|p| p.get(approver).is_some());
                 if !loaded {

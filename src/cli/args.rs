@@ -28,6 +28,9 @@ pub enum Command {
     /// Many environments: deploy with a strategy, status, validate.
     #[command(subcommand)]
     Orchestrate(OrchestrateCommand),
+    /// Rollout strategies: try one without a database.
+    #[command(subcommand)]
+    Strategy(StrategyCommand),
     /// Print a shell completion script (e.g. `surql completions bash > /etc/bash_completion.d/surql`).
     Completions {
         /// bash, zsh, fish, powershell or elvish.
@@ -41,6 +44,46 @@ pub enum Command {
     },
     /// Print the JSON Schema of environments.json (what `environments.schema.json` holds).
     ConfigSchema,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StrategyCommand {
+    /// Run a strategy against the selected environments with scripted
+    /// outcomes (success unless named), instantly and without touching any
+    /// database; prints its waves and the result each environment would get.
+    Simulate(Box<SimulateArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// sequential, parallel, rolling, canary, a name in ./strategies/, or a .rhai path.
+    #[arg(value_name = "FILE|NAME")]
+    pub strategy: String,
+    /// Environments: NAME[,NAME], all, tag:TAG (combinable).
+    #[arg(short = 'e', long = "environments", required = true, value_delimiter = ',')]
+    pub environments: Vec<String>,
+    /// Environments where a migration fails (NAME[,NAME]).
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    pub fail: Vec<String>,
+    /// Environments whose health check fails (NAME[,NAME]).
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    pub unhealthy: Vec<String>,
+    /// Environments whose approval is denied (NAME[,NAME]).
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    pub deny: Vec<String>,
+    #[command(flatten)]
+    pub rollout: RolloutArgs,
+    /// As deploy: failures keep what they applied (FAILED, not ROLLED_BACK).
+    #[arg(long)]
+    pub no_rollback: bool,
+    /// As deploy: no health check before deploying.
+    #[arg(long)]
+    pub skip_health_check: bool,
+    /// A value for the script's `options` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    #[command(flatten)]
+    pub common: OrchestrateCommon,
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,14 +151,9 @@ pub struct OrchestrateCommon {
     pub health_timeout: Duration,
 }
 
+/// The shape of a rollout, shared by `deploy` and `strategy simulate`.
 #[derive(Debug, Args)]
-pub struct DeployArgs {
-    /// Environments: NAME[,NAME], all, tag:TAG (combinable).
-    #[arg(short = 'e', long = "environments", required = true, value_delimiter = ',')]
-    pub environments: Vec<String>,
-    /// sequential, parallel, rolling, canary, a name in ./strategies/, or a .rhai path.
-    #[arg(long, default_value = "sequential")]
-    pub strategy: String,
+pub struct RolloutArgs {
     /// Rolling: environments per batch.
     #[arg(long, default_value_t = 1)]
     pub batch_size: usize,
@@ -129,6 +167,18 @@ pub struct DeployArgs {
     /// (`3`, `10%`); the rest are SKIPPED untouched. Default: no budget.
     #[arg(long, value_name = "N|P%", value_parser = parse_failure_budget)]
     pub max_failures: Option<crate::engine::FailureBudget>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Environments: NAME[,NAME], all, tag:TAG (combinable).
+    #[arg(short = 'e', long = "environments", required = true, value_delimiter = ',')]
+    pub environments: Vec<String>,
+    /// sequential, parallel, rolling, canary, a name in ./strategies/, or a .rhai path.
+    #[arg(long, default_value = "sequential")]
+    pub strategy: String,
+    #[command(flatten)]
+    pub rollout: RolloutArgs,
     /// Plan only: pending migrations, SurrealQL, destructive statements, approvals. Writes nothing.
     #[arg(long)]
     pub dry_run: bool,

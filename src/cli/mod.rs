@@ -6,6 +6,7 @@ mod migrate;
 mod orchestrate;
 mod progress;
 mod render;
+mod simulate;
 mod unlock;
 
 use clap::{CommandFactory, Parser};
@@ -49,6 +50,7 @@ pub async fn run() -> i32 {
     let result = match cli.command {
         Command::Migrate(command) => migrate::run(command).await,
         Command::Orchestrate(command) => orchestrate::run(command).await,
+        Command::Strategy(command) => simulate::run(command).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "surql", &mut std::io::stdout());
             Ok(0)

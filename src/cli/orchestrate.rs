@@ -52,7 +52,7 @@ async fn load_config(common: &OrchestrateCommon) -> Result<EnvironmentsFile, Err
     Ok(file)
 }
 
-async fn coordinator(common: &OrchestrateCommon) -> Result<MigrationCoordinator, Error> {
+pub(super) async fn coordinator(common: &OrchestrateCommon) -> Result<MigrationCoordinator, Error> {
     Ok(MigrationCoordinator::new(load_config(common).await?.registry()))
 }
 
@@ -60,20 +60,26 @@ fn migrations(common: &OrchestrateCommon) -> Result<Vec<Migration>, Error> {
     Ok(discover_migrations(&common.dir.migrations_dir)?)
 }
 
-fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployRequest, Error> {
+/// The `--set KEY=VALUE` options for a script, their raw text registered as secrets.
+pub(super) fn script_options(items: &[String]) -> Result<indexmap::IndexMap<String, serde_json::Value>, Error> {
     let mut extra = indexmap::IndexMap::new();
-    for item in &args.set {
+    for item in items {
         let (key, value) = parse_script_option(item).map_err(Error::Usage)?;
         // `--set api_token=…` is a secret like any config password, typed or not.
         let raw = item.split_once('=').map_or("", |(_, raw)| raw.trim());
         crate::redact::register_secrets_in(&json!({ key.clone(): raw }));
         extra.insert(key, value);
     }
+    Ok(extra)
+}
+
+fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployRequest, Error> {
+    let extra = script_options(&args.set)?;
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let options = DeployOptions {
-        batch_size: args.batch_size,
-        canary_percent: args.canary_percent,
-        max_concurrent: args.max_concurrent,
+        batch_size: args.rollout.batch_size,
+        canary_percent: args.rollout.canary_percent,
+        max_concurrent: args.rollout.max_concurrent,
         verify_health: !args.skip_health_check,
         auto_rollback: !args.no_rollback,
         dry_run: args.dry_run,
@@ -91,7 +97,8 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
         },
         extra,
         max_pause: args.max_pause,
-        max_failures: args.max_failures,
+        max_failures: args.rollout.max_failures,
+        simulation: None,
     };
     let mut context = ApplyContext::new();
     if let Some(actor) = &args.actor {

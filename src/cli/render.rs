@@ -283,9 +283,9 @@ pub fn run_report(
         "script_error": report.script_error.as_ref().map(|e| e.to_string()),
         "options": {
             "environments": args.environments,
-            "batch_size": args.batch_size,
-            "canary_percent": args.canary_percent,
-            "max_concurrent": args.max_concurrent,
+            "batch_size": args.rollout.batch_size,
+            "canary_percent": args.rollout.canary_percent,
+            "max_concurrent": args.rollout.max_concurrent,
             "dry_run": args.dry_run,
             "verify_health": !args.skip_health_check,
             "auto_rollback": !args.no_rollback,

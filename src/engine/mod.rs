@@ -7,6 +7,7 @@ mod env_run;
 pub mod event;
 mod plan;
 pub mod result;
+pub mod simulate;
 mod undo;
 mod verify;
 pub mod wave;
@@ -58,6 +59,9 @@ pub struct DeployOptions {
     /// Failures after which a `deploy` call starts no more environments
     /// (`--max-failures`); a script's `deploy` may set its own.
     pub max_failures: Option<FailureBudget>,
+    /// Answer every primitive from scripted outcomes and touch no database
+    /// (`surql strategy simulate`).
+    pub simulation: Option<Arc<simulate::Simulation>>,
 }
 
 impl DeployOptions {
@@ -86,6 +90,7 @@ impl Default for DeployOptions {
             extra: IndexMap::new(),
             max_pause: Duration::from_secs(86_400),
             max_failures: None,
+            simulation: None,
         }
     }
 }
@@ -338,146 +343,11 @@ impl Engine {
             .iter()
             .map(|n| self.environment(n))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(simulation) = &self.options.simulation {
+            return Ok(environments.into_iter().map(|e| simulation.health(e)).collect());
+        }
         let check = HealthCheck::with_timeout(self.options.health_timeout);
         Ok(check.check_environments(&environments).await.into_values().collect())
-    }
-
-    /// The options of a `deploy` call that sets none: the deployment's.
-    pub fn wave_defaults(&self) -> WaveOptions {
-        WaveOptions {
-            label: None,
-            max_concurrent: self.options.max_concurrent,
-            max_failures: self.options.max_failures,
-            auto_rollback: self.options.auto_rollback,
-            verify_health: self.options.verify_health,
-            to_version: None,
-        }
-    }
-
-    /// The waves so far, in order.
-    pub fn waves(&self) -> Vec<Wave> {
-        self.waves
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// A `pause` between waves: recorded after the last wave.
-    pub fn note_pause(&self, seconds: f64) {
-        if let Some(last) = self
-            .waves
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .last_mut()
-        {
-            last.pause_seconds_after += seconds;
-        }
-    }
-
-    /// `deploy(envs, options)`: the full per-environment deployment, at most
-    /// `max_concurrent` at once; results in the order of `names`. Once
-    /// `max_failures` of them failed, the rest are SKIPPED without being
-    /// touched (those running finish). An environment that already has a
-    /// result is not deployed again.
-    pub async fn deploy(
-        self: &Arc<Self>,
-        names: &[String],
-        wave: WaveOptions,
-    ) -> Result<Vec<DeploymentResult>, EngineError> {
-        for name in names {
-            self.environment(name)?;
-        }
-        if let Some(version) = &wave.to_version
-            && !self.migrations.iter().any(|m| &m.version == version)
-        {
-            let known: Vec<String> = self.migrations.iter().map(|m| m.version.clone()).collect();
-            return Err(EngineError::UnknownVersion {
-                version: version.clone(),
-                known: crate::registry::some_of(&known),
-            });
-        }
-        let limit = wave.max_failures.map(|budget| budget.limit(names.len()));
-        {
-            let mut waves = self.waves.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let number = waves.len() + 1;
-            waves.push(Wave::of(number, names, &wave));
-        }
-        let max_concurrent = wave.max_concurrent.max(1);
-        let (wave, failures) = (Arc::new(wave), Arc::new(wave::FailureCount::default()));
-        // Each environment is a task of its own, so the client-side work (and
-        // on the embedded engine the database's) spreads over every core.
-        let deployments = names.iter().map(|name| {
-            let (engine, name, wave, failures) = (self.clone(), name.clone(), wave.clone(), failures.clone());
-            async move {
-                // Checked as each one starts: a slot frees only once the
-                // environment before it recorded its failure.
-                if let Some(reason) = failures.spent() {
-                    return engine
-                        .result_of(&name)
-                        .unwrap_or_else(|| engine.record(DeploymentResult::skipped(&name, reason)));
-                }
-                let task = tokio::spawn({
-                    let (engine, name) = (engine.clone(), name.clone());
-                    async move { engine.deploy_one(&name, &wave).await }
-                });
-                let (result, fresh) = match task.await {
-                    Ok(outcome) => outcome,
-                    Err(error) => (
-                        engine.record(DeploymentResult::finished(
-                            &name,
-                            DeploymentStatus::Failed,
-                            engine.applied_count(&name),
-                            Some(format!("internal error while deploying: {error}")),
-                            chrono::Utc::now(),
-                        )),
-                        true,
-                    ),
-                };
-                if fresh && result.is_failure() {
-                    failures.add(&name, limit);
-                }
-                result
-            }
-        });
-        Ok(bounded(deployments, max_concurrent).await)
-    }
-
-    /// The result of `name`, and whether this call made it.
-    async fn deploy_one(&self, name: &str, wave: &WaveOptions) -> (DeploymentResult, bool) {
-        {
-            let mut ledger = self.ledger();
-            let state = ledger.entry(name.to_string()).or_default();
-            if let Some(result) = &state.result {
-                if !state.partial {
-                    return (result.clone(), false);
-                }
-                // Expand, then contract: this wave goes on from where the last stopped.
-                state.result = None;
-                state.partial = false;
-            }
-            if state.running {
-                // The script asked for the same environment twice in one call.
-                return (
-                    DeploymentResult::skipped(name, "already being deployed by this run"),
-                    false,
-                );
-            }
-            state.running = true;
-        }
-        if self.is_cancelled() {
-            return (
-                self.record(DeploymentResult::skipped(name, "interrupted before it started")),
-                true,
-            );
-        }
-        let environment = self.environments[name].clone();
-        let result = env_run::run(self, &environment, wave).await;
-        let partial = wave.to_version.is_some() && result.status == DeploymentStatus::Success;
-        let result = self.record(result);
-        if partial {
-            self.ledger().entry(name.to_string()).or_default().partial = true;
-        }
-        (result, true)
     }
 
     /// Marks `name` as holding a write of unknown outcome: the `rollback`
@@ -504,6 +374,9 @@ impl Engine {
             self.environment(name)?;
         }
         let runs = names.iter().map(|name| async move {
+            if self.options.simulation.is_some() {
+                return self.simulated_rollback(name, reason);
+            }
             let (applied, outcome_unknown) = {
                 let mut ledger = self.ledger();
                 let state = ledger.entry(name.clone()).or_default();
@@ -534,6 +407,26 @@ impl Engine {
         });
         // Bounded like `deploy`: rolling back a wave of thousands must not open thousands of sessions at once.
         Ok(bounded(runs, self.options.max_concurrent).await)
+    }
+
+    /// A simulated `rollback`: what succeeded is ROLLED_BACK.
+    fn simulated_rollback(&self, name: &str, reason: &str) -> DeploymentResult {
+        match self.result_of(name) {
+            Some(result) if result.status == DeploymentStatus::Success => {
+                let rolled_back = DeploymentResult::finished(
+                    name,
+                    DeploymentStatus::RolledBack,
+                    0,
+                    Some(format!("{reason} (simulated)")),
+                    result.started_at,
+                );
+                self.ledger().entry(name.to_string()).or_default().result = Some(rolled_back.clone());
+                self.announce(&rolled_back);
+                rolled_back
+            }
+            Some(result) => result,
+            None => self.record(DeploymentResult::skipped(name, reason)),
+        }
     }
 
     /// `skip(envs, reason)`: SKIPPED for each environment that has no result yet.
@@ -567,6 +460,12 @@ impl Engine {
     /// `verify(envs)`: healthy, and the history holds every migration file with
     /// a matching checksum.
     pub async fn verify(&self, names: &[String]) -> Result<Vec<VerifyResult>, EngineError> {
+        if let Some(simulation) = &self.options.simulation {
+            return names
+                .iter()
+                .map(|n| Ok(simulation.verify(self, self.environment(n)?)))
+                .collect();
+        }
         let (environments, readings) = self.read(names).await?;
         let checks = readings
             .into_iter()

@@ -24,6 +24,12 @@ impl Engine {
     /// destructive statements (file, line), those without a down section,
     /// and whether approval is needed. Reads only.
     pub async fn plan(&self, names: &[String]) -> Result<Vec<PlanReport>, EngineError> {
+        if let Some(simulation) = &self.options.simulation {
+            return names
+                .iter()
+                .map(|n| Ok(simulation.plan(self, self.environment(n)?)))
+                .collect();
+        }
         let (environments, readings) = self.read(names).await?;
         let defaults = self.wave_defaults();
         Ok(readings

@@ -2,7 +2,12 @@
 //! rollback and health policy, the version to stop at, and its label; and the
 //! record of the waves a run made, which a dry run and the simulator show.
 
+use std::sync::Arc;
+
 use serde::Serialize;
+
+use super::{DeploymentResult, DeploymentStatus, Engine, EngineError, env_run};
+use crate::concurrent::bounded;
 
 /// How many environments of one wave may fail before it starts no more.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -131,6 +136,149 @@ impl FailureCount {
     /// The reason to skip an environment, once the budget is spent.
     pub(super) fn spent(&self) -> Option<String> {
         self.spent.get().cloned()
+    }
+}
+
+impl Engine {
+    /// The options of a `deploy` call that sets none: the deployment's.
+    pub fn wave_defaults(&self) -> WaveOptions {
+        WaveOptions {
+            label: None,
+            max_concurrent: self.options.max_concurrent,
+            max_failures: self.options.max_failures,
+            auto_rollback: self.options.auto_rollback,
+            verify_health: self.options.verify_health,
+            to_version: None,
+        }
+    }
+
+    /// The waves so far, in order.
+    pub fn waves(&self) -> Vec<Wave> {
+        self.waves
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A `pause` between waves: recorded after the last wave.
+    pub fn note_pause(&self, seconds: f64) {
+        if let Some(last) = self
+            .waves
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .last_mut()
+        {
+            last.pause_seconds_after += seconds;
+        }
+    }
+
+    /// `deploy(envs, options)`: the full per-environment deployment, at most
+    /// `max_concurrent` at once; results in the order of `names`. Once
+    /// `max_failures` of them failed, the rest are SKIPPED without being
+    /// touched (those running finish). An environment that already has a
+    /// result is not deployed again.
+    pub async fn deploy(
+        self: &Arc<Self>,
+        names: &[String],
+        wave: WaveOptions,
+    ) -> Result<Vec<DeploymentResult>, EngineError> {
+        for name in names {
+            self.environment(name)?;
+        }
+        if let Some(version) = &wave.to_version
+            && !self.migrations.iter().any(|m| &m.version == version)
+        {
+            let known: Vec<String> = self.migrations.iter().map(|m| m.version.clone()).collect();
+            return Err(EngineError::UnknownVersion {
+                version: version.clone(),
+                known: crate::registry::some_of(&known),
+            });
+        }
+        let limit = wave.max_failures.map(|budget| budget.limit(names.len()));
+        {
+            let mut waves = self.waves.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let number = waves.len() + 1;
+            waves.push(Wave::of(number, names, &wave));
+        }
+        let max_concurrent = wave.max_concurrent.max(1);
+        let (wave, failures) = (Arc::new(wave), Arc::new(FailureCount::default()));
+        // Each environment is a task of its own, so the client-side work (and
+        // on the embedded engine the database's) spreads over every core.
+        let deployments = names.iter().map(|name| {
+            let (engine, name, wave, failures) = (self.clone(), name.clone(), wave.clone(), failures.clone());
+            async move {
+                // Checked as each one starts: a slot frees only once the
+                // environment before it recorded its failure.
+                if let Some(reason) = failures.spent() {
+                    return engine
+                        .result_of(&name)
+                        .unwrap_or_else(|| engine.record(DeploymentResult::skipped(&name, reason)));
+                }
+                let task = tokio::spawn({
+                    let (engine, name) = (engine.clone(), name.clone());
+                    async move { engine.deploy_one(&name, &wave).await }
+                });
+                let (result, fresh) = match task.await {
+                    Ok(outcome) => outcome,
+                    Err(error) => (
+                        engine.record(DeploymentResult::finished(
+                            &name,
+                            DeploymentStatus::Failed,
+                            engine.applied_count(&name),
+                            Some(format!("internal error while deploying: {error}")),
+                            chrono::Utc::now(),
+                        )),
+                        true,
+                    ),
+                };
+                if fresh && result.is_failure() {
+                    failures.add(&name, limit);
+                }
+                result
+            }
+        });
+        Ok(bounded(deployments, max_concurrent).await)
+    }
+
+    /// The result of `name`, and whether this call made it.
+    async fn deploy_one(&self, name: &str, wave: &WaveOptions) -> (DeploymentResult, bool) {
+        {
+            let mut ledger = self.ledger();
+            let state = ledger.entry(name.to_string()).or_default();
+            if let Some(result) = &state.result {
+                if !state.partial {
+                    return (result.clone(), false);
+                }
+                // Expand, then contract: this wave goes on from where the last stopped.
+                state.result = None;
+                state.partial = false;
+            }
+            if state.running {
+                // The script asked for the same environment twice in one call.
+                return (
+                    DeploymentResult::skipped(name, "already being deployed by this run"),
+                    false,
+                );
+            }
+            state.running = true;
+        }
+        if self.is_cancelled() {
+            return (
+                self.record(DeploymentResult::skipped(name, "interrupted before it started")),
+                true,
+            );
+        }
+        let environment = self.environments[name].clone();
+        let result = match &self.options.simulation {
+            Some(simulation) => simulation.deploy(self, &environment, wave),
+            None => env_run::run(self, &environment, wave).await,
+        };
+        let partial = wave.to_version.is_some() && result.status == DeploymentStatus::Success;
+        let result = self.record(result);
+        if partial {
+            self.ledger().entry(name.to_string()).or_default().partial = true;
+        }
+        (result, true)
     }
 }
 

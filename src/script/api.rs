@@ -310,8 +310,8 @@ pub fn register(rhai: &mut Rhai, engine: Arc<Engine>, handle: Handle, budget: Ar
         b.spend("pause", 0)?;
         b.pause(seconds)?;
         e.note_pause(seconds);
-        if e.options().dry_run {
-            e.log(format!("dry run: would pause {seconds}s"));
+        if e.options().dry_run || e.options().simulation.is_some() {
+            e.log(format!("would pause {seconds}s"));
             return Ok(());
         }
         e.log(format!("pausing {seconds}s"));
