@@ -19,6 +19,34 @@ use crate::migration::{ApplyContext, Migration, MigrationState, plan};
 use crate::plugin::{PluginError, PluginHost};
 use crate::registry::{EnvironmentConfig, EnvironmentRegistry, RegistryError, deployment_order};
 use crate::script::{ScriptError, Strategy, StrategyError, run_strategy};
+use crate::state::{DeploymentRecord, Recorder, StateStore};
+
+/// The record a deployment starts with: who, how, where; every environment pending.
+fn deployment_record(engine: &Engine, strategy: &Strategy) -> DeploymentRecord {
+    let options = engine.options();
+    let context = engine.context();
+    DeploymentRecord {
+        id: context.deployment_id.clone(),
+        actor: context.actor.clone(),
+        strategy: strategy.name.clone(),
+        options: json!({
+            "strategy": strategy.origin,
+            "batch_size": options.batch_size,
+            "canary_percent": options.canary_percent,
+            "max_concurrent": options.max_concurrent,
+            "max_failures": options.max_failures.map(|b| b.to_string()),
+            "verify_health": options.verify_health,
+            "auto_rollback": options.auto_rollback,
+            "set": options.extra,
+        }),
+        selection: engine.environments().map(|e| e.name.clone()).collect(),
+        started_at: chrono::Utc::now().to_rfc3339(),
+        finished_at: None,
+        state: "running".into(),
+        runner: crate::migration::holder::owner_string(&context.actor, &context.deployment_id, None),
+        counts: Default::default(),
+    }
+}
 
 /// Loads an environments file and expands its `discover` templates, each
 /// server asked within `timeout`.
@@ -151,6 +179,9 @@ pub struct MigrationCoordinator {
     approver: Option<Arc<dyn Approver>>,
     plugins: Option<Arc<PluginHost>>,
     stop_on_ctrl_c: bool,
+    state: Option<Arc<StateStore>>,
+    /// The recorder of each prepared deployment, by id, until it runs.
+    recorders: std::sync::Mutex<std::collections::HashMap<String, Recorder>>,
 }
 
 impl MigrationCoordinator {
@@ -162,7 +193,16 @@ impl MigrationCoordinator {
             approver: None,
             plugins: None,
             stop_on_ctrl_c: false,
+            state: None,
+            recorders: std::sync::Mutex::default(),
         }
+    }
+
+    /// Records every deployment (not dry runs or simulations) in `store`:
+    /// the deployment, and each environment as its state changes.
+    pub fn with_state(mut self, store: Arc<StateStore>) -> Self {
+        self.state = Some(store);
+        self
     }
 
     /// A coordinator over an environments file (templates already expanded,
@@ -267,13 +307,26 @@ impl MigrationCoordinator {
         }
         let mut environments = selected.clone();
         deployment_order(&mut environments);
+        let recorded = !request.options.dry_run && request.options.simulation.is_none();
+        let events = match self.state.as_ref().filter(|_| recorded) {
+            Some(store) => {
+                let id = request.context.deployment_id.clone();
+                let (recorder, events) = Recorder::start(store.clone(), id.clone(), self.events.clone());
+                self.recorders
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(id, recorder);
+                events
+            }
+            None => self.events.clone(),
+        };
         let engine = Engine::new(
             selected.iter().map(|e| e.name.clone()).collect(),
             environments,
             Arc::new(request.migrations),
             request.options,
             request.context,
-            self.events.clone(),
+            events,
             self.approver.clone(),
         );
         let engine = match &self.plugins {
@@ -308,6 +361,35 @@ impl MigrationCoordinator {
     }
 
     async fn run_strategy(&self, engine: &Arc<Engine>, strategy: Strategy) -> DeploymentReport {
+        let id = engine.context().deployment_id.clone();
+        let recorder = self
+            .recorders
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&id);
+        let store = self.state.as_ref().filter(|_| recorder.is_some());
+        if let Some(store) = store
+            && let Err(error) = store.begin(&deployment_record(engine, &strategy)).await
+        {
+            engine.log(format!("could not record the deployment in {}: {error}", store.url()));
+        }
+        let report = self.run_recorded(engine, strategy).await;
+        if let Some(recorder) = recorder {
+            recorder.stop().await;
+        }
+        if let Some(store) = store {
+            let results: Vec<&DeploymentResult> = report.results.values().collect();
+            if let Err(error) = store.finish(&id, &results, report.interrupted).await {
+                tracing::warn!(
+                    "could not record the end of deployment {id} in {}: {error}",
+                    store.url()
+                );
+            }
+        }
+        report
+    }
+
+    async fn run_recorded(&self, engine: &Arc<Engine>, strategy: Strategy) -> DeploymentReport {
         let handle = tokio::runtime::Handle::current();
         engine.notify(
             "deployment_started",

@@ -65,6 +65,9 @@ pub enum Error {
     Apply(#[from] ApplyError),
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// The deployment records could not be read or written.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
     /// A file or stream surql had to write or read, with what it was for.
     #[error("{context}")]
     Io {
@@ -84,7 +87,8 @@ impl Error {
             | Error::Registry(_)
             | Error::NotInConfig { .. }
             | Error::MigrationFile(_)
-            | Error::Coordinator(_) => EXIT_USAGE,
+            | Error::Coordinator(_)
+            | Error::State(_) => EXIT_USAGE,
             Error::Plugin(_) => EXIT_PLUGIN,
             Error::Connection(_) | Error::Query(_) | Error::Apply(_) | Error::Lock(_) | Error::Io { .. } => {
                 EXIT_FAILURE

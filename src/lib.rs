@@ -51,6 +51,7 @@ mod redact;
 mod registry;
 mod safety;
 mod script;
+pub mod state;
 
 #[cfg(test)]
 mod fuzz;

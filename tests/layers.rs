@@ -22,6 +22,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("discovery", 6),
     ("engine", 7),
     ("script", 8),
+    ("state", 8),
     ("coordinator", 9),
     ("error", 10),
     ("cli", 11),

@@ -115,6 +115,27 @@ pub enum OrchestrateCommand {
         #[command(flatten)]
         common: OrchestrateCommon,
     },
+    /// Recorded deployments, newest first: id, when, actor, strategy, results, state.
+    Deployments {
+        /// Show at most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[command(flatten)]
+        state: StateArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+    /// One recorded deployment: its options and every environment's state.
+    Show {
+        /// The deployment id (see `surql orchestrate deployments`).
+        id: String,
+        #[command(flatten)]
+        state: StateArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
     /// Remove the migration lock of environments, naming each holder and asking first.
     Unlock {
         /// Environments: NAME[,NAME], all, tag:TAG (combinable).
@@ -151,6 +172,30 @@ pub struct OrchestrateCommon {
     pub health_timeout: Duration,
 }
 
+/// Where deployment records are kept.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// The state store: `surrealkv://PATH`, or a SurrealDB server every runner shares (`ws://host:8000`).
+    #[arg(long = "state", env = "SURQL_STATE", default_value = crate::state::DEFAULT_STATE_URL, value_name = "URL")]
+    pub url: String,
+    /// User of a state store server (root).
+    #[arg(long, env = "SURQL_STATE_USER")]
+    pub state_user: Option<String>,
+    /// Password of a state store server.
+    #[arg(long, env = "SURQL_STATE_PASS", hide_env_values = true)]
+    pub state_pass: Option<String>,
+}
+
+impl StateArgs {
+    /// The store's connection (its namespace and database are surql's own).
+    pub fn connection(&self) -> crate::connection::ConnectionConfig {
+        let mut config = crate::connection::ConnectionConfig::new(&self.url, "surql", "state");
+        config.username = self.state_user.clone();
+        config.password = self.state_pass.clone();
+        config
+    }
+}
+
 /// The shape of a rollout, shared by `deploy` and `strategy simulate`.
 #[derive(Debug, Args)]
 pub struct RolloutArgs {
@@ -179,6 +224,8 @@ pub struct DeployArgs {
     pub strategy: String,
     #[command(flatten)]
     pub rollout: RolloutArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
     /// Plan only: pending migrations, SurrealQL, destructive statements, approvals. Writes nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -5,6 +5,7 @@ pub mod args;
 mod migrate;
 mod orchestrate;
 mod progress;
+mod records;
 mod render;
 mod simulate;
 mod unlock;

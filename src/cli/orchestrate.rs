@@ -28,6 +28,8 @@ pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
         OrchestrateCommand::Status { environments, common } => status(&environments, &common).await,
         OrchestrateCommand::Validate { environments, common } => validate(&environments, &common).await,
         OrchestrateCommand::Verify { environments, common } => verify(&environments, &common).await,
+        OrchestrateCommand::Deployments { limit, state, output } => super::records::list(limit, &state, output).await,
+        OrchestrateCommand::Show { id, state, output } => super::records::show(&id, &state, output).await,
         OrchestrateCommand::Unlock {
             environments,
             yes,
@@ -131,10 +133,13 @@ async fn deploy(args: DeployArgs) -> Result<i32, Error> {
     let approver = TerminalApprover {
         multi: progress.multi(),
     };
-    let coordinator = MigrationCoordinator::from_file(&file, config_dir)?
+    let mut coordinator = MigrationCoordinator::from_file(&file, config_dir)?
         .with_events(EventSink::new(sender))
         .with_approver(Arc::new(approver))
         .stop_on_ctrl_c();
+    if !args.dry_run {
+        coordinator = coordinator.with_state(Arc::new(super::records::open(&args.state).await?));
+    }
     let (engine, strategy) = coordinator.prepare(request)?;
     let renderer = tokio::spawn(progress.run(receiver));
     let started_at = chrono::Utc::now();

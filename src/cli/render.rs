@@ -22,7 +22,7 @@ pub fn migration_table(rows: &[MigrationStatusRow]) -> Table {
     table
 }
 
-fn table(header: &[&str]) -> Table {
+pub(super) fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL).set_header(header.iter().copied());
     // Wrap to the terminal only when it is wide enough to be worth it (a

@@ -5,7 +5,7 @@ pub mod apply;
 pub mod context;
 pub mod file;
 pub mod history;
-mod holder;
+pub(crate) mod holder;
 pub mod lock;
 pub mod plan;
 pub mod script;

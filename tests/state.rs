@@ -1,0 +1,205 @@
+//! Deployment records in the state store, through the real binary: every
+//! deploy recorded with each environment's state and versions, listed and
+//! shown; dry runs not recorded; a surql process killed mid-deployment
+//! leaves a record that says which environments finished.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests stop at the first surprise
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use common::{TestServer, applied_versions, migrations_dir, text};
+
+fn run(args: &[&str], dir: &std::path::Path) -> std::process::Output {
+    common::surql_command(args, dir).output().unwrap()
+}
+
+fn json_of(output: &std::process::Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(output)))
+}
+
+/// `n` environments `t0…` (zero-padded past 9) on `server`, namespaces `{prefix}0…`.
+fn write_tenants(dir: &std::path::Path, server: &TestServer, n: usize, prefix: &str) {
+    let environments: Vec<Value> = (0..n)
+        .map(|i| {
+            let name = if n > 10 { format!("t{i:02}") } else { format!("t{i}") };
+            json!({"name": name, "connection": {"db_url": server.ws_url(), "db_ns": format!("{prefix}{i}"), "db": "main",
+                "username": "root", "password": "${SURQL_TEST_SECRET}"}})
+        })
+        .collect();
+    common::write_environments(dir, Value::Array(environments));
+}
+
+const ACCOUNTS: &str =
+    "-- migrate:up\nDEFINE TABLE IF NOT EXISTS account SCHEMALESS;\n-- migrate:down\nREMOVE TABLE account;\n";
+const EMAIL: &str = "-- migrate:up\nDEFINE FIELD email ON account TYPE option<string>;\n-- migrate:down\nREMOVE FIELD email ON account;\n";
+const POISONED: &str = "-- migrate:up\nIF record::exists(account:poison) { THROW 'poisoned tenant' };\n";
+
+#[tokio::test]
+async fn every_deploy_is_recorded_listed_and_shown() {
+    let server = TestServer::start();
+    let work = tempfile::tempdir().unwrap();
+    write_tenants(work.path(), &server, 3, "rec");
+    let db = surql::connection::connect(&server.connection("rec1", "main"), Duration::from_secs(10))
+        .await
+        .unwrap();
+    surql::connection::run_query(&db, "CREATE account:poison;", json!({}))
+        .await
+        .unwrap();
+    let migrations = migrations_dir(&[
+        ("1_accounts.surql", ACCOUNTS),
+        ("2_email.surql", EMAIL),
+        ("3_poisoned.surql", POISONED),
+    ]);
+    let m = migrations.path().to_str().unwrap();
+    let deploy = [
+        "orchestrate",
+        "deploy",
+        "-e",
+        "all",
+        "-m",
+        m,
+        "--strategy",
+        "parallel",
+        "--output",
+        "json",
+    ];
+
+    let out = run(&[&deploy[..], &["--dry-run"]].concat(), work.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(
+        &[&deploy[..], &["--set", "api_token=s3cr3t-value"]].concat(),
+        work.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "t1 fails: {}", text(&out));
+    let id = json_of(&out)["deployment_id"].as_str().unwrap().to_string();
+    assert!(work.path().join(".surql/state").is_dir(), "the default state store");
+
+    let out = run(&["orchestrate", "deployments", "--output", "json"], work.path());
+    let list = json_of(&out);
+    let deployments = list["deployments"].as_array().unwrap();
+    assert_eq!(deployments.len(), 1, "the dry run is not recorded: {list}");
+    assert_eq!(deployments[0]["deployment_id"], id.as_str());
+    assert_eq!(deployments[0]["state"], "finished");
+    assert_eq!(
+        deployments[0]["counts"],
+        json!({"success": 2, "rolled_back": 1}),
+        "{}",
+        text(&run(&["orchestrate", "show", &id], work.path()))
+    );
+    assert_eq!(deployments[0]["strategy"], "parallel");
+
+    let out = run(&["orchestrate", "show", &id, "--output", "json"], work.path());
+    let shown = json_of(&out);
+    let environments = shown["environments"].as_array().unwrap();
+    let states: Vec<(&str, &str)> = environments
+        .iter()
+        .map(|e| (e["environment"].as_str().unwrap(), e["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [("t0", "success"), ("t1", "rolled_back"), ("t2", "success")]);
+    assert_eq!(
+        environments[0]["versions"],
+        json!(["1_accounts", "2_email", "3_poisoned"])
+    );
+    assert_eq!(
+        environments[1]["versions"],
+        json!(["1_accounts", "2_email"]),
+        "applied, then rolled back"
+    );
+    assert!(
+        environments[1]["error"].as_str().unwrap().contains("poisoned tenant"),
+        "{shown}"
+    );
+    assert!(
+        shown["deployment"]["options"]["set"]["api_token"].is_string(),
+        "{shown}"
+    );
+    assert!(
+        !shown.to_string().contains("s3cr3t-value"),
+        "a --set secret in the record: {shown}"
+    );
+
+    // The rollback took the poisoned record with the table: a second
+    // deployment converges, and is listed first.
+    let out = run(&deploy, work.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let second = json_of(&out)["deployment_id"].as_str().unwrap().to_string();
+    let list = json_of(&run(&["orchestrate", "deployments", "--output", "json"], work.path()));
+    let ids: Vec<&str> = list["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["deployment_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [second.as_str(), id.as_str()]);
+    let out = run(&["orchestrate", "deployments"], work.path());
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(table.matches("finished").count(), 2, "{table}");
+
+    let out = run(&["orchestrate", "show", "no-such-id"], work.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no deployment 'no-such-id'"));
+}
+
+/// kill -9 of surql in the middle of a 40-tenant parallel deployment: the
+/// record still says which tenants finished, and each tenant it calls
+/// finished has every migration applied.
+#[tokio::test]
+async fn a_killed_deployment_leaves_a_truthful_record() {
+    let server = TestServer::start();
+    let work = tempfile::tempdir().unwrap();
+    write_tenants(work.path(), &server, 40, "kill");
+    let slow = "-- migrate:up\nDEFINE TABLE slow SCHEMALESS;\nSLEEP 150ms;\n-- migrate:down\nREMOVE TABLE slow;\n";
+    let migrations = migrations_dir(&[("1_accounts.surql", ACCOUNTS), ("2_slow.surql", slow)]);
+    let m = migrations.path().to_str().unwrap();
+    let mut child = common::surql_command(
+        &[
+            "orchestrate",
+            "deploy",
+            "-e",
+            "all",
+            "-m",
+            m,
+            "--strategy",
+            "parallel",
+            "--max-concurrent",
+            "4",
+        ],
+        work.path(),
+    )
+    .spawn()
+    .unwrap();
+    // About a quarter of the way: 10 rounds of 4 tenants, each over 150 ms.
+    std::thread::sleep(Duration::from_millis(700));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let started = Instant::now();
+    let out = loop {
+        let out = run(&["orchestrate", "deployments", "--output", "json"], work.path());
+        if out.status.success() || started.elapsed() > Duration::from_secs(10) {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let list = json_of(&out);
+    let deployment = &list["deployments"][0];
+    assert_eq!(deployment["state"], "running", "{list}");
+    let id = deployment["deployment_id"].as_str().unwrap();
+    let shown = json_of(&run(&["orchestrate", "show", id, "--output", "json"], work.path()));
+    let environments = shown["environments"].as_array().unwrap();
+    assert_eq!(environments.len(), 40);
+    let succeeded: Vec<&Value> = environments.iter().filter(|e| e["state"] == "success").collect();
+    assert!(!succeeded.is_empty() && succeeded.len() < 40, "{shown}");
+    for environment in &succeeded {
+        let name = environment["environment"].as_str().unwrap();
+        let ns = format!("kill{}", name[1..].parse::<usize>().unwrap());
+        let versions = applied_versions(&server.connection(&ns, "main")).await.unwrap();
+        assert_eq!(versions, ["1", "2"], "{name} recorded as success");
+    }
+    let never_started = environments.iter().filter(|e| e["state"] == "pending").count();
+    assert!(never_started > 0, "the kill came before the end: {shown}");
+}
