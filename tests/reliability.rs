@@ -316,7 +316,13 @@ async fn two_deploys_at_once_apply_each_migration_exactly_once() {
     );
     let m = migrations.path().to_str().unwrap();
     let args = deploy_json("all", m, &["--strategy", "parallel"]);
-    let runs: Vec<Child> = (0..2).map(|_| spawn_piped(&args, work.path())).collect();
+    // Two runners, as on two machines: each records in a state store of its own.
+    let runs: Vec<Child> = (0..2)
+        .map(|i| {
+            let state = format!("surrealkv://state-{i}");
+            spawn_piped(&[&args[..], &["--state", &state]].concat(), work.path())
+        })
+        .collect();
     let outputs: Vec<Output> = runs.into_iter().map(|c| wait_for(c, Duration::from_secs(60))).collect();
     for name in ["one", "two"] {
         let mut applied = 0;
@@ -354,7 +360,9 @@ async fn a_deploy_longer_than_its_lease_keeps_the_lock() {
     wait_for_lock(&connection).await;
     // Past the first lease: only renewals keep the lock.
     tokio::time::sleep(Duration::from_millis(6500)).await;
-    let second = surql(&args, work.path()).output().unwrap();
+    // Another runner, with a state store of its own.
+    let second_args = [&args[..], &["--state", "surrealkv://state-2"]].concat();
+    let second = surql(&second_args, work.path()).output().unwrap();
     let first = wait_for(first, Duration::from_secs(30));
 
     let first_result = status_of(&results(&first), "db").clone();

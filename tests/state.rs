@@ -174,6 +174,14 @@ async fn a_killed_deployment_leaves_a_truthful_record() {
     .unwrap();
     // About a quarter of the way: 10 rounds of 4 tenants, each over 150 ms.
     std::thread::sleep(Duration::from_millis(700));
+    // The embedded store serves one process at a time, and says so.
+    let busy = run(&["orchestrate", "deployments"], work.path());
+    assert_eq!(busy.status.code(), Some(2), "{}", text(&busy));
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains("in use by another surql process"),
+        "{}",
+        text(&busy)
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 

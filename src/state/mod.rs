@@ -39,6 +39,11 @@ pub enum StateError {
     Query(#[from] QueryError),
     #[error("state store: no deployment '{0}' (see `surql orchestrate deployments`)")]
     NotFound(String),
+    /// An embedded store is open in another process.
+    #[error(
+        "state store {url} is in use by another surql process (a deployment running from this folder?): an embedded store serves one process at a time; wait for it, give this run a store of its own (--state surrealkv://PATH), or share a SurrealDB server between runners (--state ws://HOST:PORT)"
+    )]
+    Busy { url: String },
 }
 
 /// The state of one environment in a deployment.
@@ -120,9 +125,15 @@ impl StateStore {
         config.db_ns = NAMESPACE.into();
         config.db = DATABASE.into();
         let url = config.display_url();
-        let db = connect(&config, timeout).await.map_err(|source| StateError::Connect {
-            url: url.clone(),
-            source,
+        let db = connect(&config, timeout).await.map_err(|source| {
+            if source.to_string().contains("already locked") {
+                StateError::Busy { url: url.clone() }
+            } else {
+                StateError::Connect {
+                    url: url.clone(),
+                    source,
+                }
+            }
         })?;
         run_query(&db, DEFINE_TABLES, json!({})).await?;
         Ok(Self { db, url })

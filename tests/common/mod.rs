@@ -105,7 +105,16 @@ pub fn surql_command(args: &[&str], dir: &Path) -> std::process::Command {
         .current_dir(dir)
         .stdin(std::process::Stdio::null())
         .env("SURQL_TEST_SECRET", "root");
-    for name in ["SURQL_DB_URL", "SURQL_NS", "SURQL_DB", "SURQL_USER", "SURQL_PASS"] {
+    for name in [
+        "SURQL_DB_URL",
+        "SURQL_NS",
+        "SURQL_DB",
+        "SURQL_USER",
+        "SURQL_PASS",
+        "SURQL_STATE",
+        "SURQL_STATE_USER",
+        "SURQL_STATE_PASS",
+    ] {
         command.env_remove(name);
     }
     command
