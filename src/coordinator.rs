@@ -78,6 +78,9 @@ pub struct DeployRequest {
     pub options: DeployOptions,
     /// Deployment id, actor and lock lease.
     pub context: ApplyContext,
+    /// Results kept from an earlier run of this deployment (`resume`): those
+    /// environments are not touched, and the strategy's `envs` leave them out.
+    pub kept: Vec<DeploymentResult>,
 }
 
 impl DeployRequest {
@@ -90,6 +93,7 @@ impl DeployRequest {
             strategy_dir: PathBuf::from("."),
             options: DeployOptions::default(),
             context: ApplyContext::new(),
+            kept: Vec::new(),
         }
     }
 }
@@ -333,6 +337,7 @@ impl MigrationCoordinator {
             Some(plugins) => engine.with_plugins(plugins.clone()),
             None => engine,
         };
+        engine.keep(request.kept);
         Ok((Arc::new(engine), strategy))
     }
 
@@ -369,7 +374,7 @@ impl MigrationCoordinator {
             .remove(&id);
         let store = self.state.as_ref().filter(|_| recorder.is_some());
         if let Some(store) = store
-            && let Err(error) = store.begin(&deployment_record(engine, &strategy)).await
+            && let Err(error) = store.begin(&deployment_record(engine, &strategy), engine.kept()).await
         {
             engine.log(format!("could not record the deployment in {}: {error}", store.url()));
         }

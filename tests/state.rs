@@ -210,4 +210,61 @@ async fn a_killed_deployment_leaves_a_truthful_record() {
     }
     let never_started = environments.iter().filter(|e| e["state"] == "pending").count();
     assert!(never_started > 0, "the kill came before the end: {shown}");
+
+    // Resume: the finished tenants are not touched, the rest are deployed,
+    // every migration exactly once, under the same deployment id.
+    let first = succeeded[0]["environment"].as_str().unwrap().to_string();
+    let first_ns = format!("kill{}", first[1..].parse::<usize>().unwrap());
+    let before = history(&server, &first_ns).await;
+    let out = run(&["orchestrate", "resume", id, "-m", m, "--output", "json"], work.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let resumed = json_of(&out);
+    assert_eq!(resumed["deployment_id"], id);
+    assert_eq!(
+        resumed["results"].as_array().unwrap().len(),
+        40,
+        "every tenant reported"
+    );
+    assert_eq!(
+        history(&server, &first_ns).await,
+        before,
+        "{first} was touched by the resume"
+    );
+    for i in 0..40 {
+        let rows = history(&server, &format!("kill{i}")).await;
+        let versions: Vec<&str> = rows.iter().map(|r| r["version"].as_str().unwrap()).collect();
+        assert_eq!(versions, ["1", "2"], "tenant {i}");
+        assert!(rows.iter().all(|r| r["deployment_id"] == id), "tenant {i}: {rows:?}");
+    }
+    let shown = json_of(&run(&["orchestrate", "show", id, "--output", "json"], work.path()));
+    assert_eq!(shown["deployment"]["state"], "finished", "{shown}");
+    assert!(
+        shown["environments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["state"] == "success"),
+        "{shown}"
+    );
+
+    // Finished: nothing left to resume.
+    let out = run(&["orchestrate", "resume", id, "-m", m], work.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing to resume"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// The history rows of `ns`/main, oldest first.
+async fn history(server: &TestServer, ns: &str) -> Vec<Value> {
+    let db = surql::connection::connect_read_only(&server.connection(ns, "main"), Duration::from_secs(10))
+        .await
+        .unwrap()
+        .unwrap();
+    let rows = surql::connection::run_query(&db, "SELECT * FROM _migration_history ORDER BY version;", json!({}))
+        .await
+        .unwrap();
+    rows[0].as_array().unwrap().clone()
 }

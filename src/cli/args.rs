@@ -136,6 +136,20 @@ pub enum OrchestrateCommand {
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
     },
+    /// Continue an interrupted or crashed deployment with its strategy and
+    /// options: environments it finished keep their result untouched, the
+    /// strategy runs again over the rest, under the same deployment id.
+    Resume {
+        /// The deployment id (see `surql orchestrate deployments`).
+        id: String,
+        /// Resume although its runner may still be alive (on another machine).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        state: StateArgs,
+        #[command(flatten)]
+        common: OrchestrateCommon,
+    },
     /// Remove the migration lock of environments, naming each holder and asking first.
     Unlock {
         /// Environments: NAME[,NAME], all, tag:TAG (combinable).

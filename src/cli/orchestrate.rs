@@ -30,6 +30,12 @@ pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
         OrchestrateCommand::Verify { environments, common } => verify(&environments, &common).await,
         OrchestrateCommand::Deployments { limit, state, output } => super::records::list(limit, &state, output).await,
         OrchestrateCommand::Show { id, state, output } => super::records::show(&id, &state, output).await,
+        OrchestrateCommand::Resume {
+            id,
+            force,
+            state,
+            common,
+        } => super::records::resume(&id, force, &state, &common).await,
         OrchestrateCommand::Unlock {
             environments,
             yes,
@@ -118,17 +124,38 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
         strategy_dir: std::env::current_dir().unwrap_or_else(|_| ".".into()),
         options,
         context,
+        kept: Vec::new(),
     })
 }
 
 async fn deploy(args: DeployArgs) -> Result<i32, Error> {
     let migrations = migrations(&args.common)?;
     let request = request(&args, migrations)?;
-    let file = load_config(&args.common).await?;
-    let config_dir = args.common.config.parent().unwrap_or(Path::new("."));
+    let store = match args.dry_run {
+        true => None,
+        false => Some(super::records::open(&args.state).await?),
+    };
+    execute(request, &args.common, store, Some(&args)).await
+}
+
+/// Runs a deployment request with progress, the terminal approver, Ctrl-C
+/// and the state store, and prints its report (`--report` when `args` has one).
+pub(super) async fn execute(
+    request: DeployRequest,
+    common: &OrchestrateCommon,
+    store: Option<crate::state::StateStore>,
+    args: Option<&DeployArgs>,
+) -> Result<i32, Error> {
+    let dry_run = request.options.dry_run;
+    let file = load_config(common).await?;
+    let config_dir = common.config.parent().unwrap_or(Path::new("."));
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-    let json_output = args.common.output == OutputFormat::Json;
-    let total = file.registry().select(&args.environments).map(|s| s.len()).unwrap_or(0);
+    let json_output = common.output == OutputFormat::Json;
+    let total = file
+        .registry()
+        .select(&request.environments)
+        .map(|s| s.len())
+        .unwrap_or(0);
     let progress = Progress::new(false, total);
     let approver = TerminalApprover {
         multi: progress.multi(),
@@ -137,8 +164,8 @@ async fn deploy(args: DeployArgs) -> Result<i32, Error> {
         .with_events(EventSink::new(sender))
         .with_approver(Arc::new(approver))
         .stop_on_ctrl_c();
-    if !args.dry_run {
-        coordinator = coordinator.with_state(Arc::new(super::records::open(&args.state).await?));
+    if let Some(store) = store {
+        coordinator = coordinator.with_state(Arc::new(store));
     }
     let (engine, strategy) = coordinator.prepare(request)?;
     let renderer = tokio::spawn(progress.run(receiver));
@@ -148,8 +175,10 @@ async fn deploy(args: DeployArgs) -> Result<i32, Error> {
     drop(coordinator);
     let _ = renderer.await;
 
-    if let Some(path) = &args.report {
-        let document = render::run_report(&report, &args, started_at);
+    if let Some(args) = args
+        && let Some(path) = &args.report
+    {
+        let document = render::run_report(&report, args, started_at);
         std::fs::write(path, document)
             .map_err(|e| Error::io(format!("cannot write --report {}", path.display()), e))?;
     }
@@ -157,7 +186,7 @@ async fn deploy(args: DeployArgs) -> Result<i32, Error> {
     if json_output {
         println!("{}", render::report_json(&report));
     } else {
-        if args.dry_run {
+        if dry_run {
             print!("{}", render::dry_run_plan(&report));
         }
         if let Some(table) = render::results_table(&report) {

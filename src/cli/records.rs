@@ -1,12 +1,15 @@
-//! `surql orchestrate deployments` and `show ID`: the recorded deployments.
+//! `surql orchestrate deployments`, `show ID` and `resume ID`: the recorded deployments.
 
 use comfy_table::Table;
 use serde_json::json;
 
-use super::args::{OutputFormat, StateArgs};
+use super::args::{OrchestrateCommon, OutputFormat, StateArgs};
 use crate::Error;
+use crate::coordinator::DeployRequest;
+use crate::engine::{DeployOptions, DeploymentResult, DeploymentStatus, FailureBudget};
 use crate::error::EXIT_SUCCESS;
-use crate::state::{DeploymentRecord, EnvironmentRecord, StateStore};
+use crate::migration::discover_migrations;
+use crate::state::{DeploymentRecord, EnvironmentRecord, EnvironmentState, StateStore};
 
 /// The state store of `--state` (its password registered as a secret).
 pub(super) async fn open(state: &StateArgs) -> Result<StateStore, Error> {
@@ -101,4 +104,72 @@ fn environments_table(environments: &[EnvironmentRecord]) -> Table {
         ]);
     }
     table
+}
+
+/// `resume ID`: the recorded deployment's strategy and options over the
+/// environments it did not finish; the finished ones keep their result.
+pub(super) async fn resume(id: &str, force: bool, state: &StateArgs, common: &OrchestrateCommon) -> Result<i32, Error> {
+    let store = open(state).await?;
+    let (record, environments) = store.show(id).await?;
+    if record.state != "running" && record.state != "interrupted" {
+        return Err(Error::Usage(format!(
+            "deployment {id} is {} ({}): nothing to resume; `surql orchestrate retry {id}` deploys again what did not succeed",
+            record.state,
+            counts(&record)
+        )));
+    }
+    if record.state == "running"
+        && !force
+        && !crate::migration::holder::holder_is_gone(&record.runner, &record.started_at)
+    {
+        return Err(Error::Usage(format!(
+            "deployment {id} may still be running ({}): resume it once that process has ended, or pass --force if it has",
+            record.runner
+        )));
+    }
+    let options = &record.options;
+    let number = |key: &str| options.get(key).and_then(serde_json::Value::as_f64);
+    let flag = |key: &str, default: bool| options.get(key).and_then(serde_json::Value::as_bool).unwrap_or(default);
+    let strategy = options
+        .get("strategy")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("sequential");
+    let strategy = strategy.strip_prefix("built-in:").unwrap_or(strategy);
+    let defaults = DeployOptions::default();
+    let mut request = DeployRequest::new(&[], discover_migrations(&common.dir.migrations_dir)?, strategy);
+    request.environments = record.selection.clone();
+    request.strategy_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    request.options = DeployOptions {
+        batch_size: number("batch_size").map_or(defaults.batch_size, |n| n as usize),
+        canary_percent: number("canary_percent").unwrap_or(defaults.canary_percent),
+        max_concurrent: number("max_concurrent").map_or(defaults.max_concurrent, |n| n as usize),
+        max_failures: options
+            .get("max_failures")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|text| FailureBudget::parse(text).ok()),
+        verify_health: flag("verify_health", true),
+        auto_rollback: flag("auto_rollback", true),
+        extra: options
+            .get("set")
+            .and_then(serde_json::Value::as_object)
+            .map(|set| set.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+        ..defaults
+    };
+    request.context.deployment_id = id.to_string();
+    let now = chrono::Utc::now();
+    request.kept = environments
+        .iter()
+        .filter(|e| e.state == EnvironmentState::Success)
+        .map(|e| {
+            DeploymentResult::finished(
+                &e.environment,
+                DeploymentStatus::Success,
+                e.migrations_applied,
+                None,
+                now,
+            )
+        })
+        .collect();
+    super::orchestrate::execute(request, common, Some(store), None).await
 }

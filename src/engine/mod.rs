@@ -144,6 +144,8 @@ struct EnvState {
     outcome_unknown: bool,
     /// SUCCESS up to a wave's `to_version` only: a later wave may go on.
     partial: bool,
+    /// The result came from an earlier run of this deployment (`resume`).
+    kept: bool,
 }
 
 /// Shared state of one deployment. Primitives are `async` methods; the script
@@ -472,6 +474,29 @@ impl Engine {
             .zip(environments)
             .map(|(reading, environment)| verify::verify(self, environment, reading));
         Ok(bounded(checks, crate::health::CHECK_CONCURRENCY).await)
+    }
+
+    /// Results kept from an earlier run of this deployment: recorded as they
+    /// are, never announced, and those environments are never touched.
+    pub fn keep(&self, results: Vec<DeploymentResult>) {
+        let mut ledger = self.ledger();
+        for result in results {
+            if self.environments.contains_key(&result.environment) {
+                let state = ledger.entry(result.environment.clone()).or_default();
+                state.result = Some(result);
+                state.kept = true;
+            }
+        }
+    }
+
+    /// The environments whose results were kept from an earlier run.
+    pub fn kept(&self) -> Vec<String> {
+        let ledger = self.ledger();
+        self.environments
+            .keys()
+            .filter(|name| ledger.get(*name).is_some_and(|s| s.kept))
+            .cloned()
+            .collect()
     }
 
     /// Gives every environment without a result a SKIPPED one and returns all

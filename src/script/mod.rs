@@ -213,8 +213,11 @@ fn json_to_dynamic(value: &serde_json::Value) -> Dynamic {
 /// Compiles and runs `strategy` against `engine`. Call it on a blocking thread:
 /// primitives block on `handle`.
 pub fn run_strategy(strategy: &Strategy, engine: Arc<Engine>, handle: Handle) -> Result<(), ScriptError> {
+    // A resumed deployment's strategy runs over what is left.
+    let kept: std::collections::HashSet<String> = engine.kept().into_iter().collect();
     let envs: rhai::Array = engine
         .environments()
+        .filter(|e| !kept.contains(&e.name))
         .map(|e| Dynamic::from(ScriptEnv::from(e)))
         .collect();
     let limits = sandbox::Limits::for_fleet(envs.len());

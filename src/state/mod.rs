@@ -144,11 +144,14 @@ impl StateStore {
         &self.url
     }
 
-    /// Records a deployment as running, every environment pending.
-    pub async fn begin(&self, record: &DeploymentRecord) -> Result<(), StateError> {
+    /// Records a deployment as running, every environment pending — or, when
+    /// it resumes (`kept` names what an earlier run finished), as running
+    /// again, its start and kept environments as they were.
+    pub async fn begin(&self, record: &DeploymentRecord, kept: Vec<String>) -> Result<(), StateError> {
         let rows: Vec<EnvironmentRecord> = record
             .selection
             .iter()
+            .filter(|name| !kept.contains(name))
             .map(|name| EnvironmentRecord {
                 environment: name.clone(),
                 state: EnvironmentState::Pending,
@@ -158,12 +161,22 @@ impl StateStore {
                 updated_at: record.started_at.clone(),
             })
             .collect();
-        run_query(
-            &self.db,
-            "UPSERT type::record('deployment', $id) CONTENT $record;",
-            json!({ "id": record.id, "record": crate::redact::redact_json(serde_json::to_value(record).unwrap_or_default()) }),
-        )
-        .await?;
+        if kept.is_empty() {
+            let content = crate::redact::redact_json(serde_json::to_value(record).unwrap_or_default());
+            run_query(
+                &self.db,
+                "UPSERT type::record('deployment', $id) CONTENT $record;",
+                json!({ "id": record.id, "record": content }),
+            )
+            .await?;
+        } else {
+            run_query(
+                &self.db,
+                "UPDATE type::record('deployment', $id) SET state = 'running', finished_at = NONE, runner = $runner, resumed_at = time::now();",
+                json!({ "id": record.id, "runner": record.runner }),
+            )
+            .await?;
+        }
         self.write_environments(&record.id, &rows).await
     }
 
