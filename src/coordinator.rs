@@ -45,6 +45,7 @@ fn deployment_record(engine: &Engine, strategy: &Strategy) -> DeploymentRecord {
         state: "running".into(),
         runner: crate::migration::holder::owner_string(&context.actor, &context.deployment_id, None),
         counts: Default::default(),
+        retry_of: None,
     }
 }
 
@@ -81,6 +82,8 @@ pub struct DeployRequest {
     /// Results kept from an earlier run of this deployment (`resume`): those
     /// environments are not touched, and the strategy's `envs` leave them out.
     pub kept: Vec<DeploymentResult>,
+    /// The deployment this one retries (`retry`), recorded with it.
+    pub retry_of: Option<String>,
 }
 
 impl DeployRequest {
@@ -94,6 +97,7 @@ impl DeployRequest {
             options: DeployOptions::default(),
             context: ApplyContext::new(),
             kept: Vec::new(),
+            retry_of: None,
         }
     }
 }
@@ -184,8 +188,9 @@ pub struct MigrationCoordinator {
     plugins: Option<Arc<PluginHost>>,
     stop_on_ctrl_c: bool,
     state: Option<Arc<StateStore>>,
-    /// The recorder of each prepared deployment, by id, until it runs.
-    recorders: std::sync::Mutex<std::collections::HashMap<String, Recorder>>,
+    /// The recorder of each prepared deployment (and what it retries), by id,
+    /// until it runs.
+    recorders: std::sync::Mutex<std::collections::HashMap<String, (Recorder, Option<String>)>>,
 }
 
 impl MigrationCoordinator {
@@ -319,7 +324,7 @@ impl MigrationCoordinator {
                 self.recorders
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(id, recorder);
+                    .insert(id, (recorder, request.retry_of.clone()));
                 events
             }
             None => self.events.clone(),
@@ -367,14 +372,17 @@ impl MigrationCoordinator {
 
     async fn run_strategy(&self, engine: &Arc<Engine>, strategy: Strategy) -> DeploymentReport {
         let id = engine.context().deployment_id.clone();
-        let recorder = self
+        let (recorder, retry_of) = self
             .recorders
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&id);
+            .remove(&id)
+            .unzip();
         let store = self.state.as_ref().filter(|_| recorder.is_some());
+        let mut record = deployment_record(engine, &strategy);
+        record.retry_of = retry_of.flatten();
         if let Some(store) = store
-            && let Err(error) = store.begin(&deployment_record(engine, &strategy), engine.kept()).await
+            && let Err(error) = store.begin(&record, engine.kept()).await
         {
             engine.log(format!("could not record the deployment in {}: {error}", store.url()));
         }

@@ -122,22 +122,34 @@ async fn every_deploy_is_recorded_listed_and_shown() {
         "a --set secret in the record: {shown}"
     );
 
-    // The rollback took the poisoned record with the table: a second
-    // deployment converges, and is listed first.
-    let out = run(&deploy, work.path());
+    // The rollback took the poisoned record with the table: retrying what
+    // did not succeed deploys t1 alone, as a new deployment linked to the first.
+    let out = run(&["orchestrate", "retry", &id, "-m", m, "--output", "json"], work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let second = json_of(&out)["deployment_id"].as_str().unwrap().to_string();
-    let list = json_of(&run(&["orchestrate", "deployments", "--output", "json"], work.path()));
-    let ids: Vec<&str> = list["deployments"]
+    let retried = json_of(&out);
+    let second = retried["deployment_id"].as_str().unwrap().to_string();
+    assert_ne!(second, id);
+    let names: Vec<&str> = retried["results"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| d["deployment_id"].as_str().unwrap())
+        .map(|r| r["environment"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, [second.as_str(), id.as_str()]);
+    assert_eq!(names, ["t1"]);
+    assert_eq!(applied_versions(&server.connection("rec1", "main")).await.unwrap(), ["1", "2", "3"]);
+    let list = json_of(&run(&["orchestrate", "deployments", "--output", "json"], work.path()));
+    let deployments = list["deployments"].as_array().unwrap();
+    let ids: Vec<&str> = deployments.iter().map(|d| d["deployment_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [second.as_str(), id.as_str()], "newest first");
+    assert_eq!(deployments[0]["retry_of"], id.as_str());
+    assert_eq!(deployments[0]["selection"], json!(["t1"]));
     let out = run(&["orchestrate", "deployments"], work.path());
     let table = String::from_utf8_lossy(&out.stdout);
     assert_eq!(table.matches("finished").count(), 2, "{table}");
+    // Nothing failed in the retry: nothing to retry there.
+    let out = run(&["orchestrate", "retry", &second, "-m", m], work.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to retry"), "{}", text(&out));
 
     let out = run(&["orchestrate", "show", "no-such-id"], work.path());
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));

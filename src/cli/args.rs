@@ -146,6 +146,26 @@ pub enum OrchestrateCommand {
         #[arg(long)]
         force: bool,
         #[command(flatten)]
+        approvals: ApproveArgs,
+        #[command(flatten)]
+        state: StateArgs,
+        #[command(flatten)]
+        common: OrchestrateCommon,
+    },
+    /// A new deployment, linked to ID, over its environments that ended
+    /// FAILED or ROLLED_BACK (`--failed`, the default) and/or SKIPPED (`--skipped`).
+    Retry {
+        /// The deployment id (see `surql orchestrate deployments`).
+        id: String,
+        /// Environments that ended FAILED, ROLLED_BACK or outcome unknown.
+        #[arg(long)]
+        failed: bool,
+        /// Environments that ended SKIPPED.
+        #[arg(long)]
+        skipped: bool,
+        #[command(flatten)]
+        approvals: ApproveArgs,
+        #[command(flatten)]
         state: StateArgs,
         #[command(flatten)]
         common: OrchestrateCommon,
@@ -184,6 +204,29 @@ pub struct OrchestrateCommon {
     /// Seconds allowed for one environment's health check.
     #[arg(long, default_value = "10", value_parser = parse_seconds)]
     pub health_timeout: Duration,
+}
+
+/// Approvals given up front, for runs that may not be able to ask.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// Approve these environments up front (NAME[,NAME]).
+    #[arg(long, value_delimiter = ',')]
+    pub approve: Vec<String>,
+    /// Approve every environment that requires approval.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+impl ApproveArgs {
+    /// The approval policy: these, and a prompt when on a terminal.
+    pub fn policy(&self) -> crate::safety::ApprovalPolicy {
+        use std::io::IsTerminal;
+        crate::safety::ApprovalPolicy {
+            approved: self.approve.iter().map(|s| s.trim().to_string()).collect(),
+            approve_all: self.yes,
+            interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+        }
+    }
 }
 
 /// Where deployment records are kept.

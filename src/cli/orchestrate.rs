@@ -33,9 +33,24 @@ pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
         OrchestrateCommand::Resume {
             id,
             force,
+            approvals,
             state,
             common,
-        } => super::records::resume(&id, force, &state, &common).await,
+        } => super::records::resume(&id, force, &approvals, &state, &common).await,
+        OrchestrateCommand::Retry {
+            id,
+            failed,
+            skipped,
+            approvals,
+            state,
+            common,
+        } => {
+            let which = super::records::Which {
+                failed: failed || !skipped,
+                skipped,
+            };
+            super::records::retry(&id, which, &approvals, &state, &common).await
+        }
         OrchestrateCommand::Unlock {
             environments,
             yes,
@@ -125,6 +140,7 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
         options,
         context,
         kept: Vec::new(),
+        retry_of: None,
     })
 }
 

@@ -1,9 +1,10 @@
-//! `surql orchestrate deployments`, `show ID` and `resume ID`: the recorded deployments.
+//! `surql orchestrate deployments`, `show ID`, `resume ID` and `retry ID`:
+//! the recorded deployments.
 
 use comfy_table::Table;
 use serde_json::json;
 
-use super::args::{OrchestrateCommon, OutputFormat, StateArgs};
+use super::args::{ApproveArgs, OrchestrateCommon, OutputFormat, StateArgs};
 use crate::Error;
 use crate::coordinator::DeployRequest;
 use crate::engine::{DeployOptions, DeploymentResult, DeploymentStatus, FailureBudget};
@@ -108,7 +109,13 @@ fn environments_table(environments: &[EnvironmentRecord]) -> Table {
 
 /// `resume ID`: the recorded deployment's strategy and options over the
 /// environments it did not finish; the finished ones keep their result.
-pub(super) async fn resume(id: &str, force: bool, state: &StateArgs, common: &OrchestrateCommon) -> Result<i32, Error> {
+pub(super) async fn resume(
+    id: &str,
+    force: bool,
+    approvals: &ApproveArgs,
+    state: &StateArgs,
+    common: &OrchestrateCommon,
+) -> Result<i32, Error> {
     let store = open(state).await?;
     let (record, environments) = store.show(id).await?;
     if record.state != "running" && record.state != "interrupted" {
@@ -127,6 +134,32 @@ pub(super) async fn resume(id: &str, force: bool, state: &StateArgs, common: &Or
             record.runner
         )));
     }
+    let mut request = recorded_request(&record, approvals, common)?;
+    request.context.deployment_id = id.to_string();
+    let now = chrono::Utc::now();
+    request.kept = environments
+        .iter()
+        .filter(|e| e.state == EnvironmentState::Success)
+        .map(|e| {
+            DeploymentResult::finished(
+                &e.environment,
+                DeploymentStatus::Success,
+                e.migrations_applied,
+                None,
+                now,
+            )
+        })
+        .collect();
+    super::orchestrate::execute(request, common, Some(store), None).await
+}
+
+/// A request with a recorded deployment's strategy, options and selection.
+/// (`--set` values that named a secret were recorded redacted.)
+fn recorded_request(
+    record: &DeploymentRecord,
+    approvals: &ApproveArgs,
+    common: &OrchestrateCommon,
+) -> Result<DeployRequest, Error> {
     let options = &record.options;
     let number = |key: &str| options.get(key).and_then(serde_json::Value::as_f64);
     let flag = |key: &str, default: bool| options.get(key).and_then(serde_json::Value::as_bool).unwrap_or(default);
@@ -154,22 +187,50 @@ pub(super) async fn resume(id: &str, force: bool, state: &StateArgs, common: &Or
             .and_then(serde_json::Value::as_object)
             .map(|set| set.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default(),
+        approvals: approvals.policy(),
         ..defaults
     };
-    request.context.deployment_id = id.to_string();
-    let now = chrono::Utc::now();
-    request.kept = environments
+    Ok(request)
+}
+
+/// Which results of a deployment `retry` deploys again.
+pub(super) struct Which {
+    /// FAILED, ROLLED_BACK and outcome unknown.
+    pub failed: bool,
+    pub skipped: bool,
+}
+
+/// `retry ID`: a new deployment, linked to ID, over what did not succeed there.
+pub(super) async fn retry(
+    id: &str,
+    which: Which,
+    approvals: &ApproveArgs,
+    state: &StateArgs,
+    common: &OrchestrateCommon,
+) -> Result<i32, Error> {
+    let store = open(state).await?;
+    let (record, environments) = store.show(id).await?;
+    if record.state == "running" && !crate::migration::holder::holder_is_gone(&record.runner, &record.started_at) {
+        return Err(Error::Usage(format!(
+            "deployment {id} may still be running ({}): retry it once it has ended",
+            record.runner
+        )));
+    }
+    let chosen: Vec<String> = environments
         .iter()
-        .filter(|e| e.state == EnvironmentState::Success)
-        .map(|e| {
-            DeploymentResult::finished(
-                &e.environment,
-                DeploymentStatus::Success,
-                e.migrations_applied,
-                None,
-                now,
-            )
+        .filter(|e| match e.state {
+            EnvironmentState::Failed | EnvironmentState::RolledBack | EnvironmentState::OutcomeUnknown => which.failed,
+            EnvironmentState::Skipped => which.skipped,
+            _ => false,
         })
+        .map(|e| e.environment.clone())
         .collect();
+    if chosen.is_empty() {
+        println!("deployment {id}: nothing to retry ({})", counts(&record));
+        return Ok(EXIT_SUCCESS);
+    }
+    let mut request = recorded_request(&record, approvals, common)?;
+    request.environments = chosen;
+    request.retry_of = Some(id.to_string());
     super::orchestrate::execute(request, common, Some(store), None).await
 }

@@ -110,6 +110,9 @@ pub struct DeploymentRecord {
     pub runner: String,
     /// Results so far: success, failed, rolled_back, skipped.
     pub counts: std::collections::BTreeMap<String, usize>,
+    /// The deployment this one retried.
+    #[serde(default)]
+    pub retry_of: Option<String>,
 }
 
 /// A connection to the state store.
