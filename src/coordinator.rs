@@ -21,6 +21,14 @@ use crate::registry::{EnvironmentConfig, EnvironmentRegistry, RegistryError, dep
 use crate::script::{ScriptError, Strategy, StrategyError, run_strategy};
 use crate::state::{DeploymentRecord, Recorder, StateStore};
 
+/// A prepared deployment's recorder, what it retries, and whether it was
+/// recorded as running yet.
+struct Recording {
+    recorder: Recorder,
+    retry_of: Option<String>,
+    claimed: bool,
+}
+
 /// The record a deployment starts with: who, how, where; every environment pending.
 fn deployment_record(engine: &Engine, strategy: &Strategy) -> DeploymentRecord {
     let options = engine.options();
@@ -188,9 +196,8 @@ pub struct MigrationCoordinator {
     plugins: Option<Arc<PluginHost>>,
     stop_on_ctrl_c: bool,
     state: Option<Arc<StateStore>>,
-    /// The recorder of each prepared deployment (and what it retries), by id,
-    /// until it runs.
-    recorders: std::sync::Mutex<std::collections::HashMap<String, (Recorder, Option<String>)>>,
+    /// The recording of each prepared deployment, by id, until it runs.
+    recorders: std::sync::Mutex<std::collections::HashMap<String, Recording>>,
 }
 
 impl MigrationCoordinator {
@@ -324,7 +331,14 @@ impl MigrationCoordinator {
                 self.recorders
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(id, (recorder, request.retry_of.clone()));
+                    .insert(
+                        id,
+                        Recording {
+                            recorder,
+                            retry_of: request.retry_of.clone(),
+                            claimed: false,
+                        },
+                    );
                 events
             }
             None => self.events.clone(),
@@ -372,23 +386,37 @@ impl MigrationCoordinator {
 
     async fn run_strategy(&self, engine: &Arc<Engine>, strategy: Strategy) -> DeploymentReport {
         let id = engine.context().deployment_id.clone();
-        let (recorder, retry_of) = self
+        if let Err(refused) = self.claim(engine, &strategy).await {
+            // Another running deployment holds some of these environments:
+            // nothing is recorded for this one.
+            let recording = self
+                .recorders
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&id);
+            if let Some(recording) = recording {
+                recording.recorder.stop().await;
+            }
+            let results = engine.finish(&format!("not deployed: {refused}"));
+            return DeploymentReport {
+                deployment_id: id,
+                actor: engine.context().actor.clone(),
+                strategy: strategy.name,
+                results,
+                waves: Vec::new(),
+                script_error: None,
+                interrupted: false,
+            };
+        }
+        let recording = self
             .recorders
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&id)
-            .unzip();
-        let store = self.state.as_ref().filter(|_| recorder.is_some());
-        let mut record = deployment_record(engine, &strategy);
-        record.retry_of = retry_of.flatten();
-        if let Some(store) = store
-            && let Err(error) = store.begin(&record, engine.kept()).await
-        {
-            engine.log(format!("could not record the deployment in {}: {error}", store.url()));
-        }
+            .remove(&id);
+        let store = self.state.as_ref().filter(|_| recording.is_some());
         let report = self.run_recorded(engine, strategy).await;
-        if let Some(recorder) = recorder {
-            recorder.stop().await;
+        if let Some(recording) = recording {
+            recording.recorder.stop().await;
         }
         if let Some(store) = store {
             let results: Vec<&DeploymentResult> = report.results.values().collect();
@@ -400,6 +428,36 @@ impl MigrationCoordinator {
             }
         }
         report
+    }
+
+    /// Records a prepared deployment in the state store as running — unless
+    /// a running deployment (its heartbeat fresh) holds one of the same
+    /// environments: then it is refused, naming that one. Done by
+    /// [`MigrationCoordinator::run`] when not called before; call it first
+    /// to tell a refusal from a run (`--wait`). Without a state store, or
+    /// for dry runs and simulations, it does nothing.
+    pub async fn claim(&self, engine: &Engine, strategy: &Strategy) -> Result<(), crate::state::StateError> {
+        let id = &engine.context().deployment_id;
+        let retry_of = {
+            let recorders = self.recorders.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match recorders.get(id) {
+                Some(recording) if !recording.claimed => recording.retry_of.clone(),
+                _ => return Ok(()),
+            }
+        };
+        let Some(store) = &self.state else { return Ok(()) };
+        let mut record = deployment_record(engine, strategy);
+        record.retry_of = retry_of;
+        store.begin(&record, engine.kept()).await?;
+        if let Some(recording) = self
+            .recorders
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_mut(id)
+        {
+            recording.claimed = true;
+        }
+        Ok(())
     }
 
     async fn run_recorded(&self, engine: &Arc<Engine>, strategy: Strategy) -> DeploymentReport {

@@ -136,10 +136,16 @@ async fn every_deploy_is_recorded_listed_and_shown() {
         .map(|r| r["environment"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["t1"]);
-    assert_eq!(applied_versions(&server.connection("rec1", "main")).await.unwrap(), ["1", "2", "3"]);
+    assert_eq!(
+        applied_versions(&server.connection("rec1", "main")).await.unwrap(),
+        ["1", "2", "3"]
+    );
     let list = json_of(&run(&["orchestrate", "deployments", "--output", "json"], work.path()));
     let deployments = list["deployments"].as_array().unwrap();
-    let ids: Vec<&str> = deployments.iter().map(|d| d["deployment_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = deployments
+        .iter()
+        .map(|d| d["deployment_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, [second.as_str(), id.as_str()], "newest first");
     assert_eq!(deployments[0]["retry_of"], id.as_str());
     assert_eq!(deployments[0]["selection"], json!(["t1"]));
@@ -149,7 +155,11 @@ async fn every_deploy_is_recorded_listed_and_shown() {
     // Nothing failed in the retry: nothing to retry there.
     let out = run(&["orchestrate", "retry", &second, "-m", m], work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to retry"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("nothing to retry"),
+        "{}",
+        text(&out)
+    );
 
     let out = run(&["orchestrate", "show", "no-such-id"], work.path());
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -279,4 +289,77 @@ async fn history(server: &TestServer, ns: &str) -> Vec<Value> {
         .await
         .unwrap();
     rows[0].as_array().unwrap().clone()
+}
+
+/// The fleet lock, with a state server every runner shares: a deployment
+/// whose environments overlap a running one's is refused naming it, one that
+/// does not overlap runs, and `--wait` waits for the first to end.
+#[tokio::test]
+async fn overlapping_deployments_are_refused_or_wait() {
+    let server = TestServer::start();
+    let work = tempfile::tempdir().unwrap();
+    write_tenants(work.path(), &server, 6, "fleet");
+    let slow = "-- migrate:up\nDEFINE TABLE slow SCHEMALESS;\nSLEEP 700ms;\n-- migrate:down\nREMOVE TABLE slow;\n";
+    let migrations = migrations_dir(&[("1_accounts.surql", ACCOUNTS), ("2_slow.surql", slow)]);
+    let m = migrations.path().to_str().unwrap();
+    let url = server.ws_url();
+    let state = ["--state", url.as_str(), "--state-user", "root", "--state-pass", "root"];
+    let deploy = |envs: &str, extra: &[&str]| {
+        let mut args = vec!["orchestrate", "deploy", "-e", envs, "-m", m, "--output", "json"];
+        args.extend_from_slice(&state);
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let first_args = deploy("t0,t1,t2,t3", &["--strategy", "sequential"]);
+    let first_args: Vec<&str> = first_args.iter().map(String::as_str).collect();
+    let first = common::surql_command(&first_args, work.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until the first is recorded as running.
+    let listing = [&["orchestrate", "deployments", "--output", "json"][..], &state].concat();
+    let started = Instant::now();
+    let first_id = loop {
+        let list = json_of(&run(&listing, work.path()));
+        if let Some(id) = list["deployments"][0]["deployment_id"].as_str() {
+            break id.to_string();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the first deployment was never recorded"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+
+    let overlapping = deploy("t3,t4", &[]);
+    let out = run(&overlapping.iter().map(String::as_str).collect::<Vec<_>>(), work.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&first_id) && stderr.contains("is running on t3"),
+        "{stderr}"
+    );
+    assert_eq!(
+        applied_versions(&server.connection("fleet4", "main")).await,
+        None,
+        "the refused run touched t4"
+    );
+
+    let apart = deploy("t4,t5", &[]);
+    let out = run(&apart.iter().map(String::as_str).collect::<Vec<_>>(), work.path());
+    assert_eq!(out.status.code(), Some(0), "no overlap: {}", text(&out));
+
+    let waiting = deploy("t3", &["--wait"]);
+    let out = run(&waiting.iter().map(String::as_str).collect::<Vec<_>>(), work.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("waiting:"),
+        "{}",
+        text(&out)
+    );
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    // The waiting run started after the first ended: t3 was already done.
+    assert_eq!(json_of(&out)["results"][0]["migrations_applied"], 0, "{}", text(&out));
 }

@@ -283,6 +283,10 @@ pub struct DeployArgs {
     pub rollout: RolloutArgs,
     #[command(flatten)]
     pub state: StateArgs,
+    /// When a running deployment holds some of the same environments, wait
+    /// for it instead of stopping.
+    #[arg(long)]
+    pub wait: bool,
     /// Plan only: pending migrations, SurrealQL, destructive statements, approvals. Writes nothing.
     #[arg(long)]
     pub dry_run: bool,

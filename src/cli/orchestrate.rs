@@ -184,6 +184,17 @@ pub(super) async fn execute(
         coordinator = coordinator.with_state(Arc::new(store));
     }
     let (engine, strategy) = coordinator.prepare(request)?;
+    let wait = args.is_some_and(|args| args.wait);
+    loop {
+        match coordinator.claim(&engine, &strategy).await {
+            Ok(()) => break,
+            Err(crate::state::StateError::Overlap(busy)) if wait => {
+                eprintln!("waiting: {busy}");
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+            Err(refused) => return Err(refused.into()),
+        }
+    }
     let renderer = tokio::spawn(progress.run(receiver));
     let started_at = chrono::Utc::now();
     let report = coordinator.run(engine, strategy).await;

@@ -18,6 +18,12 @@ use crate::engine::{DeploymentResult, DeploymentStatus};
 /// Where deployment records go unless `--state` says otherwise.
 pub const DEFAULT_STATE_URL: &str = "surrealkv://.surql/state";
 
+/// How often a running deployment tells the store it is alive.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// A running deployment silent this long is taken for dead: it no longer
+/// holds its environments against another deployment.
+pub const HEARTBEAT_STALE: Duration = Duration::from_secs(30);
+
 /// The namespace and database of the records in a state store.
 const NAMESPACE: &str = "surql";
 const DATABASE: &str = "state";
@@ -39,6 +45,11 @@ pub enum StateError {
     Query(#[from] QueryError),
     #[error("state store: no deployment '{0}' (see `surql orchestrate deployments`)")]
     NotFound(String),
+    /// A running deployment holds some of the same environments.
+    #[error(
+        "another deployment is running on the same environments: {0}; wait for it (--wait), or resume it if its runner died"
+    )]
+    Overlap(String),
     /// An embedded store is open in another process.
     #[error(
         "state store {url} is in use by another surql process (a deployment running from this folder?): an embedded store serves one process at a time; wait for it, give this run a store of its own (--state surrealkv://PATH), or share a SurrealDB server between runners (--state ws://HOST:PORT)"
@@ -142,6 +153,27 @@ impl StateStore {
         Ok(Self { db, url })
     }
 
+    /// Runs `sql`, again on a write conflict: every write here is idempotent,
+    /// and the fleet lock's check reads every running deployment, so any
+    /// write to one meanwhile (a heartbeat) conflicts with it.
+    async fn run(&self, sql: &str, vars: serde_json::Value) -> Result<Vec<serde_json::Value>, QueryError> {
+        let mut attempt: u64 = 0;
+        loop {
+            match run_query(&self.db, sql, vars.clone()).await {
+                Err(error) if error.is_retryable() && attempt < 30 => {
+                    attempt += 1;
+                    let jitter = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .subsec_nanos() as u64
+                        % 50;
+                    tokio::time::sleep(Duration::from_millis((25 * attempt).min(300) + jitter)).await;
+                }
+                answer => return answer,
+            }
+        }
+    }
+
     /// The store, as shown in messages (no credentials).
     pub fn url(&self) -> &str {
         &self.url
@@ -164,23 +196,77 @@ impl StateStore {
                 updated_at: record.started_at.clone(),
             })
             .collect();
-        if kept.is_empty() {
-            let content = crate::redact::redact_json(serde_json::to_value(record).unwrap_or_default());
-            run_query(
-                &self.db,
-                "UPSERT type::record('deployment', $id) CONTENT $record;",
-                json!({ "id": record.id, "record": content }),
-            )
-            .await?;
-        } else {
-            run_query(
-                &self.db,
-                "UPDATE type::record('deployment', $id) SET state = 'running', finished_at = NONE, runner = $runner, resumed_at = time::now();",
-                json!({ "id": record.id, "runner": record.runner }),
+        let content = crate::redact::redact_json(serde_json::to_value(record).unwrap_or_default());
+        // One transaction that also writes the shared `fleet:lock` record: two
+        // deployments starting at once conflict there, and the second one,
+        // retried, sees the first.
+        let sql = format!(
+            "BEGIN TRANSACTION;
+UPSERT fleet:lock SET touched = time::now();
+LET $busy = (SELECT deployment_id, runner, selection FROM deployment WHERE state = 'running' AND deployment_id != $id AND heartbeat_at > time::now() - {stale}s AND selection ANYINSIDE $selection);
+IF array::len($busy) > 0 {{ THROW 'surql-fleet-lock ' + <string> $busy[0].deployment_id + ' (' + <string> $busy[0].runner + ') is running on ' + array::join(array::intersect($busy[0].selection, $selection), ', ') }};
+{write};
+COMMIT TRANSACTION;",
+            stale = HEARTBEAT_STALE.as_secs(),
+            write = if kept.is_empty() {
+                "UPSERT type::record('deployment', $id) CONTENT object::extend($record, { heartbeat_at: time::now() })"
+            } else {
+                "UPDATE type::record('deployment', $id) SET state = 'running', finished_at = NONE, runner = $record.runner, resumed_at = time::now(), heartbeat_at = time::now()"
+            }
+        );
+        let vars = json!({ "id": record.id, "record": content, "selection": record.selection });
+        self.settle_the_dead(&vars).await?;
+        if let Err(error) = self.run(&sql, vars).await {
+            return Err(match error.message().split_once("surql-fleet-lock ") {
+                Some((_, busy)) => StateError::Overlap(busy.trim_end_matches('\'').to_string()),
+                None => error.into(),
+            });
+        }
+        self.write_environments(&record.id, &rows).await
+    }
+
+    /// Running deployments on these environments whose runner is provably
+    /// gone (this machine, its process ended) become `interrupted` at once,
+    /// rather than holding their environments until their heartbeat is stale.
+    async fn settle_the_dead(&self, vars: &serde_json::Value) -> Result<(), StateError> {
+        let running = self.run(
+            "SELECT deployment_id, runner, started_at FROM deployment WHERE state = 'running' AND deployment_id != $id AND selection ANYINSIDE $selection;",
+            vars.clone(),
+        )
+        .await?;
+        let dead: Vec<String> = running
+            .first()
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|d| {
+                let field = |key: &str| d.get(key).and_then(serde_json::Value::as_str).unwrap_or_default();
+                crate::migration::holder::holder_is_gone(field("runner"), field("started_at"))
+            })
+            .filter_map(|d| {
+                d.get("deployment_id")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_string)
+            })
+            .collect();
+        if !dead.is_empty() {
+            self.run(
+                "UPDATE deployment SET state = 'interrupted', finished_at = time::now() WHERE deployment_id IN $dead AND state = 'running';",
+                json!({ "dead": dead }),
             )
             .await?;
         }
-        self.write_environments(&record.id, &rows).await
+        Ok(())
+    }
+
+    /// Tells other runners this deployment is alive (see [`HEARTBEAT_STALE`]).
+    pub async fn heartbeat(&self, id: &str) -> Result<(), StateError> {
+        self.run(
+            "UPDATE type::record('deployment', $id) SET heartbeat_at = time::now() WHERE state = 'running';",
+            json!({ "id": id }),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Writes the state of some environments of deployment `id`, in one request.
@@ -189,8 +275,7 @@ impl StateStore {
             return Ok(());
         }
         let rows = crate::redact::redact_json(serde_json::to_value(rows).unwrap_or_default());
-        run_query(
-            &self.db,
+        self.run(
             "FOR $row IN $rows { UPSERT type::record('deployment_env', [$id, $row.environment]) MERGE object::extend($row, { deployment: $id }); };",
             json!({ "id": id, "rows": rows }),
         )
@@ -217,8 +302,7 @@ impl StateStore {
         for result in results {
             *counts.entry(result.status.value().to_string()).or_insert(0usize) += 1;
         }
-        run_query(
-            &self.db,
+        self.run(
             "UPDATE type::record('deployment', $id) SET finished_at = $now, state = $state, counts = $counts;",
             json!({ "id": id, "now": now, "state": if interrupted { "interrupted" } else { "finished" }, "counts": counts }),
         )
@@ -228,19 +312,18 @@ impl StateStore {
 
     /// The newest `limit` deployments, newest first.
     pub async fn list(&self, limit: usize) -> Result<Vec<DeploymentRecord>, StateError> {
-        let rows = run_query(
-            &self.db,
-            "SELECT * OMIT id FROM deployment ORDER BY started_at DESC LIMIT $limit;",
-            json!({ "limit": limit }),
-        )
-        .await?;
+        let rows = self
+            .run(
+                "SELECT * OMIT id FROM deployment ORDER BY started_at DESC LIMIT $limit;",
+                json!({ "limit": limit }),
+            )
+            .await?;
         parse(rows.into_iter().next().unwrap_or_default())
     }
 
     /// One deployment and its environments, in the order they were selected.
     pub async fn show(&self, id: &str) -> Result<(DeploymentRecord, Vec<EnvironmentRecord>), StateError> {
-        let answer = run_query(
-            &self.db,
+        let answer = self.run(
             "SELECT * OMIT id FROM ONLY type::record('deployment', $id); SELECT * OMIT id, deployment FROM deployment_env WHERE deployment = $id;",
             json!({ "id": id }),
         )

@@ -46,6 +46,7 @@ async fn record(
     let mut pending: indexmap::IndexMap<String, EnvironmentRecord> = indexmap::IndexMap::new();
     let mut applied = std::collections::HashMap::new();
     let mut tick = tokio::time::interval(FLUSH_EVERY);
+    let mut heartbeat = tokio::time::interval(super::HEARTBEAT_EVERY);
     loop {
         let stop = tokio::select! {
             event = events.recv() => match event {
@@ -61,6 +62,12 @@ async fn record(
             },
             _ = tick.tick() => {
                 flush(&store, &id, &mut pending).await;
+                false
+            }
+            _ = heartbeat.tick() => {
+                if let Err(error) = store.heartbeat(&id).await {
+                    tracing::warn!("could not record that deployment {id} is alive: {error}");
+                }
                 false
             }
             _ = &mut stopped => true,
