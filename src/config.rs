@@ -26,6 +26,23 @@ pub struct EnvironmentsFile {
     /// Where editors find the file's JSON Schema (`environments.schema.json`); not used otherwise.
     #[serde(rename = "$schema", default)]
     pub schema: Option<String>,
+    /// Where deployments are recorded, unless `--state` says otherwise.
+    #[serde(default)]
+    pub state: Option<StateConnection>,
+}
+
+/// The state store's connection: `{"db_url": "ws://state:8000", "username": …, "password": …}`.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StateConnection {
+    /// `surrealkv://PATH` (relative to this file) or a SurrealDB server every runner shares.
+    pub db_url: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub auth_level: crate::connection::AuthLevel,
 }
 
 // The shape of environments.json for editors: generated from the types surql
@@ -45,6 +62,9 @@ struct EnvironmentsFileSchema {
     /// Plugins loaded at run time (approvals, notifications).
     #[serde(default)]
     plugins: Vec<crate::plugin::PluginConfig>,
+    /// Where deployments are recorded (default: embedded `surrealkv://.surql/state`).
+    #[serde(default)]
+    state: Option<StateConnection>,
 }
 
 #[derive(schemars::JsonSchema)]
@@ -231,6 +251,9 @@ pub fn parse_environments(
     if let Some(base) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         for environment in &mut file.environments {
             environment.connection.db_url = relative_to(base, &environment.connection.db_url);
+        }
+        if let Some(state) = &mut file.state {
+            state.db_url = relative_to(base, &state.db_url);
         }
     }
     Ok(file)

@@ -363,3 +363,52 @@ async fn overlapping_deployments_are_refused_or_wait() {
     // The waiting run started after the first ended: t3 was already done.
     assert_eq!(json_of(&out)["results"][0]["migrations_applied"], 0, "{}", text(&out));
 }
+
+/// `"state"` in environments.json names the store when `--state` does not;
+/// a relative `surrealkv://` path is relative to the file.
+#[test]
+fn the_environments_file_can_name_the_state_store() {
+    let work = tempfile::tempdir().unwrap();
+    let config_dir = work.path().join("config");
+    std::fs::create_dir(&config_dir).unwrap();
+    std::fs::write(
+        config_dir.join("environments.json"),
+        json!({
+            "environments": [{"name": "db", "connection": {"db_url": "mem://", "db_ns": "cfg", "db": "main"}}],
+            "state": {"db_url": "surrealkv://records/state"}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let migrations = migrations_dir(&[("1_accounts.surql", ACCOUNTS)]);
+    let m = migrations.path().to_str().unwrap();
+    let out = run(
+        &[
+            "orchestrate",
+            "deploy",
+            "-e",
+            "db",
+            "-m",
+            m,
+            "--config",
+            "config/environments.json",
+        ],
+        work.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        config_dir.join("records/state").is_dir(),
+        "the store is beside the file"
+    );
+    assert!(!work.path().join(".surql").exists(), "not the default store");
+    let listed = common::surql_command(&["orchestrate", "deployments", "--output", "json"], work.path())
+        .env("SURQL_CONFIG", config_dir.join("environments.json"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        json_of(&listed)["deployments"].as_array().unwrap().len(),
+        1,
+        "{}",
+        text(&listed)
+    );
+}

@@ -232,9 +232,11 @@ impl ApproveArgs {
 /// Where deployment records are kept.
 #[derive(Debug, Args)]
 pub struct StateArgs {
-    /// The state store: `surrealkv://PATH`, or a SurrealDB server every runner shares (`ws://host:8000`).
-    #[arg(long = "state", env = "SURQL_STATE", default_value = crate::state::DEFAULT_STATE_URL, value_name = "URL")]
-    pub url: String,
+    /// The state store: `surrealkv://PATH`, or a SurrealDB server every runner
+    /// shares (`ws://host:8000`). Default: `"state"` in environments.json, else
+    /// `surrealkv://.surql/state`.
+    #[arg(long = "state", env = "SURQL_STATE", value_name = "URL")]
+    pub url: Option<String>,
     /// User of a state store server (root).
     #[arg(long, env = "SURQL_STATE_USER")]
     pub state_user: Option<String>,
@@ -244,11 +246,30 @@ pub struct StateArgs {
 }
 
 impl StateArgs {
-    /// The store's connection (its namespace and database are surql's own).
-    pub fn connection(&self) -> crate::connection::ConnectionConfig {
-        let mut config = crate::connection::ConnectionConfig::new(&self.url, "surql", "state");
-        config.username = self.state_user.clone();
-        config.password = self.state_pass.clone();
+    /// The store's connection (its namespace and database are surql's own):
+    /// these flags, else `configured` (environments.json's `"state"`), else
+    /// the embedded default.
+    pub fn connection(
+        &self,
+        configured: Option<&crate::config::StateConnection>,
+    ) -> crate::connection::ConnectionConfig {
+        let mut config = match (&self.url, configured) {
+            (Some(url), _) => crate::connection::ConnectionConfig::new(url, "surql", "state"),
+            (None, Some(state)) => {
+                let mut config = crate::connection::ConnectionConfig::new(&state.db_url, "surql", "state");
+                config.username = state.username.clone();
+                config.password = state.password.clone();
+                config.auth_level = state.auth_level;
+                config
+            }
+            (None, None) => crate::connection::ConnectionConfig::new(crate::state::DEFAULT_STATE_URL, "surql", "state"),
+        };
+        if self.state_user.is_some() {
+            config.username = self.state_user.clone();
+        }
+        if self.state_pass.is_some() {
+            config.password = self.state_pass.clone();
+        }
         config
     }
 }

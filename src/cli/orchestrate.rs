@@ -149,7 +149,7 @@ async fn deploy(args: DeployArgs) -> Result<i32, Error> {
     let request = request(&args, migrations)?;
     let store = match args.dry_run {
         true => None,
-        false => Some(super::records::open(&args.state).await?),
+        false => Some(super::records::open(&args.state, &args.common.config).await?),
     };
     execute(request, &args.common, store, Some(&args)).await
 }

@@ -12,15 +12,20 @@ use crate::error::EXIT_SUCCESS;
 use crate::migration::discover_migrations;
 use crate::state::{DeploymentRecord, EnvironmentRecord, EnvironmentState, StateStore};
 
-/// The state store of `--state` (its password registered as a secret).
-pub(super) async fn open(state: &StateArgs) -> Result<StateStore, Error> {
-    let config = state.connection();
+/// The state store of `--state`, else of the `"state"` of the environments
+/// file at `config` when there is one (its password registered as a secret).
+pub(super) async fn open(state: &StateArgs, config: &std::path::Path) -> Result<StateStore, Error> {
+    let configured = match (&state.url, config.is_file()) {
+        (None, true) => crate::config::load_environments_file(config)?.state,
+        _ => None,
+    };
+    let config = state.connection(configured.as_ref());
     crate::redact::register_secrets_in(&json!({ "password": config.password }));
     Ok(StateStore::open(config, std::time::Duration::from_secs(10)).await?)
 }
 
 pub(super) async fn list(limit: usize, state: &StateArgs, output: OutputFormat) -> Result<i32, Error> {
-    let deployments = open(state).await?.list(limit).await?;
+    let deployments = open(state, &default_config()).await?.list(limit).await?;
     match output {
         OutputFormat::Json => println!("{}", json!({ "deployments": deployments })),
         OutputFormat::Table => println!("{}", deployments_table(&deployments)),
@@ -29,7 +34,7 @@ pub(super) async fn list(limit: usize, state: &StateArgs, output: OutputFormat) 
 }
 
 pub(super) async fn show(id: &str, state: &StateArgs, output: OutputFormat) -> Result<i32, Error> {
-    let (deployment, environments) = open(state).await?.show(id).await?;
+    let (deployment, environments) = open(state, &default_config()).await?.show(id).await?;
     match output {
         OutputFormat::Json => println!("{}", json!({ "deployment": deployment, "environments": environments })),
         OutputFormat::Table => {
@@ -52,6 +57,11 @@ pub(super) async fn show(id: &str, state: &StateArgs, output: OutputFormat) -> R
         }
     }
     Ok(EXIT_SUCCESS)
+}
+
+/// `deployments` and `show` have no `--config`: `$SURQL_CONFIG` or `./environments.json`.
+fn default_config() -> std::path::PathBuf {
+    std::env::var_os("SURQL_CONFIG").map_or_else(|| "environments.json".into(), std::path::PathBuf::from)
 }
 
 fn counts(record: &DeploymentRecord) -> String {
@@ -116,7 +126,7 @@ pub(super) async fn resume(
     state: &StateArgs,
     common: &OrchestrateCommon,
 ) -> Result<i32, Error> {
-    let store = open(state).await?;
+    let store = open(state, &common.config).await?;
     let (record, environments) = store.show(id).await?;
     if record.state != "running" && record.state != "interrupted" {
         return Err(Error::Usage(format!(
@@ -208,7 +218,7 @@ pub(super) async fn retry(
     state: &StateArgs,
     common: &OrchestrateCommon,
 ) -> Result<i32, Error> {
-    let store = open(state).await?;
+    let store = open(state, &common.config).await?;
     let (record, environments) = store.show(id).await?;
     if record.state == "running" && !crate::migration::holder::holder_is_gone(&record.runner, &record.started_at) {
         return Err(Error::Usage(format!(
