@@ -149,29 +149,13 @@ impl StateStore {
                 }
             }
         })?;
-        run_query(&db, DEFINE_TABLES, json!({})).await?;
+        // Another runner may be writing meanwhile: defining conflicts too.
+        run_retrying(&db, DEFINE_TABLES, json!({})).await?;
         Ok(Self { db, url })
     }
 
-    /// Runs `sql`, again on a write conflict: every write here is idempotent,
-    /// and the fleet lock's check reads every running deployment, so any
-    /// write to one meanwhile (a heartbeat) conflicts with it.
     async fn run(&self, sql: &str, vars: serde_json::Value) -> Result<Vec<serde_json::Value>, QueryError> {
-        let mut attempt: u64 = 0;
-        loop {
-            match run_query(&self.db, sql, vars.clone()).await {
-                Err(error) if error.is_retryable() && attempt < 30 => {
-                    attempt += 1;
-                    let jitter = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap_or_default()
-                        .subsec_nanos() as u64
-                        % 50;
-                    tokio::time::sleep(Duration::from_millis((25 * attempt).min(300) + jitter)).await;
-                }
-                answer => return answer,
-            }
-        }
+        run_retrying(&self.db, sql, vars).await
     }
 
     /// The store, as shown in messages (no credentials).
@@ -343,6 +327,28 @@ COMMIT TRANSACTION;",
             .collect();
         environments.sort_by_key(|e| order.get(e.environment.as_str()).copied().unwrap_or(usize::MAX));
         Ok((deployment, environments))
+    }
+}
+
+/// Runs `sql`, again on a write conflict: every statement here is
+/// idempotent, and the fleet lock's check reads every running deployment, so
+/// any write to one meanwhile (a heartbeat) conflicts with it; so do the
+/// definitions a starting runner makes while another writes.
+async fn run_retrying(db: &Db, sql: &str, vars: serde_json::Value) -> Result<Vec<serde_json::Value>, QueryError> {
+    let mut attempt: u64 = 0;
+    loop {
+        match run_query(db, sql, vars.clone()).await {
+            Err(error) if error.is_retryable() && attempt < 30 => {
+                attempt += 1;
+                let jitter = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .subsec_nanos() as u64
+                    % 50;
+                tokio::time::sleep(Duration::from_millis((25 * attempt).min(300) + jitter)).await;
+            }
+            answer => return answer,
+        }
     }
 }
 
