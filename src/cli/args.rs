@@ -320,12 +320,8 @@ pub struct DeployArgs {
     /// Keep what was applied when an environment fails (no auto-rollback).
     #[arg(long)]
     pub no_rollback: bool,
-    /// Approve these environments up front (NAME[,NAME]).
-    #[arg(long, value_delimiter = ',')]
-    pub approve: Vec<String>,
-    /// Approve every environment that requires approval.
-    #[arg(long, short = 'y')]
-    pub yes: bool,
+    #[command(flatten)]
+    pub approvals: ApproveArgs,
     /// Seconds a strategy may spend in `pause` over the whole run.
     #[arg(long, default_value = "86400", value_parser = parse_seconds)]
     pub max_pause: Duration,

@@ -1,8 +1,6 @@
 //! `surql orchestrate deploy|status|validate`: flags into a request, the
 //! coordinator runs it, the results are rendered.
 
-use std::collections::HashSet;
-use std::io::IsTerminal;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -18,7 +16,6 @@ use crate::engine::{DeployOptions, EventSink};
 use crate::error::{EXIT_FAILURE, EXIT_SUCCESS};
 use crate::health::HealthCheck;
 use crate::migration::{ApplyContext, Migration, discover_migrations};
-use crate::safety::ApprovalPolicy;
 use crate::script::parse_script_option;
 use std::path::Path;
 
@@ -98,7 +95,6 @@ pub(super) fn script_options(items: &[String]) -> Result<indexmap::IndexMap<Stri
 
 fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployRequest, Error> {
     let extra = script_options(&args.set)?;
-    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let options = DeployOptions {
         batch_size: args.rollout.batch_size,
         canary_percent: args.rollout.canary_percent,
@@ -109,15 +105,7 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
         health_timeout: args.common.health_timeout,
         connect_timeout: args.connect_timeout,
         operation_timeout: args.operation_timeout,
-        approvals: ApprovalPolicy {
-            approved: args
-                .approve
-                .iter()
-                .map(|s| s.trim().to_string())
-                .collect::<HashSet<_>>(),
-            approve_all: args.yes,
-            interactive,
-        },
+        approvals: args.approvals.policy(),
         extra,
         max_pause: args.max_pause,
         max_failures: args.rollout.max_failures,

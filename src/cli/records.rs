@@ -135,10 +135,7 @@ pub(super) async fn resume(
             counts(&record)
         )));
     }
-    if record.state == "running"
-        && !force
-        && !crate::migration::holder::holder_is_gone(&record.runner, &record.started_at)
-    {
+    if !force && record.may_be_running() {
         return Err(Error::Usage(format!(
             "deployment {id} may still be running ({}): resume it once that process has ended, or pass --force if it has",
             record.runner
@@ -220,7 +217,7 @@ pub(super) async fn retry(
 ) -> Result<i32, Error> {
     let store = open(state, &common.config).await?;
     let (record, environments) = store.show(id).await?;
-    if record.state == "running" && !crate::migration::holder::holder_is_gone(&record.runner, &record.started_at) {
+    if record.may_be_running() {
         return Err(Error::Usage(format!(
             "deployment {id} may still be running ({}): retry it once it has ended",
             record.runner

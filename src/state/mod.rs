@@ -126,6 +126,14 @@ pub struct DeploymentRecord {
     pub retry_of: Option<String>,
 }
 
+impl DeploymentRecord {
+    /// Recorded as running, and its runner not provably gone (it may be on
+    /// another machine).
+    pub fn may_be_running(&self) -> bool {
+        self.state == "running" && !crate::migration::holder::holder_is_gone(&self.runner, &self.started_at)
+    }
+}
+
 /// A connection to the state store.
 pub struct StateStore {
     db: Db,
