@@ -62,7 +62,7 @@ pub use coordinator::{CoordinatorError, DeployRequest, DeploymentReport, Environ
 pub use discovery::DiscoveryError;
 pub use engine::{
     ApprovalRequest, Approver, DeployOptions, DeploymentResult, DeploymentStatus, EngineError, EnvironmentPlan, Event,
-    EventSink, FailureBudget, PlanReport, VerifyResult, Wave, WaveOptions, simulate::Simulation,
+    EventSink, FailureBudget, PlanReport, UndoTarget, VerifyResult, Wave, WaveOptions, simulate::Simulation,
 };
 pub use error::Error;
 pub use health::{HealthCheck, HealthStatus};

@@ -166,14 +166,14 @@ async fn every_deploy_is_recorded_listed_and_shown() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no deployment 'no-such-id'"));
 }
 
-/// kill -9 of surql in the middle of a 40-tenant parallel deployment: the
+/// kill -9 of surql in the middle of a 50-tenant parallel deployment: the
 /// record still says which tenants finished, and each tenant it calls
 /// finished has every migration applied.
 #[tokio::test]
 async fn a_killed_deployment_leaves_a_truthful_record() {
     let server = TestServer::start();
     let work = tempfile::tempdir().unwrap();
-    write_tenants(work.path(), &server, 40, "kill");
+    write_tenants(work.path(), &server, 50, "kill");
     let slow = "-- migrate:up\nDEFINE TABLE slow SCHEMALESS;\nSLEEP 150ms;\n-- migrate:down\nREMOVE TABLE slow;\n";
     let migrations = migrations_dir(&[("1_accounts.surql", ACCOUNTS), ("2_slow.surql", slow)]);
     let m = migrations.path().to_str().unwrap();
@@ -194,7 +194,7 @@ async fn a_killed_deployment_leaves_a_truthful_record() {
     )
     .spawn()
     .unwrap();
-    // About a quarter of the way: 10 rounds of 4 tenants, each over 150 ms.
+    // About a fifth of the way: 13 rounds of 4 tenants, each over 150 ms.
     std::thread::sleep(Duration::from_millis(700));
     // The embedded store serves one process at a time, and says so.
     let busy = run(&["orchestrate", "deployments"], work.path());
@@ -221,9 +221,9 @@ async fn a_killed_deployment_leaves_a_truthful_record() {
     let id = deployment["deployment_id"].as_str().unwrap();
     let shown = json_of(&run(&["orchestrate", "show", id, "--output", "json"], work.path()));
     let environments = shown["environments"].as_array().unwrap();
-    assert_eq!(environments.len(), 40);
+    assert_eq!(environments.len(), 50);
     let succeeded: Vec<&Value> = environments.iter().filter(|e| e["state"] == "success").collect();
-    assert!(!succeeded.is_empty() && succeeded.len() < 40, "{shown}");
+    assert!(!succeeded.is_empty() && succeeded.len() < 50, "{shown}");
     for environment in &succeeded {
         let name = environment["environment"].as_str().unwrap();
         let ns = format!("kill{}", name[1..].parse::<usize>().unwrap());
@@ -244,7 +244,7 @@ async fn a_killed_deployment_leaves_a_truthful_record() {
     assert_eq!(resumed["deployment_id"], id);
     assert_eq!(
         resumed["results"].as_array().unwrap().len(),
-        40,
+        50,
         "every tenant reported"
     );
     assert_eq!(
@@ -252,7 +252,7 @@ async fn a_killed_deployment_leaves_a_truthful_record() {
         before,
         "{first} was touched by the resume"
     );
-    for i in 0..40 {
+    for i in 0..50 {
         let rows = history(&server, &format!("kill{i}")).await;
         let versions: Vec<&str> = rows.iter().map(|r| r["version"].as_str().unwrap()).collect();
         assert_eq!(versions, ["1", "2"], "tenant {i}");
@@ -277,6 +277,136 @@ async fn a_killed_deployment_leaves_a_truthful_record() {
         "{}",
         text(&out)
     );
+}
+
+const ORDERS: &str = "-- migrate:up\nDEFINE TABLE orders SCHEMALESS;\n-- migrate:down\nREMOVE TABLE orders;\n";
+const AUDIT: &str = "-- migrate:up\nDEFINE TABLE audit SCHEMALESS;\n-- migrate:down\nREMOVE TABLE audit;\n";
+
+/// The tables of `ns`/main and the fields of its `account` table.
+async fn schema(server: &TestServer, ns: &str) -> (Vec<String>, Vec<String>) {
+    let db = surql::connection::connect(&server.connection(ns, "main"), Duration::from_secs(10))
+        .await
+        .unwrap();
+    let info = surql::connection::run_query(&db, "INFO FOR DB; INFO FOR TABLE account;", json!({}))
+        .await
+        .unwrap();
+    let keys = |v: &Value| {
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    (keys(&info[0]["tables"]), keys(&info[1]["fields"]))
+}
+
+/// `rollback ID` reverts exactly what that deployment applied, newest first,
+/// with the strategy given: schema and history as before it. A tenant where
+/// a later deployment applied on top is refused, naming it, unless --force.
+#[tokio::test]
+async fn a_deployment_is_rolled_back_across_the_fleet() {
+    let server = TestServer::start();
+    let work = tempfile::tempdir().unwrap();
+    write_tenants(work.path(), &server, 4, "undo");
+    let before = migrations_dir(&[("1_accounts.surql", ACCOUNTS)]);
+    let release = migrations_dir(&[
+        ("1_accounts.surql", ACCOUNTS),
+        ("2_email.surql", EMAIL),
+        ("3_orders.surql", ORDERS),
+    ]);
+    let later = migrations_dir(&[
+        ("1_accounts.surql", ACCOUNTS),
+        ("2_email.surql", EMAIL),
+        ("3_orders.surql", ORDERS),
+        ("4_audit.surql", AUDIT),
+    ]);
+    let dir = |d: &tempfile::TempDir| d.path().to_str().unwrap().to_string();
+    let deploy = |environments: &str, migrations: &str| {
+        let out = run(
+            &["orchestrate", "deploy", "-e", environments, "-m", migrations, "--output", "json"],
+            work.path(),
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        json_of(&out)["deployment_id"].as_str().unwrap().to_string()
+    };
+    deploy("all", &dir(&before));
+    let mut original = Vec::new();
+    for i in 0..4 {
+        original.push(history(&server, &format!("undo{i}")).await);
+    }
+    let (tables_before, fields_before) = schema(&server, "undo1").await;
+    let release_id = deploy("all", &dir(&release));
+    let later_id = deploy("t0", &dir(&later));
+    assert_eq!(
+        applied_versions(&server.connection("undo0", "main")).await.unwrap(),
+        ["1", "2", "3", "4"]
+    );
+
+    // A dry run says what it would revert and changes nothing.
+    let out = run(
+        &["orchestrate", "rollback", &release_id, "-m", &dir(&later), "--dry-run", "--strategy", "parallel", "--output", "json"],
+        work.path(),
+    );
+    let planned = json_of(&out);
+    let t1 = planned["results"].as_array().unwrap().iter().find(|r| r["environment"] == "t1").unwrap();
+    assert_eq!(t1["plan"]["pending"], json!(["3_orders", "2_email"]), "newest first: {planned}");
+    assert_eq!(history(&server, "undo1").await.len(), 3, "the dry run wrote");
+
+    let out = run(
+        &["orchestrate", "rollback", &release_id, "-m", &dir(&later), "--strategy", "parallel", "--output", "json"],
+        work.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "t0 is refused: {}", text(&out));
+    let rolled = json_of(&out);
+    let undo_id = rolled["deployment_id"].as_str().unwrap().to_string();
+    for result in rolled["results"].as_array().unwrap() {
+        let name = result["environment"].as_str().unwrap();
+        if name == "t0" {
+            assert_eq!(result["status"], "failed", "{rolled}");
+            let error = result["error"].as_str().unwrap();
+            assert!(error.contains(&format!("deployment {later_id} applied 4_audit")), "{error}");
+            assert!(error.contains("--force"), "{error}");
+        } else {
+            assert_eq!(result["status"], "success", "{rolled}");
+            assert_eq!(result["migrations_rolled_back"], 2, "{rolled}");
+        }
+    }
+    for i in 1..4 {
+        let ns = format!("undo{i}");
+        assert_eq!(history(&server, &ns).await, original[i], "{ns}: history as before the release");
+        assert_eq!(
+            schema(&server, &ns).await,
+            (tables_before.clone(), fields_before.clone()),
+            "{ns}: schema as before the release"
+        );
+    }
+    assert_eq!(
+        applied_versions(&server.connection("undo0", "main")).await.unwrap(),
+        ["1", "2", "3", "4"],
+        "the refused tenant is untouched"
+    );
+
+    // Forced: t0 loses the release's migrations and keeps the later one; the
+    // others have nothing left to roll back.
+    let out = run(
+        &["orchestrate", "rollback", &release_id, "-m", &dir(&later), "--force", "--output", "json"],
+        work.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        applied_versions(&server.connection("undo0", "main")).await.unwrap(),
+        ["1", "4"]
+    );
+    let (tables, _) = schema(&server, "undo0").await;
+    assert_eq!(tables, ["_migration_history", "_migration_lock", "account", "audit"]);
+
+    let list = json_of(&run(&["orchestrate", "deployments", "--output", "json"], work.path()));
+    let recorded = list["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["deployment_id"] == undo_id.as_str())
+        .unwrap();
+    assert_eq!(recorded["rollback_of"], release_id.as_str(), "{list}");
+    assert_eq!(recorded["strategy"], "parallel");
 }
 
 /// The history rows of `ns`/main, oldest first.

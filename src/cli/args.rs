@@ -170,6 +170,11 @@ pub enum OrchestrateCommand {
         #[command(flatten)]
         common: OrchestrateCommon,
     },
+    /// Roll back, newest first, exactly the migrations deployment ID applied
+    /// on each of its environments (found by the deployment id in each
+    /// history row), as a rollout with any strategy. An environment where a
+    /// later deployment applied on top is refused unless --force.
+    Rollback(Box<RollbackArgs>),
     /// Remove the migration lock of environments, naming each holder and asking first.
     Unlock {
         /// Environments: NAME[,NAME], all, tag:TAG (combinable).
@@ -290,6 +295,33 @@ pub struct RolloutArgs {
     /// (`3`, `10%`); the rest are SKIPPED untouched. Default: no budget.
     #[arg(long, value_name = "N|P%", value_parser = parse_failure_budget)]
     pub max_failures: Option<crate::engine::FailureBudget>,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The deployment to roll back (see `surql orchestrate deployments`).
+    pub id: String,
+    /// The rollout: sequential, parallel, rolling, canary, or a script
+    /// (default: the strategy the deployment ran with).
+    #[arg(long)]
+    pub strategy: Option<String>,
+    #[command(flatten)]
+    pub rollout: RolloutArgs,
+    /// Roll back where a later deployment applied on top too.
+    #[arg(long)]
+    pub force: bool,
+    /// Show what would be rolled back where. Writes nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// When a running deployment holds some of the same environments, wait for it.
+    #[arg(long)]
+    pub wait: bool,
+    #[command(flatten)]
+    pub approvals: ApproveArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub common: OrchestrateCommon,
 }
 
 #[derive(Debug, Args)]

@@ -48,6 +48,7 @@ pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
             };
             super::records::retry(&id, which, &approvals, &state, &common).await
         }
+        OrchestrateCommand::Rollback(args) => super::records::rollback(&args).await,
         OrchestrateCommand::Unlock {
             environments,
             yes,
@@ -110,6 +111,7 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
         max_pause: args.max_pause,
         max_failures: args.rollout.max_failures,
         simulation: None,
+        undo: None,
     };
     let mut context = ApplyContext::new();
     if let Some(actor) = &args.actor {
@@ -139,15 +141,17 @@ async fn deploy(args: DeployArgs) -> Result<i32, Error> {
         true => None,
         false => Some(super::records::open(&args.state, &args.common.config).await?),
     };
-    execute(request, &args.common, store, Some(&args)).await
+    execute(request, &args.common, store, args.wait, Some(&args)).await
 }
 
 /// Runs a deployment request with progress, the terminal approver, Ctrl-C
-/// and the state store, and prints its report (`--report` when `args` has one).
+/// and the state store (waiting for overlapping deployments with `wait`),
+/// and prints its report (`--report` when `args` has one).
 pub(super) async fn execute(
     request: DeployRequest,
     common: &OrchestrateCommon,
     store: Option<crate::state::StateStore>,
+    wait: bool,
     args: Option<&DeployArgs>,
 ) -> Result<i32, Error> {
     let dry_run = request.options.dry_run;
@@ -172,7 +176,6 @@ pub(super) async fn execute(
         coordinator = coordinator.with_state(Arc::new(store));
     }
     let (engine, strategy) = coordinator.prepare(request)?;
-    let wait = args.is_some_and(|args| args.wait);
     loop {
         match coordinator.claim(&engine, &strategy).await {
             Ok(()) => break,

@@ -4,10 +4,10 @@
 use comfy_table::Table;
 use serde_json::json;
 
-use super::args::{ApproveArgs, OrchestrateCommon, OutputFormat, StateArgs};
+use super::args::{ApproveArgs, OrchestrateCommon, OutputFormat, RollbackArgs, StateArgs};
 use crate::Error;
 use crate::coordinator::DeployRequest;
-use crate::engine::{DeployOptions, DeploymentResult, DeploymentStatus, FailureBudget};
+use crate::engine::{DeployOptions, DeploymentResult, DeploymentStatus, FailureBudget, UndoTarget};
 use crate::error::EXIT_SUCCESS;
 use crate::migration::discover_migrations;
 use crate::state::{DeploymentRecord, EnvironmentRecord, EnvironmentState, StateStore};
@@ -90,7 +90,11 @@ fn deployments_table(deployments: &[DeploymentRecord]) -> Table {
             d.id.clone(),
             d.started_at.clone(),
             d.actor.clone(),
-            d.strategy.clone(),
+            match (&d.rollback_of, &d.retry_of) {
+                (Some(of), _) => format!("{}, rollback of {of}", d.strategy),
+                (None, Some(of)) => format!("{}, retry of {of}", d.strategy),
+                (None, None) => d.strategy.clone(),
+            },
             d.selection.len().to_string(),
             counts(d),
             d.state.clone(),
@@ -157,7 +161,7 @@ pub(super) async fn resume(
             )
         })
         .collect();
-    super::orchestrate::execute(request, common, Some(store), None).await
+    super::orchestrate::execute(request, common, Some(store), false, None).await
 }
 
 /// A request with a recorded deployment's strategy, options and selection.
@@ -200,6 +204,45 @@ fn recorded_request(
     Ok(request)
 }
 
+/// `rollback ID`: a new deployment, linked to ID, that reverts on each of
+/// its environments what it applied there (every environment it started).
+pub(super) async fn rollback(args: &RollbackArgs) -> Result<i32, Error> {
+    let id = args.id.as_str();
+    let store = open(&args.state, &args.common.config).await?;
+    let (record, environments) = store.show(id).await?;
+    if record.may_be_running() {
+        return Err(Error::Usage(format!(
+            "deployment {id} may still be running ({}): roll it back once it has ended",
+            record.runner
+        )));
+    }
+    let mut request = recorded_request(&record, &args.approvals, &args.common)?;
+    request.environments = environments
+        .iter()
+        .filter(|e| e.state != EnvironmentState::Skipped)
+        .map(|e| e.environment.clone())
+        .collect();
+    if request.environments.is_empty() {
+        println!("deployment {id}: nothing to roll back ({})", counts(&record));
+        return Ok(EXIT_SUCCESS);
+    }
+    if let Some(strategy) = &args.strategy {
+        request.strategy = strategy.clone();
+    }
+    let rollout = &args.rollout;
+    request.options.batch_size = rollout.batch_size;
+    request.options.canary_percent = rollout.canary_percent;
+    request.options.max_concurrent = rollout.max_concurrent;
+    request.options.max_failures = rollout.max_failures;
+    request.options.dry_run = args.dry_run;
+    request.options.undo = Some(UndoTarget {
+        deployment_id: id.to_string(),
+        force: args.force,
+    });
+    let store = (!args.dry_run).then_some(store);
+    super::orchestrate::execute(request, &args.common, store, args.wait, None).await
+}
+
 /// Which results of a deployment `retry` deploys again.
 pub(super) struct Which {
     /// FAILED, ROLLED_BACK and outcome unknown.
@@ -239,5 +282,5 @@ pub(super) async fn retry(
     let mut request = recorded_request(&record, approvals, common)?;
     request.environments = chosen;
     request.retry_of = Some(id.to_string());
-    super::orchestrate::execute(request, common, Some(store), None).await
+    super::orchestrate::execute(request, common, Some(store), false, None).await
 }

@@ -67,7 +67,10 @@ pub fn results_table(report: &DeploymentReport) -> Option<Table> {
         table.add_row([
             result.environment.clone(),
             result.status.label().to_string(),
-            result.migrations_applied.to_string(),
+            match result.migrations_rolled_back {
+                0 => result.migrations_applied.to_string(),
+                n => format!("{n} rolled back"),
+            },
             result
                 .duration_seconds
                 .map(|d| format!("{d:.2}s"))
@@ -181,7 +184,8 @@ pub fn dry_run_plan(report: &DeploymentReport) -> String {
             ));
             continue;
         };
-        out.push_str(&format!("\n{} — {} pending", result.environment, plan.pending.len()));
+        let what = if plan.rollback { "to roll back" } else { "pending" };
+        out.push_str(&format!("\n{} — {} {what}", result.environment, plan.pending.len()));
         if plan.approval_required {
             out.push_str(", approval required");
         }

@@ -33,6 +33,7 @@ fn deployment_record(engine: &Engine, strategy: &Strategy) -> DeploymentRecord {
             "verify_health": options.verify_health,
             "auto_rollback": options.auto_rollback,
             "set": options.extra,
+            "force": options.undo.as_ref().map(|undo| undo.force),
         }),
         selection: engine.environments().map(|e| e.name.clone()).collect(),
         started_at: chrono::Utc::now().to_rfc3339(),
@@ -41,6 +42,7 @@ fn deployment_record(engine: &Engine, strategy: &Strategy) -> DeploymentRecord {
         runner: crate::migration::holder::owner_string(&context.actor, &context.deployment_id, None),
         counts: Default::default(),
         retry_of: None,
+        rollback_of: options.undo.as_ref().map(|undo| undo.deployment_id.clone()),
     }
 }
 

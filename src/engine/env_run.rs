@@ -116,22 +116,7 @@ async fn run_steps(
     }
 
     // 2. Health, and 3. the history, read together without creating anything.
-    let (history, session) = if wave.verify_health {
-        engine.events.phase(name, "checking health");
-        let inspection = HealthCheck::with_timeout(options.health_timeout)
-            .inspect(environment)
-            .await;
-        if !inspection.status.is_healthy {
-            return Err(failed(format!(
-                "unhealthy: {}",
-                inspection.status.error.unwrap_or_else(|| "health check failed".into())
-            )));
-        }
-        (inspection.history, inspection.session)
-    } else {
-        engine.events.phase(name, "reading history");
-        read_history(engine, environment).await?
-    };
+    let (history, session) = health_and_history(engine, environment, wave).await?;
     let initialised = history.is_some();
     let applied = history.unwrap_or_default();
     let migration_plan = plan(&engine.migrations, &applied);
@@ -266,6 +251,7 @@ pub(super) fn environment_plan(
             .filter(|&&i| engine.migrations[i].down.is_none())
             .map(|&i| engine.migrations[i].id())
             .collect(),
+        rollback: false,
     }
 }
 
@@ -292,6 +278,31 @@ fn index_of(migrations: &[Migration], migration: &Migration) -> usize {
         .iter()
         .position(|m| m.version == migration.version)
         .expect("plan returns migrations from the list")
+}
+
+/// Health (unless the wave skips it) and history (`None` when
+/// uninitialised), read together without creating anything, and the session.
+pub(super) async fn health_and_history(
+    engine: &Engine,
+    environment: &EnvironmentConfig,
+    wave: &WaveOptions,
+) -> Result<(Option<Vec<AppliedMigration>>, Option<Session>), Stop> {
+    let name = environment.name.as_str();
+    if !wave.verify_health {
+        engine.events.phase(name, "reading history");
+        return read_history(engine, environment).await;
+    }
+    engine.events.phase(name, "checking health");
+    let inspection = HealthCheck::with_timeout(engine.options.health_timeout)
+        .inspect(environment)
+        .await;
+    if !inspection.status.is_healthy {
+        return Err(failed(format!(
+            "unhealthy: {}",
+            inspection.status.error.unwrap_or_else(|| "health check failed".into())
+        )));
+    }
+    Ok((inspection.history, inspection.session))
 }
 
 /// History (`None` when uninitialised) and the read-only session.

@@ -6,6 +6,7 @@ mod approval;
 mod env_run;
 pub mod event;
 mod plan;
+mod recorded_rollback;
 pub mod result;
 pub mod simulate;
 mod undo;
@@ -62,6 +63,17 @@ pub struct DeployOptions {
     /// Answer every primitive from scripted outcomes and touch no database
     /// (`surql strategy simulate`).
     pub simulation: Option<Arc<simulate::Simulation>>,
+    /// Instead of deploying, roll back what one recorded deployment applied
+    /// (`surql orchestrate rollback ID`): each `deploy` call undoes it.
+    pub undo: Option<UndoTarget>,
+}
+
+/// The deployment a rollback undoes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UndoTarget {
+    pub deployment_id: String,
+    /// Roll back although a later deployment applied on top there.
+    pub force: bool,
 }
 
 impl DeployOptions {
@@ -91,6 +103,7 @@ impl Default for DeployOptions {
             max_pause: Duration::from_secs(86_400),
             max_failures: None,
             simulation: None,
+            undo: None,
         }
     }
 }

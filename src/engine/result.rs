@@ -55,6 +55,10 @@ pub struct EnvironmentPlan {
     pub approval_required: bool,
     /// Pending migrations without a down section (auto-rollback impossible).
     pub irreversible: Vec<String>,
+    /// A rollback's plan: `pending` are the migrations it would revert,
+    /// newest first, and `statements` their down sections.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rollback: bool,
 }
 
 /// The result of one environment.
@@ -71,6 +75,13 @@ pub struct DeploymentResult {
     /// Dry runs only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<EnvironmentPlan>,
+    /// Migrations a rollback of a recorded deployment reverted there.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub migrations_rolled_back: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl DeploymentResult {
@@ -93,6 +104,7 @@ impl DeploymentResult {
             started_at,
             completed_at: Some(completed_at),
             plan: None,
+            migrations_rolled_back: 0,
         }
     }
 

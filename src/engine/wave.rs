@@ -269,9 +269,10 @@ impl Engine {
             );
         }
         let environment = self.environments[name].clone();
-        let result = match &self.options.simulation {
-            Some(simulation) => simulation.deploy(self, &environment, wave),
-            None => env_run::run(self, &environment, wave).await,
+        let result = match (&self.options.simulation, &self.options.undo) {
+            (Some(simulation), _) => simulation.deploy(self, &environment, wave),
+            (None, Some(target)) => super::recorded_rollback::undo_deployment(self, &environment, wave, target).await,
+            (None, None) => env_run::run(self, &environment, wave).await,
         };
         let partial = wave.to_version.is_some() && result.status == DeploymentStatus::Success;
         let result = self.record(result);

@@ -124,6 +124,9 @@ pub struct DeploymentRecord {
     /// The deployment this one retried.
     #[serde(default)]
     pub retry_of: Option<String>,
+    /// The deployment this one rolled back.
+    #[serde(default)]
+    pub rollback_of: Option<String>,
 }
 
 impl DeploymentRecord {
