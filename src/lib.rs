@@ -68,7 +68,7 @@ pub use error::Error;
 pub use health::{HealthCheck, HealthStatus};
 pub use migration::{Migration, discover_migrations};
 pub use plugin::{PluginError, PluginHost};
-pub use registry::{EnvironmentConfig, EnvironmentRegistry, RegistryError};
+pub use registry::{EnvironmentConfig, EnvironmentRegistry, RegistryError, Shard};
 pub use safety::{ApprovalDecision, ApprovalPolicy};
 pub use script::ScriptError;
 

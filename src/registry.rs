@@ -193,6 +193,54 @@ impl EnvironmentRegistry {
     }
 }
 
+/// One runner's part of a selection split across N runners (`--shard I/N`,
+/// I from 0 as a Kubernetes Indexed Job's `JOB_COMPLETION_INDEX`): the
+/// environments whose name hashes to I. The hash (FNV-1a) is the same on
+/// every machine and release, so the N parts cover the selection exactly once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    /// Shard `index` of `count` (0 ≤ index < count).
+    pub fn new(index: usize, count: usize) -> Result<Self, String> {
+        if count == 0 {
+            return Err("the number of shards must be at least 1".into());
+        }
+        if index >= count {
+            return Err(format!(
+                "shard {index}/{count}: the index runs from 0 to {} (as JOB_COMPLETION_INDEX does)",
+                count - 1
+            ));
+        }
+        Ok(Self { index, count })
+    }
+
+    /// `I/N`, as `--shard` takes it.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || format!("'{text}' is not a shard: give I/N, e.g. 0/3 (the first of three)");
+        let (index, count) = text.split_once('/').ok_or_else(bad)?;
+        let number = |n: &str| n.trim().parse::<usize>().map_err(|_| bad());
+        Self::new(number(index)?, number(count)?)
+    }
+
+    /// Whether environment `name` belongs to this shard.
+    pub fn contains(&self, name: &str) -> bool {
+        let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+        hash % self.count as u64 == self.index as u64
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
 /// Deployment order: priority (lower first), then name.
 pub fn deployment_order(environments: &mut [EnvironmentConfig]) {
     environments.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.name.cmp(&b.name)));
@@ -260,6 +308,28 @@ mod tests {
         );
         assert!(registry().select(&["tag:nope"]).is_err());
         assert_eq!(registry().select::<&str>(&[]), Err(RegistryError::EmptySelection));
+    }
+
+    #[test]
+    fn shards_cover_a_selection_exactly_once_and_evenly() {
+        let names: Vec<String> = (0..3000).map(|i| format!("tenant-{i}")).collect();
+        let shards: Vec<Shard> = (0..3).map(|i| Shard::new(i, 3).unwrap()).collect();
+        let mut sizes = [0usize; 3];
+        for name in &names {
+            let owners: Vec<usize> = shards.iter().filter(|s| s.contains(name)).map(|s| s.index).collect();
+            assert_eq!(owners.len(), 1, "{name} in {owners:?}");
+            sizes[owners[0]] += 1;
+        }
+        assert!(sizes.iter().all(|&n| n > 900), "{sizes:?}");
+        // Stable: the same name, the same shard, on every machine and release
+        // (a different hash would move tenants between runners mid-rollout).
+        let owner = |name: &str| shards.iter().position(|s| s.contains(name)).unwrap();
+        let owners: Vec<usize> = (0..6).map(|i| owner(&format!("tenant-{i}"))).collect();
+        assert_eq!(owners, [2, 0, 1, 2, 0, 1]);
+        assert_eq!(Shard::parse("1/3"), Ok(Shard { index: 1, count: 3 }));
+        assert!(Shard::parse("3/3").unwrap_err().contains("from 0 to 2"));
+        assert!(Shard::parse("x").unwrap_err().contains("I/N"));
+        assert!(Shard::parse("0/0").is_err());
     }
 
     #[test]

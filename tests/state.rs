@@ -21,16 +21,8 @@ fn json_of(output: &std::process::Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(output)))
 }
 
-/// `n` environments `t0…` (zero-padded past 9) on `server`, namespaces `{prefix}0…`.
 fn write_tenants(dir: &std::path::Path, server: &TestServer, n: usize, prefix: &str) {
-    let environments: Vec<Value> = (0..n)
-        .map(|i| {
-            let name = if n > 10 { format!("t{i:02}") } else { format!("t{i}") };
-            json!({"name": name, "connection": {"db_url": server.ws_url(), "db_ns": format!("{prefix}{i}"), "db": "main",
-                "username": "root", "password": "${SURQL_TEST_SECRET}"}})
-        })
-        .collect();
-    common::write_environments(dir, Value::Array(environments));
+    common::write_server_tenants(dir, &server.ws_url(), n, prefix);
 }
 
 const ACCOUNTS: &str =
@@ -321,7 +313,16 @@ async fn a_deployment_is_rolled_back_across_the_fleet() {
     let dir = |d: &tempfile::TempDir| d.path().to_str().unwrap().to_string();
     let deploy = |environments: &str, migrations: &str| {
         let out = run(
-            &["orchestrate", "deploy", "-e", environments, "-m", migrations, "--output", "json"],
+            &[
+                "orchestrate",
+                "deploy",
+                "-e",
+                environments,
+                "-m",
+                migrations,
+                "--output",
+                "json",
+            ],
             work.path(),
         );
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -342,16 +343,46 @@ async fn a_deployment_is_rolled_back_across_the_fleet() {
 
     // A dry run says what it would revert and changes nothing.
     let out = run(
-        &["orchestrate", "rollback", &release_id, "-m", &dir(&later), "--dry-run", "--strategy", "parallel", "--output", "json"],
+        &[
+            "orchestrate",
+            "rollback",
+            &release_id,
+            "-m",
+            &dir(&later),
+            "--dry-run",
+            "--strategy",
+            "parallel",
+            "--output",
+            "json",
+        ],
         work.path(),
     );
     let planned = json_of(&out);
-    let t1 = planned["results"].as_array().unwrap().iter().find(|r| r["environment"] == "t1").unwrap();
-    assert_eq!(t1["plan"]["pending"], json!(["3_orders", "2_email"]), "newest first: {planned}");
+    let t1 = planned["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["environment"] == "t1")
+        .unwrap();
+    assert_eq!(
+        t1["plan"]["pending"],
+        json!(["3_orders", "2_email"]),
+        "newest first: {planned}"
+    );
     assert_eq!(history(&server, "undo1").await.len(), 3, "the dry run wrote");
 
     let out = run(
-        &["orchestrate", "rollback", &release_id, "-m", &dir(&later), "--strategy", "parallel", "--output", "json"],
+        &[
+            "orchestrate",
+            "rollback",
+            &release_id,
+            "-m",
+            &dir(&later),
+            "--strategy",
+            "parallel",
+            "--output",
+            "json",
+        ],
         work.path(),
     );
     assert_eq!(out.status.code(), Some(1), "t0 is refused: {}", text(&out));
@@ -362,16 +393,23 @@ async fn a_deployment_is_rolled_back_across_the_fleet() {
         if name == "t0" {
             assert_eq!(result["status"], "failed", "{rolled}");
             let error = result["error"].as_str().unwrap();
-            assert!(error.contains(&format!("deployment {later_id} applied 4_audit")), "{error}");
+            assert!(
+                error.contains(&format!("deployment {later_id} applied 4_audit")),
+                "{error}"
+            );
             assert!(error.contains("--force"), "{error}");
         } else {
             assert_eq!(result["status"], "success", "{rolled}");
             assert_eq!(result["migrations_rolled_back"], 2, "{rolled}");
         }
     }
-    for i in 1..4 {
+    for (i, original) in original.iter().enumerate().skip(1) {
         let ns = format!("undo{i}");
-        assert_eq!(history(&server, &ns).await, original[i], "{ns}: history as before the release");
+        assert_eq!(
+            &history(&server, &ns).await,
+            original,
+            "{ns}: history as before the release"
+        );
         assert_eq!(
             schema(&server, &ns).await,
             (tables_before.clone(), fields_before.clone()),
@@ -387,7 +425,16 @@ async fn a_deployment_is_rolled_back_across_the_fleet() {
     // Forced: t0 loses the release's migrations and keeps the later one; the
     // others have nothing left to roll back.
     let out = run(
-        &["orchestrate", "rollback", &release_id, "-m", &dir(&later), "--force", "--output", "json"],
+        &[
+            "orchestrate",
+            "rollback",
+            &release_id,
+            "-m",
+            &dir(&later),
+            "--force",
+            "--output",
+            "json",
+        ],
         work.path(),
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -411,14 +458,7 @@ async fn a_deployment_is_rolled_back_across_the_fleet() {
 
 /// The history rows of `ns`/main, oldest first.
 async fn history(server: &TestServer, ns: &str) -> Vec<Value> {
-    let db = surql::connection::connect_read_only(&server.connection(ns, "main"), Duration::from_secs(10))
-        .await
-        .unwrap()
-        .unwrap();
-    let rows = surql::connection::run_query(&db, "SELECT * FROM _migration_history ORDER BY version;", json!({}))
-        .await
-        .unwrap();
-    rows[0].as_array().unwrap().clone()
+    common::db::history_rows(&server.connection(ns, "main")).await
 }
 
 /// The fleet lock, with a state server every runner shares: a deployment

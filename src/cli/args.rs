@@ -145,6 +145,9 @@ pub enum OrchestrateCommand {
         /// Resume although its runner may still be alive (on another machine).
         #[arg(long)]
         force: bool,
+        /// Of a deployment split across runners: this shard's part.
+        #[command(flatten)]
+        shard: ShardArgs,
         #[command(flatten)]
         approvals: ApproveArgs,
         #[command(flatten)]
@@ -279,6 +282,42 @@ impl StateArgs {
     }
 }
 
+/// This runner's part of a selection split across runners.
+#[derive(Debug, Args)]
+pub struct ShardArgs {
+    /// Deploy only part I of N of the selection (I from 0), chosen by a
+    /// stable hash of each environment's name; give every runner the same
+    /// --deployment-id and state store.
+    #[arg(long, value_name = "I/N", conflicts_with = "shards")]
+    pub shard: Option<String>,
+    /// Split across N runners, this one's part given by JOB_COMPLETION_INDEX
+    /// (as a Kubernetes Indexed Job sets it).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
+}
+
+impl ShardArgs {
+    /// The shard, when the selection is split.
+    pub fn shard(&self) -> Result<Option<crate::registry::Shard>, String> {
+        use crate::registry::Shard;
+        match (&self.shard, self.shards) {
+            (Some(text), _) => Shard::parse(text).map(Some).map_err(|e| format!("--shard: {e}")),
+            (None, Some(count)) => {
+                let index = std::env::var("JOB_COMPLETION_INDEX").map_err(|_| {
+                    "--shards needs JOB_COMPLETION_INDEX (set by a Kubernetes Indexed Job), or give --shard I/N"
+                        .to_string()
+                })?;
+                let index = index
+                    .trim()
+                    .parse::<usize>()
+                    .map_err(|_| format!("JOB_COMPLETION_INDEX '{index}' is not a number"))?;
+                Shard::new(index, count).map(Some).map_err(|e| format!("--shards: {e}"))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+}
+
 /// The shape of a rollout, shared by `deploy` and `strategy simulate`.
 #[derive(Debug, Args)]
 pub struct RolloutArgs {
@@ -336,6 +375,12 @@ pub struct DeployArgs {
     pub rollout: RolloutArgs,
     #[command(flatten)]
     pub state: StateArgs,
+    #[command(flatten)]
+    pub shard: ShardArgs,
+    /// The deployment id (letters, digits, '.', '_', '-'), instead of a new
+    /// one: the one id every shard of a split deployment records under.
+    #[arg(long, env = "SURQL_DEPLOYMENT_ID")]
+    pub deployment_id: Option<String>,
     /// When a running deployment holds some of the same environments, wait
     /// for it instead of stopping.
     #[arg(long)]

@@ -30,10 +30,14 @@ pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
         OrchestrateCommand::Resume {
             id,
             force,
+            shard,
             approvals,
             state,
             common,
-        } => super::records::resume(&id, force, &approvals, &state, &common).await,
+        } => {
+            let shard = shard.shard().map_err(Error::Usage)?;
+            super::records::resume(&id, force, shard, &approvals, &state, &common).await
+        }
         OrchestrateCommand::Retry {
             id,
             failed,
@@ -114,6 +118,16 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
         undo: None,
     };
     let mut context = ApplyContext::new();
+    let shard = args.shard.shard().map_err(Error::Usage)?;
+    match (&args.deployment_id, shard) {
+        (Some(id), _) => context.deployment_id = valid_deployment_id(id)?,
+        (None, Some(shard)) => {
+            return Err(Error::Usage(format!(
+                "--shard {shard} needs --deployment-id: every shard records under one id (e.g. the Job's name)"
+            )));
+        }
+        (None, None) => {}
+    }
     if let Some(actor) = &args.actor {
         context.actor = actor.clone();
     }
@@ -131,16 +145,31 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
         context,
         kept: Vec::new(),
         retry_of: None,
+        shard,
     })
+}
+
+/// A `--deployment-id`: it names records, history rows and lock holders.
+fn valid_deployment_id(id: &str) -> Result<String, Error> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if id.is_empty() || id.len() > 100 || !id.chars().all(allowed) {
+        return Err(Error::Usage(format!(
+            "--deployment-id '{id}': use 1 to 100 letters, digits, '.', '_' or '-'"
+        )));
+    }
+    Ok(id.to_string())
 }
 
 async fn deploy(args: DeployArgs) -> Result<i32, Error> {
     let migrations = migrations(&args.common)?;
-    let request = request(&args, migrations)?;
+    let mut request = request(&args, migrations)?;
     let store = match args.dry_run {
         true => None,
         false => Some(super::records::open(&args.state, &args.common.config).await?),
     };
+    if let (Some(store), Some(id)) = (&store, &args.deployment_id) {
+        request.kept = super::records::continue_recorded(store, id, request.shard, args.wait).await?;
+    }
     execute(request, &args.common, store, args.wait, Some(&args)).await
 }
 
@@ -162,7 +191,11 @@ pub(super) async fn execute(
     let total = file
         .registry()
         .select(&request.environments)
-        .map(|s| s.len())
+        .map(|s| {
+            s.iter()
+                .filter(|e| request.shard.is_none_or(|shard| shard.contains(&e.name)))
+                .count()
+        })
         .unwrap_or(0);
     let progress = Progress::new(false, total);
     let approver = TerminalApprover {

@@ -10,7 +10,8 @@ use crate::coordinator::DeployRequest;
 use crate::engine::{DeployOptions, DeploymentResult, DeploymentStatus, FailureBudget, UndoTarget};
 use crate::error::EXIT_SUCCESS;
 use crate::migration::discover_migrations;
-use crate::state::{DeploymentRecord, EnvironmentRecord, EnvironmentState, StateStore};
+use crate::registry::Shard;
+use crate::state::{DeploymentRecord, EnvironmentRecord, EnvironmentState, StateError, StateStore};
 
 /// The state store of `--state`, else of the `"state"` of the environments
 /// file at `config` when there is one (its password registered as a secret).
@@ -53,6 +54,15 @@ pub(super) async fn show(id: &str, state: &StateArgs, output: OutputFormat) -> R
                     .unwrap_or_default()
             );
             println!("options: {}", deployment.options);
+            for part in &deployment.shards {
+                println!(
+                    "shard {} on {}: {}, {}",
+                    part.shard,
+                    part.runner,
+                    part.state,
+                    counts_of(&part.counts)
+                );
+            }
             println!("{}", environments_table(&environments));
         }
     }
@@ -65,7 +75,11 @@ fn default_config() -> std::path::PathBuf {
 }
 
 fn counts(record: &DeploymentRecord) -> String {
-    let count = |key: &str| record.counts.get(key).copied().unwrap_or(0);
+    counts_of(&record.counts)
+}
+
+fn counts_of(counts: &std::collections::BTreeMap<String, usize>) -> String {
+    let count = |key: &str| counts.get(key).copied().unwrap_or(0);
     format!(
         "{} success, {} failed, {} rolled back, {} skipped",
         count("success"),
@@ -121,17 +135,125 @@ fn environments_table(environments: &[EnvironmentRecord]) -> Table {
     table
 }
 
+/// A `--deployment-id` given again. New, or a shard not recorded yet: runs
+/// as new. Recorded and its runner gone (a crashed or killed pod that
+/// Kubernetes starts again): continues it, and returns the environments it
+/// finished, to keep. Running: refused, or waited for with `wait`. Finished: refused.
+pub(super) async fn continue_recorded(
+    store: &StateStore,
+    id: &str,
+    shard: Option<Shard>,
+    wait: bool,
+) -> Result<Vec<DeploymentResult>, Error> {
+    loop {
+        let (record, environments) = match store.show(id).await {
+            Ok(found) => found,
+            Err(StateError::NotFound(_)) => return Ok(Vec::new()),
+            Err(error) => return Err(error.into()),
+        };
+        let part = match (shard, record.shards.is_empty()) {
+            (None, true) => record,
+            (Some(shard), false) => match record.part(&shard.to_string()) {
+                Some(part) => part,
+                None => return Ok(Vec::new()),
+            },
+            (Some(shard), true) => {
+                return Err(Error::Usage(format!(
+                    "deployment {id} is recorded already, not split into shards: give --shard {shard} a new --deployment-id"
+                )));
+            }
+            (None, false) => {
+                return Err(Error::Usage(format!(
+                    "deployment {id} is recorded already, split into shards: give each runner its --shard, or a new --deployment-id"
+                )));
+            }
+        };
+        let what = match shard {
+            Some(shard) => format!("deployment {id} shard {shard}"),
+            None => format!("deployment {id}"),
+        };
+        if part.state == "finished" {
+            return Err(Error::Usage(format!(
+                "{what} is recorded already ({}): give a new --deployment-id; `surql orchestrate retry {id}` deploys again what did not succeed",
+                counts(&part)
+            )));
+        }
+        if part.may_be_running() {
+            if !wait {
+                return Err(Error::Usage(format!(
+                    "{what} is running on {}: --wait waits for it (and continues it if its runner dies)",
+                    part.runner
+                )));
+            }
+            eprintln!("waiting: {what} is running on {}", part.runner);
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            continue;
+        }
+        eprintln!(
+            "continuing {what}: its runner ({}) stopped; what it finished is kept",
+            part.runner
+        );
+        let selected: std::collections::HashSet<&String> = part.selection.iter().collect();
+        return Ok(finished(&environments, &selected));
+    }
+}
+
+/// The environments recorded as SUCCESS among `selected`: kept untouched by a resume.
+fn finished(
+    environments: &[EnvironmentRecord],
+    selected: &std::collections::HashSet<&String>,
+) -> Vec<DeploymentResult> {
+    let now = chrono::Utc::now();
+    environments
+        .iter()
+        .filter(|e| e.state == EnvironmentState::Success && selected.contains(&e.environment))
+        .map(|e| {
+            DeploymentResult::finished(
+                &e.environment,
+                DeploymentStatus::Success,
+                e.migrations_applied,
+                None,
+                now,
+            )
+        })
+        .collect()
+}
+
 /// `resume ID`: the recorded deployment's strategy and options over the
 /// environments it did not finish; the finished ones keep their result.
+/// Of a deployment split across runners, each shard resumes its own part.
 pub(super) async fn resume(
     id: &str,
     force: bool,
+    shard: Option<Shard>,
     approvals: &ApproveArgs,
     state: &StateArgs,
     common: &OrchestrateCommon,
 ) -> Result<i32, Error> {
     let store = open(state, &common.config).await?;
     let (record, environments) = store.show(id).await?;
+    let record = match (shard, record.shards.is_empty()) {
+        (None, true) => record,
+        (Some(shard), true) => {
+            return Err(Error::Usage(format!(
+                "deployment {id} was not split across runners: resume it without --shard {shard}"
+            )));
+        }
+        (None, false) => {
+            return Err(Error::Usage(format!(
+                "deployment {id} ran in shards ({}): resume each with --shard I/N as it ran",
+                record
+                    .shards
+                    .iter()
+                    .map(|p| p.shard.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        (Some(shard), false) => record
+            .part(&shard.to_string())
+            .ok_or_else(|| Error::Usage(format!("deployment {id} has no shard {shard} recorded")))?,
+    };
     if record.state != "running" && record.state != "interrupted" {
         return Err(Error::Usage(format!(
             "deployment {id} is {} ({}): nothing to resume; `surql orchestrate retry {id}` deploys again what did not succeed",
@@ -147,20 +269,9 @@ pub(super) async fn resume(
     }
     let mut request = recorded_request(&record, approvals, common)?;
     request.context.deployment_id = id.to_string();
-    let now = chrono::Utc::now();
-    request.kept = environments
-        .iter()
-        .filter(|e| e.state == EnvironmentState::Success)
-        .map(|e| {
-            DeploymentResult::finished(
-                &e.environment,
-                DeploymentStatus::Success,
-                e.migrations_applied,
-                None,
-                now,
-            )
-        })
-        .collect();
+    request.shard = shard;
+    let selected: std::collections::HashSet<&String> = record.selection.iter().collect();
+    request.kept = finished(&environments, &selected);
     super::orchestrate::execute(request, common, Some(store), false, None).await
 }
 

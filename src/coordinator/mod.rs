@@ -19,7 +19,7 @@ use crate::engine::{Approver, DeployOptions, DeploymentResult, DeploymentStatus,
 use crate::health::{HealthCheck, HealthStatus};
 use crate::migration::{ApplyContext, Migration, MigrationState, plan};
 use crate::plugin::{PluginError, PluginHost};
-use crate::registry::{EnvironmentConfig, EnvironmentRegistry, RegistryError, deployment_order};
+use crate::registry::{EnvironmentConfig, EnvironmentRegistry, RegistryError, Shard, deployment_order};
 use crate::script::{ScriptError, Strategy, StrategyError, run_strategy};
 use crate::state::{Recorder, StateStore};
 use recording::Recording;
@@ -59,6 +59,9 @@ pub struct DeployRequest {
     pub kept: Vec<DeploymentResult>,
     /// The deployment this one retries (`retry`), recorded with it.
     pub retry_of: Option<String>,
+    /// This runner's part of the selection when it is split across runners
+    /// (`--shard I/N`); every shard records under the same deployment id.
+    pub shard: Option<Shard>,
 }
 
 impl DeployRequest {
@@ -73,6 +76,7 @@ impl DeployRequest {
             context: ApplyContext::new(),
             kept: Vec::new(),
             retry_of: None,
+            shard: None,
         }
     }
 }
@@ -256,7 +260,10 @@ impl MigrationCoordinator {
     pub fn prepare(&self, request: DeployRequest) -> Result<(Arc<Engine>, Strategy), CoordinatorError> {
         Self::validate(&request.options, &request.context)?;
         let strategy = Strategy::resolve(&request.strategy, &request.strategy_dir)?;
-        let selected = self.select(&request.environments)?;
+        let mut selected = self.select(&request.environments)?;
+        if let Some(shard) = request.shard {
+            selected.retain(|e| shard.contains(&e.name));
+        }
         let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
         for environment in &selected {
             let identity = crate::connection::database_identity(&environment.connection);
@@ -294,7 +301,9 @@ impl MigrationCoordinator {
         let events = match self.state.as_ref().filter(|_| recorded) {
             Some(store) => {
                 let id = request.context.deployment_id.clone();
-                let (recorder, events) = Recorder::start(store.clone(), id.clone(), self.events.clone());
+                let shard = request.shard.map(|s| s.to_string());
+                let key = crate::state::record_key(&id, shard.as_deref());
+                let (recorder, events) = Recorder::start(store.clone(), id.clone(), key.clone(), self.events.clone());
                 self.recorders
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -303,6 +312,8 @@ impl MigrationCoordinator {
                         Recording {
                             recorder,
                             retry_of: request.retry_of.clone(),
+                            shard,
+                            key,
                             claimed: false,
                         },
                     );
@@ -382,12 +393,14 @@ impl MigrationCoordinator {
             .remove(&id);
         let store = self.state.as_ref().filter(|_| recording.is_some());
         let report = self.run_recorded(engine, strategy).await;
+        let mut key = id.clone();
         if let Some(recording) = recording {
+            key = recording.key;
             recording.recorder.stop().await;
         }
         if let Some(store) = store {
             let results: Vec<&DeploymentResult> = report.results.values().collect();
-            if let Err(error) = store.finish(&id, &results, report.interrupted).await {
+            if let Err(error) = store.finish(&id, &key, &results, report.interrupted).await {
                 tracing::warn!(
                     "could not record the end of deployment {id} in {}: {error}",
                     store.url()

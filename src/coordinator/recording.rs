@@ -13,6 +13,10 @@ use crate::state::{DeploymentRecord, Recorder, StateError};
 pub(super) struct Recording {
     pub(super) recorder: Recorder,
     pub(super) retry_of: Option<String>,
+    /// `I/N` when the selection is split across runners.
+    pub(super) shard: Option<String>,
+    /// Its record's key in the store.
+    pub(super) key: String,
     pub(super) claimed: bool,
 }
 
@@ -42,6 +46,9 @@ fn deployment_record(engine: &Engine, strategy: &Strategy) -> DeploymentRecord {
         runner: crate::migration::holder::owner_string(&context.actor, &context.deployment_id, None),
         counts: Default::default(),
         retry_of: None,
+        heartbeat_at: None,
+        shard: None,
+        shards: Vec::new(),
         rollback_of: options.undo.as_ref().map(|undo| undo.deployment_id.clone()),
     }
 }
@@ -55,16 +62,17 @@ impl MigrationCoordinator {
     /// for dry runs and simulations, it does nothing.
     pub async fn claim(&self, engine: &Engine, strategy: &Strategy) -> Result<(), StateError> {
         let id = &engine.context().deployment_id;
-        let retry_of = {
+        let (retry_of, shard) = {
             let recorders = self.recorders.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             match recorders.get(id) {
-                Some(recording) if !recording.claimed => recording.retry_of.clone(),
+                Some(recording) if !recording.claimed => (recording.retry_of.clone(), recording.shard.clone()),
                 _ => return Ok(()),
             }
         };
         let Some(store) = &self.state else { return Ok(()) };
         let mut record = deployment_record(engine, strategy);
         record.retry_of = retry_of;
+        record.shard = shard;
         store.begin(&record, engine.kept()).await?;
         if let Some(recording) = self
             .recorders

@@ -243,7 +243,8 @@ mod tests {
         } else {
             format!("-- migrate:up\nDEFINE TABLE t{version};\n")
         };
-        crate::migration::file::parse_migration(std::path::Path::new(&format!("{version}_m{version}.surql")), &text).unwrap()
+        crate::migration::file::parse_migration(std::path::Path::new(&format!("{version}_m{version}.surql")), &text)
+            .unwrap()
     }
 
     fn row(m: &Migration, deployment: &str, at: &str) -> AppliedMigration {
@@ -296,7 +297,10 @@ mod tests {
         let m = vec![migration("1", true), migration("2", false)];
         let history = [row(&m[0], "d2", "x"), row(&m[1], "d2", "x")];
         let refused = undo_targets(&m, &history, &target(false)).unwrap_err();
-        assert!(refused.contains("2_m2") && refused.contains("no '-- migrate:down'"), "{refused}");
+        assert!(
+            refused.contains("2_m2") && refused.contains("no '-- migrate:down'"),
+            "{refused}"
+        );
         let refused = undo_targets(&m[..1], &history, &target(false)).unwrap_err();
         assert!(refused.contains("file is not among"), "{refused}");
         let mut changed = history[0].clone();

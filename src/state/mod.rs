@@ -30,7 +30,8 @@ const DATABASE: &str = "state";
 
 const DEFINE_TABLES: &str = "DEFINE TABLE IF NOT EXISTS deployment SCHEMALESS COMMENT 'surql deployments';
 DEFINE TABLE IF NOT EXISTS deployment_env SCHEMALESS COMMENT 'surql deployments: one row per environment';
-DEFINE INDEX IF NOT EXISTS deployment_env_of ON deployment_env FIELDS deployment;";
+DEFINE INDEX IF NOT EXISTS deployment_env_of ON deployment_env FIELDS deployment;
+DEFINE INDEX IF NOT EXISTS deployment_by_id ON deployment FIELDS deployment_id;";
 
 /// Why the state store cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -127,13 +128,151 @@ pub struct DeploymentRecord {
     /// The deployment this one rolled back.
     #[serde(default)]
     pub rollback_of: Option<String>,
+    /// When its runner last said it was alive (see [`HEARTBEAT_STALE`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_at: Option<String>,
+    /// `I/N` when this record is one shard of a deployment split across
+    /// runners (`deploy --shard`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// A sharded deployment as a whole: the shards recorded so far.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardPart>,
+}
+
+/// One shard of a deployment split across runners, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardPart {
+    pub shard: String,
+    pub state: String,
+    pub runner: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub counts: std::collections::BTreeMap<String, usize>,
+    pub heartbeat_at: Option<String>,
+    /// Its environments (kept for `resume --shard`, not shown).
+    #[serde(skip)]
+    pub selection: Vec<String>,
+}
+
+/// A heartbeat within [`HEARTBEAT_STALE`] (or none recorded: it may be alive).
+fn heartbeat_is_fresh(at: Option<&str>) -> bool {
+    match at.map(chrono::DateTime::parse_from_rfc3339) {
+        Some(Ok(at)) => {
+            chrono::Utc::now()
+                .signed_duration_since(at)
+                .to_std()
+                .unwrap_or_default()
+                < HEARTBEAT_STALE
+        }
+        _ => true,
+    }
+}
+
+/// The key of a deployment's record: its id, and its shard when split.
+pub fn record_key(id: &str, shard: Option<&str>) -> String {
+    match shard {
+        Some(shard) => format!("{id}~shard-{}", shard.replace('/', "-of-")),
+        None => id.to_string(),
+    }
+}
+
+/// One record per deployment: a sharded one's parts as a whole (selection
+/// and counts summed, running while any shard runs).
+fn aggregate(mut parts: Vec<DeploymentRecord>) -> Option<DeploymentRecord> {
+    if parts.len() == 1 && parts[0].shard.is_none() {
+        return parts.pop();
+    }
+    parts.sort_by_key(|p| {
+        p.shard
+            .as_deref()
+            .and_then(|s| s.split_once('/'))
+            .and_then(|(i, _)| i.parse::<usize>().ok())
+    });
+    let mut whole = parts.first()?.clone();
+    whole.shard = None;
+    whole.selection = parts.iter().flat_map(|p| p.selection.iter().cloned()).collect();
+    whole.counts = Default::default();
+    for part in &parts {
+        for (key, n) in &part.counts {
+            *whole.counts.entry(key.clone()).or_insert(0) += n;
+        }
+    }
+    let any = |state: &str| parts.iter().any(|p| p.state == state);
+    whole.state = if any("running") {
+        "running"
+    } else if any("interrupted") {
+        "interrupted"
+    } else {
+        "finished"
+    }
+    .into();
+    whole.started_at = parts.iter().map(|p| p.started_at.clone()).min().unwrap_or_default();
+    whole.finished_at = match whole.state.as_str() {
+        "finished" => parts.iter().filter_map(|p| p.finished_at.clone()).max(),
+        _ => None,
+    };
+    whole.runner = parts.iter().map(|p| p.runner.as_str()).collect::<Vec<_>>().join("; ");
+    whole.shards = parts
+        .into_iter()
+        .map(|p| ShardPart {
+            shard: p.shard.unwrap_or_default(),
+            state: p.state,
+            runner: p.runner,
+            started_at: p.started_at,
+            finished_at: p.finished_at,
+            counts: p.counts,
+            heartbeat_at: p.heartbeat_at,
+            selection: p.selection,
+        })
+        .collect();
+    Some(whole)
 }
 
 impl DeploymentRecord {
-    /// Recorded as running, and its runner not provably gone (it may be on
-    /// another machine).
+    /// Recorded as running, its runner not provably gone (it may be on
+    /// another machine) and its heartbeat not stale; for a sharded
+    /// deployment, any shard.
     pub fn may_be_running(&self) -> bool {
-        self.state == "running" && !crate::migration::holder::holder_is_gone(&self.runner, &self.started_at)
+        let alive = |state: &str, runner: &str, started_at: &str, heartbeat_at: Option<&str>| {
+            state == "running"
+                && !crate::migration::holder::holder_is_gone(runner, started_at)
+                && heartbeat_is_fresh(heartbeat_at)
+        };
+        match self.shards.is_empty() {
+            true => alive(
+                &self.state,
+                &self.runner,
+                &self.started_at,
+                self.heartbeat_at.as_deref(),
+            ),
+            false => self
+                .shards
+                .iter()
+                .any(|p| alive(&p.state, &p.runner, &p.started_at, p.heartbeat_at.as_deref())),
+        }
+    }
+
+    /// One shard (`I/N`) of a deployment split across runners, as a record of its own.
+    pub fn part(&self, shard: &str) -> Option<DeploymentRecord> {
+        let part = self.shards.iter().find(|p| p.shard == shard)?.clone();
+        Some(DeploymentRecord {
+            selection: part.selection,
+            started_at: part.started_at,
+            finished_at: part.finished_at,
+            state: part.state,
+            runner: part.runner,
+            counts: part.counts,
+            heartbeat_at: part.heartbeat_at,
+            shard: Some(part.shard),
+            shards: Vec::new(),
+            ..self.clone()
+        })
+    }
+
+    /// The key of its record in the store.
+    pub fn key(&self) -> String {
+        record_key(&self.id, self.shard.as_deref())
     }
 }
 
@@ -204,12 +343,12 @@ IF array::len($busy) > 0 {{ THROW 'surql-fleet-lock ' + <string> $busy[0].deploy
 COMMIT TRANSACTION;",
             stale = HEARTBEAT_STALE.as_secs(),
             write = if kept.is_empty() {
-                "UPSERT type::record('deployment', $id) CONTENT object::extend($record, { heartbeat_at: time::now() })"
+                "UPSERT type::record('deployment', $key) CONTENT object::extend($record, { heartbeat_at: time::now() })"
             } else {
-                "UPDATE type::record('deployment', $id) SET state = 'running', finished_at = NONE, runner = $record.runner, resumed_at = time::now(), heartbeat_at = time::now()"
+                "UPDATE type::record('deployment', $key) SET state = 'running', finished_at = NONE, runner = $record.runner, resumed_at = time::now(), heartbeat_at = time::now()"
             }
         );
-        let vars = json!({ "id": record.id, "record": content, "selection": record.selection });
+        let vars = json!({ "id": record.id, "key": record.key(), "record": content, "selection": record.selection });
         self.settle_the_dead(&vars).await?;
         if let Err(error) = self.run(&sql, vars).await {
             return Err(match error.message().split_once("surql-fleet-lock ") {
@@ -254,11 +393,12 @@ COMMIT TRANSACTION;",
         Ok(())
     }
 
-    /// Tells other runners this deployment is alive (see [`HEARTBEAT_STALE`]).
-    pub async fn heartbeat(&self, id: &str) -> Result<(), StateError> {
+    /// Tells other runners the deployment recorded under `key` is alive
+    /// (see [`HEARTBEAT_STALE`]).
+    pub async fn heartbeat(&self, key: &str) -> Result<(), StateError> {
         self.run(
-            "UPDATE type::record('deployment', $id) SET heartbeat_at = time::now() WHERE state = 'running';",
-            json!({ "id": id }),
+            "UPDATE type::record('deployment', $key) SET heartbeat_at = time::now() WHERE state = 'running';",
+            json!({ "key": key }),
         )
         .await?;
         Ok(())
@@ -278,8 +418,15 @@ COMMIT TRANSACTION;",
         Ok(())
     }
 
-    /// Records the end: every environment's final result and the counts.
-    pub async fn finish(&self, id: &str, results: &[&DeploymentResult], interrupted: bool) -> Result<(), StateError> {
+    /// Records the end of deployment `id` (its record under `key`): every
+    /// environment's final result and the counts.
+    pub async fn finish(
+        &self,
+        id: &str,
+        key: &str,
+        results: &[&DeploymentResult],
+        interrupted: bool,
+    ) -> Result<(), StateError> {
         let now = chrono::Utc::now().to_rfc3339();
         let rows: Vec<EnvironmentRecord> = results
             .iter()
@@ -298,37 +445,60 @@ COMMIT TRANSACTION;",
             *counts.entry(result.status.value().to_string()).or_insert(0usize) += 1;
         }
         self.run(
-            "UPDATE type::record('deployment', $id) SET finished_at = $now, state = $state, counts = $counts;",
-            json!({ "id": id, "now": now, "state": if interrupted { "interrupted" } else { "finished" }, "counts": counts }),
+            "UPDATE type::record('deployment', $key) SET finished_at = $now, state = $state, counts = $counts;",
+            json!({ "key": key, "now": now, "state": if interrupted { "interrupted" } else { "finished" }, "counts": counts }),
         )
         .await?;
         Ok(())
     }
 
-    /// The newest `limit` deployments, newest first.
+    /// The newest `limit` deployments, newest first (a sharded one as a whole).
     pub async fn list(&self, limit: usize) -> Result<Vec<DeploymentRecord>, StateError> {
-        let rows = self
+        let newest = self
             .run(
-                "SELECT * OMIT id FROM deployment ORDER BY started_at DESC LIMIT $limit;",
-                json!({ "limit": limit }),
+                "SELECT deployment_id, started_at FROM deployment ORDER BY started_at DESC;",
+                json!({}),
             )
             .await?;
-        parse(rows.into_iter().next().unwrap_or_default())
+        let mut ids: Vec<String> = Vec::new();
+        for row in newest
+            .first()
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(id) = row.get("deployment_id").and_then(serde_json::Value::as_str)
+                && !ids.iter().any(|seen| seen == id)
+            {
+                ids.push(id.to_string());
+            }
+            if ids.len() == limit {
+                break;
+            }
+        }
+        let rows = self
+            .run(
+                "SELECT * OMIT id FROM deployment WHERE deployment_id IN $ids;",
+                json!({ "ids": ids }),
+            )
+            .await?;
+        let records: Vec<DeploymentRecord> = parse(rows.into_iter().next().unwrap_or_default())?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| aggregate(records.iter().filter(|r| &r.id == id).cloned().collect()))
+            .collect())
     }
 
     /// One deployment and its environments, in the order they were selected.
     pub async fn show(&self, id: &str) -> Result<(DeploymentRecord, Vec<EnvironmentRecord>), StateError> {
         let answer = self.run(
-            "SELECT * OMIT id FROM ONLY type::record('deployment', $id); SELECT * OMIT id, deployment FROM deployment_env WHERE deployment = $id;",
+            "SELECT * OMIT id FROM deployment WHERE deployment_id = $id; SELECT * OMIT id, deployment FROM deployment_env WHERE deployment = $id;",
             json!({ "id": id }),
         )
         .await?;
         let mut answer = answer.into_iter();
-        let deployment = answer.next().unwrap_or_default();
-        if deployment.is_null() {
-            return Err(StateError::NotFound(id.to_string()));
-        }
-        let deployment: DeploymentRecord = parse(deployment)?;
+        let parts: Vec<DeploymentRecord> = parse(answer.next().unwrap_or_default())?;
+        let deployment = aggregate(parts).ok_or_else(|| StateError::NotFound(id.to_string()))?;
         let mut environments: Vec<EnvironmentRecord> = parse(answer.next().unwrap_or_default())?;
         let order: std::collections::HashMap<&str, usize> = deployment
             .selection

@@ -20,12 +20,12 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Records the events of deployment `id` and passes each on to `forward`.
-    /// Returns the recorder and the sink to give the engine.
-    pub fn start(store: Arc<StateStore>, id: String, forward: EventSink) -> (Self, EventSink) {
+    /// Records the events of deployment `id` (its record under `key`) and
+    /// passes each on to `forward`. Returns the recorder and the sink to give the engine.
+    pub fn start(store: Arc<StateStore>, id: String, key: String, forward: EventSink) -> (Self, EventSink) {
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(record(store, id, receiver, forward, stopped));
+        let task = tokio::spawn(record(store, id, key, receiver, forward, stopped));
         (Self { stop, task }, EventSink::new(sender))
     }
 
@@ -39,6 +39,7 @@ impl Recorder {
 async fn record(
     store: Arc<StateStore>,
     id: String,
+    key: String,
     mut events: UnboundedReceiver<Event>,
     forward: EventSink,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
@@ -65,7 +66,7 @@ async fn record(
                 false
             }
             _ = heartbeat.tick() => {
-                if let Err(error) = store.heartbeat(&id).await {
+                if let Err(error) = store.heartbeat(&key).await {
                     tracing::warn!("could not record that deployment {id} is alive: {error}");
                 }
                 false

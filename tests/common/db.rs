@@ -34,6 +34,17 @@ pub async fn tables(connection: &ConnectionConfig) -> Vec<String> {
     names
 }
 
+/// The rows of `_migration_history`, by version; none when the database was never created.
+pub async fn history_rows(connection: &ConnectionConfig) -> Vec<serde_json::Value> {
+    let Some(db) = connect_read_only(connection, TIMEOUT).await.unwrap() else {
+        return Vec::new();
+    };
+    let rows = run_query(&db, "SELECT * FROM _migration_history ORDER BY version;", json!({}))
+        .await
+        .unwrap();
+    rows[0].as_array().cloned().unwrap_or_default()
+}
+
 /// Writes `environments.json` with these environments into `dir`.
 pub fn write_environments(dir: &std::path::Path, environments: serde_json::Value) {
     std::fs::write(
@@ -41,6 +52,20 @@ pub fn write_environments(dir: &std::path::Path, environments: serde_json::Value
         json!({ "environments": environments }).to_string(),
     )
     .unwrap();
+}
+
+/// Writes `environments.json` with `n` environments `t0…` (zero-padded past
+/// 9) on the server at `ws_url`, namespaces `{prefix}0…`, the password from
+/// `${SURQL_TEST_SECRET}`.
+pub fn write_server_tenants(dir: &std::path::Path, ws_url: &str, n: usize, prefix: &str) {
+    let environments: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            let name = if n > 10 { format!("t{i:02}") } else { format!("t{i}") };
+            json!({"name": name, "connection": {"db_url": ws_url, "db_ns": format!("{prefix}{i}"), "db": "main",
+                "username": "root", "password": "${SURQL_TEST_SECRET}"}})
+        })
+        .collect();
+    write_environments(dir, serde_json::Value::Array(environments));
 }
 
 /// Creates the namespace, database and surql's tables.

@@ -13,7 +13,7 @@ mod server;
 
 #[allow(unused_imports)] // each test crate uses a different part
 pub use {
-    db::{applied_names, applied_versions, initialise, tables, write_environments},
+    db::{applied_names, applied_versions, initialise, tables, write_environments, write_server_tenants},
     latency::LatencyProxy,
     server::{TestServer, free_port, server_binary},
 };
