@@ -116,7 +116,10 @@ async fn every_deploy_is_recorded_listed_and_shown() {
 
     // The rollback took the poisoned record with the table: retrying what
     // did not succeed deploys t1 alone, as a new deployment linked to the first.
-    let out = run(&["orchestrate", "retry", &id, "-m", m, "--output", "json"], work.path());
+    let out = run(
+        &["orchestrate", "retry", &id, "--failed", "-m", m, "--output", "json"],
+        work.path(),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let retried = json_of(&out);
     let second = retried["deployment_id"].as_str().unwrap().to_string();

@@ -148,6 +148,9 @@ pub enum OrchestrateCommand {
         /// Of a deployment split across runners: this shard's part.
         #[command(flatten)]
         shard: ShardArgs,
+        /// When a running deployment holds some of the same environments, wait for it.
+        #[arg(long)]
+        wait: bool,
         #[command(flatten)]
         approvals: ApproveArgs,
         #[command(flatten)]
@@ -166,6 +169,9 @@ pub enum OrchestrateCommand {
         /// Environments that ended SKIPPED.
         #[arg(long)]
         skipped: bool,
+        /// When a running deployment holds some of the same environments, wait for it.
+        #[arg(long)]
+        wait: bool,
         #[command(flatten)]
         approvals: ApproveArgs,
         #[command(flatten)]

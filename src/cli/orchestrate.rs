@@ -31,17 +31,25 @@ pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
             id,
             force,
             shard,
+            wait,
             approvals,
             state,
             common,
         } => {
             let shard = shard.shard().map_err(Error::Usage)?;
-            super::records::resume(&id, force, shard, &approvals, &state, &common).await
+            let run = super::records::Run {
+                approvals: &approvals,
+                state: &state,
+                common: &common,
+                wait,
+            };
+            super::records::resume(&id, force, shard, run).await
         }
         OrchestrateCommand::Retry {
             id,
             failed,
             skipped,
+            wait,
             approvals,
             state,
             common,
@@ -50,7 +58,13 @@ pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
                 failed: failed || !skipped,
                 skipped,
             };
-            super::records::retry(&id, which, &approvals, &state, &common).await
+            let run = super::records::Run {
+                approvals: &approvals,
+                state: &state,
+                common: &common,
+                wait,
+            };
+            super::records::retry(&id, which, run).await
         }
         OrchestrateCommand::Rollback(args) => super::records::rollback(&args).await,
         OrchestrateCommand::Unlock {

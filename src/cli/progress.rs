@@ -203,6 +203,9 @@ impl Progress {
             }
             Event::Finished { result } => {
                 let summary = match (&result.status, &result.error) {
+                    (DeploymentStatus::Success, _) if result.migrations_rolled_back > 0 => {
+                        format!("SUCCESS ({} rolled back)", result.migrations_rolled_back)
+                    }
                     (DeploymentStatus::Success, _) => {
                         format!("{} ({} applied)", result.status.label(), result.migrations_applied)
                     }

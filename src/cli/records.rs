@@ -222,15 +222,8 @@ fn finished(
 /// `resume ID`: the recorded deployment's strategy and options over the
 /// environments it did not finish; the finished ones keep their result.
 /// Of a deployment split across runners, each shard resumes its own part.
-pub(super) async fn resume(
-    id: &str,
-    force: bool,
-    shard: Option<Shard>,
-    approvals: &ApproveArgs,
-    state: &StateArgs,
-    common: &OrchestrateCommon,
-) -> Result<i32, Error> {
-    let store = open(state, &common.config).await?;
+pub(super) async fn resume(id: &str, force: bool, shard: Option<Shard>, run: Run<'_>) -> Result<i32, Error> {
+    let store = open(run.state, &run.common.config).await?;
     let (record, environments) = store.show(id).await?;
     let record = match (shard, record.shards.is_empty()) {
         (None, true) => record,
@@ -267,12 +260,21 @@ pub(super) async fn resume(
             record.runner
         )));
     }
-    let mut request = recorded_request(&record, approvals, common)?;
+    let mut request = recorded_request(&record, run.approvals, run.common)?;
     request.context.deployment_id = id.to_string();
     request.shard = shard;
     let selected: std::collections::HashSet<&String> = record.selection.iter().collect();
     request.kept = finished(&environments, &selected);
-    super::orchestrate::execute(request, common, Some(store), false, None).await
+    super::orchestrate::execute(request, run.common, Some(store), run.wait, None).await
+}
+
+/// How `resume` and `retry` run: approvals, the state store, the common
+/// flags, and whether to wait for an overlapping deployment.
+pub(super) struct Run<'a> {
+    pub approvals: &'a ApproveArgs,
+    pub state: &'a StateArgs,
+    pub common: &'a OrchestrateCommon,
+    pub wait: bool,
 }
 
 /// A request with a recorded deployment's strategy, options and selection.
@@ -362,14 +364,8 @@ pub(super) struct Which {
 }
 
 /// `retry ID`: a new deployment, linked to ID, over what did not succeed there.
-pub(super) async fn retry(
-    id: &str,
-    which: Which,
-    approvals: &ApproveArgs,
-    state: &StateArgs,
-    common: &OrchestrateCommon,
-) -> Result<i32, Error> {
-    let store = open(state, &common.config).await?;
+pub(super) async fn retry(id: &str, which: Which, run: Run<'_>) -> Result<i32, Error> {
+    let store = open(run.state, &run.common.config).await?;
     let (record, environments) = store.show(id).await?;
     if record.may_be_running() {
         return Err(Error::Usage(format!(
@@ -390,8 +386,8 @@ pub(super) async fn retry(
         println!("deployment {id}: nothing to retry ({})", counts(&record));
         return Ok(EXIT_SUCCESS);
     }
-    let mut request = recorded_request(&record, approvals, common)?;
+    let mut request = recorded_request(&record, run.approvals, run.common)?;
     request.environments = chosen;
     request.retry_of = Some(id.to_string());
-    super::orchestrate::execute(request, common, Some(store), false, None).await
+    super::orchestrate::execute(request, run.common, Some(store), run.wait, None).await
 }
