@@ -61,8 +61,9 @@ pub use connection::{AuthLevel, ConnectionConfig};
 pub use coordinator::{CoordinatorError, DeployRequest, DeploymentReport, EnvironmentStatus, MigrationCoordinator};
 pub use discovery::DiscoveryError;
 pub use engine::{
-    ApprovalRequest, Approver, DeployOptions, DeploymentResult, DeploymentStatus, EngineError, EnvironmentPlan, Event,
-    EventSink, FailureBudget, PlanReport, UndoTarget, VerifyResult, Wave, WaveOptions, simulate::Simulation,
+    ApprovalRequest, ApprovalTarget, Approver, DeployOptions, DeploymentResult, DeploymentStatus, EngineError,
+    EnvironmentPlan, Event, EventSink, FailureBudget, GateHalt, PendingMigration, PlanReport, UndoTarget, VerifyResult,
+    Wave, WaveOptions, simulate::Simulation,
 };
 pub use error::Error;
 pub use health::{HealthCheck, HealthStatus};

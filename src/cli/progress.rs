@@ -245,14 +245,37 @@ pub fn ask_yes(question: &str) -> std::io::Result<bool> {
 /// One prompt at a time, whatever the concurrency.
 static PROMPT: Mutex<()> = Mutex::new(());
 
+/// The prompt: the group, what it would get, and the risks, then the question.
+fn approval_question(request: &ApprovalRequest) -> String {
+    let mut text = format!("Deployment {} — {}\n", request.deployment_id, request.summary);
+    let names: Vec<&str> = request.environments.iter().map(|e| e.name.as_str()).collect();
+    let shown = names.len().min(10);
+    text.push_str(&format!("  environments: {}", names[..shown].join(", ")));
+    if names.len() > shown {
+        text.push_str(&format!(" and {} more", names.len() - shown));
+    }
+    text.push('\n');
+    for migration in &request.migrations {
+        text.push_str(&format!("  + {}_{}\n", migration.version, migration.name));
+    }
+    for statement in &request.destructive {
+        text.push_str(&format!("  ! destructive: {statement}\n"));
+    }
+    for id in &request.irreversible {
+        text.push_str(&format!("  ! no down section: {id}\n"));
+    }
+    match names.as_slice() {
+        [one] => text.push_str(&format!("Deploy to '{one}'?")),
+        _ => text.push_str(&format!("Deploy to these {} environments?", names.len())),
+    }
+    text
+}
+
 impl Approver for TerminalApprover {
     fn approve(&self, request: &ApprovalRequest) -> ApprovalDecision {
         let _one_at_a_time = PROMPT.lock().unwrap_or_else(|e| e.into_inner());
         let ask = || {
-            let question = format!(
-                "Deploy to '{}' (deployment {})?",
-                request.environment, request.deployment_id
-            );
+            let question = approval_question(request);
             match ask_yes(&question) {
                 Ok(true) => ApprovalDecision::Approved,
                 Ok(false) => ApprovalDecision::Denied("approval declined at the prompt".into()),

@@ -335,6 +335,7 @@ impl MigrationCoordinator {
             None => engine,
         };
         engine.keep(request.kept);
+        engine.set_strategy_name(&strategy.name);
         Ok((Arc::new(engine), strategy))
     }
 

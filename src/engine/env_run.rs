@@ -112,7 +112,7 @@ async fn run_steps(
     // 1. Approval, before anything touches the environment.
     if approval_required && !options.dry_run {
         engine.events.phase(name, "awaiting approval");
-        approve(engine, environment).await?;
+        approve(engine, environment)?;
     }
 
     // 2. Health, and 3. the history, read together without creating anything.

@@ -5,6 +5,7 @@
 mod approval;
 mod env_run;
 pub mod event;
+mod gate;
 mod plan;
 mod recorded_rollback;
 pub mod result;
@@ -25,7 +26,9 @@ use crate::migration::{ApplyContext, Migration};
 use crate::plugin::{Notifier, PluginHost};
 use crate::registry::EnvironmentConfig;
 use crate::safety::{ApprovalDecision, ApprovalPolicy, DestructiveStatement, destructive_statements};
+pub use approval::{ApprovalRequest, ApprovalTarget, Approver, PendingMigration};
 pub use event::{Event, EventSink};
+pub use gate::GateHalt;
 pub use plan::PlanReport;
 pub use result::{DeploymentResult, DeploymentStatus, EnvironmentPlan};
 pub use wave::{FailureBudget, Wave, WaveOptions};
@@ -110,21 +113,6 @@ impl Default for DeployOptions {
 
 use crate::concurrent::bounded;
 
-/// What an approver is asked.
-#[derive(Debug, Clone, Serialize)]
-pub struct ApprovalRequest {
-    pub deployment_id: String,
-    pub environment: String,
-    pub tags: Vec<String>,
-    /// Migrations that would be applied (`version_name`), when known.
-    pub pending: Vec<String>,
-}
-
-/// Asks a person or a plugin for approval. Called on a blocking thread.
-pub trait Approver: Send + Sync {
-    fn approve(&self, request: &ApprovalRequest) -> ApprovalDecision;
-}
-
 /// Why a strategy primitive refused its arguments.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -159,6 +147,8 @@ struct EnvState {
     partial: bool,
     /// The result came from an earlier run of this deployment (`resume`).
     kept: bool,
+    /// What its approvers (or the person) decided, asked once for its group.
+    approval: Option<ApprovalDecision>,
 }
 
 /// Shared state of one deployment. Primitives are `async` methods; the script
@@ -183,6 +173,8 @@ pub struct Engine {
     cancelled: tokio::sync::watch::Sender<bool>,
     /// The waves (`deploy` calls) so far, with the pauses between them.
     waves: Mutex<Vec<Wave>>,
+    /// The strategy's name, for approvers and gates.
+    strategy: std::sync::OnceLock<String>,
 }
 
 impl Engine {
@@ -217,6 +209,7 @@ impl Engine {
             scripts: Mutex::default(),
             cancelled: tokio::sync::watch::Sender::new(false),
             waves: Mutex::default(),
+            strategy: std::sync::OnceLock::new(),
         }
     }
 
@@ -269,6 +262,15 @@ impl Engine {
         if result.status == DeploymentStatus::RolledBack {
             self.notify("rollback", fields);
         }
+    }
+
+    /// Names the strategy running this deployment (what approvers and gates are told).
+    pub fn set_strategy_name(&self, name: &str) {
+        let _ = self.strategy.set(name.to_string());
+    }
+
+    fn strategy_name(&self) -> String {
+        self.strategy.get().cloned().unwrap_or_default()
     }
 
     /// The deployment's options.
@@ -331,6 +333,12 @@ impl Engine {
     /// How many migrations this run has applied on `name` (and not rolled back).
     fn applied_count(&self, name: &str) -> usize {
         self.ledger().get(name).map_or(0, |s| s.applied_this_run.len())
+    }
+
+    /// Environments with a final result so far, and how many there are.
+    fn progress(&self) -> (usize, usize) {
+        let ledger = self.ledger();
+        (ledger.values().filter(|s| s.result.is_some()).count(), ledger.len())
     }
 
     /// The final result of `name`, if it has one.

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::env_run::{environment_plan, pending_up_to};
-use super::{Engine, EngineError, EnvironmentPlan};
+use super::{Engine, EngineError, EnvironmentPlan, WaveOptions};
 use crate::migration::plan;
 
 /// One environment's plan, or why it has none.
@@ -24,6 +24,11 @@ impl Engine {
     /// destructive statements (file, line), those without a down section,
     /// and whether approval is needed. Reads only.
     pub async fn plan(&self, names: &[String]) -> Result<Vec<PlanReport>, EngineError> {
+        self.plan_for(names, &self.wave_defaults()).await
+    }
+
+    /// [`Engine::plan`] for a wave: its pending migrations stop at its `to_version`.
+    pub(super) async fn plan_for(&self, names: &[String], wave: &WaveOptions) -> Result<Vec<PlanReport>, EngineError> {
         if let Some(simulation) = &self.options.simulation {
             return names
                 .iter()
@@ -31,7 +36,6 @@ impl Engine {
                 .collect();
         }
         let (environments, readings) = self.read(names).await?;
-        let defaults = self.wave_defaults();
         Ok(readings
             .into_iter()
             .zip(environments)
@@ -46,7 +50,7 @@ impl Engine {
                     };
                 }
                 let migration_plan = plan(&self.migrations, &reading.history.unwrap_or_default());
-                let pending = pending_up_to(self, &migration_plan, &defaults);
+                let pending = pending_up_to(self, &migration_plan, wave);
                 let destructive: Vec<_> = pending
                     .iter()
                     .flat_map(|&i| self.destructive[i].iter().cloned())

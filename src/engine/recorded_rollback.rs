@@ -52,7 +52,7 @@ async fn undo_steps(
     }
     if (environment.require_approval || !environment.approvers.is_empty()) && !engine.options.dry_run {
         engine.events.phase(name, "awaiting approval");
-        approve(engine, environment).await.map_err(none_reverted)?;
+        approve(engine, environment).map_err(none_reverted)?;
     }
     let (history, session) = health_and_history(engine, environment, wave)
         .await

@@ -195,11 +195,22 @@ impl Engine {
             });
         }
         let limit = wave.max_failures.map(|budget| budget.limit(names.len()));
-        {
+        let label = {
             let mut waves = self.waves.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let number = waves.len() + 1;
             waves.push(Wave::of(number, names, &wave));
+            waves[number - 1].label.clone()
+        };
+        // Gates first: a halted wave asks nobody and touches nothing.
+        if let (Some(_), results) = self.gate_wave(names, &label).await? {
+            return Ok(results);
         }
+        // Approval once for the wave, with its plan, before any of it starts.
+        self.approve_group(names, &label, &wave).await?;
+        self.notify(
+            "wave_started",
+            serde_json::json!({ "label": label, "environments": names.len() }),
+        );
         let max_concurrent = wave.max_concurrent.max(1);
         let (wave, failures) = (Arc::new(wave), Arc::new(FailureCount::default()));
         // Each environment is a task of its own, so the client-side work (and
@@ -237,7 +248,33 @@ impl Engine {
                 result
             }
         });
-        Ok(bounded(deployments, max_concurrent).await)
+        let results = bounded(deployments, max_concurrent).await;
+        self.notify("wave_finished", self.wave_summary(&label, &results));
+        Ok(results)
+    }
+
+    /// A wave's `wave_finished` notification: counts, its environments that
+    /// failed or were rolled back (the first 200), and the deployment so far.
+    fn wave_summary(&self, label: &str, results: &[DeploymentResult]) -> serde_json::Value {
+        let count = |status: DeploymentStatus| results.iter().filter(|r| r.status == status).count();
+        let failures: Vec<serde_json::Value> = results
+            .iter()
+            .filter(|r| r.is_failure())
+            .take(200)
+            .map(|r| serde_json::json!({ "environment": r.environment, "status": r.status.value(), "error": r.error }))
+            .collect();
+        let (finished, total) = self.progress();
+        serde_json::json!({
+            "label": label,
+            "environments": results.len(),
+            "success": count(DeploymentStatus::Success),
+            "failed": count(DeploymentStatus::Failed),
+            "rolled_back": count(DeploymentStatus::RolledBack),
+            "skipped": count(DeploymentStatus::Skipped),
+            "failures": failures,
+            "finished": finished,
+            "total": total,
+        })
     }
 
     /// The result of `name`, and whether this call made it.

@@ -4,7 +4,10 @@ use std::ffi::{CStr, c_void};
 use std::path::{Path, PathBuf};
 
 use libloading::Library;
-use surql_plugin_sdk::{ABI_VERSION, DECLARE_SYMBOL, PluginDeclaration, PluginString, STATUS_OK};
+use surql_plugin_sdk::{
+    ABI_VERSION, DECLARE_SYMBOL, HOOK_APPROVE, HOOK_NOTIFY, OLDEST_ABI_VERSION, PluginDeclaration, PluginString,
+    STATUS_OK,
+};
 
 use super::PluginError;
 
@@ -14,6 +17,9 @@ pub struct LoadedPlugin {
     pub name: String,
     pub path: PathBuf,
     pub hooks: u32,
+    /// The ABI version it was built for: 1 is asked once per environment
+    /// and has no `gate`.
+    pub abi_version: u32,
     declaration: &'static PluginDeclaration,
     instance: *mut c_void,
 }
@@ -56,9 +62,9 @@ pub fn load(name: &str, path: &Path, config: &serde_json::Value) -> Result<Loade
     // SAFETY: the first field of every ABI version is the u32 version; read it
     // before trusting anything else.
     let abi_version = unsafe { std::ptr::read(pointer.cast::<u32>()) };
-    if abi_version != ABI_VERSION {
+    if !(OLDEST_ABI_VERSION..=ABI_VERSION).contains(&abi_version) {
         return Err(error(format!(
-            "plugin ABI version {abi_version} does not match surql's ABI version {ABI_VERSION}: rebuild the plugin against surql-plugin-sdk {ABI_VERSION}"
+            "plugin ABI version {abi_version} is not one surql loads ({OLDEST_ABI_VERSION} to {ABI_VERSION}): rebuild the plugin against surql-plugin-sdk (ABI {ABI_VERSION})"
         )));
     }
     // SAFETY: the second field of this ABI version is the u32 size; read it
@@ -92,7 +98,12 @@ pub fn load(name: &str, path: &Path, config: &serde_json::Value) -> Result<Loade
     Ok(LoadedPlugin {
         name: name.to_string(),
         path: path.to_path_buf(),
-        hooks: declaration.hooks,
+        // ABI 1 knew only these two hooks.
+        hooks: match abi_version {
+            1 => declaration.hooks & (HOOK_APPROVE | HOOK_NOTIFY),
+            _ => declaration.hooks,
+        },
+        abi_version,
         declaration,
         instance,
     })

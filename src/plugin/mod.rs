@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use surql_plugin_sdk::{HOOK_APPROVE, STATUS_OK, STATUS_PANIC};
+use surql_plugin_sdk::{HOOK_APPROVE, HOOK_GATE, STATUS_OK, STATUS_PANIC};
 
 pub use loader::LoadedPlugin;
 pub use notifier::Notifier;
@@ -276,6 +276,40 @@ impl PluginHost {
                     return ApprovalDecision::Error(format!("approval failed: plugin '{approver}' answered {answer}"));
                 }
             }
+        }
+    }
+}
+
+/// What a gate plugin answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateDecision {
+    Continue,
+    Halt(String),
+}
+
+impl PluginHost {
+    /// The plugins that answer `gate`, in the order they are listed.
+    pub fn gates(&self) -> Vec<String> {
+        self.plugins
+            .iter()
+            .filter(|p| p.has(HOOK_GATE))
+            .map(|p| p.settings.name.clone())
+            .collect()
+    }
+
+    /// Asks gate `name` whether the wave in `request` may start. Blocks. A
+    /// call that fails or answers nonsense halts: a broken check is no go-ahead.
+    pub fn gate(&self, name: &str, request: &Value) -> GateDecision {
+        let Some(plugin) = self.get(name).filter(|p| p.has(HOOK_GATE)) else {
+            return GateDecision::Halt(format!("'{name}' is not a loaded gate plugin"));
+        };
+        match plugin.call("gate", request) {
+            Ok(answer) => match answer["decision"].as_str() {
+                Some("continue") => GateDecision::Continue,
+                Some("halt") => GateDecision::Halt(answer["reason"].as_str().unwrap_or("halted").to_string()),
+                _ => GateDecision::Halt(format!("the gate answered {answer}, not continue or halt")),
+            },
+            Err(error) => GateDecision::Halt(format!("the gate failed: {error}")),
         }
     }
 }

@@ -287,6 +287,29 @@ pub fn register(rhai: &mut Rhai, engine: Arc<Engine>, handle: Handle, budget: Ar
         Ok(results.iter().map(result_map).collect())
     });
 
+    let (e, h, b) = (engine.clone(), handle.clone(), budget.clone());
+    rhai.register_fn("approve", move |envs: Dynamic, label: &str| -> RhaiResult<Array> {
+        let names = names(&envs, "approve")?;
+        b.spend("approve", names.len())?;
+        let approved = h.block_on(e.approve_group(&names, label, &e.wave_defaults()))?;
+        Ok(e.environments()
+            .filter(|env| approved.contains(&env.name))
+            .map(|env| Dynamic::from(ScriptEnv::from(env)))
+            .collect())
+    });
+
+    let (e, h, b) = (engine.clone(), handle.clone(), budget.clone());
+    rhai.register_fn("gate", move |envs: Dynamic, label: &str| -> RhaiResult<Map> {
+        let names = names(&envs, "gate")?;
+        b.spend("gate", names.len())?;
+        let (halt, _) = h.block_on(e.gate_wave(&names, label))?;
+        let mut map = Map::new();
+        map.insert("halted".into(), halt.is_some().into());
+        map.insert("gate".into(), optional(halt.as_ref().map(|h| h.gate.clone())));
+        map.insert("reason".into(), optional(halt.map(|h| h.to_string())));
+        Ok(map)
+    });
+
     let (e, b) = (engine.clone(), budget.clone());
     rhai.register_fn("skip", move |envs: Dynamic, reason: &str| -> RhaiResult<Array> {
         let names = names(&envs, "skip")?;
@@ -332,11 +355,14 @@ pub fn register(rhai: &mut Rhai, engine: Arc<Engine>, handle: Handle, budget: Ar
 
     let e = engine.clone();
     rhai.register_fn("notify", move |event: &str, data: Dynamic| -> RhaiResult<()> {
-        const RESERVED: [&str; 4] = [
+        const RESERVED: [&str; 7] = [
             "deployment_started",
             "deployment_finished",
             "environment_finished",
             "rollback",
+            "wave_started",
+            "wave_finished",
+            "gate_halted",
         ];
         if RESERVED.contains(&event) {
             return Err(format!("notify(event, data): '{event}' is surql's own event; name yours differently").into());

@@ -5,13 +5,21 @@
 //!
 //! Authors implement [`Plugin`] and call [`declare_plugin!`]; they never write
 //! `unsafe`, and a panic inside a hook is caught and returned as an error.
-//! This crate knows nothing about surql itself.
+//! [`testing::Harness`] drives a plugin through these same functions in a
+//! unit test. This crate knows nothing about surql itself.
+//!
+//! ABI 2 added the `gate` hook and group approvals (one request for many
+//! environments, with the plan); the declaration's layout is that of ABI 1,
+//! and the host loads ABI 1 plugins unchanged (asked once per environment).
 
 use std::ffi::{c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-/// Version of this ABI. The host refuses a declaration with another one.
-pub const ABI_VERSION: u32 = 1;
+/// Version of this ABI.
+pub const ABI_VERSION: u32 = 2;
+/// The oldest version the host still loads. Declarations are only ever
+/// appended to, so every version from this one to [`ABI_VERSION`] loads.
+pub const OLDEST_ABI_VERSION: u32 = 1;
 
 /// The exported symbol's name.
 pub const DECLARE_SYMBOL: &[u8] = b"surql_plugin_declare\0";
@@ -20,6 +28,8 @@ pub const DECLARE_SYMBOL: &[u8] = b"surql_plugin_declare\0";
 pub const HOOK_APPROVE: u32 = 1;
 /// Hook flag: the plugin receives `notify`.
 pub const HOOK_NOTIFY: u32 = 2;
+/// Hook flag: the plugin answers `gate` before each wave (ABI 2).
+pub const HOOK_GATE: u32 = 4;
 
 /// Call succeeded; the output holds the JSON answer.
 pub const STATUS_OK: i32 = 0;
@@ -122,6 +132,45 @@ impl Approval {
     }
 }
 
+impl Approval {
+    /// Reads an answer as [`Approval::to_json`] writes it.
+    pub fn from_json(answer: &serde_json::Value) -> Result<Self, String> {
+        let reason = answer["reason"].as_str().unwrap_or_default().to_string();
+        match answer["decision"].as_str() {
+            Some("approved") => Ok(Approval::Approved),
+            Some("denied") => Ok(Approval::Denied(reason)),
+            Some("pending") => Ok(Approval::Pending(reason)),
+            _ => Err(format!("not an approval answer: {answer}")),
+        }
+    }
+}
+
+/// The answer of a gate: let the next wave start, or halt the rollout there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gate {
+    Continue,
+    Halt(String),
+}
+
+impl Gate {
+    /// `{"decision": "continue" | "halt", "reason": …}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Gate::Continue => serde_json::json!({ "decision": "continue", "reason": null }),
+            Gate::Halt(reason) => serde_json::json!({ "decision": "halt", "reason": reason }),
+        }
+    }
+
+    /// Reads an answer as [`Gate::to_json`] writes it.
+    pub fn from_json(answer: &serde_json::Value) -> Result<Self, String> {
+        match answer["decision"].as_str() {
+            Some("continue") => Ok(Gate::Continue),
+            Some("halt") => Ok(Gate::Halt(answer["reason"].as_str().unwrap_or("halted").to_string())),
+            _ => Err(format!("not a gate answer: {answer}")),
+        }
+    }
+}
+
 /// Longest duration [`seconds`] accepts: one week.
 pub const MAX_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
 
@@ -183,10 +232,23 @@ pub trait Plugin: Send + Sync + Sized + 'static {
     /// Builds the instance from the `config` object of environments.json.
     fn create(config: serde_json::Value) -> Result<Self, String>;
 
-    /// Answers an approval request (`deployment_id`, `environment`, `tags`, `pending`).
+    /// Answers an approval request: one for a group of environments (a
+    /// wave, or a script's `approve(envs, label)`) with what they would get
+    /// — `deployment_id`, `actor`, `strategy`, `label`, `environments`
+    /// (`name`, `tags`, `pending`), `migrations` (`version`, `name`,
+    /// `checksum`, `reversible`), `destructive` (`migration`, `file`, `line`,
+    /// `kind`, `statement`), `irreversible`, `summary`; and, as in ABI 1,
+    /// `environment`, `tags` and `pending` (of the first environment).
     fn approve(&self, request: &serde_json::Value) -> Result<Approval, String> {
         let _ = request;
         Err("this plugin does not answer approvals".into())
+    }
+
+    /// Decides, before a wave starts, whether the rollout may go on
+    /// (`deployment_id`, `actor`, `strategy`, `label`, `environments`).
+    fn gate(&self, request: &serde_json::Value) -> Result<Gate, String> {
+        let _ = request;
+        Ok(Gate::Continue)
     }
 
     /// Receives an event (`event` name plus its data).
@@ -278,6 +340,7 @@ pub unsafe fn call_instance<P: Plugin>(
         match hook {
             b"approve" => plugin.approve(&payload).map(|a| a.to_json()),
             b"notify" => plugin.notify(&payload).map(|()| serde_json::json!({ "ok": true })),
+            b"gate" => plugin.gate(&payload).map(|g| g.to_json()),
             other => Err(format!("unknown hook '{}'", String::from_utf8_lossy(other))),
         }
     }));
@@ -370,6 +433,8 @@ macro_rules! declare_plugin {
         }
     };
 }
+
+pub mod testing;
 
 #[cfg(test)]
 mod tests {

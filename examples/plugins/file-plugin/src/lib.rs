@@ -1,7 +1,9 @@
 //! A minimal surql plugin to copy: every notification is appended as one JSON
 //! line to `events_file`; approvals are read from `approvals_file`, a JSON object
 //! such as `{"production": "approved"}` (`approved`, `denied`, or anything else
-//! meaning pending).
+//! meaning pending). A request for a group of environments is approved when
+//! every one of them is, denied when any is; each request is appended to
+//! `requests_file` when one is given.
 //!
 //! environments.json:
 //! ```json
@@ -19,6 +21,7 @@ use surql_plugin_sdk::{Approval, HOOK_APPROVE, HOOK_NOTIFY, Plugin, declare_plug
 pub struct FilePlugin {
     events_file: Option<PathBuf>,
     approvals_file: Option<PathBuf>,
+    requests_file: Option<PathBuf>,
     /// Appends from concurrent calls must not interleave.
     write: Mutex<()>,
 }
@@ -29,6 +32,7 @@ impl Plugin for FilePlugin {
         let plugin = FilePlugin {
             events_file: path("events_file"),
             approvals_file: path("approvals_file"),
+            requests_file: path("requests_file"),
             write: Mutex::new(()),
         };
         if plugin.events_file.is_none() && plugin.approvals_file.is_none() {
@@ -38,30 +42,55 @@ impl Plugin for FilePlugin {
     }
 
     fn notify(&self, event: &Value) -> Result<(), String> {
-        let Some(path) = &self.events_file else { return Ok(()) };
-        let _guard = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        writeln!(file, "{event}").map_err(|e| format!("{}: {e}", path.display()))
+        match &self.events_file {
+            Some(path) => self.append(path, event),
+            None => Ok(()),
+        }
     }
 
     fn approve(&self, request: &Value) -> Result<Approval, String> {
         let Some(path) = &self.approvals_file else {
             return Err("no \"approvals_file\" configured".into());
         };
-        let environment = request["environment"].as_str().unwrap_or_default();
+        if let Some(log) = &self.requests_file {
+            self.append(log, request)?;
+        }
         let answers: Value = match std::fs::read_to_string(path) {
             Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?,
             Err(_) => Value::Null,
         };
-        Ok(match answers[environment].as_str() {
-            Some("approved") => Approval::Approved,
-            Some("denied") => Approval::Denied(format!("denied in {}", path.display())),
-            _ => Approval::Pending(format!("waiting for \"{environment}\" in {}", path.display())),
-        })
+        // A group (ABI 2) lists its environments; ABI 1 asked for one.
+        let mut environments: Vec<&str> = request["environments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["name"].as_str())
+            .collect();
+        if environments.is_empty() {
+            environments.push(request["environment"].as_str().unwrap_or_default());
+        }
+        if let Some(denied) = environments.iter().find(|e| answers[**e].as_str() == Some("denied")) {
+            return Ok(Approval::Denied(format!("{denied} denied in {}", path.display())));
+        }
+        Ok(
+            match environments.iter().find(|e| answers[**e].as_str() != Some("approved")) {
+                Some(waiting) => Approval::Pending(format!("waiting for \"{waiting}\" in {}", path.display())),
+                None => Approval::Approved,
+            },
+        )
+    }
+}
+
+impl FilePlugin {
+    /// Appends `value` as one JSON line to `path`.
+    fn append(&self, path: &std::path::Path, value: &Value) -> Result<(), String> {
+        let _guard = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        writeln!(file, "{value}").map_err(|e| format!("{}: {e}", path.display()))
     }
 }
 
