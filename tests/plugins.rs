@@ -193,6 +193,7 @@ fn slack_server(reaction: &'static str, by: &'static str) -> Recorder {
                 json!({"ok": true, "type": "message", "message": {"reactions": reactions}}).to_string(),
             )
         }
+        "/api/chat.update" => (200, json!({"ok": true}).to_string()),
         "/webhook" => (200, "ok".to_string()),
         _ => (404, json!({"ok": false, "error": "unknown_method"}).to_string()),
     })
@@ -217,37 +218,54 @@ async fn slack_approves_on_a_check_mark_from_an_allowed_user() {
     );
 
     let requests = server.requests();
-    let post = requests
+    let posts: Vec<_> = requests
         .iter()
-        .find(|r| r.path() == "/api/chat.postMessage")
+        .filter(|r| r.path() == "/api/chat.postMessage")
+        .collect();
+    let question = posts
+        .iter()
+        .find(|r| r.json()["text"].as_str().unwrap().contains("asks to deploy"))
         .expect("question posted");
-    assert_eq!(post.header("Authorization"), Some(format!("Bearer {TOKEN}").as_str()));
-    assert_eq!(post.json()["channel"], "#deploys");
-    assert!(post.json()["text"].as_str().unwrap().contains("*production*"));
+    assert_eq!(
+        question.header("Authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+    assert_eq!(question.json()["channel"], "#deploys");
+    let text = question.json()["text"].as_str().unwrap().to_string();
+    assert!(text.contains("*production*"), "{text}");
+    assert!(text.contains("3 migration(s) to 1 environment(s)"), "{text}");
+    assert!(text.contains("• `20250101090000_create_users`"), "{text}");
     let polls: Vec<_> = requests.iter().filter(|r| r.path() == "/api/reactions.get").collect();
     assert!(polls.len() >= 2, "polled until the reaction came");
     assert!(polls[0].target.contains("channel=C42") && polls[0].target.contains("timestamp=1700000000.000100"));
-    assert_eq!(
-        requests.iter().filter(|r| r.path() == "/api/chat.postMessage").count(),
-        1,
-        "asked once"
-    );
+    assert_eq!(posts.len(), 2, "asked once, and one message for the deployment");
 
-    // Notifications went to the webhook, readable, with the result.
-    let hooks: Vec<String> = requests
+    // With a bot token, the deployment is one message, updated in place.
+    let live = posts
         .iter()
-        .filter(|r| r.path() == "/webhook")
+        .find(|r| r.json()["text"].as_str().unwrap().contains(":rocket:"))
+        .expect("the deployment's message");
+    assert!(
+        live.json()["text"]
+            .as_str()
+            .unwrap()
+            .contains("0 of 1 environments done")
+    );
+    let updates: Vec<String> = requests
+        .iter()
+        .filter(|r| r.path() == "/api/chat.update")
         .map(|r| r.json()["text"].as_str().unwrap().to_string())
         .collect();
     assert!(
-        hooks.iter().any(|t| t.contains("started (sequential) on production")),
-        "{hooks:?}"
+        updates
+            .last()
+            .unwrap()
+            .contains("(sequential) finished: 1 success, 0 failed"),
+        "{updates:?}"
     );
     assert!(
-        hooks
-            .iter()
-            .any(|t| t.contains("*production* SUCCESS (3 migration(s))")),
-        "{hooks:?}"
+        requests.iter().all(|r| r.path() != "/webhook"),
+        "no webhook messages besides"
     );
     // The token travels only in the Authorization header, never in a body.
     assert!(requests.iter().all(|r| !r.body.contains(TOKEN)));

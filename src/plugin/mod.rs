@@ -42,6 +42,11 @@ pub struct PluginConfig {
     /// Seconds the end of a run waits for this plugin's queued notifications (default 10).
     #[serde(default = "default_call_timeout")]
     pub flush_timeout_seconds: f64,
+    /// The notifications it receives, by event name (default: all), e.g.
+    /// `["wave_finished", "deployment_finished"]`; a strategy's own
+    /// `notify` events are named here too.
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
 }
 
 impl PluginConfig {
@@ -61,6 +66,13 @@ impl PluginConfig {
                 let low = if zero_allowed { "at least 0" } else { "more than 0" };
                 return Err(format!("{key} must be {low} and at most {week} seconds, got {value}"));
             }
+        }
+        if let Some(events) = &self.events
+            && let Some(blank) = events.iter().find(|e| e.trim().is_empty() || e.trim() != e.as_str())
+        {
+            return Err(format!(
+                "events: '{blank}' is not an event name (e.g. \"deployment_finished\")"
+            ));
         }
         Ok(())
     }

@@ -36,6 +36,8 @@ impl Queue {
 
 struct Worker {
     plugin: String,
+    /// The events it asked for (`events` in its config); `None`: all.
+    wanted: Option<Vec<String>>,
     queue: Arc<Queue>,
     flush: Duration,
     done: mpsc::Receiver<()>,
@@ -103,6 +105,7 @@ impl Notifier {
             match started {
                 Ok(_) => workers.push(Worker {
                     plugin: plugin.settings.name.clone(),
+                    wanted: plugin.settings.events.clone(),
                     queue,
                     flush: Duration::from_secs_f64(plugin.settings.flush_timeout_seconds),
                     done,
@@ -118,7 +121,15 @@ impl Notifier {
 
     /// Queues `event` for every notifier; a full queue drops progress events.
     pub fn send(&self, event: Value) {
+        let name = event["event"].as_str().unwrap_or_default();
         for worker in &self.workers {
+            if worker
+                .wanted
+                .as_ref()
+                .is_some_and(|wanted| !wanted.iter().any(|w| w == name))
+            {
+                continue;
+            }
             let mut waiting = worker.queue.lock();
             if waiting.closed {
                 continue;

@@ -4,8 +4,14 @@
 //!   alert triggered when an environment fails or is rolled back, resolved when
 //!   a later deployment of it succeeds (dedup key `surql-<environment>`), all
 //!   through the Events API v2.
-//! - `approve`: a gate that denies deploying while `service_id` has open
-//!   (triggered or acknowledged) incidents, read through the REST API.
+//! - `gate`: halts the next wave while `service_id` has open (triggered or
+//!   acknowledged) incidents, read through the REST API — before every wave,
+//!   not only at an approval. Without `api_token`/`service_id` it lets every
+//!   wave through.
+//! - `approve`: the same incident check as an approver; with `routing_key`,
+//!   each approval request is also sent as a change event whose custom
+//!   details carry what is being approved (migrations, checksums,
+//!   destructive statements, environments).
 //!
 //! Config: `routing_key` (Events API v2 integration key), `events_url` (default
 //! `https://events.pagerduty.com/v2`), `api_token` and `service_id` (the gate),
@@ -13,7 +19,9 @@
 //! `timeout_seconds` (HTTP, default 10).
 
 use serde_json::{Value, json};
-use surql_plugin_sdk::{Approval, HOOK_APPROVE, HOOK_NOTIFY, Plugin, base_url, declare_plugin, http_agent, text};
+use surql_plugin_sdk::{
+    Approval, Gate, HOOK_APPROVE, HOOK_GATE, HOOK_NOTIFY, Plugin, base_url, declare_plugin, http_agent, text,
+};
 
 pub struct PagerDuty {
     routing_key: Option<String>,
@@ -65,6 +73,74 @@ impl PagerDuty {
                 }
             }),
         )
+    }
+
+    /// A change event for an approval request: the plan as custom details.
+    fn approval_change_event(&self, routing_key: &str, request: &Value) -> Result<(), String> {
+        self.send_event(
+            "change/enqueue",
+            json!({
+                "routing_key": routing_key,
+                "payload": {
+                    "summary": format!(
+                        "surql approval requested: {} (deployment {})",
+                        request["summary"].as_str().unwrap_or("?"),
+                        request["deployment_id"].as_str().unwrap_or("?")
+                    ),
+                    "source": self.source,
+                    "custom_details": {
+                        "deployment_id": request["deployment_id"],
+                        "actor": request["actor"],
+                        "strategy": request["strategy"],
+                        "label": request["label"],
+                        "environments": request["environments"],
+                        "migrations": request["migrations"],
+                        "destructive": request["destructive"],
+                        "irreversible": request["irreversible"],
+                    }
+                }
+            }),
+        )
+    }
+
+    /// `N open PagerDuty incident(s) on service S: #N title; …`, or none open.
+    fn open_incidents(&self, token: &str, service: &str) -> Result<Option<String>, String> {
+        let url = format!("{}/incidents", self.api_url);
+        let mut response = self
+            .agent
+            .get(&url)
+            .header("Authorization", &format!("Token token={token}"))
+            .header("Accept", "application/vnd.pagerduty+json;version=2")
+            .query("service_ids[]", service)
+            .query("statuses[]", "triggered")
+            .query("statuses[]", "acknowledged")
+            .call()
+            .map_err(|e| format!("incidents: {e}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("incidents: PagerDuty answered HTTP {status}"));
+        }
+        let body: Value = response.body_mut().read_json().map_err(|e| format!("incidents: {e}"))?;
+        let open: Vec<String> = body["incidents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| matches!(i["status"].as_str(), Some("triggered" | "acknowledged") | None))
+            .map(|i| {
+                format!(
+                    "#{} {}",
+                    i["incident_number"],
+                    i["title"].as_str().unwrap_or("untitled")
+                )
+            })
+            .collect();
+        Ok((!open.is_empty()).then(|| {
+            format!(
+                "{} open PagerDuty incident(s) on service {service}: {}",
+                open.len(),
+                open.join("; ")
+            )
+        }))
     }
 
     fn alert(&self, routing_key: &str, event: &Value) -> Result<(), String> {
@@ -127,49 +203,28 @@ impl Plugin for PagerDuty {
         }
     }
 
-    fn approve(&self, _request: &Value) -> Result<Approval, String> {
+    fn approve(&self, request: &Value) -> Result<Approval, String> {
         let (Some(token), Some(service)) = (&self.api_token, &self.service_id) else {
             return Err("the incident gate needs \"api_token\" and \"service_id\"".into());
         };
-        let url = format!("{}/incidents", self.api_url);
-        let mut response = self
-            .agent
-            .get(&url)
-            .header("Authorization", &format!("Token token={token}"))
-            .header("Accept", "application/vnd.pagerduty+json;version=2")
-            .query("service_ids[]", service)
-            .query("statuses[]", "triggered")
-            .query("statuses[]", "acknowledged")
-            .call()
-            .map_err(|e| format!("incidents: {e}"))?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(format!("incidents: PagerDuty answered HTTP {status}"));
+        if let Some(routing_key) = &self.routing_key {
+            self.approval_change_event(routing_key, request)?;
         }
-        let body: Value = response.body_mut().read_json().map_err(|e| format!("incidents: {e}"))?;
-        let open: Vec<String> = body["incidents"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|i| matches!(i["status"].as_str(), Some("triggered" | "acknowledged") | None))
-            .map(|i| {
-                format!(
-                    "#{} {}",
-                    i["incident_number"],
-                    i["title"].as_str().unwrap_or("untitled")
-                )
-            })
-            .collect();
-        Ok(if open.is_empty() {
-            Approval::Approved
-        } else {
-            Approval::Denied(format!(
-                "{} open PagerDuty incident(s) on service {service}: {}",
-                open.len(),
-                open.join("; ")
-            ))
+        Ok(match self.open_incidents(token, service)? {
+            None => Approval::Approved,
+            Some(open) => Approval::Denied(open),
+        })
+    }
+
+    fn gate(&self, _request: &Value) -> Result<Gate, String> {
+        let (Some(token), Some(service)) = (&self.api_token, &self.service_id) else {
+            return Ok(Gate::Continue);
+        };
+        Ok(match self.open_incidents(token, service)? {
+            None => Gate::Continue,
+            Some(open) => Gate::Halt(open),
         })
     }
 }
 
-declare_plugin!(PagerDuty, "pagerduty", hooks = HOOK_APPROVE | HOOK_NOTIFY);
+declare_plugin!(PagerDuty, "pagerduty", hooks = HOOK_APPROVE | HOOK_NOTIFY | HOOK_GATE);

@@ -1,12 +1,12 @@
 //! Declaration (and `cargo test` builds the cdylib).
 
 #[test]
-fn declares_the_current_abi_and_both_hooks() {
+fn declares_the_current_abi_and_its_three_hooks() {
     let declaration = unsafe { &*surql_pagerduty::surql_plugin_declare() };
     assert_eq!(declaration.abi_version, surql_plugin_sdk::ABI_VERSION);
     assert_eq!(
         declaration.hooks,
-        surql_plugin_sdk::HOOK_APPROVE | surql_plugin_sdk::HOOK_NOTIFY
+        surql_plugin_sdk::HOOK_APPROVE | surql_plugin_sdk::HOOK_NOTIFY | surql_plugin_sdk::HOOK_GATE
     );
     assert_eq!(surql_pagerduty::dedup_key("production"), "surql-production");
 }

@@ -171,6 +171,21 @@ impl Gate {
     }
 }
 
+/// The environments an approval request asks about: the names of its
+/// `environments` (a group, ABI 2), else its one `environment` (ABI 1).
+pub fn requested_environments(request: &serde_json::Value) -> Vec<&str> {
+    let names: Vec<&str> = request["environments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["name"].as_str().or_else(|| e.as_str()))
+        .collect();
+    match (names.is_empty(), request["environment"].as_str()) {
+        (true, Some(one)) => vec![one],
+        _ => names,
+    }
+}
+
 /// Longest duration [`seconds`] accepts: one week.
 pub const MAX_SECONDS: f64 = 7.0 * 24.0 * 3600.0;
 

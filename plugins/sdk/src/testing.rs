@@ -152,12 +152,7 @@ mod tests {
             }
         }
         fn approve(&self, request: &Value) -> Result<Approval, String> {
-            let names: Vec<&str> = request["environments"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e["name"].as_str())
-                .collect();
+            let names = crate::requested_environments(request);
             Ok(match names.iter().all(|n| *n == "staging") {
                 true => Approval::Approved,
                 false => Approval::Denied(format!("not only staging: {names:?}")),

@@ -1,4 +1,4 @@
-//! Declaration and message formatting (and `cargo test` builds the cdylib).
+//! Declaration and message texts (and `cargo test` builds the cdylib).
 
 use serde_json::json;
 
@@ -13,18 +13,47 @@ fn declares_the_current_abi_and_both_hooks() {
 }
 
 #[test]
-fn finished_message_lists_every_environment() {
-    let text = surql_slack::message_text(&json!({
-        "event": "deployment_finished", "deployment_id": "d1", "success": 1, "failed": 1, "rolled_back": 0, "skipped": 0,
+fn the_summary_counts_everything_and_names_only_what_failed() {
+    let text = surql_slack::summary_text(&json!({
+        "event": "deployment_finished", "deployment_id": "d1", "strategy": "parallel",
+        "success": 1, "failed": 1, "rolled_back": 1, "skipped": 0,
         "results": [
             {"environment": "staging", "status": "success", "migrations_applied": 3, "error": null},
-            {"environment": "production", "status": "failed", "migrations_applied": 0, "error": "unhealthy: down"}
+            {"environment": "production", "status": "failed", "migrations_applied": 0, "error": "unhealthy: down"},
+            {"environment": "eu", "status": "rolled_back", "migrations_applied": 0, "error": "boom; rolled back"}
         ]
     }));
-    assert!(text.contains("`d1` finished: 1 success, 1 failed"), "{text}");
-    assert!(text.contains("*staging* SUCCESS (3 migration(s))"), "{text}");
     assert!(
-        text.contains("*production* FAILED (0 migration(s)): unhealthy: down"),
+        text.contains("`d1` (parallel) finished: 1 success, 1 failed, 1 rolled back, 0 skipped"),
         "{text}"
     );
+    assert!(!text.contains("staging"), "{text}");
+    assert!(text.contains(":x: *production* FAILED: unhealthy: down"), "{text}");
+    assert!(text.contains("*eu* ROLLED_BACK: boom"), "{text}");
+}
+
+#[test]
+fn an_approval_question_shows_the_plan_and_highlights_destructive_statements() {
+    let mut request = surql_plugin_sdk::testing::approval_request(
+        "wave 2",
+        &["t1", "t2", "t3"],
+        &[("20260101000000", "drop_legacy")],
+    );
+    request["destructive"] = json!([{"migration": "20260101000000_drop_legacy", "file": "20260101000000_drop_legacy.surql",
+        "line": 4, "kind": "REMOVE TABLE", "statement": "REMOVE TABLE legacy"}]);
+    request["irreversible"] = json!(["20260101000000_drop_legacy"]);
+    let text = surql_slack::approval_text(&request);
+    assert!(text.contains("*wave 2* (3 environments)"), "{text}");
+    assert!(text.contains("Environments: t1, t2, t3"), "{text}");
+    assert!(
+        text.contains("• `20260101000000_drop_legacy` (checksum `000000000000`)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            ":warning: *destructive* `20260101000000_drop_legacy.surql:4` REMOVE TABLE: `REMOVE TABLE legacy`"
+        ),
+        "{text}"
+    );
+    assert!(text.contains(":no_entry: no down section"), "{text}");
 }

@@ -60,15 +60,7 @@ impl Plugin for FilePlugin {
             Err(_) => Value::Null,
         };
         // A group (ABI 2) lists its environments; ABI 1 asked for one.
-        let mut environments: Vec<&str> = request["environments"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e["name"].as_str())
-            .collect();
-        if environments.is_empty() {
-            environments.push(request["environment"].as_str().unwrap_or_default());
-        }
+        let environments = surql_plugin_sdk::requested_environments(request);
         if let Some(denied) = environments.iter().find(|e| answers[**e].as_str() == Some("denied")) {
             return Ok(Approval::Denied(format!("{denied} denied in {}", path.display())));
         }
