@@ -243,6 +243,14 @@ impl Engine {
         }
     }
 
+    /// Whether any plugin receives notifications: building one costs nothing otherwise.
+    fn notifying(&self) -> bool {
+        self.notifier
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some()
+    }
+
     /// Delivers the queued notifications and stops the notifier.
     pub fn finish_notifications(&self) {
         if let Some(mut notifier) = self
