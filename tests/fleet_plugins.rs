@@ -422,6 +422,48 @@ async fn slack_reports_500_tenants_in_a_handful_of_requests_naming_every_failure
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hundred_tenants_approved_in_slack_are_one_question() {
+    let server = Recorder::start(|request| match request.path() {
+        "/api/chat.postMessage" => (200, json!({"ok": true, "channel": "C1", "ts": "7.0001"}).to_string()),
+        "/api/reactions.get" => (
+            200,
+            json!({"ok": true, "message": {"reactions": [{"name": "white_check_mark", "users": ["U_LEAD"]}]}})
+                .to_string(),
+        ),
+        _ => (200, json!({"ok": true}).to_string()),
+    });
+    let migrations = migrations_dir(&[("1_accounts.surql", ACCOUNTS)]);
+    let envs = tenants(300, &["slack"]);
+    let mut plugin = slack(&server, true);
+    plugin["config"]["approvers"] = json!(["U_LEAD"]);
+    plugin["events"] = json!(["deployment_finished"]);
+    let report = deploy(&envs, host(json!([plugin])), migrations.path(), "parallel", |r| {
+        r.options.max_concurrent = 32;
+    })
+    .await;
+    assert!(
+        report.all_succeeded(),
+        "{:?}",
+        report.results.values().find(|r| r.status != DeploymentStatus::Success)
+    );
+    let questions: Vec<String> = server
+        .requests()
+        .iter()
+        .filter(|r| r.path() == "/api/chat.postMessage")
+        .map(|r| r.json()["text"].as_str().unwrap().to_string())
+        .filter(|text| text.contains("asks to deploy"))
+        .collect();
+    assert_eq!(questions.len(), 1, "{questions:#?}");
+    assert!(questions[0].contains("(300 environments)"), "{}", questions[0]);
+    assert!(
+        questions[0].contains("t000, t001") && questions[0].contains("and 280 more"),
+        "{}",
+        questions[0]
+    );
+    assert!(questions[0].contains("• `1_accounts`"), "{}", questions[0]);
+}
+
 #[tokio::test]
 async fn a_plugin_receives_only_the_events_it_selects() {
     let dir = tempfile::tempdir().unwrap();
