@@ -464,6 +464,42 @@ async fn three_hundred_tenants_approved_in_slack_are_one_question() {
     assert!(questions[0].contains("• `1_accounts`"), "{}", questions[0]);
 }
 
+/// The person at the terminal: counts the questions, approves.
+struct CountingPerson(std::sync::Mutex<Vec<surql::ApprovalRequest>>);
+
+impl surql::Approver for CountingPerson {
+    fn approve(&self, request: &surql::ApprovalRequest) -> surql::ApprovalDecision {
+        self.0.lock().unwrap().push(request.clone());
+        surql::ApprovalDecision::Approved
+    }
+}
+
+#[tokio::test]
+async fn the_prompt_asks_once_per_group() {
+    let migrations = migrations_dir(&[("1_accounts.surql", ACCOUNTS)]);
+    let mut envs = tenants(10, &[]);
+    for env in &mut envs {
+        env.require_approval = true;
+    }
+    let mut registry = EnvironmentRegistry::new();
+    for env in &envs {
+        registry.register(env.clone()).unwrap();
+    }
+    let person = Arc::new(CountingPerson(std::sync::Mutex::default()));
+    let mut request = DeployRequest::new(&["all"], discover_migrations(migrations.path()).unwrap(), "canary");
+    request.options.approvals.interactive = true;
+    let report = MigrationCoordinator::new(registry)
+        .with_approver(person.clone())
+        .deploy_to_environments(request)
+        .await
+        .unwrap();
+    assert!(report.all_succeeded(), "{:?}", report.results);
+    let asked = person.0.lock().unwrap();
+    let groups: Vec<(&str, usize)> = asked.iter().map(|r| (r.label.as_str(), r.environments.len())).collect();
+    assert_eq!(groups, [("canary", 1), ("rest", 9)]);
+    assert_eq!(asked[1].migrations[0].name, "accounts");
+}
+
 #[tokio::test]
 async fn a_plugin_receives_only_the_events_it_selects() {
     let dir = tempfile::tempdir().unwrap();
