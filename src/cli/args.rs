@@ -12,6 +12,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::connection::AuthLevel;
 
+pub use super::record_args::{ApproveArgs, RollbackArgs, ShardArgs, StateArgs};
+
 /// Deploy SurrealDB schema migrations to one database or many environments.
 #[derive(Debug, Parser)]
 #[command(name = "surql", version, about)]
@@ -184,6 +186,25 @@ pub enum OrchestrateCommand {
     /// history row), as a rollout with any strategy. An environment where a
     /// later deployment applied on top is refused unless --force.
     Rollback(Box<RollbackArgs>),
+    /// Record that every migration up to VERSION is already applied on each
+    /// environment (its schema was made another way): history rows marked
+    /// baseline, nothing run; refused where the history goes beyond VERSION.
+    Baseline {
+        /// Environments: NAME[,NAME], all, tag:TAG (combinable).
+        #[arg(short = 'e', long = "environments", required = true, value_delimiter = ',')]
+        environments: Vec<String>,
+        /// The last migration already in place.
+        #[arg(long)]
+        version: String,
+        /// Say what would be recorded; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Name recorded as the actor in each history row (default: the OS user).
+        #[arg(long, env = "SURQL_ACTOR")]
+        actor: Option<String>,
+        #[command(flatten)]
+        common: OrchestrateCommon,
+    },
     /// Remove the migration lock of environments, naming each holder and asking first.
     Unlock {
         /// Environments: NAME[,NAME], all, tag:TAG (combinable).
@@ -220,110 +241,6 @@ pub struct OrchestrateCommon {
     pub health_timeout: Duration,
 }
 
-/// Approvals given up front, for runs that may not be able to ask.
-#[derive(Debug, Args)]
-pub struct ApproveArgs {
-    /// Approve these environments up front (NAME[,NAME]).
-    #[arg(long, value_delimiter = ',')]
-    pub approve: Vec<String>,
-    /// Approve every environment that requires approval.
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-}
-
-impl ApproveArgs {
-    /// The approval policy: these, and a prompt when on a terminal.
-    pub fn policy(&self) -> crate::safety::ApprovalPolicy {
-        use std::io::IsTerminal;
-        crate::safety::ApprovalPolicy {
-            approved: self.approve.iter().map(|s| s.trim().to_string()).collect(),
-            approve_all: self.yes,
-            interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
-        }
-    }
-}
-
-/// Where deployment records are kept.
-#[derive(Debug, Args)]
-pub struct StateArgs {
-    /// The state store: `surrealkv://PATH`, or a SurrealDB server every runner
-    /// shares (`ws://host:8000`). Default: `"state"` in environments.json, else
-    /// `surrealkv://.surql/state`.
-    #[arg(long = "state", env = "SURQL_STATE", value_name = "URL")]
-    pub url: Option<String>,
-    /// User of a state store server (root).
-    #[arg(long, env = "SURQL_STATE_USER")]
-    pub state_user: Option<String>,
-    /// Password of a state store server.
-    #[arg(long, env = "SURQL_STATE_PASS", hide_env_values = true)]
-    pub state_pass: Option<String>,
-}
-
-impl StateArgs {
-    /// The store's connection (its namespace and database are surql's own):
-    /// these flags, else `configured` (environments.json's `"state"`), else
-    /// the embedded default.
-    pub fn connection(
-        &self,
-        configured: Option<&crate::config::StateConnection>,
-    ) -> crate::connection::ConnectionConfig {
-        let mut config = match (&self.url, configured) {
-            (Some(url), _) => crate::connection::ConnectionConfig::new(url, "surql", "state"),
-            (None, Some(state)) => {
-                let mut config = crate::connection::ConnectionConfig::new(&state.db_url, "surql", "state");
-                config.username = state.username.clone();
-                config.password = state.password.clone();
-                config.auth_level = state.auth_level;
-                config
-            }
-            (None, None) => crate::connection::ConnectionConfig::new(crate::state::DEFAULT_STATE_URL, "surql", "state"),
-        };
-        if self.state_user.is_some() {
-            config.username = self.state_user.clone();
-        }
-        if self.state_pass.is_some() {
-            config.password = self.state_pass.clone();
-        }
-        config
-    }
-}
-
-/// This runner's part of a selection split across runners.
-#[derive(Debug, Args)]
-pub struct ShardArgs {
-    /// Deploy only part I of N of the selection (I from 0), chosen by a
-    /// stable hash of each environment's name; give every runner the same
-    /// --deployment-id and state store.
-    #[arg(long, value_name = "I/N", conflicts_with = "shards")]
-    pub shard: Option<String>,
-    /// Split across N runners, this one's part given by JOB_COMPLETION_INDEX
-    /// (as a Kubernetes Indexed Job sets it).
-    #[arg(long, value_name = "N")]
-    pub shards: Option<usize>,
-}
-
-impl ShardArgs {
-    /// The shard, when the selection is split.
-    pub fn shard(&self) -> Result<Option<crate::registry::Shard>, String> {
-        use crate::registry::Shard;
-        match (&self.shard, self.shards) {
-            (Some(text), _) => Shard::parse(text).map(Some).map_err(|e| format!("--shard: {e}")),
-            (None, Some(count)) => {
-                let index = std::env::var("JOB_COMPLETION_INDEX").map_err(|_| {
-                    "--shards needs JOB_COMPLETION_INDEX (set by a Kubernetes Indexed Job), or give --shard I/N"
-                        .to_string()
-                })?;
-                let index = index
-                    .trim()
-                    .parse::<usize>()
-                    .map_err(|_| format!("JOB_COMPLETION_INDEX '{index}' is not a number"))?;
-                Shard::new(index, count).map(Some).map_err(|e| format!("--shards: {e}"))
-            }
-            (None, None) => Ok(None),
-        }
-    }
-}
-
 /// The shape of a rollout, shared by `deploy` and `strategy simulate`.
 #[derive(Debug, Args)]
 pub struct RolloutArgs {
@@ -340,33 +257,6 @@ pub struct RolloutArgs {
     /// (`3`, `10%`); the rest are SKIPPED untouched. Default: no budget.
     #[arg(long, value_name = "N|P%", value_parser = parse_failure_budget)]
     pub max_failures: Option<crate::engine::FailureBudget>,
-}
-
-#[derive(Debug, Args)]
-pub struct RollbackArgs {
-    /// The deployment to roll back (see `surql orchestrate deployments`).
-    pub id: String,
-    /// The rollout: sequential, parallel, rolling, canary, or a script
-    /// (default: the strategy the deployment ran with).
-    #[arg(long)]
-    pub strategy: Option<String>,
-    #[command(flatten)]
-    pub rollout: RolloutArgs,
-    /// Roll back where a later deployment applied on top too.
-    #[arg(long)]
-    pub force: bool,
-    /// Show what would be rolled back where. Writes nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// When a running deployment holds some of the same environments, wait for it.
-    #[arg(long)]
-    pub wait: bool,
-    #[command(flatten)]
-    pub approvals: ApproveArgs,
-    #[command(flatten)]
-    pub state: StateArgs,
-    #[command(flatten)]
-    pub common: OrchestrateCommon,
 }
 
 #[derive(Debug, Args)]
@@ -467,7 +357,19 @@ pub enum MigrateCommand {
         #[command(flatten)]
         target: Target,
     },
-    /// Show every migration: applied, pending, drifted or missing.
+    /// Record that every migration up to VERSION is already applied (the
+    /// schema was made another way): history rows marked baseline, with
+    /// today's checksums; nothing runs. Refused where the history goes beyond VERSION.
+    Baseline {
+        /// The last migration already in place.
+        version: String,
+        /// Say what would be recorded; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Show every migration: applied, pending, drifted, missing or baseline.
     Status {
         #[command(flatten)]
         target: Target,

@@ -19,6 +19,11 @@ pub async fn run(command: MigrateCommand) -> Result<i32, Error> {
         MigrateCommand::Up { steps, dry_run, target } => up(&target, steps, dry_run).await,
         MigrateCommand::Down { steps, dry_run, target } => down(&target, steps, dry_run).await,
         MigrateCommand::Status { target } => status(&target).await,
+        MigrateCommand::Baseline {
+            version,
+            dry_run,
+            target,
+        } => baseline(&target, &version, dry_run).await,
         MigrateCommand::Validate { target } => validate(&target).await,
         MigrateCommand::Verify { target } => verify(&target).await,
         MigrateCommand::Unlock { yes, target } => {
@@ -254,6 +259,33 @@ async fn down(target: &Target, steps: usize, dry_run: bool) -> Result<i32, Error
     }
 }
 
+async fn baseline(target: &Target, version: &str, dry_run: bool) -> Result<i32, Error> {
+    let migrations = load_migrations(target)?;
+    let connection = resolve_connection(target).await?;
+    let recorded = if dry_run {
+        let applied = read_history(target, &connection).await?;
+        let plan = migration::baseline::baseline_plan(&migrations, &applied, version)?;
+        println!("Dry run: nothing was written.");
+        plan.into_iter().map(Migration::id).collect()
+    } else {
+        let db = open(target, &connection).await?;
+        migration::baseline::baseline(&db, &connection, &migrations, version, &context(target)).await?
+    };
+    let verb = if dry_run { "would record" } else { "recorded" };
+    if recorded.is_empty() {
+        println!("nothing to record: every migration up to {version} is in the history");
+    } else {
+        println!(
+            "{verb} {} migration(s) as baseline (nothing of them ran):",
+            recorded.len()
+        );
+        for id in &recorded {
+            println!("  {id}");
+        }
+    }
+    Ok(EXIT_SUCCESS)
+}
+
 async fn status(target: &Target) -> Result<i32, Error> {
     let migrations = load_migrations(target)?;
     let connection = resolve_connection(target).await?;
@@ -264,7 +296,10 @@ async fn status(target: &Target) -> Result<i32, Error> {
         "{} applied, {} pending, {} drifted or missing",
         plan.rows
             .iter()
-            .filter(|r| r.state == migration::MigrationState::Applied)
+            .filter(|r| matches!(
+                r.state,
+                migration::MigrationState::Applied | migration::MigrationState::Baseline
+            ))
             .count(),
         plan.pending.len(),
         plan.drift.len()

@@ -5,6 +5,7 @@ pub mod args;
 mod migrate;
 mod orchestrate;
 mod progress;
+mod record_args;
 mod records;
 mod render;
 mod simulate;

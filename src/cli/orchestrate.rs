@@ -67,6 +67,13 @@ pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
             super::records::retry(&id, which, run).await
         }
         OrchestrateCommand::Rollback(args) => super::records::rollback(&args).await,
+        OrchestrateCommand::Baseline {
+            environments,
+            version,
+            dry_run,
+            actor,
+            common,
+        } => baseline(&environments, &version, dry_run, actor, &common).await,
         OrchestrateCommand::Unlock {
             environments,
             yes,
@@ -323,6 +330,38 @@ async fn verify(environments: &[String], common: &OrchestrateCommon) -> Result<i
         OutputFormat::Table => println!("{}", render::verify_table(&results)),
     }
     Ok(if results.iter().all(|r| r.ok) {
+        EXIT_SUCCESS
+    } else {
+        EXIT_FAILURE
+    })
+}
+
+async fn baseline(
+    environments: &[String],
+    version: &str,
+    dry_run: bool,
+    actor: Option<String>,
+    common: &OrchestrateCommon,
+) -> Result<i32, Error> {
+    let coordinator = coordinator(common).await?;
+    let mut context = ApplyContext::new();
+    if let Some(actor) = actor {
+        context.actor = actor;
+    }
+    let timeouts = crate::connection::Timeouts::from(common.health_timeout);
+    let outcomes = coordinator
+        .baseline_environments(environments, &migrations(common)?, version, &context, timeouts, dry_run)
+        .await?;
+    match common.output {
+        OutputFormat::Json => println!("{}", json!({ "dry_run": dry_run, "environments": outcomes })),
+        OutputFormat::Table => {
+            if dry_run {
+                println!("Dry run: nothing was written.");
+            }
+            println!("{}", render::baseline_table(&outcomes, dry_run));
+        }
+    }
+    Ok(if outcomes.iter().all(|o| o.error.is_none()) {
         EXIT_SUCCESS
     } else {
         EXIT_FAILURE

@@ -90,6 +90,28 @@ pub fn results_table(report: &DeploymentReport) -> Option<Table> {
     Some(table)
 }
 
+/// `orchestrate baseline`: what was (or would be) recorded where.
+pub fn baseline_table(outcomes: &[crate::coordinator::BaselineOutcome], dry_run: bool) -> Table {
+    let heading = if dry_run {
+        "Would record as baseline"
+    } else {
+        "Recorded as baseline"
+    };
+    let mut table = table(&["Environment", heading, "Error"]);
+    for outcome in outcomes {
+        let recorded = match (outcome.recorded.as_slice(), &outcome.error) {
+            ([], None) => "nothing (already in the history)".to_string(),
+            (ids, _) => ids.join(", "),
+        };
+        table.add_row([
+            outcome.environment.clone(),
+            recorded,
+            outcome.error.clone().unwrap_or_default(),
+        ]);
+    }
+    table
+}
+
 /// `deployment … (strategy): 2 success, 1 failed, …`.
 pub fn summary_line(report: &DeploymentReport) -> String {
     let mut counts: Vec<String> = Vec::new();
@@ -242,7 +264,10 @@ pub fn status_table<'a>(statuses: impl Iterator<Item = &'a EnvironmentStatus>) -
             s.environment.clone(),
             health,
             s.applied_version.clone().unwrap_or_else(|| "-".into()),
-            s.applied_count.to_string(),
+            match s.baseline_count {
+                0 => s.applied_count.to_string(),
+                n => format!("{} ({n} baseline)", s.applied_count),
+            },
             s.pending_count.to_string(),
             if s.drift.is_empty() {
                 "-".into()
@@ -416,6 +441,7 @@ mod tests {
                 health: health("staging", true, true, None),
                 applied_version: Some("20250101090200".into()),
                 applied_count: 3,
+                baseline_count: 0,
                 pending_count: 0,
                 drift: vec![],
             },
@@ -424,6 +450,7 @@ mod tests {
                 health: health("qa", true, true, None),
                 applied_version: Some("20250101090100".into()),
                 applied_count: 2,
+                baseline_count: 0,
                 pending_count: 1,
                 drift: vec!["20250101090000_create_users (drifted)".into()],
             },
@@ -437,6 +464,7 @@ mod tests {
                 ),
                 applied_version: None,
                 applied_count: 0,
+                baseline_count: 0,
                 pending_count: 3,
                 drift: vec![],
             },

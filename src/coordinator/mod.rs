@@ -2,7 +2,10 @@
 //! environments, builds the engine, runs the strategy script, and returns one
 //! result per selected environment.
 
+mod baseline;
 mod recording;
+
+pub use baseline::BaselineOutcome;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -154,6 +157,8 @@ pub struct EnvironmentStatus {
     /// Newest applied version, if any.
     pub applied_version: Option<String>,
     pub applied_count: usize,
+    /// Of those, recorded by `baseline` (made another way).
+    pub baseline_count: usize,
     pub pending_count: usize,
     /// `version_name (drifted|missing)` entries.
     pub drift: Vec<String>,
@@ -526,6 +531,7 @@ impl MigrationCoordinator {
                     health: reading.status,
                     applied_version: applied.last().map(|a| a.version.clone()),
                     applied_count: applied.len(),
+                    baseline_count: applied.iter().filter(|a| a.baseline).count(),
                     pending_count: migration_plan.pending.len(),
                     drift: migration_plan
                         .drift

@@ -256,6 +256,7 @@ mod tests {
             execution_ms: 1,
             deployment_id: deployment.into(),
             actor: "a".into(),
+            baseline: false,
         }
     }
 

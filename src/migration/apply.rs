@@ -359,7 +359,15 @@ pub async fn revert_migration(db: &Db, migration: &Migration, owner: &str) -> Re
 }
 
 /// Runs `work` under the lock and releases it on every path.
-async fn with_lock<T>(
+/// The history, read under the lock.
+pub(super) async fn history_under_lock(db: &Db) -> Result<Vec<super::AppliedMigration>, ApplyError> {
+    applied_migrations(db).await.map_err(|source| ApplyError::Setup {
+        step: "cannot read _migration_history",
+        source,
+    })
+}
+
+pub(super) async fn with_lock<T>(
     db: &Db,
     ctx: &ApplyContext,
     work: impl AsyncFnOnce(&Heartbeat) -> Result<T, ApplyError>,
@@ -412,10 +420,7 @@ pub async fn migrate_up(
     })?;
     with_lock(db, ctx, async |heartbeat| {
         // Read history under the lock so a concurrent runner's work is seen.
-        let applied = applied_migrations(db).await.map_err(|source| ApplyError::Setup {
-            step: "cannot read _migration_history",
-            source,
-        })?;
+        let applied = history_under_lock(db).await?;
         let plan = plan(migrations, &applied);
         let drift = plan.blocking_drift(ctx.order);
         if !drift.is_empty() {

@@ -28,6 +28,9 @@ pub struct AppliedMigration {
     pub execution_ms: i64,
     pub deployment_id: String,
     pub actor: String,
+    /// Recorded by `baseline`: its schema was made another way, nothing of it ran.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub baseline: bool,
 }
 
 /// Creates the history and lock tables if they are missing.
@@ -148,6 +151,7 @@ fn history_from_rows(rows: surrealdb::types::Value) -> Result<Option<Vec<Applied
             execution_ms,
             deployment_id: text(field("deployment_id")?, "deployment_id")?,
             actor: text(field("actor")?, "actor")?,
+            baseline: fields.remove("baseline").and_then(|v| v.into_json_value().as_bool()) == Some(true),
         });
     }
     applied.sort_by_key(|row| version_order_key(&row.version));

@@ -2,6 +2,7 @@
 //! Knows nothing about environments or strategies.
 
 pub mod apply;
+pub mod baseline;
 pub mod context;
 pub mod file;
 pub mod history;

@@ -19,6 +19,8 @@ pub enum MigrationState {
     Drifted,
     /// Applied, but its file is gone.
     Missing,
+    /// Recorded by `baseline` (made another way), and the file still matches.
+    Baseline,
 }
 
 impl MigrationState {
@@ -29,6 +31,7 @@ impl MigrationState {
             Self::Pending => "pending",
             Self::Drifted => "drifted",
             Self::Missing => "missing",
+            Self::Baseline => "baseline",
         }
     }
 }
@@ -65,6 +68,7 @@ pub fn plan<'a>(migrations: &'a [Migration], applied: &[AppliedMigration]) -> Mi
                 MigrationState::Pending
             }
             Some(a) if a.checksum != migration.checksum => MigrationState::Drifted,
+            Some(a) if a.baseline => MigrationState::Baseline,
             Some(_) => MigrationState::Applied,
         };
         rows.push(MigrationStatusRow {

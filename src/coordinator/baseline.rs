@@ -1,0 +1,79 @@
+//! `surql orchestrate baseline`: recording, on each selected environment,
+//! that every migration up to a version is already applied there.
+
+use serde::Serialize;
+
+use super::MigrationCoordinator;
+use crate::connection::{Timeouts, connect, connect_read_only};
+use crate::migration::baseline::{baseline, baseline_plan};
+use crate::migration::{ApplyContext, Migration, applied_migrations};
+use crate::registry::{EnvironmentConfig, RegistryError};
+
+/// What a baseline did (or, in a dry run, would do) on one environment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BaselineOutcome {
+    pub environment: String,
+    /// `version_name` of each migration recorded as baseline.
+    pub recorded: Vec<String>,
+    /// Why nothing was recorded there.
+    pub error: Option<String>,
+}
+
+impl MigrationCoordinator {
+    /// Records every migration up to `version` as baseline on each selected
+    /// environment (see [`crate::migration::baseline::baseline`]), a few at
+    /// a time; with `dry_run`, reads only and says what it would record.
+    pub async fn baseline_environments(
+        &self,
+        environments: &[String],
+        migrations: &[Migration],
+        version: &str,
+        ctx: &ApplyContext,
+        timeouts: Timeouts,
+        dry_run: bool,
+    ) -> Result<Vec<BaselineOutcome>, RegistryError> {
+        let selected = self.select(environments)?;
+        let runs = selected
+            .iter()
+            .map(|environment| baseline_one(environment, migrations, version, ctx, timeouts, dry_run));
+        Ok(crate::concurrent::bounded(runs, crate::health::CHECK_CONCURRENCY).await)
+    }
+}
+
+async fn baseline_one(
+    environment: &EnvironmentConfig,
+    migrations: &[Migration],
+    version: &str,
+    ctx: &ApplyContext,
+    timeouts: Timeouts,
+    dry_run: bool,
+) -> BaselineOutcome {
+    let connection = &environment.connection;
+    let outcome: Result<Vec<String>, String> = async {
+        if dry_run {
+            let applied = match connect_read_only(connection, timeouts)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                Some(db) => applied_migrations(&db).await.map_err(|e| e.to_string())?,
+                None => Vec::new(),
+            };
+            let plan = baseline_plan(migrations, &applied, version).map_err(|e| e.to_string())?;
+            return Ok(plan.into_iter().map(Migration::id).collect());
+        }
+        let db = connect(connection, timeouts).await.map_err(|e| e.to_string())?;
+        baseline(&db, connection, migrations, version, ctx)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    let (recorded, error) = match outcome {
+        Ok(recorded) => (recorded, None),
+        Err(error) => (Vec::new(), Some(crate::redact::redact(&error))),
+    };
+    BaselineOutcome {
+        environment: environment.name.clone(),
+        recorded,
+        error,
+    }
+}
