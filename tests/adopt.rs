@@ -228,3 +228,242 @@ async fn orchestrate_baseline_records_each_environment_and_refuses_one_that_went
         assert_eq!(result["migrations_applied"], expected, "only what is new: {result}");
     }
 }
+
+/// oneiriq-surql's Rust port, as its generator writes a file.
+const ONEIRIQ_RUST: &str = "-- @metadata\n-- version: 20260102_120000\n-- description: Create user table\n-- author: surql\n-- depends_on: \n-- @up\nDEFINE TABLE user SCHEMAFULL;\nDEFINE FIELD email ON TABLE user TYPE string;\n-- @down\nREMOVE FIELD email ON TABLE user;\nREMOVE TABLE user;\n";
+/// Its Python original, as its generator writes a file.
+const ONEIRIQ_PYTHON: &str = "\"\"\"Migration: Create orders\n\nAuthor: surql\n\"\"\"\n\n\ndef up() -> list[str]:\n  \"\"\"Apply migration (forward).\"\"\"\n  return [\n    'DEFINE TABLE orders SCHEMAFULL;',\n    'DEFINE FIELD total ON TABLE orders TYPE number;',\n  ]\n\n\ndef down() -> list[str]:\n  \"\"\"Rollback migration (backward).\"\"\"\n  return [\n    'REMOVE TABLE orders;',\n  ]\n\n\nmetadata = {\n  'version': '20260103_090000',\n  'description': 'Create orders',\n  'author': 'surql',\n  'depends_on': [],\n}\n";
+/// A Python migration that computes its statements: not convertible.
+const ONEIRIQ_COMPUTED: &str = "TABLES = ['a', 'b']\n\ndef up() -> list[str]:\n  return [f'DEFINE TABLE {t};' for t in TABLES]\n\ndef down() -> list[str]:\n  return []\n\nmetadata = {'version': '20260104_100000', 'description': 'Computed'}\n";
+const INVOICES: &str = "-- migrate:up\nDEFINE TABLE invoice SCHEMALESS;\n-- migrate:down\nREMOVE TABLE invoice;\n";
+
+/// A database as oneiriq-surql leaves it: its exact DEFINE statements, the
+/// schema of its two migrations, and the rows each port writes.
+const ONEIRIQ_DATABASE: &str = "
+DEFINE TABLE IF NOT EXISTS _migration_history SCHEMAFULL;
+DEFINE FIELD IF NOT EXISTS version ON TABLE _migration_history TYPE string;
+DEFINE FIELD IF NOT EXISTS description ON TABLE _migration_history TYPE string;
+DEFINE FIELD IF NOT EXISTS applied_at ON TABLE _migration_history TYPE datetime;
+DEFINE FIELD IF NOT EXISTS checksum ON TABLE _migration_history TYPE string;
+DEFINE FIELD IF NOT EXISTS execution_time_ms ON TABLE _migration_history TYPE option<int>;
+DEFINE INDEX IF NOT EXISTS version_idx ON TABLE _migration_history COLUMNS version UNIQUE;
+DEFINE TABLE user SCHEMAFULL;
+DEFINE FIELD email ON TABLE user TYPE string;
+DEFINE TABLE orders SCHEMAFULL;
+DEFINE FIELD total ON TABLE orders TYPE number;
+CREATE _migration_history:⟨20260102_120000⟩ SET version = '20260102_120000', description = 'Create user table', applied_at = <datetime> '2026-01-02T12:00:00.123456789+00:00', checksum = '9242c02a071db19cde7b06cb45882dc7212912ac0c15b33dfbaf4544816bbe67', execution_time_ms = 42;
+CREATE type::record('_migration_history', '20260103_090000') SET version = '20260103_090000', description = 'Create orders', applied_at = <datetime> '2026-01-03T09:00:00.5+00:00', checksum = 'd9d12780db1eb0cad444168e0cf0910db6ec402403559393392650cc9010bc14', execution_time_ms = 17;
+";
+
+fn oneiriq_files() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        ("20260102_120000_create_user_table.surql", ONEIRIQ_RUST),
+        ("20260103_090000_create_orders.py", ONEIRIQ_PYTHON),
+        ("20260104_100000_computed.py", ONEIRIQ_COMPUTED),
+    ] {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+#[tokio::test]
+async fn oneiriq_files_are_imported_and_its_history_adopted_then_only_new_migrations_deploy() {
+    let server = TestServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let db = connect(
+        &server.connection("oneiriq", "main"),
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    run_query(&db, ONEIRIQ_DATABASE, json!({})).await.unwrap();
+    let url = server.ws_url();
+    let out_dir = work.path().join("migrations");
+    let m = out_dir.to_str().unwrap();
+    let target = [
+        "--db-url",
+        url.as_str(),
+        "--ns",
+        "oneiriq",
+        "--db",
+        "main",
+        "--user",
+        "root",
+        "--pass",
+        "root",
+        "-m",
+        m,
+    ];
+    let with = |command: &[&'static str]| -> Vec<String> {
+        command.iter().chain(target.iter()).map(|s| s.to_string()).collect()
+    };
+
+    // Before adoption: stopped, naming the tool and the commands.
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = run(&strs(&with(&["migrate", "status"])), work.path());
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("oneiriq-surql")
+            && stderr.contains("surql migrate import --from oneiriq")
+            && stderr.contains("surql migrate adopt"),
+        "{stderr}"
+    );
+
+    // Import: two converted, the computed one reported by name, nothing half-written.
+    let source = oneiriq_files();
+    let out = run(
+        &[
+            "migrate",
+            "import",
+            "--from",
+            "oneiriq",
+            source.path().to_str().unwrap(),
+            "--out",
+            m,
+        ],
+        work.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "one was skipped: {}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("2 converted, 1 skipped"), "{stdout}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("20260104_100000_computed.py: up() returns something other than string literals"),
+        "{}",
+        text(&out)
+    );
+    let mut written: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(
+        written,
+        [
+            "20260102120000_create_user_table.surql",
+            "20260103090000_create_orders.surql"
+        ]
+    );
+    let users = std::fs::read_to_string(out_dir.join("20260102120000_create_user_table.surql")).unwrap();
+    assert!(
+        users.contains("-- migrate:up\nDEFINE TABLE user SCHEMAFULL;")
+            && users.contains("-- migrate:down\nREMOVE FIELD email"),
+        "{users}"
+    );
+    std::fs::write(out_dir.join("20260105000000_add_invoices.surql"), INVOICES).unwrap();
+
+    // A dry run of the adoption changes nothing.
+    let out = run(&strs(&with(&["migrate", "adopt", "--dry-run"])), work.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("would adopt 2 migration(s)"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !common::tables(&server.connection("oneiriq", "main"))
+            .await
+            .contains(&"_migration_history_oneiriq".to_string())
+    );
+
+    let out = run(&strs(&with(&["migrate", "adopt"])), work.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let rows = common::db::history_rows(&server.connection("oneiriq", "main")).await;
+    let adopted: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["version"].as_str().unwrap(),
+                r["name"].as_str().unwrap(),
+                r["applied_at"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(adopted.len(), 2, "{rows:?}");
+    assert_eq!((adopted[0].0, adopted[0].1), ("20260102120000", "create_user_table"));
+    assert!(
+        adopted[0].2.starts_with("2026-01-02T12:00:00.123456789"),
+        "original applied_at kept: {rows:?}"
+    );
+    assert!(adopted[1].2.starts_with("2026-01-03T09:00:00.5"), "{rows:?}");
+    let kept = query_rows(
+        &server,
+        "SELECT version, execution_time_ms FROM _migration_history_oneiriq ORDER BY version;",
+    )
+    .await;
+    assert_eq!(
+        kept,
+        json!([{"version": "20260102_120000", "execution_time_ms": 42}, {"version": "20260103_090000", "execution_time_ms": 17}])
+    );
+
+    // Adopted: status is clean, and up applies only what is truly new.
+    let out = run(&strs(&with(&["migrate", "up"])), work.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        applied_versions(&server.connection("oneiriq", "main")).await.unwrap(),
+        ["20260102120000", "20260103090000", "20260105000000"]
+    );
+    let out = run(&strs(&with(&["migrate", "adopt"])), work.path());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing to adopt"),
+        "{}",
+        text(&out)
+    );
+}
+
+async fn query_rows(server: &TestServer, sql: &str) -> Value {
+    let db = connect(
+        &server.connection("oneiriq", "main"),
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    run_query(&db, sql, json!({})).await.unwrap()[0].clone()
+}
+
+/// The same adoption on the embedded engine, through the library, then a
+/// deployment that applies only what is new.
+#[tokio::test]
+async fn oneiriq_history_is_adopted_on_the_embedded_engine() {
+    let connection = surql::ConnectionConfig::new("mem://", common::unique("oneiriq"), "main");
+    let db = connect(&connection, std::time::Duration::from_secs(10)).await.unwrap();
+    run_query(&db, ONEIRIQ_DATABASE, json!({})).await.unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let report = surql::migration::import::import("oneiriq", oneiriq_files().path(), out_dir.path()).unwrap();
+    assert_eq!((report.converted.len(), report.skipped.len()), (2, 1));
+    std::fs::write(out_dir.path().join("20260105000000_add_invoices.surql"), INVOICES).unwrap();
+    let migrations = surql::discover_migrations(out_dir.path()).unwrap();
+    let refused = surql::migration::applied_migrations(&db).await.unwrap_err().to_string();
+    assert!(refused.contains("oneiriq-surql"), "{refused}");
+    let mut registry = surql::EnvironmentRegistry::new();
+    registry
+        .register(surql::EnvironmentConfig::new("legacy", connection.clone()))
+        .unwrap();
+    let before = surql::MigrationCoordinator::new(registry)
+        .deploy_to_environments(surql::DeployRequest::new(&["legacy"], migrations.clone(), "sequential"))
+        .await
+        .unwrap();
+    let stopped = &before.results["legacy"];
+    assert_eq!(stopped.status, surql::DeploymentStatus::Failed, "{stopped:?}");
+    let why = stopped.error.as_deref().unwrap();
+    assert!(
+        why.contains("oneiriq-surql") && why.contains("surql orchestrate adopt"),
+        "{why}"
+    );
+    let adopted = surql::migration::adopt::adopt(&db, &migrations, &surql::migration::ApplyContext::new())
+        .await
+        .unwrap();
+    assert_eq!(adopted.len(), 2);
+    let mut registry = surql::EnvironmentRegistry::new();
+    registry
+        .register(surql::EnvironmentConfig::new("legacy", connection.clone()))
+        .unwrap();
+    let report = surql::MigrationCoordinator::new(registry)
+        .deploy_to_environments(surql::DeployRequest::new(&["legacy"], migrations, "sequential"))
+        .await
+        .unwrap();
+    assert_eq!(report.results["legacy"].migrations_applied, 1, "{:?}", report.results);
+    assert_eq!(report.results["legacy"].status, surql::DeploymentStatus::Success);
+}

@@ -205,6 +205,21 @@ pub enum OrchestrateCommand {
         #[command(flatten)]
         common: OrchestrateCommon,
     },
+    /// Turn oneiriq-surql's `_migration_history` into surql's on each
+    /// environment (see `surql migrate adopt`).
+    Adopt {
+        /// Environments: NAME[,NAME], all, tag:TAG (combinable).
+        #[arg(short = 'e', long = "environments", required = true, value_delimiter = ',')]
+        environments: Vec<String>,
+        /// Say what would be written; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Name recorded as the actor in each history row (default: the OS user).
+        #[arg(long, env = "SURQL_ACTOR")]
+        actor: Option<String>,
+        #[command(flatten)]
+        common: OrchestrateCommon,
+    },
     /// Remove the migration lock of environments, naming each holder and asking first.
     Unlock {
         /// Environments: NAME[,NAME], all, tag:TAG (combinable).
@@ -368,6 +383,29 @@ pub enum MigrateCommand {
         dry_run: bool,
         #[command(flatten)]
         target: Target,
+    },
+    /// Turn oneiriq-surql's `_migration_history` into surql's: the same
+    /// migrations (matched to the files `migrate import` made), their
+    /// original `applied_at`; the old rows kept in `_migration_history_oneiriq`.
+    Adopt {
+        /// Say what would be written; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Convert another tool's migration files into surql files, keeping each
+    /// version (as digits): `--from oneiriq` reads oneiriq-surql's `.surql`
+    /// (`-- @up`/`-- @down`) and `.py` (`up()`/`down()` returning literal lists).
+    Import {
+        /// The tool whose files these are: `oneiriq`.
+        #[arg(long = "from", value_name = "FORMAT")]
+        from: String,
+        /// Its migrations directory.
+        source: PathBuf,
+        /// Where the surql files go (created if missing; existing files are not overwritten).
+        #[arg(long, default_value = "migrations")]
+        out: PathBuf,
     },
     /// Show every migration: applied, pending, drifted, missing or baseline.
     Status {

@@ -24,6 +24,8 @@ pub async fn run(command: MigrateCommand) -> Result<i32, Error> {
             dry_run,
             target,
         } => baseline(&target, &version, dry_run).await,
+        MigrateCommand::Adopt { dry_run, target } => adopt(&target, dry_run).await,
+        MigrateCommand::Import { from, source, out } => import(&from, &source, &out),
         MigrateCommand::Validate { target } => validate(&target).await,
         MigrateCommand::Verify { target } => verify(&target).await,
         MigrateCommand::Unlock { yes, target } => {
@@ -282,6 +284,59 @@ async fn baseline(target: &Target, version: &str, dry_run: bool) -> Result<i32, 
         for id in &recorded {
             println!("  {id}");
         }
+    }
+    Ok(EXIT_SUCCESS)
+}
+
+/// Converts another tool's files; exit 1 when any was skipped.
+fn import(from: &str, source: &Path, out: &Path) -> Result<i32, Error> {
+    let report = migration::import::import(from, source, out).map_err(Error::Usage)?;
+    for (source, target) in &report.converted {
+        println!("converted {} -> {}", source.display(), target.display());
+    }
+    for (source, why) in &report.skipped {
+        eprintln!("skipped {}: {why}", source.display());
+    }
+    println!("{} converted, {} skipped", report.converted.len(), report.skipped.len());
+    Ok(if report.skipped.is_empty() {
+        EXIT_SUCCESS
+    } else {
+        EXIT_FAILURE
+    })
+}
+
+async fn adopt(target: &Target, dry_run: bool) -> Result<i32, Error> {
+    use migration::adopt;
+    let migrations = load_migrations(target)?;
+    let connection = resolve_connection(target).await?;
+    let rows = if dry_run {
+        let foreign = match connect_read_only(&connection, timeouts(target)).await? {
+            Some(db) => adopt::read_foreign(&db).await?,
+            None => None,
+        };
+        let Some(foreign) = foreign else {
+            println!("nothing to adopt: _migration_history is not oneiriq-surql's (it is missing, or surql's already)");
+            return Ok(EXIT_SUCCESS);
+        };
+        println!("Dry run: nothing was written.");
+        adopt::adopt_plan(&migrations, &foreign)?
+    } else {
+        let db = open(target, &connection).await?;
+        adopt::adopt(&db, &migrations, &context(target)).await?
+    };
+    let verb = if dry_run { "would adopt" } else { "adopted" };
+    println!(
+        "{verb} {} migration(s) from oneiriq-surql's history (old rows kept in {}):",
+        rows.len(),
+        adopt::KEPT_TABLE
+    );
+    for row in &rows {
+        println!(
+            "  {} (was {}, applied {})",
+            row.id(),
+            row.original_version,
+            row.applied_at
+        );
     }
     Ok(EXIT_SUCCESS)
 }

@@ -73,7 +73,13 @@ pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
             dry_run,
             actor,
             common,
-        } => baseline(&environments, &version, dry_run, actor, &common).await,
+        } => record_existing(&environments, Some(&version), dry_run, actor, &common).await,
+        OrchestrateCommand::Adopt {
+            environments,
+            dry_run,
+            actor,
+            common,
+        } => record_existing(&environments, None, dry_run, actor, &common).await,
         OrchestrateCommand::Unlock {
             environments,
             yes,
@@ -336,9 +342,11 @@ async fn verify(environments: &[String], common: &OrchestrateCommon) -> Result<i
     })
 }
 
-async fn baseline(
+/// `orchestrate baseline` (with `version`) and `orchestrate adopt`: one
+/// row per environment, what was (or would be) recorded there or why not.
+async fn record_existing(
     environments: &[String],
-    version: &str,
+    version: Option<&str>,
     dry_run: bool,
     actor: Option<String>,
     common: &OrchestrateCommon,
@@ -349,16 +357,32 @@ async fn baseline(
         context.actor = actor;
     }
     let timeouts = crate::connection::Timeouts::from(common.health_timeout);
-    let outcomes = coordinator
-        .baseline_environments(environments, &migrations(common)?, version, &context, timeouts, dry_run)
-        .await?;
+    let migrations = migrations(common)?;
+    let outcomes = match version {
+        Some(version) => {
+            coordinator
+                .baseline_environments(environments, &migrations, version, &context, timeouts, dry_run)
+                .await?
+        }
+        None => {
+            coordinator
+                .adopt_environments(environments, &migrations, &context, timeouts, dry_run)
+                .await?
+        }
+    };
     match common.output {
         OutputFormat::Json => println!("{}", json!({ "dry_run": dry_run, "environments": outcomes })),
         OutputFormat::Table => {
             if dry_run {
                 println!("Dry run: nothing was written.");
             }
-            println!("{}", render::baseline_table(&outcomes, dry_run));
+            let heading = match (version.is_some(), dry_run) {
+                (true, true) => "Would record as baseline",
+                (true, false) => "Recorded as baseline",
+                (false, true) => "Would adopt",
+                (false, false) => "Adopted",
+            };
+            println!("{}", render::existing_table(&outcomes, heading));
         }
     }
     Ok(if outcomes.iter().all(|o| o.error.is_none()) {

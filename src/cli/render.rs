@@ -90,13 +90,8 @@ pub fn results_table(report: &DeploymentReport) -> Option<Table> {
     Some(table)
 }
 
-/// `orchestrate baseline`: what was (or would be) recorded where.
-pub fn baseline_table(outcomes: &[crate::coordinator::BaselineOutcome], dry_run: bool) -> Table {
-    let heading = if dry_run {
-        "Would record as baseline"
-    } else {
-        "Recorded as baseline"
-    };
+/// `orchestrate baseline` and `adopt`: what was (or would be) recorded where.
+pub fn existing_table(outcomes: &[crate::coordinator::BaselineOutcome], heading: &str) -> Table {
     let mut table = table(&["Environment", heading, "Error"]);
     for outcome in outcomes {
         let recorded = match (outcome.recorded.as_slice(), &outcome.error) {

@@ -1,19 +1,21 @@
-//! `surql orchestrate baseline`: recording, on each selected environment,
-//! that every migration up to a version is already applied there.
+//! `surql orchestrate baseline` and `adopt`: recording, on each selected
+//! environment, that every migration up to a version is already applied
+//! there, or turning another tool's history into surql's.
 
 use serde::Serialize;
 
 use super::MigrationCoordinator;
 use crate::connection::{Timeouts, connect, connect_read_only};
+use crate::migration::adopt;
 use crate::migration::baseline::{baseline, baseline_plan};
 use crate::migration::{ApplyContext, Migration, applied_migrations};
 use crate::registry::{EnvironmentConfig, RegistryError};
 
-/// What a baseline did (or, in a dry run, would do) on one environment.
+/// What a baseline or an adoption did (or, in a dry run, would do) on one environment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BaselineOutcome {
     pub environment: String,
-    /// `version_name` of each migration recorded as baseline.
+    /// `version_name` of each migration recorded (as baseline, or adopted).
     pub recorded: Vec<String>,
     /// Why nothing was recorded there.
     pub error: Option<String>,
@@ -37,6 +39,64 @@ impl MigrationCoordinator {
             .iter()
             .map(|environment| baseline_one(environment, migrations, version, ctx, timeouts, dry_run));
         Ok(crate::concurrent::bounded(runs, crate::health::CHECK_CONCURRENCY).await)
+    }
+
+    /// Adopts oneiriq-surql's history on each selected environment (see
+    /// [`crate::migration::adopt::adopt`]); with `dry_run`, reads only.
+    pub async fn adopt_environments(
+        &self,
+        environments: &[String],
+        migrations: &[Migration],
+        ctx: &ApplyContext,
+        timeouts: Timeouts,
+        dry_run: bool,
+    ) -> Result<Vec<BaselineOutcome>, RegistryError> {
+        let selected = self.select(environments)?;
+        let runs = selected
+            .iter()
+            .map(|environment| adopt_one(environment, migrations, ctx, timeouts, dry_run));
+        Ok(crate::concurrent::bounded(runs, crate::health::CHECK_CONCURRENCY).await)
+    }
+}
+
+async fn adopt_one(
+    environment: &EnvironmentConfig,
+    migrations: &[Migration],
+    ctx: &ApplyContext,
+    timeouts: Timeouts,
+    dry_run: bool,
+) -> BaselineOutcome {
+    let connection = &environment.connection;
+    let outcome: Result<Vec<String>, String> = async {
+        let rows = if dry_run {
+            let foreign = match connect_read_only(connection, timeouts)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                Some(db) => adopt::read_foreign(&db).await.map_err(|e| e.to_string())?,
+                None => None,
+            };
+            let foreign = foreign.ok_or("nothing to adopt: _migration_history is not oneiriq-surql's")?;
+            adopt::adopt_plan(migrations, &foreign).map_err(|e| e.to_string())?
+        } else {
+            let db = connect(connection, timeouts).await.map_err(|e| e.to_string())?;
+            adopt::adopt(&db, migrations, ctx).await.map_err(|e| e.to_string())?
+        };
+        Ok(rows.iter().map(adopt::AdoptedRow::id).collect())
+    }
+    .await;
+    finished(environment, outcome)
+}
+
+fn finished(environment: &EnvironmentConfig, outcome: Result<Vec<String>, String>) -> BaselineOutcome {
+    let (recorded, error) = match outcome {
+        Ok(recorded) => (recorded, None),
+        Err(error) => (Vec::new(), Some(crate::redact::redact(&error))),
+    };
+    BaselineOutcome {
+        environment: environment.name.clone(),
+        recorded,
+        error,
     }
 }
 
@@ -67,13 +127,5 @@ async fn baseline_one(
             .map_err(|e| e.to_string())
     }
     .await;
-    let (recorded, error) = match outcome {
-        Ok(recorded) => (recorded, None),
-        Err(error) => (Vec::new(), Some(crate::redact::redact(&error))),
-    };
-    BaselineOutcome {
-        environment: environment.name.clone(),
-        recorded,
-        error,
-    }
+    finished(environment, outcome)
 }

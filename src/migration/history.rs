@@ -33,6 +33,15 @@ pub struct AppliedMigration {
     pub baseline: bool,
 }
 
+/// What surql says on meeting the history of oneiriq-surql (the Python
+/// `surql` or its Rust port): same table name, other rows.
+pub const FOREIGN_ONEIRIQ: &str = "_migration_history was written by another tool, oneiriq-surql (the Python `surql` or its Rust port: rows with `description` and `execution_time_ms`, no `name`): convert its migration files with `surql migrate import --from oneiriq DIR --out migrations`, then adopt its history with `surql migrate adopt` (one database) or `surql orchestrate adopt -e …`; nothing was changed";
+
+/// Whether a history row was written by oneiriq-surql rather than surql.
+fn is_oneiriq_row(has: impl Fn(&str) -> bool) -> bool {
+    has("description") && !has("name")
+}
+
 /// Creates the history and lock tables if they are missing.
 pub async fn ensure_history_table(db: &Db) -> Result<(), QueryError> {
     let sql = format!("{DEFINE_HISTORY_TABLE}\n{}", super::lock::DEFINE_LOCK_TABLE);
@@ -117,6 +126,9 @@ fn history_from_rows(rows: surrealdb::types::Value) -> Result<Option<Vec<Applied
             return parse_history(serde_json::Value::Array(vec![row.into_json_value()])).map(Some);
         };
         let mut fields = row.into_inner();
+        if is_oneiriq_row(|key| fields.contains_key(key)) {
+            return Err(QueryError::unreadable(FOREIGN_ONEIRIQ));
+        }
         let mut field = |name: &str| {
             fields
                 .remove(name)
@@ -168,6 +180,14 @@ pub fn history_from_read(result: Option<serde_json::Value>) -> Result<Option<Vec
 
 /// History rows from a query result, ordered by numeric version.
 pub fn parse_history(rows: serde_json::Value) -> Result<Vec<AppliedMigration>, QueryError> {
+    let foreign = rows
+        .as_array()
+        .and_then(|rows| rows.first())
+        .and_then(serde_json::Value::as_object)
+        .is_some_and(|row| is_oneiriq_row(|key| row.contains_key(key)));
+    if foreign {
+        return Err(QueryError::unreadable(FOREIGN_ONEIRIQ));
+    }
     let mut applied: Vec<AppliedMigration> = serde_json::from_value(rows)
         .map_err(|e| QueryError::unreadable(format!("unreadable {HISTORY_TABLE} row: {e}")))?;
     applied.sort_by_key(|row| version_order_key(&row.version));

@@ -1,12 +1,14 @@
 //! Migrations on ONE database: files, history, lock, apply and roll back.
 //! Knows nothing about environments or strategies.
 
+pub mod adopt;
 pub mod apply;
 pub mod baseline;
 pub mod context;
 pub mod file;
 pub mod history;
 pub(crate) mod holder;
+pub mod import;
 pub mod lock;
 pub mod plan;
 pub mod script;
