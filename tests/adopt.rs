@@ -19,6 +19,14 @@ const EMAIL: &str =
     "-- migrate:up\nDEFINE FIELD email ON account TYPE string;\n-- migrate:down\nREMOVE FIELD email ON account;\n";
 const ORDERS: &str = "-- migrate:up\nDEFINE TABLE orders SCHEMALESS;\n-- migrate:down\nREMOVE TABLE orders;\n";
 
+/// `command` against `ns`/main on the server at `url` as root, migrations from `migrations`.
+fn against(command: &[&str], url: &str, ns: &str, migrations: &str) -> Vec<String> {
+    let target = [
+        "--db-url", url, "--ns", ns, "--db", "main", "--user", "root", "--pass", "root", "-m", migrations,
+    ];
+    command.iter().chain(target.iter()).map(|s| s.to_string()).collect()
+}
+
 fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
@@ -53,23 +61,7 @@ async fn migrate_baseline_records_what_is_there_and_up_applies_only_what_is_new(
     ]);
     let m = migrations.path().to_str().unwrap();
     let url = server.ws_url();
-    let target = [
-        "--db-url",
-        url.as_str(),
-        "--ns",
-        "legacy",
-        "--db",
-        "main",
-        "--user",
-        "root",
-        "--pass",
-        "root",
-        "-m",
-        m,
-    ];
-    let with = |command: &[&'static str]| -> Vec<String> {
-        command.iter().chain(target.iter()).map(|s| s.to_string()).collect()
-    };
+    let with = |command: &[&str]| against(command, &url, "legacy", m);
 
     let out = run(&strs(&with(&["migrate", "baseline", "2", "--dry-run"])), work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -281,23 +273,7 @@ async fn oneiriq_files_are_imported_and_its_history_adopted_then_only_new_migrat
     let url = server.ws_url();
     let out_dir = work.path().join("migrations");
     let m = out_dir.to_str().unwrap();
-    let target = [
-        "--db-url",
-        url.as_str(),
-        "--ns",
-        "oneiriq",
-        "--db",
-        "main",
-        "--user",
-        "root",
-        "--pass",
-        "root",
-        "-m",
-        m,
-    ];
-    let with = |command: &[&'static str]| -> Vec<String> {
-        command.iter().chain(target.iter()).map(|s| s.to_string()).collect()
-    };
+    let with = |command: &[&str]| against(command, &url, "oneiriq", m);
 
     // Before adoption: stopped, naming the tool and the commands.
     std::fs::create_dir_all(&out_dir).unwrap();
@@ -466,4 +442,98 @@ async fn oneiriq_history_is_adopted_on_the_embedded_engine() {
         .unwrap();
     assert_eq!(report.results["legacy"].migrations_applied, 1, "{:?}", report.results);
     assert_eq!(report.results["legacy"].status, surql::DeploymentStatus::Success);
+}
+
+/// A surrealdb-migrations project, as its scaffold and `create` make it.
+fn surrealdb_migrations_project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in [
+        ("schemas/script_migration.surql", SCRIPT_MIGRATION),
+        ("schemas/post.surql", "DEFINE TABLE OVERWRITE post SCHEMALESS;\n"),
+        (
+            "migrations/20231201_120002_AddPost.surql",
+            "CREATE post SET title = 'Hello world!', content = 'This is my first post!';\n",
+        ),
+        ("migrations/down/20231201_120002_AddPost.surql", "DELETE post;\n"),
+    ] {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+/// surrealdb-migrations' own definition of its history table (the scaffold's schemas/script_migration.surql).
+const SCRIPT_MIGRATION: &str = "DEFINE TABLE OVERWRITE script_migration SCHEMAFULL\n    PERMISSIONS\n        FOR select FULL\n        FOR create, update, delete NONE;\n\nDEFINE FIELD OVERWRITE script_name ON script_migration TYPE string;\nDEFINE FIELD OVERWRITE executed_at ON script_migration TYPE datetime VALUE time::now() READONLY;\nDEFINE FIELD OVERWRITE checksum ON script_migration TYPE option<string>;\n";
+
+#[tokio::test]
+async fn a_surrealdb_migrations_project_is_imported_and_its_history_adopted() {
+    let server = TestServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let db = connect(&server.connection("smig", "main"), std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    // What that tool leaves: its schemas, the migration's data, its row.
+    let prepared = format!(
+        "{SCRIPT_MIGRATION}\nDEFINE TABLE OVERWRITE post SCHEMALESS;\nCREATE post SET title = 'Hello world!', content = 'This is my first post!';\nCREATE script_migration SET script_name = '20231201_120002_AddPost', checksum = '742add6313b4e055d79a9df3651b00b6593ecea8f0c1f7637b3d1f4516e4593f' RETURN NONE;"
+    );
+    run_query(&db, &prepared, json!({})).await.unwrap();
+    let project = surrealdb_migrations_project();
+    let out_dir = work.path().join("migrations");
+    let m = out_dir.to_str().unwrap();
+    let out = run(
+        &[
+            "migrate",
+            "import",
+            "--from",
+            "surrealdb-migrations",
+            project.path().to_str().unwrap(),
+            "--out",
+            m,
+        ],
+        work.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mut written: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(written, ["0_schemas_and_events.surql", "20231201120002_addpost.surql"]);
+    let post = std::fs::read_to_string(out_dir.join("20231201120002_addpost.surql")).unwrap();
+    assert!(post.contains("-- migrate:down\nDELETE post;"), "{post}");
+    std::fs::write(
+        out_dir.join("20240101000000_add_comment.surql"),
+        "-- migrate:up\nDEFINE TABLE comment SCHEMALESS;\n",
+    )
+    .unwrap();
+
+    let url = server.ws_url();
+    let with = |command: &[&str]| against(command, &url, "smig", m);
+    let out = run(&strs(&with(&["migrate", "adopt"])), work.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let rows = common::db::history_rows(&server.connection("smig", "main")).await;
+    let adopted: Vec<(&str, bool)> = rows
+        .iter()
+        .map(|r| (r["version"].as_str().unwrap(), r["baseline"] == true))
+        .collect();
+    assert_eq!(adopted, [("0", true), ("20231201120002", false)], "{rows:?}");
+    assert_eq!(rows[1]["adopted_from"], "surrealdb-migrations");
+    assert_eq!(rows[1]["original_version"], "20231201_120002_AddPost");
+
+    let out = run(&strs(&with(&["migrate", "up"])), work.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        applied_versions(&server.connection("smig", "main")).await.unwrap(),
+        ["0", "20231201120002", "20240101000000"]
+    );
+    let posts = run_query(
+        &db,
+        "SELECT count() FROM post GROUP ALL; SELECT count() FROM script_migration GROUP ALL;",
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(posts[0][0]["count"], 1, "the imported migration did not run again");
+    assert_eq!(posts[1][0]["count"], 1, "surrealdb-migrations' table is left as it was");
 }

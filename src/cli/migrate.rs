@@ -315,7 +315,7 @@ async fn adopt(target: &Target, dry_run: bool) -> Result<i32, Error> {
             None => None,
         };
         let Some(foreign) = foreign else {
-            println!("nothing to adopt: _migration_history is not oneiriq-surql's (it is missing, or surql's already)");
+            println!("{}", adopt::NOTHING_TO_ADOPT);
             return Ok(EXIT_SUCCESS);
         };
         println!("Dry run: nothing was written.");
@@ -326,9 +326,8 @@ async fn adopt(target: &Target, dry_run: bool) -> Result<i32, Error> {
     };
     let verb = if dry_run { "would adopt" } else { "adopted" };
     println!(
-        "{verb} {} migration(s) from oneiriq-surql's history (old rows kept in {}):",
-        rows.len(),
-        adopt::KEPT_TABLE
+        "{verb} {} migration(s) from another tool's history (nothing of it is lost):",
+        rows.len()
     );
     for row in &rows {
         println!(

@@ -76,7 +76,7 @@ async fn adopt_one(
                 Some(db) => adopt::read_foreign(&db).await.map_err(|e| e.to_string())?,
                 None => None,
             };
-            let foreign = foreign.ok_or("nothing to adopt: _migration_history is not oneiriq-surql's")?;
+            let foreign = foreign.ok_or(adopt::NOTHING_TO_ADOPT)?;
             adopt::adopt_plan(migrations, &foreign).map_err(|e| e.to_string())?
         } else {
             let db = connect(connection, timeouts).await.map_err(|e| e.to_string())?;

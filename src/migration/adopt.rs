@@ -1,8 +1,9 @@
-//! `adopt`: turning oneiriq-surql's `_migration_history` (the Python `surql`
-//! and its Rust port write the same SCHEMAFULL table) into surql's — the
-//! same migrations, their original `applied_at`, checksums of the imported
-//! files — in one transaction under the lock, keeping the old rows in
-//! `_migration_history_oneiriq` so nothing is lost.
+//! `adopt`: turning another tool's history into surql's — the same
+//! migrations, their original `applied_at`, checksums of the imported files
+//! — in one transaction under the lock, losing nothing: oneiriq-surql's
+//! `_migration_history` (the Python `surql` and its Rust port write the same
+//! SCHEMAFULL table) is kept as `_migration_history_oneiriq`;
+//! surrealdb-migrations' `script_migration` is left as it is.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -11,6 +12,10 @@ use super::apply::{ApplyError, with_lock};
 use super::file::Migration;
 use super::history::{DEFINE_HISTORY_TABLE, ensure_history_table};
 use crate::connection::{Db, QueryError, QueryErrorKind, first_cause, run_collecting_errors, run_query};
+
+/// Why there is nothing to adopt.
+pub const NOTHING_TO_ADOPT: &str =
+    "nothing to adopt: no history of oneiriq-surql or surrealdb-migrations here (none at all, or surql's already)";
 
 /// Where the adopted tool's rows are kept.
 pub const KEPT_TABLE: &str = "_migration_history_oneiriq";
@@ -26,6 +31,30 @@ pub struct ForeignRow {
     pub execution_time_ms: Option<i64>,
 }
 
+/// A row as surrealdb-migrations writes it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ScriptRow {
+    pub script_name: String,
+    pub executed_at: String,
+}
+
+/// Another tool's history.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Foreign {
+    Oneiriq(Vec<ForeignRow>),
+    SurrealdbMigrations(Vec<ScriptRow>),
+}
+
+impl Foreign {
+    /// The tool's name, as rows record it in `adopted_from`.
+    pub fn tool(&self) -> &'static str {
+        match self {
+            Foreign::Oneiriq(_) => "oneiriq-surql",
+            Foreign::SurrealdbMigrations(_) => "surrealdb-migrations",
+        }
+    }
+}
+
 /// A surql history row made from a foreign one.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AdoptedRow {
@@ -37,6 +66,9 @@ pub struct AdoptedRow {
     pub checksum: String,
     pub applied_at: String,
     pub execution_ms: i64,
+    /// No row of the tool's stands for it (surrealdb-migrations' schemas and
+    /// events): recorded as baseline.
+    pub baseline: bool,
 }
 
 impl AdoptedRow {
@@ -53,64 +85,148 @@ pub fn surql_version(foreign: &str) -> Option<String> {
     (!digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())).then_some(digits)
 }
 
-/// The foreign rows, oldest first; `None` when the history is not
-/// oneiriq's (missing, or surql's own).
-pub async fn read_foreign(db: &Db) -> Result<Option<Vec<ForeignRow>>, QueryError> {
-    let rows = match run_query(db, "SELECT * FROM _migration_history ORDER BY version;", json!({})).await {
-        Ok(results) => results.into_iter().last().unwrap_or_default(),
-        Err(error) if error.kind() == QueryErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(error),
-    };
-    let rows = rows.as_array().cloned().unwrap_or_default();
-    let foreign = rows
-        .first()
-        .is_some_and(|row| row.get("description").is_some() && row.get("name").is_none());
-    if !foreign {
-        return Ok(None);
+async fn rows(db: &Db, sql: &str) -> Result<Option<Vec<serde_json::Value>>, QueryError> {
+    match run_query(db, sql, json!({})).await {
+        Ok(results) => Ok(Some(
+            results
+                .into_iter()
+                .last()
+                .and_then(|v| v.as_array().cloned())
+                .unwrap_or_default(),
+        )),
+        Err(error) if error.kind() == QueryErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
     }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(rows: Vec<serde_json::Value>, tool: &str) -> Result<Vec<T>, QueryError> {
     serde_json::from_value(serde_json::Value::Array(rows))
-        .map(Some)
-        .map_err(|e| QueryError::unreadable(format!("unreadable oneiriq-surql history row: {e}")))
+        .map_err(|e| QueryError::unreadable(format!("unreadable {tool} history row: {e}")))
+}
+
+/// Another tool's history, oldest first; `None` when there is none to
+/// adopt (surql's own, or no history at all).
+pub async fn read_foreign(db: &Db) -> Result<Option<Foreign>, QueryError> {
+    let history = rows(db, "SELECT * FROM _migration_history ORDER BY version;")
+        .await?
+        .unwrap_or_default();
+    if let Some(first) = history.first() {
+        let oneiriq = first.get("description").is_some() && first.get("name").is_none();
+        return Ok(match oneiriq {
+            true => Some(Foreign::Oneiriq(parse(history, "oneiriq-surql")?)),
+            false => None,
+        });
+    }
+    let scripts = rows(
+        db,
+        "SELECT script_name, <string> executed_at AS executed_at FROM script_migration ORDER BY executed_at;",
+    )
+    .await?
+    .unwrap_or_default();
+    Ok(match scripts.is_empty() {
+        true => None,
+        false => Some(Foreign::SurrealdbMigrations(parse(scripts, "surrealdb-migrations")?)),
+    })
 }
 
 /// surql's rows for `foreign`, each matched to the imported file of its
 /// version. Refused, naming them, when a version has no file.
-pub fn adopt_plan(migrations: &[Migration], foreign: &[ForeignRow]) -> Result<Vec<AdoptedRow>, ApplyError> {
+pub fn adopt_plan(migrations: &[Migration], foreign: &Foreign) -> Result<Vec<AdoptedRow>, ApplyError> {
+    // (the tool's key, surql's version, applied_at, execution_ms)
+    let keyed: Vec<(String, Option<String>, String, i64)> = match foreign {
+        Foreign::Oneiriq(rows) => rows
+            .iter()
+            .map(|r| {
+                (
+                    r.version.clone(),
+                    surql_version(&r.version),
+                    r.applied_at.clone(),
+                    r.execution_time_ms.unwrap_or(0),
+                )
+            })
+            .collect(),
+        Foreign::SurrealdbMigrations(rows) => rows
+            .iter()
+            .map(|r| {
+                (
+                    r.script_name.clone(),
+                    super::import_sm::version_of(&r.script_name),
+                    r.executed_at.clone(),
+                    0,
+                )
+            })
+            .collect(),
+    };
     let mut unmatched = Vec::new();
     let mut adopted = Vec::new();
-    for row in foreign {
-        let file = surql_version(&row.version).and_then(|v| migrations.iter().find(|m| m.version == v));
-        match file {
+    for (key, version, applied_at, execution_ms) in keyed {
+        match version.and_then(|v| migrations.iter().find(|m| m.version == v)) {
             Some(migration) => adopted.push(AdoptedRow {
-                original_version: row.version.clone(),
+                original_version: key,
                 version: migration.version.clone(),
                 name: migration.name.clone(),
                 checksum: migration.checksum.clone(),
-                applied_at: row.applied_at.clone(),
-                execution_ms: row.execution_time_ms.unwrap_or(0),
+                applied_at,
+                execution_ms,
+                baseline: false,
             }),
-            None => unmatched.push(row.version.clone()),
+            None => unmatched.push(key),
         }
     }
+    let tool = foreign.tool();
     if !unmatched.is_empty() {
+        let from = if tool == "oneiriq-surql" {
+            "oneiriq DIR"
+        } else {
+            "surrealdb-migrations PROJECT"
+        };
         return Err(ApplyError::Refused(format!(
-            "no migration file for oneiriq-surql version(s) {}: convert its files first (`surql migrate import --from oneiriq DIR --out migrations`) and pass that directory with -m; nothing was changed",
+            "no migration file for {tool} migration(s) {}: convert its files first (`surql migrate import --from {from} --out migrations`) and pass that directory with -m; nothing was changed",
             unmatched.join(", ")
         )));
+    }
+    // surrealdb-migrations re-applies its schemas and events without a row:
+    // `import` made them version 0, in place already.
+    if let (Foreign::SurrealdbMigrations(_), Some(schemas)) = (
+        foreign,
+        migrations
+            .iter()
+            .find(|m| m.version == "0" && m.name == "schemas_and_events"),
+    ) {
+        let first = adopted.first().map(|r| r.applied_at.clone()).unwrap_or_default();
+        adopted.insert(
+            0,
+            AdoptedRow {
+                original_version: "schemas/ and events/".into(),
+                version: schemas.version.clone(),
+                name: schemas.name.clone(),
+                checksum: schemas.checksum.clone(),
+                applied_at: first,
+                execution_ms: 0,
+                baseline: true,
+            },
+        );
     }
     Ok(adopted)
 }
 
-/// The transaction that keeps the old rows and writes surql's.
-pub fn adopt_script() -> String {
+/// The transaction that keeps the old rows (oneiriq-surql's are moved
+/// aside; surrealdb-migrations' table is not touched) and writes surql's.
+pub fn adopt_script(foreign: &Foreign) -> String {
+    let keep = match foreign {
+        Foreign::Oneiriq(_) => format!(
+            "DEFINE TABLE IF NOT EXISTS {KEPT_TABLE} SCHEMALESS COMMENT 'the history oneiriq-surql kept, as it was when surql adopted it';
+FOR $row IN (SELECT * FROM _migration_history) {{ CREATE {KEPT_TABLE} SET original_id = $row.id, version = $row.version, description = $row.description, applied_at = $row.applied_at, checksum = $row.checksum, execution_time_ms = $row.execution_time_ms; }};
+REMOVE TABLE _migration_history;
+"
+        ),
+        Foreign::SurrealdbMigrations(_) => String::new(),
+    };
     format!(
         "BEGIN TRANSACTION;
 IF _migration_lock:current.owner != $surql_owner {{ THROW 'surql: the lock is no longer held by this run' }};
-DEFINE TABLE IF NOT EXISTS {KEPT_TABLE} SCHEMALESS COMMENT 'the history oneiriq-surql kept, as it was when surql adopted it';
-FOR $row IN (SELECT * FROM _migration_history) {{ CREATE {KEPT_TABLE} SET original_id = $row.id, version = $row.version, description = $row.description, applied_at = $row.applied_at, checksum = $row.checksum, execution_time_ms = $row.execution_time_ms; }};
-REMOVE TABLE _migration_history;
-{DEFINE_HISTORY_TABLE}
-FOR $row IN $surql_rows {{ CREATE type::record('_migration_history', $row.version) SET version = $row.version, name = $row.name, checksum = $row.checksum, applied_at = <datetime> $row.applied_at, execution_ms = $row.execution_ms, deployment_id = $surql_deployment_id, actor = $surql_actor, adopted_from = 'oneiriq-surql', original_version = $row.original_version; }};
+{keep}{DEFINE_HISTORY_TABLE}
+FOR $row IN $surql_rows {{ CREATE type::record('_migration_history', $row.version) SET version = $row.version, name = $row.name, checksum = $row.checksum, applied_at = <datetime> $row.applied_at, execution_ms = $row.execution_ms, deployment_id = $surql_deployment_id, actor = $surql_actor, adopted_from = $surql_tool, original_version = $row.original_version, baseline = $row.baseline; }};
 COMMIT TRANSACTION;
 "
     )
@@ -130,20 +246,18 @@ pub async fn adopt(
         source,
     })?;
     with_lock(db, ctx, async |_| {
-        let foreign = read_foreign(db).await?.ok_or_else(|| {
-            ApplyError::Refused(
-                "nothing to adopt: _migration_history is not oneiriq-surql's (it is missing, or surql's already)"
-                    .into(),
-            )
-        })?;
+        let foreign = read_foreign(db)
+            .await?
+            .ok_or_else(|| ApplyError::Refused(NOTHING_TO_ADOPT.into()))?;
         let rows = adopt_plan(migrations, &foreign)?;
         let vars = json!({
             "surql_owner": ctx.lock_owner(),
             "surql_deployment_id": ctx.deployment_id,
             "surql_actor": ctx.actor,
             "surql_rows": rows,
+            "surql_tool": foreign.tool(),
         });
-        let collected = run_collecting_errors(db, &adopt_script(), vars, db.operation_timeout()).await?;
+        let collected = run_collecting_errors(db, &adopt_script(&foreign), vars, db.operation_timeout()).await?;
         if let Some(error) = first_cause(&collected.errors) {
             return Err(ApplyError::Query(error.clone()));
         }
@@ -171,14 +285,20 @@ mod tests {
             applied_at: "2026-01-02T12:00:00Z".into(),
             execution_time_ms: Some(42),
         };
-        let adopted = adopt_plan(std::slice::from_ref(&file), &[row("20260102_120000")]).unwrap();
+        let adopted = adopt_plan(
+            std::slice::from_ref(&file),
+            &Foreign::Oneiriq(vec![row("20260102_120000")]),
+        )
+        .unwrap();
         assert_eq!(adopted[0].id(), "20260102120000_create_user_table");
         assert_eq!(adopted[0].checksum, file.checksum);
         assert_eq!(
             (adopted[0].applied_at.as_str(), adopted[0].execution_ms),
             ("2026-01-02T12:00:00Z", 42)
         );
-        let refused = adopt_plan(&[file], &[row("20260103_090000")]).unwrap_err().to_string();
+        let refused = adopt_plan(&[file], &Foreign::Oneiriq(vec![row("20260103_090000")]))
+            .unwrap_err()
+            .to_string();
         assert!(
             refused.contains("20260103_090000") && refused.contains("migrate import"),
             "{refused}"

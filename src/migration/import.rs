@@ -6,7 +6,7 @@
 //! Formats: `oneiriq` — oneiriq-surql's Rust `.surql` files (`-- @up`,
 //! `-- @down`, optional `-- @metadata`) and its Python `.py` files whose
 //! `up()`/`down()` return literal lists of SurrealQL strings (read as text,
-//! never run).
+//! never run); `surrealdb-migrations` — see [`super::import_sm`].
 
 use std::path::{Path, PathBuf};
 
@@ -49,11 +49,47 @@ impl Converted {
 
 /// Converts every migration file of `format` in `source` into `out`.
 pub fn import(format: &str, source: &Path, out: &Path) -> Result<ImportReport, String> {
-    if format != "oneiriq" {
-        return Err(format!(
-            "--from {format}: surql imports `oneiriq` (oneiriq-surql's .surql and .py files)"
-        ));
+    match format {
+        "oneiriq" => import_oneiriq(source, out),
+        "surrealdb-migrations" => super::import_sm::import(source, out),
+        other => Err(format!(
+            "--from {other}: surql imports `oneiriq` (oneiriq-surql's .surql and .py files) and `surrealdb-migrations` (a project folder with migrations/, schemas/, events/)"
+        )),
     }
+}
+
+/// Writes `converted` as a surql file in `out` once it passes surql's
+/// parser and no file of that name exists; notes either way in `report`.
+pub(super) fn write_converted(
+    report: &mut ImportReport,
+    source: PathBuf,
+    converted: &Converted,
+    tool: &str,
+    out: &Path,
+) {
+    let (name, text) = converted.surql_file(&source, tool);
+    let target = out.join(&name);
+    if let Err(error) = parse_migration(&target, &text) {
+        report
+            .skipped
+            .push((source, format!("does not pass surql's parser: {error}")));
+        return;
+    }
+    if target.exists() {
+        report
+            .skipped
+            .push((source, format!("{} exists already; not overwritten", target.display())));
+        return;
+    }
+    match std::fs::write(&target, text) {
+        Ok(()) => report.converted.push((source, target)),
+        Err(e) => report
+            .skipped
+            .push((source, format!("cannot write {}: {e}", target.display()))),
+    }
+}
+
+fn import_oneiriq(source: &Path, out: &Path) -> Result<ImportReport, String> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(source)
         .map_err(|e| format!("cannot read {}: {e}", source.display()))?
         .filter_map(Result::ok)
@@ -74,39 +110,16 @@ pub fn import(format: &str, source: &Path, out: &Path) -> Result<ImportReport, S
             Some("py") => oneiriq_python(&path),
             _ => continue,
         };
-        let converted = match converted {
-            Ok(converted) => converted,
-            Err(why) => {
-                report.skipped.push((path, why));
-                continue;
-            }
-        };
-        let (name, text) = converted.surql_file(&path, "oneiriq-surql");
-        let target = out.join(&name);
-        if let Err(error) = parse_migration(&target, &text) {
-            report
-                .skipped
-                .push((path, format!("does not pass surql's parser: {error}")));
-            continue;
-        }
-        if target.exists() {
-            report
-                .skipped
-                .push((path, format!("{} exists already; not overwritten", target.display())));
-            continue;
-        }
-        match std::fs::write(&target, text) {
-            Ok(()) => report.converted.push((path, target)),
-            Err(e) => report
-                .skipped
-                .push((path, format!("cannot write {}: {e}", target.display()))),
+        match converted {
+            Ok(converted) => write_converted(&mut report, path, &converted, "oneiriq-surql", out),
+            Err(why) => report.skipped.push((path, why)),
         }
     }
     Ok(report)
 }
 
 /// A name surql accepts: lowercase letters, digits and `_`.
-fn slug(text: &str) -> String {
+pub(super) fn slug(text: &str) -> String {
     let slug: String = text
         .trim()
         .chars()

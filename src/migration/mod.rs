@@ -9,6 +9,7 @@ pub mod file;
 pub mod history;
 pub(crate) mod holder;
 pub mod import;
+pub mod import_sm;
 pub mod lock;
 pub mod plan;
 pub mod script;
