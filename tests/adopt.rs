@@ -470,7 +470,7 @@ const SCRIPT_MIGRATION: &str = "DEFINE TABLE OVERWRITE script_migration SCHEMAFU
 async fn a_surrealdb_migrations_project_is_imported_and_its_history_adopted() {
     let server = TestServer::start();
     let work = tempfile::tempdir().unwrap();
-    let db = connect(&server.connection("smig", "main"), std::time::Duration::from_secs(10))
+    let db = connect(&server.connection("smig0", "main"), std::time::Duration::from_secs(10))
         .await
         .unwrap();
     // What that tool leaves: its schemas, the migration's data, its row.
@@ -508,11 +508,34 @@ async fn a_surrealdb_migrations_project_is_imported_and_its_history_adopted() {
     )
     .unwrap();
 
+    // Before adoption, deploying stops, naming the tool and the commands.
+    common::write_server_tenants(work.path(), &server.ws_url(), 1, "smig");
+    let out = run(
+        &["orchestrate", "deploy", "-e", "t0", "-m", m, "--output", "json"],
+        work.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let error = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        error.contains("surrealdb-migrations") && error.contains("surql orchestrate adopt"),
+        "{error}"
+    );
+    let out = run(
+        &strs(&against(&["migrate", "status"], &server.ws_url(), "smig0", m)),
+        work.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("surql migrate import --from surrealdb-migrations"),
+        "{}",
+        text(&out)
+    );
+
     let url = server.ws_url();
-    let with = |command: &[&str]| against(command, &url, "smig", m);
+    let with = |command: &[&str]| against(command, &url, "smig0", m);
     let out = run(&strs(&with(&["migrate", "adopt"])), work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let rows = common::db::history_rows(&server.connection("smig", "main")).await;
+    let rows = common::db::history_rows(&server.connection("smig0", "main")).await;
     let adopted: Vec<(&str, bool)> = rows
         .iter()
         .map(|r| (r["version"].as_str().unwrap(), r["baseline"] == true))
@@ -524,7 +547,7 @@ async fn a_surrealdb_migrations_project_is_imported_and_its_history_adopted() {
     let out = run(&strs(&with(&["migrate", "up"])), work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(
-        applied_versions(&server.connection("smig", "main")).await.unwrap(),
+        applied_versions(&server.connection("smig0", "main")).await.unwrap(),
         ["0", "20231201120002", "20240101000000"]
     );
     let posts = run_query(

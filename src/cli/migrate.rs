@@ -125,9 +125,18 @@ async fn open(target: &Target, connection: &ConnectionConfig) -> Result<Db, Erro
 }
 
 /// History of a database without creating anything; empty when it was never initialised.
+/// Another tool's history there (without surql's) stops it, saying what to do.
 async fn read_history(target: &Target, connection: &ConnectionConfig) -> Result<Vec<AppliedMigration>, Error> {
     match connect_read_only(connection, timeouts(target)).await {
-        Ok(Some(db)) => Ok(applied_migrations(&db).await?),
+        Ok(Some(db)) => {
+            let applied = applied_migrations(&db).await?;
+            if applied.is_empty()
+                && let Some(foreign) = migration::adopt::foreign_tables(&db).await?
+            {
+                return Err(Error::Usage(foreign));
+            }
+            Ok(applied)
+        }
         Ok(None) => Ok(Vec::new()),
         Err(e) => Err(e.into()),
     }
@@ -174,6 +183,8 @@ async fn up(target: &Target, steps: Option<usize>, dry_run: bool) -> Result<i32,
         }
         return Ok(EXIT_SUCCESS);
     }
+    // Stops on another tool's history before anything is created.
+    read_history(target, &connection).await?;
     let db = open(target, &connection).await?;
     let ctx = context(target);
     match migration::migrate_up(&db, &connection, &migrations, steps, &ctx).await {

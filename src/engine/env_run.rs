@@ -118,6 +118,15 @@ async fn run_steps(
     // 2. Health, and 3. the history, read together without creating anything.
     let (history, session) = health_and_history(engine, environment, wave).await?;
     let initialised = history.is_some();
+    // A database that exists without surql's history may hold another
+    // tool's: deploying as if it were empty would re-run what it applied.
+    if let (false, Some(Session::Selected(db))) = (initialised, &session) {
+        match crate::migration::adopt::foreign_tables(db).await {
+            Ok(Some(foreign)) => return Err(failed(foreign)),
+            Ok(None) => {}
+            Err(e) => return Err(failed(format!("cannot read the database's tables: {e}"))),
+        }
+    }
     let applied = history.unwrap_or_default();
     let migration_plan = plan(&engine.migrations, &applied);
     if let Some(refusal) = migration_plan.refusal(engine.context.order) {

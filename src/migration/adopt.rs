@@ -13,6 +13,29 @@ use super::file::Migration;
 use super::history::{DEFINE_HISTORY_TABLE, ensure_history_table};
 use crate::connection::{Db, QueryError, QueryErrorKind, first_cause, run_collecting_errors, run_query};
 
+/// Why a database without surql's history must not be deployed to as if
+/// empty: another tool's tables there, named, with what to do.
+pub async fn foreign_tables(db: &Db) -> Result<Option<String>, QueryError> {
+    let info = match run_query(db, "INFO FOR DB;", json!({})).await {
+        Ok(info) => info,
+        Err(error) if error.kind() == QueryErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let has = |table: &str| {
+        info.first()
+            .and_then(|i| i.get("tables"))
+            .and_then(|t| t.get(table))
+            .is_some()
+    };
+    Ok(if has("script_migration") {
+        Some("this database has surrealdb-migrations' history (its script_migration table) and no surql history: convert its project with `surql migrate import --from surrealdb-migrations PROJECT --out migrations`, then adopt its history with `surql migrate adopt` (one database) or `surql orchestrate adopt -e …`; nothing was changed".into())
+    } else if has("__rollout") || has("__entity") {
+        Some("this database is managed by SurrealKit (its __entity/__rollout tables) and has no surql history: its sync and rollouts are not up/down migrations; make its current schema your first surql migration and record it with `surql migrate baseline VERSION` (or `surql orchestrate baseline`); nothing was changed".into())
+    } else {
+        None
+    })
+}
+
 /// Why there is nothing to adopt.
 pub const NOTHING_TO_ADOPT: &str =
     "nothing to adopt: no history of oneiriq-surql or surrealdb-migrations here (none at all, or surql's already)";
