@@ -521,6 +521,16 @@ async fn a_surrealdb_migrations_project_is_imported_and_its_history_adopted() {
         "{error}"
     );
     let out = run(
+        &["orchestrate", "status", "-e", "t0", "-m", m, "--output", "json"],
+        work.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("script_migration"),
+        "{}",
+        text(&out)
+    );
+    let out = run(
         &strs(&against(&["migrate", "status"], &server.ws_url(), "smig0", m)),
         work.path(),
     );
@@ -559,4 +569,61 @@ async fn a_surrealdb_migrations_project_is_imported_and_its_history_adopted() {
     .unwrap();
     assert_eq!(posts[0][0]["count"], 1, "the imported migration did not run again");
     assert_eq!(posts[1][0]["count"], 1, "surrealdb-migrations' table is left as it was");
+}
+
+/// `orchestrate adopt` over a fleet that oneiriq-surql migrated, then one
+/// deployment that applies only what is new everywhere.
+#[tokio::test]
+async fn a_fleet_is_adopted_with_orchestrate_adopt() {
+    let server = TestServer::start();
+    let work = tempfile::tempdir().unwrap();
+    common::write_server_tenants(work.path(), &server.ws_url(), 2, "legacyfleet");
+    for i in 0..2 {
+        let db = connect(
+            &server.connection(&format!("legacyfleet{i}"), "main"),
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        run_query(&db, ONEIRIQ_DATABASE, json!({})).await.unwrap();
+    }
+    let out_dir = work.path().join("migrations");
+    let report = surql::migration::import::import("oneiriq", oneiriq_files().path(), &out_dir).unwrap();
+    assert_eq!(report.converted.len(), 2);
+    std::fs::write(out_dir.join("20260105000000_add_invoices.surql"), INVOICES).unwrap();
+    let m = out_dir.to_str().unwrap();
+
+    let adopt = ["orchestrate", "adopt", "-e", "all", "-m", m, "--output", "json"];
+    let out = run(&[&adopt[..], &["--dry-run"]].concat(), work.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let planned: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        planned["environments"][0]["recorded"],
+        json!(["20260102120000_create_user_table", "20260103090000_create_orders"]),
+        "{planned}"
+    );
+    let out = run(&adopt, work.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(
+        &[
+            "orchestrate",
+            "deploy",
+            "-e",
+            "all",
+            "-m",
+            m,
+            "--strategy",
+            "parallel",
+            "--output",
+            "json",
+        ],
+        work.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let deployed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for result in deployed["results"].as_array().unwrap() {
+        assert_eq!(result["migrations_applied"], 1, "only the new one: {result}");
+    }
+    let out = run(&adopt, work.path());
+    assert_eq!(out.status.code(), Some(1), "adopted already: {}", text(&out));
 }

@@ -88,6 +88,37 @@ async fn adopt_one(
     finished(environment, outcome)
 }
 
+/// Databases without surql's history may hold another tool's: each such
+/// reading becomes unhealthy, naming the tool and what to run. Only those
+/// are asked (one `INFO FOR DB` each, a few at a time).
+pub(super) async fn name_foreign_histories(
+    environments: &[&EnvironmentConfig],
+    readings: &mut [crate::health::Reading],
+    timeout: std::time::Duration,
+) {
+    let checks: Vec<_> = readings
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.history.is_none() && r.status.is_healthy)
+        .map(|(i, _)| {
+            let connection = &environments[i].connection;
+            async move {
+                let foreign = match connect_read_only(connection, Timeouts::from(timeout)).await {
+                    Ok(Some(db)) => adopt::foreign_tables(&db).await.ok().flatten(),
+                    _ => None,
+                };
+                (i, foreign)
+            }
+        })
+        .collect();
+    for (i, foreign) in crate::concurrent::bounded(checks, crate::health::CHECK_CONCURRENCY).await {
+        if let Some(foreign) = foreign {
+            readings[i].status.is_healthy = false;
+            readings[i].status.error = Some(foreign);
+        }
+    }
+}
+
 fn finished(environment: &EnvironmentConfig, outcome: Result<Vec<String>, String>) -> BaselineOutcome {
     let (recorded, error) = match outcome {
         Ok(recorded) => (recorded, None),

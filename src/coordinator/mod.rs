@@ -520,7 +520,8 @@ impl MigrationCoordinator {
     ) -> Result<IndexMap<String, EnvironmentStatus>, RegistryError> {
         let selected = self.select(environments)?;
         let refs: Vec<&EnvironmentConfig> = selected.iter().collect();
-        let readings = health_check.read_many(&refs).await;
+        let mut readings = health_check.read_many(&refs).await;
+        baseline::name_foreign_histories(&refs, &mut readings, health_check.timeout).await;
         Ok(readings
             .into_iter()
             .map(|reading| {
