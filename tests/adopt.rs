@@ -27,6 +27,26 @@ fn against(command: &[&str], url: &str, ns: &str, migrations: &str) -> Vec<Strin
     command.iter().chain(target.iter()).map(|s| s.to_string()).collect()
 }
 
+/// `orchestrate deploy -e all` (parallel) of `migrations`, which succeeds: its results.
+fn deploy_all(dir: &std::path::Path, migrations: &str) -> Vec<Value> {
+    let deploy = [
+        "orchestrate",
+        "deploy",
+        "-e",
+        "all",
+        "-m",
+        migrations,
+        "--strategy",
+        "parallel",
+        "--output",
+        "json",
+    ];
+    let out = run(&deploy, dir);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    report["results"].as_array().unwrap().clone()
+}
+
 fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
@@ -198,24 +218,7 @@ async fn orchestrate_baseline_records_each_environment_and_refuses_one_that_went
     assert_eq!(status["environments"][0]["baseline_count"], 2, "{status}");
     assert_eq!(status["environments"][0]["pending_count"], 1, "{status}");
 
-    let out = run(
-        &[
-            "orchestrate",
-            "deploy",
-            "-e",
-            "all",
-            "-m",
-            m,
-            "--strategy",
-            "parallel",
-            "--output",
-            "json",
-        ],
-        work.path(),
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    for result in report["results"].as_array().unwrap() {
+    for result in deploy_all(work.path(), m) {
         let expected = if result["environment"] == "t2" { 0 } else { 1 };
         assert_eq!(result["migrations_applied"], expected, "only what is new: {result}");
     }
@@ -604,24 +607,7 @@ async fn a_fleet_is_adopted_with_orchestrate_adopt() {
     );
     let out = run(&adopt, work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = run(
-        &[
-            "orchestrate",
-            "deploy",
-            "-e",
-            "all",
-            "-m",
-            m,
-            "--strategy",
-            "parallel",
-            "--output",
-            "json",
-        ],
-        work.path(),
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let deployed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    for result in deployed["results"].as_array().unwrap() {
+    for result in deploy_all(work.path(), m) {
         assert_eq!(result["migrations_applied"], 1, "only the new one: {result}");
     }
     let out = run(&adopt, work.path());
