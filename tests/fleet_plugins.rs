@@ -155,6 +155,40 @@ async fn canary_asks_once_for_the_canary_and_once_for_the_rest_with_the_plan() {
     );
 }
 
+/// Expand, then contract: the second wave would apply more, so it is asked again.
+#[tokio::test]
+async fn a_later_wave_of_the_same_environments_is_asked_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrations = migrations_dir(&[("1_accounts.surql", ACCOUNTS), ("2_drop_legacy.surql", DROP_LEGACY)]);
+    let mut envs = tenants(3, &["file"]);
+    for env in &mut envs {
+        env.allow_destructive = true;
+    }
+    let plugins = host(json!([file_plugin(dir.path(), all_approved(&envs), json!({}))]));
+    let script = dir.path().join("expand_contract.rhai");
+    std::fs::write(
+        &script,
+        "deploy(envs, #{ label: \"expand\", to_version: \"1\" });\ndeploy(envs, #{ label: \"contract\" });\n",
+    )
+    .unwrap();
+    let report = deploy(&envs, plugins, migrations.path(), script.to_str().unwrap(), |_| {}).await;
+    assert!(report.all_succeeded(), "{:?}", report.results);
+    let requests = lines(&dir.path().join("requests.jsonl"));
+    let asked: Vec<(&str, &Value)> = requests
+        .iter()
+        .map(|r| (r["label"].as_str().unwrap(), &r["environments"][0]["pending"]))
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            ("expand", &json!(["1_accounts"])),
+            ("contract", &json!(["2_drop_legacy"]))
+        ],
+        "{requests:#?}"
+    );
+    assert_eq!(requests[1]["destructive"][0]["kind"], "REMOVE TABLE");
+}
+
 #[tokio::test]
 async fn a_denied_group_is_never_written_to() {
     let dir = tempfile::tempdir().unwrap();

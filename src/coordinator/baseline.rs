@@ -99,7 +99,7 @@ pub(super) async fn name_foreign_histories(
     let checks: Vec<_> = readings
         .iter()
         .enumerate()
-        .filter(|(_, r)| r.history.is_none() && r.status.is_healthy)
+        .filter(|(_, r)| r.history.as_ref().is_none_or(Vec::is_empty) && r.status.is_healthy)
         .map(|(i, _)| {
             let connection = &environments[i].connection;
             async move {

@@ -121,7 +121,11 @@ impl Engine {
             .iter()
             .copied()
             .filter(|e| e.require_approval || !e.approvers.is_empty())
-            .filter(|e| self.decision(&e.name).is_none() && self.result_of(&e.name).is_none())
+            // A later wave of an environment finished up to a `to_version`
+            // (expand, then contract) is asked again: it would get more.
+            .filter(|e| {
+                self.is_partial(&e.name) || self.decision(&e.name).is_none() && self.result_of(&e.name).is_none()
+            })
             .collect();
         if !asking.is_empty() && !self.options.dry_run {
             let names: Vec<String> = asking.iter().map(|e| e.name.clone()).collect();

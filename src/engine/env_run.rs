@@ -120,7 +120,8 @@ async fn run_steps(
     let initialised = history.is_some();
     // A database that exists without surql's history may hold another
     // tool's: deploying as if it were empty would re-run what it applied.
-    if let (false, Some(Session::Selected(db))) = (initialised, &session) {
+    let empty = history.as_ref().is_none_or(Vec::is_empty);
+    if let (true, Some(Session::Selected(db))) = (empty, &session) {
         match crate::migration::adopt::foreign_tables(db).await {
             Ok(Some(foreign)) => return Err(failed(foreign)),
             Ok(None) => {}

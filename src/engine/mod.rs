@@ -343,6 +343,11 @@ impl Engine {
         self.ledger().get(name).map_or(0, |s| s.applied_this_run.len())
     }
 
+    /// SUCCESS up to a wave's `to_version` only: a later wave goes on.
+    fn is_partial(&self, name: &str) -> bool {
+        self.ledger().get(name).is_some_and(|s| s.partial)
+    }
+
     /// Environments with a final result so far, and how many there are.
     fn progress(&self) -> (usize, usize) {
         let ledger = self.ledger();

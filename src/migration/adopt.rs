@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::apply::{ApplyError, with_lock};
 use super::file::Migration;
-use super::history::{DEFINE_HISTORY_TABLE, ensure_history_table};
+use super::history::DEFINE_HISTORY_TABLE;
 use crate::connection::{Db, QueryError, QueryErrorKind, first_cause, run_collecting_errors, run_query};
 
 /// Why a database without surql's history must not be deployed to as if
@@ -263,11 +263,14 @@ pub async fn adopt(
     migrations: &[Migration],
     ctx: &super::ApplyContext,
 ) -> Result<Vec<AdoptedRow>, ApplyError> {
-    // The lock table; the foreign history table exists and is left as it is.
-    ensure_history_table(db).await.map_err(|source| ApplyError::Setup {
-        step: "cannot create _migration_lock",
-        source,
-    })?;
+    // Only the lock table: a refused adoption must leave no surql history
+    // behind (an empty one would hide the other tool's from the checks).
+    crate::connection::run_idempotent(db, super::lock::DEFINE_LOCK_TABLE, json!({}))
+        .await
+        .map_err(|source| ApplyError::Setup {
+            step: "cannot create _migration_lock",
+            source,
+        })?;
     with_lock(db, ctx, async |_| {
         let foreign = read_foreign(db)
             .await?

@@ -77,7 +77,11 @@ pub fn import(project: &Path, out: &Path) -> Result<ImportReport, String> {
         };
         write_converted(&mut report, project.join("schemas"), &converted, TOOL, out);
     }
-    let mut seen: Vec<String> = Vec::new();
+    // Version 0 is the schemas' when there are any: `__Initial` then is skipped, named.
+    let mut seen: Vec<String> = match definitions.is_empty() {
+        true => Vec::new(),
+        false => vec!["0".into()],
+    };
     for path in surql_files(&migrations) {
         let stem = path
             .file_stem()

@@ -364,7 +364,7 @@ COMMIT TRANSACTION;",
     /// rather than holding their environments until their heartbeat is stale.
     async fn settle_the_dead(&self, vars: &serde_json::Value) -> Result<(), StateError> {
         let running = self.run(
-            "SELECT deployment_id, runner, started_at FROM deployment WHERE state = 'running' AND deployment_id != $id AND selection ANYINSIDE $selection;",
+            "SELECT deployment_id, shard, runner, started_at FROM deployment WHERE state = 'running' AND deployment_id != $id AND selection ANYINSIDE $selection;",
             vars.clone(),
         )
         .await?;
@@ -377,15 +377,15 @@ COMMIT TRANSACTION;",
                 let field = |key: &str| d.get(key).and_then(serde_json::Value::as_str).unwrap_or_default();
                 crate::migration::holder::holder_is_gone(field("runner"), field("started_at"))
             })
+            // Its own record only: other shards of that deployment may live on.
             .filter_map(|d| {
-                d.get("deployment_id")
-                    .and_then(serde_json::Value::as_str)
-                    .map(str::to_string)
+                let id = d.get("deployment_id").and_then(serde_json::Value::as_str)?;
+                Some(record_key(id, d.get("shard").and_then(serde_json::Value::as_str)))
             })
             .collect();
         if !dead.is_empty() {
             self.run(
-                "UPDATE deployment SET state = 'interrupted', finished_at = time::now() WHERE deployment_id IN $dead AND state = 'running';",
+                "FOR $key IN $dead { UPDATE type::record('deployment', $key) SET state = 'interrupted', finished_at = time::now() WHERE state = 'running'; };",
                 json!({ "dead": dead }),
             )
             .await?;

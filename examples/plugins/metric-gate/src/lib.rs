@@ -31,7 +31,12 @@ pub fn first_sample(answer: &Value) -> Option<f64> {
         Some("scalar") => &data["result"][1],
         _ => &data["result"][0]["value"][1],
     };
-    value.as_str().and_then(|s| s.parse().ok()).or_else(|| value.as_f64())
+    // "NaN" (0/0) or ±Inf is no reading: the gate halts on it.
+    value
+        .as_str()
+        .and_then(|s| s.parse::<f64>().ok())
+        .or_else(|| value.as_f64())
+        .filter(|v| v.is_finite())
 }
 
 impl Plugin for MetricGate {

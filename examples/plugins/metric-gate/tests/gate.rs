@@ -36,7 +36,7 @@ fn vector(value: &str) -> String {
 #[test]
 fn halts_above_the_threshold_and_without_data() {
     let empty = json!({"status": "success", "data": {"resultType": "vector", "result": []}}).to_string();
-    let url = prometheus(vec![vector("0.01"), vector("0.2"), empty]);
+    let url = prometheus(vec![vector("0.01"), vector("0.2"), empty, vector("NaN")]);
     let gate =
         Harness::<MetricGate>::create(json!({"query_url": url, "threshold": 0.05, "metric": "error rate"})).unwrap();
     let request = gate_request("wave 2", &["t1", "t2"]);
@@ -48,6 +48,8 @@ fn halts_above_the_threshold_and_without_data() {
         ),
         other => panic!("{other:?}"),
     }
+    assert!(matches!(gate.gate(&request), Ok(Gate::Halt(reason)) if reason.contains("no sample")));
+    // 0/0 in Prometheus is "NaN": no reading, so no go-ahead.
     assert!(matches!(gate.gate(&request), Ok(Gate::Halt(reason)) if reason.contains("no sample")));
 }
 
