@@ -11,8 +11,8 @@ use super::{DeploymentResult, DeploymentStatus, Engine, EnvironmentPlan, Event, 
 use crate::connection::{Db, connect, select_for_write};
 use crate::health::Session;
 use crate::migration::file::version_order_key;
-use crate::migration::lock::with_heartbeat;
-use crate::migration::{AppliedMigration, Migration, acquire_lock, release_lock, revert_migration};
+use crate::migration::lock::{leave_unsettled, with_heartbeat};
+use crate::migration::{AppliedMigration, ApplyError, Migration, acquire_lock, release_lock, revert_migration};
 use crate::registry::EnvironmentConfig;
 
 /// Rolls back on `environment` what deployment `target` applied there.
@@ -95,11 +95,23 @@ async fn undo_steps(
         revert_under_lock(engine, environment, &db, target, &owner).await
     })
     .await;
-    let released = guarded(environment, release_lock(&db, &lock)).await;
     let reverted = match outcome {
         Ok(reverted) => reverted,
-        Err(stop) => return Err(stop),
+        Err((stop, reverted)) if stop.lock_left_to_expire => {
+            guarded(environment, async {
+                leave_unsettled(&db, &lock).await;
+                Ok::<(), crate::connection::QueryError>(())
+            })
+            .await
+            .ok();
+            return Err((stop, reverted));
+        }
+        Err(stop) => {
+            let _ = guarded(environment, release_lock(&db, &lock)).await;
+            return Err(stop);
+        }
     };
+    let released = guarded(environment, release_lock(&db, &lock)).await;
     if let Err(e) = released {
         return Err((
             failed(format!(
@@ -139,6 +151,24 @@ async fn revert_under_lock(
                 .iter()
                 .map(|&i| engine.migrations[i].id())
                 .collect();
+            if let ApplyError::Failed { error, .. } = &error
+                && error.outcome_unknown()
+            {
+                // The down section may still commit: nothing else may write until it settles.
+                return Err((
+                    Stop {
+                        status: DeploymentStatus::Failed,
+                        error: format!(
+                            "outcome unknown: rolling back {} may still be running on the server ({error}); {reverted} migration(s) of deployment {} were rolled back before it; the lock is left to expire (--lock-ttl {}s): then `surql orchestrate status` shows what committed, and running the rollback again finishes it",
+                            migration.id(),
+                            target.deployment_id,
+                            engine.context.lock_ttl.as_secs_f64()
+                        ),
+                        lock_left_to_expire: true,
+                    },
+                    reverted,
+                ));
+            }
             return Err((
                 failed(format!(
                     "rolling back {} failed: {error}; {reverted} migration(s) of deployment {} were rolled back, {} still applied: run the rollback again once it is fixed",
