@@ -359,6 +359,26 @@ pub async fn revert_migration(db: &Db, migration: &Migration, owner: &str) -> Re
 }
 
 /// Runs `work` under the lock and releases it on every path.
+/// Creates the namespace and database of `connection` if they are missing.
+pub(super) async fn create_scope(db: &Db, connection: &ConnectionConfig) -> Result<(), ApplyError> {
+    ensure_namespace_and_database(db, connection)
+        .await
+        .map_err(|source| ApplyError::Setup {
+            step: "cannot create namespace/database",
+            source,
+        })?;
+    Ok(())
+}
+
+/// Creates the history and lock tables if they are missing.
+pub(super) async fn create_tables(db: &Db) -> Result<(), ApplyError> {
+    ensure_history_table(db).await.map_err(|source| ApplyError::Setup {
+        step: "cannot create _migration_history",
+        source,
+    })?;
+    Ok(())
+}
+
 /// The history, read under the lock.
 pub(super) async fn history_under_lock(db: &Db) -> Result<Vec<super::AppliedMigration>, ApplyError> {
     applied_migrations(db).await.map_err(|source| ApplyError::Setup {
@@ -398,12 +418,7 @@ pub async fn migrate_up(
     steps: Option<usize>,
     ctx: &ApplyContext,
 ) -> Result<Vec<AppliedStep>, ApplyError> {
-    ensure_namespace_and_database(db, connection)
-        .await
-        .map_err(|source| ApplyError::Setup {
-            step: "cannot create namespace/database",
-            source,
-        })?;
+    create_scope(db, connection).await?;
     if steps == Some(0) {
         // Only the history table: nothing is applied, so no lock is needed.
         crate::connection::run_idempotent(db, super::history::DEFINE_HISTORY_TABLE, json!({}))
@@ -414,10 +429,7 @@ pub async fn migrate_up(
             })?;
         return Ok(Vec::new());
     }
-    ensure_history_table(db).await.map_err(|source| ApplyError::Setup {
-        step: "cannot create _migration_history",
-        source,
-    })?;
+    create_tables(db).await?;
     with_lock(db, ctx, async |heartbeat| {
         // Read history under the lock so a concurrent runner's work is seen.
         let applied = history_under_lock(db).await?;

@@ -5,12 +5,12 @@
 
 use serde_json::json;
 
-use super::apply::{ApplyError, history_under_lock, with_lock};
+use super::apply::{ApplyError, create_scope, create_tables, history_under_lock, with_lock};
 use super::context::ApplyContext;
 use super::file::{Migration, version_order_key};
-use super::history::{AppliedMigration, ensure_history_table};
+use super::history::AppliedMigration;
 use super::script::{history_record, quote};
-use crate::connection::{ConnectionConfig, Db, ensure_namespace_and_database, first_cause, run_collecting_errors};
+use crate::connection::{ConnectionConfig, Db, first_cause, run_collecting_errors};
 
 /// The migrations `baseline version` would record given `applied`: those up
 /// to and including `version` not in the history yet, in version order.
@@ -80,16 +80,8 @@ pub async fn baseline(
 ) -> Result<Vec<String>, ApplyError> {
     // Refuse an unknown version before creating anything.
     baseline_plan(migrations, &[], version)?;
-    ensure_namespace_and_database(db, connection)
-        .await
-        .map_err(|source| ApplyError::Setup {
-            step: "cannot create namespace/database",
-            source,
-        })?;
-    ensure_history_table(db).await.map_err(|source| ApplyError::Setup {
-        step: "cannot create _migration_history",
-        source,
-    })?;
+    create_scope(db, connection).await?;
+    create_tables(db).await?;
     with_lock(db, ctx, async |_| {
         let applied = history_under_lock(db).await?;
         let recorded = baseline_plan(migrations, &applied, version)?;
