@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use serde::Serialize;
 
-use crate::connection::{self, ConnectionConfig, ConnectionError, Db, ReadOnly, open_read_only};
+use crate::connection::{self, ConnectionConfig, ConnectionError, Db, QueryError, ReadOnly, open_read_only};
 use crate::migration::AppliedMigration;
-use crate::migration::history::{read_histories, read_history};
+use crate::migration::history::{read_histories, read_histories_if_all_exist, read_history};
 use crate::registry::EnvironmentConfig;
 
 /// Checks run at once: enough to hide latency, few enough that 1,000
@@ -237,8 +237,57 @@ impl HealthCheck {
     }
 
     /// Environments of one server and one root user, read through sessions
-    /// that switch scope with `USE` (see [`HealthCheck::read_many`]).
+    /// that switch scope with `USE` (see [`HealthCheck::read_many`]). First
+    /// without asking which databases exist: a request in which every
+    /// database exists and has its history answers in one pass (and creates
+    /// nothing, see [`connection::run_in_every_scope_or_none`]); the
+    /// environments of any other request are read as [`Self::read_listed`] does.
     async fn read_group(&self, environments: &[&EnvironmentConfig]) -> Vec<Reading> {
+        let config = &environments[0].connection;
+        let indexes: Vec<usize> = (0..environments.len()).collect();
+        let requests = indexes.chunks(connection::SCOPES_PER_REQUEST).map(|chunk| async move {
+            let read = async {
+                let session = connection::connect_unscoped(config, self.timeout, false).await.ok()?;
+                let databases = scopes_of(environments, chunk);
+                read_histories_if_all_exist(&session, &databases).await.ok().flatten()
+            };
+            (chunk, tokio::time::timeout(self.timeout, read).await)
+        });
+        let answered = crate::concurrent::bounded(requests, connection::SCOPE_REQUESTS_AT_ONCE).await;
+        let mut readings: Vec<Option<Reading>> = (0..environments.len()).map(|_| None).collect();
+        let mut unread = Vec::new();
+        for (chunk, answer) in answered {
+            match answer {
+                Ok(Some(histories)) => {
+                    for (&index, history) in chunk.iter().zip(histories) {
+                        readings[index] = Some(reading_of(environments[index], Ok(history)));
+                    }
+                }
+                Ok(None) => unread.extend_from_slice(chunk),
+                // Not asked again: that would double the time to fail.
+                Err(_) => {
+                    for &index in chunk {
+                        readings[index] = Some(reading_of(environments[index], Err(self.timed_out(config))));
+                    }
+                }
+            }
+        }
+        if !unread.is_empty() {
+            let rest: Vec<&EnvironmentConfig> = unread.iter().map(|&index| environments[index]).collect();
+            for (index, reading) in unread.into_iter().zip(self.read_listed(&rest).await) {
+                readings[index] = Some(reading);
+            }
+        }
+        readings
+            .into_iter()
+            .zip(environments)
+            .map(|(reading, environment)| reading.unwrap_or_else(|| Reading::not_read(&environment.name)))
+            .collect()
+    }
+
+    /// Environments of one server and one root user: which databases exist
+    /// first, then the histories of those that do.
+    async fn read_listed(&self, environments: &[&EnvironmentConfig]) -> Vec<Reading> {
         let config = &environments[0].connection;
         let all_failed = |can_connect: bool, authenticated: bool, error: String| {
             environments
@@ -283,15 +332,7 @@ impl HealthCheck {
                     let session = connection::connect_unscoped(config, self.timeout, false)
                         .await
                         .map_err(|e| e.to_string())?;
-                    let databases: Vec<(&str, &str)> = chunk
-                        .iter()
-                        .map(|&i| {
-                            (
-                                environments[i].connection.db_ns.as_str(),
-                                environments[i].connection.db.as_str(),
-                            )
-                        })
-                        .collect();
+                    let databases = scopes_of(environments, chunk);
                     read_histories(&session, &databases).await.map_err(|e| {
                         ConnectionError::Connect {
                             url: config.display_url(),
@@ -309,26 +350,46 @@ impl HealthCheck {
             });
         let answered = crate::concurrent::bounded(requests, connection::SCOPE_REQUESTS_AT_ONCE).await;
         for (index, answer) in answered.into_iter().flatten() {
-            let environment = environments[index];
-            readings[index] = Some(match answer {
-                Ok(Ok(history)) => Reading::healthy(&environment.name, history),
-                Ok(Err(e)) => Reading::unhealthy(
-                    &environment.name,
-                    true,
-                    true,
-                    format!(
-                        "schema not readable: {}",
-                        connection::scrub(&e.to_string(), &environment.connection)
-                    ),
-                ),
-                Err(error) => Reading::unhealthy(&environment.name, false, false, error),
-            });
+            readings[index] = Some(reading_of(environments[index], answer));
         }
         readings
             .into_iter()
             .zip(environments)
             .map(|(reading, environment)| reading.unwrap_or_else(|| Reading::not_read(&environment.name)))
             .collect()
+    }
+}
+
+/// (namespace, database) of each of `environments` at `indexes`.
+fn scopes_of<'a>(environments: &[&'a EnvironmentConfig], indexes: &[usize]) -> Vec<(&'a str, &'a str)> {
+    indexes
+        .iter()
+        .map(|&i| {
+            let connection = &environments[i].connection;
+            (connection.db_ns.as_str(), connection.db.as_str())
+        })
+        .collect()
+}
+
+/// The reading of a history read together with others: `Err` when the
+/// request did not complete (a connection error), `Ok(Err)` when only this
+/// database's read failed.
+fn reading_of(
+    environment: &EnvironmentConfig,
+    answer: Result<Result<Option<Vec<AppliedMigration>>, QueryError>, String>,
+) -> Reading {
+    match answer {
+        Ok(Ok(history)) => Reading::healthy(&environment.name, history),
+        Ok(Err(e)) => Reading::unhealthy(
+            &environment.name,
+            true,
+            true,
+            format!(
+                "schema not readable: {}",
+                connection::scrub(&e.to_string(), &environment.connection)
+            ),
+        ),
+        Err(error) => Reading::unhealthy(&environment.name, false, false, error),
     }
 }
 

@@ -156,7 +156,9 @@ async fn tenants_of_one_server_are_read_together_with_the_same_answers() {
         .await
         .unwrap();
     // Deployed tenants only: every read succeeds, so each request is one read
-    // transaction (with the others, a failed read sends it again without one).
+    // transaction, sent without asking which databases exist. With the others
+    // it fails as a whole (rolling back what its `USE`s created, checked
+    // below), and its tenants are read after listing which exist.
     let deployed = check.read_many(&refs[..200]).await;
     assert_eq!(deployed.len(), 200);
     for (environment, reading) in selected.iter().zip(&together).chain(selected.iter().zip(&deployed)) {

@@ -36,5 +36,5 @@ pub use query::{
 pub use session::{
     ReadOnly, SCOPE_REQUESTS_AT_ONCE, SCOPES_PER_REQUEST, connect, connect_read_only, connect_unscoped,
     ensure_namespace_and_database, existing_scopes, namespace_and_database_sql, open_read_only, reads_many_scopes,
-    run_in_each_scope, select_for_write, shared_session_key,
+    run_in_each_scope, run_in_every_scope_or_none, select_for_write, shared_session_key,
 };

@@ -109,6 +109,19 @@ pub async fn read_histories(
         .collect())
 }
 
+/// The histories of many databases of one server in one read transaction,
+/// databases not known to exist included (see
+/// [`crate::connection::run_in_every_scope_or_none`]): `Ok(None)`, with
+/// nothing created, unless every database exists and has its history table.
+pub async fn read_histories_if_all_exist(
+    session: &Db,
+    databases: &[(&str, &str)],
+) -> Result<Option<Vec<Result<Option<Vec<AppliedMigration>>, QueryError>>>, QueryError> {
+    let scopes: Vec<(&str, Option<&str>)> = databases.iter().map(|(ns, db)| (*ns, Some(*db))).collect();
+    let results = crate::connection::run_in_every_scope_or_none(session, &scopes, READ_HISTORY).await?;
+    Ok(results.map(|rows| rows.into_iter().map(history_from_rows).collect()))
+}
+
 /// The history from [`READ_HISTORY`]'s rows as the SDK answers them, read
 /// field by field: for 10,000 tenants, going through JSON first cost the
 /// client more than a second (BENCHMARKS.md). The same rows are accepted and
