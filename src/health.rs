@@ -228,12 +228,7 @@ impl HealthCheck {
         for (index, reading) in singles.into_iter().chain(grouped.into_iter().flatten()) {
             readings[index] = Some(reading);
         }
-        // Each index is filled once above; a gap would be a bug, reported, not a panic.
-        readings
-            .into_iter()
-            .zip(environments)
-            .map(|(reading, environment)| reading.unwrap_or_else(|| Reading::not_read(&environment.name)))
-            .collect()
+        filled(readings, environments)
     }
 
     /// Environments of one server and one root user, read through sessions
@@ -278,11 +273,7 @@ impl HealthCheck {
                 readings[index] = Some(reading);
             }
         }
-        readings
-            .into_iter()
-            .zip(environments)
-            .map(|(reading, environment)| reading.unwrap_or_else(|| Reading::not_read(&environment.name)))
-            .collect()
+        filled(readings, environments)
     }
 
     /// Environments of one server and one root user: which databases exist
@@ -352,12 +343,18 @@ impl HealthCheck {
         for (index, answer) in answered.into_iter().flatten() {
             readings[index] = Some(reading_of(environments[index], answer));
         }
-        readings
-            .into_iter()
-            .zip(environments)
-            .map(|(reading, environment)| reading.unwrap_or_else(|| Reading::not_read(&environment.name)))
-            .collect()
+        filled(readings, environments)
     }
+}
+
+/// Each environment's reading; one never filled in (a bug) is reported as
+/// not read, not a panic.
+fn filled(readings: Vec<Option<Reading>>, environments: &[&EnvironmentConfig]) -> Vec<Reading> {
+    readings
+        .into_iter()
+        .zip(environments)
+        .map(|(reading, environment)| reading.unwrap_or_else(|| Reading::not_read(&environment.name)))
+        .collect()
 }
 
 /// (namespace, database) of each of `environments` at `indexes`.
