@@ -5,6 +5,11 @@
 
 use std::process::ExitCode;
 
+// As the official binary (SurrealDB's `allocator` feature).
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     surrealdb_server::init(surrealdb_server::core::CommunityComposer())
 }
