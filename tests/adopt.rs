@@ -7,12 +7,10 @@
 
 mod common;
 
-use std::process::Output;
-
 use serde_json::{Value, json};
 use surql::connection::{connect, run_query};
 
-use common::{TestServer, applied_versions, migrations_dir, text};
+use common::{TestServer, applied_versions, migrations_dir, run_surql, strs, text};
 
 const ACCOUNTS: &str = "-- migrate:up\nDEFINE TABLE account SCHEMALESS;\n-- migrate:down\nREMOVE TABLE account;\n";
 const EMAIL: &str =
@@ -41,18 +39,10 @@ fn deploy_all(dir: &std::path::Path, migrations: &str) -> Vec<Value> {
         "--output",
         "json",
     ];
-    let out = run(&deploy, dir);
+    let out = run_surql(&deploy, dir);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     report["results"].as_array().unwrap().clone()
-}
-
-fn strs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
-}
-
-fn run(args: &[&str], dir: &std::path::Path) -> Output {
-    common::surql_command(args, dir).output().unwrap()
 }
 
 /// The schema of migrations 1 and 2, made by hand (as another tool would have).
@@ -83,7 +73,7 @@ async fn migrate_baseline_records_what_is_there_and_up_applies_only_what_is_new(
     let url = server.ws_url();
     let with = |command: &[&str]| against(command, &url, "legacy", m);
 
-    let out = run(&strs(&with(&["migrate", "baseline", "2", "--dry-run"])), work.path());
+    let out = run_surql(&strs(&with(&["migrate", "baseline", "2", "--dry-run"])), work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -97,7 +87,7 @@ async fn migrate_baseline_records_what_is_there_and_up_applies_only_what_is_new(
         "the dry run wrote"
     );
 
-    let out = run(&strs(&with(&["migrate", "baseline", "2"])), work.path());
+    let out = run_surql(&strs(&with(&["migrate", "baseline", "2"])), work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let rows = common::db::history_rows(&server.connection("legacy", "main")).await;
     let marked: Vec<(&str, bool, i64)> = rows
@@ -112,14 +102,14 @@ async fn migrate_baseline_records_what_is_there_and_up_applies_only_what_is_new(
         .collect();
     assert_eq!(marked, [("1", true, 0), ("2", true, 0)]);
 
-    let out = run(&strs(&with(&["migrate", "status"])), work.path());
+    let out = run_surql(&strs(&with(&["migrate", "status"])), work.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.matches("baseline").count(), 2, "{stdout}");
     assert!(stdout.contains("2 applied, 1 pending"), "{stdout}");
 
     // Up applies only the new migration: the baselined ones' statements
     // would fail on the existing schema if they ran.
-    let out = run(&strs(&with(&["migrate", "up"])), work.path());
+    let out = run_surql(&strs(&with(&["migrate", "up"])), work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(
         applied_versions(&server.connection("legacy", "main")).await.unwrap(),
@@ -132,14 +122,14 @@ async fn migrate_baseline_records_what_is_there_and_up_applies_only_what_is_new(
     );
 
     // A baseline never goes past the history.
-    let out = run(&strs(&with(&["migrate", "baseline", "1"])), work.path());
+    let out = run_surql(&strs(&with(&["migrate", "baseline", "1"])), work.path());
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("history already goes beyond 1: 3_orders"),
         "{}",
         text(&out)
     );
-    let out = run(&strs(&with(&["migrate", "baseline", "9"])), work.path());
+    let out = run_surql(&strs(&with(&["migrate", "baseline", "9"])), work.path());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("no migration has version '9'"),
         "{}",
@@ -160,7 +150,7 @@ async fn orchestrate_baseline_records_each_environment_and_refuses_one_that_went
     let m = migrations.path().to_str().unwrap();
     made_by_hand(&server, "fleet0").await;
     made_by_hand(&server, "fleet1").await;
-    let out = run(&["orchestrate", "deploy", "-e", "t2", "-m", m], work.path());
+    let out = run_surql(&["orchestrate", "deploy", "-e", "t2", "-m", m], work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     let baseline = [
@@ -175,7 +165,7 @@ async fn orchestrate_baseline_records_each_environment_and_refuses_one_that_went
         "--output",
         "json",
     ];
-    let out = run(&[&baseline[..], &["--dry-run"]].concat(), work.path());
+    let out = run_surql(&[&baseline[..], &["--dry-run"]].concat(), work.path());
     let planned: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         planned["environments"][0]["recorded"],
@@ -189,7 +179,7 @@ async fn orchestrate_baseline_records_each_environment_and_refuses_one_that_went
         "the dry run wrote"
     );
 
-    let out = run(&baseline, work.path());
+    let out = run_surql(&baseline, work.path());
     assert_eq!(out.status.code(), Some(1), "t2 is refused: {}", text(&out));
     let done: Value = serde_json::from_slice(&out.stdout).unwrap();
     let outcome = |name: &str| {
@@ -210,7 +200,7 @@ async fn orchestrate_baseline_records_each_environment_and_refuses_one_that_went
             .contains("history already goes beyond 2: 3_orders"),
         "{done}"
     );
-    let out = run(
+    let out = run_surql(
         &["orchestrate", "status", "-e", "t0", "-m", m, "--output", "json"],
         work.path(),
     );
@@ -280,7 +270,7 @@ async fn oneiriq_files_are_imported_and_its_history_adopted_then_only_new_migrat
 
     // Before adoption: stopped, naming the tool and the commands.
     std::fs::create_dir_all(&out_dir).unwrap();
-    let out = run(&strs(&with(&["migrate", "status"])), work.path());
+    let out = run_surql(&strs(&with(&["migrate", "status"])), work.path());
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -292,7 +282,7 @@ async fn oneiriq_files_are_imported_and_its_history_adopted_then_only_new_migrat
 
     // Import: two converted, the computed one reported by name, nothing half-written.
     let source = oneiriq_files();
-    let out = run(
+    let out = run_surql(
         &[
             "migrate",
             "import",
@@ -334,7 +324,7 @@ async fn oneiriq_files_are_imported_and_its_history_adopted_then_only_new_migrat
     std::fs::write(out_dir.join("20260105000000_add_invoices.surql"), INVOICES).unwrap();
 
     // A dry run of the adoption changes nothing.
-    let out = run(&strs(&with(&["migrate", "adopt", "--dry-run"])), work.path());
+    let out = run_surql(&strs(&with(&["migrate", "adopt", "--dry-run"])), work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("would adopt 2 migration(s)"),
@@ -347,7 +337,7 @@ async fn oneiriq_files_are_imported_and_its_history_adopted_then_only_new_migrat
             .contains(&"_migration_history_oneiriq".to_string())
     );
 
-    let out = run(&strs(&with(&["migrate", "adopt"])), work.path());
+    let out = run_surql(&strs(&with(&["migrate", "adopt"])), work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let rows = common::db::history_rows(&server.connection("oneiriq", "main")).await;
     let adopted: Vec<(&str, &str, &str)> = rows
@@ -378,13 +368,13 @@ async fn oneiriq_files_are_imported_and_its_history_adopted_then_only_new_migrat
     );
 
     // Adopted: status is clean, and up applies only what is truly new.
-    let out = run(&strs(&with(&["migrate", "up"])), work.path());
+    let out = run_surql(&strs(&with(&["migrate", "up"])), work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(
         applied_versions(&server.connection("oneiriq", "main")).await.unwrap(),
         ["20260102120000", "20260103090000", "20260105000000"]
     );
-    let out = run(&strs(&with(&["migrate", "adopt"])), work.path());
+    let out = run_surql(&strs(&with(&["migrate", "adopt"])), work.path());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("nothing to adopt"),
         "{}",
@@ -484,7 +474,7 @@ async fn a_surrealdb_migrations_project_is_imported_and_its_history_adopted() {
     let project = surrealdb_migrations_project();
     let out_dir = work.path().join("migrations");
     let m = out_dir.to_str().unwrap();
-    let out = run(
+    let out = run_surql(
         &[
             "migrate",
             "import",
@@ -513,7 +503,7 @@ async fn a_surrealdb_migrations_project_is_imported_and_its_history_adopted() {
 
     // Before adoption, deploying stops, naming the tool and the commands.
     common::write_server_tenants(work.path(), &server.ws_url(), 1, "smig");
-    let out = run(
+    let out = run_surql(
         &["orchestrate", "deploy", "-e", "t0", "-m", m, "--output", "json"],
         work.path(),
     );
@@ -523,7 +513,7 @@ async fn a_surrealdb_migrations_project_is_imported_and_its_history_adopted() {
         error.contains("surrealdb-migrations") && error.contains("surql orchestrate adopt"),
         "{error}"
     );
-    let out = run(
+    let out = run_surql(
         &["orchestrate", "status", "-e", "t0", "-m", m, "--output", "json"],
         work.path(),
     );
@@ -533,7 +523,7 @@ async fn a_surrealdb_migrations_project_is_imported_and_its_history_adopted() {
         "{}",
         text(&out)
     );
-    let out = run(
+    let out = run_surql(
         &strs(&against(&["migrate", "status"], &server.ws_url(), "smig0", m)),
         work.path(),
     );
@@ -546,7 +536,7 @@ async fn a_surrealdb_migrations_project_is_imported_and_its_history_adopted() {
 
     let url = server.ws_url();
     let with = |command: &[&str]| against(command, &url, "smig0", m);
-    let out = run(&strs(&with(&["migrate", "adopt"])), work.path());
+    let out = run_surql(&strs(&with(&["migrate", "adopt"])), work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let rows = common::db::history_rows(&server.connection("smig0", "main")).await;
     let adopted: Vec<(&str, bool)> = rows
@@ -557,7 +547,7 @@ async fn a_surrealdb_migrations_project_is_imported_and_its_history_adopted() {
     assert_eq!(rows[1]["adopted_from"], "surrealdb-migrations");
     assert_eq!(rows[1]["original_version"], "20231201_120002_AddPost");
 
-    let out = run(&strs(&with(&["migrate", "up"])), work.path());
+    let out = run_surql(&strs(&with(&["migrate", "up"])), work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(
         applied_versions(&server.connection("smig0", "main")).await.unwrap(),
@@ -597,7 +587,7 @@ async fn a_fleet_is_adopted_with_orchestrate_adopt() {
     let m = out_dir.to_str().unwrap();
 
     let adopt = ["orchestrate", "adopt", "-e", "all", "-m", m, "--output", "json"];
-    let out = run(&[&adopt[..], &["--dry-run"]].concat(), work.path());
+    let out = run_surql(&[&adopt[..], &["--dry-run"]].concat(), work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let planned: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
@@ -605,11 +595,11 @@ async fn a_fleet_is_adopted_with_orchestrate_adopt() {
         json!(["20260102120000_create_user_table", "20260103090000_create_orders"]),
         "{planned}"
     );
-    let out = run(&adopt, work.path());
+    let out = run_surql(&adopt, work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     for result in deploy_all(work.path(), m) {
         assert_eq!(result["migrations_applied"], 1, "only the new one: {result}");
     }
-    let out = run(&adopt, work.path());
+    let out = run_surql(&adopt, work.path());
     assert_eq!(out.status.code(), Some(1), "adopted already: {}", text(&out));
 }

@@ -349,17 +349,19 @@ async fn two_deploys_at_once_apply_each_migration_exactly_once() {
 async fn a_deploy_longer_than_its_lease_keeps_the_lock() {
     let server = TestServer::start();
     let work = tempfile::tempdir().unwrap();
-    let migrations = migrations_dir(&[("1_slow.surql", &slow(9)), ("2_accounts.surql", FAST)]);
+    let migrations = migrations_dir(&[("1_slow.surql", &slow(14)), ("2_accounts.surql", FAST)]);
     write_environments(work.path(), json!([server_env("db", &server, 1)]));
     let m = migrations.path().to_str().unwrap();
-    // The shortest lease, and a migration that takes nine seconds: the second
-    // run must start while the first still works, even on a loaded machine.
-    let args = deploy_json("db", m, &["--lock-ttl", "5"]);
+    // An 8-second lease, renewed every 2.7 s, and a migration that takes 14
+    // seconds: the second run must start while the first still works. (With
+    // the shortest lease, 5 s, a machine loaded by the whole test suite once
+    // stalled the renewals long enough for the lease to lapse.)
+    let args = deploy_json("db", m, &["--lock-ttl", "8"]);
     let first = spawn_piped(&args, work.path());
     let connection = server.connection("app", "db");
     wait_for_lock(&connection).await;
     // Past the first lease: only renewals keep the lock.
-    tokio::time::sleep(Duration::from_millis(6500)).await;
+    tokio::time::sleep(Duration::from_millis(10_000)).await;
     // Another runner, with a state store of its own.
     let second_args = [&args[..], &["--state", "surrealkv://state-2"]].concat();
     let second = surql(&second_args, work.path()).output().unwrap();

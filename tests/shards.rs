@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use common::{TestServer, applied_versions, migrations_dir, text};
+use common::{TestServer, applied_versions, migrations_dir, stdout_json, strs, text};
 
 const ACCOUNTS: &str =
     "-- migrate:up\nDEFINE TABLE IF NOT EXISTS account SCHEMALESS;\n-- migrate:down\nREMOVE TABLE account;\n";
@@ -36,14 +36,6 @@ fn sharded_deploy(migrations: &str, server: &str, id: &str, extra: &[&str]) -> V
     args.extend(["--state", server, "--state-user", "root", "--state-pass", "root"]);
     args.extend_from_slice(extra);
     args.into_iter().map(str::to_string).collect()
-}
-
-fn strs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
-}
-
-fn json_of(output: &std::process::Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(output)))
 }
 
 #[tokio::test]
@@ -83,7 +75,7 @@ async fn three_shards_cover_thirty_tenants_exactly_once() {
     for runner in runners {
         let out = runner.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        let report = json_of(&out);
+        let report = stdout_json(&out);
         assert_eq!(report["deployment_id"], "release-42");
         let results = report["results"].as_array().unwrap();
         assert!(
@@ -108,7 +100,7 @@ async fn three_shards_cover_thirty_tenants_exactly_once() {
     // One deployment, shown as a whole.
     let show = [&["orchestrate", "show", "release-42", "--output", "json"][..], &state].concat();
     let out = common::surql_command(&show, work.path()).output().unwrap();
-    let shown = json_of(&out);
+    let shown = stdout_json(&out);
     let deployment = &shown["deployment"];
     assert_eq!(deployment["state"], "finished", "{shown}");
     assert_eq!(deployment["counts"], json!({"success": 30}), "{shown}");
@@ -124,7 +116,7 @@ async fn three_shards_cover_thirty_tenants_exactly_once() {
     assert_eq!(environments.len(), 30);
     assert!(environments.iter().all(|e| e["state"] == "success"), "{shown}");
     let list = [&["orchestrate", "deployments", "--output", "json"][..], &state].concat();
-    let listed = json_of(&common::surql_command(&list, work.path()).output().unwrap());
+    let listed = stdout_json(&common::surql_command(&list, work.path()).output().unwrap());
     assert_eq!(listed["deployments"].as_array().unwrap().len(), 1, "{listed}");
 
     // The same shard again is refused; a shard needs the shared id.
@@ -195,7 +187,7 @@ async fn a_killed_shard_run_again_continues_where_it_stopped() {
         "{}",
         text(&out)
     );
-    assert_eq!(json_of(&out)["deployment_id"], "job-7");
+    assert_eq!(stdout_json(&out)["deployment_id"], "job-7");
     for (i, history) in &done_before {
         let now = common::db::history_rows(&server.connection(&format!("again{i}"), "main")).await;
         assert_eq!(&now, history, "tenant {i} finished before the kill was touched again");
@@ -214,7 +206,7 @@ async fn a_killed_shard_run_again_continues_where_it_stopped() {
     }
     let state = ["--state", url.as_str(), "--state-user", "root", "--state-pass", "root"];
     let show = [&["orchestrate", "show", "job-7", "--output", "json"][..], &state].concat();
-    let shown = json_of(&common::surql_command(&show, work.path()).output().unwrap());
+    let shown = stdout_json(&common::surql_command(&show, work.path()).output().unwrap());
     assert_eq!(shown["deployment"]["state"], "finished", "{shown}");
     assert_eq!(shown["deployment"]["counts"], json!({"success": 24}), "{shown}");
 }
@@ -257,7 +249,7 @@ fn the_kubernetes_example_runs_as_a_shard() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let report = json_of(&out);
+    let report = stdout_json(&out);
     assert_eq!(report["deployment_id"], "surql-release-42");
     let planned: Vec<&str> = report["results"]
         .as_array()

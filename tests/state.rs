@@ -11,15 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use common::{TestServer, applied_versions, migrations_dir, text};
-
-fn run(args: &[&str], dir: &std::path::Path) -> std::process::Output {
-    common::surql_command(args, dir).output().unwrap()
-}
-
-fn json_of(output: &std::process::Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(output)))
-}
+use common::{TestServer, applied_versions, migrations_dir, run_surql, stdout_json, text};
 
 fn write_tenants(dir: &std::path::Path, server: &TestServer, n: usize, prefix: &str) {
     common::write_server_tenants(dir, &server.ws_url(), n, prefix);
@@ -60,18 +52,18 @@ async fn every_deploy_is_recorded_listed_and_shown() {
         "json",
     ];
 
-    let out = run(&[&deploy[..], &["--dry-run"]].concat(), work.path());
+    let out = run_surql(&[&deploy[..], &["--dry-run"]].concat(), work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = run(
+    let out = run_surql(
         &[&deploy[..], &["--set", "api_token=s3cr3t-value"]].concat(),
         work.path(),
     );
     assert_eq!(out.status.code(), Some(1), "t1 fails: {}", text(&out));
-    let id = json_of(&out)["deployment_id"].as_str().unwrap().to_string();
+    let id = stdout_json(&out)["deployment_id"].as_str().unwrap().to_string();
     assert!(work.path().join(".surql/state").is_dir(), "the default state store");
 
-    let out = run(&["orchestrate", "deployments", "--output", "json"], work.path());
-    let list = json_of(&out);
+    let out = run_surql(&["orchestrate", "deployments", "--output", "json"], work.path());
+    let list = stdout_json(&out);
     let deployments = list["deployments"].as_array().unwrap();
     assert_eq!(deployments.len(), 1, "the dry run is not recorded: {list}");
     assert_eq!(deployments[0]["deployment_id"], id.as_str());
@@ -80,12 +72,12 @@ async fn every_deploy_is_recorded_listed_and_shown() {
         deployments[0]["counts"],
         json!({"success": 2, "rolled_back": 1}),
         "{}",
-        text(&run(&["orchestrate", "show", &id], work.path()))
+        text(&run_surql(&["orchestrate", "show", &id], work.path()))
     );
     assert_eq!(deployments[0]["strategy"], "parallel");
 
-    let out = run(&["orchestrate", "show", &id, "--output", "json"], work.path());
-    let shown = json_of(&out);
+    let out = run_surql(&["orchestrate", "show", &id, "--output", "json"], work.path());
+    let shown = stdout_json(&out);
     let environments = shown["environments"].as_array().unwrap();
     let states: Vec<(&str, &str)> = environments
         .iter()
@@ -116,12 +108,12 @@ async fn every_deploy_is_recorded_listed_and_shown() {
 
     // The rollback took the poisoned record with the table: retrying what
     // did not succeed deploys t1 alone, as a new deployment linked to the first.
-    let out = run(
+    let out = run_surql(
         &["orchestrate", "retry", &id, "--failed", "-m", m, "--output", "json"],
         work.path(),
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let retried = json_of(&out);
+    let retried = stdout_json(&out);
     let second = retried["deployment_id"].as_str().unwrap().to_string();
     assert_ne!(second, id);
     let names: Vec<&str> = retried["results"]
@@ -135,7 +127,10 @@ async fn every_deploy_is_recorded_listed_and_shown() {
         applied_versions(&server.connection("rec1", "main")).await.unwrap(),
         ["1", "2", "3"]
     );
-    let list = json_of(&run(&["orchestrate", "deployments", "--output", "json"], work.path()));
+    let list = stdout_json(&run_surql(
+        &["orchestrate", "deployments", "--output", "json"],
+        work.path(),
+    ));
     let deployments = list["deployments"].as_array().unwrap();
     let ids: Vec<&str> = deployments
         .iter()
@@ -144,11 +139,11 @@ async fn every_deploy_is_recorded_listed_and_shown() {
     assert_eq!(ids, [second.as_str(), id.as_str()], "newest first");
     assert_eq!(deployments[0]["retry_of"], id.as_str());
     assert_eq!(deployments[0]["selection"], json!(["t1"]));
-    let out = run(&["orchestrate", "deployments"], work.path());
+    let out = run_surql(&["orchestrate", "deployments"], work.path());
     let table = String::from_utf8_lossy(&out.stdout);
     assert_eq!(table.matches("finished").count(), 2, "{table}");
     // Nothing failed in the retry: nothing to retry there.
-    let out = run(&["orchestrate", "retry", &second, "-m", m], work.path());
+    let out = run_surql(&["orchestrate", "retry", &second, "-m", m], work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("nothing to retry"),
@@ -156,7 +151,7 @@ async fn every_deploy_is_recorded_listed_and_shown() {
         text(&out)
     );
 
-    let out = run(&["orchestrate", "show", "no-such-id"], work.path());
+    let out = run_surql(&["orchestrate", "show", "no-such-id"], work.path());
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no deployment 'no-such-id'"));
 }
@@ -192,7 +187,7 @@ async fn a_killed_deployment_leaves_a_truthful_record() {
     // About a fifth of the way: 13 rounds of 4 tenants, each over 150 ms.
     std::thread::sleep(Duration::from_millis(700));
     // The embedded store serves one process at a time, and says so.
-    let busy = run(&["orchestrate", "deployments"], work.path());
+    let busy = run_surql(&["orchestrate", "deployments"], work.path());
     assert_eq!(busy.status.code(), Some(2), "{}", text(&busy));
     assert!(
         String::from_utf8_lossy(&busy.stderr).contains("in use by another surql process"),
@@ -204,17 +199,20 @@ async fn a_killed_deployment_leaves_a_truthful_record() {
 
     let started = Instant::now();
     let out = loop {
-        let out = run(&["orchestrate", "deployments", "--output", "json"], work.path());
+        let out = run_surql(&["orchestrate", "deployments", "--output", "json"], work.path());
         if out.status.success() || started.elapsed() > Duration::from_secs(10) {
             break out;
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    let list = json_of(&out);
+    let list = stdout_json(&out);
     let deployment = &list["deployments"][0];
     assert_eq!(deployment["state"], "running", "{list}");
     let id = deployment["deployment_id"].as_str().unwrap();
-    let shown = json_of(&run(&["orchestrate", "show", id, "--output", "json"], work.path()));
+    let shown = stdout_json(&run_surql(
+        &["orchestrate", "show", id, "--output", "json"],
+        work.path(),
+    ));
     let environments = shown["environments"].as_array().unwrap();
     assert_eq!(environments.len(), 50);
     let succeeded: Vec<&Value> = environments.iter().filter(|e| e["state"] == "success").collect();
@@ -233,9 +231,9 @@ async fn a_killed_deployment_leaves_a_truthful_record() {
     let first = succeeded[0]["environment"].as_str().unwrap().to_string();
     let first_ns = format!("kill{}", first[1..].parse::<usize>().unwrap());
     let before = history(&server, &first_ns).await;
-    let out = run(&["orchestrate", "resume", id, "-m", m, "--output", "json"], work.path());
+    let out = run_surql(&["orchestrate", "resume", id, "-m", m, "--output", "json"], work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let resumed = json_of(&out);
+    let resumed = stdout_json(&out);
     assert_eq!(resumed["deployment_id"], id);
     assert_eq!(
         resumed["results"].as_array().unwrap().len(),
@@ -253,7 +251,10 @@ async fn a_killed_deployment_leaves_a_truthful_record() {
         assert_eq!(versions, ["1", "2"], "tenant {i}");
         assert!(rows.iter().all(|r| r["deployment_id"] == id), "tenant {i}: {rows:?}");
     }
-    let shown = json_of(&run(&["orchestrate", "show", id, "--output", "json"], work.path()));
+    let shown = stdout_json(&run_surql(
+        &["orchestrate", "show", id, "--output", "json"],
+        work.path(),
+    ));
     assert_eq!(shown["deployment"]["state"], "finished", "{shown}");
     assert!(
         shown["environments"]
@@ -265,7 +266,7 @@ async fn a_killed_deployment_leaves_a_truthful_record() {
     );
 
     // Finished: nothing left to resume.
-    let out = run(&["orchestrate", "resume", id, "-m", m], work.path());
+    let out = run_surql(&["orchestrate", "resume", id, "-m", m], work.path());
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("nothing to resume"),
@@ -315,7 +316,7 @@ async fn a_deployment_is_rolled_back_across_the_fleet() {
     ]);
     let dir = |d: &tempfile::TempDir| d.path().to_str().unwrap().to_string();
     let deploy = |environments: &str, migrations: &str| {
-        let out = run(
+        let out = run_surql(
             &[
                 "orchestrate",
                 "deploy",
@@ -329,7 +330,7 @@ async fn a_deployment_is_rolled_back_across_the_fleet() {
             work.path(),
         );
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        json_of(&out)["deployment_id"].as_str().unwrap().to_string()
+        stdout_json(&out)["deployment_id"].as_str().unwrap().to_string()
     };
     deploy("all", &dir(&before));
     let mut original = Vec::new();
@@ -345,7 +346,7 @@ async fn a_deployment_is_rolled_back_across_the_fleet() {
     );
 
     // A dry run says what it would revert and changes nothing.
-    let out = run(
+    let out = run_surql(
         &[
             "orchestrate",
             "rollback",
@@ -360,7 +361,7 @@ async fn a_deployment_is_rolled_back_across_the_fleet() {
         ],
         work.path(),
     );
-    let planned = json_of(&out);
+    let planned = stdout_json(&out);
     let t1 = planned["results"]
         .as_array()
         .unwrap()
@@ -374,7 +375,7 @@ async fn a_deployment_is_rolled_back_across_the_fleet() {
     );
     assert_eq!(history(&server, "undo1").await.len(), 3, "the dry run wrote");
 
-    let out = run(
+    let out = run_surql(
         &[
             "orchestrate",
             "rollback",
@@ -389,7 +390,7 @@ async fn a_deployment_is_rolled_back_across_the_fleet() {
         work.path(),
     );
     assert_eq!(out.status.code(), Some(1), "t0 is refused: {}", text(&out));
-    let rolled = json_of(&out);
+    let rolled = stdout_json(&out);
     let undo_id = rolled["deployment_id"].as_str().unwrap().to_string();
     for result in rolled["results"].as_array().unwrap() {
         let name = result["environment"].as_str().unwrap();
@@ -427,7 +428,7 @@ async fn a_deployment_is_rolled_back_across_the_fleet() {
 
     // Forced: t0 loses the release's migrations and keeps the later one; the
     // others have nothing left to roll back.
-    let out = run(
+    let out = run_surql(
         &[
             "orchestrate",
             "rollback",
@@ -448,7 +449,10 @@ async fn a_deployment_is_rolled_back_across_the_fleet() {
     let (tables, _) = schema(&server, "undo0").await;
     assert_eq!(tables, ["_migration_history", "_migration_lock", "account", "audit"]);
 
-    let list = json_of(&run(&["orchestrate", "deployments", "--output", "json"], work.path()));
+    let list = stdout_json(&run_surql(
+        &["orchestrate", "deployments", "--output", "json"],
+        work.path(),
+    ));
     let recorded = list["deployments"]
         .as_array()
         .unwrap()
@@ -494,7 +498,7 @@ async fn overlapping_deployments_are_refused_or_wait() {
     let listing = [&["orchestrate", "deployments", "--output", "json"][..], &state].concat();
     let started = Instant::now();
     let first_id = loop {
-        let list = json_of(&run(&listing, work.path()));
+        let list = stdout_json(&run_surql(&listing, work.path()));
         if let Some(id) = list["deployments"][0]["deployment_id"].as_str() {
             break id.to_string();
         }
@@ -506,7 +510,7 @@ async fn overlapping_deployments_are_refused_or_wait() {
     };
 
     let overlapping = deploy("t3,t4", &[]);
-    let out = run(&overlapping.iter().map(String::as_str).collect::<Vec<_>>(), work.path());
+    let out = run_surql(&overlapping.iter().map(String::as_str).collect::<Vec<_>>(), work.path());
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -520,11 +524,11 @@ async fn overlapping_deployments_are_refused_or_wait() {
     );
 
     let apart = deploy("t4,t5", &[]);
-    let out = run(&apart.iter().map(String::as_str).collect::<Vec<_>>(), work.path());
+    let out = run_surql(&apart.iter().map(String::as_str).collect::<Vec<_>>(), work.path());
     assert_eq!(out.status.code(), Some(0), "no overlap: {}", text(&out));
 
     let waiting = deploy("t3", &["--wait"]);
-    let out = run(&waiting.iter().map(String::as_str).collect::<Vec<_>>(), work.path());
+    let out = run_surql(&waiting.iter().map(String::as_str).collect::<Vec<_>>(), work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("waiting:"),
@@ -534,7 +538,12 @@ async fn overlapping_deployments_are_refused_or_wait() {
     let first = first.wait_with_output().unwrap();
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     // The waiting run started after the first ended: t3 was already done.
-    assert_eq!(json_of(&out)["results"][0]["migrations_applied"], 0, "{}", text(&out));
+    assert_eq!(
+        stdout_json(&out)["results"][0]["migrations_applied"],
+        0,
+        "{}",
+        text(&out)
+    );
 }
 
 /// `"state"` in environments.json names the store when `--state` does not;
@@ -555,7 +564,7 @@ fn the_environments_file_can_name_the_state_store() {
     .unwrap();
     let migrations = migrations_dir(&[("1_accounts.surql", ACCOUNTS)]);
     let m = migrations.path().to_str().unwrap();
-    let out = run(
+    let out = run_surql(
         &[
             "orchestrate",
             "deploy",
@@ -579,7 +588,7 @@ fn the_environments_file_can_name_the_state_store() {
         .output()
         .unwrap();
     assert_eq!(
-        json_of(&listed)["deployments"].as_array().unwrap().len(),
+        stdout_json(&listed)["deployments"].as_array().unwrap().len(),
         1,
         "{}",
         text(&listed)

@@ -95,6 +95,21 @@ pub fn text(output: &std::process::Output) -> String {
     )
 }
 
+/// `surql ARGS` run to its end in `dir` (see [`surql_command`]).
+pub fn run_surql(args: &[&str], dir: &Path) -> std::process::Output {
+    surql_command(args, dir).output().unwrap()
+}
+
+/// A command's stdout as JSON; the whole output in the panic when it is not.
+pub fn stdout_json(output: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(output)))
+}
+
+/// Borrowed arguments for [`run_surql`].
+pub fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 /// The `surql` binary run in `dir`, with no input and none of the caller's
 /// `SURQL_*` connection variables; `SURQL_TEST_SECRET` is `root` (the test
 /// servers' password) for configs that reference it.
