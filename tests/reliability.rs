@@ -16,8 +16,8 @@ use surql::connection::{connect, connect_read_only, run_query};
 
 use common::surql_command as surql;
 use common::{
-    LatencyProxy, TestServer, applied_versions, example_migrations, migrations_dir, plugin_library, tables, text,
-    write_environments,
+    LatencyProxy, TestServer, applied_versions, example_migrations, migrations_dir, plugin_library, stdout_json,
+    tables, text, write_environments,
 };
 
 const FAST: &str = "-- migrate:up\nDEFINE TABLE account SCHEMAFULL;\nDEFINE FIELD name ON account TYPE string;\n-- migrate:down\nREMOVE TABLE account;\n";
@@ -73,6 +73,14 @@ fn status_of<'a>(results: &'a [Value], name: &str) -> &'a Value {
         .iter()
         .find(|r| r["environment"] == name)
         .unwrap_or_else(|| panic!("no result for {name}"))
+}
+
+/// The error of environment `name` in a run that exited 1 with it FAILED.
+fn failed_with(output: &Output, name: &str) -> String {
+    assert_eq!(output.status.code(), Some(1), "{}", text(output));
+    let result = status_of(&results(output), name).clone();
+    assert_eq!(result["status"], "failed", "{}", text(output));
+    result["error"].as_str().unwrap().to_string()
 }
 
 fn server_env(name: &str, server: &TestServer, priority: i64) -> Value {
@@ -723,10 +731,7 @@ async fn a_timed_out_migration_is_an_unknown_outcome_not_a_rollback() {
     let args = deploy_json("db", m, &["--operation-timeout", "1", "--lock-ttl", "5"]);
     let out = surql(&args, work.path()).output().unwrap();
     let ended = Instant::now();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let result = status_of(&results(&out), "db").clone();
-    assert_eq!(result["status"], "failed", "{}", text(&out));
-    let error = result["error"].as_str().unwrap();
+    let error = failed_with(&out, "db");
     assert!(
         error.contains("outcome unknown: 2_slow may still be running"),
         "{error}"
@@ -766,5 +771,83 @@ async fn a_timed_out_migration_is_an_unknown_outcome_not_a_rollback() {
     let applied_again = if committed { 0 } else { 1 };
     assert_eq!(status_of(&results(&out), "db")["migrations_applied"], applied_again);
     assert_eq!(applied_versions(&connection).await.unwrap(), ["1", "2"]);
+    assert_eq!(lock_record(&connection).await, None);
+}
+
+/// A down section still running on the server when `rollback ID`'s
+/// operation timeout fires: FAILED, outcome unknown, the lock left to expire
+/// (marked, so nobody takes it early) while the server may still commit it.
+/// The rollback takes the deployment's recorded lease (5 s here) unless
+/// given one; once it has run out, the rollback run again finishes.
+#[tokio::test]
+async fn a_timed_out_rollback_is_an_unknown_outcome_and_finishes_when_run_again() {
+    let server = TestServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let slow_down =
+        "-- migrate:up\nDEFINE TABLE slow_down SCHEMALESS;\n-- migrate:down\nSLEEP 3s;\nREMOVE TABLE slow_down;\n";
+    let migrations = migrations_dir(&[("1_accounts.surql", FAST), ("2_slow_down.surql", slow_down)]);
+    write_environments(work.path(), json!([server_env("db", &server, 1)]));
+    let m = migrations.path().to_str().unwrap();
+    let connection = server.connection("app", "db");
+    let deployed = surql(&deploy_json("db", m, &["--lock-ttl", "5"]), work.path())
+        .output()
+        .unwrap();
+    assert_eq!(deployed.status.code(), Some(0), "{}", text(&deployed));
+    let id = stdout_json(&deployed)["deployment_id"].as_str().unwrap().to_string();
+    let rollback = |extra: &[&str]| {
+        let mut args = vec!["orchestrate", "rollback", id.as_str(), "-m", m, "--output", "json"];
+        args.extend_from_slice(extra);
+        surql(&args, work.path()).output().unwrap()
+    };
+
+    let out = rollback(&["--operation-timeout", "1"]);
+    let ended = Instant::now();
+    let error = failed_with(&out, "db");
+    assert!(
+        error.contains("outcome unknown: rolling back 2_slow_down may still be running"),
+        "{error}"
+    );
+    assert!(error.contains("the lock is left to expire (--lock-ttl 5s)"), "{error}");
+    assert_eq!(
+        applied_versions(&connection).await.unwrap(),
+        ["1", "2"],
+        "2 not yet reverted"
+    );
+    let left = lock_record(&connection).await.unwrap();
+    assert!(left.unsettled, "the lock is left to expire, marked: {left:?}");
+    // The override is recorded with the rollback's own options.
+    let rollback_id = stdout_json(&out)["deployment_id"].as_str().unwrap().to_string();
+    let shown = surql(&["orchestrate", "show", &rollback_id, "--output", "json"], work.path())
+        .output()
+        .unwrap();
+    let options = &stdout_json(&shown)["deployment"]["options"];
+    assert_eq!(
+        (options["operation_timeout_s"].as_f64(), options["lock_ttl_s"].as_f64()),
+        (Some(1.0), Some(5.0))
+    );
+
+    // Past the down section's own 3 s: whether the server committed it or
+    // cancelled it with the closed session, history and schema agree.
+    tokio::time::sleep(Duration::from_secs(4).saturating_sub(ended.elapsed())).await;
+    let versions = applied_versions(&connection).await.unwrap();
+    let reverted = !versions.contains(&"2".to_string());
+    assert_eq!(
+        reverted,
+        !tables(&connection).await.contains(&"slow_down".to_string()),
+        "history {versions:?} and schema disagree"
+    );
+
+    // Once the recorded 5 s lease has run out, the rollback run again finishes.
+    tokio::time::sleep(Duration::from_secs(6).saturating_sub(ended.elapsed())).await;
+    let out = rollback(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let result = status_of(&results(&out), "db").clone();
+    assert_eq!(
+        result["migrations_rolled_back"],
+        if reverted { 1 } else { 2 },
+        "{result}"
+    );
+    assert_eq!(applied_versions(&connection).await.unwrap(), Vec::<String>::new());
+    assert!(!tables(&connection).await.contains(&"account".to_string()));
     assert_eq!(lock_record(&connection).await, None);
 }

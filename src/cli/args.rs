@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::connection::AuthLevel;
 
-pub use super::record_args::{ApproveArgs, RollbackArgs, ShardArgs, StateArgs};
+pub use super::record_args::{ApproveArgs, RecordedTimeouts, RollbackArgs, ShardArgs, StateArgs};
 
 /// Deploy SurrealDB schema migrations to one database or many environments.
 #[derive(Debug, Parser)]
@@ -154,6 +154,8 @@ pub enum OrchestrateCommand {
         #[arg(long)]
         wait: bool,
         #[command(flatten)]
+        timeouts: RecordedTimeouts,
+        #[command(flatten)]
         approvals: ApproveArgs,
         #[command(flatten)]
         state: StateArgs,
@@ -174,6 +176,8 @@ pub enum OrchestrateCommand {
         /// When a running deployment holds some of the same environments, wait for it.
         #[arg(long)]
         wait: bool,
+        #[command(flatten)]
+        timeouts: RecordedTimeouts,
         #[command(flatten)]
         approvals: ApproveArgs,
         #[command(flatten)]
@@ -498,7 +502,7 @@ pub struct Target {
 /// A number of seconds surql can wait for: more than 0, at most a week
 /// (`NaN`, `inf` or `1e300` would overflow the clock). The same bound as
 /// plugin durations.
-fn parse_seconds(value: &str) -> Result<Duration, String> {
+pub(super) fn parse_seconds(value: &str) -> Result<Duration, String> {
     const MAX_SECONDS: f64 = surql_plugin_sdk::MAX_SECONDS;
     match value.trim().parse::<f64>() {
         Ok(seconds) if seconds.is_finite() && seconds > 0.0 && seconds <= MAX_SECONDS => {
@@ -512,7 +516,7 @@ fn parse_seconds(value: &str) -> Result<Duration, String> {
 
 /// A lease no shorter than [`MIN_LOCK_TTL`]: a shorter one could expire
 /// between two renewals while a migration still runs.
-fn parse_lock_ttl(value: &str) -> Result<Duration, String> {
+pub(super) fn parse_lock_ttl(value: &str) -> Result<Duration, String> {
     let ttl = parse_seconds(value)?;
     if ttl < MIN_LOCK_TTL {
         return Err(format!(

@@ -32,12 +32,14 @@ pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
             force,
             shard,
             wait,
+            timeouts,
             approvals,
             state,
             common,
         } => {
             let shard = shard.shard().map_err(Error::Usage)?;
             let run = super::records::Run {
+                timeouts: &timeouts,
                 approvals: &approvals,
                 state: &state,
                 common: &common,
@@ -50,6 +52,7 @@ pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
             failed,
             skipped,
             wait,
+            timeouts,
             approvals,
             state,
             common,
@@ -59,6 +62,7 @@ pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
                 skipped,
             };
             let run = super::records::Run {
+                timeouts: &timeouts,
                 approvals: &approvals,
                 state: &state,
                 common: &common,

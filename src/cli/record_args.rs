@@ -3,6 +3,8 @@
 // Doc comments here are the `--help` text, not rustdoc.
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
+use std::time::Duration;
+
 use clap::Args;
 
 use super::args::{OrchestrateCommon, RolloutArgs};
@@ -131,9 +133,27 @@ pub struct RollbackArgs {
     #[arg(long)]
     pub wait: bool,
     #[command(flatten)]
+    pub timeouts: RecordedTimeouts,
+    #[command(flatten)]
     pub approvals: ApproveArgs,
     #[command(flatten)]
     pub state: StateArgs,
     #[command(flatten)]
     pub common: OrchestrateCommon,
+}
+
+/// The timeouts and lease of a run over a recorded deployment (`resume`,
+/// `retry`, `rollback`): each the deployment's own unless given.
+#[derive(Debug, Args)]
+pub struct RecordedTimeouts {
+    /// Seconds allowed to connect and sign in (default: the deployment's).
+    #[arg(long, value_parser = super::args::parse_seconds)]
+    pub connect_timeout: Option<Duration>,
+    /// Seconds one query (one migration, one down section) may take before
+    /// that environment fails (default: the deployment's).
+    #[arg(long, value_parser = super::args::parse_seconds)]
+    pub operation_timeout: Option<Duration>,
+    /// Seconds a database's migration lock lasts without renewal (default: the deployment's).
+    #[arg(long, value_parser = super::args::parse_lock_ttl)]
+    pub lock_ttl: Option<Duration>,
 }

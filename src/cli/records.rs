@@ -1,15 +1,18 @@
 //! `surql orchestrate deployments`, `show ID`, `resume ID` and `retry ID`:
 //! the recorded deployments.
 
+use std::time::Duration;
+
 use comfy_table::Table;
 use serde_json::json;
 
-use super::args::{ApproveArgs, OrchestrateCommon, OutputFormat, RollbackArgs, StateArgs};
+use super::args::{ApproveArgs, OrchestrateCommon, OutputFormat, RecordedTimeouts, RollbackArgs, StateArgs};
 use crate::Error;
 use crate::coordinator::DeployRequest;
 use crate::engine::{DeployOptions, DeploymentResult, DeploymentStatus, FailureBudget, UndoTarget};
 use crate::error::EXIT_SUCCESS;
 use crate::migration::discover_migrations;
+use crate::migration::lock::MIN_LOCK_TTL;
 use crate::registry::Shard;
 use crate::state::{DeploymentRecord, EnvironmentRecord, EnvironmentState, StateError, StateStore};
 
@@ -260,7 +263,7 @@ pub(super) async fn resume(id: &str, force: bool, shard: Option<Shard>, run: Run
             record.runner
         )));
     }
-    let mut request = recorded_request(&record, run.approvals, run.common)?;
+    let mut request = recorded_request(&record, run.timeouts, run.approvals, run.common)?;
     request.context.deployment_id = id.to_string();
     request.shard = shard;
     let selected: std::collections::HashSet<&String> = record.selection.iter().collect();
@@ -271,6 +274,7 @@ pub(super) async fn resume(id: &str, force: bool, shard: Option<Shard>, run: Run
 /// How `resume` and `retry` run: approvals, the state store, the common
 /// flags, and whether to wait for an overlapping deployment.
 pub(super) struct Run<'a> {
+    pub timeouts: &'a RecordedTimeouts,
     pub approvals: &'a ApproveArgs,
     pub state: &'a StateArgs,
     pub common: &'a OrchestrateCommon,
@@ -281,11 +285,18 @@ pub(super) struct Run<'a> {
 /// (`--set` values that named a secret were recorded redacted.)
 fn recorded_request(
     record: &DeploymentRecord,
+    timeouts: &RecordedTimeouts,
     approvals: &ApproveArgs,
     common: &OrchestrateCommon,
 ) -> Result<DeployRequest, Error> {
     let options = &record.options;
     let number = |key: &str| options.get(key).and_then(serde_json::Value::as_f64);
+    // Recorded by surql itself; a value edited out of range is not trusted.
+    let seconds = |key: &str| {
+        number(key)
+            .filter(|s| s.is_finite() && *s > 0.0 && *s <= 7.0 * 86_400.0)
+            .map(Duration::from_secs_f64)
+    };
     let flag = |key: &str, default: bool| options.get(key).and_then(serde_json::Value::as_bool).unwrap_or(default);
     let strategy = options
         .get("strategy")
@@ -312,8 +323,17 @@ fn recorded_request(
             .map(|set| set.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default(),
         approvals: approvals.policy(),
+        connect_timeout: (timeouts.connect_timeout)
+            .or_else(|| seconds("connect_timeout_s"))
+            .unwrap_or(defaults.connect_timeout),
+        operation_timeout: (timeouts.operation_timeout)
+            .or_else(|| seconds("operation_timeout_s"))
+            .unwrap_or(defaults.operation_timeout),
         ..defaults
     };
+    if let Some(lock_ttl) = (timeouts.lock_ttl).or_else(|| seconds("lock_ttl_s").filter(|ttl| *ttl >= MIN_LOCK_TTL)) {
+        request.context.lock_ttl = lock_ttl;
+    }
     Ok(request)
 }
 
@@ -329,7 +349,7 @@ pub(super) async fn rollback(args: &RollbackArgs) -> Result<i32, Error> {
             record.runner
         )));
     }
-    let mut request = recorded_request(&record, &args.approvals, &args.common)?;
+    let mut request = recorded_request(&record, &args.timeouts, &args.approvals, &args.common)?;
     request.environments = environments
         .iter()
         .filter(|e| e.state != EnvironmentState::Skipped)
@@ -386,7 +406,7 @@ pub(super) async fn retry(id: &str, which: Which, run: Run<'_>) -> Result<i32, E
         println!("deployment {id}: nothing to retry ({})", counts(&record));
         return Ok(EXIT_SUCCESS);
     }
-    let mut request = recorded_request(&record, run.approvals, run.common)?;
+    let mut request = recorded_request(&record, run.timeouts, run.approvals, run.common)?;
     request.environments = chosen;
     request.retry_of = Some(id.to_string());
     super::orchestrate::execute(request, run.common, Some(store), run.wait, None).await
