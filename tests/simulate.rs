@@ -22,6 +22,7 @@ struct Case {
     fail: &'static [usize],
     unhealthy: &'static [usize],
     deny: &'static [usize],
+    halt: &'static [usize],
     setup: fn(&mut DeployRequest),
     expected: &'static [DeploymentStatus],
     waves: &'static [&'static str],
@@ -47,6 +48,7 @@ async fn simulate(case: &Case) -> (DeploymentReport, Vec<EnvironmentConfig>) {
         fail: names(case.fail),
         unhealthy: names(case.unhealthy),
         deny: names(case.deny),
+        halt: names(case.halt),
     }));
     (case.setup)(&mut request);
     let report = MigrationCoordinator::new(registry)
@@ -65,6 +67,7 @@ async fn built_in_strategies_behave_as_documented() {
             fail: &[1],
             unhealthy: &[],
             deny: &[],
+            halt: &[],
             setup: no_setup,
             expected: &[S, R, K, K],
             waves: &["step 1/4", "step 2/4"],
@@ -75,6 +78,7 @@ async fn built_in_strategies_behave_as_documented() {
             fail: &[],
             unhealthy: &[],
             deny: &[0],
+            halt: &[],
             setup: no_setup,
             expected: &[K, K, K],
             waves: &["step 1/3"],
@@ -85,6 +89,7 @@ async fn built_in_strategies_behave_as_documented() {
             fail: &[3],
             unhealthy: &[],
             deny: &[],
+            halt: &[],
             setup: |r| r.options.batch_size = 2,
             expected: &[S, S, S, R, K, K],
             waves: &["batch 1/3", "batch 2/3"],
@@ -95,6 +100,7 @@ async fn built_in_strategies_behave_as_documented() {
             fail: &[],
             unhealthy: &[2],
             deny: &[],
+            halt: &[],
             setup: |r| r.options.batch_size = 2,
             expected: &[S, S, F, S],
             waves: &["batch 1/2", "batch 2/2"],
@@ -105,6 +111,7 @@ async fn built_in_strategies_behave_as_documented() {
             fail: &[1],
             unhealthy: &[],
             deny: &[],
+            halt: &[],
             setup: |r| r.options.canary_percent = 20.0,
             expected: &[S, R, K, K, K, K, K, K, K, K],
             waves: &["canary"],
@@ -117,6 +124,7 @@ async fn built_in_strategies_behave_as_documented() {
             fail: &[],
             unhealthy: &[0],
             deny: &[],
+            halt: &[],
             setup: |r| {
                 r.options.canary_percent = 40.0;
                 r.options.verify_health = false;
@@ -130,6 +138,7 @@ async fn built_in_strategies_behave_as_documented() {
             fail: &[],
             unhealthy: &[],
             deny: &[],
+            halt: &[],
             setup: no_setup,
             expected: &[S, S, S, S, S],
             waves: &["canary", "rest"],
@@ -140,6 +149,7 @@ async fn built_in_strategies_behave_as_documented() {
             fail: &[0, 3],
             unhealthy: &[],
             deny: &[1],
+            halt: &[],
             setup: |r| r.options.auto_rollback = false,
             expected: &[F, K, S, F],
             waves: &["all"],
@@ -150,6 +160,7 @@ async fn built_in_strategies_behave_as_documented() {
             fail: &[3],
             unhealthy: &[],
             deny: &[],
+            halt: &[],
             setup: |r| {
                 r.options.extra.insert("wave_pause_seconds".into(), 0.into());
             },
@@ -164,6 +175,7 @@ async fn built_in_strategies_behave_as_documented() {
             fail: &[2],
             unhealthy: &[],
             deny: &[],
+            halt: &[],
             setup: |r| {
                 r.options.extra.insert("bake_seconds".into(), 0.into());
             },
@@ -171,6 +183,40 @@ async fn built_in_strategies_behave_as_documented() {
             // one: env02 fails there, and the rest is never started.
             expected: &[S, S, R, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K, K],
             waves: &["canary", "10%"],
+        },
+        // A gate halting a wave leaves it SKIPPED, and the built-ins stop there.
+        Case {
+            strategy: "canary",
+            environments: 10,
+            fail: &[],
+            unhealthy: &[],
+            deny: &[],
+            halt: &[5],
+            setup: no_setup,
+            expected: &[S, K, K, K, K, K, K, K, K, K],
+            waves: &["canary", "rest"],
+        },
+        Case {
+            strategy: "rolling",
+            environments: 6,
+            fail: &[],
+            unhealthy: &[],
+            deny: &[],
+            halt: &[2],
+            setup: |r| r.options.batch_size = 2,
+            expected: &[S, S, K, K, K, K],
+            waves: &["batch 1/3", "batch 2/3"],
+        },
+        Case {
+            strategy: "sequential",
+            environments: 3,
+            fail: &[],
+            unhealthy: &[],
+            deny: &[],
+            halt: &[0],
+            setup: no_setup,
+            expected: &[K, K, K],
+            waves: &["step 1/3"],
         },
     ];
     for case in &cases {
@@ -204,6 +250,7 @@ async fn a_failure_budget_stops_a_simulated_fleet() {
         fail: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
         unhealthy: &[],
         deny: &[],
+        halt: &[],
         setup: |r| {
             r.options.max_concurrent = 1;
             r.options.max_failures = Some(FailureBudget::Count(3));
@@ -274,6 +321,52 @@ fn the_cli_simulates_without_a_database() {
     assert!(
         stdout.contains("Simulated rollout (canary)") && stdout.contains("approval denied (simulated)"),
         "{stdout}"
+    );
+
+    let out = run(&["strategy", "simulate", "canary", "-e", "all", "--halt", "env03"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("halted by gate 'simulated' before rest: --halt env03")
+            && stdout.contains("1 success, 5 skipped"),
+        "{stdout}"
+    );
+
+    // A script's `gate()` sees the simulated halt, and the halted wave is SKIPPED.
+    std::fs::write(
+        work.path().join("gated.rhai"),
+        "let g = gate(envs, \"preflight\");\nif !g.halted { deploy(envs); }\n#{ halted: g.halted, gate: g.gate }\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "strategy",
+        "simulate",
+        "gated.rhai",
+        "-e",
+        "all",
+        "--halt",
+        "env01",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for result in doc["results"].as_array().unwrap() {
+        assert_eq!(result["status"], "skipped", "{result}");
+        assert_eq!(
+            result["error"], "halted by gate 'simulated' before preflight: --halt env01",
+            "{result}"
+        );
+    }
+    let out = run(&["strategy", "simulate", "gated.rhai", "-e", "all", "--output", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        doc["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "success"),
+        "{doc}"
     );
 
     let out = run(&["strategy", "simulate", "parallel", "-e", "all", "--fail", "nobody"]);

@@ -73,6 +73,9 @@ pub struct SimulateArgs {
     /// Environments whose approval is denied (NAME[,NAME]).
     #[arg(long, value_delimiter = ',', value_name = "NAME")]
     pub deny: Vec<String>,
+    /// A gate halts each wave (and script `gate()` call) that includes one of these (NAME[,NAME]).
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    pub halt: Vec<String>,
     #[command(flatten)]
     pub rollout: RolloutArgs,
     /// As deploy: failures keep what they applied (FAILED, not ROLLED_BACK).

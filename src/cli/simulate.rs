@@ -29,6 +29,7 @@ async fn simulate(args: SimulateArgs) -> Result<i32, Error> {
         ("--fail", &args.fail),
         ("--unhealthy", &args.unhealthy),
         ("--deny", &args.deny),
+        ("--halt", &args.halt),
     ] {
         if let Some(name) = names.iter().find(|name| !selected.contains(name)) {
             return Err(Error::Usage(format!(
@@ -46,6 +47,7 @@ async fn simulate(args: SimulateArgs) -> Result<i32, Error> {
         fail: args.fail.iter().cloned().collect(),
         unhealthy: args.unhealthy.iter().cloned().collect(),
         deny: args.deny.iter().cloned().collect(),
+        halt: args.halt.iter().cloned().collect(),
     };
     let options = DeployOptions {
         batch_size: args.rollout.batch_size,

@@ -30,15 +30,22 @@ impl std::fmt::Display for GateHalt {
 impl Engine {
     /// Asks every gate plugin, in the order they are listed, about the wave
     /// `label` of `names`; the first halt, if any. Dry runs and simulations
-    /// ask no plugin.
+    /// ask no plugin (a simulation's gate halts the waves it was told to).
     pub async fn gate(&self, names: &[String], label: &str) -> Result<Option<GateHalt>, EngineError> {
         for name in names {
             self.environment(name)?;
         }
+        if let Some(simulation) = &self.options.simulation {
+            let halt = simulation.gate(names, label);
+            if let Some(halt) = &halt {
+                self.log(halt.to_string());
+            }
+            return Ok(halt);
+        }
         let Some(host) = self.plugins.clone() else {
             return Ok(None);
         };
-        if self.options.dry_run || self.options.simulation.is_some() {
+        if self.options.dry_run {
             return Ok(None);
         }
         let request = json!({

@@ -22,9 +22,21 @@ pub struct Simulation {
     pub unhealthy: HashSet<String>,
     /// Its approval is denied.
     pub deny: HashSet<String>,
+    /// A gate halts every wave (and script `gate()` call) that includes it.
+    pub halt: HashSet<String>,
 }
 
 impl Simulation {
+    /// What the simulated gate answers for the wave `label` of `names`.
+    pub(super) fn gate(&self, names: &[String], label: &str) -> Option<super::gate::GateHalt> {
+        let halted = names.iter().find(|name| self.halt.contains(*name))?;
+        Some(super::gate::GateHalt {
+            gate: "simulated".into(),
+            label: label.to_string(),
+            reason: format!("--halt {halted}"),
+        })
+    }
+
     /// The simulated deployment of one environment.
     pub(super) fn deploy(
         &self,
