@@ -91,7 +91,9 @@ pub(super) async fn run(engine: &Engine, environment: &EnvironmentConfig, wave: 
         Ok(result) => result,
         Err(stop) => {
             let applied = engine.applied_count(name);
-            DeploymentResult::finished(name, stop.status, applied, Some(stop.error), started_at)
+            let mut result = DeploymentResult::finished(name, stop.status, applied, Some(stop.error), started_at);
+            result.outcome_unknown = stop.lock_left_to_expire;
+            result
         }
     }
 }

@@ -32,6 +32,7 @@ pub(super) async fn undo_deployment(
         Ok(result) => result,
         Err((stop, reverted)) => {
             let mut result = DeploymentResult::finished(name, stop.status, 0, Some(stop.error), started_at);
+            result.outcome_unknown = stop.lock_left_to_expire;
             result.migrations_rolled_back = reverted;
             result
         }

@@ -78,6 +78,10 @@ pub struct DeploymentResult {
     /// Migrations a rollback of a recorded deployment reverted there.
     #[serde(skip_serializing_if = "is_zero")]
     pub migrations_rolled_back: usize,
+    /// FAILED with a write whose outcome nobody knows (a timeout, a lost
+    /// connection): it may still commit, so its lock is left to expire.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outcome_unknown: bool,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -105,6 +109,7 @@ impl DeploymentResult {
             completed_at: Some(completed_at),
             plan: None,
             migrations_rolled_back: 0,
+            outcome_unknown: false,
         }
     }
 

@@ -79,9 +79,7 @@ impl EnvironmentState {
             DeploymentStatus::Success => Self::Success,
             DeploymentStatus::RolledBack => Self::RolledBack,
             DeploymentStatus::Skipped => Self::Skipped,
-            DeploymentStatus::Failed if result.error.as_deref().is_some_and(|e| e.contains("outcome unknown")) => {
-                Self::OutcomeUnknown
-            }
+            DeploymentStatus::Failed if result.outcome_unknown => Self::OutcomeUnknown,
             DeploymentStatus::Failed => Self::Failed,
         }
     }
