@@ -235,14 +235,26 @@ impl HealthCheck {
     /// that switch scope with `USE` (see [`HealthCheck::read_many`]). First
     /// without asking which databases exist: a request in which every
     /// database exists and has its history answers in one pass (and creates
-    /// nothing, see [`connection::run_in_every_scope_or_none`]); the
+    /// no namespace or database, see [`connection::run_in_every_scope_or_none`]); the
     /// environments of any other request are read as [`Self::read_listed`] does.
     async fn read_group(&self, environments: &[&EnvironmentConfig]) -> Vec<Reading> {
         let config = &environments[0].connection;
         let indexes: Vec<usize> = (0..environments.len()).collect();
+        // Once a sign-in failed, the others are not tried: the listing path
+        // below signs in once and reports the error for every tenant.
+        let sign_in_failed = &std::sync::atomic::AtomicBool::new(false);
         let requests = indexes.chunks(connection::SCOPES_PER_REQUEST).map(|chunk| async move {
             let read = async {
-                let session = connection::connect_unscoped(config, self.timeout, false).await.ok()?;
+                if sign_in_failed.load(std::sync::atomic::Ordering::Relaxed) {
+                    return None;
+                }
+                let session = match connection::connect_unscoped(config, self.timeout, false).await {
+                    Ok(session) => session,
+                    Err(_) => {
+                        sign_in_failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                        return None;
+                    }
+                };
                 let databases = scopes_of(environments, chunk);
                 read_histories_if_all_exist(&session, &databases).await.ok().flatten()
             };

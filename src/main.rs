@@ -1,8 +1,12 @@
 //! The `surql` binary: logging, runtime, CLI, exit code.
 
-// jemalloc, as SurrealDB's own server: a third less client CPU reading
-// 10,000 tenants than glibc's malloc (BENCHMARKS.md, ninth round).
-#[cfg(any(target_os = "linux", target_os = "macos"))]
+// jemalloc where SurrealDB's own server uses it: a third less client CPU
+// reading 10,000 tenants than glibc's malloc (BENCHMARKS.md, ninth round).
+#[cfg(all(
+    feature = "jemalloc",
+    any(target_arch = "x86_64", target_arch = "x86"),
+    any(target_os = "linux", target_os = "macos")
+))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

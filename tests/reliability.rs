@@ -737,6 +737,7 @@ async fn a_timed_out_migration_is_an_unknown_outcome_not_a_rollback() {
         "{error}"
     );
     assert!(error.contains("nothing was rolled back"), "{error}");
+    assert_eq!(status_of(&results(&out), "db")["outcome_unknown"], true);
     assert_eq!(
         applied_versions(&connection).await.unwrap(),
         ["1"],
@@ -778,7 +779,7 @@ async fn a_timed_out_migration_is_an_unknown_outcome_not_a_rollback() {
 /// operation timeout fires: FAILED, outcome unknown, the lock left to expire
 /// (marked, so nobody takes it early) while the server may still commit it.
 /// The rollback takes the deployment's recorded lease (5 s here) unless
-/// given one; once it has run out, the rollback run again finishes.
+/// given one; once it has run out, retrying the rollback finishes it.
 #[tokio::test]
 async fn a_timed_out_rollback_is_an_unknown_outcome_and_finishes_when_run_again() {
     let server = TestServer::start();
@@ -794,13 +795,19 @@ async fn a_timed_out_rollback_is_an_unknown_outcome_and_finishes_when_run_again(
         .unwrap();
     assert_eq!(deployed.status.code(), Some(0), "{}", text(&deployed));
     let id = stdout_json(&deployed)["deployment_id"].as_str().unwrap().to_string();
-    let rollback = |extra: &[&str]| {
-        let mut args = vec!["orchestrate", "rollback", id.as_str(), "-m", m, "--output", "json"];
-        args.extend_from_slice(extra);
-        surql(&args, work.path()).output().unwrap()
-    };
 
-    let out = rollback(&["--operation-timeout", "1"]);
+    let rollback = [
+        "orchestrate",
+        "rollback",
+        &id,
+        "-m",
+        m,
+        "--output",
+        "json",
+        "--operation-timeout",
+        "1",
+    ];
+    let out = surql(&rollback, work.path()).output().unwrap();
     let ended = Instant::now();
     let error = failed_with(&out, "db");
     assert!(
@@ -808,6 +815,7 @@ async fn a_timed_out_rollback_is_an_unknown_outcome_and_finishes_when_run_again(
         "{error}"
     );
     assert!(error.contains("the lock is left to expire (--lock-ttl 5s)"), "{error}");
+    assert_eq!(status_of(&results(&out), "db")["outcome_unknown"], true);
     assert_eq!(
         applied_versions(&connection).await.unwrap(),
         ["1", "2"],
@@ -821,6 +829,7 @@ async fn a_timed_out_rollback_is_an_unknown_outcome_and_finishes_when_run_again(
         .output()
         .unwrap();
     let options = &stdout_json(&shown)["deployment"]["options"];
+    assert_eq!(stdout_json(&shown)["environments"][0]["state"], "outcome_unknown");
     assert_eq!(
         (options["operation_timeout_s"].as_f64(), options["lock_ttl_s"].as_f64()),
         (Some(1.0), Some(5.0))
@@ -837,9 +846,21 @@ async fn a_timed_out_rollback_is_an_unknown_outcome_and_finishes_when_run_again(
         "history {versions:?} and schema disagree"
     );
 
-    // Once the recorded 5 s lease has run out, the rollback run again finishes.
+    // Once the recorded 5 s lease has run out, retrying the rollback (a
+    // rollback again, not a deploy; its recorded 1 s timeout overridden) finishes it.
     tokio::time::sleep(Duration::from_secs(6).saturating_sub(ended.elapsed())).await;
-    let out = rollback(&[]);
+    let retry = [
+        "orchestrate",
+        "retry",
+        &rollback_id,
+        "-m",
+        m,
+        "--output",
+        "json",
+        "--operation-timeout",
+        "60",
+    ];
+    let out = surql(&retry, work.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let result = status_of(&results(&out), "db").clone();
     assert_eq!(

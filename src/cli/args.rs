@@ -502,19 +502,28 @@ pub struct Target {
     pub allow_missing: bool,
 }
 
-/// A number of seconds surql can wait for: more than 0, at most a week
-/// (`NaN`, `inf` or `1e300` would overflow the clock). The same bound as
-/// plugin durations.
+/// A number of seconds surql can wait for: at least a millisecond (`1e-300`
+/// would be a timeout of 0), at most a week (`NaN`, `inf` or `1e300` would
+/// overflow the clock). The same upper bound as plugin durations.
 pub(super) fn parse_seconds(value: &str) -> Result<Duration, String> {
-    const MAX_SECONDS: f64 = surql_plugin_sdk::MAX_SECONDS;
     match value.trim().parse::<f64>() {
-        Ok(seconds) if seconds.is_finite() && seconds > 0.0 && seconds <= MAX_SECONDS => {
-            Ok(Duration::from_secs_f64(seconds))
-        }
-        _ => Err(format!(
-            "'{value}' is not a number of seconds more than 0 and at most {MAX_SECONDS} (one week)"
+        Ok(seconds) => seconds_in_range(seconds).ok_or_else(|| {
+            format!(
+                "'{value}' is not a number of seconds from 0.001 to {} (one week)",
+                surql_plugin_sdk::MAX_SECONDS
+            )
+        }),
+        Err(_) => Err(format!(
+            "'{value}' is not a number of seconds from 0.001 to {} (one week)",
+            surql_plugin_sdk::MAX_SECONDS
         )),
     }
+}
+
+/// `seconds` as a duration when it is from a millisecond to a week.
+pub(super) fn seconds_in_range(seconds: f64) -> Option<Duration> {
+    (seconds.is_finite() && (0.001..=surql_plugin_sdk::MAX_SECONDS).contains(&seconds))
+        .then(|| Duration::from_secs_f64(seconds))
 }
 
 /// A lease no shorter than [`MIN_LOCK_TTL`]: a shorter one could expire

@@ -1,8 +1,6 @@
 //! `surql orchestrate deployments`, `show ID`, `resume ID` and `retry ID`:
 //! the recorded deployments.
 
-use std::time::Duration;
-
 use comfy_table::Table;
 use serde_json::json;
 
@@ -292,11 +290,7 @@ fn recorded_request(
     let options = &record.options;
     let number = |key: &str| options.get(key).and_then(serde_json::Value::as_f64);
     // Recorded by surql itself; a value edited out of range is not trusted.
-    let seconds = |key: &str| {
-        number(key)
-            .filter(|s| s.is_finite() && *s > 0.0 && *s <= 7.0 * 86_400.0)
-            .map(Duration::from_secs_f64)
-    };
+    let seconds = |key: &str| number(key).and_then(super::args::seconds_in_range);
     let flag = |key: &str, default: bool| options.get(key).and_then(serde_json::Value::as_bool).unwrap_or(default);
     let strategy = options
         .get("strategy")
@@ -331,6 +325,13 @@ fn recorded_request(
             .unwrap_or(defaults.operation_timeout),
         ..defaults
     };
+    // A rollback's record is resumed or retried as a rollback, not a deploy.
+    if let Some(target) = &record.rollback_of {
+        request.options.undo = Some(UndoTarget {
+            deployment_id: target.clone(),
+            force: flag("force", false),
+        });
+    }
     if let Some(lock_ttl) = (timeouts.lock_ttl).or_else(|| seconds("lock_ttl_s").filter(|ttl| *ttl >= MIN_LOCK_TTL)) {
         request.context.lock_ttl = lock_ttl;
     }

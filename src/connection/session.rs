@@ -367,15 +367,17 @@ pub async fn run_in_each_scope(
     take_scope_results(alone, scopes.len(), 0)
 }
 
-/// Runs one read-only `statement` in each scope in ONE read transaction,
-/// scopes NOT known to exist included: `Ok(None)` unless every statement
+/// Runs one read-only `statement` in each scope in ONE transaction, scopes
+/// NOT known to exist included: `Ok(None)` unless every statement
 /// succeeded. For a root user `USE` creates a missing namespace or database,
 /// but inside a transaction whose statement then fails (SurrealDB 3 refuses
 /// to read an undefined table, and a database just created has none) that is
-/// rolled back with the rest. So for a statement that reads a table, success
-/// means every scope existed and nothing was created; saves asking which
-/// exist first (`INFO FOR NS` of every namespace, a quarter of the time of
-/// `status` of 10,000 tenants, BENCHMARKS.md).
+/// rolled back with the rest; only the server's internal id counter may have
+/// moved on (it reserves ids in transactions of its own). So for a statement
+/// that reads a table, success means every scope existed and no namespace or
+/// database was created; saves asking which exist first (`INFO FOR NS` of
+/// every namespace, a quarter of the time of `status` of 10,000 tenants,
+/// BENCHMARKS.md).
 pub async fn run_in_every_scope_or_none(
     db: &Db,
     scopes: &[(&str, Option<&str>)],

@@ -6,7 +6,10 @@
 use std::process::ExitCode;
 
 // As the official binary (SurrealDB's `allocator` feature).
-#[cfg(any(target_os = "linux", target_os = "macos"))]
+#[cfg(all(
+    any(target_arch = "x86_64", target_arch = "x86"),
+    any(target_os = "linux", target_os = "macos")
+))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
