@@ -151,6 +151,10 @@ pub struct ShardPart {
     /// Its environments (kept for `resume --shard`, not shown).
     #[serde(skip)]
     pub selection: Vec<String>,
+    /// Its own options (kept for `resume --shard`: shards may have run with
+    /// different timeouts; the whole shows the first shard's).
+    #[serde(skip)]
+    pub options: serde_json::Value,
 }
 
 /// A heartbeat within [`HEARTBEAT_STALE`] (or none recorded: it may be alive).
@@ -222,6 +226,7 @@ fn aggregate(mut parts: Vec<DeploymentRecord>) -> Option<DeploymentRecord> {
             counts: p.counts,
             heartbeat_at: p.heartbeat_at,
             selection: p.selection,
+            options: p.options,
         })
         .collect();
     Some(whole)
@@ -264,6 +269,7 @@ impl DeploymentRecord {
             heartbeat_at: part.heartbeat_at,
             shard: Some(part.shard),
             shards: Vec::new(),
+            options: part.options,
             ..self.clone()
         })
     }
@@ -534,4 +540,41 @@ async fn run_retrying(db: &Db, sql: &str, vars: serde_json::Value) -> Result<Vec
 fn parse<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, StateError> {
     serde_json::from_value(value)
         .map_err(|e| StateError::Query(QueryError::unreadable(format!("unreadable deployment record: {e}"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard(shard: &str, lock_ttl_s: u64) -> DeploymentRecord {
+        DeploymentRecord {
+            id: "release-42".into(),
+            actor: "ci".into(),
+            strategy: "parallel".into(),
+            options: serde_json::json!({ "lock_ttl_s": lock_ttl_s }),
+            selection: vec![format!("tenant-{shard}")],
+            started_at: "2026-12-02T00:00:00Z".into(),
+            finished_at: None,
+            state: "interrupted".into(),
+            runner: format!("ci@host pid {lock_ttl_s}"),
+            counts: Default::default(),
+            retry_of: None,
+            rollback_of: None,
+            heartbeat_at: None,
+            shard: Some(shard.into()),
+            shards: Vec::new(),
+        }
+    }
+
+    /// `resume --shard` runs a shard with the options it ran with, not the first shard's.
+    #[test]
+    fn a_shard_keeps_its_own_options() {
+        let whole = aggregate(vec![shard("1/2", 9), shard("0/2", 7)]).unwrap();
+        assert_eq!(whole.options["lock_ttl_s"], 7);
+        let second = whole.part("1/2").unwrap();
+        assert_eq!(
+            (second.options["lock_ttl_s"].as_u64(), second.selection),
+            (Some(9), vec!["tenant-1/2".to_string()])
+        );
+    }
 }
