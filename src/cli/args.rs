@@ -197,36 +197,15 @@ pub enum OrchestrateCommand {
     /// environment (its schema was made another way): history rows marked
     /// baseline, nothing run; refused where the history goes beyond VERSION.
     Baseline {
-        /// Environments: NAME[,NAME], all, tag:TAG (combinable).
-        #[arg(short = 'e', long = "environments", required = true, value_delimiter = ',')]
-        environments: Vec<String>,
         /// The last migration already in place.
         #[arg(long)]
         version: String,
-        /// Say what would be recorded; write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Name recorded as the actor in each history row (default: the OS user).
-        #[arg(long, env = "SURQL_ACTOR")]
-        actor: Option<String>,
         #[command(flatten)]
-        common: OrchestrateCommon,
+        existing: ExistingHistoryArgs,
     },
     /// Turn oneiriq-surql's `_migration_history` into surql's on each
     /// environment (see `surql migrate adopt`).
-    Adopt {
-        /// Environments: NAME[,NAME], all, tag:TAG (combinable).
-        #[arg(short = 'e', long = "environments", required = true, value_delimiter = ',')]
-        environments: Vec<String>,
-        /// Say what would be written; write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Name recorded as the actor in each history row (default: the OS user).
-        #[arg(long, env = "SURQL_ACTOR")]
-        actor: Option<String>,
-        #[command(flatten)]
-        common: OrchestrateCommon,
-    },
+    Adopt(ExistingHistoryArgs),
     /// Remove the migration lock of environments, naming each holder and asking first.
     Unlock {
         /// Environments: NAME[,NAME], all, tag:TAG (combinable).
@@ -238,6 +217,22 @@ pub enum OrchestrateCommand {
         #[command(flatten)]
         common: OrchestrateCommon,
     },
+}
+
+/// Flags of `baseline` and `adopt`: history rows for what is already there.
+#[derive(Debug, Args)]
+pub struct ExistingHistoryArgs {
+    /// Environments: NAME[,NAME], all, tag:TAG (combinable).
+    #[arg(short = 'e', long = "environments", required = true, value_delimiter = ',')]
+    pub environments: Vec<String>,
+    /// Say what would be recorded; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Name recorded as the actor in each history row (default: the OS user).
+    #[arg(long, env = "SURQL_ACTOR")]
+    pub actor: Option<String>,
+    #[command(flatten)]
+    pub common: OrchestrateCommon,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

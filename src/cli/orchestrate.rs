@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::args::{DeployArgs, OrchestrateCommand, OrchestrateCommon, OutputFormat};
+use super::args::{DeployArgs, ExistingHistoryArgs, OrchestrateCommand, OrchestrateCommon, OutputFormat};
 use super::progress::{Progress, TerminalApprover};
 use super::render;
 use crate::Error;
@@ -71,19 +71,8 @@ pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
             super::records::retry(&id, which, run).await
         }
         OrchestrateCommand::Rollback(args) => super::records::rollback(&args).await,
-        OrchestrateCommand::Baseline {
-            environments,
-            version,
-            dry_run,
-            actor,
-            common,
-        } => record_existing(&environments, Some(&version), dry_run, actor, &common).await,
-        OrchestrateCommand::Adopt {
-            environments,
-            dry_run,
-            actor,
-            common,
-        } => record_existing(&environments, None, dry_run, actor, &common).await,
+        OrchestrateCommand::Baseline { version, existing } => record_existing(existing, Some(&version)).await,
+        OrchestrateCommand::Adopt(existing) => record_existing(existing, None).await,
         OrchestrateCommand::Unlock {
             environments,
             yes,
@@ -348,13 +337,14 @@ async fn verify(environments: &[String], common: &OrchestrateCommon) -> Result<i
 
 /// `orchestrate baseline` (with `version`) and `orchestrate adopt`: one
 /// row per environment, what was (or would be) recorded there or why not.
-async fn record_existing(
-    environments: &[String],
-    version: Option<&str>,
-    dry_run: bool,
-    actor: Option<String>,
-    common: &OrchestrateCommon,
-) -> Result<i32, Error> {
+async fn record_existing(args: ExistingHistoryArgs, version: Option<&str>) -> Result<i32, Error> {
+    let ExistingHistoryArgs {
+        environments,
+        dry_run,
+        actor,
+        common,
+    } = args;
+    let (environments, common) = (&environments, &common);
     let coordinator = coordinator(common).await?;
     let mut context = ApplyContext::new();
     if let Some(actor) = actor {
