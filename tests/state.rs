@@ -231,7 +231,19 @@ async fn a_killed_deployment_leaves_a_truthful_record() {
     let first = succeeded[0]["environment"].as_str().unwrap().to_string();
     let first_ns = format!("kill{}", first[1..].parse::<usize>().unwrap());
     let before = history(&server, &first_ns).await;
-    let out = run_surql(&["orchestrate", "resume", id, "-m", m, "--output", "json"], work.path());
+    assert_eq!(shown["deployment"]["options"]["operation_timeout_s"], 300.0, "{shown}");
+    let resume = [
+        "orchestrate",
+        "resume",
+        id,
+        "-m",
+        m,
+        "--output",
+        "json",
+        "--operation-timeout",
+        "120",
+    ];
+    let out = run_surql(&resume, work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let resumed = stdout_json(&out);
     assert_eq!(resumed["deployment_id"], id);
@@ -256,6 +268,8 @@ async fn a_killed_deployment_leaves_a_truthful_record() {
         work.path(),
     ));
     assert_eq!(shown["deployment"]["state"], "finished", "{shown}");
+    // The resume's timeout is recorded as the deployment's, as any run's options.
+    assert_eq!(shown["deployment"]["options"]["operation_timeout_s"], 120.0, "{shown}");
     assert!(
         shown["environments"]
             .as_array()

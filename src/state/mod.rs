@@ -319,7 +319,8 @@ impl StateStore {
 
     /// Records a deployment as running, every environment pending — or, when
     /// it resumes (`kept` names what an earlier run finished), as running
-    /// again, its start and kept environments as they were.
+    /// again, its start and kept environments as they were (its options as
+    /// this run's: a timeout given to `resume` is recorded either way).
     pub async fn begin(&self, record: &DeploymentRecord, kept: Vec<String>) -> Result<(), StateError> {
         let rows: Vec<EnvironmentRecord> = record
             .selection
@@ -349,7 +350,7 @@ COMMIT TRANSACTION;",
             write = if kept.is_empty() {
                 "UPSERT type::record('deployment', $key) CONTENT object::extend($record, { heartbeat_at: time::now() })"
             } else {
-                "UPDATE type::record('deployment', $key) SET state = 'running', finished_at = NONE, runner = $record.runner, resumed_at = time::now(), heartbeat_at = time::now()"
+                "UPDATE type::record('deployment', $key) SET state = 'running', finished_at = NONE, runner = $record.runner, options = $record.options, resumed_at = time::now(), heartbeat_at = time::now()"
             }
         );
         let vars = json!({ "id": record.id, "key": record.key(), "record": content, "selection": record.selection });
