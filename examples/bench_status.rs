@@ -1,9 +1,11 @@
 //! `status` and `validate` of N tenants on one real local server, without the
 //! deployment before them: the tenants' histories are written directly (ten
 //! rows each, the checksums of `examples/bench-migrations/`), so the reads can
-//! be timed again and again in seconds. See BENCHMARKS.md.
+//! be timed again and again in seconds; `--cli` times the `surql` binary
+//! instead (`orchestrate status` and `validate` with an environments.json of
+//! N tenants). See BENCHMARKS.md.
 //!
-//!   cargo build --workspace && cargo run --example bench_status -- [--tenants 10000] [--repeat 3] [--latency-ms 0] [--raw]
+//!   cargo build --workspace && cargo run --example bench_status -- [--tenants 10000] [--repeat 3] [--latency-ms 0] [--raw | --cli]
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmarks stop at the first surprise
 
@@ -63,7 +65,7 @@ async fn fill(url: &str, n: usize, migrations: &[surql::Migration]) {
 
 #[tokio::main]
 async fn main() {
-    let (mut tenants, mut repeat, mut latency_ms, mut raw_only) = (10_000usize, 3usize, 0u64, false);
+    let (mut tenants, mut repeat, mut latency_ms, mut raw_only, mut cli) = (10_000usize, 3usize, 0u64, false, false);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -71,6 +73,7 @@ async fn main() {
             "--repeat" => repeat = args.next().unwrap().parse().unwrap(),
             "--latency-ms" => latency_ms = args.next().unwrap().parse().unwrap(),
             "--raw" => raw_only = true,
+            "--cli" => cli = true,
             other => panic!("unknown argument {other}"),
         }
     }
@@ -85,6 +88,10 @@ async fn main() {
     );
     if raw_only {
         raw(&server.ws_url(), tenants, &server.pid().to_string()).await;
+        return;
+    }
+    if cli {
+        time_the_binary(&server.ws_url(), tenants, repeat);
         return;
     }
     let url = if latency_ms == 0 {
@@ -209,4 +216,55 @@ async fn raw(url: &str, n: usize, pid: &str) {
             );
         }
     }
+}
+
+/// Times `surql orchestrate status -e all` and `validate` as a user runs
+/// them (`--cli`): the built binary, an environments.json of `n` tenants.
+fn time_the_binary(url: &str, n: usize, repeat: usize) {
+    // target/<profile>/examples/bench_status → target/<profile>/surql
+    let exe = std::env::current_exe().unwrap();
+    let surql = exe.parent().and_then(std::path::Path::parent).unwrap().join("surql");
+    let dir = std::env::temp_dir().join(format!("surql-bench-status-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let environments: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({"name": format!("tenant-{i}"), "connection": {"db_url": url, "db_ns": format!("tenant_{i}"),
+                "db": "main", "username": "root", "password": "root"}})
+        })
+        .collect();
+    let config = serde_json::json!({ "environments": environments });
+    std::fs::write(dir.join("environments.json"), config.to_string()).unwrap();
+    let migrations = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/bench-migrations");
+    println!(
+        "{:>8} | {:>8} {:>8} | {:>10} {:>8}",
+        "round", "status s", "json", "validate s", "json"
+    );
+    let status = ["status", "-e", "all", "-m", migrations];
+    let validate = ["validate", "-e", "all"];
+    let json = ["--output", "json"];
+    for round in 0..repeat {
+        let mut times = Vec::new();
+        for command in [
+            status.to_vec(),
+            [&status[..], &json].concat(),
+            validate.to_vec(),
+            [&validate[..], &json].concat(),
+        ] {
+            std::thread::sleep(Duration::from_millis(1100));
+            let started = Instant::now();
+            let out = std::process::Command::new(&surql)
+                .arg("orchestrate")
+                .args(&command)
+                .current_dir(&dir)
+                .output()
+                .unwrap();
+            times.push(started.elapsed().as_secs_f64());
+            assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        println!(
+            "{round:>8} | {:>8.2} {:>8.2} | {:>10.2} {:>8.2}",
+            times[0], times[1], times[2], times[3]
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }
