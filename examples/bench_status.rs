@@ -10,13 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmarks stop at the first surprise
 
 // The binary's allocator (src/main.rs), so the figures are the binary's.
-#[cfg(all(
-    feature = "jemalloc",
-    any(target_arch = "x86_64", target_arch = "x86"),
-    any(target_os = "linux", target_os = "macos")
-))]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+surql::jemalloc_where_surrealdb_uses_it!();
 
 use std::time::{Duration, Instant};
 

@@ -86,3 +86,40 @@ pub async fn configure_environments(path: impl AsRef<std::path::Path>) -> Result
     let config_dir = path.parent().unwrap_or(std::path::Path::new("."));
     Ok(MigrationCoordinator::from_file(&file, config_dir)?)
 }
+
+// The `surql` binary's allocator where SurrealDB's own server uses jemalloc
+// (x86 Linux and macOS), one condition for every binary of this package.
+#[cfg(all(
+    feature = "jemalloc",
+    any(target_arch = "x86_64", target_arch = "x86"),
+    any(target_os = "linux", target_os = "macos")
+))]
+#[doc(hidden)]
+pub use tikv_jemallocator::Jemalloc as __Jemalloc;
+
+/// Installs jemalloc as the program's global allocator where SurrealDB's own
+/// server uses it (x86 Linux and macOS, with the default feature `jemalloc`);
+/// nothing elsewhere. The library itself installs no allocator.
+#[cfg(all(
+    feature = "jemalloc",
+    any(target_arch = "x86_64", target_arch = "x86"),
+    any(target_os = "linux", target_os = "macos")
+))]
+#[macro_export]
+macro_rules! jemalloc_where_surrealdb_uses_it {
+    () => {
+        #[global_allocator]
+        static ALLOCATOR: $crate::__Jemalloc = $crate::__Jemalloc;
+    };
+}
+
+/// Installs jemalloc where SurrealDB's own server uses it: not here.
+#[cfg(not(all(
+    feature = "jemalloc",
+    any(target_arch = "x86_64", target_arch = "x86"),
+    any(target_os = "linux", target_os = "macos")
+)))]
+#[macro_export]
+macro_rules! jemalloc_where_surrealdb_uses_it {
+    () => {};
+}

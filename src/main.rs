@@ -2,13 +2,7 @@
 
 // jemalloc where SurrealDB's own server uses it: a third less client CPU
 // reading 10,000 tenants than glibc's malloc (BENCHMARKS.md, ninth round).
-#[cfg(all(
-    feature = "jemalloc",
-    any(target_arch = "x86_64", target_arch = "x86"),
-    any(target_os = "linux", target_os = "macos")
-))]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+surql::jemalloc_where_surrealdb_uses_it!();
 
 fn main() {
     surql::cli::init_logging();

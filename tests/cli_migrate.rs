@@ -368,6 +368,8 @@ fn impossible_durations_are_usage_errors() {
         ("--connect-timeout", "inf"),
         ("--lock-ttl", "1e300"),
         ("--lock-ttl", "0"),
+        // A timeout of zero in all but name.
+        ("--operation-timeout", "1e-300"),
     ] {
         let out = surql(
             &[

@@ -34,11 +34,10 @@ impl MigrationCoordinator {
         timeouts: Timeouts,
         dry_run: bool,
     ) -> Result<Vec<BaselineOutcome>, RegistryError> {
-        let selected = self.select(environments)?;
-        let runs = selected
-            .iter()
-            .map(|environment| baseline_one(environment, migrations, version, ctx, timeouts, dry_run));
-        Ok(crate::concurrent::bounded(runs, crate::health::CHECK_CONCURRENCY).await)
+        self.on_each_selected(environments, |environment| async move {
+            baseline_one(&environment, migrations, version, ctx, timeouts, dry_run).await
+        })
+        .await
     }
 
     /// Adopts oneiriq-surql's history on each selected environment (see
@@ -51,11 +50,24 @@ impl MigrationCoordinator {
         timeouts: Timeouts,
         dry_run: bool,
     ) -> Result<Vec<BaselineOutcome>, RegistryError> {
+        self.on_each_selected(environments, |environment| async move {
+            adopt_one(&environment, migrations, ctx, timeouts, dry_run).await
+        })
+        .await
+    }
+
+    /// `run` on each selected environment, a few at a time, in selection order.
+    async fn on_each_selected<F, Fut>(
+        &self,
+        environments: &[String],
+        run: F,
+    ) -> Result<Vec<BaselineOutcome>, RegistryError>
+    where
+        F: FnMut(EnvironmentConfig) -> Fut,
+        Fut: std::future::Future<Output = BaselineOutcome>,
+    {
         let selected = self.select(environments)?;
-        let runs = selected
-            .iter()
-            .map(|environment| adopt_one(environment, migrations, ctx, timeouts, dry_run));
-        Ok(crate::concurrent::bounded(runs, crate::health::CHECK_CONCURRENCY).await)
+        Ok(crate::concurrent::bounded(selected.into_iter().map(run), crate::health::CHECK_CONCURRENCY).await)
     }
 }
 
