@@ -11,6 +11,9 @@ pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_SCRIPT: i32 = 3;
 /// A plugin failed to load.
 pub const EXIT_PLUGIN: i32 = 4;
+/// The state store went away mid-deployment and stayed away: environments
+/// not started were skipped; `resume` completes the record.
+pub const EXIT_RECORD_LOST: i32 = 5;
 /// Interrupted by Ctrl-C.
 pub const EXIT_INTERRUPTED: i32 = 130;
 

@@ -125,6 +125,9 @@ pub enum OrchestrateCommand {
         /// Show at most this many.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Environments file (its `"state"` names the store).
+        #[arg(long, default_value = "environments.json", env = "SURQL_CONFIG")]
+        config: PathBuf,
         #[command(flatten)]
         state: StateArgs,
         /// Output format.
@@ -135,6 +138,9 @@ pub enum OrchestrateCommand {
     Show {
         /// The deployment id (see `surql orchestrate deployments`).
         id: String,
+        /// Environments file (its `"state"` names the store).
+        #[arg(long, default_value = "environments.json", env = "SURQL_CONFIG")]
+        config: PathBuf,
         #[command(flatten)]
         state: StateArgs,
         /// Output format.
@@ -147,7 +153,9 @@ pub enum OrchestrateCommand {
     Resume {
         /// The deployment id (see `surql orchestrate deployments`).
         id: String,
-        /// Resume although its runner may still be alive (on another machine).
+        /// Resume although its runner may still be alive (on another
+        /// machine), or although the migration files differ from the
+        /// deployment's recorded plan (the change is recorded).
         #[arg(long)]
         force: bool,
         /// Of a deployment split across runners: this shard's part.

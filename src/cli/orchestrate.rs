@@ -25,8 +25,18 @@ pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
         OrchestrateCommand::Status { environments, common } => status(&environments, &common).await,
         OrchestrateCommand::Validate { environments, common } => validate(&environments, &common).await,
         OrchestrateCommand::Verify { environments, common } => verify(&environments, &common).await,
-        OrchestrateCommand::Deployments { limit, state, output } => super::records::list(limit, &state, output).await,
-        OrchestrateCommand::Show { id, state, output } => super::records::show(&id, &state, output).await,
+        OrchestrateCommand::Deployments {
+            limit,
+            config,
+            state,
+            output,
+        } => super::records::list(limit, &state, &config, output).await,
+        OrchestrateCommand::Show {
+            id,
+            config,
+            state,
+            output,
+        } => super::records::show(&id, &state, &config, output).await,
         OrchestrateCommand::Resume {
             id,
             force,
@@ -166,6 +176,8 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
         kept: Vec::new(),
         retry_of: None,
         shard,
+        recorded_runner: None,
+        plan_changes: Vec::new(),
     })
 }
 
@@ -183,14 +195,40 @@ fn valid_deployment_id(id: &str) -> Result<String, Error> {
 async fn deploy(args: DeployArgs) -> Result<i32, Error> {
     let migrations = migrations(&args.common)?;
     let mut request = request(&args, migrations)?;
-    let store = match args.dry_run {
+    let store: Option<Arc<crate::state::StateStore>> = match args.dry_run {
         true => None,
-        false => Some(super::records::open(&args.state, &args.common.config).await?),
+        false => Some(super::records::open(&args.state, &args.common.config).await?.into()),
     };
-    if let (Some(store), Some(id)) = (&store, &args.deployment_id) {
-        request.kept = super::records::continue_recorded(store, id, request.shard, args.wait).await?;
+    let mut waited = false;
+    loop {
+        if let (Some(store), Some(id)) = (&store, &args.deployment_id) {
+            use super::records::Recorded;
+            let recorded = super::records::continue_recorded(
+                store,
+                id,
+                request.shard,
+                args.wait,
+                waited,
+                &request.migrations,
+                &args.common,
+            )
+            .await?;
+            (request.kept, request.recorded_runner) = match recorded {
+                Recorded::New => (Vec::new(), None),
+                Recorded::Continue { kept, runner } => (kept, Some(runner)),
+                Recorded::FinishedMeanwhile(code) => return Ok(code),
+            };
+        }
+        match execute(request.clone(), &args.common, store.clone(), args.wait, Some(&args)).await {
+            // Another runner claimed it first: wait for it, then continue what it leaves.
+            Err(Error::State(crate::state::StateError::Claimed { what, holder })) if args.wait => {
+                eprintln!("waiting: {what} is claimed by {holder}");
+                waited = true;
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+            outcome => return outcome,
+        }
     }
-    execute(request, &args.common, store, args.wait, Some(&args)).await
 }
 
 /// Runs a deployment request with progress, the terminal approver, Ctrl-C
@@ -199,7 +237,7 @@ async fn deploy(args: DeployArgs) -> Result<i32, Error> {
 pub(super) async fn execute(
     request: DeployRequest,
     common: &OrchestrateCommon,
-    store: Option<crate::state::StateStore>,
+    store: Option<Arc<crate::state::StateStore>>,
     wait: bool,
     args: Option<&DeployArgs>,
 ) -> Result<i32, Error> {
@@ -226,7 +264,7 @@ pub(super) async fn execute(
         .with_approver(Arc::new(approver))
         .stop_on_ctrl_c();
     if let Some(store) = store {
-        coordinator = coordinator.with_state(Arc::new(store));
+        coordinator = coordinator.with_state(store);
     }
     let (engine, strategy) = coordinator.prepare(request)?;
     loop {
@@ -265,7 +303,9 @@ pub(super) async fn execute(
         }
         println!("{}", render::summary_line(&report));
     }
-    if report.interrupted {
+    if let Some(lost) = &report.record_lost {
+        eprintln!("error: {}", render::record_lost(&report, lost));
+    } else if report.interrupted {
         eprintln!("error: interrupted; every environment is reported above");
     } else if let Some(error) = &report.script_error {
         eprintln!("error: {}", crate::redact::redact(&error.to_string()));

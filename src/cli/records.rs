@@ -17,17 +17,34 @@ use crate::state::{DeploymentRecord, EnvironmentRecord, EnvironmentState, StateE
 /// The state store of `--state`, else of the `"state"` of the environments
 /// file at `config` when there is one (its password registered as a secret).
 pub(super) async fn open(state: &StateArgs, config: &std::path::Path) -> Result<StateStore, Error> {
+    Ok(StateStore::open(store_config(state, config)?, STORE_CONNECT_TIMEOUT).await?)
+}
+
+/// [`open`] for reading: an embedded store a running deployment holds is
+/// read through that process.
+async fn open_to_read(state: &StateArgs, config: &std::path::Path) -> Result<StateStore, Error> {
+    Ok(StateStore::open_to_read(store_config(state, config)?, STORE_CONNECT_TIMEOUT).await?)
+}
+
+const STORE_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn store_config(state: &StateArgs, config: &std::path::Path) -> Result<crate::connection::ConnectionConfig, Error> {
     let configured = match (&state.url, config.is_file()) {
         (None, true) => crate::config::load_environments_file(config)?.state,
         _ => None,
     };
     let config = state.connection(configured.as_ref());
     crate::redact::register_secrets_in(&json!({ "password": config.password }));
-    Ok(StateStore::open(config, std::time::Duration::from_secs(10)).await?)
+    Ok(config)
 }
 
-pub(super) async fn list(limit: usize, state: &StateArgs, output: OutputFormat) -> Result<i32, Error> {
-    let deployments = open(state, &default_config()).await?.list(limit).await?;
+pub(super) async fn list(
+    limit: usize,
+    state: &StateArgs,
+    config: &std::path::Path,
+    output: OutputFormat,
+) -> Result<i32, Error> {
+    let deployments = open_to_read(state, config).await?.list(limit).await?;
     match output {
         OutputFormat::Json => println!("{}", json!({ "deployments": deployments })),
         OutputFormat::Table => println!("{}", deployments_table(&deployments)),
@@ -35,8 +52,13 @@ pub(super) async fn list(limit: usize, state: &StateArgs, output: OutputFormat) 
     Ok(EXIT_SUCCESS)
 }
 
-pub(super) async fn show(id: &str, state: &StateArgs, output: OutputFormat) -> Result<i32, Error> {
-    let (deployment, environments) = open(state, &default_config()).await?.show(id).await?;
+pub(super) async fn show(
+    id: &str,
+    state: &StateArgs,
+    config: &std::path::Path,
+    output: OutputFormat,
+) -> Result<i32, Error> {
+    let (deployment, environments) = open_to_read(state, config).await?.show(id).await?;
     match output {
         OutputFormat::Json => println!("{}", json!({ "deployment": deployment, "environments": environments })),
         OutputFormat::Table => {
@@ -55,6 +77,12 @@ pub(super) async fn show(id: &str, state: &StateArgs, output: OutputFormat) -> R
                     .unwrap_or_default()
             );
             println!("options: {}", deployment.options);
+            for change in &deployment.plan_changes {
+                println!(
+                    "plan changed by {} at {} (resume --force): {change}",
+                    change.actor, change.at
+                );
+            }
             for part in &deployment.shards {
                 println!(
                     "shard {} on {}: {}, {}",
@@ -68,11 +96,6 @@ pub(super) async fn show(id: &str, state: &StateArgs, output: OutputFormat) -> R
         }
     }
     Ok(EXIT_SUCCESS)
-}
-
-/// `deployments` and `show` have no `--config`: `$SURQL_CONFIG` or `./environments.json`.
-fn default_config() -> std::path::PathBuf {
-    std::env::var_os("SURQL_CONFIG").map_or_else(|| "environments.json".into(), std::path::PathBuf::from)
 }
 
 fn counts(record: &DeploymentRecord) -> String {
@@ -121,10 +144,13 @@ fn deployments_table(deployments: &[DeploymentRecord]) -> Table {
 fn environments_table(environments: &[EnvironmentRecord]) -> Table {
     let mut table = super::render::table(&["Environment", "State", "Migrations", "Updated", "Error"]);
     for e in environments {
-        let state = serde_json::to_value(e.state)
+        let mut state = serde_json::to_value(e.state)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
+        if e.reconciled {
+            state.push_str(" (read from the database)");
+        }
         table.add_row(vec![
             e.environment.clone(),
             state,
@@ -136,27 +162,46 @@ fn environments_table(environments: &[EnvironmentRecord]) -> Table {
     table
 }
 
+/// What a `--deployment-id` given again continues.
+pub(super) enum Recorded {
+    /// Not recorded yet (or this shard not yet): a new run.
+    New,
+    /// Its runner is gone: continue it, keeping what it finished.
+    Continue {
+        kept: Vec<DeploymentResult>,
+        /// The runner recorded for it (the claim takes it over from that one only).
+        runner: String,
+    },
+    /// Another runner finished it while this one waited: its exit code.
+    FinishedMeanwhile(i32),
+}
+
 /// A `--deployment-id` given again. New, or a shard not recorded yet: runs
 /// as new. Recorded and its runner gone (a crashed or killed pod that
-/// Kubernetes starts again): continues it, and returns the environments it
-/// finished, to keep. Running: refused, or waited for with `wait`. Finished: refused.
+/// Kubernetes starts again): continues it with its recorded plan (the
+/// record first completed from the databases), keeping the environments it
+/// finished. Running: refused, or waited for with `wait`. Finished: refused,
+/// unless it finished while this runner waited (`waited`: already before the call).
 pub(super) async fn continue_recorded(
     store: &StateStore,
     id: &str,
     shard: Option<Shard>,
     wait: bool,
-) -> Result<Vec<DeploymentResult>, Error> {
+    mut waited: bool,
+    migrations: &[crate::migration::Migration],
+    common: &OrchestrateCommon,
+) -> Result<Recorded, Error> {
     loop {
-        let (record, environments) = match store.show(id).await {
+        let (record, mut environments) = match store.show(id).await {
             Ok(found) => found,
-            Err(StateError::NotFound(_)) => return Ok(Vec::new()),
+            Err(StateError::NotFound(_)) => return Ok(Recorded::New),
             Err(error) => return Err(error.into()),
         };
         let part = match (shard, record.shards.is_empty()) {
             (None, true) => record,
             (Some(shard), false) => match record.part(&shard.to_string()) {
                 Some(part) => part,
-                None => return Ok(Vec::new()),
+                None => return Ok(Recorded::New),
             },
             (Some(shard), true) => {
                 return Err(Error::Usage(format!(
@@ -174,6 +219,17 @@ pub(super) async fn continue_recorded(
             None => format!("deployment {id}"),
         };
         if part.state == "finished" {
+            if waited {
+                eprintln!("{what} was finished by {} ({})", part.runner, counts(&part));
+                let failed = ["failed", "rolled_back"]
+                    .iter()
+                    .any(|key| part.counts.get(*key).is_some_and(|n| *n > 0));
+                return Ok(Recorded::FinishedMeanwhile(if failed {
+                    crate::error::EXIT_FAILURE
+                } else {
+                    EXIT_SUCCESS
+                }));
+            }
             return Err(Error::Usage(format!(
                 "{what} is recorded already ({}): give a new --deployment-id; `surql orchestrate retry {id}` deploys again what did not succeed",
                 counts(&part)
@@ -187,16 +243,85 @@ pub(super) async fn continue_recorded(
                 )));
             }
             eprintln!("waiting: {what} is running on {}", part.runner);
+            waited = true;
             tokio::time::sleep(std::time::Duration::from_secs(2)).await;
             continue;
+        }
+        let change = crate::state::PlanChange::between(&part.plan, migrations);
+        if !part.plan.is_empty() && !change.is_empty() {
+            return Err(Error::Usage(format!(
+                "{what} was planned with other migration files ({change}): a continued deployment applies its recorded plan; restore the files, accept the change with `surql orchestrate resume {id} --force` (recorded), or give a new --deployment-id"
+            )));
         }
         eprintln!(
             "continuing {what}: its runner ({}) stopped; what it finished is kept",
             part.runner
         );
         let selected: std::collections::HashSet<&String> = part.selection.iter().collect();
-        return Ok(finished(&environments, &selected));
+        environments.retain(|e| selected.contains(&e.environment));
+        reconcile(store, &part, &mut environments, migrations, common).await?;
+        return Ok(Recorded::Continue {
+            kept: finished(&environments, &selected),
+            runner: part.runner,
+        });
     }
+}
+
+/// Completes the record of `id` from the databases against its recorded
+/// plan (the files, for records without one; see
+/// [`crate::coordinator::MigrationCoordinator::reconcile`]), saying how many it completed.
+async fn reconcile(
+    store: &StateStore,
+    record: &DeploymentRecord,
+    environments: &mut [EnvironmentRecord],
+    migrations: &[crate::migration::Migration],
+    common: &OrchestrateCommon,
+) -> Result<(), Error> {
+    let id = &record.id;
+    let plan = match record.plan.is_empty() {
+        true => crate::state::PlannedMigration::plan_of(migrations),
+        false => record.plan.clone(),
+    };
+    let coordinator = super::orchestrate::coordinator(common).await?;
+    let completed = coordinator
+        .reconcile(store, id, environments, &plan, common.health_timeout)
+        .await?;
+    if completed > 0 {
+        eprintln!(
+            "deployment {id}: {completed} environment(s) finished while it could not be recorded (read from their databases): recorded as SUCCESS, not deployed again"
+        );
+    }
+    Ok(())
+}
+
+/// The plan changes to record for a continued run: none when the files are
+/// as planned; refused when they differ, unless `force` accepts (and records) it.
+fn checked_plan(
+    record: &DeploymentRecord,
+    migrations: &[crate::migration::Migration],
+    force: bool,
+    actor: &str,
+) -> Result<Vec<crate::state::PlanChange>, Error> {
+    let mut changes = record.plan_changes.clone();
+    let mut change = crate::state::PlanChange::between(&record.plan, migrations);
+    // Records written before plans were recorded have none to compare.
+    if record.plan.is_empty() || change.is_empty() {
+        return Ok(changes);
+    }
+    if !force {
+        return Err(Error::Usage(format!(
+            "deployment {} was planned with other migration files ({change}): resume applies the recorded plan; restore the files, pass --force to resume with the files as they are now (the change is recorded), or `surql orchestrate retry {}` to plan afresh",
+            record.id, record.id
+        )));
+    }
+    eprintln!(
+        "deployment {}: resuming with changed migration files ({change}); recorded",
+        record.id
+    );
+    change.at = chrono::Utc::now().to_rfc3339();
+    change.actor = actor.to_string();
+    changes.push(change);
+    Ok(changes)
 }
 
 /// The environments recorded as SUCCESS among `selected`: kept untouched by a resume.
@@ -220,12 +345,13 @@ fn finished(
         .collect()
 }
 
-/// `resume ID`: the recorded deployment's strategy and options over the
-/// environments it did not finish; the finished ones keep their result.
-/// Of a deployment split across runners, each shard resumes its own part.
+/// `resume ID`: the recorded deployment's strategy, options and plan over
+/// the environments it did not finish; the finished ones (recorded, or read
+/// from their databases) keep their result. Of a deployment split across
+/// runners, each shard resumes its own part.
 pub(super) async fn resume(id: &str, force: bool, shard: Option<Shard>, run: Run<'_>) -> Result<i32, Error> {
     let store = open(run.state, &run.common.config).await?;
-    let (record, environments) = store.show(id).await?;
+    let (record, mut environments) = store.show(id).await?;
     let record = match (shard, record.shards.is_empty()) {
         (None, true) => record,
         (Some(shard), true) => {
@@ -262,11 +388,15 @@ pub(super) async fn resume(id: &str, force: bool, shard: Option<Shard>, run: Run
         )));
     }
     let mut request = recorded_request(&record, run.timeouts, run.approvals, run.common)?;
+    request.plan_changes = checked_plan(&record, &request.migrations, force, &request.context.actor)?;
     request.context.deployment_id = id.to_string();
     request.shard = shard;
+    request.recorded_runner = Some(record.runner.clone());
     let selected: std::collections::HashSet<&String> = record.selection.iter().collect();
+    environments.retain(|e| selected.contains(&e.environment));
+    reconcile(&store, &record, &mut environments, &request.migrations, run.common).await?;
     request.kept = finished(&environments, &selected);
-    super::orchestrate::execute(request, run.common, Some(store), run.wait, None).await
+    super::orchestrate::execute(request, run.common, Some(store.into()), run.wait, None).await
 }
 
 /// How `resume` and `retry` run: approvals, the state store, the common
@@ -373,7 +503,7 @@ pub(super) async fn rollback(args: &RollbackArgs) -> Result<i32, Error> {
         deployment_id: id.to_string(),
         force: args.force,
     });
-    let store = (!args.dry_run).then_some(store);
+    let store = (!args.dry_run).then(|| store.into());
     super::orchestrate::execute(request, &args.common, store, args.wait, None).await
 }
 
@@ -387,17 +517,24 @@ pub(super) struct Which {
 /// `retry ID`: a new deployment, linked to ID, over what did not succeed there.
 pub(super) async fn retry(id: &str, which: Which, run: Run<'_>) -> Result<i32, Error> {
     let store = open(run.state, &run.common.config).await?;
-    let (record, environments) = store.show(id).await?;
+    let (record, mut environments) = store.show(id).await?;
     if record.may_be_running() {
         return Err(Error::Usage(format!(
             "deployment {id} may still be running ({}): retry it once it has ended",
             record.runner
         )));
     }
+    let migrations = discover_migrations(&run.common.dir.migrations_dir)?;
+    reconcile(&store, &record, &mut environments, &migrations, run.common).await?;
     let chosen: Vec<String> = environments
         .iter()
         .filter(|e| match e.state {
-            EnvironmentState::Failed | EnvironmentState::RolledBack | EnvironmentState::OutcomeUnknown => which.failed,
+            // Pending and running: left open by a runner that stopped or lost its store.
+            EnvironmentState::Failed
+            | EnvironmentState::RolledBack
+            | EnvironmentState::OutcomeUnknown
+            | EnvironmentState::Pending
+            | EnvironmentState::Running => which.failed,
             EnvironmentState::Skipped => which.skipped,
             _ => false,
         })
@@ -410,5 +547,5 @@ pub(super) async fn retry(id: &str, which: Which, run: Run<'_>) -> Result<i32, E
     let mut request = recorded_request(&record, run.timeouts, run.approvals, run.common)?;
     request.environments = chosen;
     request.retry_of = Some(id.to_string());
-    super::orchestrate::execute(request, run.common, Some(store), run.wait, None).await
+    super::orchestrate::execute(request, run.common, Some(store.into()), run.wait, None).await
 }

@@ -326,6 +326,20 @@ pub fn run_report(
 
 /// A change of output is a reviewed diff: every table and document people or
 /// scripts read is a snapshot (`src/cli/snapshots/`).
+/// What a run that lost its state store tells the operator.
+pub fn record_lost(report: &DeploymentReport, why: &str) -> String {
+    let not_started = report
+        .results
+        .values()
+        .filter(|r| r.error.as_deref().is_some_and(|e| e.starts_with("not started: ")))
+        .count();
+    let id = &report.deployment_id;
+    format!(
+        "the record of deployment {id} could not be kept: {why}. {not_started} environment(s) not started (SKIPPED, untouched); those already running finished. Once the state store is back, `surql orchestrate resume {id}` completes the deployment: what finished meanwhile is read from the databases and not deployed again",
+        why = crate::redact::redact(why)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone, Utc};
@@ -353,6 +367,7 @@ mod tests {
                 .collect::<IndexMap<_, _>>(),
             script_error: None,
             interrupted: false,
+            record_lost: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! result per selected environment.
 
 mod baseline;
+mod reconcile;
 mod recording;
 
 pub use baseline::BaselineOutcome;
@@ -24,7 +25,7 @@ use crate::migration::{ApplyContext, Migration, MigrationState, plan};
 use crate::plugin::{PluginError, PluginHost};
 use crate::registry::{EnvironmentConfig, EnvironmentRegistry, RegistryError, Shard, deployment_order};
 use crate::script::{ScriptError, Strategy, StrategyError, run_strategy};
-use crate::state::{Recorder, StateStore};
+use crate::state::StateStore;
 use recording::Recording;
 
 /// Loads an environments file and expands its `discover` templates, each
@@ -62,6 +63,13 @@ pub struct DeployRequest {
     pub kept: Vec<DeploymentResult>,
     /// The deployment this one retries (`retry`), recorded with it.
     pub retry_of: Option<String>,
+    /// When this run continues a recorded one (`resume`, a `--deployment-id`
+    /// given again): the runner recorded for it. The claim succeeds only if
+    /// no other runner took it over since.
+    pub recorded_runner: Option<String>,
+    /// Differences from the recorded plan accepted for this run (`resume
+    /// --force`), recorded with it.
+    pub plan_changes: Vec<crate::state::PlanChange>,
     /// This runner's part of the selection when it is split across runners
     /// (`--shard I/N`); every shard records under the same deployment id.
     pub shard: Option<Shard>,
@@ -80,6 +88,8 @@ impl DeployRequest {
             kept: Vec::new(),
             retry_of: None,
             shard: None,
+            recorded_runner: None,
+            plan_changes: Vec::new(),
         }
     }
 }
@@ -125,14 +135,22 @@ pub struct DeploymentReport {
     /// not start are SKIPPED.
     #[serde(skip)]
     pub interrupted: bool,
+    /// The state store could not keep the record (it went away and stayed
+    /// away past [`crate::state::STORE_OUTAGE_LIMIT`], or the end could not
+    /// be written): why. Environments not started are SKIPPED; `resume`
+    /// completes the record from the databases.
+    #[serde(skip)]
+    pub record_lost: Option<String>,
 }
 
 impl DeploymentReport {
-    /// The documented exit code: 130 interrupted, 3 script error, 0 every
-    /// environment SUCCESS, else 1.
+    /// The documented exit code: 5 the record lost, 130 interrupted, 3
+    /// script error, 0 every environment SUCCESS, else 1.
     pub fn exit_code(&self) -> i32 {
-        use crate::error::{EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_SCRIPT, EXIT_SUCCESS};
-        if self.interrupted {
+        use crate::error::{EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_RECORD_LOST, EXIT_SCRIPT, EXIT_SUCCESS};
+        if self.record_lost.is_some() {
+            EXIT_RECORD_LOST
+        } else if self.interrupted {
             EXIT_INTERRUPTED
         } else if self.script_error.is_some() {
             EXIT_SCRIPT
@@ -304,25 +322,27 @@ impl MigrationCoordinator {
         deployment_order(&mut environments);
         let recorded = !request.options.dry_run && request.options.simulation.is_none();
         let events = match self.state.as_ref().filter(|_| recorded) {
-            Some(store) => {
+            Some(_) => {
                 let id = request.context.deployment_id.clone();
                 let shard = request.shard.map(|s| s.to_string());
                 let key = crate::state::record_key(&id, shard.as_deref());
-                let (recorder, events) = Recorder::start(store.clone(), id.clone(), key.clone(), self.events.clone());
+                let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
                 self.recorders
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .insert(
                         id,
                         Recording {
-                            recorder,
+                            events: Some(receiver),
+                            recorder: None,
                             retry_of: request.retry_of.clone(),
                             shard,
                             key,
-                            claimed: false,
+                            recorded_runner: request.recorded_runner.clone(),
+                            plan_changes: request.plan_changes.clone(),
                         },
                     );
-                events
+                EventSink::new(sender)
             }
             None => self.events.clone(),
         };
@@ -370,17 +390,16 @@ impl MigrationCoordinator {
 
     async fn run_strategy(&self, engine: &Arc<Engine>, strategy: Strategy) -> DeploymentReport {
         let id = engine.context().deployment_id.clone();
-        if let Err(refused) = self.claim(engine, &strategy).await {
-            // Another running deployment holds some of these environments:
-            // nothing is recorded for this one.
-            let recording = self
-                .recorders
+        let take_recording = || {
+            self.recorders
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&id);
-            if let Some(recording) = recording {
-                recording.recorder.stop().await;
-            }
+                .remove(&id)
+        };
+        if let Err(refused) = self.claim(engine, &strategy).await {
+            // Another runner holds this deployment or some of these
+            // environments: nothing is recorded for this one.
+            drop(take_recording());
             let results = engine.finish(&format!("not deployed: {refused}"));
             return DeploymentReport {
                 deployment_id: id,
@@ -390,29 +409,31 @@ impl MigrationCoordinator {
                 waves: Vec::new(),
                 script_error: None,
                 interrupted: false,
+                record_lost: None,
             };
         }
-        let recording = self
-            .recorders
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&id);
-        let store = self.state.as_ref().filter(|_| recording.is_some());
-        let report = self.run_recorded(engine, strategy).await;
-        let mut key = id.clone();
-        if let Some(recording) = recording {
-            key = recording.key;
-            recording.recorder.stop().await;
-        }
-        if let Some(store) = store {
+        let recording = take_recording();
+        let mut report = self.run_recorded(engine, strategy).await;
+        let Some(recording) = recording else {
+            return report;
+        };
+        let mut lost = match recording.recorder {
+            Some(recorder) => recorder.stop().await,
+            None => None,
+        };
+        // A store given up on is not waited for again: `resume` completes the record.
+        if let Some(store) = self.state.as_ref().filter(|_| lost.is_none()) {
             let results: Vec<&DeploymentResult> = report.results.values().collect();
-            if let Err(error) = store.finish(&id, &key, &results, report.interrupted).await {
+            let interrupted = report.interrupted || lost.is_some();
+            if let Err(error) = store.finish(&id, &recording.key, &results, interrupted).await {
                 tracing::warn!(
                     "could not record the end of deployment {id} in {}: {error}",
                     store.url()
                 );
+                lost.get_or_insert_with(|| format!("could not record the end of the deployment: {error}"));
             }
         }
+        report.record_lost = lost;
         report
     }
 
@@ -444,7 +465,7 @@ impl MigrationCoordinator {
             }),
         };
         let reason = match (&script_error, engine.is_cancelled()) {
-            (_, true) => "interrupted before it started".to_string(),
+            (_, true) => engine.not_started_reason(),
             (Some(error), _) => format!("not deployed: {error}"),
             (None, _) => format!("not deployed: strategy '{}' did not reach it", strategy.name),
         };
@@ -470,7 +491,8 @@ impl MigrationCoordinator {
             results,
             waves: engine.waves(),
             script_error,
-            interrupted: engine.is_cancelled(),
+            interrupted: engine.is_cancelled() && engine.stop_reason().is_none(),
+            record_lost: None,
         }
     }
 

@@ -1,23 +1,30 @@
 //! Recording a deployment in the state store: its first record, and the
 //! claim on its environments (the fleet lock) before it runs.
 
+use std::sync::Arc;
+
 use serde_json::json;
 
 use super::MigrationCoordinator;
-use crate::engine::Engine;
+use crate::engine::{Engine, Event};
 use crate::script::Strategy;
-use crate::state::{DeploymentRecord, Recorder, StateError};
+use crate::state::{DeploymentRecord, PlanChange, PlannedMigration, Recorder, RecorderTarget, StateError};
 
-/// A prepared deployment's recorder, what it retries, and whether it was
-/// recorded as running yet.
+/// A prepared deployment's recording: its events until it is claimed, then
+/// the recorder writing them; what it retries or continues.
 pub(super) struct Recording {
-    pub(super) recorder: Recorder,
+    /// The engine's events, buffered until the claim starts the recorder.
+    pub(super) events: Option<tokio::sync::mpsc::UnboundedReceiver<Event>>,
+    pub(super) recorder: Option<Recorder>,
     pub(super) retry_of: Option<String>,
     /// `I/N` when the selection is split across runners.
     pub(super) shard: Option<String>,
     /// Its record's key in the store.
     pub(super) key: String,
-    pub(super) claimed: bool,
+    /// The runner of the recorded run this one continues (see [`crate::state::StateStore::begin`]).
+    pub(super) recorded_runner: Option<String>,
+    /// Plan changes accepted so far (a `resume --force` adds its own).
+    pub(super) plan_changes: Vec<PlanChange>,
 }
 
 /// The record a deployment starts with: who, how, where; every environment pending.
@@ -53,22 +60,30 @@ fn deployment_record(engine: &Engine, strategy: &Strategy) -> DeploymentRecord {
         shard: None,
         shards: Vec::new(),
         rollback_of: options.undo.as_ref().map(|undo| undo.deployment_id.clone()),
+        plan: PlannedMigration::plan_of(engine.migrations()),
+        plan_changes: Vec::new(),
     }
 }
 
 impl MigrationCoordinator {
-    /// Records a prepared deployment in the state store as running — unless
-    /// a running deployment (its heartbeat fresh) holds one of the same
-    /// environments: then it is refused, naming that one. Done by
-    /// [`MigrationCoordinator::run`] when not called before; call it first
-    /// to tell a refusal from a run (`--wait`). Without a state store, or
-    /// for dry runs and simulations, it does nothing.
-    pub async fn claim(&self, engine: &Engine, strategy: &Strategy) -> Result<(), StateError> {
+    /// Records a prepared deployment in the state store as running, then
+    /// starts recording it — unless a running deployment (its heartbeat
+    /// fresh) holds one of the same environments ([`StateError::Overlap`],
+    /// naming it: call again to wait), or another runner claimed this
+    /// deployment or shard first ([`StateError::Claimed`]). Done by [`MigrationCoordinator::run`] when not called
+    /// before. Without a state store, or for dry runs and simulations, it
+    /// does nothing.
+    pub async fn claim(&self, engine: &Arc<Engine>, strategy: &Strategy) -> Result<(), StateError> {
         let id = &engine.context().deployment_id;
-        let (retry_of, shard) = {
+        let (retry_of, shard, recorded_runner, plan_changes) = {
             let recorders = self.recorders.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             match recorders.get(id) {
-                Some(recording) if !recording.claimed => (recording.retry_of.clone(), recording.shard.clone()),
+                Some(recording) if recording.recorder.is_none() => (
+                    recording.retry_of.clone(),
+                    recording.shard.clone(),
+                    recording.recorded_runner.clone(),
+                    recording.plan_changes.clone(),
+                ),
                 _ => return Ok(()),
             }
         };
@@ -76,15 +91,27 @@ impl MigrationCoordinator {
         let mut record = deployment_record(engine, strategy);
         record.retry_of = retry_of;
         record.shard = shard;
-        store.begin(&record, engine.kept()).await?;
-        if let Some(recording) = self
-            .recorders
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get_mut(id)
-        {
-            recording.claimed = true;
+        record.plan_changes = plan_changes;
+        let claimed = store.begin(&record, engine.kept(), recorded_runner.as_deref()).await;
+        let mut recorders = self.recorders.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match claimed {
+            Ok(()) => {
+                if let Some(recording) = recorders.get_mut(id)
+                    && let Some(events) = recording.events.take()
+                {
+                    let target = RecorderTarget {
+                        store: store.clone(),
+                        id: id.clone(),
+                        key: recording.key.clone(),
+                        engine: engine.clone(),
+                    };
+                    recording.recorder = Some(Recorder::start(target, events, self.events.clone()));
+                }
+                Ok(())
+            }
+            // Nothing recorded: a later call claims again (and is refused
+            // again while the other runner holds it).
+            Err(refused) => Err(refused),
         }
-        Ok(())
     }
 }

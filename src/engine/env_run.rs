@@ -109,7 +109,7 @@ async fn run_steps(
     let approval_required = environment.require_approval || !environment.approvers.is_empty();
 
     if engine.is_cancelled() {
-        return Err(skipped("interrupted before it started"));
+        return Err(skipped(engine.not_started_reason()));
     }
     // 1. Approval, before anything touches the environment.
     if approval_required && !options.dry_run {

@@ -171,6 +171,11 @@ pub struct Engine {
     scripts: Mutex<HashMap<(usize, crate::migration::script::StartClock), Arc<str>>>,
     /// Set once by Ctrl-C; a watch so a running batch can be told at once.
     cancelled: tokio::sync::watch::Sender<bool>,
+    /// Why the run stopped when it was not Ctrl-C (the state store lost).
+    stop_reason: std::sync::OnceLock<String>,
+    /// While set, no new environment starts (the state store unreachable);
+    /// running ones go on.
+    held: tokio::sync::watch::Sender<std::collections::BTreeMap<String, String>>,
     /// The waves (`deploy` calls) so far, with the pauses between them.
     waves: Mutex<Vec<Wave>>,
     /// The strategy's name, for approvers and gates.
@@ -208,6 +213,8 @@ impl Engine {
             ledger: Mutex::new(ledger),
             scripts: Mutex::default(),
             cancelled: tokio::sync::watch::Sender::new(false),
+            stop_reason: std::sync::OnceLock::new(),
+            held: tokio::sync::watch::Sender::new(Default::default()),
             waves: Mutex::default(),
             strategy: std::sync::OnceLock::new(),
         }
@@ -291,6 +298,11 @@ impl Engine {
         &self.context
     }
 
+    /// The migrations this deployment applies.
+    pub fn migrations(&self) -> &[Migration] {
+        &self.migrations
+    }
+
     /// Selected environments, in deployment order.
     pub fn environments(&self) -> impl Iterator<Item = &EnvironmentConfig> {
         self.environments.values()
@@ -317,6 +329,56 @@ impl Engine {
     pub async fn cancellation(&self) {
         let mut cancelled = self.cancelled.subscribe();
         let _ = cancelled.wait_for(|&c| c).await;
+    }
+
+    /// Stops starting new environments for `reason` (not Ctrl-C): those not
+    /// started end SKIPPED "not started: REASON"; running ones finish.
+    pub fn stop(&self, reason: impl Into<String>) {
+        let _ = self.stop_reason.set(reason.into());
+        self.cancel();
+    }
+
+    /// Why [`Engine::stop`] stopped the run; `None` for Ctrl-C or a run not stopped.
+    pub fn stop_reason(&self) -> Option<&str> {
+        self.stop_reason.get().map(String::as_str)
+    }
+
+    /// The reason an environment the run never started is SKIPPED with.
+    pub(crate) fn not_started_reason(&self) -> String {
+        match self.stop_reason() {
+            Some(reason) => format!("not started: {reason}"),
+            None => "interrupted before it started".into(),
+        }
+    }
+
+    /// Holds every environment not yet started, for `reason`, until
+    /// [`Engine::release`] of the same `key` (a run may be held for several
+    /// reasons at once: its state store away, an operator's pause); running
+    /// ones go on.
+    pub fn hold(&self, key: &str, reason: impl Into<String>) {
+        let reason = reason.into();
+        self.held.send_modify(|held| {
+            held.insert(key.to_string(), reason);
+        });
+    }
+
+    /// Ends the hold of `key`.
+    pub fn release(&self, key: &str) {
+        self.held.send_if_modified(|held| held.remove(key).is_some());
+    }
+
+    /// Why new environments are held, if they are.
+    pub fn held(&self) -> Vec<String> {
+        self.held.borrow().values().cloned().collect()
+    }
+
+    /// Returns once nothing holds new environments, or the run is stopped.
+    async fn wait_while_held(&self) {
+        let mut held = self.held.subscribe();
+        tokio::select! {
+            _ = held.wait_for(std::collections::BTreeMap::is_empty) => {}
+            _ = self.cancellation() => {}
+        }
     }
 
     fn environment(&self, name: &str) -> Result<&EnvironmentConfig, EngineError> {

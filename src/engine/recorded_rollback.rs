@@ -49,7 +49,7 @@ async fn undo_steps(
     let name = environment.name.as_str();
     let none_reverted = |stop| (stop, 0);
     if engine.is_cancelled() {
-        return Err((skipped("interrupted before it started"), 0));
+        return Err((skipped(engine.not_started_reason()), 0));
     }
     if (environment.require_approval || !environment.approvers.is_empty()) && !engine.options.dry_run {
         engine.events.phase(name, "awaiting approval");

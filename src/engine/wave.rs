@@ -302,9 +302,10 @@ impl Engine {
             }
             state.running = true;
         }
+        self.wait_while_held().await;
         if self.is_cancelled() {
             return (
-                self.record(DeploymentResult::skipped(name, "interrupted before it started")),
+                self.record(DeploymentResult::skipped(name, self.not_started_reason())),
                 true,
             );
         }

@@ -4,13 +4,14 @@
 //! so a crash loses at most the environments in flight. Knows nothing of Rhai.
 
 mod recorder;
+mod served;
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-pub use recorder::Recorder;
+pub use recorder::{Recorder, RecorderTarget};
 
 use crate::connection::{ConnectionConfig, ConnectionError, Db, QueryError, connect, run_query};
 use crate::engine::{DeploymentResult, DeploymentStatus};
@@ -23,6 +24,18 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 /// A running deployment silent this long is taken for dead: it no longer
 /// holds its environments against another deployment.
 pub const HEARTBEAT_STALE: Duration = Duration::from_secs(30);
+
+/// The longest any one request to the state store may take: a store that
+/// went away must not hang a runner.
+pub const STORE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long an embedded store held by another process is tried again
+/// before it is reported busy.
+pub const BUSY_PATIENCE: Duration = Duration::from_secs(2);
+
+/// How long a runner that cannot write its record retries the store (starting
+/// nothing new meanwhile) before it stops the deployment.
+pub const STORE_OUTAGE_LIMIT: Duration = Duration::from_secs(30);
 
 /// The namespace and database of the records in a state store.
 const NAMESPACE: &str = "surql";
@@ -56,6 +69,16 @@ pub enum StateError {
         "state store {url} is in use by another surql process (a deployment running from this folder?): an embedded store serves one process at a time; wait for it, give this run a store of its own (--state surrealkv://PATH), or share a SurrealDB server between runners (--state ws://HOST:PORT)"
     )]
     Busy { url: String },
+    /// An embedded store another process holds, and that process did not answer.
+    #[error(
+        "state store {url} is in use by another surql process, which did not answer on {socket} ({why}): try again, or wait for it to finish"
+    )]
+    Served { url: String, socket: String, why: String },
+    /// Another runner claimed the same deployment (or shard) first.
+    #[error(
+        "{what} is claimed by another runner: {holder}; this runner starts nothing (--wait waits for it and continues what it leaves undone)"
+    )]
+    Claimed { what: String, holder: String },
 }
 
 /// The state of one environment in a deployment.
@@ -97,6 +120,90 @@ pub struct EnvironmentRecord {
     pub versions: Vec<String>,
     pub error: Option<String>,
     pub updated_at: String,
+    /// Read back from the database's history by `resume`/`retry` (the
+    /// runner could not record it: the state store was away).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reconciled: bool,
+}
+
+/// One migration a deployment set out to apply, as its file was then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedMigration {
+    pub version: String,
+    pub name: String,
+    pub checksum: String,
+}
+
+impl PlannedMigration {
+    /// The plan of a run over `migrations`.
+    pub fn plan_of(migrations: &[crate::migration::Migration]) -> Vec<Self> {
+        migrations
+            .iter()
+            .map(|m| Self {
+                version: m.version.clone(),
+                name: m.name.clone(),
+                checksum: m.checksum.clone(),
+            })
+            .collect()
+    }
+}
+
+/// How the migration files differ from a recorded plan (`version_name` each).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanChange {
+    /// When and by whom a `resume --force` accepted it.
+    #[serde(default)]
+    pub at: String,
+    #[serde(default)]
+    pub actor: String,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+}
+
+impl PlanChange {
+    /// What differs between `plan` and the files `migrations` (empty: the same).
+    pub fn between(plan: &[PlannedMigration], migrations: &[crate::migration::Migration]) -> Self {
+        let id = |version: &str, name: &str| format!("{version}_{name}");
+        let recorded: std::collections::HashMap<&str, &PlannedMigration> =
+            plan.iter().map(|p| (p.version.as_str(), p)).collect();
+        let mut change = Self::default();
+        for migration in migrations {
+            match recorded.get(migration.version.as_str()) {
+                None => change.added.push(migration.id()),
+                Some(planned) if planned.checksum != migration.checksum || planned.name != migration.name => {
+                    change.changed.push(migration.id())
+                }
+                Some(_) => {}
+            }
+        }
+        let now: std::collections::HashSet<&str> = migrations.iter().map(|m| m.version.as_str()).collect();
+        change.removed = plan
+            .iter()
+            .filter(|p| !now.contains(p.version.as_str()))
+            .map(|p| id(&p.version, &p.name))
+            .collect();
+        change
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+}
+
+impl std::fmt::Display for PlanChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = [
+            ("added", &self.added),
+            ("changed", &self.changed),
+            ("removed", &self.removed),
+        ]
+        .into_iter()
+        .filter(|(_, names)| !names.is_empty())
+        .map(|(what, names)| format!("{what} {}", names.join(", ")))
+        .collect();
+        f.write_str(&parts.join("; "))
+    }
 }
 
 /// A recorded deployment.
@@ -136,6 +243,13 @@ pub struct DeploymentRecord {
     /// A sharded deployment as a whole: the shards recorded so far.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shards: Vec<ShardPart>,
+    /// The migrations it set out to apply: a resume replays exactly these
+    /// (empty in records written before surql recorded plans).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<PlannedMigration>,
+    /// Differences from the plan that a `resume --force` accepted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plan_changes: Vec<PlanChange>,
 }
 
 /// One shard of a deployment split across runners, as recorded.
@@ -282,18 +396,46 @@ impl DeploymentRecord {
 
 /// A connection to the state store.
 pub struct StateStore {
-    db: Db,
+    backend: Backend,
     url: String,
+    /// While this process holds an embedded store, it serves its records
+    /// to readers in other processes.
+    _serving: Option<served::Serving>,
+}
+
+enum Backend {
+    /// The store itself.
+    Direct(Db),
+    /// An embedded store another process holds, read through its socket.
+    Served(std::path::PathBuf),
 }
 
 impl StateStore {
     /// Opens (and on first use creates) the store at `url`: `surrealkv://PATH`,
-    /// `mem://`, or a server (`ws://…` with `username`/`password`).
-    pub async fn open(mut config: ConnectionConfig, timeout: Duration) -> Result<Self, StateError> {
+    /// `mem://`, or a server (`ws://…` with `username`/`password`). An
+    /// embedded store another process holds is tried again for up to
+    /// [`BUSY_PATIENCE`]: a reader holds it for milliseconds.
+    pub async fn open(config: ConnectionConfig, timeout: Duration) -> Result<Self, StateError> {
+        let started = std::time::Instant::now();
+        loop {
+            match Self::open_once(config.clone(), timeout).await {
+                Err(StateError::Busy { .. }) if started.elapsed() < BUSY_PATIENCE => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                opened => return opened,
+            }
+        }
+    }
+
+    async fn open_once(mut config: ConnectionConfig, timeout: Duration) -> Result<Self, StateError> {
         config.db_ns = NAMESPACE.into();
         config.db = DATABASE.into();
         let url = config.display_url();
-        let db = connect(&config, timeout).await.map_err(|source| {
+        let timeouts = crate::connection::Timeouts {
+            connect: timeout,
+            operation: STORE_DEADLINE,
+        };
+        let db = connect(&config, timeouts).await.map_err(|source| {
             if source.to_string().contains("already locked") {
                 StateError::Busy { url: url.clone() }
             } else {
@@ -305,11 +447,51 @@ impl StateStore {
         })?;
         // Another runner may be writing meanwhile: defining conflicts too.
         run_retrying(&db, DEFINE_TABLES, json!({})).await?;
-        Ok(Self { db, url })
+        let serving = served::socket_of(&config).and_then(|socket| served::serve(socket, db.clone()));
+        Ok(Self {
+            backend: Backend::Direct(db),
+            url,
+            _serving: serving,
+        })
     }
 
-    async fn run(&self, sql: &str, vars: serde_json::Value) -> Result<Vec<serde_json::Value>, QueryError> {
-        run_retrying(&self.db, sql, vars).await
+    /// Like [`StateStore::open`], for reading only: an embedded store that
+    /// another surql process holds (a deployment running from this folder)
+    /// is read through that process, which serves it while it runs.
+    pub async fn open_to_read(config: ConnectionConfig, timeout: Duration) -> Result<Self, StateError> {
+        let socket = served::socket_of(&config);
+        let started = std::time::Instant::now();
+        loop {
+            match Self::open_once(config.clone(), timeout).await {
+                Err(StateError::Busy { url }) => match socket.as_ref().filter(|s| s.exists()) {
+                    Some(socket) => {
+                        return Ok(Self {
+                            backend: Backend::Served(socket.clone()),
+                            url,
+                            _serving: None,
+                        });
+                    }
+                    // The holder may be about to serve it (it binds once open).
+                    None if started.elapsed() < BUSY_PATIENCE => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    None => return Err(StateError::Busy { url }),
+                },
+                opened => return opened,
+            }
+        }
+    }
+
+    /// The store itself; an embedded store held by another process is busy.
+    fn db(&self) -> Result<&Db, StateError> {
+        match &self.backend {
+            Backend::Direct(db) => Ok(db),
+            Backend::Served(_) => Err(StateError::Busy { url: self.url.clone() }),
+        }
+    }
+
+    async fn run(&self, sql: &str, vars: serde_json::Value) -> Result<Vec<serde_json::Value>, StateError> {
+        Ok(run_retrying(self.db()?, sql, vars).await?)
     }
 
     /// The store, as shown in messages (no credentials).
@@ -319,9 +501,20 @@ impl StateStore {
 
     /// Records a deployment as running, every environment pending — or, when
     /// it resumes (`kept` names what an earlier run finished), as running
-    /// again, its start and kept environments as they were (its options as
-    /// this run's: a timeout given to `resume` is recorded either way).
-    pub async fn begin(&self, record: &DeploymentRecord, kept: Vec<String>) -> Result<(), StateError> {
+    /// again, its start and kept environments as they were (its options and
+    /// plan as this run's: a timeout given to `resume` is recorded either way).
+    ///
+    /// Claiming is one transaction: it succeeds only while the record under
+    /// this key is as the caller last saw it — absent (`recorded_runner`
+    /// `None`) or held by `recorded_runner`, whose run it continues. Of two
+    /// runners claiming the same deployment or shard at once, one wins and
+    /// the other gets [`StateError::Claimed`].
+    pub async fn begin(
+        &self,
+        record: &DeploymentRecord,
+        kept: Vec<String>,
+        recorded_runner: Option<&str>,
+    ) -> Result<(), StateError> {
         let rows: Vec<EnvironmentRecord> = record
             .selection
             .iter()
@@ -333,6 +526,7 @@ impl StateStore {
                 versions: Vec::new(),
                 error: None,
                 updated_at: record.started_at.clone(),
+                reconciled: false,
             })
             .collect();
         let content = crate::redact::redact_json(serde_json::to_value(record).unwrap_or_default());
@@ -342,6 +536,8 @@ impl StateStore {
         let sql = format!(
             "BEGIN TRANSACTION;
 UPSERT fleet:lock SET touched = time::now();
+LET $mine = (SELECT runner, state FROM type::record('deployment', $key))[0];
+IF $mine != NONE AND $mine.runner != $expected {{ THROW 'surql-claimed ' + <string> $mine.runner + ' (' + <string> $mine.state + ')' }};
 LET $busy = (SELECT deployment_id, runner, selection FROM deployment WHERE state = 'running' AND deployment_id != $id AND heartbeat_at > time::now() - {stale}s AND selection ANYINSIDE $selection);
 IF array::len($busy) > 0 {{ THROW 'surql-fleet-lock ' + <string> $busy[0].deployment_id + ' (' + <string> $busy[0].runner + ') is running on ' + array::join(array::intersect($busy[0].selection, $selection), ', ') }};
 {write};
@@ -350,13 +546,30 @@ COMMIT TRANSACTION;",
             write = if kept.is_empty() {
                 "UPSERT type::record('deployment', $key) CONTENT object::extend($record, { heartbeat_at: time::now() })"
             } else {
-                "UPDATE type::record('deployment', $key) SET state = 'running', finished_at = NONE, runner = $record.runner, options = $record.options, resumed_at = time::now(), heartbeat_at = time::now()"
+                "UPDATE type::record('deployment', $key) SET state = 'running', finished_at = NONE, runner = $record.runner, options = $record.options, plan = $record.plan, plan_changes = $record.plan_changes, resumed_at = time::now(), heartbeat_at = time::now()"
             }
         );
-        let vars = json!({ "id": record.id, "key": record.key(), "record": content, "selection": record.selection });
+        let vars = json!({
+            "id": record.id,
+            "key": record.key(),
+            "record": content,
+            "selection": record.selection,
+            "expected": recorded_runner,
+        });
         self.settle_the_dead(&vars).await?;
-        if let Err(error) = self.run(&sql, vars).await {
-            return Err(match error.message().split_once("surql-fleet-lock ") {
+        if let Err(error) = run_retrying(self.db()?, &sql, vars).await {
+            let message = error.message();
+            if let Some((_, holder)) = message.split_once("surql-claimed ") {
+                let what = match &record.shard {
+                    Some(shard) => format!("deployment {} shard {shard}", record.id),
+                    None => format!("deployment {}", record.id),
+                };
+                return Err(StateError::Claimed {
+                    what,
+                    holder: holder.trim_end_matches('\'').to_string(),
+                });
+            }
+            return Err(match message.split_once("surql-fleet-lock ") {
                 Some((_, busy)) => StateError::Overlap(busy.trim_end_matches('\'').to_string()),
                 None => error.into(),
             });
@@ -442,6 +655,7 @@ COMMIT TRANSACTION;",
                 versions: Vec::new(),
                 error: r.error.clone(),
                 updated_at: now.clone(),
+                reconciled: false,
             })
             .collect();
         self.write_environments(id, &rows).await?;
@@ -459,61 +673,76 @@ COMMIT TRANSACTION;",
 
     /// The newest `limit` deployments, newest first (a sharded one as a whole).
     pub async fn list(&self, limit: usize) -> Result<Vec<DeploymentRecord>, StateError> {
-        let newest = self
-            .run(
-                "SELECT deployment_id, started_at FROM deployment ORDER BY started_at DESC;",
-                json!({}),
-            )
-            .await?;
-        let mut ids: Vec<String> = Vec::new();
-        for row in newest
-            .first()
-            .and_then(serde_json::Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(id) = row.get("deployment_id").and_then(serde_json::Value::as_str)
-                && !ids.iter().any(|seen| seen == id)
-            {
-                ids.push(id.to_string());
-            }
-            if ids.len() == limit {
-                break;
-            }
+        match &self.backend {
+            Backend::Direct(db) => list_in(db, limit).await,
+            Backend::Served(socket) => served::ask(socket, &self.url, &served::Request::List { limit }).await,
         }
-        let rows = self
-            .run(
-                "SELECT * OMIT id FROM deployment WHERE deployment_id IN $ids;",
-                json!({ "ids": ids }),
-            )
-            .await?;
-        let records: Vec<DeploymentRecord> = parse(rows.into_iter().next().unwrap_or_default())?;
-        Ok(ids
-            .iter()
-            .filter_map(|id| aggregate(records.iter().filter(|r| &r.id == id).cloned().collect()))
-            .collect())
     }
 
     /// One deployment and its environments, in the order they were selected.
     pub async fn show(&self, id: &str) -> Result<(DeploymentRecord, Vec<EnvironmentRecord>), StateError> {
-        let answer = self.run(
+        match &self.backend {
+            Backend::Direct(db) => show_in(db, id).await,
+            Backend::Served(socket) => served::ask(socket, &self.url, &served::Request::Show { id: id.into() }).await,
+        }
+    }
+}
+
+async fn list_in(db: &Db, limit: usize) -> Result<Vec<DeploymentRecord>, StateError> {
+    let newest = run_retrying(
+        db,
+        "SELECT deployment_id, started_at FROM deployment ORDER BY started_at DESC;",
+        json!({}),
+    )
+    .await?;
+    let mut ids: Vec<String> = Vec::new();
+    for row in newest
+        .first()
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(id) = row.get("deployment_id").and_then(serde_json::Value::as_str)
+            && !ids.iter().any(|seen| seen == id)
+        {
+            ids.push(id.to_string());
+        }
+        if ids.len() == limit {
+            break;
+        }
+    }
+    let rows = run_retrying(
+        db,
+        "SELECT * OMIT id FROM deployment WHERE deployment_id IN $ids;",
+        json!({ "ids": ids }),
+    )
+    .await?;
+    let records: Vec<DeploymentRecord> = parse(rows.into_iter().next().unwrap_or_default())?;
+    Ok(ids
+        .iter()
+        .filter_map(|id| aggregate(records.iter().filter(|r| &r.id == id).cloned().collect()))
+        .collect())
+}
+
+/// One deployment and its environments, in the order they were selected.
+async fn show_in(db: &Db, id: &str) -> Result<(DeploymentRecord, Vec<EnvironmentRecord>), StateError> {
+    let answer = run_retrying(db,
             "SELECT * OMIT id FROM deployment WHERE deployment_id = $id; SELECT * OMIT id, deployment FROM deployment_env WHERE deployment = $id;",
             json!({ "id": id }),
         )
         .await?;
-        let mut answer = answer.into_iter();
-        let parts: Vec<DeploymentRecord> = parse(answer.next().unwrap_or_default())?;
-        let deployment = aggregate(parts).ok_or_else(|| StateError::NotFound(id.to_string()))?;
-        let mut environments: Vec<EnvironmentRecord> = parse(answer.next().unwrap_or_default())?;
-        let order: std::collections::HashMap<&str, usize> = deployment
-            .selection
-            .iter()
-            .enumerate()
-            .map(|(i, name)| (name.as_str(), i))
-            .collect();
-        environments.sort_by_key(|e| order.get(e.environment.as_str()).copied().unwrap_or(usize::MAX));
-        Ok((deployment, environments))
-    }
+    let mut answer = answer.into_iter();
+    let parts: Vec<DeploymentRecord> = parse(answer.next().unwrap_or_default())?;
+    let deployment = aggregate(parts).ok_or_else(|| StateError::NotFound(id.to_string()))?;
+    let mut environments: Vec<EnvironmentRecord> = parse(answer.next().unwrap_or_default())?;
+    let order: std::collections::HashMap<&str, usize> = deployment
+        .selection
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (name.as_str(), i))
+        .collect();
+    environments.sort_by_key(|e| order.get(e.environment.as_str()).copied().unwrap_or(usize::MAX));
+    Ok((deployment, environments))
 }
 
 /// Runs `sql`, again on a write conflict: every statement here is
@@ -564,6 +793,8 @@ mod tests {
             heartbeat_at: None,
             shard: Some(shard.into()),
             shards: Vec::new(),
+            plan: Vec::new(),
+            plan_changes: Vec::new(),
         }
     }
 
