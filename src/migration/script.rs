@@ -173,6 +173,25 @@ pub(super) fn release_after(version: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A deliberately empty migration sends its comment and no empty
+    /// statement; its transaction still writes (or deletes) its history row.
+    #[test]
+    fn an_empty_migration_sends_no_statement_of_its_own() {
+        let migration = crate::migration::file::parse_migration(
+            std::path::Path::new("5_noop.surql"),
+            "-- migrate:up\n-- surql:empty\n-- migrate:down\n-- surql:empty\n",
+        )
+        .unwrap();
+        let up = up_script(&migration, StartClock::Shared);
+        assert!(
+            up.contains("-- surql:empty\nCREATE _migration_history:⟨5⟩") && !up.contains("\n;\n"),
+            "{up}"
+        );
+        assert_eq!(transaction_statements(&migration, StartClock::Shared), 4);
+        let down = down_script(&migration).unwrap();
+        assert!(down.contains("-- surql:empty\nDELETE type::record"), "{down}");
+    }
+
     #[test]
     fn history_record_ids_are_literal_strings_that_cannot_break_out() {
         assert_eq!(history_record("0001"), "_migration_history:⟨0001⟩");
