@@ -71,21 +71,17 @@ async fn not_clean(db: &Db, migrations: &[surql::Migration]) -> Vec<String> {
         .collect()
 }
 
-fn import_tagged() -> (tempfile::TempDir, ImportReport) {
+/// `import --from format` of the fixture `name` into a new folder.
+fn imported(format: &str, name: &str) -> (tempfile::TempDir, ImportReport) {
     let out = tempfile::tempdir().unwrap();
-    let report = import(
-        "surrealdb-migrations",
-        &fixture("surrealdb-migrations/tagged"),
-        out.path(),
-    )
-    .unwrap();
+    let report = import(format, &fixture(name), out.path()).unwrap();
     (out, report)
 }
 
 #[test]
 fn surrealdb_migrations_sub_folders_are_read_and_old_files_are_named_not_dropped() {
     let project = fixture("surrealdb-migrations/tagged");
-    let (out, report) = import_tagged();
+    let (out, report) = imported("surrealdb-migrations", "surrealdb-migrations/tagged");
     assert_eq!(
         written(out.path()),
         [
@@ -156,7 +152,7 @@ fn surrealdb_migrations_sub_folders_are_read_and_old_files_are_named_not_dropped
 /// order (the view before `user`) fails.
 #[tokio::test]
 async fn an_imported_surrealdb_migrations_project_applies_on_a_fresh_database() {
-    let (out, _) = import_tagged();
+    let (out, _) = imported("surrealdb-migrations", "surrealdb-migrations/tagged");
     let migrations = surql::discover_migrations(out.path()).unwrap();
     let (connection, db) = fresh_db().await;
     let applied = migrate_up(&db, &connection, &migrations, None, &ApplyContext::new())
@@ -200,7 +196,7 @@ CREATE script_migration SET script_name = '20231203_100000_Nothing', checksum = 
 
 #[tokio::test]
 async fn a_surrealdb_migrations_history_with_an_empty_migration_is_adopted() {
-    let (out, _) = import_tagged();
+    let (out, _) = imported("surrealdb-migrations", "surrealdb-migrations/tagged");
     let migrations = surql::discover_migrations(out.path()).unwrap();
     let (connection, db) = fresh_db().await;
     run_query(&db, SMIG_DATABASE, json!({})).await.unwrap();
@@ -228,13 +224,7 @@ async fn a_surrealdb_migrations_history_with_an_empty_migration_is_adopted() {
 
 #[tokio::test]
 async fn a_project_with_schemas_and_no_migrations_folder_is_imported() {
-    let out = tempfile::tempdir().unwrap();
-    let report = import(
-        "surrealdb-migrations",
-        &fixture("surrealdb-migrations/schemas-only"),
-        out.path(),
-    )
-    .unwrap();
+    let (out, report) = imported("surrealdb-migrations", "surrealdb-migrations/schemas-only");
     assert!(report.skipped.is_empty() && report.left_out.is_empty(), "{report:?}");
     assert_eq!(written(out.path()), ["0_schemas_and_events.surql"]);
     let migrations = surql::discover_migrations(out.path()).unwrap();
@@ -248,15 +238,9 @@ async fn a_project_with_schemas_and_no_migrations_folder_is_imported() {
     assert!(error.contains("no migrations/, schemas/ or events/ folder"), "{error}");
 }
 
-fn import_oneiriq() -> (tempfile::TempDir, ImportReport) {
-    let out = tempfile::tempdir().unwrap();
-    let report = import("oneiriq", &fixture("oneiriq"), out.path()).unwrap();
-    (out, report)
-}
-
 #[test]
 fn oneiriq_files_are_read_as_its_tools_read_them() {
-    let (out, report) = import_oneiriq();
+    let (out, report) = imported("oneiriq", "oneiriq");
     assert_eq!(
         written(out.path()),
         [
@@ -298,14 +282,9 @@ fn oneiriq_files_are_read_as_its_tools_read_them() {
     }
 }
 
-/// A database oneiriq-surql migrated with all four files, the two empty ones included.
+/// A database oneiriq-surql migrated with all four files, the two empty
+/// ones included (after its history table).
 const ONEIRIQ_DATABASE: &str = "
-DEFINE TABLE IF NOT EXISTS _migration_history SCHEMAFULL;
-DEFINE FIELD IF NOT EXISTS version ON TABLE _migration_history TYPE string;
-DEFINE FIELD IF NOT EXISTS description ON TABLE _migration_history TYPE string;
-DEFINE FIELD IF NOT EXISTS applied_at ON TABLE _migration_history TYPE datetime;
-DEFINE FIELD IF NOT EXISTS checksum ON TABLE _migration_history TYPE string;
-DEFINE FIELD IF NOT EXISTS execution_time_ms ON TABLE _migration_history TYPE option<int>;
 DEFINE TABLE user SCHEMAFULL;
 DEFINE FIELD email ON TABLE user TYPE string;
 DEFINE FIELD phone ON TABLE user TYPE string ASSERT $value = /^\\d{3}-\\d{4}$/;
@@ -317,10 +296,11 @@ CREATE _migration_history SET version = '20260105_110000', description = 'Custom
 
 #[tokio::test]
 async fn an_oneiriq_history_with_empty_migrations_is_adopted_and_they_apply_and_roll_back() {
-    let (out, _) = import_oneiriq();
+    let (out, _) = imported("oneiriq", "oneiriq");
     let migrations = surql::discover_migrations(out.path()).unwrap();
     let (connection, db) = fresh_db().await;
-    run_query(&db, ONEIRIQ_DATABASE, json!({})).await.unwrap();
+    let database = format!("{}{ONEIRIQ_DATABASE}", common::db::ONEIRIQ_HISTORY_TABLE);
+    run_query(&db, &database, json!({})).await.unwrap();
     let adopted = adopt::adopt(&db, &migrations, &ApplyContext::new()).await.unwrap();
     assert_eq!(adopted.len(), 4, "{adopted:?}");
     assert!(not_clean(&db, &migrations).await.is_empty());
@@ -375,22 +355,15 @@ async fn the_cli_names_every_file_and_a_server_applies_empty_migrations_in_a_bat
         text(&out)
     );
     let url = server.ws_url();
-    let target = [
-        "--db-url",
-        &url,
-        "--ns",
-        "emptyimport",
-        "--db",
-        "main",
-        "--user",
-        "root",
-        "--pass",
-        "root",
-        "-m",
-        m,
-    ];
-    let with =
-        |command: &[&str]| -> Vec<String> { command.iter().chain(target.iter()).map(|s| s.to_string()).collect() };
+    let target = format!("--db-url {url} --ns emptyimport --db main --user root --pass root -m {m}");
+    let with = |command: &[&str]| -> Vec<String> {
+        command
+            .iter()
+            .copied()
+            .chain(target.split_whitespace())
+            .map(String::from)
+            .collect()
+    };
     let out = run_surql(&strs(&with(&["migrate", "up"])), work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(
