@@ -444,6 +444,10 @@ mod tests {
         assert_eq!(value("'a\\\nb'"), "ab", "backslash-newline joins lines");
         assert_eq!(value(r"'/^\d{3}-\d{4}$/'"), r"/^\d{3}-\d{4}$/", "unknown escapes stay");
         assert_eq!(value(r"'\q\.\ '"), r"\q\.\ ");
+        // Values CPython gives (checked against it).
+        assert_eq!(value(r"'\1\12\123\1234\8\9'"), "\u{1}\nSS4\\8\\9");
+        assert_eq!(value(r"'''tri \''' end'''"), "tri ''' end");
+        assert_eq!(value(r"r'''raw \''' '''"), "raw \\''' ");
         assert!(refused(r"'\x4'").contains("truncated `\\xXX`"));
         assert!(refused(r"'\u12'").contains("truncated `\\uXXXX`"));
         assert!(refused(r"'\U0011ffff'").contains("not a character"));
