@@ -222,16 +222,9 @@ const ONEIRIQ_PYTHON: &str = "\"\"\"Migration: Create orders\n\nAuthor: surql\n\
 const ONEIRIQ_COMPUTED: &str = "TABLES = ['a', 'b']\n\ndef up() -> list[str]:\n  return [f'DEFINE TABLE {t};' for t in TABLES]\n\ndef down() -> list[str]:\n  return []\n\nmetadata = {'version': '20260104_100000', 'description': 'Computed'}\n";
 const INVOICES: &str = "-- migrate:up\nDEFINE TABLE invoice SCHEMALESS;\n-- migrate:down\nREMOVE TABLE invoice;\n";
 
-/// A database as oneiriq-surql leaves it: its exact DEFINE statements, the
+/// A database as oneiriq-surql leaves it, after its history table: the
 /// schema of its two migrations, and the rows each port writes.
 const ONEIRIQ_DATABASE: &str = "
-DEFINE TABLE IF NOT EXISTS _migration_history SCHEMAFULL;
-DEFINE FIELD IF NOT EXISTS version ON TABLE _migration_history TYPE string;
-DEFINE FIELD IF NOT EXISTS description ON TABLE _migration_history TYPE string;
-DEFINE FIELD IF NOT EXISTS applied_at ON TABLE _migration_history TYPE datetime;
-DEFINE FIELD IF NOT EXISTS checksum ON TABLE _migration_history TYPE string;
-DEFINE FIELD IF NOT EXISTS execution_time_ms ON TABLE _migration_history TYPE option<int>;
-DEFINE INDEX IF NOT EXISTS version_idx ON TABLE _migration_history COLUMNS version UNIQUE;
 DEFINE TABLE user SCHEMAFULL;
 DEFINE FIELD email ON TABLE user TYPE string;
 DEFINE TABLE orders SCHEMAFULL;
@@ -239,6 +232,11 @@ DEFINE FIELD total ON TABLE orders TYPE number;
 CREATE _migration_history:⟨20260102_120000⟩ SET version = '20260102_120000', description = 'Create user table', applied_at = <datetime> '2026-01-02T12:00:00.123456789+00:00', checksum = '9242c02a071db19cde7b06cb45882dc7212912ac0c15b33dfbaf4544816bbe67', execution_time_ms = 42;
 CREATE type::record('_migration_history', '20260103_090000') SET version = '20260103_090000', description = 'Create orders', applied_at = <datetime> '2026-01-03T09:00:00.5+00:00', checksum = 'd9d12780db1eb0cad444168e0cf0910db6ec402403559393392650cc9010bc14', execution_time_ms = 17;
 ";
+
+/// [`ONEIRIQ_DATABASE`] after oneiriq-surql's history table.
+fn oneiriq_database() -> String {
+    format!("{}{ONEIRIQ_DATABASE}", common::db::ONEIRIQ_HISTORY_TABLE)
+}
 
 fn oneiriq_files() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -262,7 +260,7 @@ async fn oneiriq_files_are_imported_and_its_history_adopted_then_only_new_migrat
     )
     .await
     .unwrap();
-    run_query(&db, ONEIRIQ_DATABASE, json!({})).await.unwrap();
+    run_query(&db, &oneiriq_database(), json!({})).await.unwrap();
     let url = server.ws_url();
     let out_dir = work.path().join("migrations");
     let m = out_dir.to_str().unwrap();
@@ -398,7 +396,7 @@ async fn query_rows(server: &TestServer, sql: &str) -> Value {
 async fn oneiriq_history_is_adopted_on_the_embedded_engine() {
     let connection = surql::ConnectionConfig::new("mem://", common::unique("oneiriq"), "main");
     let db = connect(&connection, std::time::Duration::from_secs(10)).await.unwrap();
-    run_query(&db, ONEIRIQ_DATABASE, json!({})).await.unwrap();
+    run_query(&db, &oneiriq_database(), json!({})).await.unwrap();
     let out_dir = tempfile::tempdir().unwrap();
     let report = surql::migration::import::import("oneiriq", oneiriq_files().path(), out_dir.path()).unwrap();
     assert_eq!((report.converted.len(), report.skipped.len()), (2, 1));
@@ -578,7 +576,7 @@ async fn a_fleet_is_adopted_with_orchestrate_adopt() {
         )
         .await
         .unwrap();
-        run_query(&db, ONEIRIQ_DATABASE, json!({})).await.unwrap();
+        run_query(&db, &oneiriq_database(), json!({})).await.unwrap();
     }
     let out_dir = work.path().join("migrations");
     let report = surql::migration::import::import("oneiriq", oneiriq_files().path(), &out_dir).unwrap();

@@ -308,7 +308,18 @@ fn import(from: &str, source: &Path, out: &Path) -> Result<i32, Error> {
     for (source, why) in &report.skipped {
         eprintln!("skipped {}: {why}", source.display());
     }
-    println!("{} converted, {} skipped", report.converted.len(), report.skipped.len());
+    for (source, why) in &report.left_out {
+        println!("left out {}: {why}", source.display());
+    }
+    let left_out = match report.left_out.len() {
+        0 => String::new(),
+        n => format!(" ({n} left out, as the tool itself does)"),
+    };
+    println!(
+        "{} converted, {} skipped{left_out}",
+        report.converted.len(),
+        report.skipped.len()
+    );
     Ok(if report.skipped.is_empty() {
         EXIT_SUCCESS
     } else {

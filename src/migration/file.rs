@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use surrealdb_sql::Ast;
 
-use super::sections::{VerifySection, is_blank, parse_section, parse_verify, split_sections};
+use super::sections::{VerifySection, is_blank, is_deliberately_empty, parse_section, parse_verify, split_sections};
 
-pub use super::sections::{DOWN_MARKER, UP_MARKER, VERIFY_MARKER};
+pub use super::sections::{DOWN_MARKER, EMPTY_MARKER, UP_MARKER, VERIFY_MARKER};
 
 /// One migration file, parsed and checked.
 #[derive(Debug, Clone)]
@@ -210,7 +210,9 @@ pub fn parse_migration(path: &Path, text: &str) -> Result<Migration, MigrationFi
     let up = sections.up.text.trim().to_string();
     let leading = sections.up.text.len() - sections.up.text.trim_start().len();
     let up_line = sections.up.first_line + sections.up.text[..leading].matches('\n').count();
-    if is_blank(&up) {
+    // An up section with no statements is a mistake, unless it says it is
+    // empty on purpose (an imported no-op migration).
+    if is_blank(&up) && !is_deliberately_empty(&up) {
         return Err(MigrationFileError::Format {
             path: path.to_path_buf(),
             line: sections.up.first_line.saturating_sub(1).max(1),
@@ -219,7 +221,7 @@ pub fn parse_migration(path: &Path, text: &str) -> Result<Migration, MigrationFi
     }
     let up_ast = parse_section(path, "up", &sections.up)?;
     let (down, down_statements) = match &sections.down {
-        Some(down) if !is_blank(&down.text) => {
+        Some(down) if !is_blank(&down.text) || is_deliberately_empty(&down.text) => {
             let ast = parse_section(path, "down", down)?;
             (Some(down.text.trim().to_string()), ast.expressions.len())
         }
@@ -403,6 +405,39 @@ mod tests {
             discover_migrations(dir.path()).unwrap().len(),
             1,
             "other files are not migrations"
+        );
+    }
+
+    /// A section with no statements is refused unless it says it is empty
+    /// on purpose; such a migration has no statements to send.
+    #[test]
+    fn only_a_deliberately_empty_section_may_have_no_statements() {
+        let accidental = parse("6_x.surql", "-- migrate:up\n-- TODO\n\n-- migrate:down\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            accidental.contains("the up section is empty: write the SurrealQL to apply after '-- migrate:up'"),
+            "{accidental}"
+        );
+        let noop = parse(
+            "6_x.surql",
+            "-- migrate:up\n-- surql:empty (imported empty migration: nothing to apply)\n-- migrate:down\n-- surql:empty (nothing to undo)\n",
+        )
+        .unwrap();
+        assert_eq!(noop.up_ast.expressions.len(), 0);
+        assert_eq!(noop.up, "-- surql:empty (imported empty migration: nothing to apply)");
+        assert_eq!(
+            (noop.down.as_deref(), noop.down_statements),
+            (Some("-- surql:empty (nothing to undo)"), 0)
+        );
+        let no_down = parse("6_x.surql", "-- migrate:up\n-- surql:empty\n-- migrate:down\n\n").unwrap();
+        assert!(
+            no_down.down.is_none(),
+            "an empty down section without the marker is no down section"
+        );
+        assert!(
+            parse("6_x.surql", "-- migrate:up\n-- surql:empty\nDEFINE TABLE a;\n").is_ok(),
+            "the marker beside statements changes nothing"
         );
     }
 

@@ -11,15 +11,21 @@
 use std::path::{Path, PathBuf};
 
 use super::adopt::surql_version;
-use super::file::parse_migration;
+use super::file::{EMPTY_MARKER, parse_migration};
+use super::import_py::{dict_string, returned_list};
+use super::sections::is_blank;
 
 /// What `import` did with each source file.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct ImportReport {
     /// (source, written file).
     pub converted: Vec<(PathBuf, PathBuf)>,
-    /// (source, why not).
+    /// (source, why not): files the tool would apply that surql did not
+    /// convert, and files the tool leaves out only by default (tagged `old`).
     pub skipped: Vec<(PathBuf, String)>,
+    /// (source, why): files in the folders that the tool itself never
+    /// reads as migrations (named so that nothing is dropped unseen).
+    pub left_out: Vec<(PathBuf, String)>,
 }
 
 /// One migration read from another tool's file.
@@ -28,20 +34,40 @@ pub struct Converted {
     pub version: String,
     pub name: String,
     pub up: String,
+    /// The source's down section; `None` when it has none. An empty one
+    /// (no statements) becomes a no-op down only for an empty migration.
     pub down: Option<String>,
 }
 
 impl Converted {
-    /// The surql file's name and text.
+    /// The surql file's name and text. An up section without statements
+    /// (the tool applied and recorded it all the same) is written as a
+    /// deliberate no-op: [`EMPTY_MARKER`].
     pub fn surql_file(&self, source: &Path, tool: &str) -> (String, String) {
         let file = format!("{}_{}.surql", self.version, self.name);
+        let empty = is_blank(&self.up);
+        let no_op = |text: &str, what: &str| {
+            let comments = text.trim();
+            let comments = if comments.is_empty() {
+                String::new()
+            } else {
+                format!("{comments}\n")
+            };
+            format!("{comments}{EMPTY_MARKER} (imported empty migration: nothing to {what})")
+        };
+        let up = match empty {
+            true => no_op(&self.up, "apply"),
+            false => self.up.trim_end().to_string(),
+        };
         let mut text = format!(
-            "-- imported from {tool}: {}\n-- migrate:up\n{}\n",
+            "-- imported from {tool}: {}\n-- migrate:up\n{up}\n",
             source.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
-            self.up.trim_end()
         );
-        if let Some(down) = &self.down {
-            text.push_str(&format!("\n-- migrate:down\n{}\n", down.trim_end()));
+        match &self.down {
+            Some(down) if !is_blank(down) => text.push_str(&format!("\n-- migrate:down\n{}\n", down.trim_end())),
+            // Rolling back an empty migration undoes nothing, as in the tool.
+            Some(down) if empty => text.push_str(&format!("\n-- migrate:down\n{}\n", no_op(down, "undo"))),
+            _ => {}
         }
         (file, text)
     }
@@ -94,7 +120,6 @@ fn import_oneiriq(source: &Path, out: &Path) -> Result<ImportReport, String> {
         .map_err(|e| format!("cannot read {}: {e}", source.display()))?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.is_file())
         .collect();
     entries.sort();
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
@@ -105,10 +130,28 @@ fn import_oneiriq(source: &Path, out: &Path) -> Result<ImportReport, String> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let converted = match path.extension().and_then(|e| e.to_str()) {
-            _ if file_name.starts_with('_') => continue,
+            _ if path.is_dir() => {
+                report.left_out.push((
+                    path,
+                    "a folder: oneiriq-surql reads only the top level of its migrations folder".into(),
+                ));
+                continue;
+            }
+            _ if file_name.starts_with('_') => {
+                report.left_out.push((
+                    path,
+                    "starts with `_`: oneiriq-surql does not read it as a migration".into(),
+                ));
+                continue;
+            }
             Some("surql") => oneiriq_surql(&path),
             Some("py") => oneiriq_python(&path),
-            _ => continue,
+            _ => {
+                report
+                    .left_out
+                    .push((path, "neither .py nor .surql: not an oneiriq-surql migration".into()));
+                continue;
+            }
         };
         match converted {
             Ok(converted) => write_converted(&mut report, path, &converted, "oneiriq-surql", out),
@@ -170,6 +213,7 @@ fn oneiriq_surql(path: &Path) -> Result<Converted, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let (mut section, mut up, mut down, mut metadata) = (None, Vec::new(), Vec::new(), Vec::new());
+    let (mut saw_up, mut saw_down) = (false, false);
     for line in text.lines() {
         let marker = line
             .trim()
@@ -177,7 +221,11 @@ fn oneiriq_surql(path: &Path) -> Result<Converted, String> {
             .map(str::trim)
             .and_then(|m| m.strip_prefix('@'));
         match marker.map(str::trim) {
-            Some(name @ ("metadata" | "up" | "down")) => section = Some(name),
+            Some(name @ ("metadata" | "up" | "down")) => {
+                saw_up |= name == "up";
+                saw_down |= name == "down";
+                section = Some(name);
+            }
             _ => match section {
                 Some("metadata") => metadata.push(line),
                 Some("up") => up.push(line),
@@ -186,8 +234,8 @@ fn oneiriq_surql(path: &Path) -> Result<Converted, String> {
             },
         }
     }
-    if up.iter().all(|l| l.trim().is_empty()) {
-        return Err("no `-- @up` section: not an oneiriq-surql migration".into());
+    if !saw_up {
+        return Err("no `-- @up` line: not an oneiriq-surql migration".into());
     }
     let meta = |key: &str| {
         metadata.iter().find_map(|line| {
@@ -196,39 +244,26 @@ fn oneiriq_surql(path: &Path) -> Result<Converted, String> {
         })
     };
     let (version, name) = version_and_name(meta("version"), meta("description"), path)?;
-    let down = down.join("\n");
+    // Sections present and empty (as its `migrate create` writes them) are
+    // an empty migration: the tool applies and records it.
     Ok(Converted {
         version,
         name,
         up: up.join("\n"),
-        down: (!down
-            .trim()
-            .lines()
-            .all(|l| l.trim().is_empty() || l.trim().starts_with("--")))
-        .then_some(down),
+        down: saw_down.then(|| down.join("\n")),
     })
 }
 
 /// The Python tool's `.py`: `up()` and `down()` returning literal lists of
-/// strings, and a `metadata` dict. Anything else in those lists (a
-/// variable, a call, a comprehension) makes the file not convertible.
+/// strings, and a `metadata` dict, read as Python reads them (see
+/// [`super::import_py`]). Anything computed makes the file not convertible.
 fn oneiriq_python(path: &Path) -> Result<Converted, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+    // Python reads source with universal newlines.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text).replace("\r\n", "\n");
     let up = returned_list(&text, "up")?;
     let down = returned_list(&text, "down")?;
-    let metadata = |key: &str| {
-        let at = text.find("metadata")?;
-        let rest = &text[at..];
-        let key_at = rest
-            .find(&format!("'{key}'"))
-            .or_else(|| rest.find(&format!("\"{key}\"")))?;
-        let after = rest[key_at + key.len() + 2..]
-            .trim_start()
-            .strip_prefix(':')?
-            .trim_start();
-        let (value, _) = string_literal(after)?;
-        Some(value)
-    };
+    let metadata = |key: &str| dict_string(&text, "metadata", key);
     let (version, name) = version_and_name(metadata("version"), metadata("description"), path)?;
     let statements = |list: Vec<String>| {
         list.iter()
@@ -247,110 +282,13 @@ fn oneiriq_python(path: &Path) -> Result<Converted, String> {
         version,
         name,
         up: statements(up),
-        down: (!down.is_empty()).then(|| statements(down)),
+        down: Some(statements(down)),
     })
-}
-
-/// The strings of `def name(...)`'s `return [ ... ]`, which must be a list
-/// of string literals only.
-fn returned_list(text: &str, function: &str) -> Result<Vec<String>, String> {
-    let start = text
-        .find(&format!("def {function}("))
-        .ok_or_else(|| format!("no `def {function}()`: not an oneiriq-surql Python migration"))?;
-    let body = &text[start..];
-    let body_end = body[1..].find("\ndef ").map_or(body.len(), |i| i + 1);
-    let body = &body[..body_end];
-    let list = body
-        .find("return [")
-        .map(|i| &body[i + "return [".len()..])
-        .ok_or_else(|| format!("{function}() does not return a literal list: it computes its statements, so it cannot be converted without running Python"))?;
-    let mut items = Vec::new();
-    let mut rest = list;
-    loop {
-        rest = skip_space_and_comments(rest);
-        if let Some(after) = rest.strip_prefix(']') {
-            let _ = after;
-            return Ok(items);
-        }
-        let Some((first, mut after)) = string_literal(rest) else {
-            return Err(format!(
-                "{function}() returns something other than string literals (`{}`): it computes its statements, so it cannot be converted without running Python",
-                rest.lines().next().unwrap_or_default().trim()
-            ));
-        };
-        let mut item = first;
-        // Adjacent literals concatenate, as in Python.
-        while let Some((more, next)) = string_literal(skip_space_and_comments(after)) {
-            item.push_str(&more);
-            after = next;
-        }
-        items.push(item);
-        rest = skip_space_and_comments(after);
-        rest = rest.strip_prefix(',').unwrap_or(rest);
-    }
-}
-
-fn skip_space_and_comments(mut text: &str) -> &str {
-    loop {
-        text = text.trim_start();
-        match text.strip_prefix('#') {
-            Some(comment) => text = comment.split_once('\n').map_or("", |(_, rest)| rest),
-            None => return text,
-        }
-    }
-}
-
-/// A Python string literal at the start of `text` ('…' or "…", escapes
-/// \\ \' \" \n \t): its value and the rest.
-fn string_literal(text: &str) -> Option<(String, &str)> {
-    let quote = text.chars().next().filter(|c| *c == '\'' || *c == '"')?;
-    let mut value = String::new();
-    let mut chars = text[1..].char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\\' => match chars.next()?.1 {
-                'n' => value.push('\n'),
-                't' => value.push('\t'),
-                other => value.push(other),
-            },
-            c if c == quote => return Some((value, &text[1 + i + 1..])),
-            '\n' => return None,
-            c => value.push(c),
-        }
-    }
-    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn python_lists_of_literals_are_read_and_anything_else_is_refused() {
-        let text = "def up() -> list[str]:\n  return [\n    'DEFINE TABLE user SCHEMAFULL;',  # the table\n    \"DEFINE FIELD name ON user \"\n    'TYPE string;',\n    'DEFINE FIELD note ON user TYPE string DEFAULT \\'x\\';',\n  ]\n\n\ndef down() -> list[str]:\n  return []\n";
-        let up = returned_list(text, "up").unwrap();
-        assert_eq!(
-            up,
-            [
-                "DEFINE TABLE user SCHEMAFULL;",
-                "DEFINE FIELD name ON user TYPE string;",
-                "DEFINE FIELD note ON user TYPE string DEFAULT 'x';"
-            ]
-        );
-        assert_eq!(returned_list(text, "down").unwrap(), Vec::<String>::new());
-        let computed = "def up():\n  return [f'DEFINE TABLE {name};']\n";
-        assert!(
-            returned_list(computed, "up")
-                .unwrap_err()
-                .contains("computes its statements")
-        );
-        let built = "def up():\n  statements = []\n  return statements\n";
-        assert!(
-            returned_list(built, "up")
-                .unwrap_err()
-                .contains("does not return a literal list")
-        );
-    }
 
     #[test]
     fn versions_come_from_metadata_or_the_file_name() {

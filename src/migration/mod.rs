@@ -9,6 +9,7 @@ pub mod file;
 pub mod history;
 pub(crate) mod holder;
 pub mod import;
+mod import_py;
 pub mod import_sm;
 pub mod lock;
 pub mod plan;

@@ -83,10 +83,20 @@ pub(super) fn transaction_script(migration: &Migration, clock: StartClock, guard
         StartClock::Shared => ("", "$surql_started"),
     };
     format!(
-        "BEGIN TRANSACTION;\n{guard}{note_start}{up}\n;\nCREATE {record} SET version = {version}, name = {name}, checksum = {checksum}, applied_at = time::now(), execution_ms = duration::millis(time::now() - {started}), deployment_id = $surql_deployment_id, actor = $surql_actor RETURN NONE;\nCOMMIT TRANSACTION;\n",
-        up = migration.up,
+        "BEGIN TRANSACTION;\n{guard}{note_start}{up}CREATE {record} SET version = {version}, name = {name}, checksum = {checksum}, applied_at = time::now(), execution_ms = duration::millis(time::now() - {started}), deployment_id = $surql_deployment_id, actor = $surql_actor RETURN NONE;\nCOMMIT TRANSACTION;\n",
+        up = section_text(&migration.up, migration.up_ast.expressions.len()),
         record = history_record(&migration.version)
     )
+}
+
+/// A section as sent inside its transaction: its text and a `;` that ends
+/// its last statement; a deliberately empty section (comments only) is sent
+/// as those comments, with no empty statement that would shift the count.
+fn section_text(text: &str, statements: usize) -> String {
+    match statements {
+        0 => format!("{text}\n"),
+        _ => format!("{text}\n;\n"),
+    }
 }
 
 /// The history row's record id, `_migration_history:⟨VERSION⟩` (a string
@@ -145,7 +155,8 @@ pub fn batch_script(batch: &[&Migration], release: bool) -> String {
 pub fn down_script(migration: &Migration) -> Option<String> {
     migration.down.as_ref().map(|down| {
         format!(
-            "BEGIN TRANSACTION;\nIF _migration_lock:current.owner != $surql_owner {{ THROW '{STOPPED}' }};\n{down}\n;\nDELETE type::record('_migration_history', $surql_version);\nCOMMIT TRANSACTION;"
+            "BEGIN TRANSACTION;\nIF _migration_lock:current.owner != $surql_owner {{ THROW '{STOPPED}' }};\n{down}DELETE type::record('_migration_history', $surql_version);\nCOMMIT TRANSACTION;",
+            down = section_text(down, migration.down_statements)
         )
     })
 }
@@ -161,6 +172,25 @@ pub(super) fn release_after(version: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A deliberately empty migration sends its comment and no empty
+    /// statement; its transaction still writes (or deletes) its history row.
+    #[test]
+    fn an_empty_migration_sends_no_statement_of_its_own() {
+        let migration = crate::migration::file::parse_migration(
+            std::path::Path::new("5_noop.surql"),
+            "-- migrate:up\n-- surql:empty\n-- migrate:down\n-- surql:empty\n",
+        )
+        .unwrap();
+        let up = up_script(&migration, StartClock::Shared);
+        assert!(
+            up.contains("-- surql:empty\nCREATE _migration_history:⟨5⟩") && !up.contains("\n;\n"),
+            "{up}"
+        );
+        assert_eq!(transaction_statements(&migration, StartClock::Shared), 4);
+        let down = down_script(&migration).unwrap();
+        assert!(down.contains("-- surql:empty\nDELETE type::record"), "{down}");
+    }
 
     #[test]
     fn history_record_ids_are_literal_strings_that_cannot_break_out() {

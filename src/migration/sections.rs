@@ -16,6 +16,10 @@ pub const UP_MARKER: &str = "-- migrate:up";
 pub const DOWN_MARKER: &str = "-- migrate:down";
 /// Marker line that starts the verify section: read-only checks.
 pub const VERIFY_MARKER: &str = "-- migrate:verify";
+/// A comment line that makes an up (or down) section with no statements a
+/// deliberate no-op instead of a mistake: `migrate import` writes it for
+/// another tool's empty migrations, which that tool applied and recorded.
+pub const EMPTY_MARKER: &str = "-- surql:empty";
 
 pub(super) struct Section {
     pub(super) text: String,
@@ -93,6 +97,15 @@ pub(super) fn is_blank(text: &str) -> bool {
         let line = line.trim();
         line.is_empty() || line.starts_with("--") || line.starts_with("//") || line.starts_with('#')
     })
+}
+
+/// True when a section has no statements on purpose: only comments, one of
+/// them [`EMPTY_MARKER`].
+pub(super) fn is_deliberately_empty(text: &str) -> bool {
+    is_blank(text)
+        && text
+            .lines()
+            .any(|line| line.trim().to_ascii_lowercase().starts_with(EMPTY_MARKER))
 }
 
 pub(super) fn parse_section(

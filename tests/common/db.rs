@@ -9,6 +9,18 @@ use surql::connection::{connect_read_only, run_query};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// oneiriq-surql's history table, with its exact DEFINE statements (the
+/// Python `surql` and its Rust port write the same).
+pub const ONEIRIQ_HISTORY_TABLE: &str = "
+DEFINE TABLE IF NOT EXISTS _migration_history SCHEMAFULL;
+DEFINE FIELD IF NOT EXISTS version ON TABLE _migration_history TYPE string;
+DEFINE FIELD IF NOT EXISTS description ON TABLE _migration_history TYPE string;
+DEFINE FIELD IF NOT EXISTS applied_at ON TABLE _migration_history TYPE datetime;
+DEFINE FIELD IF NOT EXISTS checksum ON TABLE _migration_history TYPE string;
+DEFINE FIELD IF NOT EXISTS execution_time_ms ON TABLE _migration_history TYPE option<int>;
+DEFINE INDEX IF NOT EXISTS version_idx ON TABLE _migration_history COLUMNS version UNIQUE;
+";
+
 /// Versions in `_migration_history`, oldest first; `None` when the database was never created.
 pub async fn applied_versions(connection: &ConnectionConfig) -> Option<Vec<String>> {
     let db = connect_read_only(connection, TIMEOUT).await.unwrap()?;
