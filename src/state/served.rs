@@ -77,8 +77,8 @@ async fn answer(stream: tokio::net::UnixStream, db: &Db) -> std::io::Result<()> 
     // A request is a few bytes: read at most 64 KiB of it.
     BufReader::new(read).take(64 * 1024).read_line(&mut line).await?;
     let reply = match serde_json::from_str::<Request>(&line) {
-        Ok(Request::List { limit }) => to_reply(super::list_in(db, limit).await),
-        Ok(Request::Show { id }) => to_reply(super::show_in(db, &id).await),
+        Ok(Request::List { limit }) => to_reply(super::store::list_in(db, limit).await),
+        Ok(Request::Show { id }) => to_reply(super::store::show_in(db, &id).await),
         Err(error) => serde_json::json!({ "error": format!("unreadable request: {error}") }),
     };
     write.write_all(format!("{reply}\n").as_bytes()).await?;
@@ -127,7 +127,7 @@ pub(super) async fn ask<T: serde::de::DeserializeOwned>(
     if let Some(error) = reply.get("error").and_then(serde_json::Value::as_str) {
         return Err(unanswered(error.to_string()));
     }
-    super::parse(reply["ok"].take())
+    super::store::parse(reply["ok"].take())
 }
 
 #[cfg(not(unix))]

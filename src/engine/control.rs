@@ -1,0 +1,73 @@
+//! Stopping and holding a running deployment: Ctrl-C, an operator's pause
+//! or abort, the state store away. The engine obeys before it starts the
+//! next environment, never in the middle of one.
+
+use super::Engine;
+
+impl Engine {
+    /// Stops starting new environments (Ctrl-C).
+    pub fn cancel(&self) {
+        self.cancelled.send_replace(true);
+    }
+
+    /// True once [`Engine::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        *self.cancelled.borrow()
+    }
+
+    /// Resolves once [`Engine::cancel`] is called.
+    pub async fn cancellation(&self) {
+        let mut cancelled = self.cancelled.subscribe();
+        let _ = cancelled.wait_for(|&c| c).await;
+    }
+
+    /// Stops starting new environments for `reason` (not Ctrl-C): those not
+    /// started end SKIPPED "not started: REASON"; running ones finish.
+    pub fn stop(&self, reason: impl Into<String>) {
+        let _ = self.stop_reason.set(reason.into());
+        self.cancel();
+    }
+
+    /// Why [`Engine::stop`] stopped the run; `None` for Ctrl-C or a run not stopped.
+    pub fn stop_reason(&self) -> Option<&str> {
+        self.stop_reason.get().map(String::as_str)
+    }
+
+    /// The reason an environment the run never started is SKIPPED with.
+    pub(crate) fn not_started_reason(&self) -> String {
+        match self.stop_reason() {
+            Some(reason) => format!("not started: {reason}"),
+            None => "interrupted before it started".into(),
+        }
+    }
+
+    /// Holds every environment not yet started, for `reason`, until
+    /// [`Engine::release`] of the same `key` (a run may be held for several
+    /// reasons at once: its state store away, an operator's pause); running
+    /// ones go on.
+    pub fn hold(&self, key: &str, reason: impl Into<String>) {
+        let reason = reason.into();
+        self.held.send_modify(|held| {
+            held.insert(key.to_string(), reason);
+        });
+    }
+
+    /// Ends the hold of `key`.
+    pub fn release(&self, key: &str) {
+        self.held.send_if_modified(|held| held.remove(key).is_some());
+    }
+
+    /// Why new environments are held, if they are.
+    pub fn held(&self) -> Vec<String> {
+        self.held.borrow().values().cloned().collect()
+    }
+
+    /// Returns once nothing holds new environments, or the run is stopped.
+    pub(super) async fn wait_while_held(&self) {
+        let mut held = self.held.subscribe();
+        tokio::select! {
+            _ = held.wait_for(std::collections::BTreeMap::is_empty) => {}
+            _ = self.cancellation() => {}
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! The deployment record: what a deployment set out to do, and each
+//! environment's state, as the store keeps them and every reader sees them.
+
+use serde::{Deserialize, Serialize};
+
+use super::HEARTBEAT_STALE;
+use crate::engine::{DeploymentResult, DeploymentStatus};
+
+/// The state of one environment in a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvironmentState {
+    Pending,
+    Running,
+    Success,
+    Failed,
+    RolledBack,
+    Skipped,
+    /// A write whose outcome nobody knows (timeout, lost connection).
+    OutcomeUnknown,
+}
+
+impl EnvironmentState {
+    /// The state a final result records.
+    pub fn of(result: &DeploymentResult) -> Self {
+        match result.status {
+            DeploymentStatus::Success => Self::Success,
+            DeploymentStatus::RolledBack => Self::RolledBack,
+            DeploymentStatus::Skipped => Self::Skipped,
+            DeploymentStatus::Failed if result.outcome_unknown => Self::OutcomeUnknown,
+            DeploymentStatus::Failed => Self::Failed,
+        }
+    }
+}
+
+/// One environment of a recorded deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentRecord {
+    pub environment: String,
+    pub state: EnvironmentState,
+    pub migrations_applied: usize,
+    /// `version_name` of each migration this deployment applied there, in order
+    /// (kept when a later write leaves it out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<String>,
+    pub error: Option<String>,
+    pub updated_at: String,
+    /// Read back from the database's history by `resume`/`retry` (the
+    /// runner could not record it: the state store was away).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reconciled: bool,
+}
+
+/// One migration a deployment set out to apply, as its file was then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedMigration {
+    pub version: String,
+    pub name: String,
+    pub checksum: String,
+}
+
+impl PlannedMigration {
+    /// The plan of a run over `migrations`.
+    pub fn plan_of(migrations: &[crate::migration::Migration]) -> Vec<Self> {
+        migrations
+            .iter()
+            .map(|m| Self {
+                version: m.version.clone(),
+                name: m.name.clone(),
+                checksum: m.checksum.clone(),
+            })
+            .collect()
+    }
+}
+
+/// How the migration files differ from a recorded plan (`version_name` each).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanChange {
+    /// When and by whom a `resume --force` accepted it.
+    #[serde(default)]
+    pub at: String,
+    #[serde(default)]
+    pub actor: String,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+}
+
+impl PlanChange {
+    /// What differs between `plan` and the files `migrations` (empty: the same).
+    pub fn between(plan: &[PlannedMigration], migrations: &[crate::migration::Migration]) -> Self {
+        let id = |version: &str, name: &str| format!("{version}_{name}");
+        let recorded: std::collections::HashMap<&str, &PlannedMigration> =
+            plan.iter().map(|p| (p.version.as_str(), p)).collect();
+        let mut change = Self::default();
+        for migration in migrations {
+            match recorded.get(migration.version.as_str()) {
+                None => change.added.push(migration.id()),
+                Some(planned) if planned.checksum != migration.checksum || planned.name != migration.name => {
+                    change.changed.push(migration.id())
+                }
+                Some(_) => {}
+            }
+        }
+        let now: std::collections::HashSet<&str> = migrations.iter().map(|m| m.version.as_str()).collect();
+        change.removed = plan
+            .iter()
+            .filter(|p| !now.contains(p.version.as_str()))
+            .map(|p| id(&p.version, &p.name))
+            .collect();
+        change
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+}
+
+impl std::fmt::Display for PlanChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = [
+            ("added", &self.added),
+            ("changed", &self.changed),
+            ("removed", &self.removed),
+        ]
+        .into_iter()
+        .filter(|(_, names)| !names.is_empty())
+        .map(|(what, names)| format!("{what} {}", names.join(", ")))
+        .collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+/// A recorded deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentRecord {
+    /// The deployment id (stored as `deployment_id`: `id` is the record's).
+    #[serde(rename = "deployment_id")]
+    pub id: String,
+    pub actor: String,
+    pub strategy: String,
+    /// The options it ran with, secrets redacted.
+    pub options: serde_json::Value,
+    /// The environments selected, in order.
+    pub selection: Vec<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// `running`, `finished` or `interrupted`.
+    pub state: String,
+    /// Who ran it: `user@host pid N …`, as a lock holder names itself
+    /// (so a later run can tell whether it is still alive).
+    pub runner: String,
+    /// Results so far: success, failed, rolled_back, skipped.
+    pub counts: std::collections::BTreeMap<String, usize>,
+    /// The deployment this one retried.
+    #[serde(default)]
+    pub retry_of: Option<String>,
+    /// The deployment this one rolled back.
+    #[serde(default)]
+    pub rollback_of: Option<String>,
+    /// When its runner last said it was alive (see [`HEARTBEAT_STALE`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_at: Option<String>,
+    /// `I/N` when this record is one shard of a deployment split across
+    /// runners (`deploy --shard`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// A sharded deployment as a whole: the shards recorded so far.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardPart>,
+    /// The migrations it set out to apply: a resume replays exactly these
+    /// (empty in records written before surql recorded plans).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<PlannedMigration>,
+    /// Differences from the plan that a `resume --force` accepted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plan_changes: Vec<PlanChange>,
+}
+
+/// One shard of a deployment split across runners, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardPart {
+    pub shard: String,
+    pub state: String,
+    pub runner: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub counts: std::collections::BTreeMap<String, usize>,
+    pub heartbeat_at: Option<String>,
+    /// Its environments (kept for `resume --shard`, not shown).
+    #[serde(skip)]
+    pub selection: Vec<String>,
+    /// Its own options (kept for `resume --shard`: shards may have run with
+    /// different timeouts; the whole shows the first shard's).
+    #[serde(skip)]
+    pub options: serde_json::Value,
+}
+
+/// A heartbeat within [`HEARTBEAT_STALE`] (or none recorded: it may be alive).
+fn heartbeat_is_fresh(at: Option<&str>) -> bool {
+    match at.map(chrono::DateTime::parse_from_rfc3339) {
+        Some(Ok(at)) => {
+            chrono::Utc::now()
+                .signed_duration_since(at)
+                .to_std()
+                .unwrap_or_default()
+                < HEARTBEAT_STALE
+        }
+        _ => true,
+    }
+}
+
+/// The key of a deployment's record: its id, and its shard when split.
+pub fn record_key(id: &str, shard: Option<&str>) -> String {
+    match shard {
+        Some(shard) => format!("{id}~shard-{}", shard.replace('/', "-of-")),
+        None => id.to_string(),
+    }
+}
+
+/// One record per deployment: a sharded one's parts as a whole (selection
+/// and counts summed, running while any shard runs).
+pub(super) fn aggregate(mut parts: Vec<DeploymentRecord>) -> Option<DeploymentRecord> {
+    if parts.len() == 1 && parts[0].shard.is_none() {
+        return parts.pop();
+    }
+    parts.sort_by_key(|p| {
+        p.shard
+            .as_deref()
+            .and_then(|s| s.split_once('/'))
+            .and_then(|(i, _)| i.parse::<usize>().ok())
+    });
+    let mut whole = parts.first()?.clone();
+    whole.shard = None;
+    whole.selection = parts.iter().flat_map(|p| p.selection.iter().cloned()).collect();
+    whole.counts = Default::default();
+    for part in &parts {
+        for (key, n) in &part.counts {
+            *whole.counts.entry(key.clone()).or_insert(0) += n;
+        }
+    }
+    let any = |state: &str| parts.iter().any(|p| p.state == state);
+    whole.state = if any("running") {
+        "running"
+    } else if any("interrupted") {
+        "interrupted"
+    } else {
+        "finished"
+    }
+    .into();
+    whole.started_at = parts.iter().map(|p| p.started_at.clone()).min().unwrap_or_default();
+    whole.finished_at = match whole.state.as_str() {
+        "finished" => parts.iter().filter_map(|p| p.finished_at.clone()).max(),
+        _ => None,
+    };
+    whole.runner = parts.iter().map(|p| p.runner.as_str()).collect::<Vec<_>>().join("; ");
+    whole.shards = parts
+        .into_iter()
+        .map(|p| ShardPart {
+            shard: p.shard.unwrap_or_default(),
+            state: p.state,
+            runner: p.runner,
+            started_at: p.started_at,
+            finished_at: p.finished_at,
+            counts: p.counts,
+            heartbeat_at: p.heartbeat_at,
+            selection: p.selection,
+            options: p.options,
+        })
+        .collect();
+    Some(whole)
+}
+
+impl DeploymentRecord {
+    /// Recorded as running, its runner not provably gone (it may be on
+    /// another machine) and its heartbeat not stale; for a sharded
+    /// deployment, any shard.
+    pub fn may_be_running(&self) -> bool {
+        let alive = |state: &str, runner: &str, started_at: &str, heartbeat_at: Option<&str>| {
+            state == "running"
+                && !crate::migration::holder::holder_is_gone(runner, started_at)
+                && heartbeat_is_fresh(heartbeat_at)
+        };
+        match self.shards.is_empty() {
+            true => alive(
+                &self.state,
+                &self.runner,
+                &self.started_at,
+                self.heartbeat_at.as_deref(),
+            ),
+            false => self
+                .shards
+                .iter()
+                .any(|p| alive(&p.state, &p.runner, &p.started_at, p.heartbeat_at.as_deref())),
+        }
+    }
+
+    /// One shard (`I/N`) of a deployment split across runners, as a record of its own.
+    pub fn part(&self, shard: &str) -> Option<DeploymentRecord> {
+        let part = self.shards.iter().find(|p| p.shard == shard)?.clone();
+        Some(DeploymentRecord {
+            selection: part.selection,
+            started_at: part.started_at,
+            finished_at: part.finished_at,
+            state: part.state,
+            runner: part.runner,
+            counts: part.counts,
+            heartbeat_at: part.heartbeat_at,
+            shard: Some(part.shard),
+            shards: Vec::new(),
+            options: part.options,
+            ..self.clone()
+        })
+    }
+
+    /// The key of its record in the store.
+    pub fn key(&self) -> String {
+        record_key(&self.id, self.shard.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard(shard: &str, lock_ttl_s: u64) -> DeploymentRecord {
+        DeploymentRecord {
+            id: "release-42".into(),
+            actor: "ci".into(),
+            strategy: "parallel".into(),
+            options: serde_json::json!({ "lock_ttl_s": lock_ttl_s }),
+            selection: vec![format!("tenant-{shard}")],
+            started_at: "2026-12-02T00:00:00Z".into(),
+            finished_at: None,
+            state: "interrupted".into(),
+            runner: format!("ci@host pid {lock_ttl_s}"),
+            counts: Default::default(),
+            retry_of: None,
+            rollback_of: None,
+            heartbeat_at: None,
+            shard: Some(shard.into()),
+            shards: Vec::new(),
+            plan: Vec::new(),
+            plan_changes: Vec::new(),
+        }
+    }
+
+    /// `resume --shard` runs a shard with the options it ran with, not the first shard's.
+    #[test]
+    fn a_shard_keeps_its_own_options() {
+        let whole = aggregate(vec![shard("1/2", 9), shard("0/2", 7)]).unwrap();
+        assert_eq!(whole.options["lock_ttl_s"], 7);
+        let second = whole.part("1/2").unwrap();
+        assert_eq!(
+            (second.options["lock_ttl_s"].as_u64(), second.selection),
+            (Some(9), vec!["tenant-1/2".to_string()])
+        );
+    }
+}
