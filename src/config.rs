@@ -29,6 +29,10 @@ pub struct EnvironmentsFile {
     /// Where deployments are recorded, unless `--state` says otherwise.
     #[serde(default)]
     pub state: Option<StateConnection>,
+    /// At most this many environments at once against one database server,
+    /// unless `--max-per-server` says otherwise.
+    #[serde(default)]
+    pub max_per_server: Option<std::num::NonZeroUsize>,
 }
 
 /// The state store's connection: `{"db_url": "ws://state:8000", "username": …, "password": …}`.
@@ -65,6 +69,11 @@ struct EnvironmentsFileSchema {
     /// Where deployments are recorded (default: embedded `surrealkv://.surql/state`).
     #[serde(default)]
     state: Option<StateConnection>,
+    /// At most this many environments deployed at once against one database
+    /// server (environments grouped by the server they connect to), under the
+    /// overall concurrency; `--max-per-server` wins.
+    #[serde(default)]
+    max_per_server: Option<std::num::NonZeroUsize>,
 }
 
 #[derive(schemars::JsonSchema)]

@@ -8,89 +8,17 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use common::runs::{deploy_args, finish_within, namespace, show_args, slow, spawn, state_args};
 use common::{TestServer, applied_versions, migrations_dir, run_surql, stdout_json, strs, text};
 
 const ACCOUNTS: &str =
     "-- migrate:up\nDEFINE TABLE IF NOT EXISTS account SCHEMALESS;\n-- migrate:down\nREMOVE TABLE account;\n";
 const EXTRA: &str = "-- migrate:up\nDEFINE TABLE extra SCHEMALESS;\n-- migrate:down\nREMOVE TABLE extra;\n";
-
-fn slow(ms: u64) -> String {
-    format!("-- migrate:up\nDEFINE TABLE slow SCHEMALESS;\nSLEEP {ms}ms;\n-- migrate:down\nREMOVE TABLE slow;\n")
-}
-
-fn state_args(state: &TestServer) -> Vec<String> {
-    [
-        "--state",
-        &state.ws_url(),
-        "--state-user",
-        "root",
-        "--state-pass",
-        "root",
-    ]
-    .map(str::to_string)
-    .to_vec()
-}
-
-/// `orchestrate show ID --output json` from the state server.
-fn show_args(id: &str, state: &TestServer) -> Vec<String> {
-    let mut args: Vec<String> = ["orchestrate", "show", id, "--output", "json"]
-        .map(str::to_string)
-        .to_vec();
-    args.extend(state_args(state));
-    args
-}
-
-/// `orchestrate deploy -e all` of `m`, parallel, JSON, then `extra`.
-fn deploy_args(m: &str, extra: &[String]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "orchestrate",
-        "deploy",
-        "-e",
-        "all",
-        "-m",
-        m,
-        "--strategy",
-        "parallel",
-        "--output",
-        "json",
-    ]
-    .map(str::to_string)
-    .to_vec();
-    args.extend_from_slice(extra);
-    args
-}
-
-fn spawn(args: &[String], dir: &std::path::Path) -> Child {
-    common::surql_command(&strs(args), dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Waits for `child` at most `within`; kills it and fails the test past that.
-fn finish_within(mut child: Child, within: Duration, what: &str) -> std::process::Output {
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > within {
-            child.kill().unwrap();
-            let out = child.wait_with_output().unwrap();
-            panic!("{what} still running after {within:?}: {}", text(&out));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    child.wait_with_output().unwrap()
-}
-
-/// The tenant `tNN`'s namespace (see `write_server_tenants`).
-fn namespace(prefix: &str, environment: &str) -> String {
-    format!("{prefix}{}", environment[1..].parse::<usize>().unwrap())
-}
 
 async fn history(server: &TestServer, ns: &str) -> Vec<Value> {
     common::db::history_rows(&server.connection(ns, "main")).await

@@ -225,6 +225,62 @@ pub enum OrchestrateCommand {
         #[command(flatten)]
         common: OrchestrateCommon,
     },
+    /// Pause a running deployment (every shard, from any machine sharing
+    /// its state store): environments running finish, no new one starts.
+    Pause {
+        /// The deployment id (see `surql orchestrate deployments`).
+        id: String,
+        /// Why, recorded and shown with the pause.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        steer: SteerArgs,
+    },
+    /// Go on with a paused deployment.
+    Continue {
+        /// The deployment id.
+        id: String,
+        #[command(flatten)]
+        steer: SteerArgs,
+    },
+    /// Abort a running deployment: environments running finish, the rest
+    /// end SKIPPED "aborted by ACTOR: REASON", never connected to.
+    Abort {
+        /// The deployment id.
+        id: String,
+        /// Why, recorded and given as every skipped environment's reason.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        steer: SteerArgs,
+    },
+    /// Change how many environments a running deployment deploys at once,
+    /// in the wave running and every wave to come.
+    Throttle {
+        /// The deployment id.
+        id: String,
+        /// Environments at once (at least 1).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        max_concurrent: u64,
+        #[command(flatten)]
+        steer: SteerArgs,
+    },
+}
+
+/// Flags of the commands that steer a running deployment.
+#[derive(Debug, Args)]
+pub struct SteerArgs {
+    /// Who gives the command (recorded; default: the OS user).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Environments file (its `"state"` names the store).
+    #[arg(long, default_value = "environments.json", env = "SURQL_CONFIG")]
+    pub config: PathBuf,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
 }
 
 /// Flags of `baseline` and `adopt`: history rows for what is already there.
@@ -278,6 +334,11 @@ pub struct RolloutArgs {
     /// Parallel: environments deployed at once.
     #[arg(long, default_value_t = 5)]
     pub max_concurrent: usize,
+    /// At most N environments at once against one database server (grouped
+    /// by the server they connect to), under --max-concurrent. Default: the
+    /// environments file's "max_per_server", else no cap.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_per_server: Option<u64>,
     /// Stop starting environments once N of a wave failed, or P% of it
     /// (`3`, `10%`); the rest are SKIPPED untouched. Default: no budget.
     #[arg(long, value_name = "N|P%", value_parser = parse_failure_budget)]

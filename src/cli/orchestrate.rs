@@ -83,6 +83,25 @@ pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
         OrchestrateCommand::Rollback(args) => super::records::rollback(&args).await,
         OrchestrateCommand::Baseline { version, existing } => record_existing(existing, Some(&version)).await,
         OrchestrateCommand::Adopt(existing) => record_existing(existing, None).await,
+        OrchestrateCommand::Pause { id, reason, steer } => {
+            super::records::steer(&id, crate::state::Command::Pause { reason }, &steer).await
+        }
+        OrchestrateCommand::Continue { id, steer } => {
+            super::records::steer(&id, crate::state::Command::Continue, &steer).await
+        }
+        OrchestrateCommand::Abort { id, reason, steer } => {
+            super::records::steer(&id, crate::state::Command::Abort { reason }, &steer).await
+        }
+        OrchestrateCommand::Throttle {
+            id,
+            max_concurrent,
+            steer,
+        } => {
+            let command = crate::state::Command::Throttle {
+                max_concurrent: max_concurrent as usize,
+            };
+            super::records::steer(&id, command, &steer).await
+        }
         OrchestrateCommand::Unlock {
             environments,
             yes,
@@ -146,6 +165,7 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
         max_failures: args.rollout.max_failures,
         simulation: None,
         undo: None,
+        max_per_server: args.rollout.max_per_server.map(|n| n as usize),
     };
     let mut context = ApplyContext::new();
     let shard = args.shard.shard().map_err(Error::Usage)?;
@@ -307,6 +327,11 @@ pub(super) async fn execute(
         eprintln!("error: {}", render::record_lost(&report, lost));
     } else if report.interrupted {
         eprintln!("error: interrupted; every environment is reported above");
+    } else if let Some(stopped) = &report.stopped {
+        eprintln!(
+            "error: {}; every environment is reported above",
+            crate::redact::redact(stopped)
+        );
     } else if let Some(error) = &report.script_error {
         eprintln!("error: {}", crate::redact::redact(&error.to_string()));
     }

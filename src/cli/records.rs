@@ -77,6 +77,25 @@ pub(super) async fn show(
                     .unwrap_or_default()
             );
             println!("options: {}", deployment.options);
+            if let Some(control) = &deployment.control {
+                if let Some(paused) = &control.paused {
+                    println!("paused by {paused} (since {})", paused.at);
+                }
+                if let Some(aborted) = &control.aborted {
+                    println!("aborted by {aborted} (at {})", aborted.at);
+                }
+                if let Some(max) = control.max_concurrent {
+                    println!("throttled to {max} at once");
+                }
+            }
+            for command in &deployment.commands {
+                println!(
+                    "command {} by {} at {}",
+                    serde_json::to_value(&command.command).unwrap_or_default(),
+                    command.actor,
+                    command.at
+                );
+            }
             for change in &deployment.plan_changes {
                 println!(
                     "plan changed by {} at {} (resume --force): {change}",
@@ -135,7 +154,11 @@ fn deployments_table(deployments: &[DeploymentRecord]) -> Table {
             },
             d.selection.len().to_string(),
             counts(d),
-            d.state.clone(),
+            match d.control.as_ref().filter(|_| d.state == "running") {
+                Some(control) if control.aborted.is_some() => "running (aborting)".to_string(),
+                Some(control) if control.paused.is_some() => "running (paused)".to_string(),
+                _ => d.state.clone(),
+            },
         ]);
     }
     table
@@ -278,6 +301,11 @@ async fn reconcile(
     common: &OrchestrateCommon,
 ) -> Result<(), Error> {
     let id = &record.id;
+    // A rollback's environments end with its migrations reverted, not
+    // applied: its record is not completed from the histories.
+    if record.rollback_of.is_some() {
+        return Ok(());
+    }
     let plan = match record.plan.is_empty() {
         true => crate::state::PlannedMigration::plan_of(migrations),
         false => record.plan.clone(),
@@ -399,6 +427,42 @@ pub(super) async fn resume(id: &str, force: bool, shard: Option<Shard>, run: Run
     super::orchestrate::execute(request, run.common, Some(store.into()), run.wait, None).await
 }
 
+/// `pause`, `continue`, `abort`, `throttle`: a command to a running
+/// deployment, recorded in it; its runners obey within about a second.
+pub(super) async fn steer(
+    id: &str,
+    command: crate::state::Command,
+    args: &super::args::SteerArgs,
+) -> Result<i32, Error> {
+    let store = open_to_read(&args.state, &args.config).await?;
+    let actor = args
+        .actor
+        .clone()
+        .unwrap_or_else(|| crate::migration::ApplyContext::new().actor);
+    let record = crate::state::CommandRecord::now(command, &actor);
+    let control = store.command(id, &record).await?;
+    match args.output {
+        OutputFormat::Json => println!(
+            "{}",
+            json!({ "deployment_id": id, "command": record, "control": control })
+        ),
+        OutputFormat::Table => {
+            let what = match &record.command {
+                crate::state::Command::Pause { .. } => {
+                    "paused: running environments finish, no new one starts".to_string()
+                }
+                crate::state::Command::Continue => "continued".to_string(),
+                crate::state::Command::Abort { .. } => {
+                    "aborted: running environments finish, the rest are SKIPPED".to_string()
+                }
+                crate::state::Command::Throttle { max_concurrent } => format!("throttled to {max_concurrent} at once"),
+            };
+            println!("deployment {id}: {what} (by {actor}; its runners obey within about a second)");
+        }
+    }
+    Ok(EXIT_SUCCESS)
+}
+
 /// How `resume` and `retry` run: approvals, the state store, the common
 /// flags, and whether to wait for an overlapping deployment.
 pub(super) struct Run<'a> {
@@ -435,6 +499,7 @@ fn recorded_request(
         batch_size: number("batch_size").map_or(defaults.batch_size, |n| n as usize),
         canary_percent: number("canary_percent").unwrap_or(defaults.canary_percent),
         max_concurrent: number("max_concurrent").map_or(defaults.max_concurrent, |n| n as usize),
+        max_per_server: number("max_per_server").map(|n| n as usize).filter(|n| *n >= 1),
         max_failures: options
             .get("max_failures")
             .and_then(serde_json::Value::as_str)
@@ -497,6 +562,7 @@ pub(super) async fn rollback(args: &RollbackArgs) -> Result<i32, Error> {
     request.options.batch_size = rollout.batch_size;
     request.options.canary_percent = rollout.canary_percent;
     request.options.max_concurrent = rollout.max_concurrent;
+    request.options.max_per_server = rollout.max_per_server.map(|n| n as usize);
     request.options.max_failures = rollout.max_failures;
     request.options.dry_run = args.dry_run;
     request.options.undo = Some(UndoTarget {

@@ -368,6 +368,7 @@ mod tests {
             script_error: None,
             interrupted: false,
             record_lost: None,
+            stopped: None,
         }
     }
 

@@ -53,6 +53,7 @@ async fn simulate(args: SimulateArgs) -> Result<i32, Error> {
         batch_size: args.rollout.batch_size,
         canary_percent: args.rollout.canary_percent,
         max_concurrent: args.rollout.max_concurrent,
+        max_per_server: args.rollout.max_per_server.map(|n| n as usize),
         max_failures: args.rollout.max_failures,
         auto_rollback: !args.no_rollback,
         verify_health: !args.skip_health_check,

@@ -141,17 +141,23 @@ pub struct DeploymentReport {
     /// completes the record from the databases.
     #[serde(skip)]
     pub record_lost: Option<String>,
+    /// Why the run was stopped when not by Ctrl-C: an operator's abort
+    /// (`aborted by ACTOR: REASON`), or the state store lost.
+    #[serde(skip)]
+    pub stopped: Option<String>,
 }
 
 impl DeploymentReport {
-    /// The documented exit code: 5 the record lost, 130 interrupted, 3
-    /// script error, 0 every environment SUCCESS, else 1.
+    /// The documented exit code: 5 the record lost, 130 interrupted, 1
+    /// aborted, 3 script error, 0 every environment SUCCESS, else 1.
     pub fn exit_code(&self) -> i32 {
         use crate::error::{EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_RECORD_LOST, EXIT_SCRIPT, EXIT_SUCCESS};
         if self.record_lost.is_some() {
             EXIT_RECORD_LOST
         } else if self.interrupted {
             EXIT_INTERRUPTED
+        } else if self.stopped.is_some() {
+            EXIT_FAILURE
         } else if self.script_error.is_some() {
             EXIT_SCRIPT
         } else if self.all_succeeded() {
@@ -190,6 +196,8 @@ pub struct MigrationCoordinator {
     plugins: Option<Arc<PluginHost>>,
     stop_on_ctrl_c: bool,
     state: Option<Arc<StateStore>>,
+    /// The environments file's `max_per_server`, for requests that set none.
+    max_per_server: Option<usize>,
     /// The recording of each prepared deployment, by id, until it runs.
     recorders: std::sync::Mutex<std::collections::HashMap<String, Recording>>,
 }
@@ -204,6 +212,7 @@ impl MigrationCoordinator {
             plugins: None,
             stop_on_ctrl_c: false,
             state: None,
+            max_per_server: None,
             recorders: std::sync::Mutex::default(),
         }
     }
@@ -220,7 +229,9 @@ impl MigrationCoordinator {
     /// bare plugin paths are relative to `config_dir`.
     pub fn from_file(file: &EnvironmentsFile, config_dir: &Path) -> Result<Self, PluginError> {
         let plugins = PluginHost::load(&file.plugins, config_dir)?;
-        Ok(Self::new(file.registry()).with_plugins(Arc::new(plugins)))
+        let mut coordinator = Self::new(file.registry()).with_plugins(Arc::new(plugins));
+        coordinator.max_per_server = file.max_per_server.map(std::num::NonZeroUsize::get);
+        Ok(coordinator)
     }
 
     /// Ctrl-C during [`MigrationCoordinator::run`] starts no new environment and
@@ -273,6 +284,9 @@ impl MigrationCoordinator {
         if options.max_concurrent < 1 {
             return Err(CoordinatorError::Option("--max-concurrent must be at least 1".into()));
         }
+        if options.max_per_server == Some(0) {
+            return Err(CoordinatorError::Option("--max-per-server must be at least 1".into()));
+        }
         crate::script::helpers::canary_count(1, options.canary_percent)
             .map_err(|e| CoordinatorError::Option(format!("--canary-percent: {e}")))?;
         Ok(())
@@ -280,8 +294,9 @@ impl MigrationCoordinator {
 
     /// Builds the engine for a request: validated options, selected environments.
     /// Use it with [`MigrationCoordinator::run`] to keep a handle (for Ctrl-C).
-    pub fn prepare(&self, request: DeployRequest) -> Result<(Arc<Engine>, Strategy), CoordinatorError> {
+    pub fn prepare(&self, mut request: DeployRequest) -> Result<(Arc<Engine>, Strategy), CoordinatorError> {
         Self::validate(&request.options, &request.context)?;
+        request.options.max_per_server = request.options.max_per_server.or(self.max_per_server);
         let strategy = Strategy::resolve(&request.strategy, &request.strategy_dir)?;
         let mut selected = self.select(&request.environments)?;
         if let Some(shard) = request.shard {
@@ -410,6 +425,7 @@ impl MigrationCoordinator {
                 script_error: None,
                 interrupted: false,
                 record_lost: None,
+                stopped: None,
             };
         }
         let recording = take_recording();
@@ -493,6 +509,7 @@ impl MigrationCoordinator {
             script_error,
             interrupted: engine.is_cancelled() && engine.stop_reason().is_none(),
             record_lost: None,
+            stopped: engine.stop_reason().map(str::to_string),
         }
     }
 

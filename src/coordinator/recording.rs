@@ -40,6 +40,7 @@ fn deployment_record(engine: &Engine, strategy: &Strategy) -> DeploymentRecord {
             "batch_size": options.batch_size,
             "canary_percent": options.canary_percent,
             "max_concurrent": options.max_concurrent,
+            "max_per_server": options.max_per_server,
             "max_failures": options.max_failures.map(|b| b.to_string()),
             "verify_health": options.verify_health,
             "auto_rollback": options.auto_rollback,
@@ -62,6 +63,8 @@ fn deployment_record(engine: &Engine, strategy: &Strategy) -> DeploymentRecord {
         rollback_of: options.undo.as_ref().map(|undo| undo.deployment_id.clone()),
         plan: PlannedMigration::plan_of(engine.migrations()),
         plan_changes: Vec::new(),
+        control: None,
+        commands: Vec::new(),
     }
 }
 

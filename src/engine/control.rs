@@ -21,8 +21,9 @@ impl Engine {
         let _ = cancelled.wait_for(|&c| c).await;
     }
 
-    /// Stops starting new environments for `reason` (not Ctrl-C): those not
-    /// started end SKIPPED "not started: REASON"; running ones finish.
+    /// Stops starting new environments (not Ctrl-C): those not started end
+    /// SKIPPED with `reason` (`aborted by …`, `not started: state store …`);
+    /// running ones finish. The first reason stays.
     pub fn stop(&self, reason: impl Into<String>) {
         let _ = self.stop_reason.set(reason.into());
         self.cancel();
@@ -36,7 +37,7 @@ impl Engine {
     /// The reason an environment the run never started is SKIPPED with.
     pub(crate) fn not_started_reason(&self) -> String {
         match self.stop_reason() {
-            Some(reason) => format!("not started: {reason}"),
+            Some(reason) => reason.to_string(),
             None => "interrupted before it started".into(),
         }
     }
@@ -69,5 +70,16 @@ impl Engine {
             _ = held.wait_for(std::collections::BTreeMap::is_empty) => {}
             _ = self.cancellation() => {}
         }
+    }
+
+    /// An operator's throttle: at most `max_concurrent` environments at once,
+    /// in the wave running and every wave to come (overriding their own).
+    pub fn throttle(&self, max_concurrent: usize) {
+        self.throttle.send_replace(Some(max_concurrent.max(1)));
+    }
+
+    /// How many environments of a wave asking for `wave_max` may run at once now.
+    pub(super) fn concurrency(&self, wave_max: usize) -> usize {
+        self.throttle.borrow().unwrap_or(wave_max).max(1)
     }
 }

@@ -10,6 +10,7 @@ mod gate;
 mod plan;
 mod recorded_rollback;
 pub mod result;
+mod schedule;
 pub mod simulate;
 mod undo;
 mod verify;
@@ -70,6 +71,9 @@ pub struct DeployOptions {
     /// Instead of deploying, roll back what one recorded deployment applied
     /// (`surql orchestrate rollback ID`): each `deploy` call undoes it.
     pub undo: Option<UndoTarget>,
+    /// At most this many environments at once against one database server
+    /// (`--max-per-server`); a script's `deploy` may set its own.
+    pub max_per_server: Option<usize>,
 }
 
 /// The deployment a rollback undoes.
@@ -108,6 +112,7 @@ impl Default for DeployOptions {
             max_failures: None,
             simulation: None,
             undo: None,
+            max_per_server: None,
         }
     }
 }
@@ -177,6 +182,8 @@ pub struct Engine {
     /// While set, no new environment starts (the state store unreachable);
     /// running ones go on.
     held: tokio::sync::watch::Sender<std::collections::BTreeMap<String, String>>,
+    /// An operator's throttle, overriding every wave's concurrency.
+    throttle: tokio::sync::watch::Sender<Option<usize>>,
     /// The waves (`deploy` calls) so far, with the pauses between them.
     waves: Mutex<Vec<Wave>>,
     /// The strategy's name, for approvers and gates.
@@ -216,6 +223,7 @@ impl Engine {
             cancelled: tokio::sync::watch::Sender::new(false),
             stop_reason: std::sync::OnceLock::new(),
             held: tokio::sync::watch::Sender::new(Default::default()),
+            throttle: tokio::sync::watch::Sender::new(None),
             waves: Mutex::default(),
             strategy: std::sync::OnceLock::new(),
         }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::{DeploymentResult, DeploymentStatus, Engine, EngineError, env_run};
-use crate::concurrent::bounded;
 
 /// How many environments of one wave may fail before it starts no more.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -73,6 +72,8 @@ pub struct WaveOptions {
     pub verify_health: bool,
     /// Apply only migrations up to and including this version.
     pub to_version: Option<String>,
+    /// At most this many at once against one database server.
+    pub max_per_server: Option<usize>,
 }
 
 /// One wave as the run made it (or a dry run would).
@@ -149,6 +150,7 @@ impl Engine {
             auto_rollback: self.options.auto_rollback,
             verify_health: self.options.verify_health,
             to_version: None,
+            max_per_server: self.options.max_per_server,
         }
     }
 
@@ -211,44 +213,7 @@ impl Engine {
             let started = serde_json::json!({ "label": label, "environments": names.len() });
             self.notify("wave_started", started);
         }
-        let max_concurrent = wave.max_concurrent.max(1);
-        let (wave, failures) = (Arc::new(wave), Arc::new(FailureCount::default()));
-        // Each environment is a task of its own, so the client-side work (and
-        // on the embedded engine the database's) spreads over every core.
-        let deployments = names.iter().map(|name| {
-            let (engine, name, wave, failures) = (self.clone(), name.clone(), wave.clone(), failures.clone());
-            async move {
-                // Checked as each one starts: a slot frees only once the
-                // environment before it recorded its failure.
-                if let Some(reason) = failures.spent() {
-                    return engine
-                        .result_of(&name)
-                        .unwrap_or_else(|| engine.record(DeploymentResult::skipped(&name, reason)));
-                }
-                let task = tokio::spawn({
-                    let (engine, name) = (engine.clone(), name.clone());
-                    async move { engine.deploy_one(&name, &wave).await }
-                });
-                let (result, fresh) = match task.await {
-                    Ok(outcome) => outcome,
-                    Err(error) => (
-                        engine.record(DeploymentResult::finished(
-                            &name,
-                            DeploymentStatus::Failed,
-                            engine.applied_count(&name),
-                            Some(format!("internal error while deploying: {error}")),
-                            chrono::Utc::now(),
-                        )),
-                        true,
-                    ),
-                };
-                if fresh && result.is_failure() {
-                    failures.add(&name, limit);
-                }
-                result
-            }
-        });
-        let results = bounded(deployments, max_concurrent).await;
+        let results = self.run_wave(names, Arc::new(wave), limit).await;
         // Counting the whole deployment per wave is only for plugins (10,000 one-environment waves).
         if self.notifying() {
             self.notify("wave_finished", self.wave_summary(&label, &results));
@@ -281,7 +246,7 @@ impl Engine {
     }
 
     /// The result of `name`, and whether this call made it.
-    async fn deploy_one(&self, name: &str, wave: &WaveOptions) -> (DeploymentResult, bool) {
+    pub(super) async fn deploy_one(&self, name: &str, wave: &WaveOptions) -> (DeploymentResult, bool) {
         {
             let mut ledger = self.ledger();
             let state = ledger.entry(name.to_string()).or_default();

@@ -136,9 +136,10 @@ fn verify_map(v: &VerifyResult) -> Dynamic {
 }
 
 /// The options `deploy(envs, #{ … })` accepts.
-const WAVE_OPTIONS: [&str; 7] = [
+const WAVE_OPTIONS: [&str; 8] = [
     "label",
     "max_concurrent",
+    "max_per_server",
     "max_failures",
     "max_failure_percent",
     "auto_rollback",
@@ -160,6 +161,10 @@ fn wave_options(options: &Map, defaults: WaveOptions) -> RhaiResult<WaveOptions>
             "label" => wave.label = Some(value.to_string()),
             "max_concurrent" => match value.as_int() {
                 Ok(n) if n >= 1 => wave.max_concurrent = n as usize,
+                _ => return Err(bad(key, "an integer of at least 1", value)),
+            },
+            "max_per_server" => match value.as_int() {
+                Ok(n) if n >= 1 => wave.max_per_server = Some(n as usize),
                 _ => return Err(bad(key, "an integer of at least 1", value)),
             },
             "max_failures" => match value.as_int() {

@@ -3,6 +3,7 @@
 //! deployment and each of its environments is written as its state changes,
 //! so a crash loses at most the environments in flight. Knows nothing of Rhai.
 
+mod control;
 mod record;
 mod recorder;
 mod served;
@@ -10,6 +11,7 @@ mod store;
 
 use std::time::Duration;
 
+pub use control::{Command, CommandRecord, Control, Steer};
 pub use record::{
     DeploymentRecord, EnvironmentRecord, EnvironmentState, PlanChange, PlannedMigration, ShardPart, record_key,
 };
@@ -76,6 +78,9 @@ pub enum StateError {
         "state store {url} is in use by another surql process, which did not answer on {socket} ({why}): try again, or wait for it to finish"
     )]
     Served { url: String, socket: String, why: String },
+    /// A request the store cannot carry out as asked.
+    #[error("{0}")]
+    Refused(String),
     /// Another runner claimed the same deployment (or shard) first.
     #[error(
         "{what} is claimed by another runner: {holder}; this runner starts nothing (--wait waits for it and continues what it leaves undone)"

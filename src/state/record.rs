@@ -175,6 +175,12 @@ pub struct DeploymentRecord {
     /// Differences from the plan that a `resume --force` accepted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plan_changes: Vec<PlanChange>,
+    /// What its runners obey: paused, aborted, throttled (see `orchestrate pause`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<super::Control>,
+    /// Every command given to it, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<super::CommandRecord>,
 }
 
 /// One shard of a deployment split across runners, as recorded.
@@ -342,6 +348,8 @@ mod tests {
             shards: Vec::new(),
             plan: Vec::new(),
             plan_changes: Vec::new(),
+            control: None,
+            commands: Vec::new(),
         }
     }
 

@@ -26,6 +26,10 @@ const FIRST_RETRY: Duration = Duration::from_millis(500);
 const LONGEST_RETRY: Duration = Duration::from_secs(8);
 /// The engine's hold while the store is away.
 const HOLD_KEY: &str = "state-store";
+/// How often a runner reads the operator's commands.
+const CONTROL_EVERY: Duration = Duration::from_secs(1);
+/// The engine's hold while an operator pauses the deployment.
+const PAUSE_KEY: &str = "pause";
 
 /// A running recorder; [`Recorder::stop`] writes what is left and ends it.
 pub struct Recorder {
@@ -75,6 +79,8 @@ struct Writer {
     outage: Option<Outage>,
     /// Set once the outage outlasted [`STORE_OUTAGE_LIMIT`].
     lost: Option<String>,
+    /// The operator's control as last obeyed.
+    obeyed: super::Control,
 }
 
 async fn record(
@@ -89,9 +95,11 @@ async fn record(
         applied: std::collections::HashMap::new(),
         outage: None,
         lost: None,
+        obeyed: super::Control::default(),
     };
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     let mut heartbeat = tokio::time::interval(super::HEARTBEAT_EVERY);
+    let mut control = tokio::time::interval(CONTROL_EVERY);
     loop {
         let stop = tokio::select! {
             event = events.recv() => match event {
@@ -112,6 +120,12 @@ async fn record(
             _ = heartbeat.tick() => {
                 if writer.outage.is_none() {
                     writer.flush(true).await;
+                }
+                false
+            }
+            _ = control.tick() => {
+                if writer.outage.is_none() && writer.lost.is_none() {
+                    writer.read_control().await;
                 }
                 false
             }
@@ -223,6 +237,44 @@ impl Writer {
         }
     }
 
+    /// Reads the operator's control and obeys what changed (a failed read
+    /// waits for the next: the writes notice an outage).
+    async fn read_control(&mut self) {
+        let Ok(control) = self.target.store.control(&self.target.key).await else {
+            return;
+        };
+        let engine = &self.target.engine;
+        let id = &self.target.id;
+        if control.paused != self.obeyed.paused {
+            match &control.paused {
+                Some(steer) => {
+                    engine.hold(PAUSE_KEY, format!("paused by {steer}"));
+                    engine.log(format!(
+                        "paused by {steer}: running environments finish, no new one starts (`surql orchestrate continue {id}`)"
+                    ));
+                }
+                None => {
+                    engine.release(PAUSE_KEY);
+                    engine.log("continued: starting environments again");
+                }
+            }
+        }
+        if let Some(steer) = control.aborted.as_ref().filter(|_| self.obeyed.aborted.is_none()) {
+            engine.stop(format!("aborted by {steer}"));
+            engine.log(format!(
+                "aborted by {steer}: running environments finish, the rest are SKIPPED"
+            ));
+        }
+        if let Some(max) = control
+            .max_concurrent
+            .filter(|max| Some(*max) != self.obeyed.max_concurrent)
+        {
+            engine.throttle(max);
+            engine.log(format!("throttled: at most {max} environment(s) at once"));
+        }
+        self.obeyed = control;
+    }
+
     fn failed(&mut self, error: StateError) {
         let error = crate::redact::redact(&error.to_string());
         let target = &self.target;
@@ -233,7 +285,7 @@ impl Writer {
         if outage.since.elapsed() >= STORE_OUTAGE_LIMIT {
             let lost = writer_lost_message(target, outage);
             tracing::warn!("{lost}");
-            target.engine.stop(lost.clone());
+            target.engine.stop(format!("not started: {lost}"));
             self.lost = Some(lost);
         }
     }

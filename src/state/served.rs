@@ -2,7 +2,8 @@
 //! time. While a process holds it (a deployment running), it serves the
 //! records to readers in other processes over a Unix socket beside the store
 //! (`PATH.sock`, owner-only): `deployments` and `show` from a second
-//! terminal. One JSON request per connection, one JSON answer; reads only.
+//! terminal. One JSON request per connection, one JSON answer; reads, and
+//! the commands that steer a running deployment (`pause`, `abort` …).
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -14,8 +15,18 @@ use crate::connection::{ConnectionConfig, Db};
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub(super) enum Request {
-    List { limit: usize },
-    Show { id: String },
+    List {
+        limit: usize,
+    },
+    Show {
+        id: String,
+    },
+    /// An operator's command to a running deployment: the only write, and
+    /// only to the record's control.
+    Command {
+        id: String,
+        record: super::CommandRecord,
+    },
 }
 
 /// The socket beside an embedded store on disk; `None` for anything else.
@@ -41,7 +52,7 @@ impl Drop for Serving {
 /// socket file left there is a dead process's: it is replaced. `None` when
 /// the socket cannot be made (the store still works; readers are refused).
 #[cfg(unix)]
-pub(super) fn serve(socket: PathBuf, db: Db) -> Option<Serving> {
+pub(super) fn serve(socket: PathBuf, db: Db, url: String) -> Option<Serving> {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::remove_file(&socket);
     let listener = match tokio::net::UnixListener::bind(&socket) {
@@ -55,9 +66,9 @@ pub(super) fn serve(socket: PathBuf, db: Db) -> Option<Serving> {
     let _ = std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600));
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let db = db.clone();
+            let store = super::StateStore::direct(db.clone(), url.clone());
             tokio::spawn(async move {
-                let _ = tokio::time::timeout(STORE_DEADLINE, answer(stream, &db)).await;
+                let _ = tokio::time::timeout(STORE_DEADLINE, answer(stream, &store)).await;
             });
         }
     });
@@ -65,20 +76,21 @@ pub(super) fn serve(socket: PathBuf, db: Db) -> Option<Serving> {
 }
 
 #[cfg(not(unix))]
-pub(super) fn serve(_socket: PathBuf, _db: Db) -> Option<Serving> {
+pub(super) fn serve(_socket: PathBuf, _db: Db, _url: String) -> Option<Serving> {
     None
 }
 
 #[cfg(unix)]
-async fn answer(stream: tokio::net::UnixStream, db: &Db) -> std::io::Result<()> {
+async fn answer(stream: tokio::net::UnixStream, store: &super::StateStore) -> std::io::Result<()> {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     // A request is a few bytes: read at most 64 KiB of it.
     BufReader::new(read).take(64 * 1024).read_line(&mut line).await?;
     let reply = match serde_json::from_str::<Request>(&line) {
-        Ok(Request::List { limit }) => to_reply(super::store::list_in(db, limit).await),
-        Ok(Request::Show { id }) => to_reply(super::store::show_in(db, &id).await),
+        Ok(Request::List { limit }) => to_reply(store.list(limit).await),
+        Ok(Request::Show { id }) => to_reply(store.show(&id).await),
+        Ok(Request::Command { id, record }) => to_reply(store.command(&id, &record).await),
         Err(error) => serde_json::json!({ "error": format!("unreadable request: {error}") }),
     };
     write.write_all(format!("{reply}\n").as_bytes()).await?;
@@ -89,6 +101,7 @@ fn to_reply<T: Serialize>(answer: Result<T, StateError>) -> serde_json::Value {
     match answer {
         Ok(value) => serde_json::json!({ "ok": value }),
         Err(StateError::NotFound(id)) => serde_json::json!({ "not_found": id }),
+        Err(StateError::Refused(why)) => serde_json::json!({ "refused": why }),
         Err(error) => serde_json::json!({ "error": error.to_string() }),
     }
 }
@@ -123,6 +136,9 @@ pub(super) async fn ask<T: serde::de::DeserializeOwned>(
         serde_json::from_str(&reply).map_err(|e| unanswered(format!("unreadable answer: {e}")))?;
     if let Some(id) = reply.get("not_found").and_then(serde_json::Value::as_str) {
         return Err(StateError::NotFound(id.to_string()));
+    }
+    if let Some(why) = reply.get("refused").and_then(serde_json::Value::as_str) {
+        return Err(StateError::Refused(why.to_string()));
     }
     if let Some(error) = reply.get("error").and_then(serde_json::Value::as_str) {
         return Err(unanswered(error.to_string()));

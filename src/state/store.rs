@@ -66,7 +66,7 @@ impl StateStore {
         })?;
         // Another runner may be writing meanwhile: defining conflicts too.
         run_retrying(&db, DEFINE_TABLES, json!({})).await?;
-        let serving = served::socket_of(&config).and_then(|socket| served::serve(socket, db.clone()));
+        let serving = served::socket_of(&config).and_then(|socket| served::serve(socket, db.clone(), url.clone()));
         Ok(Self {
             backend: Backend::Direct(db),
             url,
@@ -101,6 +101,23 @@ impl StateStore {
         }
     }
 
+    /// The store on `db`, as the process holding it serves it.
+    pub(super) fn direct(db: Db, url: String) -> Self {
+        Self {
+            backend: Backend::Direct(db),
+            url,
+            _serving: None,
+        }
+    }
+
+    /// The socket of the process serving this store, when another one holds it.
+    pub(super) fn served_socket(&self) -> Option<&std::path::Path> {
+        match &self.backend {
+            Backend::Served(socket) => Some(socket),
+            Backend::Direct(_) => None,
+        }
+    }
+
     /// The store itself; an embedded store held by another process is busy.
     fn db(&self) -> Result<&Db, StateError> {
         match &self.backend {
@@ -109,7 +126,7 @@ impl StateStore {
         }
     }
 
-    async fn run(&self, sql: &str, vars: serde_json::Value) -> Result<Vec<serde_json::Value>, StateError> {
+    pub(super) async fn run(&self, sql: &str, vars: serde_json::Value) -> Result<Vec<serde_json::Value>, StateError> {
         Ok(run_retrying(self.db()?, sql, vars).await?)
     }
 
@@ -165,7 +182,7 @@ COMMIT TRANSACTION;",
             write = if kept.is_empty() {
                 "UPSERT type::record('deployment', $key) CONTENT object::extend($record, { heartbeat_at: time::now() })"
             } else {
-                "UPDATE type::record('deployment', $key) SET state = 'running', finished_at = NONE, runner = $record.runner, options = $record.options, plan = $record.plan, plan_changes = $record.plan_changes, resumed_at = time::now(), heartbeat_at = time::now()"
+                "UPDATE type::record('deployment', $key) SET state = 'running', finished_at = NONE, runner = $record.runner, options = $record.options, plan = $record.plan, plan_changes = $record.plan_changes, control = NONE, resumed_at = time::now(), heartbeat_at = time::now()"
             }
         );
         let vars = json!({

@@ -9,6 +9,7 @@ use surql::ConnectionConfig;
 pub mod db;
 pub mod http;
 mod latency;
+pub mod runs;
 mod server;
 
 #[allow(unused_imports)] // each test crate uses a different part
