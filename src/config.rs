@@ -107,6 +107,9 @@ pub struct EnvironmentTemplate {
     pub allow_destructive: bool,
     #[serde(default)]
     pub approvers: Vec<String>,
+    /// Promotion rule of every environment it expands to.
+    #[serde(default)]
+    pub promote_from: Vec<String>,
     /// Position in the file's `environments` list, for error messages.
     #[serde(skip)]
     pub index: usize,

@@ -173,6 +173,7 @@ async fn expand(
                 require_approval: template.require_approval,
                 allow_destructive: template.allow_destructive,
                 approvers: template.approvers.clone(),
+                promote_from: template.promote_from.clone(),
             }
         })
         .collect();

@@ -32,6 +32,10 @@ pub struct EnvironmentConfig {
     /// Approval plugins asked before deploying here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvers: Vec<String>,
+    /// Promotion rule: a migration version is deployed here only once it
+    /// ended SUCCESS on every environment these select (names, `tag:X`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub promote_from: Vec<String>,
 }
 
 pub(crate) fn default_priority() -> i64 {
@@ -53,6 +57,7 @@ impl EnvironmentConfig {
             require_approval: false,
             allow_destructive: true,
             approvers: Vec::new(),
+            promote_from: Vec::new(),
         }
     }
 

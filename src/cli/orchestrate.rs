@@ -215,13 +215,18 @@ fn valid_deployment_id(id: &str) -> Result<String, Error> {
 async fn deploy(args: DeployArgs) -> Result<i32, Error> {
     let migrations = migrations(&args.common)?;
     let mut request = request(&args, migrations)?;
+    // A dry run records nothing, but reads the store (promotion rules): as a
+    // reader, so it works while a deployment runs from this folder.
     let store: Option<Arc<crate::state::StateStore>> = match args.dry_run {
-        true => None,
+        true => super::records::open_to_read(&args.state, &args.common.config)
+            .await
+            .ok()
+            .map(Arc::new),
         false => Some(super::records::open(&args.state, &args.common.config).await?.into()),
     };
     let mut waited = false;
     loop {
-        if let (Some(store), Some(id)) = (&store, &args.deployment_id) {
+        if let (Some(store), Some(id), false) = (&store, &args.deployment_id, args.dry_run) {
             use super::records::Recorded;
             let recorded = super::records::continue_recorded(
                 store,

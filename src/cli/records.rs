@@ -22,7 +22,7 @@ pub(super) async fn open(state: &StateArgs, config: &std::path::Path) -> Result<
 
 /// [`open`] for reading: an embedded store a running deployment holds is
 /// read through that process.
-async fn open_to_read(state: &StateArgs, config: &std::path::Path) -> Result<StateStore, Error> {
+pub(super) async fn open_to_read(state: &StateArgs, config: &std::path::Path) -> Result<StateStore, Error> {
     Ok(StateStore::open_to_read(store_config(state, config)?, STORE_CONNECT_TIMEOUT).await?)
 }
 

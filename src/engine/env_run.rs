@@ -136,7 +136,9 @@ async fn run_steps(
     if let Some(refusal) = migration_plan.refusal(engine.context.order) {
         return Err(failed(refusal));
     }
-    let pending = pending_up_to(engine, &migration_plan, wave);
+    let pending = engine
+        .promoted(name, pending_up_to(engine, &migration_plan, wave), true)
+        .map_err(skipped)?;
 
     // 4. Destructive gate: the whole environment is blocked before anything runs.
     let destructive: Vec<_> = pending
@@ -360,7 +362,10 @@ async fn apply_pending(
     if let Some(refusal) = migration_plan.refusal(engine.context.order) {
         return Err(failed(refusal));
     }
-    let pending = pending_up_to(engine, &migration_plan, wave);
+    // The same promotion cap as planned (what this run did meanwhile only adds to it).
+    let pending = engine
+        .promoted(name, pending_up_to(engine, &migration_plan, wave), false)
+        .map_err(skipped)?;
     let total = pending.len();
     let clock = StartClock::of(&environment.connection);
     let far = round_trip(&environment.connection).is_some_and(|rtt| rtt >= BATCH_FROM_ROUND_TRIP);

@@ -8,6 +8,7 @@ mod env_run;
 pub mod event;
 mod gate;
 mod plan;
+mod promotion;
 mod recorded_rollback;
 pub mod result;
 mod schedule;
@@ -32,6 +33,7 @@ pub use approval::{ApprovalRequest, ApprovalTarget, Approver, PendingMigration};
 pub use event::{Event, EventSink};
 pub use gate::GateHalt;
 pub use plan::PlanReport;
+pub use promotion::Promotions;
 pub use result::{DeploymentResult, DeploymentStatus, EnvironmentPlan};
 pub use wave::{FailureBudget, Wave, WaveOptions};
 
@@ -182,6 +184,8 @@ pub struct Engine {
     /// While set, no new environment starts (the state store unreachable);
     /// running ones go on.
     held: tokio::sync::watch::Sender<std::collections::BTreeMap<String, String>>,
+    /// Promotion rules and what they were promoted by (see `promotion.rs`).
+    promotions: std::sync::OnceLock<promotion::Promotions>,
     /// An operator's throttle, overriding every wave's concurrency.
     throttle: tokio::sync::watch::Sender<Option<usize>>,
     /// The waves (`deploy` calls) so far, with the pauses between them.
@@ -224,6 +228,7 @@ impl Engine {
             stop_reason: std::sync::OnceLock::new(),
             held: tokio::sync::watch::Sender::new(Default::default()),
             throttle: tokio::sync::watch::Sender::new(None),
+            promotions: std::sync::OnceLock::new(),
             waves: Mutex::default(),
             strategy: std::sync::OnceLock::new(),
         }

@@ -50,7 +50,17 @@ impl Engine {
                     };
                 }
                 let migration_plan = plan(&self.migrations, &reading.history.unwrap_or_default());
-                let pending = pending_up_to(self, &migration_plan, wave);
+                let pending = match self.promoted(&name, pending_up_to(self, &migration_plan, wave), false) {
+                    Ok(pending) => pending,
+                    Err(waiting) => {
+                        return PlanReport {
+                            environment: name,
+                            plan: None,
+                            blocked: Some(waiting),
+                            error: None,
+                        };
+                    }
+                };
                 let destructive: Vec<_> = pending
                     .iter()
                     .flat_map(|&i| self.destructive[i].iter().cloned())

@@ -48,6 +48,7 @@ const DATABASE: &str = "state";
 const DEFINE_TABLES: &str = "DEFINE TABLE IF NOT EXISTS deployment SCHEMALESS COMMENT 'surql deployments';
 DEFINE TABLE IF NOT EXISTS deployment_env SCHEMALESS COMMENT 'surql deployments: one row per environment';
 DEFINE INDEX IF NOT EXISTS deployment_env_of ON deployment_env FIELDS deployment;
+DEFINE INDEX IF NOT EXISTS deployment_env_by_environment ON deployment_env FIELDS environment;
 DEFINE INDEX IF NOT EXISTS deployment_by_id ON deployment FIELDS deployment_id;";
 
 /// Why the state store cannot be used.

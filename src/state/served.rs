@@ -27,6 +27,10 @@ pub(super) enum Request {
         id: String,
         record: super::CommandRecord,
     },
+    /// Versions that succeeded on these environments (promotion rules).
+    Succeeded {
+        environments: Vec<String>,
+    },
 }
 
 /// The socket beside an embedded store on disk; `None` for anything else.
@@ -91,6 +95,12 @@ async fn answer(stream: tokio::net::UnixStream, store: &super::StateStore) -> st
         Ok(Request::List { limit }) => to_reply(store.list(limit).await),
         Ok(Request::Show { id }) => to_reply(store.show(&id).await),
         Ok(Request::Command { id, record }) => to_reply(store.command(&id, &record).await),
+        Ok(Request::Succeeded { environments }) => to_reply(
+            store
+                .succeeded_versions(&environments)
+                .await
+                .map(|found| found.into_iter().collect::<Vec<_>>()),
+        ),
         Err(error) => serde_json::json!({ "error": format!("unreadable request: {error}") }),
     };
     write.write_all(format!("{reply}\n").as_bytes()).await?;

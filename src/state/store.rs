@@ -360,6 +360,62 @@ pub(super) async fn list_in(db: &Db, limit: usize) -> Result<Vec<DeploymentRecor
         .collect())
 }
 
+impl StateStore {
+    /// Per environment of `environments`, the migration versions that ended
+    /// SUCCESS there in any recorded deployment (promotion rules).
+    pub async fn succeeded_versions(
+        &self,
+        environments: &[String],
+    ) -> Result<std::collections::HashMap<String, std::collections::HashSet<String>>, StateError> {
+        let mut succeeded: std::collections::HashMap<String, std::collections::HashSet<String>> =
+            environments.iter().map(|e| (e.clone(), Default::default())).collect();
+        if environments.is_empty() {
+            return Ok(succeeded);
+        }
+        if let Some(socket) = self.served_socket() {
+            let rows: Vec<(String, Vec<String>)> = super::served::ask(
+                socket,
+                self.url(),
+                &super::served::Request::Succeeded {
+                    environments: environments.to_vec(),
+                },
+            )
+            .await?;
+            for (environment, versions) in rows {
+                succeeded.entry(environment).or_default().extend(versions);
+            }
+            return Ok(succeeded);
+        }
+        let answer = self
+            .run(
+                "SELECT environment, versions FROM deployment_env WHERE environment IN $environments AND state = 'success' AND versions != NONE;",
+                json!({ "environments": environments }),
+            )
+            .await?;
+        for row in answer
+            .first()
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(environment) = row["environment"].as_str() else {
+                continue;
+            };
+            let versions = row["versions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(serde_json::Value::as_str);
+            // Recorded as `version_name`: the version is what comes before the first `_`.
+            succeeded
+                .entry(environment.to_string())
+                .or_default()
+                .extend(versions.map(|v| v.split('_').next().unwrap_or(v).to_string()));
+        }
+        Ok(succeeded)
+    }
+}
+
 /// One deployment and its environments, in the order they were selected.
 pub(super) async fn show_in(db: &Db, id: &str) -> Result<(DeploymentRecord, Vec<EnvironmentRecord>), StateError> {
     let answer = run_retrying(db,
