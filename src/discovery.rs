@@ -173,6 +173,10 @@ async fn expand(
                 require_approval: template.require_approval,
                 allow_destructive: template.allow_destructive,
                 approvers: template.approvers.clone(),
+                window: template.window.clone(),
+                hold: template.hold.clone(),
+                pin_version: template.pin_version.clone(),
+                freezes: Vec::new(),
             }
         })
         .collect();

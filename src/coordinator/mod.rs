@@ -21,6 +21,7 @@ use crate::config::EnvironmentsFile;
 use crate::discovery::Expansion;
 use crate::engine::{Approver, DeployOptions, DeploymentResult, DeploymentStatus, Engine, EventSink};
 use crate::health::{HealthCheck, HealthStatus};
+use crate::migration::file::version_order_key;
 use crate::migration::{ApplyContext, Migration, MigrationState, plan};
 use crate::plugin::{PluginError, PluginHost};
 use crate::registry::{EnvironmentConfig, EnvironmentRegistry, RegistryError, Shard, deployment_order};
@@ -103,6 +104,9 @@ pub enum CoordinatorError {
     Strategy(#[from] StrategyError),
     #[error("invalid option: {0}")]
     Option(String),
+    /// An environment pinned to a version no migration has.
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
     /// Two selected environments are one database: they would share one lock.
     #[error(
         "environments '{first}' and '{second}' are the same database ({database}): deploy it under one name (drop the alias, or narrow the discovery template)"
@@ -180,6 +184,8 @@ pub struct EnvironmentStatus {
     pub pending_count: usize,
     /// `version_name (drifted|missing)` entries.
     pub drift: Vec<String>,
+    /// Its `pin_version`: deployed up to it and no further (pending stops there).
+    pub pinned: Option<String>,
 }
 
 /// Deploys migrations to the environments of a registry.
@@ -318,6 +324,7 @@ impl MigrationCoordinator {
                 }
             }
         }
+        crate::engine::check_pins(&selected, &request.migrations)?;
         let mut environments = selected.clone();
         deployment_order(&mut environments);
         let recorded = !request.options.dry_run && request.options.simulation.is_none();
@@ -546,16 +553,20 @@ impl MigrationCoordinator {
         baseline::name_foreign_histories(&refs, &mut readings, health_check.timeout).await;
         Ok(readings
             .into_iter()
-            .map(|reading| {
+            .zip(&selected)
+            .map(|(reading, environment)| {
                 let applied = reading.history.unwrap_or_default();
                 let migration_plan = plan(migrations, &applied);
+                let pin = environment.pin_version.as_deref().map(version_order_key);
                 let status = EnvironmentStatus {
                     environment: reading.status.environment.clone(),
                     health: reading.status,
                     applied_version: applied.last().map(|a| a.version.clone()),
                     applied_count: applied.len(),
                     baseline_count: applied.iter().filter(|a| a.baseline).count(),
-                    pending_count: migration_plan.pending.len(),
+                    pending_count: (migration_plan.pending.iter())
+                        .filter(|m| pin.as_ref().is_none_or(|pin| version_order_key(&m.version) <= *pin))
+                        .count(),
                     drift: migration_plan
                         .drift
                         .iter()
@@ -568,6 +579,7 @@ impl MigrationCoordinator {
                             format!("{}_{} ({kind})", r.version, r.name)
                         })
                         .collect(),
+                    pinned: environment.pin_version.clone(),
                 };
                 (status.environment.clone(), status)
             })

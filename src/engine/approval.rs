@@ -121,6 +121,8 @@ impl Engine {
             .iter()
             .copied()
             .filter(|e| e.require_approval || !e.approvers.is_empty())
+            // Held, frozen or outside its window: it is skipped untouched, nobody is asked.
+            .filter(|e| self.policy_skip(e).is_none())
             // A later wave of an environment finished up to a `to_version`
             // (expand, then contract) is asked again: it would get more.
             .filter(|e| {

@@ -111,6 +111,8 @@ async fn run_steps(
     if engine.is_cancelled() {
         return Err(skipped(engine.not_started_reason()));
     }
+    // 0. Hold, freeze, maintenance window: before anything else, connecting included.
+    super::policy::admit(engine, environment)?;
     // 1. Approval, before anything touches the environment.
     if approval_required && !options.dry_run {
         engine.events.phase(name, "awaiting approval");
@@ -136,7 +138,7 @@ async fn run_steps(
     if let Some(refusal) = migration_plan.refusal(engine.context.order) {
         return Err(failed(refusal));
     }
-    let pending = pending_up_to(engine, &migration_plan, wave);
+    let pending = pending_up_to(engine, environment, &migration_plan, wave);
 
     // 4. Destructive gate: the whole environment is blocked before anything runs.
     let destructive: Vec<_> = pending
@@ -268,14 +270,15 @@ pub(super) fn environment_plan(
     }
 }
 
-/// The pending migrations (indexes) this wave applies: all, or those up to
-/// and including its `to_version`.
+/// The pending migrations (indexes) this wave applies on `environment`: all,
+/// or those up to and including its `to_version` and the environment's `pin_version`.
 pub(super) fn pending_up_to(
     engine: &Engine,
+    environment: &EnvironmentConfig,
     migration_plan: &crate::migration::MigrationPlan,
     wave: &WaveOptions,
 ) -> Vec<usize> {
-    let last = wave.to_version.as_deref().map(version_order_key);
+    let last = super::policy::last_version(wave, environment);
     migration_plan
         .pending
         .iter()
@@ -360,7 +363,7 @@ async fn apply_pending(
     if let Some(refusal) = migration_plan.refusal(engine.context.order) {
         return Err(failed(refusal));
     }
-    let pending = pending_up_to(engine, &migration_plan, wave);
+    let pending = pending_up_to(engine, environment, &migration_plan, wave);
     let total = pending.len();
     let clock = StartClock::of(&environment.connection);
     let far = round_trip(&environment.connection).is_some_and(|rtt| rtt >= BATCH_FROM_ROUND_TRIP);

@@ -8,6 +8,7 @@ mod env_run;
 pub mod event;
 mod gate;
 mod plan;
+mod policy;
 mod recorded_rollback;
 pub mod result;
 pub mod simulate;
@@ -31,6 +32,7 @@ pub use approval::{ApprovalRequest, ApprovalTarget, Approver, PendingMigration};
 pub use event::{Event, EventSink};
 pub use gate::GateHalt;
 pub use plan::PlanReport;
+pub use policy::check_pins;
 pub use result::{DeploymentResult, DeploymentStatus, EnvironmentPlan};
 pub use wave::{FailureBudget, Wave, WaveOptions};
 
@@ -70,6 +72,9 @@ pub struct DeployOptions {
     /// Instead of deploying, roll back what one recorded deployment applied
     /// (`surql orchestrate rollback ID`): each `deploy` call undoes it.
     pub undo: Option<UndoTarget>,
+    /// Deploy frozen environments anyway, for this reason (`--override-freeze
+    /// REASON`): recorded with who gave it, logged for each one deployed.
+    pub override_freeze: Option<String>,
 }
 
 /// The deployment a rollback undoes.
@@ -108,6 +113,7 @@ impl Default for DeployOptions {
             max_failures: None,
             simulation: None,
             undo: None,
+            override_freeze: None,
         }
     }
 }
@@ -124,6 +130,15 @@ pub enum EngineError {
     /// `to_version` names no migration of this deployment.
     #[error("to_version '{version}' is not the version of any migration of this deployment ({known})")]
     UnknownVersion { version: String, known: String },
+    /// An environment's `pin_version` names no migration of this deployment.
+    #[error(
+        "environment '{environment}': pin_version '{version}' is not the version of any migration of this deployment ({known}); fix \"pin_version\" in its environments.json entry"
+    )]
+    UnknownPin {
+        environment: String,
+        version: String,
+        known: String,
+    },
 }
 
 /// The outcome of `verify`.
