@@ -13,7 +13,6 @@ use crate::connection::{
 };
 use crate::health::{HealthCheck, Session};
 use crate::migration::apply::{BATCH_FROM_ROUND_TRIP, BatchStop, apply_batch, batch_requests};
-use crate::migration::file::version_order_key;
 use crate::migration::history;
 use crate::migration::lock::{
     Heartbeat, HeldLock, LockError, initialise_lock_and_read_history, leave_unsettled, mark_interrupted, with_heartbeat,
@@ -282,7 +281,7 @@ pub(super) fn pending_up_to(
     migration_plan
         .pending
         .iter()
-        .filter(|m| last.as_ref().is_none_or(|last| version_order_key(&m.version) <= *last))
+        .filter(|m| super::policy::within(last.as_ref(), &m.version))
         .map(|m| index_of(&engine.migrations, m))
         .collect()
 }

@@ -53,6 +53,11 @@ pub(super) fn last_version(wave: &WaveOptions, environment: &EnvironmentConfig) 
         .min()
 }
 
+/// Whether `version` is within `last` (see [`last_version`]; `None`: no limit).
+pub(super) fn within(last: Option<&(usize, String)>, version: &str) -> bool {
+    last.is_none_or(|last| version_order_key(version) <= *last)
+}
+
 /// Refuses, before anything runs, an environment pinned to a version that
 /// none of `migrations` has (with no migrations there is nothing to pin).
 pub fn check_pins(environments: &[EnvironmentConfig], migrations: &[Migration]) -> Result<(), EngineError> {

@@ -11,7 +11,6 @@ use super::{
     DeploymentResult, DeploymentStatus, Engine, EnvironmentPlan, Event, PlanReport, VerifyResult, WaveOptions,
 };
 use crate::health::HealthStatus;
-use crate::migration::file::version_order_key;
 use crate::registry::EnvironmentConfig;
 
 /// What each named environment would do; every other one succeeds.
@@ -56,7 +55,7 @@ impl Simulation {
         }
         let last = super::policy::last_version(wave, environment);
         let applicable = (engine.migrations.iter())
-            .filter(|m| last.as_ref().is_none_or(|last| version_order_key(&m.version) <= *last))
+            .filter(|m| super::policy::within(last.as_ref(), &m.version))
             .count();
         let (status, applied, error) = if self.deny.contains(name) {
             (
@@ -116,10 +115,7 @@ impl Simulation {
     pub(super) fn plan(&self, engine: &Engine, environment: &EnvironmentConfig, wave: &WaveOptions) -> PlanReport {
         let last = super::policy::last_version(wave, environment);
         let pending: Vec<usize> = (0..engine.migrations.len())
-            .filter(|&i| {
-                last.as_ref()
-                    .is_none_or(|last| version_order_key(&engine.migrations[i].version) <= *last)
-            })
+            .filter(|&i| super::policy::within(last.as_ref(), &engine.migrations[i].version))
             .collect();
         let destructive: Vec<_> = pending
             .iter()
