@@ -33,6 +33,9 @@ pub struct EnvironmentsFile {
     /// unless `--max-per-server` says otherwise.
     #[serde(default)]
     pub max_per_server: Option<std::num::NonZeroUsize>,
+    /// Change freezes: the environments each selects are SKIPPED while it is in force.
+    #[serde(default)]
+    pub freezes: Vec<Freeze>,
 }
 
 /// The state store's connection: `{"db_url": "ws://state:8000", "username": …, "password": …}`.
@@ -74,6 +77,10 @@ struct EnvironmentsFileSchema {
     /// overall concurrency; `--max-per-server` wins.
     #[serde(default)]
     max_per_server: Option<std::num::NonZeroUsize>,
+    /// Change freezes: from `start` to `end` the environments each selects
+    /// are SKIPPED, unless a deployment is run with `--override-freeze REASON`.
+    #[serde(default)]
+    freezes: Vec<Freeze>,
 }
 
 #[derive(schemars::JsonSchema)]
@@ -110,6 +117,15 @@ pub struct EnvironmentTemplate {
     /// Promotion rule of every environment it expands to.
     #[serde(default)]
     pub promote_from: Vec<String>,
+    /// Every environment it expands to deploys only inside this window.
+    #[serde(default)]
+    pub window: Option<Window>,
+    /// Every environment it expands to is held (SKIPPED, never connected to).
+    #[serde(default)]
+    pub hold: Option<String>,
+    /// Every environment it expands to deploys up to this version, no further.
+    #[serde(default)]
+    pub pin_version: Option<String>,
     /// Position in the file's `environments` list, for error messages.
     #[serde(skip)]
     pub index: usize,
@@ -147,6 +163,7 @@ pub struct DiscoverConnection {
     pub auth_level: crate::connection::AuthLevel,
 }
 
+use crate::policy::{Freeze, Window};
 use crate::registry::{default_priority, default_true};
 
 /// A config file that cannot be used. Nothing is touched when this happens.
@@ -185,7 +202,12 @@ impl EnvironmentsFile {
     pub fn registry(&self) -> EnvironmentRegistry {
         let mut registry = EnvironmentRegistry::new();
         for environment in &self.environments {
-            let _ = registry.register(environment.clone());
+            let mut environment = environment.clone();
+            environment.freezes = (self.freezes.iter())
+                .filter(|f| f.selects(&environment.name, &environment.tags))
+                .cloned()
+                .collect();
+            let _ = registry.register(environment);
         }
         registry
     }
@@ -314,6 +336,7 @@ fn describe_location(names: &[Option<String>], location: &str) -> String {
 }
 
 fn validate_template(template: &EnvironmentTemplate) -> Result<(), (String, String)> {
+    not_blank(&template.hold, &template.pin_version)?;
     let discover = &template.discover;
     let (placeholder, fixed, fixed_field) = match (&discover.namespaces, &discover.databases) {
         (Some(_), None) => ("{ns}", &discover.connection.db, "discover.connection.db"),
@@ -366,6 +389,7 @@ fn validate(file: &EnvironmentsFile) -> Result<(), (String, String)> {
         if let Err(e) = endpoint_kind(&env.connection.db_url) {
             return Err((at("connection.db_url"), e.to_string()));
         }
+        not_blank(&env.hold, &env.pin_version).map_err(|(field, message)| (at(&field), message))?;
         for (field, value) in [
             ("connection.db_ns", &env.connection.db_ns),
             ("connection.db", &env.connection.db),
@@ -374,6 +398,23 @@ fn validate(file: &EnvironmentsFile) -> Result<(), (String, String)> {
                 return Err((at(field), "must not be empty".into()));
             }
         }
+    }
+    Ok(())
+}
+
+/// `hold` and `pin_version` say something when given.
+fn not_blank(hold: &Option<String>, pin_version: &Option<String>) -> Result<(), (String, String)> {
+    if hold.as_deref().is_some_and(|h| h.trim().is_empty()) {
+        return Err((
+            "hold".into(),
+            "give the reason it is held (\"hold\": \"REASON\"), or remove \"hold\"".into(),
+        ));
+    }
+    if pin_version.as_deref().is_some_and(|v| v.trim().is_empty()) {
+        return Err((
+            "pin_version".into(),
+            "give a migration version, or remove \"pin_version\"".into(),
+        ));
     }
     Ok(())
 }

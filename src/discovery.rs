@@ -174,6 +174,10 @@ async fn expand(
                 allow_destructive: template.allow_destructive,
                 approvers: template.approvers.clone(),
                 promote_from: template.promote_from.clone(),
+                window: template.window.clone(),
+                hold: template.hold.clone(),
+                pin_version: template.pin_version.clone(),
+                freezes: Vec::new(),
             }
         })
         .collect();

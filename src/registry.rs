@@ -5,6 +5,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::connection::ConnectionConfig;
+use crate::policy::{Freeze, Verdict, Window};
 
 /// Default priority (lower deploys first).
 pub const DEFAULT_PRIORITY: i64 = 100;
@@ -36,6 +37,20 @@ pub struct EnvironmentConfig {
     /// ended SUCCESS on every environment these select (names, `tag:X`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub promote_from: Vec<String>,
+    /// Deploy only while this weekly maintenance window is open; outside it
+    /// the environment is SKIPPED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
+    /// Why it is held: while set it is SKIPPED and never connected to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<String>,
+    /// Deploy migrations up to and including this version, no further.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_version: Option<String>,
+    /// The file's top-level `freezes` that select it (set when the file is loaded).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub freezes: Vec<Freeze>,
 }
 
 pub(crate) fn default_priority() -> i64 {
@@ -58,7 +73,23 @@ impl EnvironmentConfig {
             allow_destructive: true,
             approvers: Vec::new(),
             promote_from: Vec::new(),
+            window: None,
+            hold: None,
+            pin_version: None,
+            freezes: Vec::new(),
         }
+    }
+
+    /// Whether it may be deployed at `now`: its hold, a freeze in force
+    /// (unless overridden), its window (see [`crate::policy::gate`]).
+    pub fn gate(&self, now: chrono::DateTime<chrono::Utc>, override_freeze: bool) -> Verdict {
+        crate::policy::gate(
+            self.hold.as_deref(),
+            &self.freezes,
+            self.window.as_ref(),
+            now,
+            override_freeze,
+        )
     }
 
     /// Whether it carries `tag`.

@@ -68,6 +68,11 @@ fn the_shipped_schema_is_the_generated_one_and_the_shipped_config_points_at_it()
         "discover",
         "namespaces",
         "approval_timeout_seconds",
+        "window",
+        "timezone",
+        "freezes",
+        "hold",
+        "pin_version",
     ] {
         assert!(text.contains(key), "schema lacks {key}");
     }

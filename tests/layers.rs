@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("redact", 0),
     ("connection", 1),
     ("migration", 2),
+    ("policy", 2),
     ("safety", 3),
     ("registry", 3),
     ("health", 4),

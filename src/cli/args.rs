@@ -87,6 +87,9 @@ pub struct SimulateArgs {
     /// A value for the script's `options` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// As deploy: environments under a change freeze are deployed anyway.
+    #[arg(long, value_name = "REASON")]
+    pub override_freeze: Option<String>,
     #[command(flatten)]
     pub common: OrchestrateCommon,
 }
@@ -379,6 +382,10 @@ pub struct DeployArgs {
     /// Keep what was applied when an environment fails (no auto-rollback).
     #[arg(long)]
     pub no_rollback: bool,
+    /// Deploy environments under a change freeze anyway, for REASON
+    /// (recorded with the actor; holds and windows still apply).
+    #[arg(long, value_name = "REASON")]
+    pub override_freeze: Option<String>,
     #[command(flatten)]
     pub approvals: ApproveArgs,
     /// Seconds a strategy may spend in `pause` over the whole run.

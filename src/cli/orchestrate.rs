@@ -166,6 +166,7 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
         simulation: None,
         undo: None,
         max_per_server: args.rollout.max_per_server.map(|n| n as usize),
+        override_freeze: override_freeze(args.override_freeze.as_deref())?,
     };
     let mut context = ApplyContext::new();
     let shard = args.shard.shard().map_err(Error::Usage)?;
@@ -199,6 +200,16 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
         recorded_runner: None,
         plan_changes: Vec::new(),
     })
+}
+
+/// `--override-freeze REASON`: the reason is recorded, so it must say something.
+pub(super) fn override_freeze(reason: Option<&str>) -> Result<Option<String>, Error> {
+    match reason.map(str::trim) {
+        Some("") => Err(Error::Usage(
+            "--override-freeze needs a reason: --override-freeze \"hotfix for INC-123\"".into(),
+        )),
+        reason => Ok(reason.map(str::to_string)),
+    }
 }
 
 /// A `--deployment-id`: it names records, history rows and lock holders.

@@ -263,7 +263,10 @@ pub fn status_table<'a>(statuses: impl Iterator<Item = &'a EnvironmentStatus>) -
                 0 => s.applied_count.to_string(),
                 n => format!("{} ({n} baseline)", s.applied_count),
             },
-            s.pending_count.to_string(),
+            match &s.pinned {
+                Some(pin) => format!("{} (pinned at {pin})", s.pending_count),
+                None => s.pending_count.to_string(),
+            },
             if s.drift.is_empty() {
                 "-".into()
             } else {
@@ -318,6 +321,7 @@ pub fn run_report(
             "set": args.set,
             "config": args.common.config,
             "migrations_dir": args.common.dir.migrations_dir,
+            "override_freeze": args.override_freeze,
         },
         "results": results,
     })))
@@ -455,6 +459,7 @@ mod tests {
                 baseline_count: 0,
                 pending_count: 0,
                 drift: vec![],
+                pinned: Some("20250101090200".into()),
             },
             EnvironmentStatus {
                 environment: "qa".into(),
@@ -464,6 +469,7 @@ mod tests {
                 baseline_count: 0,
                 pending_count: 1,
                 drift: vec!["20250101090000_create_users (drifted)".into()],
+                pinned: None,
             },
             EnvironmentStatus {
                 environment: "production".into(),
@@ -478,6 +484,7 @@ mod tests {
                 baseline_count: 0,
                 pending_count: 3,
                 drift: vec![],
+                pinned: None,
             },
         ];
         let healths: Vec<HealthStatus> = statuses.iter().map(|s| s.health.clone()).collect();

@@ -59,6 +59,7 @@ async fn simulate(args: SimulateArgs) -> Result<i32, Error> {
         verify_health: !args.skip_health_check,
         extra: super::orchestrate::script_options(&args.set)?,
         simulation: Some(Arc::new(simulation)),
+        override_freeze: super::orchestrate::override_freeze(args.override_freeze.as_deref())?,
         ..DeployOptions::default()
     };
     let mut request = DeployRequest::new(&[], migrations, &args.strategy);

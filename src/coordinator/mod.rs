@@ -3,10 +3,13 @@
 //! result per selected environment.
 
 mod baseline;
+mod promotion;
 mod reconcile;
 mod recording;
+mod status;
 
 pub use baseline::BaselineOutcome;
+pub use status::EnvironmentStatus;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,8 +23,7 @@ use serde_json::json;
 use crate::config::EnvironmentsFile;
 use crate::discovery::Expansion;
 use crate::engine::{Approver, DeployOptions, DeploymentResult, DeploymentStatus, Engine, EventSink};
-use crate::health::{HealthCheck, HealthStatus};
-use crate::migration::{ApplyContext, Migration, MigrationState, plan};
+use crate::migration::{ApplyContext, Migration};
 use crate::plugin::{PluginError, PluginHost};
 use crate::registry::{EnvironmentConfig, EnvironmentRegistry, RegistryError, Shard, deployment_order};
 use crate::script::{ScriptError, Strategy, StrategyError, run_strategy};
@@ -103,6 +105,9 @@ pub enum CoordinatorError {
     Strategy(#[from] StrategyError),
     #[error("invalid option: {0}")]
     Option(String),
+    /// An environment pinned to a version no migration has.
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
     /// Two selected environments are one database: they would share one lock.
     #[error(
         "environments '{first}' and '{second}' are the same database ({database}): deploy it under one name (drop the alias, or narrow the discovery template)"
@@ -171,21 +176,6 @@ impl DeploymentReport {
     pub fn all_succeeded(&self) -> bool {
         self.script_error.is_none() && self.results.values().all(|r| r.status == DeploymentStatus::Success)
     }
-}
-
-/// Per-environment status without deploying: health, applied version, pending, drift.
-#[derive(Debug, Clone, Serialize)]
-pub struct EnvironmentStatus {
-    pub environment: String,
-    pub health: HealthStatus,
-    /// Newest applied version, if any.
-    pub applied_version: Option<String>,
-    pub applied_count: usize,
-    /// Of those, recorded by `baseline` (made another way).
-    pub baseline_count: usize,
-    pub pending_count: usize,
-    /// `version_name (drifted|missing)` entries.
-    pub drift: Vec<String>,
 }
 
 /// Deploys migrations to the environments of a registry.
@@ -336,6 +326,7 @@ impl MigrationCoordinator {
         for environment in &selected {
             self.promotion_sources(environment)?;
         }
+        crate::engine::check_pins(&selected, &request.migrations)?;
         let mut environments = selected.clone();
         deployment_order(&mut environments);
         let recorded = !request.options.dry_run && request.options.simulation.is_none();
@@ -457,52 +448,6 @@ impl MigrationCoordinator {
         report
     }
 
-    /// The environments `environment`'s promotion rule names (itself left out).
-    fn promotion_sources(&self, environment: &EnvironmentConfig) -> Result<Vec<String>, CoordinatorError> {
-        if environment.promote_from.is_empty() {
-            return Ok(Vec::new());
-        }
-        let sources = self
-            .registry
-            .select(&environment.promote_from)
-            .map_err(|e| CoordinatorError::Option(format!("environment '{}': promote_from: {e}", environment.name)))?;
-        Ok(sources
-            .into_iter()
-            .map(|e| e.name.clone())
-            .filter(|name| name != &environment.name)
-            .collect())
-    }
-
-    /// Gives the engine its promotion rules and what the state store
-    /// recorded as succeeded on their sources (none without a store: every
-    /// version then waits for this run's own results).
-    async fn load_promotions(&self, engine: &Engine) {
-        let mut promotions = crate::engine::Promotions::default();
-        for environment in engine.environments() {
-            if let Ok(sources) = self.promotion_sources(environment)
-                && !sources.is_empty()
-            {
-                promotions.sources.insert(environment.name.clone(), sources);
-            }
-        }
-        if promotions.sources.is_empty() {
-            return;
-        }
-        let mut all: Vec<String> = promotions.sources.values().flatten().cloned().collect();
-        all.sort();
-        all.dedup();
-        if let Some(store) = &self.state {
-            match store.succeeded_versions(&all).await {
-                Ok(succeeded) => promotions.succeeded = succeeded,
-                Err(error) => engine.log(format!(
-                    "promotion rules: cannot read what succeeded on {} from the state store ({error}): only this run's results count",
-                    all.join(", ")
-                )),
-            }
-        }
-        engine.set_promotions(promotions);
-    }
-
     async fn run_recorded(&self, engine: &Arc<Engine>, strategy: Strategy) -> DeploymentReport {
         let handle = tokio::runtime::Handle::current();
         engine.notify(
@@ -568,76 +513,5 @@ impl MigrationCoordinator {
     pub async fn deploy_to_environments(&self, request: DeployRequest) -> Result<DeploymentReport, CoordinatorError> {
         let (engine, strategy) = self.prepare(request)?;
         Ok(self.run(engine, strategy).await)
-    }
-
-    /// `verify` on demand: each selected environment healthy, every
-    /// migration applied with its checksum, and every applied migration's
-    /// `-- migrate:verify` section holding. Reads only.
-    pub async fn verify_environments(
-        &self,
-        environments: &[String],
-        migrations: Vec<Migration>,
-        health_timeout: Duration,
-    ) -> Result<Vec<crate::engine::VerifyResult>, RegistryError> {
-        let selected = self.select(environments)?;
-        let names: Vec<String> = selected.iter().map(|e| e.name.clone()).collect();
-        let options = DeployOptions {
-            health_timeout,
-            operation_timeout: health_timeout,
-            ..DeployOptions::default()
-        };
-        let engine = Engine::new(
-            names.clone(),
-            selected,
-            Arc::new(migrations),
-            options,
-            ApplyContext::new(),
-            EventSink::default(),
-            None,
-        );
-        // Every name was selected from this engine's own environments.
-        Ok(engine.verify(&names).await.unwrap_or_default())
-    }
-
-    /// Health, applied version, pending count and drift of each environment.
-    /// Reads only; creates nothing.
-    pub async fn get_deployment_status(
-        &self,
-        environments: &[String],
-        migrations: &[Migration],
-        health_check: &HealthCheck,
-    ) -> Result<IndexMap<String, EnvironmentStatus>, RegistryError> {
-        let selected = self.select(environments)?;
-        let refs: Vec<&EnvironmentConfig> = selected.iter().collect();
-        let mut readings = health_check.read_many(&refs).await;
-        baseline::name_foreign_histories(&refs, &mut readings, health_check.timeout).await;
-        Ok(readings
-            .into_iter()
-            .map(|reading| {
-                let applied = reading.history.unwrap_or_default();
-                let migration_plan = plan(migrations, &applied);
-                let status = EnvironmentStatus {
-                    environment: reading.status.environment.clone(),
-                    health: reading.status,
-                    applied_version: applied.last().map(|a| a.version.clone()),
-                    applied_count: applied.len(),
-                    baseline_count: applied.iter().filter(|a| a.baseline).count(),
-                    pending_count: migration_plan.pending.len(),
-                    drift: migration_plan
-                        .drift
-                        .iter()
-                        .map(|r| {
-                            let kind = if r.state == MigrationState::Drifted {
-                                "drifted"
-                            } else {
-                                "missing"
-                            };
-                            format!("{}_{} ({kind})", r.version, r.name)
-                        })
-                        .collect(),
-                };
-                (status.environment.clone(), status)
-            })
-            .collect())
     }
 }

@@ -49,6 +49,7 @@ fn deployment_record(engine: &Engine, strategy: &Strategy) -> DeploymentRecord {
             "connect_timeout_s": options.connect_timeout.as_secs_f64(),
             "operation_timeout_s": options.operation_timeout.as_secs_f64(),
             "lock_ttl_s": context.lock_ttl.as_secs_f64(),
+            "override_freeze": options.override_freeze.as_ref().map(|reason| json!({ "by": context.actor, "reason": reason })),
         }),
         selection: engine.environments().map(|e| e.name.clone()).collect(),
         started_at: chrono::Utc::now().to_rfc3339(),

@@ -121,6 +121,9 @@ impl Engine {
             .iter()
             .copied()
             .filter(|e| e.require_approval || !e.approvers.is_empty())
+            // Held, frozen or outside its window: a deploy skips it untouched, nobody
+            // is asked (a rollback of a recorded deployment is not held back).
+            .filter(|e| self.options.undo.is_some() || self.policy_skip(e).is_none())
             // A later wave of an environment finished up to a `to_version`
             // (expand, then contract) is asked again: it would get more.
             .filter(|e| {

@@ -13,7 +13,6 @@ use crate::connection::{
 };
 use crate::health::{HealthCheck, Session};
 use crate::migration::apply::{BATCH_FROM_ROUND_TRIP, BatchStop, apply_batch, batch_requests};
-use crate::migration::file::version_order_key;
 use crate::migration::history;
 use crate::migration::lock::{
     Heartbeat, HeldLock, LockError, initialise_lock_and_read_history, leave_unsettled, mark_interrupted, with_heartbeat,
@@ -111,6 +110,8 @@ async fn run_steps(
     if engine.is_cancelled() {
         return Err(skipped(engine.not_started_reason()));
     }
+    // 0. Hold, freeze, maintenance window: before anything else, connecting included.
+    super::policy::admit(engine, environment)?;
     // 1. Approval, before anything touches the environment.
     if approval_required && !options.dry_run {
         engine.events.phase(name, "awaiting approval");
@@ -137,7 +138,7 @@ async fn run_steps(
         return Err(failed(refusal));
     }
     let pending = engine
-        .promoted(name, pending_up_to(engine, &migration_plan, wave), true)
+        .promoted(name, pending_up_to(engine, environment, &migration_plan, wave), true)
         .map_err(skipped)?;
 
     // 4. Destructive gate: the whole environment is blocked before anything runs.
@@ -270,18 +271,19 @@ pub(super) fn environment_plan(
     }
 }
 
-/// The pending migrations (indexes) this wave applies: all, or those up to
-/// and including its `to_version`.
+/// The pending migrations (indexes) this wave applies on `environment`: all,
+/// or those up to and including its `to_version` and the environment's `pin_version`.
 pub(super) fn pending_up_to(
     engine: &Engine,
+    environment: &EnvironmentConfig,
     migration_plan: &crate::migration::MigrationPlan,
     wave: &WaveOptions,
 ) -> Vec<usize> {
-    let last = wave.to_version.as_deref().map(version_order_key);
+    let last = super::policy::last_version(wave, environment);
     migration_plan
         .pending
         .iter()
-        .filter(|m| last.as_ref().is_none_or(|last| version_order_key(&m.version) <= *last))
+        .filter(|m| super::policy::within(last.as_ref(), &m.version))
         .map(|m| index_of(&engine.migrations, m))
         .collect()
 }
@@ -364,7 +366,7 @@ async fn apply_pending(
     }
     // The same promotion cap as planned (what this run did meanwhile only adds to it).
     let pending = engine
-        .promoted(name, pending_up_to(engine, &migration_plan, wave), false)
+        .promoted(name, pending_up_to(engine, environment, &migration_plan, wave), false)
         .map_err(skipped)?;
     let total = pending.len();
     let clock = StartClock::of(&environment.connection);

@@ -8,6 +8,7 @@ mod env_run;
 pub mod event;
 mod gate;
 mod plan;
+mod policy;
 mod promotion;
 mod recorded_rollback;
 pub mod result;
@@ -33,6 +34,7 @@ pub use approval::{ApprovalRequest, ApprovalTarget, Approver, PendingMigration};
 pub use event::{Event, EventSink};
 pub use gate::GateHalt;
 pub use plan::PlanReport;
+pub use policy::check_pins;
 pub use promotion::Promotions;
 pub use result::{DeploymentResult, DeploymentStatus, EnvironmentPlan};
 pub use wave::{FailureBudget, Wave, WaveOptions};
@@ -76,6 +78,9 @@ pub struct DeployOptions {
     /// At most this many environments at once against one database server
     /// (`--max-per-server`); a script's `deploy` may set its own.
     pub max_per_server: Option<usize>,
+    /// Deploy frozen environments anyway, for this reason (`--override-freeze
+    /// REASON`): recorded with who gave it, logged for each one deployed.
+    pub override_freeze: Option<String>,
 }
 
 /// The deployment a rollback undoes.
@@ -115,6 +120,7 @@ impl Default for DeployOptions {
             simulation: None,
             undo: None,
             max_per_server: None,
+            override_freeze: None,
         }
     }
 }
@@ -131,6 +137,15 @@ pub enum EngineError {
     /// `to_version` names no migration of this deployment.
     #[error("to_version '{version}' is not the version of any migration of this deployment ({known})")]
     UnknownVersion { version: String, known: String },
+    /// An environment's `pin_version` names no migration of this deployment.
+    #[error(
+        "environment '{environment}': pin_version '{version}' is not the version of any migration of this deployment ({known}); fix \"pin_version\" in its environments.json entry"
+    )]
+    UnknownPin {
+        environment: String,
+        version: String,
+        known: String,
+    },
 }
 
 /// The outcome of `verify`.

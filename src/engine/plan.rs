@@ -17,6 +17,9 @@ pub struct PlanReport {
     /// or a destructive statement the environment does not allow.
     pub blocked: Option<String>,
     pub error: Option<String>,
+    /// Why deploying now would skip it untouched: held, frozen, or outside
+    /// its maintenance window. A held one is not read (`plan` is `None`).
+    pub skipped: Option<String>,
 }
 
 impl Engine {
@@ -32,31 +35,40 @@ impl Engine {
         if let Some(simulation) = &self.options.simulation {
             return names
                 .iter()
-                .map(|n| Ok(simulation.plan(self, self.environment(n)?)))
+                .map(|n| Ok(simulation.plan(self, self.environment(n)?, wave)))
                 .collect();
         }
-        let (environments, readings) = self.read(names).await?;
-        Ok(readings
+        // A held environment is never connected to, not even to plan.
+        let (held, readable): (Vec<String>, Vec<String>) = names
+            .iter()
+            .cloned()
+            .partition(|n| self.environments.get(n).is_some_and(|e| e.hold.is_some()));
+        let (environments, readings) = self.read(&readable).await?;
+        let mut reports: std::collections::HashMap<String, PlanReport> = readings
             .into_iter()
             .zip(environments)
             .map(|(reading, environment)| {
                 let name = environment.name.clone();
+                let skipped = self.policy_skip(environment);
                 if !reading.status.is_healthy {
                     return PlanReport {
                         environment: name,
                         plan: None,
                         blocked: None,
                         error: Some(format!("unhealthy: {}", reading.status.error.unwrap_or_default())),
+                        skipped,
                     };
                 }
                 let migration_plan = plan(&self.migrations, &reading.history.unwrap_or_default());
-                let pending = match self.promoted(&name, pending_up_to(self, &migration_plan, wave), false) {
+                let pending = match self.promoted(&name, pending_up_to(self, environment, &migration_plan, wave), false)
+                {
                     Ok(pending) => pending,
                     Err(waiting) => {
                         return PlanReport {
                             environment: name,
                             plan: None,
-                            blocked: Some(waiting),
+                            blocked: None,
+                            skipped: Some(waiting),
                             error: None,
                         };
                     }
@@ -78,8 +90,22 @@ impl Engine {
                     environment: name,
                     blocked,
                     error: None,
+                    skipped,
                 }
             })
-            .collect())
+            .map(|report| (report.environment.clone(), report))
+            .collect();
+        for name in held {
+            let skipped = self.environments.get(&name).and_then(|e| self.policy_skip(e));
+            let report = PlanReport {
+                environment: name.clone(),
+                plan: None,
+                blocked: None,
+                error: None,
+                skipped,
+            };
+            reports.insert(name, report);
+        }
+        Ok(names.iter().filter_map(|n| reports.get(n).cloned()).collect())
     }
 }

@@ -49,6 +49,14 @@ impl Simulation {
         engine.events.send(Event::Started {
             environment: name.to_string(),
         });
+        // Held, frozen, outside its window: as a real run decides it.
+        if let Err(stop) = super::policy::admit(engine, environment) {
+            return DeploymentResult::finished(name, stop.status, 0, Some(stop.error), started);
+        }
+        let last = super::policy::last_version(wave, environment);
+        let applicable = (engine.migrations.iter())
+            .filter(|m| super::policy::within(last.as_ref(), &m.version))
+            .count();
         let (status, applied, error) = if self.deny.contains(name) {
             (
                 DeploymentStatus::Skipped,
@@ -64,7 +72,7 @@ impl Simulation {
             let error = "a migration failed (simulated); what this run applied was kept (auto-rollback off)";
             (DeploymentStatus::Failed, 0, Some(error.to_string()))
         } else {
-            (DeploymentStatus::Success, engine.migrations.len(), None)
+            (DeploymentStatus::Success, applicable, None)
         };
         DeploymentResult::finished(name, status, applied, error, started)
     }
@@ -102,10 +110,17 @@ impl Simulation {
         }
     }
 
-    /// Every migration pending, as on a fresh database.
-    pub(super) fn plan(&self, engine: &Engine, environment: &EnvironmentConfig) -> PlanReport {
-        let pending: Vec<usize> = (0..engine.migrations.len()).collect();
-        let destructive: Vec<_> = engine.destructive.iter().flatten().cloned().collect();
+    /// Every migration pending (up to the wave's `to_version` and the
+    /// environment's pin), as on a fresh database.
+    pub(super) fn plan(&self, engine: &Engine, environment: &EnvironmentConfig, wave: &WaveOptions) -> PlanReport {
+        let last = super::policy::last_version(wave, environment);
+        let pending: Vec<usize> = (0..engine.migrations.len())
+            .filter(|&i| super::policy::within(last.as_ref(), &engine.migrations[i].version))
+            .collect();
+        let destructive: Vec<_> = pending
+            .iter()
+            .flat_map(|&i| engine.destructive[i].iter().cloned())
+            .collect();
         let plan: EnvironmentPlan = super::env_run::environment_plan(engine, environment, &pending, destructive);
         PlanReport {
             environment: environment.name.clone(),
@@ -115,6 +130,7 @@ impl Simulation {
                 .contains(&environment.name)
                 .then(|| "unhealthy (simulated)".to_string()),
             plan: Some(plan),
+            skipped: engine.policy_skip(environment),
         }
     }
 }

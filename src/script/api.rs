@@ -25,6 +25,10 @@ pub struct ScriptEnv {
     pub host: String,
     pub namespace: String,
     pub database: String,
+    pub window: Option<crate::policy::Window>,
+    pub hold: Option<String>,
+    pub freezes: Vec<crate::policy::Freeze>,
+    pub pin_version: Option<String>,
 }
 
 impl From<&EnvironmentConfig> for ScriptEnv {
@@ -38,6 +42,24 @@ impl From<&EnvironmentConfig> for ScriptEnv {
             host: e.connection.host(),
             namespace: e.connection.db_ns.clone(),
             database: e.connection.db.clone(),
+            window: e.window.clone(),
+            hold: e.hold.clone(),
+            freezes: e.freezes.clone(),
+            pin_version: e.pin_version.clone(),
+        }
+    }
+}
+
+impl ScriptEnv {
+    /// `window_opens`: the next opening (RFC 3339) while the window is closed; "" otherwise.
+    fn window_opens(&self) -> String {
+        let now = chrono::Utc::now();
+        match &self.window {
+            Some(window) if !window.is_open(now) => {
+                let opens = window.next_open(now).with_timezone(&window.timezone());
+                opens.to_rfc3339()
+            }
+            _ => String::new(),
         }
     }
 }
@@ -117,6 +139,7 @@ fn plan_map(report: &PlanReport) -> Dynamic {
     map.insert("irreversible".into(), strings(&plan.irreversible).into());
     map.insert("approval_required".into(), plan.approval_required.into());
     map.insert("blocked".into(), optional(report.blocked.clone()));
+    map.insert("skipped".into(), optional(report.skipped.clone()));
     map.insert("error".into(), optional(report.error.clone()));
     map.into()
 }
@@ -239,6 +262,19 @@ pub fn register(rhai: &mut Rhai, engine: Arc<Engine>, handle: Handle, budget: Ar
         .register_get("host", |e: &mut ScriptEnv| e.host.clone())
         .register_get("namespace", |e: &mut ScriptEnv| e.namespace.clone())
         .register_get("database", |e: &mut ScriptEnv| e.database.clone())
+        .register_get("window_open", |e: &mut ScriptEnv| {
+            e.window.as_ref().is_none_or(|w| w.is_open(chrono::Utc::now()))
+        })
+        .register_get("window_opens", |e: &mut ScriptEnv| e.window_opens())
+        .register_get("held", |e: &mut ScriptEnv| e.hold.clone().unwrap_or_default())
+        .register_get("frozen", |e: &mut ScriptEnv| {
+            crate::policy::active_freeze(&e.freezes, chrono::Utc::now())
+                .map(|f| f.reason.clone())
+                .unwrap_or_default()
+        })
+        .register_get("pin_version", |e: &mut ScriptEnv| {
+            e.pin_version.clone().unwrap_or_default()
+        })
         .register_fn("to_string", |e: &mut ScriptEnv| e.name.clone())
         // Interpolating an array of environments (`${canary}`) prints their names.
         .register_fn("to_debug", |e: &mut ScriptEnv| e.name.clone());

@@ -1,0 +1,110 @@
+//! Reading environments without deploying: `status` (health, applied
+//! version, pending, drift) and `verify`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use super::MigrationCoordinator;
+use crate::engine::{DeployOptions, Engine, EventSink};
+use crate::health::{HealthCheck, HealthStatus};
+use crate::migration::file::version_order_key;
+use crate::migration::{ApplyContext, Migration, MigrationState, plan};
+use crate::registry::{EnvironmentConfig, RegistryError};
+
+/// Per-environment status without deploying: health, applied version, pending, drift.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvironmentStatus {
+    pub environment: String,
+    pub health: HealthStatus,
+    /// Newest applied version, if any.
+    pub applied_version: Option<String>,
+    pub applied_count: usize,
+    /// Of those, recorded by `baseline` (made another way).
+    pub baseline_count: usize,
+    pub pending_count: usize,
+    /// `version_name (drifted|missing)` entries.
+    pub drift: Vec<String>,
+    /// Its `pin_version`: deployed up to it and no further (pending stops there).
+    pub pinned: Option<String>,
+}
+
+impl MigrationCoordinator {
+    /// `verify` on demand: each selected environment healthy, every
+    /// migration applied with its checksum, and every applied migration's
+    /// `-- migrate:verify` section holding. Reads only.
+    pub async fn verify_environments(
+        &self,
+        environments: &[String],
+        migrations: Vec<Migration>,
+        health_timeout: Duration,
+    ) -> Result<Vec<crate::engine::VerifyResult>, RegistryError> {
+        let selected = self.select(environments)?;
+        let names: Vec<String> = selected.iter().map(|e| e.name.clone()).collect();
+        let options = DeployOptions {
+            health_timeout,
+            operation_timeout: health_timeout,
+            ..DeployOptions::default()
+        };
+        let engine = Engine::new(
+            names.clone(),
+            selected,
+            Arc::new(migrations),
+            options,
+            ApplyContext::new(),
+            EventSink::default(),
+            None,
+        );
+        // Every name was selected from this engine's own environments.
+        Ok(engine.verify(&names).await.unwrap_or_default())
+    }
+
+    /// Health, applied version, pending count and drift of each environment.
+    /// Reads only; creates nothing.
+    pub async fn get_deployment_status(
+        &self,
+        environments: &[String],
+        migrations: &[Migration],
+        health_check: &HealthCheck,
+    ) -> Result<IndexMap<String, EnvironmentStatus>, RegistryError> {
+        let selected = self.select(environments)?;
+        let refs: Vec<&EnvironmentConfig> = selected.iter().collect();
+        let mut readings = health_check.read_many(&refs).await;
+        super::baseline::name_foreign_histories(&refs, &mut readings, health_check.timeout).await;
+        Ok(readings
+            .into_iter()
+            .zip(&selected)
+            .map(|(reading, environment)| {
+                let applied = reading.history.unwrap_or_default();
+                let migration_plan = plan(migrations, &applied);
+                let pin = environment.pin_version.as_deref().map(version_order_key);
+                let status = EnvironmentStatus {
+                    environment: reading.status.environment.clone(),
+                    health: reading.status,
+                    applied_version: applied.last().map(|a| a.version.clone()),
+                    applied_count: applied.len(),
+                    baseline_count: applied.iter().filter(|a| a.baseline).count(),
+                    pending_count: (migration_plan.pending.iter())
+                        .filter(|m| pin.as_ref().is_none_or(|pin| version_order_key(&m.version) <= *pin))
+                        .count(),
+                    drift: migration_plan
+                        .drift
+                        .iter()
+                        .map(|r| {
+                            let kind = if r.state == MigrationState::Drifted {
+                                "drifted"
+                            } else {
+                                "missing"
+                            };
+                            format!("{}_{} ({kind})", r.version, r.name)
+                        })
+                        .collect(),
+                    pinned: environment.pin_version.clone(),
+                };
+                (status.environment.clone(), status)
+            })
+            .collect())
+    }
+}
