@@ -117,4 +117,18 @@ async fn production_gets_only_what_staging_took() {
     let out = deploy("all", m, work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(applied_versions(&production).await.unwrap(), ["1", "2", "3"]);
+
+    // A dry run estimates each wave from the durations recorded so far.
+    std::fs::write(migrations.path().join("4_four.surql"), ONE.replace("one", "four")).unwrap();
+    let out = run_surql(
+        &["orchestrate", "deploy", "-e", "all", "-m", m, "--dry-run"],
+        work.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("Estimated: ")
+            && stdout.contains("past durations of 2 environment(s), the fleet's median for 0"),
+        "{stdout}"
+    );
 }

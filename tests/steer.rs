@@ -106,6 +106,8 @@ async fn pause_holds_new_tenants_and_continue_completes() {
         stderr.contains("paused by oncall: latency spike") && stderr.contains("continued"),
         "{stderr}"
     );
+    // The progress lines estimate the time left.
+    assert!(stderr.contains("s left)"), "{stderr}");
     assert_eq!(touched(&tenants, "pause", TENANTS).await, TENANTS);
     let shown = stdout_json(&run_surql(&strs(&show), work.path()));
     let commands: Vec<&str> = shown["deployment"]["commands"]

@@ -226,12 +226,11 @@ fn valid_deployment_id(id: &str) -> Result<String, Error> {
 async fn deploy(args: DeployArgs) -> Result<i32, Error> {
     let migrations = migrations(&args.common)?;
     let mut request = request(&args, migrations)?;
-    // A dry run records nothing, but reads the store (promotion rules): as a
-    // reader, so it works while a deployment runs from this folder.
+    // A dry run records nothing, but reads the store when there is one
+    // (promotion rules, estimates), creating nothing.
     let store: Option<Arc<crate::state::StateStore>> = match args.dry_run {
-        true => super::records::open_to_read(&args.state, &args.common.config)
-            .await
-            .ok()
+        true => super::records::open_existing(&args.state, &args.common.config)
+            .await?
             .map(Arc::new),
         false => Some(super::records::open(&args.state, &args.common.config).await?.into()),
     };

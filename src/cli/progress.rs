@@ -38,6 +38,10 @@ pub struct Progress {
     /// after a `to_version` one, finishes an environment a second time.
     finished: std::collections::HashMap<String, DeploymentStatus>,
     next_report: usize,
+    /// When the first environment started, and how many were deployed
+    /// (not skipped) since: the estimate of the time left.
+    first_started: Option<std::time::Instant>,
+    deployed: usize,
 }
 
 impl Progress {
@@ -71,25 +75,46 @@ impl Progress {
             running: Default::default(),
             finished: Default::default(),
             next_report: total.div_ceil(10).max(1),
+            first_started: None,
+            deployed: 0,
         }
     }
 
     fn summary(&self) -> String {
-        format!(
+        let mut summary = format!(
             "{} running, {} failed, {} skipped",
             self.running.len(),
             self.failed,
             self.skipped
-        )
+        );
+        if let Some(left) = self.time_left() {
+            summary.push_str(&format!(", ~{} left", render_seconds(left)));
+        }
+        summary
+    }
+
+    /// The time left at the pace so far: the environments still to finish,
+    /// at the rate environments were deployed (skips take no time).
+    fn time_left(&self) -> Option<Duration> {
+        let remaining = self.total.saturating_sub(self.done);
+        let started = self.first_started?;
+        if remaining == 0 || self.deployed == 0 {
+            return None;
+        }
+        Some(started.elapsed().mul_f64(remaining as f64 / self.deployed as f64))
     }
 
     fn compact_event(&mut self, event: Event) {
         match event {
             Event::Started { environment } => {
+                self.first_started.get_or_insert_with(std::time::Instant::now);
                 self.running.insert(environment);
             }
             Event::Finished { result } => {
                 self.running.remove(&result.environment);
+                if result.status != DeploymentStatus::Skipped && !self.finished.contains_key(&result.environment) {
+                    self.deployed += 1;
+                }
                 let previous = self.finished.insert(result.environment.clone(), result.status);
                 match previous {
                     Some(DeploymentStatus::Success) => {}
@@ -228,6 +253,16 @@ impl Progress {
     }
 }
 
+/// `45s`, `3m05s`, `2h10m`.
+pub(super) fn render_seconds(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m{:02}s", seconds / 60, seconds % 60),
+        _ => format!("{}h{:02}m", seconds / 3600, seconds % 3600 / 60),
+    }
+}
+
 /// Asks on the terminal: `Deploy to 'production'? [y/N]`.
 pub struct TerminalApprover {
     pub multi: Option<MultiProgress>,
@@ -286,5 +321,36 @@ impl Approver for TerminalApprover {
             Some(multi) => multi.suspend(ask),
             None => ask(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::DeploymentResult;
+
+    /// The estimate is the pace of deployed environments over those left;
+    /// skipped ones take no time and none is shown before one finished.
+    #[test]
+    fn the_time_left_follows_the_pace_of_deployed_environments() {
+        let mut progress = Progress::new(false, 40);
+        assert_eq!(progress.time_left(), None);
+        progress.compact_event(Event::Started {
+            environment: "t0".into(),
+        });
+        assert_eq!(progress.time_left(), None, "nothing finished yet");
+        progress.first_started = Some(std::time::Instant::now() - Duration::from_secs(10));
+        let finished = |name: &str, status| Event::Finished {
+            result: DeploymentResult::finished(name, status, 1, None, chrono::Utc::now()),
+        };
+        progress.compact_event(finished("t0", DeploymentStatus::Success));
+        progress.compact_event(finished("t1", DeploymentStatus::Skipped));
+        // 10 s for one deployed, 38 left.
+        let left = progress.time_left().unwrap().as_secs_f64();
+        assert!((379.0..=385.0).contains(&left), "{left}");
+        assert!(progress.summary().contains(", ~6m2"), "{}", progress.summary());
+        assert_eq!(render_seconds(Duration::from_secs(45)), "45s");
+        assert_eq!(render_seconds(Duration::from_secs(185)), "3m05s");
+        assert_eq!(render_seconds(Duration::from_secs(7800)), "2h10m");
     }
 }

@@ -20,6 +20,11 @@ pub(super) async fn open(state: &StateArgs, config: &std::path::Path) -> Result<
     Ok(StateStore::open(store_config(state, config)?, STORE_CONNECT_TIMEOUT).await?)
 }
 
+/// The store for reading only, if it exists (see [`StateStore::open_existing`]).
+pub(super) async fn open_existing(state: &StateArgs, config: &std::path::Path) -> Result<Option<StateStore>, Error> {
+    Ok(StateStore::open_existing(store_config(state, config)?, STORE_CONNECT_TIMEOUT).await)
+}
+
 /// [`open`] for reading: an embedded store a running deployment holds is
 /// read through that process.
 pub(super) async fn open_to_read(state: &StateArgs, config: &std::path::Path) -> Result<StateStore, Error> {

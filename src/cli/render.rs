@@ -138,9 +138,27 @@ pub fn report_json(report: &DeploymentReport) -> String {
         "deployment_id": report.deployment_id,
         "strategy": report.strategy,
         "waves": report.waves,
+        "estimates": report.estimates,
         "results": results,
     })))
     .unwrap_or_else(|e| serde_json::json!({ "error": format!("cannot serialize the results: {e}") }).to_string())
+}
+
+/// `Estimated: canary ~4s, rest ~1m10s; in all ~1m14s (…)`.
+pub fn estimate_line(estimates: &[crate::coordinator::WaveEstimate]) -> String {
+    let seconds = |s: f64| super::progress::render_seconds(std::time::Duration::from_secs_f64(s.max(0.0)));
+    let waves: Vec<String> = estimates
+        .iter()
+        .map(|e| format!("{} ~{}", e.label, seconds(e.seconds)))
+        .collect();
+    let total: f64 = estimates.iter().map(|e| e.seconds).sum();
+    let known: usize = estimates.iter().map(|e| e.known).sum();
+    let assumed: usize = estimates.iter().map(|e| e.assumed).sum();
+    format!(
+        "Estimated: {}; in all ~{} (past durations of {known} environment(s), the fleet's median for {assumed}; pauses not included)\n",
+        waves.join(", "),
+        seconds(total)
+    )
 }
 
 /// The waves of a rollout in order: environments, concurrency, failure
@@ -189,6 +207,9 @@ pub fn dry_run_plan(report: &DeploymentReport) -> String {
             report.strategy,
             waves_table(&report.waves)
         ));
+    }
+    if let Some(estimates) = &report.estimates {
+        out.push_str(&estimate_line(estimates));
     }
     let mut scripts: indexmap::IndexMap<String, String> = indexmap::IndexMap::new();
     for result in report.results.values() {
@@ -373,6 +394,7 @@ mod tests {
             interrupted: false,
             record_lost: None,
             stopped: None,
+            estimates: None,
         }
     }
 

@@ -3,12 +3,14 @@
 //! result per selected environment.
 
 mod baseline;
+mod estimate;
 mod promotion;
 mod reconcile;
 mod recording;
 mod status;
 
 pub use baseline::BaselineOutcome;
+pub use estimate::WaveEstimate;
 pub use status::EnvironmentStatus;
 
 use std::path::{Path, PathBuf};
@@ -150,6 +152,10 @@ pub struct DeploymentReport {
     /// (`aborted by ACTOR: REASON`), or the state store lost.
     #[serde(skip)]
     pub stopped: Option<String>,
+    /// A dry run's estimated duration of each wave, from the state store's
+    /// past durations (none without a store or a recorded duration).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimates: Option<Vec<WaveEstimate>>,
 }
 
 impl DeploymentReport {
@@ -420,11 +426,15 @@ impl MigrationCoordinator {
                 interrupted: false,
                 record_lost: None,
                 stopped: None,
+                estimates: None,
             };
         }
         let recording = take_recording();
         self.load_promotions(engine).await;
         let mut report = self.run_recorded(engine, strategy).await;
+        if engine.options().dry_run {
+            report.estimates = self.estimate_waves(&report.waves).await;
+        }
         let Some(recording) = recording else {
             return report;
         };
@@ -505,6 +515,7 @@ impl MigrationCoordinator {
             interrupted: engine.is_cancelled() && engine.stop_reason().is_none(),
             record_lost: None,
             stopped: engine.stop_reason().map(str::to_string),
+            estimates: None,
         }
     }
 

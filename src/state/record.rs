@@ -49,6 +49,9 @@ pub struct EnvironmentRecord {
     /// runner could not record it: the state store was away).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reconciled: bool,
+    /// Seconds its deployment took there, once finished (estimates of later runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
 }
 
 /// One migration a deployment set out to apply, as its file was then.

@@ -163,6 +163,10 @@ fn writer_lost_message(target: &RecorderTarget, outage: &Outage) -> String {
 impl Writer {
     fn note(&mut self, event: &Event) {
         let now = chrono::Utc::now().to_rfc3339();
+        let duration_s = match event {
+            Event::Finished { result } => result.duration_seconds,
+            _ => None,
+        };
         let (environment, state, migrations_applied, error) = match event {
             Event::Started { environment } => (environment, EnvironmentState::Running, 0, None),
             Event::MigrationApplied {
@@ -188,6 +192,7 @@ impl Writer {
             error,
             updated_at: now,
             reconciled: false,
+            duration_s,
         };
         self.pending.insert(record.environment.clone(), record);
     }

@@ -31,6 +31,10 @@ pub(super) enum Request {
     Succeeded {
         environments: Vec<String>,
     },
+    /// How long deployments took on these environments (estimates).
+    Durations {
+        environments: Vec<String>,
+    },
 }
 
 /// The socket beside an embedded store on disk; `None` for anything else.
@@ -95,6 +99,12 @@ async fn answer(stream: tokio::net::UnixStream, store: &super::StateStore) -> st
         Ok(Request::List { limit }) => to_reply(store.list(limit).await),
         Ok(Request::Show { id }) => to_reply(store.show(&id).await),
         Ok(Request::Command { id, record }) => to_reply(store.command(&id, &record).await),
+        Ok(Request::Durations { environments }) => to_reply(
+            store
+                .past_durations(&environments)
+                .await
+                .map(|found| found.into_iter().collect::<Vec<_>>()),
+        ),
         Ok(Request::Succeeded { environments }) => to_reply(
             store
                 .succeeded_versions(&environments)

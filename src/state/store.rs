@@ -101,6 +101,32 @@ impl StateStore {
         }
     }
 
+    /// The store for reading only, when it exists: `None` for a store never
+    /// created (an embedded folder that is not there, a server without its
+    /// namespace), a `mem://` one, or one that cannot be reached. Creates and
+    /// defines nothing (a dry run writes nothing anywhere).
+    pub async fn open_existing(config: ConnectionConfig, timeout: Duration) -> Option<Self> {
+        if let Some(path) = config.db_url.strip_prefix("surrealkv://") {
+            if !std::path::Path::new(path).exists() {
+                return None;
+            }
+            return Self::open_to_read(config, timeout).await.ok();
+        }
+        if config.endpoint_kind().ok() != Some(crate::connection::EndpointKind::Remote) {
+            return None;
+        }
+        let mut config = config;
+        config.db_ns = NAMESPACE.into();
+        config.db = DATABASE.into();
+        let url = config.display_url();
+        let timeouts = crate::connection::Timeouts {
+            connect: timeout,
+            operation: STORE_DEADLINE,
+        };
+        let db = crate::connection::connect_read_only(&config, timeouts).await.ok()??;
+        Some(Self::direct(db, url))
+    }
+
     /// The store on `db`, as the process holding it serves it.
     pub(super) fn direct(db: Db, url: String) -> Self {
         Self {
@@ -163,6 +189,7 @@ impl StateStore {
                 error: None,
                 updated_at: record.started_at.clone(),
                 reconciled: false,
+                duration_s: None,
             })
             .collect();
         let content = crate::redact::redact_json(serde_json::to_value(record).unwrap_or_default());
@@ -292,6 +319,7 @@ COMMIT TRANSACTION;",
                 error: r.error.clone(),
                 updated_at: now.clone(),
                 reconciled: false,
+                duration_s: r.duration_seconds,
             })
             .collect();
         self.write_environments(id, &rows).await?;
@@ -413,6 +441,45 @@ impl StateStore {
                 .extend(versions.map(|v| v.split('_').next().unwrap_or(v).to_string()));
         }
         Ok(succeeded)
+    }
+}
+
+impl StateStore {
+    /// Per environment of `environments`, how long its deployments took
+    /// there (seconds; deployments that succeeded and applied something).
+    pub async fn past_durations(
+        &self,
+        environments: &[String],
+    ) -> Result<std::collections::HashMap<String, Vec<f64>>, StateError> {
+        if let Some(socket) = self.served_socket() {
+            let rows: Vec<(String, Vec<f64>)> = super::served::ask(
+                socket,
+                self.url(),
+                &super::served::Request::Durations {
+                    environments: environments.to_vec(),
+                },
+            )
+            .await?;
+            return Ok(rows.into_iter().collect());
+        }
+        let answer = self
+            .run(
+                "SELECT environment, duration_s FROM deployment_env WHERE environment IN $environments AND state = 'success' AND migrations_applied > 0 AND duration_s != NONE;",
+                json!({ "environments": environments }),
+            )
+            .await?;
+        let mut durations: std::collections::HashMap<String, Vec<f64>> = Default::default();
+        for row in answer
+            .first()
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let (Some(environment), Some(seconds)) = (row["environment"].as_str(), row["duration_s"].as_f64()) {
+                durations.entry(environment.to_string()).or_default().push(seconds);
+            }
+        }
+        Ok(durations)
     }
 }
 
