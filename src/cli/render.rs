@@ -134,13 +134,16 @@ pub fn summary_line(report: &DeploymentReport) -> String {
 pub fn report_json(report: &DeploymentReport) -> String {
     let results: Vec<&DeploymentResult> = report.results.values().collect();
     // The whole document: `--set` values and paths may carry secrets too.
-    serde_json::to_string_pretty(&crate::redact::redact_json(serde_json::json!({
+    let mut document = serde_json::json!({
         "deployment_id": report.deployment_id,
         "strategy": report.strategy,
         "waves": report.waves,
-        "estimates": report.estimates,
         "results": results,
-    })))
+    });
+    if let Some(estimates) = &report.estimates {
+        document["estimates"] = serde_json::json!(estimates);
+    }
+    serde_json::to_string_pretty(&crate::redact::redact_json(document))
     .unwrap_or_else(|e| serde_json::json!({ "error": format!("cannot serialize the results: {e}") }).to_string())
 }
 
