@@ -258,3 +258,45 @@ async fn a_cap_per_server_is_never_exceeded() {
     let both: Vec<Value> = on_first.into_iter().chain(on_second).collect();
     assert!(max_overlap(&both) >= 3, "the two servers worked at once");
 }
+
+/// `--max-server-latency-ms 40` with the server behind a proxy adding 50 ms
+/// each way: no tenant starts while its round trips are slow, the progress
+/// says which server and why; once the proxy is fast again they all deploy.
+#[tokio::test]
+async fn a_slow_server_holds_its_new_environments_until_it_recovers() {
+    let server = TestServer::start();
+    let proxy = common::LatencyProxy::start(format!("127.0.0.1:{}", server.port), Duration::from_millis(50));
+    let work = tempfile::tempdir().unwrap();
+    common::write_server_tenants(work.path(), &proxy.ws_url(), 4, "slowsrv");
+    let migrations = migrations_dir(&[("1_accounts.surql", ACCOUNTS)]);
+    let m = migrations.path().to_str().unwrap();
+    let extra = ["--max-server-latency-ms", "40"].map(str::to_string);
+    let runner = spawn(&deploy_args(m, &extra), work.path());
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        touched(&server, "slowsrv", 4).await,
+        0,
+        "a tenant started on the slow server"
+    );
+    let recovered_at = chrono::Utc::now();
+    proxy.set_delay(Duration::ZERO);
+    let out = finish_within(runner, Duration::from_secs(60), "the runner waiting for its server");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("server 127.0.0.1:{}: recent round trip", proxy.port))
+            && stderr.contains("over --max-server-latency-ms 40: its new environments wait")
+            && stderr.contains("round trips back under 40 ms"),
+        "{stderr}"
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    for i in 0..4 {
+        let rows = common::db::history_rows(&server.connection(&format!("slowsrv{i}"), "main")).await;
+        assert_eq!(rows.len(), 1, "tenant {i}");
+        let applied = chrono::DateTime::parse_from_rfc3339(rows[0]["applied_at"].as_str().unwrap()).unwrap();
+        assert!(
+            applied > recovered_at,
+            "tenant {i} was deployed before its server recovered"
+        );
+    }
+}

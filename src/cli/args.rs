@@ -12,7 +12,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::connection::AuthLevel;
 
-pub use super::record_args::{ApproveArgs, RecordedTimeouts, RollbackArgs, ShardArgs, StateArgs};
+pub use super::record_args::{
+    ApproveArgs, ExistingHistoryArgs, RecordedTimeouts, RollbackArgs, ShardArgs, StateArgs, SteerArgs,
+};
 
 /// Deploy SurrealDB schema migrations to one database or many environments.
 #[derive(Debug, Parser)]
@@ -270,38 +272,6 @@ pub enum OrchestrateCommand {
     },
 }
 
-/// Flags of the commands that steer a running deployment.
-#[derive(Debug, Args)]
-pub struct SteerArgs {
-    /// Who gives the command (recorded; default: the OS user).
-    #[arg(long)]
-    pub actor: Option<String>,
-    /// Environments file (its `"state"` names the store).
-    #[arg(long, default_value = "environments.json", env = "SURQL_CONFIG")]
-    pub config: PathBuf,
-    #[command(flatten)]
-    pub state: StateArgs,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-    pub output: OutputFormat,
-}
-
-/// Flags of `baseline` and `adopt`: history rows for what is already there.
-#[derive(Debug, Args)]
-pub struct ExistingHistoryArgs {
-    /// Environments: NAME[,NAME], all, tag:TAG (combinable).
-    #[arg(short = 'e', long = "environments", required = true, value_delimiter = ',')]
-    pub environments: Vec<String>,
-    /// Say what would be recorded; write nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Name recorded as the actor in each history row (default: the OS user).
-    #[arg(long, env = "SURQL_ACTOR")]
-    pub actor: Option<String>,
-    #[command(flatten)]
-    pub common: OrchestrateCommon,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     /// Progress and a table for people.
@@ -391,6 +361,10 @@ pub struct DeployArgs {
     /// Seconds a strategy may spend in `pause` over the whole run.
     #[arg(long, default_value = "86400", value_parser = parse_seconds)]
     pub max_pause: Duration,
+    /// New environments on a server whose recent round trips pass MS
+    /// milliseconds wait until it recovers (at most 10 minutes, then SKIPPED).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_server_latency_ms: Option<u64>,
     /// A value for the strategy script's `options` (repeatable): --set bake_seconds=30.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,

@@ -2,6 +2,7 @@
 //! orchestration logic lives here.
 
 pub mod args;
+mod continued;
 mod migrate;
 mod orchestrate;
 mod progress;

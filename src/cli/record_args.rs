@@ -3,11 +3,12 @@
 // Doc comments here are the `--help` text, not rustdoc.
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
-use super::args::{OrchestrateCommon, RolloutArgs};
+use super::args::{OrchestrateCommon, OutputFormat, RolloutArgs};
 
 /// Approvals given up front, for runs that may not be able to ask.
 #[derive(Debug, Args)]
@@ -156,4 +157,36 @@ pub struct RecordedTimeouts {
     /// Seconds a database's migration lock lasts without renewal (default: the deployment's).
     #[arg(long, value_parser = super::args::parse_lock_ttl)]
     pub lock_ttl: Option<Duration>,
+}
+
+/// Flags of the commands that steer a running deployment.
+#[derive(Debug, Args)]
+pub struct SteerArgs {
+    /// Who gives the command (recorded; default: the OS user).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Environments file (its `"state"` names the store).
+    #[arg(long, default_value = "environments.json", env = "SURQL_CONFIG")]
+    pub config: PathBuf,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// Flags of `baseline` and `adopt`: history rows for what is already there.
+#[derive(Debug, Args)]
+pub struct ExistingHistoryArgs {
+    /// Environments: NAME[,NAME], all, tag:TAG (combinable).
+    #[arg(short = 'e', long = "environments", required = true, value_delimiter = ',')]
+    pub environments: Vec<String>,
+    /// Say what would be recorded; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Name recorded as the actor in each history row (default: the OS user).
+    #[arg(long, env = "SURQL_ACTOR")]
+    pub actor: Option<String>,
+    #[command(flatten)]
+    pub common: OrchestrateCommon,
 }

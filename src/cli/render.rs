@@ -144,7 +144,7 @@ pub fn report_json(report: &DeploymentReport) -> String {
         document["estimates"] = serde_json::json!(estimates);
     }
     serde_json::to_string_pretty(&crate::redact::redact_json(document))
-    .unwrap_or_else(|e| serde_json::json!({ "error": format!("cannot serialize the results: {e}") }).to_string())
+        .unwrap_or_else(|e| serde_json::json!({ "error": format!("cannot serialize the results: {e}") }).to_string())
 }
 
 /// `Estimated: canary ~4s, rest ~1m10s; in all ~1m14s (…)`.

@@ -255,3 +255,51 @@ async fn sign_in(
         reason: scrub(&e.to_string(), config),
     })
 }
+
+/// The last few round trips measured to each server while a deployment
+/// watches it (`--max-server-latency-ms`), newest last.
+static RECENT: LazyLock<std::sync::Mutex<HashMap<String, std::collections::VecDeque<Duration>>>> =
+    LazyLock::new(Default::default);
+
+/// How many measurements "recent" means.
+const RECENT_SAMPLES: usize = 3;
+
+/// Times one cheapest request (`version`) to `config`'s server on a session
+/// of its pooled connection, and remembers it as recent; a failure or no
+/// answer within `timeout` counts as `timeout`. `None` for the embedded engine.
+pub async fn probe_round_trip(config: &ConnectionConfig, timeout: Duration) -> Option<Duration> {
+    if config.endpoint_kind().ok()? != EndpointKind::Remote {
+        return None;
+    }
+    let started = std::time::Instant::now();
+    let answered = tokio::time::timeout(timeout, async {
+        let session = open_session(config).await.ok()?;
+        session.version().await.ok()
+    })
+    .await;
+    let took = match answered {
+        Ok(Some(_)) => started.elapsed(),
+        _ => timeout,
+    };
+    let mut recent = RECENT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let samples = recent.entry(config.host()).or_default();
+    samples.push_back(took);
+    while samples.len() > RECENT_SAMPLES {
+        samples.pop_front();
+    }
+    Some(took)
+}
+
+/// The median of the recent round trips to `config`'s server (see
+/// [`probe_round_trip`]); `None` until one was measured.
+pub fn recent_round_trip(config: &ConnectionConfig) -> Option<Duration> {
+    recent_round_trip_to(&config.host())
+}
+
+/// [`recent_round_trip`] by the server's `host:port` (what scripts see as `env.host`).
+pub fn recent_round_trip_to(host: &str) -> Option<Duration> {
+    let recent = RECENT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut samples: Vec<Duration> = recent.get(host)?.iter().copied().collect();
+    samples.sort();
+    samples.get(samples.len() / 2).copied()
+}

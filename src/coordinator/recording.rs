@@ -41,6 +41,7 @@ fn deployment_record(engine: &Engine, strategy: &Strategy) -> DeploymentRecord {
             "canary_percent": options.canary_percent,
             "max_concurrent": options.max_concurrent,
             "max_per_server": options.max_per_server,
+            "max_server_latency_ms": options.max_server_latency.map(|d| d.as_millis() as u64),
             "max_failures": options.max_failures.map(|b| b.to_string()),
             "verify_health": options.verify_health,
             "auto_rollback": options.auto_rollback,

@@ -78,6 +78,9 @@ pub struct DeployOptions {
     /// At most this many environments at once against one database server
     /// (`--max-per-server`); a script's `deploy` may set its own.
     pub max_per_server: Option<usize>,
+    /// New environments on a server whose recent round trips pass this wait
+    /// until it recovers (`--max-server-latency-ms`).
+    pub max_server_latency: Option<Duration>,
     /// Deploy frozen environments anyway, for this reason (`--override-freeze
     /// REASON`): recorded with who gave it, logged for each one deployed.
     pub override_freeze: Option<String>,
@@ -120,6 +123,7 @@ impl Default for DeployOptions {
             simulation: None,
             undo: None,
             max_per_server: None,
+            max_server_latency: None,
             override_freeze: None,
         }
     }

@@ -9,6 +9,12 @@ use std::sync::Arc;
 
 use super::wave::FailureCount;
 use super::{DeploymentResult, DeploymentStatus, Engine, WaveOptions};
+use crate::connection::ConnectionConfig;
+
+/// How often a watched server's round trip is measured.
+const PROBE_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long environments wait for a slow server before they are SKIPPED.
+pub const SLOW_SERVER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl Engine {
     /// Runs a wave's environments under its bounds; results in `names` order.
@@ -32,6 +38,7 @@ impl Engine {
         let mut waiting: VecDeque<usize> = (0..names.len()).collect();
         let mut on_server: HashMap<&str, usize> = HashMap::new();
         let mut running = tokio::task::JoinSet::new();
+        let mut latency = self.watch_latency(names, &servers);
         let mut throttle = self.throttle.subscribe();
         let mut held = self.held.subscribe();
         let mut cancelled = self.cancelled.subscribe();
@@ -43,7 +50,8 @@ impl Engine {
                     wave.max_per_server
                         .is_none_or(|cap| on_server.get(servers[*i].as_str()).copied().unwrap_or(0) < cap.max(1))
                 };
-                let Some(position) = waiting.iter().position(room) else {
+                let fast = |i: &usize| latency.as_ref().is_none_or(|watch| !watch.slow.contains(&servers[*i]));
+                let Some(position) = waiting.iter().position(|i| room(i) && fast(i)) else {
                     break;
                 };
                 let Some(index) = waiting.remove(position) else {
@@ -101,6 +109,17 @@ impl Engine {
                     }
                     results[index] = Some(result);
                 }
+                _ = tokio::time::sleep(PROBE_EVERY / 2), if latency.is_some() => {
+                    if let Some(watch) = latency.as_mut() {
+                        for index in watch.update(self, &servers, &waiting) {
+                            results[index] = Some(self.record(DeploymentResult::skipped(
+                                &names[index],
+                                watch.gave_up(&servers[index]),
+                            )));
+                        }
+                        waiting.retain(|i| results[*i].is_none());
+                    }
+                }
                 _ = throttle.changed() => {}
                 _ = held.changed() => {}
                 _ = cancelled.changed() => {}
@@ -111,5 +130,130 @@ impl Engine {
             .zip(names)
             .map(|(result, name)| result.unwrap_or_else(|| DeploymentResult::skipped(name, self.not_started_reason())))
             .collect()
+    }
+
+    /// Starts measuring every remote server of the wave when the deployment
+    /// caps latency (`--max-server-latency-ms`).
+    fn watch_latency(&self, names: &[String], servers: &[String]) -> Option<LatencyWatch> {
+        let limit = self.options.max_server_latency?;
+        let mut configs: HashMap<String, ConnectionConfig> = HashMap::new();
+        for (name, server) in names.iter().zip(servers) {
+            if let Some(environment) = self.environments.get(name)
+                && environment.connection.endpoint_kind().ok() == Some(crate::connection::EndpointKind::Remote)
+            {
+                configs
+                    .entry(server.clone())
+                    .or_insert_with(|| environment.connection.clone());
+            }
+        }
+        if configs.is_empty() {
+            return None;
+        }
+        let probes = configs
+            .values()
+            .cloned()
+            .map(|config| {
+                tokio::spawn(async move {
+                    loop {
+                        crate::connection::probe_round_trip(&config, PROBE_EVERY * 4).await;
+                        tokio::time::sleep(PROBE_EVERY).await;
+                    }
+                })
+            })
+            .collect();
+        // Slow until measured: nothing starts on a server before its first round trip.
+        let slow = configs.keys().cloned().collect();
+        Some(LatencyWatch {
+            limit,
+            configs,
+            slow,
+            since: HashMap::new(),
+            probes,
+        })
+    }
+}
+
+/// The servers a wave watches, which of them are too slow now, and since when.
+struct LatencyWatch {
+    limit: std::time::Duration,
+    configs: HashMap<String, ConnectionConfig>,
+    slow: std::collections::HashSet<String>,
+    since: HashMap<String, std::time::Instant>,
+    probes: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for LatencyWatch {
+    fn drop(&mut self) {
+        for probe in &self.probes {
+            probe.abort();
+        }
+    }
+}
+
+impl LatencyWatch {
+    /// Re-reads every server's recent round trip, saying what changed; returns
+    /// the waiting environments whose server stayed slow past the patience.
+    fn update(&mut self, engine: &Engine, servers: &[String], waiting: &VecDeque<usize>) -> Vec<usize> {
+        for (server, config) in &self.configs {
+            let recent = crate::connection::recent_round_trip(config);
+            let too_slow = recent.is_none_or(|rtt| rtt > self.limit);
+            match (too_slow, self.slow.contains(server)) {
+                (true, false) => {
+                    self.slow.insert(server.clone());
+                    self.since.insert(server.clone(), std::time::Instant::now());
+                    if let Some(rtt) = recent {
+                        engine.log(format!(
+                            "server {server}: recent round trip {} ms over --max-server-latency-ms {}: its new environments wait",
+                            rtt.as_millis(),
+                            self.limit.as_millis()
+                        ));
+                    }
+                }
+                (true, true) if recent.is_some() && !self.since.contains_key(server) => {
+                    // Measured slow for the first time (it started unmeasured).
+                    self.since.insert(server.clone(), std::time::Instant::now());
+                    engine.log(format!(
+                        "server {server}: recent round trip {} ms over --max-server-latency-ms {}: its new environments wait",
+                        recent.unwrap_or_default().as_millis(),
+                        self.limit.as_millis()
+                    ));
+                }
+                (false, true) => {
+                    self.slow.remove(server);
+                    if self.since.remove(server).is_some() {
+                        engine.log(format!(
+                            "server {server}: round trips back under {} ms: starting its environments",
+                            self.limit.as_millis()
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let given_up: std::collections::HashSet<&String> = self
+            .since
+            .iter()
+            .filter(|(_, since)| since.elapsed() >= SLOW_SERVER_PATIENCE)
+            .map(|(server, _)| server)
+            .collect();
+        waiting
+            .iter()
+            .copied()
+            .filter(|i| given_up.contains(&servers[*i]))
+            .collect()
+    }
+
+    /// Why an environment on `server` was given up on.
+    fn gave_up(&self, server: &str) -> String {
+        let rtt = self
+            .configs
+            .get(server)
+            .and_then(crate::connection::recent_round_trip)
+            .map_or_else(|| "unmeasured".to_string(), |rtt| format!("{} ms", rtt.as_millis()));
+        format!(
+            "server {server} too slow: recent round trip {rtt} over --max-server-latency-ms {} for {} minutes",
+            self.limit.as_millis(),
+            SLOW_SERVER_PATIENCE.as_secs() / 60
+        )
     }
 }

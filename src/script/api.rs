@@ -260,6 +260,12 @@ pub fn register(rhai: &mut Rhai, engine: Arc<Engine>, handle: Handle, budget: Ar
         .register_get("require_approval", |e: &mut ScriptEnv| e.require_approval)
         .register_get("allow_destructive", |e: &mut ScriptEnv| e.allow_destructive)
         .register_get("host", |e: &mut ScriptEnv| e.host.clone())
+        // The server's recent round trip in ms while a deployment watches it
+        // (`--max-server-latency-ms`); -1 when not measured.
+        .register_get("server_latency_ms", |e: &mut ScriptEnv| {
+            crate::connection::recent_round_trip_to(&e.host).map_or(-1.0, |rtt| rtt.as_secs_f64() * 1000.0)
+                as rhai::FLOAT
+        })
         .register_get("namespace", |e: &mut ScriptEnv| e.namespace.clone())
         .register_get("database", |e: &mut ScriptEnv| e.database.clone())
         .register_get("window_open", |e: &mut ScriptEnv| {

@@ -14,10 +14,14 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 pub struct LatencyProxy {
     pub port: u16,
     _stop: tokio::sync::oneshot::Sender<()>,
+    /// The delay each way, in microseconds: changeable while it runs.
+    delay_us: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl LatencyProxy {
     pub fn start(upstream: String, delay: Duration) -> Self {
+        let delay_us = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(delay.as_micros() as u64));
+        let shared = delay_us.clone();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -38,8 +42,8 @@ impl LatencyProxy {
                         let _ = (client.set_nodelay(true), server.set_nodelay(true));
                         let (client_read, client_write) = client.into_split();
                         let (server_read, server_write) = server.into_split();
-                        tokio::spawn(delayed(client_read, server_write, delay));
-                        tokio::spawn(delayed(server_read, client_write, delay));
+                        tokio::spawn(delayed(client_read, server_write, shared.clone()));
+                        tokio::spawn(delayed(server_read, client_write, shared.clone()));
                     }
                 };
                 tokio::select! {
@@ -49,7 +53,17 @@ impl LatencyProxy {
             });
             // Dropping the runtime closes every forwarded connection.
         });
-        Self { port, _stop: stop }
+        Self {
+            port,
+            _stop: stop,
+            delay_us,
+        }
+    }
+
+    /// From now on, each chunk waits `delay` each way.
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_us
+            .store(delay.as_micros() as u64, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// `ws://127.0.0.1:PORT/rpc` through the proxy.
@@ -60,10 +74,15 @@ impl LatencyProxy {
 
 /// Copies `from` to `to`, each chunk `delay` after it was read; chunks stay
 /// pipelined, so the delay is latency, not a bandwidth limit.
-async fn delayed(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay: Duration) {
+async fn delayed(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    delay_us: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
     let writer = tokio::spawn(async move {
         while let Some((read_at, chunk)) = receiver.recv().await {
+            let delay = Duration::from_micros(delay_us.load(std::sync::atomic::Ordering::SeqCst));
             tokio::time::sleep_until((read_at + delay).into()).await;
             if to.write_all(&chunk).await.is_err() {
                 break;
