@@ -20,6 +20,12 @@ pub struct EnvironmentsFile {
     /// environment per namespace or database found on a server.
     #[serde(skip)]
     pub templates: Vec<EnvironmentTemplate>,
+    /// The templates once expanded, and how many environments the file
+    /// listed itself (the first ones): to expand them again mid-run.
+    #[serde(skip)]
+    pub expanded_templates: Vec<EnvironmentTemplate>,
+    #[serde(skip)]
+    pub listed_environments: usize,
     /// Plugin entries (`name`, `path`, `config`), with strings expanded.
     #[serde(default)]
     pub plugins: Vec<Value>,

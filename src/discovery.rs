@@ -58,6 +58,8 @@ pub async fn expand_templates(
     timeout: Duration,
 ) -> Result<Vec<Expansion>, DiscoveryError> {
     let templates = std::mem::take(&mut file.templates);
+    file.listed_environments = file.environments.len();
+    file.expanded_templates = templates.clone();
     let mut expansions = Vec::new();
     // A set, not a scan of the list per discovered name: 10,000 tenants stay O(N).
     let mut taken: std::collections::HashSet<String> = file.environments.iter().map(|e| e.name.clone()).collect();

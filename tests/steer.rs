@@ -300,3 +300,87 @@ async fn a_slow_server_holds_its_new_environments_until_it_recovers() {
         );
     }
 }
+
+/// `--refresh-discovery`: a tenant created while a rolling deployment runs
+/// joins a wave still to come, is deployed, and `show` marks it joined late.
+#[tokio::test]
+async fn a_tenant_created_mid_rollout_joins_with_refresh_discovery() {
+    let server = TestServer::start();
+    let work = tempfile::tempdir().unwrap();
+    for i in 0..4 {
+        common::initialise(&server.connection(&format!("late{i}"), "main")).await;
+    }
+    common::write_environments(
+        work.path(),
+        serde_json::json!([{
+            "name": "tenant-{ns}",
+            "discover": {
+                "connection": {"db_url": server.ws_url(), "db": "main", "username": "root", "password": "${SURQL_TEST_SECRET}"},
+                "namespaces": "late*"
+            }
+        }]),
+    );
+    let migrations = migrations_dir(&[("1_accounts.surql", ACCOUNTS), ("2_slow.surql", &slow(400))]);
+    let m = migrations.path().to_str().unwrap();
+    let args: Vec<String> = [
+        "orchestrate",
+        "deploy",
+        "-e",
+        "all",
+        "-m",
+        m,
+        "--strategy",
+        "rolling",
+        "--batch-size",
+        "1",
+        "--refresh-discovery",
+        "--deployment-id",
+        "late-1",
+        "--output",
+        "json",
+    ]
+    .map(str::to_string)
+    .to_vec();
+    let runner = spawn(&args, work.path());
+    let show: Vec<String> = ["orchestrate", "show", "late-1", "--output", "json"]
+        .map(str::to_string)
+        .to_vec();
+    wait_for_record(&show, work.path(), |shown| count_in(shown, "success") >= 1);
+    common::initialise(&server.connection("late9", "main")).await;
+
+    let out = finish_within(runner, Duration::from_secs(60), "the refreshing runner");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report = stdout_json(&out);
+    let late = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["environment"] == "tenant-late9")
+        .unwrap_or_else(|| panic!("the new tenant did not join: {report}"));
+    assert_eq!(late["status"], "success", "{report}");
+    assert_eq!(
+        applied_versions(&server.connection("late9", "main")).await.unwrap(),
+        ["1", "2"]
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("found since the deployment started join this wave: tenant-late9")
+    );
+    let shown = stdout_json(&run_surql(&strs(&show), work.path()));
+    let joined: Vec<&str> = shown["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["joined_late"] == true)
+        .map(|e| e["environment"].as_str().unwrap())
+        .collect();
+    assert_eq!(joined, ["tenant-late9"], "{shown}");
+    assert!(
+        shown["deployment"]["selection"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "tenant-late9"),
+        "{shown}"
+    );
+}

@@ -365,6 +365,10 @@ pub struct DeployArgs {
     /// milliseconds wait until it recovers (at most 10 minutes, then SKIPPED).
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_server_latency_ms: Option<u64>,
+    /// Expand the discovery templates again before each wave: tenants created
+    /// since the deployment started join the waves still to come.
+    #[arg(long)]
+    pub refresh_discovery: bool,
     /// A value for the strategy script's `options` (repeatable): --set bake_seconds=30.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,

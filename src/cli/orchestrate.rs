@@ -167,6 +167,7 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
         undo: None,
         max_per_server: args.rollout.max_per_server.map(|n| n as usize),
         max_server_latency: args.max_server_latency_ms.map(std::time::Duration::from_millis),
+        refresh_discovery: args.refresh_discovery,
         override_freeze: override_freeze(args.override_freeze.as_deref())?,
     };
     let mut context = ApplyContext::new();

@@ -152,6 +152,12 @@ impl Progress {
                 }
             }
             Event::Log { message } if !self.quiet => self.line(format!("strategy: {message}")),
+            Event::Joined { .. } => {
+                self.total += 1;
+                if let Some(bar) = &self.overall {
+                    bar.inc_length(1);
+                }
+            }
             _ => {}
         }
         if let Some(bar) = &self.overall {
@@ -244,6 +250,7 @@ impl Progress {
                     self.line(format!("[{}] {summary}", result.environment));
                 }
             }
+            Event::Joined { .. } => self.total += 1,
             Event::Log { message } => {
                 if !self.quiet {
                     self.line(format!("strategy: {message}"));

@@ -179,6 +179,9 @@ fn environments_table(environments: &[EnvironmentRecord]) -> Table {
         if e.reconciled {
             state.push_str(" (read from the database)");
         }
+        if e.joined_late {
+            state.push_str(" (joined late)");
+        }
         table.add_row(vec![
             e.environment.clone(),
             state,

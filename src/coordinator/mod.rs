@@ -7,6 +7,7 @@ mod estimate;
 mod promotion;
 mod reconcile;
 mod recording;
+mod rediscover;
 mod status;
 
 pub use baseline::BaselineOutcome;
@@ -194,6 +195,8 @@ pub struct MigrationCoordinator {
     state: Option<Arc<StateStore>>,
     /// The environments file's `max_per_server`, for requests that set none.
     max_per_server: Option<usize>,
+    /// The environments file with its templates, when it has some (`--refresh-discovery`).
+    discovery: Option<EnvironmentsFile>,
     /// The recording of each prepared deployment, by id, until it runs.
     recorders: std::sync::Mutex<std::collections::HashMap<String, Recording>>,
 }
@@ -209,6 +212,7 @@ impl MigrationCoordinator {
             stop_on_ctrl_c: false,
             state: None,
             max_per_server: None,
+            discovery: None,
             recorders: std::sync::Mutex::default(),
         }
     }
@@ -227,6 +231,7 @@ impl MigrationCoordinator {
         let plugins = PluginHost::load(&file.plugins, config_dir)?;
         let mut coordinator = Self::new(file.registry()).with_plugins(Arc::new(plugins));
         coordinator.max_per_server = file.max_per_server.map(std::num::NonZeroUsize::get);
+        coordinator.discovery = (!file.expanded_templates.is_empty()).then(|| file.clone());
         Ok(coordinator)
     }
 
@@ -361,6 +366,20 @@ impl MigrationCoordinator {
             }
             None => self.events.clone(),
         };
+        let rediscovery = match (request.options.refresh_discovery, &self.discovery) {
+            (false, _) => None,
+            (true, None) => {
+                return Err(CoordinatorError::Option(
+                    "--refresh-discovery: the environments file has no discover template to expand again".into(),
+                ));
+            }
+            (true, Some(file)) => Some(rediscover::Rediscovery {
+                file: file.clone(),
+                selection: request.environments.clone(),
+                shard: request.shard,
+                timeout: request.options.health_timeout,
+            }),
+        };
         let engine = Engine::new(
             selected.iter().map(|e| e.name.clone()).collect(),
             environments,
@@ -372,6 +391,10 @@ impl MigrationCoordinator {
         );
         let engine = match &self.plugins {
             Some(plugins) => engine.with_plugins(plugins.clone()),
+            None => engine,
+        };
+        let engine = match rediscovery {
+            Some(rediscovery) => engine.with_discoverer(Arc::new(rediscovery)),
             None => engine,
         };
         engine.keep(request.kept);
@@ -464,7 +487,7 @@ impl MigrationCoordinator {
             "deployment_started",
             json!({
                 "strategy": strategy.name,
-                "environments": engine.environments().map(|e| e.name.clone()).collect::<Vec<_>>(),
+                "environments": engine.environments().iter().map(|e| e.name.clone()).collect::<Vec<_>>(),
                 "actor": engine.context().actor,
             }),
         );

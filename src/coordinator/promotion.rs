@@ -28,7 +28,7 @@ impl MigrationCoordinator {
     pub(super) async fn load_promotions(&self, engine: &Engine) {
         let mut promotions = crate::engine::Promotions::default();
         for environment in engine.environments() {
-            if let Ok(sources) = self.promotion_sources(environment)
+            if let Ok(sources) = self.promotion_sources(&environment)
                 && !sources.is_empty()
             {
                 promotions.sources.insert(environment.name.clone(), sources);

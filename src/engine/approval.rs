@@ -119,7 +119,7 @@ impl Engine {
         }
         let asking: Vec<&EnvironmentConfig> = environments
             .iter()
-            .copied()
+            .map(|e| &**e)
             .filter(|e| e.require_approval || !e.approvers.is_empty())
             // Held, frozen or outside its window: a deploy skips it untouched, nobody
             // is asked (a rollback of a recorded deployment is not held back).

@@ -22,6 +22,8 @@ pub enum Event {
     Finished { result: DeploymentResult },
     /// A line from the strategy script (`log(...)`, `print(...)`).
     Log { message: String },
+    /// A tenant discovered after the deployment started joined it.
+    Joined { environment: String },
 }
 
 /// Where events go; sending never fails the deployment.

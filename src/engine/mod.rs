@@ -7,6 +7,7 @@ mod control;
 mod env_run;
 pub mod event;
 mod gate;
+mod join;
 mod plan;
 mod policy;
 mod promotion;
@@ -33,6 +34,7 @@ use crate::safety::{ApprovalDecision, ApprovalPolicy, DestructiveStatement, dest
 pub use approval::{ApprovalRequest, ApprovalTarget, Approver, PendingMigration};
 pub use event::{Event, EventSink};
 pub use gate::GateHalt;
+pub use join::Discoverer;
 pub use plan::PlanReport;
 pub use policy::check_pins;
 pub use promotion::Promotions;
@@ -81,6 +83,9 @@ pub struct DeployOptions {
     /// New environments on a server whose recent round trips pass this wait
     /// until it recovers (`--max-server-latency-ms`).
     pub max_server_latency: Option<Duration>,
+    /// Expand the discovery templates again before each wave: tenants
+    /// created meanwhile join (`--refresh-discovery`).
+    pub refresh_discovery: bool,
     /// Deploy frozen environments anyway, for this reason (`--override-freeze
     /// REASON`): recorded with who gave it, logged for each one deployed.
     pub override_freeze: Option<String>,
@@ -124,6 +129,7 @@ impl Default for DeployOptions {
             undo: None,
             max_per_server: None,
             max_server_latency: None,
+            refresh_discovery: false,
             override_freeze: None,
         }
     }
@@ -182,9 +188,10 @@ struct EnvState {
 /// layer calls them through `Handle::block_on`.
 pub struct Engine {
     /// Names in the order the user selected them (the order of results).
-    input_order: Vec<String>,
+    input_order: std::sync::RwLock<Vec<String>>,
     /// Environments in deployment order (the order of `envs`).
-    environments: IndexMap<String, EnvironmentConfig>,
+    /// (Behind a lock: tenants discovered mid-run join, `--refresh-discovery`.)
+    environments: std::sync::RwLock<IndexMap<String, Arc<EnvironmentConfig>>>,
     migrations: Arc<Vec<Migration>>,
     destructive: Vec<Vec<DestructiveStatement>>,
     options: DeployOptions,
@@ -205,6 +212,8 @@ pub struct Engine {
     held: tokio::sync::watch::Sender<std::collections::BTreeMap<String, String>>,
     /// Promotion rules and what they were promoted by (see `promotion.rs`).
     promotions: std::sync::OnceLock<promotion::Promotions>,
+    /// Finds tenants created since the deployment started (`--refresh-discovery`).
+    discoverer: std::sync::OnceLock<Arc<dyn Discoverer>>,
     /// An operator's throttle, overriding every wave's concurrency.
     throttle: tokio::sync::watch::Sender<Option<usize>>,
     /// The waves (`deploy` calls) so far, with the pauses between them.
@@ -231,8 +240,13 @@ impl Engine {
             .map(|e| (e.name.clone(), EnvState::default()))
             .collect();
         Self {
-            input_order,
-            environments: environments.into_iter().map(|e| (e.name.clone(), e)).collect(),
+            input_order: std::sync::RwLock::new(input_order),
+            environments: std::sync::RwLock::new(
+                environments
+                    .into_iter()
+                    .map(|e| (e.name.clone(), Arc::new(e)))
+                    .collect(),
+            ),
             migrations,
             destructive,
             options,
@@ -247,6 +261,7 @@ impl Engine {
             stop_reason: std::sync::OnceLock::new(),
             held: tokio::sync::watch::Sender::new(Default::default()),
             throttle: tokio::sync::watch::Sender::new(None),
+            discoverer: std::sync::OnceLock::new(),
             promotions: std::sync::OnceLock::new(),
             waves: Mutex::default(),
             strategy: std::sync::OnceLock::new(),
@@ -336,9 +351,20 @@ impl Engine {
         &self.migrations
     }
 
-    /// Selected environments, in deployment order.
-    pub fn environments(&self) -> impl Iterator<Item = &EnvironmentConfig> {
-        self.environments.values()
+    /// Selected environments, in deployment order (those that joined late last).
+    pub fn environments(&self) -> Vec<Arc<EnvironmentConfig>> {
+        self.environment_map().values().cloned().collect()
+    }
+
+    fn environment_map(&self) -> std::sync::RwLockReadGuard<'_, IndexMap<String, Arc<EnvironmentConfig>>> {
+        self.environments
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether `name` is one of this deployment's environments.
+    fn has_environment(&self, name: &str) -> bool {
+        self.environment_map().contains_key(name)
     }
 
     /// Sends a log line to the event stream.
@@ -348,9 +374,10 @@ impl Engine {
         });
     }
 
-    fn environment(&self, name: &str) -> Result<&EnvironmentConfig, EngineError> {
-        self.environments
+    fn environment(&self, name: &str) -> Result<Arc<EnvironmentConfig>, EngineError> {
+        self.environment_map()
             .get(name)
+            .cloned()
             .ok_or_else(|| EngineError::UnknownEnvironment { name: name.to_string() })
     }
 
@@ -409,10 +436,11 @@ impl Engine {
             .map(|n| self.environment(n))
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(simulation) = &self.options.simulation {
-            return Ok(environments.into_iter().map(|e| simulation.health(e)).collect());
+            return Ok(environments.iter().map(|e| simulation.health(e)).collect());
         }
         let check = HealthCheck::with_timeout(self.options.health_timeout);
-        Ok(check.check_environments(&environments).await.into_values().collect())
+        let refs: Vec<&EnvironmentConfig> = environments.iter().map(|e| &**e).collect();
+        Ok(check.check_environments(&refs).await.into_values().collect())
     }
 
     /// Marks `name` as holding a write of unknown outcome: the `rollback`
@@ -456,7 +484,11 @@ impl Engine {
                     .result_of(name)
                     .unwrap_or_else(|| self.record(DeploymentResult::skipped(name, reason)));
             }
-            let environment = self.environments[name.as_str()].clone();
+            let Ok(environment) = self.environment(name) else {
+                return self
+                    .result_of(name)
+                    .unwrap_or_else(|| self.record(DeploymentResult::skipped(name, reason)));
+            };
             let started = self
                 .result_of(name)
                 .map(|r| r.started_at)
@@ -511,13 +543,14 @@ impl Engine {
     async fn read(
         &self,
         names: &[String],
-    ) -> Result<(Vec<&EnvironmentConfig>, Vec<crate::health::Reading>), EngineError> {
+    ) -> Result<(Vec<Arc<EnvironmentConfig>>, Vec<crate::health::Reading>), EngineError> {
         let environments = names
             .iter()
             .map(|n| self.environment(n))
             .collect::<Result<Vec<_>, _>>()?;
+        let refs: Vec<&EnvironmentConfig> = environments.iter().map(|e| &**e).collect();
         let readings = HealthCheck::with_timeout(self.options.health_timeout)
-            .read_many(&environments)
+            .read_many(&refs)
             .await;
         Ok((environments, readings))
     }
@@ -528,14 +561,14 @@ impl Engine {
         if let Some(simulation) = &self.options.simulation {
             return names
                 .iter()
-                .map(|n| Ok(simulation.verify(self, self.environment(n)?)))
+                .map(|n| Ok(simulation.verify(self, &*self.environment(n)?)))
                 .collect();
         }
         let (environments, readings) = self.read(names).await?;
         let checks = readings
             .into_iter()
             .zip(environments)
-            .map(|(reading, environment)| verify::verify(self, environment, reading));
+            .map(|(reading, environment)| async move { verify::verify(self, &environment, reading).await });
         Ok(bounded(checks, crate::health::CHECK_CONCURRENCY).await)
     }
 
@@ -544,7 +577,7 @@ impl Engine {
     pub fn keep(&self, results: Vec<DeploymentResult>) {
         let mut ledger = self.ledger();
         for result in results {
-            if self.environments.contains_key(&result.environment) {
+            if self.has_environment(&result.environment) {
                 let state = ledger.entry(result.environment.clone()).or_default();
                 state.result = Some(result);
                 state.kept = true;
@@ -555,7 +588,7 @@ impl Engine {
     /// The environments whose results were kept from an earlier run.
     pub fn kept(&self) -> Vec<String> {
         let ledger = self.ledger();
-        self.environments
+        self.environment_map()
             .keys()
             .filter(|name| ledger.get(*name).is_some_and(|s| s.kept))
             .cloned()
@@ -565,7 +598,12 @@ impl Engine {
     /// Gives every environment without a result a SKIPPED one and returns all
     /// results in input order.
     pub fn finish(&self, reason: &str) -> IndexMap<String, DeploymentResult> {
-        self.input_order
+        let order = self
+            .input_order
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        order
             .iter()
             .map(|name| {
                 let result = self

@@ -35,19 +35,20 @@ impl Engine {
         if let Some(simulation) = &self.options.simulation {
             return names
                 .iter()
-                .map(|n| Ok(simulation.plan(self, self.environment(n)?, wave)))
+                .map(|n| Ok(simulation.plan(self, &*self.environment(n)?, wave)))
                 .collect();
         }
         // A held environment is never connected to, not even to plan.
         let (held, readable): (Vec<String>, Vec<String>) = names
             .iter()
             .cloned()
-            .partition(|n| self.environments.get(n).is_some_and(|e| e.hold.is_some()));
+            .partition(|n| self.environment(n).is_ok_and(|e| e.hold.is_some()));
         let (environments, readings) = self.read(&readable).await?;
         let mut reports: std::collections::HashMap<String, PlanReport> = readings
             .into_iter()
             .zip(environments)
             .map(|(reading, environment)| {
+                let environment = &*environment;
                 let name = environment.name.clone();
                 let skipped = self.policy_skip(environment);
                 if !reading.status.is_healthy {
@@ -96,7 +97,7 @@ impl Engine {
             .map(|report| (report.environment.clone(), report))
             .collect();
         for name in held {
-            let skipped = self.environments.get(&name).and_then(|e| self.policy_skip(e));
+            let skipped = self.environment(&name).ok().and_then(|e| self.policy_skip(&e));
             let report = PlanReport {
                 environment: name.clone(),
                 plan: None,

@@ -27,12 +27,7 @@ impl Engine {
         let failures = FailureCount::default();
         let servers: Vec<String> = names
             .iter()
-            .map(|name| {
-                self.environments
-                    .get(name)
-                    .map(|e| e.connection.host())
-                    .unwrap_or_default()
-            })
+            .map(|name| self.environment(name).map(|e| e.connection.host()).unwrap_or_default())
             .collect();
         let mut results: Vec<Option<DeploymentResult>> = vec![None; names.len()];
         let mut waiting: VecDeque<usize> = (0..names.len()).collect();
@@ -138,7 +133,7 @@ impl Engine {
         let limit = self.options.max_server_latency?;
         let mut configs: HashMap<String, ConnectionConfig> = HashMap::new();
         for (name, server) in names.iter().zip(servers) {
-            if let Some(environment) = self.environments.get(name)
+            if let Ok(environment) = self.environment(name)
                 && environment.connection.endpoint_kind().ok() == Some(crate::connection::EndpointKind::Remote)
             {
                 configs

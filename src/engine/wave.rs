@@ -187,6 +187,7 @@ impl Engine {
         for name in names {
             self.environment(name)?;
         }
+        let names = &self.join_discovered(names).await[..];
         if let Some(version) = &wave.to_version
             && !self.migrations.iter().any(|m| &m.version == version)
         {
@@ -274,7 +275,10 @@ impl Engine {
                 true,
             );
         }
-        let environment = self.environments[name].clone();
+        let environment = match self.environment(name) {
+            Ok(environment) => environment,
+            Err(error) => return (self.record(DeploymentResult::skipped(name, error.to_string())), true),
+        };
         let result = match (&self.options.simulation, &self.options.undo) {
             (Some(simulation), _) => simulation.deploy(self, &environment, wave),
             (None, Some(target)) => super::recorded_rollback::undo_deployment(self, &environment, wave, target).await,

@@ -340,8 +340,9 @@ pub fn register(rhai: &mut Rhai, engine: Arc<Engine>, handle: Handle, budget: Ar
         b.spend("approve", names.len())?;
         let approved = h.block_on(e.approve_group(&names, label, &e.wave_defaults()))?;
         Ok(e.environments()
+            .iter()
             .filter(|env| approved.contains(&env.name))
-            .map(|env| Dynamic::from(ScriptEnv::from(env)))
+            .map(|env| Dynamic::from(ScriptEnv::from(&**env)))
             .collect())
     });
 

@@ -217,8 +217,9 @@ pub fn run_strategy(strategy: &Strategy, engine: Arc<Engine>, handle: Handle) ->
     let kept: std::collections::HashSet<String> = engine.kept().into_iter().collect();
     let envs: rhai::Array = engine
         .environments()
+        .iter()
         .filter(|e| !kept.contains(&e.name))
-        .map(|e| Dynamic::from(ScriptEnv::from(e)))
+        .map(|e| Dynamic::from(ScriptEnv::from(&**e)))
         .collect();
     let limits = sandbox::Limits::for_fleet(envs.len());
     let mut rhai = sandbox::hardened_engine(limits);

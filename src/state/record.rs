@@ -52,6 +52,9 @@ pub struct EnvironmentRecord {
     /// Seconds its deployment took there, once finished (estimates of later runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_s: Option<f64>,
+    /// Discovered after the deployment started (`--refresh-discovery`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub joined_late: bool,
 }
 
 /// One migration a deployment set out to apply, as its file was then.

@@ -81,6 +81,10 @@ struct Writer {
     lost: Option<String>,
     /// The operator's control as last obeyed.
     obeyed: super::Control,
+    /// Environments that joined the deployment late, and those of them not
+    /// yet added to its recorded selection.
+    joined: std::collections::HashSet<String>,
+    joined_unrecorded: Vec<String>,
 }
 
 async fn record(
@@ -96,6 +100,8 @@ async fn record(
         outage: None,
         lost: None,
         obeyed: super::Control::default(),
+        joined: Default::default(),
+        joined_unrecorded: Vec::new(),
     };
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     let mut heartbeat = tokio::time::interval(super::HEARTBEAT_EVERY);
@@ -167,7 +173,12 @@ impl Writer {
             Event::Finished { result } => result.duration_seconds,
             _ => None,
         };
+        if let Event::Joined { environment } = event {
+            self.joined.insert(environment.clone());
+            self.joined_unrecorded.push(environment.clone());
+        }
         let (environment, state, migrations_applied, error) = match event {
+            Event::Joined { environment } => (environment, EnvironmentState::Pending, 0, None),
             Event::Started { environment } => (environment, EnvironmentState::Running, 0, None),
             Event::MigrationApplied {
                 environment, migration, ..
@@ -193,6 +204,7 @@ impl Writer {
             updated_at: now,
             reconciled: false,
             duration_s,
+            joined_late: self.joined.contains(environment),
         };
         self.pending.insert(record.environment.clone(), record);
     }
@@ -209,12 +221,12 @@ impl Writer {
         {
             return;
         }
-        if self.pending.is_empty() && !heartbeat && !retrying {
+        if self.pending.is_empty() && self.joined_unrecorded.is_empty() && !heartbeat && !retrying {
             return;
         }
         let rows: Vec<EnvironmentRecord> = self.pending.values().cloned().collect();
         let written = {
-            let write = write(&self.target, rows, heartbeat || retrying);
+            let write = write(&self.target, rows, &self.joined_unrecorded, heartbeat || retrying);
             tokio::pin!(write);
             tokio::select! {
                 written = &mut write => written,
@@ -229,6 +241,7 @@ impl Writer {
         match written {
             Ok(()) => {
                 self.pending.clear();
+                self.joined_unrecorded.clear();
                 if let Some(outage) = self.outage.take() {
                     self.target.engine.release(HOLD_KEY);
                     self.target.engine.log(format!(
@@ -316,8 +329,16 @@ impl Outage {
 }
 
 /// Writes `rows` of the deployment (and its heartbeat).
-async fn write(target: &RecorderTarget, rows: Vec<EnvironmentRecord>, heartbeat: bool) -> Result<(), StateError> {
+async fn write(
+    target: &RecorderTarget,
+    rows: Vec<EnvironmentRecord>,
+    joined: &[String],
+    heartbeat: bool,
+) -> Result<(), StateError> {
     target.store.write_environments(&target.id, &rows).await?;
+    if !joined.is_empty() {
+        target.store.extend_selection(&target.key, joined).await?;
+    }
     if heartbeat {
         target.store.heartbeat(&target.key).await?;
     }

@@ -190,6 +190,7 @@ impl StateStore {
                 updated_at: record.started_at.clone(),
                 reconciled: false,
                 duration_s: None,
+                joined_late: false,
             })
             .collect();
         let content = crate::redact::redact_json(serde_json::to_value(record).unwrap_or_default());
@@ -274,6 +275,17 @@ COMMIT TRANSACTION;",
         Ok(())
     }
 
+    /// Adds environments that joined the deployment recorded under `key`
+    /// late to its selection (what `show`, `resume` and the fleet lock see).
+    pub async fn extend_selection(&self, key: &str, joined: &[String]) -> Result<(), StateError> {
+        self.run(
+            "UPDATE type::record('deployment', $key) SET selection = array::union(selection, $joined);",
+            json!({ "key": key, "joined": joined }),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Tells other runners the deployment recorded under `key` is alive
     /// (see [`HEARTBEAT_STALE`]).
     pub async fn heartbeat(&self, key: &str) -> Result<(), StateError> {
@@ -320,6 +332,7 @@ COMMIT TRANSACTION;",
                 updated_at: now.clone(),
                 reconciled: false,
                 duration_s: r.duration_seconds,
+                joined_late: false,
             })
             .collect();
         self.write_environments(id, &rows).await?;

@@ -1,0 +1,41 @@
+//! `--refresh-discovery`: the environments file's `discover` templates
+//! expanded again before each wave, so tenants created after the
+//! deployment started join the waves still to come.
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use crate::config::EnvironmentsFile;
+use crate::engine::Discoverer;
+use crate::registry::{EnvironmentConfig, Shard};
+
+/// Expands a file's templates again and selects as the deployment did.
+pub(super) struct Rediscovery {
+    /// The file as loaded, its templates kept.
+    pub(super) file: EnvironmentsFile,
+    /// The deployment's `-e` items.
+    pub(super) selection: Vec<String>,
+    pub(super) shard: Option<Shard>,
+    pub(super) timeout: Duration,
+}
+
+impl Discoverer for Rediscovery {
+    fn discover(&self) -> BoxFuture<'_, Result<Vec<EnvironmentConfig>, String>> {
+        Box::pin(async move {
+            let mut again = self.file.clone();
+            again.environments.truncate(again.listed_environments);
+            again.templates = std::mem::take(&mut again.expanded_templates);
+            crate::discovery::expand_templates(&mut again, self.timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+            let registry = again.registry();
+            let selected = registry.select(&self.selection).map_err(|e| e.to_string())?;
+            Ok(selected
+                .into_iter()
+                .filter(|e| self.shard.is_none_or(|shard| shard.contains(&e.name)))
+                .cloned()
+                .collect())
+        })
+    }
+}
