@@ -131,4 +131,12 @@ async fn production_gets_only_what_staging_took() {
             && stdout.contains("past durations of 2 environment(s), the fleet's median for 0"),
         "{stdout}"
     );
+    // So does a simulation, which connects to no environment.
+    let out = run_surql(&["strategy", "simulate", "parallel", "-e", "all", "-m", m], work.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Estimated: all ~"),
+        "{}",
+        text(&out)
+    );
 }

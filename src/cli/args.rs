@@ -15,6 +15,7 @@ use crate::connection::AuthLevel;
 pub use super::record_args::{
     ApproveArgs, ExistingHistoryArgs, RecordedTimeouts, RollbackArgs, ShardArgs, StateArgs, SteerArgs,
 };
+pub use super::simulate::SimulateArgs;
 
 /// Deploy SurrealDB schema migrations to one database or many environments.
 #[derive(Debug, Parser)]
@@ -56,44 +57,6 @@ pub enum StrategyCommand {
     /// outcomes (success unless named), instantly and without touching any
     /// database; prints its waves and the result each environment would get.
     Simulate(Box<SimulateArgs>),
-}
-
-#[derive(Debug, Args)]
-pub struct SimulateArgs {
-    /// sequential, parallel, rolling, canary, a name in ./strategies/, or a .rhai path.
-    #[arg(value_name = "FILE|NAME")]
-    pub strategy: String,
-    /// Environments: NAME[,NAME], all, tag:TAG (combinable).
-    #[arg(short = 'e', long = "environments", required = true, value_delimiter = ',')]
-    pub environments: Vec<String>,
-    /// Environments where a migration fails (NAME[,NAME]).
-    #[arg(long, value_delimiter = ',', value_name = "NAME")]
-    pub fail: Vec<String>,
-    /// Environments whose health check fails (NAME[,NAME]).
-    #[arg(long, value_delimiter = ',', value_name = "NAME")]
-    pub unhealthy: Vec<String>,
-    /// Environments whose approval is denied (NAME[,NAME]).
-    #[arg(long, value_delimiter = ',', value_name = "NAME")]
-    pub deny: Vec<String>,
-    /// A gate halts each wave (and script `gate()` call) that includes one of these (NAME[,NAME]).
-    #[arg(long, value_delimiter = ',', value_name = "NAME")]
-    pub halt: Vec<String>,
-    #[command(flatten)]
-    pub rollout: RolloutArgs,
-    /// As deploy: failures keep what they applied (FAILED, not ROLLED_BACK).
-    #[arg(long)]
-    pub no_rollback: bool,
-    /// As deploy: no health check before deploying.
-    #[arg(long)]
-    pub skip_health_check: bool,
-    /// A value for the script's `options` (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<String>,
-    /// As deploy: environments under a change freeze are deployed anyway.
-    #[arg(long, value_name = "REASON")]
-    pub override_freeze: Option<String>,
-    #[command(flatten)]
-    pub common: OrchestrateCommon,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use super::args::{OutputFormat, SimulateArgs, StrategyCommand};
+use clap::Args;
+
+use super::args::{OutputFormat, StrategyCommand};
 use super::render;
 use crate::Error;
 use crate::coordinator::DeployRequest;
@@ -11,6 +13,48 @@ use crate::engine::DeployOptions;
 use crate::engine::simulate::Simulation;
 use crate::error::{EXIT_SCRIPT, EXIT_SUCCESS};
 use crate::migration::discover_migrations;
+
+/// `surql strategy simulate`'s flags.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// sequential, parallel, rolling, canary, a name in ./strategies/, or a .rhai path.
+    #[arg(value_name = "FILE|NAME")]
+    pub strategy: String,
+    /// Environments: NAME[,NAME], all, tag:TAG (combinable).
+    #[arg(short = 'e', long = "environments", required = true, value_delimiter = ',')]
+    pub environments: Vec<String>,
+    /// Environments where a migration fails (NAME[,NAME]).
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    pub fail: Vec<String>,
+    /// Environments whose health check fails (NAME[,NAME]).
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    pub unhealthy: Vec<String>,
+    /// Environments whose approval is denied (NAME[,NAME]).
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    pub deny: Vec<String>,
+    /// A gate halts each wave (and script `gate()` call) that includes one of these (NAME[,NAME]).
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    pub halt: Vec<String>,
+    #[command(flatten)]
+    pub rollout: super::args::RolloutArgs,
+    /// As deploy: failures keep what they applied (FAILED, not ROLLED_BACK).
+    #[arg(long)]
+    pub no_rollback: bool,
+    /// As deploy: no health check before deploying.
+    #[arg(long)]
+    pub skip_health_check: bool,
+    /// A value for the script's `options` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// As deploy: environments under a change freeze are deployed anyway.
+    #[arg(long, value_name = "REASON")]
+    pub override_freeze: Option<String>,
+    /// The state store past durations are read from, when it exists (for estimates).
+    #[command(flatten)]
+    pub state: super::args::StateArgs,
+    #[command(flatten)]
+    pub common: super::args::OrchestrateCommon,
+}
 
 pub async fn run(command: StrategyCommand) -> Result<i32, Error> {
     match command {
@@ -66,12 +110,20 @@ async fn simulate(args: SimulateArgs) -> Result<i32, Error> {
     request.environments = args.environments.clone();
     request.strategy_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
     request.options = options;
+    // Past durations for the estimate, read from a store that exists (creating nothing).
+    let coordinator = match super::records::open_existing(&args.state, &args.common.config).await? {
+        Some(store) => coordinator.with_state(Arc::new(store)),
+        None => coordinator,
+    };
     let report = coordinator.deploy_to_environments(request).await?;
     match args.common.output {
         OutputFormat::Json => println!("{}", render::report_json(&report)),
         OutputFormat::Table => {
             println!("Simulated rollout ({}): nothing was connected to.", report.strategy);
             println!("{}", render::waves_table(&report.waves));
+            if let Some(estimates) = &report.estimates {
+                print!("{}", render::estimate_line(estimates));
+            }
             if let Some(table) = render::results_table(&report) {
                 println!("{table}");
             }

@@ -455,7 +455,7 @@ impl MigrationCoordinator {
         let recording = take_recording();
         self.load_promotions(engine).await;
         let mut report = self.run_recorded(engine, strategy).await;
-        if engine.options().dry_run {
+        if engine.options().dry_run || engine.options().simulation.is_some() {
             report.estimates = self.estimate_waves(&report.waves).await;
         }
         let Some(recording) = recording else {
