@@ -55,7 +55,7 @@ fn command(args: &[&str], state: &TestServer, dir: &std::path::Path) -> std::pro
 /// in its record; continued, it completes. Both commands are recorded.
 #[tokio::test]
 async fn pause_holds_new_tenants_and_continue_completes() {
-    const TENANTS: usize = 24;
+    const TENANTS: usize = 30;
     let tenants = TestServer::start();
     let state = TestServer::start();
     let work = tempfile::tempdir().unwrap();
