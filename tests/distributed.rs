@@ -168,13 +168,17 @@ async fn a_state_server_back_within_the_limit_loses_nothing() {
     let storage = tempfile::tempdir().unwrap();
     let mut state = TestServer::start_persistent(&storage.path().join("state"));
     let work = tempfile::tempdir().unwrap();
-    common::write_server_tenants(work.path(), &tenants.ws_url(), 20, "blip");
+    common::write_server_tenants(work.path(), &tenants.ws_url(), 40, "blip");
     let migrations = migrations_dir(&[("1_accounts.surql", ACCOUNTS), ("2_slow.surql", &slow(300))]);
     let m = migrations.path().to_str().unwrap();
     let mut extra = state_args(&state);
     extra.extend(["--max-concurrent", "2", "--deployment-id", "blip-1"].map(str::to_string));
     let runner = spawn(&deploy_args(m, &extra), work.path());
-    std::thread::sleep(Duration::from_millis(1200));
+    // Killed once two tenants are recorded: well before the end.
+    let show = show_args("blip-1", &state);
+    common::runs::wait_for_record(&show, work.path(), |shown| {
+        common::runs::count_in(shown, "success") >= 2
+    });
     state.kill();
     std::thread::sleep(Duration::from_secs(3));
     state.restart();
@@ -186,12 +190,10 @@ async fn a_state_server_back_within_the_limit_loses_nothing() {
         "{}",
         text(&out)
     );
-    let show = show_args("blip-1", &state);
-    let show = strs(&show);
-    let shown = stdout_json(&run_surql(&show, work.path()));
+    let shown = stdout_json(&run_surql(&strs(&show), work.path()));
     assert_eq!(shown["deployment"]["state"], "finished", "{shown}");
     let environments = shown["environments"].as_array().unwrap();
-    assert_eq!(environments.len(), 20);
+    assert_eq!(environments.len(), 40);
     assert!(
         environments
             .iter()

@@ -38,7 +38,23 @@ impl MigrationCoordinator {
         if configured.is_empty() {
             return Ok(0);
         }
-        let readings = HealthCheck::with_timeout(timeout).read_many(&configured).await;
+        let check = HealthCheck::with_timeout(timeout);
+        let mut readings = check.read_many(&configured).await;
+        // Those that could not be read (a busy server) are asked once more:
+        // each one missed would be deployed again instead of completed.
+        let unread: Vec<_> = configured
+            .iter()
+            .copied()
+            .filter(|e| {
+                readings
+                    .iter()
+                    .any(|r| r.status.environment == e.name && !r.status.is_healthy)
+            })
+            .collect();
+        if !unread.is_empty() {
+            readings.retain(|r| r.status.is_healthy);
+            readings.extend(check.read_many(&unread).await);
+        }
         let histories: std::collections::HashMap<String, _> = readings
             .into_iter()
             .filter(|r| r.status.is_healthy)
