@@ -96,8 +96,7 @@ pub(super) async fn continue_recorded(
             tokio::time::sleep(std::time::Duration::from_secs(2)).await;
             continue;
         }
-        let change = crate::state::PlanChange::between(&part.plan, migrations);
-        if !part.plan.is_empty() && !change.is_empty() {
+        if let Some(change) = changed_plan(&part, migrations) {
             return Err(Error::Usage(format!(
                 "{what} was planned with other migration files ({change}): a continued deployment applies its recorded plan; restore the files, accept the change with `surql orchestrate resume {id} --force` (recorded), or give a new --deployment-id"
             )));
@@ -148,6 +147,16 @@ pub(super) async fn reconcile(
     Ok(())
 }
 
+/// How the files differ from `record`'s plan; `None` when they do not, or
+/// when the record has no plan to compare (written before plans were recorded).
+fn changed_plan(
+    record: &DeploymentRecord,
+    migrations: &[crate::migration::Migration],
+) -> Option<crate::state::PlanChange> {
+    let change = crate::state::PlanChange::between(&record.plan, migrations);
+    (!record.plan.is_empty() && !change.is_empty()).then_some(change)
+}
+
 /// The plan changes to record for a continued run: none when the files are
 /// as planned; refused when they differ, unless `force` accepts (and records) it.
 pub(super) fn checked_plan(
@@ -157,11 +166,9 @@ pub(super) fn checked_plan(
     actor: &str,
 ) -> Result<Vec<crate::state::PlanChange>, Error> {
     let mut changes = record.plan_changes.clone();
-    let mut change = crate::state::PlanChange::between(&record.plan, migrations);
-    // Records written before plans were recorded have none to compare.
-    if record.plan.is_empty() || change.is_empty() {
+    let Some(mut change) = changed_plan(record, migrations) else {
         return Ok(changes);
-    }
+    };
     if !force {
         return Err(Error::Usage(format!(
             "deployment {} was planned with other migration files ({change}): resume applies the recorded plan; restore the files, pass --force to resume with the files as they are now (the change is recorded), or `surql orchestrate retry {}` to plan afresh",

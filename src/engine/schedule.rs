@@ -156,13 +156,19 @@ impl Engine {
                 })
             })
             .collect();
-        // Slow until measured: nothing starts on a server before its first round trip.
+        // Slow until measured: nothing starts on a server before its first
+        // round trip, and the patience runs from now.
         let slow = configs.keys().cloned().collect();
+        let since = configs
+            .keys()
+            .map(|server| (server.clone(), std::time::Instant::now()))
+            .collect();
         Some(LatencyWatch {
             limit,
             configs,
             slow,
-            since: HashMap::new(),
+            since,
+            announced: Default::default(),
             probes,
         })
     }
@@ -173,7 +179,10 @@ struct LatencyWatch {
     limit: std::time::Duration,
     configs: HashMap<String, ConnectionConfig>,
     slow: std::collections::HashSet<String>,
+    /// Since when each slow (or not yet measured) server has been held.
     since: HashMap<String, std::time::Instant>,
+    /// Servers whose slowness the progress has told.
+    announced: std::collections::HashSet<String>,
     probes: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -190,13 +199,13 @@ impl LatencyWatch {
     /// the waiting environments whose server stayed slow past the patience.
     fn update(&mut self, engine: &Engine, servers: &[String], waiting: &VecDeque<usize>) -> Vec<usize> {
         for (server, config) in &self.configs {
-            let recent = crate::connection::recent_round_trip(config);
-            let too_slow = recent.is_none_or(|rtt| rtt > self.limit);
-            match (too_slow, self.slow.contains(server)) {
-                (true, false) => {
+            match crate::connection::recent_round_trip(config) {
+                // Not measured yet: held, its patience counting from the start.
+                None => {}
+                Some(rtt) if rtt > self.limit => {
                     self.slow.insert(server.clone());
-                    self.since.insert(server.clone(), std::time::Instant::now());
-                    if let Some(rtt) = recent {
+                    self.since.entry(server.clone()).or_insert_with(std::time::Instant::now);
+                    if self.announced.insert(server.clone()) {
                         engine.log(format!(
                             "server {server}: recent round trip {} ms over --max-server-latency-ms {}: its new environments wait",
                             rtt.as_millis(),
@@ -204,25 +213,16 @@ impl LatencyWatch {
                         ));
                     }
                 }
-                (true, true) if recent.is_some() && !self.since.contains_key(server) => {
-                    // Measured slow for the first time (it started unmeasured).
-                    self.since.insert(server.clone(), std::time::Instant::now());
-                    engine.log(format!(
-                        "server {server}: recent round trip {} ms over --max-server-latency-ms {}: its new environments wait",
-                        recent.unwrap_or_default().as_millis(),
-                        self.limit.as_millis()
-                    ));
-                }
-                (false, true) => {
+                Some(_) => {
                     self.slow.remove(server);
-                    if self.since.remove(server).is_some() {
+                    self.since.remove(server);
+                    if self.announced.remove(server) {
                         engine.log(format!(
                             "server {server}: round trips back under {} ms: starting its environments",
                             self.limit.as_millis()
                         ));
                     }
                 }
-                _ => {}
             }
         }
         let given_up: std::collections::HashSet<&String> = self
