@@ -21,6 +21,21 @@ impl Engine {
         let _ = cancelled.wait_for(|&c| c).await;
     }
 
+    /// Ctrl-C: it also stops an environment between two of its migrations
+    /// (rolled back per policy). A stop for a reason (an operator's abort, the
+    /// state store lost) starts nothing new but lets running environments finish.
+    pub(crate) fn is_interrupted(&self) -> bool {
+        self.is_cancelled() && self.stop_reason().is_none()
+    }
+
+    /// Resolves once the run is interrupted by Ctrl-C (never for a stop for a reason).
+    pub(crate) async fn interruption(&self) {
+        self.cancellation().await;
+        if self.stop_reason().is_some() {
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// Stops starting new environments (not Ctrl-C): those not started end
     /// SKIPPED with `reason` (`aborted by …`, `not started: state store …`);
     /// running ones finish. The first reason stays.

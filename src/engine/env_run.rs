@@ -377,7 +377,7 @@ async fn apply_pending(
         let next = &engine.migrations[batch[0]];
         // The last request also releases the lock once everything committed.
         let last_request = number + 1 == batches;
-        if engine.is_cancelled() {
+        if engine.is_interrupted() {
             return Err(interrupted(engine, environment, wave, db, next).await);
         }
         // Another runner may now hold the lock: stop, and leave the database
@@ -434,7 +434,7 @@ async fn apply_pending(
             }
             Some(BatchStop::Stopped) => {
                 let stopped = migrations[outcome.applied.len()];
-                if engine.is_cancelled() {
+                if engine.is_interrupted() {
                     return Err(interrupted(engine, environment, wave, db, stopped).await);
                 }
                 let lost = heartbeat
@@ -482,7 +482,7 @@ async fn committed_by_this_run(
         .collect()
 }
 
-/// Runs a request; on Ctrl-C meanwhile, when it holds more than one
+/// Runs a request; on Ctrl-C meanwhile (not an abort or a lost store: those let it finish), when it holds more than one
 /// migration, marks the lock interrupted so the guards stop it after the
 /// migration running now. Either way it waits for the request.
 async fn interruptible<T>(
@@ -499,7 +499,7 @@ async fn interruptible<T>(
     tokio::pin!(batch);
     tokio::select! {
         result = &mut batch => return result,
-        () = engine.cancellation() => {}
+        () = engine.interruption() => {}
     }
     let (result, marked) = tokio::join!(batch, mark_interrupted(db, lock));
     if let Err(error) = marked {
