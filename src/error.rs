@@ -71,6 +71,8 @@ pub enum Error {
     /// The deployment records could not be read or written.
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    #[error(transparent)]
+    Observe(#[from] crate::observe::ObserveError),
     /// A file or stream surql had to write or read, with what it was for.
     #[error("{context}")]
     Io {
@@ -92,6 +94,10 @@ impl Error {
             | Error::MigrationFile(_)
             | Error::Coordinator(_)
             | Error::State(_) => EXIT_USAGE,
+            Error::Observe(
+                crate::observe::ObserveError::MetricsFile { .. } | crate::observe::ObserveError::Serve { .. },
+            ) => EXIT_FAILURE,
+            Error::Observe(_) => EXIT_USAGE,
             Error::Plugin(_) => EXIT_PLUGIN,
             Error::Connection(_) | Error::Query(_) | Error::Apply(_) | Error::Lock(_) | Error::Io { .. } => {
                 EXIT_FAILURE

@@ -46,6 +46,7 @@ mod engine;
 pub mod error;
 pub mod health;
 pub mod migration;
+pub mod observe;
 mod plugin;
 mod policy;
 mod redact;
@@ -63,8 +64,8 @@ pub use coordinator::{CoordinatorError, DeployRequest, DeploymentReport, Environ
 pub use discovery::DiscoveryError;
 pub use engine::{
     ApprovalRequest, ApprovalTarget, Approver, DeployOptions, DeploymentResult, DeploymentStatus, EngineError,
-    EnvironmentPlan, Event, EventSink, FailureBudget, GateHalt, PendingMigration, PlanReport, UndoTarget, VerifyResult,
-    Wave, WaveOptions, simulate::Simulation,
+    EnvironmentPlan, Event, EventSink, FailureBudget, FailureKind, GateHalt, PendingMigration, PlanReport, UndoTarget,
+    VerifyResult, Wave, WaveOptions, simulate::Simulation,
 };
 pub use error::Error;
 pub use health::{HealthCheck, HealthStatus};

@@ -5,7 +5,7 @@
 surql::jemalloc_where_surrealdb_uses_it!();
 
 fn main() {
-    surql::cli::init_logging();
+    let traces = surql::cli::init_logging();
     // SurrealDB's parser and executor recurse deeply: give workers room.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -20,5 +20,8 @@ fn main() {
     };
     let code = runtime.block_on(surql::cli::run());
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
     std::process::exit(code);
 }

@@ -25,6 +25,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("script", 8),
     ("state", 8),
     ("coordinator", 9),
+    ("observe", 9),
     ("error", 10),
     ("cli", 11),
 ];

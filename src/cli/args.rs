@@ -102,6 +102,9 @@ pub enum OrchestrateCommand {
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
     },
+    /// A read-only web dashboard over the state store: deployments, waves,
+    /// a map of every environment, failures, commands; live while they run.
+    Dashboard(super::record_args::DashboardArgs),
     /// One recorded deployment: its options and every environment's state.
     Show {
         /// The deployment id (see `surql orchestrate deployments`).
@@ -356,6 +359,8 @@ pub struct DeployArgs {
     /// Also write the whole run as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub metrics: super::record_args::MetricsArgs,
     #[command(flatten)]
     pub common: OrchestrateCommon,
 }

@@ -13,6 +13,7 @@ mod simulate;
 mod unlock;
 
 use clap::{CommandFactory, Parser};
+use tracing_subscriber::Layer as _;
 
 use crate::Error;
 use crate::error::EXIT_USAGE;
@@ -30,15 +31,28 @@ fn man_pages(out_dir: Option<&std::path::Path>) -> Result<i32, Error> {
         .map_err(|e| Error::io("cannot write the man page", e))
 }
 
-/// Logs to stderr at `RUST_LOG` (default `warn`), every line redacted.
-pub fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
+/// Logs to stderr at `RUST_LOG` (default `warn`), every line redacted; and
+/// exports traces when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (flush them
+/// with the returned export's `shutdown` before exiting).
+pub fn init_logging() -> Option<crate::observe::traces::TraceExport> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(|| crate::redact::RedactingWriter(std::io::stderr()))
+        .with_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(|| crate::redact::RedactingWriter(std::io::stderr()))
-        .init();
+        );
+    let (export, traces) = match crate::observe::traces::TraceExport::from_env() {
+        Ok(Some((export, layer))) => (Some(export), Some(layer)),
+        Ok(None) => (None, None),
+        Err(reason) => {
+            eprintln!("warning: no traces exported: {reason}");
+            (None, None)
+        }
+    };
+    tracing_subscriber::registry().with(logs).with(traces).init();
+    export
 }
 
 /// Parses the process arguments, runs the command, returns the exit code.

@@ -37,6 +37,7 @@ pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
             state,
             output,
         } => super::records::show(&id, &state, &config, output).await,
+        OrchestrateCommand::Dashboard(args) => super::records::dashboard(&args).await,
         OrchestrateCommand::Resume {
             id,
             force,
@@ -304,6 +305,23 @@ pub(super) async fn execute(
         coordinator = coordinator.with_state(store);
     }
     let (engine, strategy) = coordinator.prepare(request)?;
+    let metrics_options = args.map(|a| a.metrics.options()).unwrap_or_default();
+    let (receiver, metrics) = match metrics_options.is_empty() || dry_run {
+        true => (receiver, None),
+        false => {
+            let metrics = crate::observe::Metrics::new(
+                &engine.context().deployment_id,
+                &strategy.name,
+                engine.environments().len(),
+                Some(engine.clone()),
+            );
+            let export = crate::observe::MetricsExport::start(&metrics_options, metrics.clone()).await?;
+            if let Some(address) = export.address {
+                eprintln!("metrics on http://{address}/metrics");
+            }
+            (metrics.tap(receiver), Some(export))
+        }
+    };
     loop {
         match coordinator.claim(&engine, &strategy).await {
             Ok(()) => break,
@@ -320,6 +338,9 @@ pub(super) async fn execute(
     // Closing the sender ends the progress task.
     drop(coordinator);
     let _ = renderer.await;
+    if let Some(metrics) = metrics {
+        metrics.finish()?;
+    }
 
     if let Some(args) = args
         && let Some(path) = &args.report

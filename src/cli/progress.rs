@@ -251,6 +251,7 @@ impl Progress {
                 }
             }
             Event::Joined { .. } => self.total += 1,
+            Event::WaveStarted { .. } | Event::WaveFinished { .. } => {}
             Event::Log { message } => {
                 if !self.quiet {
                     self.line(format!("strategy: {message}"));

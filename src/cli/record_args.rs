@@ -190,3 +190,42 @@ pub struct ExistingHistoryArgs {
     #[command(flatten)]
     pub common: OrchestrateCommon,
 }
+
+/// Where a deployment's Prometheus metrics go.
+#[derive(Debug, Clone, Args, Default)]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics on http://ADDR/metrics while the deployment
+    /// runs (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Write the same metrics to this file every 5 s and at the end
+    /// (node-exporter's textfile collector reads `*.prom`).
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+}
+
+impl MetricsArgs {
+    pub fn options(&self) -> crate::observe::MetricsOptions {
+        crate::observe::MetricsOptions {
+            listen: self.metrics_listen.clone(),
+            file: self.metrics_file.clone(),
+        }
+    }
+}
+
+/// `orchestrate dashboard`.
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Where to listen. Beyond loopback a token is required.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// A token every request must carry (`?token=` or `Authorization:
+    /// Bearer`); required when listening beyond loopback.
+    #[arg(long, env = "SURQL_DASHBOARD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Environments file (its `"state"` names the store).
+    #[arg(long, default_value = "environments.json", env = "SURQL_CONFIG")]
+    pub config: PathBuf,
+    #[command(flatten)]
+    pub state: StateArgs,
+}

@@ -65,7 +65,10 @@ pub(super) async fn show(
 ) -> Result<i32, Error> {
     let (deployment, environments) = open_to_read(state, config).await?.show(id).await?;
     match output {
-        OutputFormat::Json => println!("{}", json!({ "deployment": deployment, "environments": environments })),
+        OutputFormat::Json => {
+            let view = crate::observe::DeploymentView::of(deployment, environments);
+            println!("{}", serde_json::to_string(&view).unwrap_or_default());
+        }
         OutputFormat::Table => {
             println!(
                 "deployment {} ({}) by {} on {}: {}, started {}{}",
@@ -120,6 +123,24 @@ pub(super) async fn show(
         }
     }
     Ok(EXIT_SUCCESS)
+}
+
+/// `orchestrate dashboard`: serves until stopped (Ctrl-C).
+pub(super) async fn dashboard(args: &super::record_args::DashboardArgs) -> Result<i32, Error> {
+    let options = crate::observe::DashboardOptions {
+        listen: args.listen.clone(),
+        token: args.token.clone(),
+        store: store_config(&args.state, &args.config)?,
+    };
+    let dashboard = crate::observe::Dashboard::start(options).await?;
+    eprintln!(
+        "dashboard on http://{}/ (read-only; Ctrl-C stops it)",
+        dashboard.address
+    );
+    tokio::select! {
+        served = dashboard.wait() => served.map(|()| EXIT_SUCCESS).map_err(Error::from),
+        _ = tokio::signal::ctrl_c() => Ok(EXIT_SUCCESS),
+    }
 }
 
 pub(super) fn counts(record: &DeploymentRecord) -> String {

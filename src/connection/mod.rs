@@ -28,7 +28,9 @@ pub use config::{
 };
 pub use db::{DEFAULT_OPERATION_TIMEOUT, Db, Timeouts};
 pub use liveness::wait_until_unreachable;
-pub use pool::{CONNECTIONS_PER_SERVER, probe_round_trip, recent_round_trip, recent_round_trip_to, round_trip};
+pub use pool::{
+    CONNECTIONS_PER_SERVER, close_embedded, probe_round_trip, recent_round_trip, recent_round_trip_to, round_trip,
+};
 pub use query::{
     Collected, QueryError, QueryErrorKind, first_cause, run_collecting_errors, run_idempotent, run_query,
     run_statements,

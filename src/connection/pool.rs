@@ -46,6 +46,15 @@ async fn open_embedded(address: &str) -> Result<Surreal<Any>, String> {
     Ok(db)
 }
 
+/// Forgets the embedded datastore at `config`'s address: it closes once its
+/// last session is dropped, and another process may open it (a long-running
+/// reader such as the dashboard must not hold a deployment's store).
+pub async fn close_embedded(config: &ConnectionConfig) {
+    if config.endpoint_kind().ok() == Some(EndpointKind::Embedded) {
+        EMBEDDED.lock().await.remove(&sdk_address(&config.db_url));
+    }
+}
+
 pub(super) async fn with_timeout<T>(
     config: &ConnectionConfig,
     timeout: Duration,

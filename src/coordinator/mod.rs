@@ -22,6 +22,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::config::EnvironmentsFile;
 use crate::discovery::Expansion;
@@ -454,7 +455,21 @@ impl MigrationCoordinator {
         }
         let recording = take_recording();
         self.load_promotions(engine).await;
-        let mut report = self.run_recorded(engine, strategy).await;
+        let span = tracing::info_span!(
+            "deployment",
+            deployment_id = %id,
+            strategy = %strategy.name,
+            actor = %engine.context().actor,
+            environments = engine.environments().len(),
+            success = tracing::field::Empty,
+            failed = tracing::field::Empty,
+            rolled_back = tracing::field::Empty,
+            skipped = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        engine.set_deployment_span(span.clone());
+        let mut report = self.run_recorded(engine, strategy).instrument(span.clone()).await;
+        record_outcome(&span, &report);
         if engine.options().dry_run || engine.options().simulation.is_some() {
             report.estimates = self.estimate_waves(&report.waves).await;
         }
@@ -548,4 +563,15 @@ impl MigrationCoordinator {
         let (engine, strategy) = self.prepare(request)?;
         Ok(self.run(engine, strategy).await)
     }
+}
+
+/// The deployment span's counts and status: an error when any environment failed.
+fn record_outcome(span: &tracing::Span, report: &DeploymentReport) {
+    let count = |status: DeploymentStatus| report.results.values().filter(|r| r.status == status).count();
+    span.record("success", count(DeploymentStatus::Success));
+    span.record("failed", count(DeploymentStatus::Failed));
+    span.record("rolled_back", count(DeploymentStatus::RolledBack));
+    span.record("skipped", count(DeploymentStatus::Skipped));
+    let failed = report.results.values().any(DeploymentResult::is_failure) || report.script_error.is_some();
+    span.record("otel.status_code", if failed { "ERROR" } else { "OK" });
 }

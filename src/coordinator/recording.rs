@@ -68,6 +68,7 @@ fn deployment_record(engine: &Engine, strategy: &Strategy) -> DeploymentRecord {
         plan_changes: Vec::new(),
         control: None,
         commands: Vec::new(),
+        waves: Vec::new(),
     }
 }
 

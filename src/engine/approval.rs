@@ -6,9 +6,10 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
+use tracing::Instrument;
 
-use super::env_run::{Stop, failed, skipped};
-use super::{Engine, EngineError, PlanReport, WaveOptions};
+use super::env_run::{Stop, failed_as, skipped};
+use super::{Engine, EngineError, FailureKind, PlanReport, WaveOptions};
 use crate::registry::EnvironmentConfig;
 use crate::safety::{ApprovalDecision, DestructiveStatement};
 
@@ -71,8 +72,11 @@ pub(super) fn approve(engine: &Engine, environment: &EnvironmentConfig) -> Resul
         Some(ApprovalDecision::Approved) => Ok(()),
         Some(ApprovalDecision::Denied(reason)) => Err(skipped(reason)),
         Some(ApprovalDecision::Pending(reason)) => Err(skipped(format!("approval pending: {reason}"))),
-        Some(ApprovalDecision::Error(reason)) => Err(failed(reason)),
-        None => Err(failed("approval required, but none was asked before its wave")),
+        Some(ApprovalDecision::Error(reason)) => Err(failed_as(FailureKind::Approval, reason)),
+        None => Err(failed_as(
+            FailureKind::Approval,
+            "approval required, but none was asked before its wave",
+        )),
     }
 }
 
@@ -243,9 +247,26 @@ impl Engine {
             }
             let request = serde_json::to_value(self.request(&members, plans, label)).unwrap_or_default();
             let (host, name) = (host.clone(), approver.to_string());
+            let span = tracing::info_span!(
+                "approval",
+                plugin = %approver,
+                label = %label,
+                environments = members.len(),
+                decision = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+            );
             let decision = tokio::task::spawn_blocking(move || host.approve(&name, &request))
+                .instrument(span.clone())
                 .await
                 .unwrap_or_else(|e| ApprovalDecision::Error(format!("approval thread failed: {e}")));
+            let (answer, code) = match &decision {
+                ApprovalDecision::Approved => ("approved", "OK"),
+                ApprovalDecision::Denied(_) => ("denied", "OK"),
+                ApprovalDecision::Pending(_) => ("pending", "OK"),
+                ApprovalDecision::Error(_) => ("error", "ERROR"),
+            };
+            span.record("decision", answer);
+            span.record("otel.status_code", code);
             answers.push((names_of(&members), decision));
         }
         answers

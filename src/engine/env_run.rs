@@ -3,10 +3,11 @@
 //! with auto-rollback of what this run applied when a migration fails.
 
 use chrono::{DateTime, Utc};
+use tracing::Instrument;
 
 use super::approval::approve;
 use super::undo::undo_this_run;
-use super::{DeploymentResult, DeploymentStatus, Engine, EnvironmentPlan, Event, WaveOptions};
+use super::{DeploymentResult, DeploymentStatus, Engine, EnvironmentPlan, Event, FailureKind, WaveOptions};
 use crate::connection::Db;
 use crate::connection::{
     QueryError, QueryErrorKind, ReadOnly, connect, open_read_only, round_trip, select_for_write, wait_until_unreachable,
@@ -38,13 +39,20 @@ pub(super) struct Stop {
     /// A write may still be running on the server: the lock is not released
     /// but left to expire, so no other run writes until it has settled.
     pub(super) lock_left_to_expire: bool,
+    /// Why it failed (FAILED and ROLLED_BACK).
+    pub(super) kind: FailureKind,
 }
 
 pub(super) fn failed(error: impl Into<String>) -> Stop {
+    failed_as(FailureKind::Other, error)
+}
+
+pub(super) fn failed_as(kind: FailureKind, error: impl Into<String>) -> Stop {
     Stop {
         status: DeploymentStatus::Failed,
         error: error.into(),
         lock_left_to_expire: false,
+        kind,
     }
 }
 
@@ -53,6 +61,26 @@ pub(super) fn skipped(error: impl Into<String>) -> Stop {
         status: DeploymentStatus::Skipped,
         error: error.into(),
         lock_left_to_expire: false,
+        kind: FailureKind::Other,
+    }
+}
+
+/// A connection's or a query's failure, by the classifier's kind.
+pub(super) fn kind_of_query(error: &QueryError) -> FailureKind {
+    match error.kind() {
+        QueryErrorKind::ConnectionLost | QueryErrorKind::NotAllowed | QueryErrorKind::TimedOut => {
+            FailureKind::Connection
+        }
+        _ => FailureKind::Other,
+    }
+}
+
+/// A lock's failure: held or busy is `locked`, a lost lease `lease_lost`.
+pub(super) fn kind_of_lock(error: &LockError) -> FailureKind {
+    match error {
+        LockError::Held(_) | LockError::Busy(_) => FailureKind::Locked,
+        LockError::Lost(_) => FailureKind::LeaseLost,
+        LockError::Query(query) => kind_of_query(query),
     }
 }
 
@@ -76,6 +104,7 @@ pub(super) fn outcome_unknown(engine: &Engine, name: &str, migration: &Migration
             engine.context.lock_ttl.as_secs_f64()
         ),
         lock_left_to_expire: true,
+        kind: FailureKind::OutcomeUnknown,
     }
 }
 
@@ -92,6 +121,9 @@ pub(super) async fn run(engine: &Engine, environment: &EnvironmentConfig, wave: 
             let applied = engine.applied_count(name);
             let mut result = DeploymentResult::finished(name, stop.status, applied, Some(stop.error), started_at);
             result.outcome_unknown = stop.lock_left_to_expire;
+            if result.is_failure() {
+                result.failure_kind = Some(stop.kind);
+            }
             result
         }
     }
@@ -126,7 +158,7 @@ async fn run_steps(
     let empty = history.as_ref().is_none_or(Vec::is_empty);
     if let (true, Some(Session::Selected(db))) = (empty, &session) {
         match crate::migration::adopt::foreign_tables(db).await {
-            Ok(Some(foreign)) => return Err(failed(foreign)),
+            Ok(Some(foreign)) => return Err(failed_as(FailureKind::ForeignSchema, foreign)),
             Ok(None) => {}
             // A user who may not list tables deploys as before.
             Err(e) => tracing::debug!("{}: cannot list the database's tables: {e}", environment.name),
@@ -135,7 +167,7 @@ async fn run_steps(
     let applied = history.unwrap_or_default();
     let migration_plan = plan(&engine.migrations, &applied);
     if let Some(refusal) = migration_plan.refusal(engine.context.order) {
-        return Err(failed(refusal));
+        return Err(failed_as(FailureKind::Drift, refusal));
     }
     let pending = engine
         .promoted(name, pending_up_to(engine, environment, &migration_plan, wave), true)
@@ -153,10 +185,13 @@ async fn run_steps(
             1 => String::new(),
             n => format!(" (and {} more)", n - 1),
         };
-        return Err(failed(format!(
-            "blocked: destructive statement in {}{more}; '{}' has allow_destructive: false",
-            first, name
-        )));
+        return Err(failed_as(
+            FailureKind::Destructive,
+            format!(
+                "blocked: destructive statement in {}{more}; '{}' has allow_destructive: false",
+                first, name
+            ),
+        ));
     }
 
     if options.dry_run {
@@ -184,12 +219,12 @@ async fn run_steps(
         Some(Session::Unselected(db)) => {
             select_for_write(&db, &environment.connection, options.connect_timeout)
                 .await
-                .map_err(|e| failed(e.to_string()))?;
+                .map_err(|e| failed_as(FailureKind::Connection, e.to_string()))?;
             db
         }
         None => connect(&environment.connection, options.timeouts())
             .await
-            .map_err(|e| failed(e.to_string()))?,
+            .map_err(|e| failed_as(FailureKind::Connection, e.to_string()))?,
     }
     // The health check's session waited by its own rules; writes wait by the deployment's.
     .with_operation_timeout(options.operation_timeout);
@@ -207,7 +242,7 @@ async fn run_steps(
         ),
     )
     .await
-    .map_err(|e| failed(format!("not deployed: {e}")))?;
+    .map_err(|e| failed_as(kind_of_lock(&e), format!("not deployed: {e}")))?;
     let outcome = match applied_now {
         Ok(applied_now) => {
             let applied_now = applied_now.unwrap_or_default();
@@ -314,10 +349,13 @@ pub(super) async fn health_and_history(
         .inspect(environment)
         .await;
     if !inspection.status.is_healthy {
-        return Err(failed(format!(
-            "unhealthy: {}",
-            inspection.status.error.unwrap_or_else(|| "health check failed".into())
-        )));
+        return Err(failed_as(
+            FailureKind::Unhealthy,
+            format!(
+                "unhealthy: {}",
+                inspection.status.error.unwrap_or_else(|| "health check failed".into())
+            ),
+        ));
     }
     Ok((inspection.history, inspection.session))
 }
@@ -335,7 +373,7 @@ async fn read_history(
             Ok((history, Some(Session::Selected(db))))
         }
         Ok(ReadOnly::Missing(session)) => Ok((None, session.map(Session::Unselected))),
-        Err(e) => Err(failed(e.to_string())),
+        Err(e) => Err(failed_as(FailureKind::Connection, e.to_string())),
     }
 }
 
@@ -362,7 +400,7 @@ async fn apply_pending(
     let name = environment.name.as_str();
     let migration_plan = plan(&engine.migrations, applied);
     if let Some(refusal) = migration_plan.refusal(engine.context.order) {
-        return Err(failed(refusal));
+        return Err(failed_as(FailureKind::Drift, refusal));
     }
     // The same promotion cap as planned (what this run did meanwhile only adds to it).
     let pending = engine
@@ -399,6 +437,8 @@ async fn apply_pending(
             [] => unreachable!("requests are never empty"),
         };
         engine.events.phase(name, phase);
+        let ids: Vec<String> = migrations.iter().map(|m| m.id()).collect();
+        let span = super::trace::migration_span(&ids.join(","), migrations.len());
         let outcome = guarded(
             environment,
             interruptible(
@@ -409,7 +449,16 @@ async fn apply_pending(
                 apply_batch(db, &migrations, clock, &engine.context, lock, last_request),
             ),
         )
+        .instrument(span.clone())
         .await;
+        match &outcome {
+            Err(error) => super::trace::failed(&span, &error.to_string()),
+            Ok(outcome) => {
+                if let Some(BatchStop::Failed(error)) = &outcome.stop {
+                    super::trace::failed(&span, &error.to_string());
+                }
+            }
+        }
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(error) if error.outcome_unknown() => {
@@ -510,10 +559,13 @@ async fn interruptible<T>(
 
 fn lease_lost(engine: &Engine, name: &str, lost: LockError, next: &Migration) -> Stop {
     let kept = engine.applied_count(name);
-    failed(format!(
-        "{lost}; stopped before {} ({kept} migration(s) applied by this run were kept)",
-        next.id()
-    ))
+    failed_as(
+        kind_of_lock(&lost),
+        format!(
+            "{lost}; stopped before {} ({kept} migration(s) applied by this run were kept)",
+            next.id()
+        ),
+    )
 }
 
 /// Ctrl-C between two migrations: nothing more is applied, and this run's
@@ -526,7 +578,16 @@ async fn interrupted(
     next: &Migration,
 ) -> Stop {
     let what = format!("interrupted before {}", next.id());
-    undo_this_run(engine, environment, wave.auto_rollback, db, what, skipped).await
+    undo_this_run(
+        engine,
+        environment,
+        wave.auto_rollback,
+        db,
+        what,
+        FailureKind::Interrupted,
+        skipped,
+    )
+    .await
 }
 
 async fn after_failure(
@@ -538,5 +599,13 @@ async fn after_failure(
     error: QueryError,
 ) -> Stop {
     let what = format!("migration {} failed: {error}", migration.id());
-    undo_this_run(engine, environment, wave.auto_rollback, db, what, failed).await
+    let kind = match error.kind() {
+        QueryErrorKind::ConnectionLost | QueryErrorKind::NotAllowed => FailureKind::Connection,
+        _ => FailureKind::Rejected,
+    };
+    let failed_there = match kind {
+        FailureKind::Connection => |what: String| failed_as(FailureKind::Connection, what),
+        _ => |what: String| failed_as(FailureKind::Rejected, what),
+    };
+    undo_this_run(engine, environment, wave.auto_rollback, db, what, kind, failed_there).await
 }

@@ -24,6 +24,14 @@ pub enum Event {
     Log { message: String },
     /// A tenant discovered after the deployment started joined it.
     Joined { environment: String },
+    /// A wave (a `deploy` call) begins with these environments.
+    WaveStarted {
+        number: usize,
+        label: String,
+        environments: Vec<String>,
+    },
+    /// A wave ended: each of its environments has a result.
+    WaveFinished { number: usize, label: String },
 }
 
 /// Where events go; sending never fails the deployment.

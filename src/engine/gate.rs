@@ -4,6 +4,7 @@
 //! fails to answer halts too: a broken check never waves a rollout through.
 
 use serde_json::json;
+use tracing::Instrument;
 
 use super::{DeploymentResult, Engine, EngineError};
 use crate::plugin::GateDecision;
@@ -60,9 +61,25 @@ impl Engine {
                 self.events.phase(name, format!("waiting for gate '{gate}'"));
             }
             let (host, asked, request) = (host.clone(), gate.clone(), request.clone());
+            let span = tracing::info_span!(
+                "gate",
+                plugin = %gate,
+                label = %label,
+                decision = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+            );
             let decision = tokio::task::spawn_blocking(move || host.gate(&asked, &request))
+                .instrument(span.clone())
                 .await
                 .unwrap_or_else(|e| GateDecision::Halt(format!("the gate's thread failed: {e}")));
+            span.record(
+                "decision",
+                match &decision {
+                    GateDecision::Halt(_) => "halt",
+                    _ => "proceed",
+                },
+            );
+            span.record("otel.status_code", "OK");
             if let GateDecision::Halt(reason) = decision {
                 let halt = GateHalt {
                     gate,

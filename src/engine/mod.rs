@@ -16,6 +16,7 @@ mod recorded_rollback;
 pub mod result;
 mod schedule;
 pub mod simulate;
+mod trace;
 mod undo;
 mod verify;
 pub mod wave;
@@ -39,7 +40,7 @@ pub use join::Discoverer;
 pub use plan::PlanReport;
 pub use policy::check_pins;
 pub use promotion::Promotions;
-pub use result::{DeploymentResult, DeploymentStatus, EnvironmentPlan};
+pub use result::{DeploymentResult, DeploymentStatus, EnvironmentPlan, FailureKind};
 pub use wave::{FailureBudget, Wave, WaveOptions};
 
 /// Options of one deployment, as the guide names them.
@@ -221,6 +222,8 @@ pub struct Engine {
     waves: Mutex<Vec<Wave>>,
     /// The strategy's name, for approvers and gates.
     strategy: std::sync::OnceLock<String>,
+    /// The deployment's tracing span, parent of its waves (see `trace.rs`).
+    span: std::sync::OnceLock<tracing::Span>,
 }
 
 impl Engine {
@@ -266,6 +269,7 @@ impl Engine {
             promotions: std::sync::OnceLock::new(),
             waves: Mutex::default(),
             strategy: std::sync::OnceLock::new(),
+            span: std::sync::OnceLock::new(),
         }
     }
 
@@ -375,7 +379,7 @@ impl Engine {
         });
     }
 
-    fn environment(&self, name: &str) -> Result<Arc<EnvironmentConfig>, EngineError> {
+    pub(crate) fn environment(&self, name: &str) -> Result<Arc<EnvironmentConfig>, EngineError> {
         self.environment_map()
             .get(name)
             .cloned()

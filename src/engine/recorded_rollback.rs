@@ -166,6 +166,7 @@ async fn revert_under_lock(
                             engine.context.lock_ttl.as_secs_f64()
                         ),
                         lock_left_to_expire: true,
+                        kind: crate::engine::FailureKind::OutcomeUnknown,
                     },
                     reverted,
                 ));

@@ -41,6 +41,74 @@ impl DeploymentStatus {
     }
 }
 
+/// Why an environment failed, beside its error text: what dashboards,
+/// metrics and plugins count by, so nobody matches message texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// An approval plugin failed to answer.
+    Approval,
+    /// The health check failed.
+    Unhealthy,
+    /// The history disagrees with the files (changed checksum, order).
+    Drift,
+    /// The database holds another tool's tables and no surql history.
+    ForeignSchema,
+    /// A destructive statement where `allow_destructive` is false.
+    Destructive,
+    /// Another run holds the database's migration lock.
+    Locked,
+    /// Connecting, signing in, or the connection lost before a write.
+    Connection,
+    /// The database refused a migration (nothing of it committed).
+    Rejected,
+    /// A write whose outcome nobody knows (timeout, lost connection).
+    OutcomeUnknown,
+    /// The lock expired and another runner took it mid-run.
+    LeaseLost,
+    /// Ctrl-C while it ran.
+    Interrupted,
+    /// Anything else (the error text says what).
+    Other,
+}
+
+impl FailureKind {
+    /// Every kind, in the order metrics list them.
+    pub const ALL: [FailureKind; 12] = [
+        Self::Approval,
+        Self::Unhealthy,
+        Self::Drift,
+        Self::ForeignSchema,
+        Self::Destructive,
+        Self::Locked,
+        Self::Connection,
+        Self::Rejected,
+        Self::OutcomeUnknown,
+        Self::LeaseLost,
+        Self::Interrupted,
+        Self::Other,
+    ];
+
+    /// `unhealthy`, `outcome_unknown` … (as in JSON and metrics).
+    pub fn value(self) -> &'static str {
+        match self {
+            Self::Approval => "approval",
+            Self::Unhealthy => "unhealthy",
+            Self::Drift => "drift",
+            Self::ForeignSchema => "foreign_schema",
+            Self::Destructive => "destructive",
+            Self::Locked => "locked",
+            Self::Connection => "connection",
+            Self::Rejected => "rejected",
+            Self::OutcomeUnknown => "outcome_unknown",
+            Self::LeaseLost => "lease_lost",
+            Self::Interrupted => "interrupted",
+            Self::Other => "other",
+        }
+    }
+}
+
 /// What a dry run found for one environment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct EnvironmentPlan {
@@ -82,6 +150,9 @@ pub struct DeploymentResult {
     /// connection): it may still commit, so its lock is left to expire.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub outcome_unknown: bool,
+    /// Why it failed (FAILED and ROLLED_BACK only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_kind: Option<FailureKind>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -110,6 +181,8 @@ impl DeploymentResult {
             plan: None,
             migrations_rolled_back: 0,
             outcome_unknown: false,
+            failure_kind: (status == DeploymentStatus::Failed || status == DeploymentStatus::RolledBack)
+                .then_some(FailureKind::Other),
         }
     }
 

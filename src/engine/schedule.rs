@@ -7,6 +7,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use super::wave::FailureCount;
 use super::{DeploymentResult, DeploymentStatus, Engine, WaveOptions};
 use crate::connection::ConnectionConfig;
@@ -66,10 +68,23 @@ impl Engine {
                 // Each environment is a task of its own, so the client-side work (and
                 // on the embedded engine the database's) spreads over every core.
                 let (engine, wave) = (self.clone(), wave.clone());
+                let span = tracing::info_span!(
+                    "environment",
+                    environment = %name,
+                    status = tracing::field::Empty,
+                    migrations_applied = tracing::field::Empty,
+                    error = tracing::field::Empty,
+                    otel.status_code = tracing::field::Empty,
+                );
                 running.spawn(async move {
                     let task = tokio::spawn({
                         let (engine, name) = (engine.clone(), name.clone());
-                        async move { engine.deploy_one(&name, &wave).await }
+                        async move {
+                            let outcome = engine.deploy_one(&name, &wave).await;
+                            super::trace::finished_environment(&outcome.0);
+                            outcome
+                        }
+                        .instrument(span)
                     });
                     let outcome = match task.await {
                         Ok(outcome) => outcome,

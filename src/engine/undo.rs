@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::env_run::{Stop, failed, guarded};
-use super::{DeploymentResult, DeploymentStatus, Engine};
+use super::env_run::{Stop, failed_as, guarded};
+use super::{DeploymentResult, DeploymentStatus, Engine, FailureKind};
 use crate::connection::Db;
 use crate::connection::connect;
 use crate::migration::lock::with_heartbeat;
@@ -20,6 +20,7 @@ pub(super) async fn undo_this_run(
     auto_rollback: bool,
     db: &Db,
     what: String,
+    kind: FailureKind,
     untouched: fn(String) -> Stop,
 ) -> Stop {
     let applied = engine
@@ -31,18 +32,22 @@ pub(super) async fn undo_this_run(
         return untouched(format!("{what}; nothing was applied"));
     }
     if !auto_rollback {
-        return failed(format!(
-            "{what}; {} migration(s) applied by this run were kept (--no-rollback)",
-            applied.len()
-        ));
+        return failed_as(
+            kind,
+            format!(
+                "{what}; {} migration(s) applied by this run were kept (--no-rollback)",
+                applied.len()
+            ),
+        );
     }
     match revert(engine, environment, db, &applied).await {
         Ok(count) => Stop {
             status: DeploymentStatus::RolledBack,
             error: format!("{what}; rolled back {count} migration(s) applied by this run"),
             lock_left_to_expire: false,
+            kind,
         },
-        Err(error) => failed(format!("{what}; rollback failed: {error}")),
+        Err(error) => failed_as(kind, format!("{what}; rollback failed: {error}")),
     }
 }
 

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use serde::Serialize;
+use tracing::Instrument;
 
-use super::{DeploymentResult, DeploymentStatus, Engine, EngineError, env_run};
+use super::{DeploymentResult, DeploymentStatus, Engine, EngineError, Event, env_run};
 
 /// How many environments of one wave may fail before it starts no more.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -198,12 +199,33 @@ impl Engine {
             });
         }
         let limit = wave.max_failures.map(|budget| budget.limit(names.len()));
-        let label = {
+        let (number, label) = {
             let mut waves = self.waves.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let number = waves.len() + 1;
             waves.push(Wave::of(number, names, &wave));
-            waves[number - 1].label.clone()
+            (number, waves[number - 1].label.clone())
         };
+        let span = tracing::info_span!(
+            parent: self.deployment_span(),
+            "wave",
+            wave = number,
+            label = %label,
+            environments = names.len(),
+            otel.status_code = tracing::field::Empty,
+        );
+        self.deploy_wave(names, wave, number, label, limit)
+            .instrument(span)
+            .await
+    }
+
+    async fn deploy_wave(
+        self: &Arc<Self>,
+        names: &[String],
+        wave: WaveOptions,
+        number: usize,
+        label: String,
+        limit: Option<usize>,
+    ) -> Result<Vec<DeploymentResult>, EngineError> {
         // Gates first: a halted wave asks nobody and touches nothing.
         if let (Some(_), results) = self.gate_wave(names, &label).await? {
             return Ok(results);
@@ -214,7 +236,19 @@ impl Engine {
             let started = serde_json::json!({ "label": label, "environments": names.len() });
             self.notify("wave_started", started);
         }
+        self.events.send(Event::WaveStarted {
+            number,
+            label: label.clone(),
+            environments: names.to_vec(),
+        });
         let results = self.run_wave(names, Arc::new(wave), limit).await;
+        self.events.send(Event::WaveFinished {
+            number,
+            label: label.clone(),
+        });
+        if results.iter().any(DeploymentResult::is_failure) {
+            tracing::Span::current().record("otel.status_code", "ERROR");
+        }
         // Counting the whole deployment per wave is only for plugins (10,000 one-environment waves).
         if self.notifying() {
             self.notify("wave_finished", self.wave_summary(&label, &results));

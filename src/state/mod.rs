@@ -13,7 +13,8 @@ use std::time::Duration;
 
 pub use control::{Command, CommandRecord, Control, Steer};
 pub use record::{
-    DeploymentRecord, EnvironmentRecord, EnvironmentState, PlanChange, PlannedMigration, ShardPart, record_key,
+    DeploymentRecord, EnvironmentRecord, EnvironmentState, PlanChange, PlannedMigration, ShardPart, WaveRecord,
+    record_key,
 };
 pub use recorder::{Recorder, RecorderTarget};
 pub use store::StateStore;

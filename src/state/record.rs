@@ -7,7 +7,7 @@ use super::HEARTBEAT_STALE;
 use crate::engine::{DeploymentResult, DeploymentStatus};
 
 /// The state of one environment in a deployment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EnvironmentState {
     Pending,
@@ -55,6 +55,21 @@ pub struct EnvironmentRecord {
     /// Discovered after the deployment started (`--refresh-discovery`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub joined_late: bool,
+    /// The wave (its number, from 1) it was deployed in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wave: Option<usize>,
+    /// Why it failed, beside the error (FAILED, ROLLED_BACK, outcome unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_kind: Option<crate::engine::FailureKind>,
+}
+
+/// One wave of a recorded deployment, in the order the strategy made them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaveRecord {
+    pub number: usize,
+    pub label: String,
+    /// How many environments it was given.
+    pub environments: usize,
 }
 
 /// One migration a deployment set out to apply, as its file was then.
@@ -187,6 +202,9 @@ pub struct DeploymentRecord {
     /// Every command given to it, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<super::CommandRecord>,
+    /// Its waves so far (a sharded deployment's: each number once, sizes summed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waves: Vec<WaveRecord>,
 }
 
 /// One shard of a deployment split across runners, as recorded.
@@ -266,6 +284,14 @@ pub(super) fn aggregate(mut parts: Vec<DeploymentRecord>) -> Option<DeploymentRe
         _ => None,
     };
     whole.runner = parts.iter().map(|p| p.runner.as_str()).collect::<Vec<_>>().join("; ");
+    let mut waves: std::collections::BTreeMap<usize, WaveRecord> = Default::default();
+    for wave in parts.iter().flat_map(|p| &p.waves) {
+        waves
+            .entry(wave.number)
+            .and_modify(|w| w.environments += wave.environments)
+            .or_insert_with(|| wave.clone());
+    }
+    whole.waves = waves.into_values().collect();
     whole.shards = parts
         .into_iter()
         .map(|p| ShardPart {
@@ -356,6 +382,7 @@ mod tests {
             plan_changes: Vec::new(),
             control: None,
             commands: Vec::new(),
+            waves: Vec::new(),
         }
     }
 

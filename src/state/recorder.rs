@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::{EnvironmentRecord, EnvironmentState, STORE_OUTAGE_LIMIT, StateError, StateStore};
+use super::{EnvironmentRecord, EnvironmentState, STORE_OUTAGE_LIMIT, StateError, StateStore, WaveRecord};
 use crate::engine::{Engine, Event, EventSink};
 
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
@@ -85,6 +85,9 @@ struct Writer {
     /// yet added to its recorded selection.
     joined: std::collections::HashSet<String>,
     joined_unrecorded: Vec<String>,
+    /// The wave each environment was given to.
+    wave_of: std::collections::HashMap<String, usize>,
+    waves_unrecorded: Vec<WaveRecord>,
 }
 
 async fn record(
@@ -102,6 +105,8 @@ async fn record(
         obeyed: super::Control::default(),
         joined: Default::default(),
         joined_unrecorded: Vec::new(),
+        wave_of: Default::default(),
+        waves_unrecorded: Vec::new(),
     };
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     let mut heartbeat = tokio::time::interval(super::HEARTBEAT_EVERY);
@@ -177,6 +182,25 @@ impl Writer {
             self.joined.insert(environment.clone());
             self.joined_unrecorded.push(environment.clone());
         }
+        if let Event::WaveStarted {
+            number,
+            label,
+            environments,
+        } = event
+        {
+            for name in environments {
+                self.wave_of.insert(name.clone(), *number);
+            }
+            self.waves_unrecorded.push(WaveRecord {
+                number: *number,
+                label: label.clone(),
+                environments: environments.len(),
+            });
+        }
+        let failure_kind = match event {
+            Event::Finished { result } if result.is_failure() => result.failure_kind,
+            _ => None,
+        };
         let (environment, state, migrations_applied, error) = match event {
             Event::Joined { environment } => (environment, EnvironmentState::Pending, 0, None),
             Event::Started { environment } => (environment, EnvironmentState::Running, 0, None),
@@ -205,6 +229,8 @@ impl Writer {
             reconciled: false,
             duration_s,
             joined_late: self.joined.contains(environment),
+            wave: self.wave_of.get(environment).copied(),
+            failure_kind,
         };
         self.pending.insert(record.environment.clone(), record);
     }
@@ -221,12 +247,23 @@ impl Writer {
         {
             return;
         }
-        if self.pending.is_empty() && self.joined_unrecorded.is_empty() && !heartbeat && !retrying {
+        if self.pending.is_empty()
+            && self.joined_unrecorded.is_empty()
+            && self.waves_unrecorded.is_empty()
+            && !heartbeat
+            && !retrying
+        {
             return;
         }
         let rows: Vec<EnvironmentRecord> = self.pending.values().cloned().collect();
         let written = {
-            let write = write(&self.target, rows, &self.joined_unrecorded, heartbeat || retrying);
+            let write = write(
+                &self.target,
+                rows,
+                &self.joined_unrecorded,
+                &self.waves_unrecorded,
+                heartbeat || retrying,
+            );
             tokio::pin!(write);
             tokio::select! {
                 written = &mut write => written,
@@ -242,6 +279,7 @@ impl Writer {
             Ok(()) => {
                 self.pending.clear();
                 self.joined_unrecorded.clear();
+                self.waves_unrecorded.clear();
                 if let Some(outage) = self.outage.take() {
                     self.target.engine.release(HOLD_KEY);
                     self.target.engine.log(format!(
@@ -333,11 +371,15 @@ async fn write(
     target: &RecorderTarget,
     rows: Vec<EnvironmentRecord>,
     joined: &[String],
+    waves: &[WaveRecord],
     heartbeat: bool,
 ) -> Result<(), StateError> {
     target.store.write_environments(&target.id, &rows).await?;
     if !joined.is_empty() {
         target.store.extend_selection(&target.key, joined).await?;
+    }
+    if !waves.is_empty() {
+        target.store.add_waves(&target.key, waves).await?;
     }
     if heartbeat {
         target.store.heartbeat(&target.key).await?;

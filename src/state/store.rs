@@ -191,6 +191,8 @@ impl StateStore {
                 reconciled: false,
                 duration_s: None,
                 joined_late: false,
+                wave: None,
+                failure_kind: None,
             })
             .collect();
         let content = crate::redact::redact_json(serde_json::to_value(record).unwrap_or_default());
@@ -286,6 +288,16 @@ COMMIT TRANSACTION;",
         Ok(())
     }
 
+    /// Adds the waves a runner started to the record under `key`.
+    pub async fn add_waves(&self, key: &str, waves: &[super::WaveRecord]) -> Result<(), StateError> {
+        self.run(
+            "UPDATE type::record('deployment', $key) SET waves = array::concat(waves ?? [], $waves);",
+            json!({ "key": key, "waves": waves }),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Tells other runners the deployment recorded under `key` is alive
     /// (see [`HEARTBEAT_STALE`]).
     pub async fn heartbeat(&self, key: &str) -> Result<(), StateError> {
@@ -333,6 +345,8 @@ COMMIT TRANSACTION;",
                 reconciled: false,
                 duration_s: r.duration_seconds,
                 joined_late: false,
+                wave: None,
+                failure_kind: r.failure_kind.filter(|_| r.is_failure()),
             })
             .collect();
         self.write_environments(id, &rows).await?;
