@@ -18,8 +18,17 @@ pub struct DeploymentView {
 
 impl DeploymentView {
     /// The view of `deployment` with `environments`, as of now.
-    pub fn of(deployment: DeploymentRecord, environments: Vec<EnvironmentRecord>) -> Self {
+    pub fn of(mut deployment: DeploymentRecord, environments: Vec<EnvironmentRecord>) -> Self {
         let time_left_s = time_left(&deployment, &environments, chrono::Utc::now());
+        // The record counts at the end; until then, count what each environment shows.
+        if deployment.state != "finished" && !environments.is_empty() {
+            deployment.counts = Default::default();
+            for environment in &environments {
+                let state = serde_json::to_value(environment.state).unwrap_or_default();
+                let state = state.as_str().unwrap_or("unknown").to_string();
+                *deployment.counts.entry(state).or_insert(0) += 1;
+            }
+        }
         Self {
             deployment,
             environments,

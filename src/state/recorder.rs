@@ -88,6 +88,8 @@ struct Writer {
     /// The wave each environment was given to.
     wave_of: std::collections::HashMap<String, usize>,
     waves_unrecorded: Vec<WaveRecord>,
+    /// Each unrecorded wave's environments, by its number.
+    wave_members: Vec<(usize, Vec<String>)>,
 }
 
 async fn record(
@@ -107,6 +109,7 @@ async fn record(
         joined_unrecorded: Vec::new(),
         wave_of: Default::default(),
         waves_unrecorded: Vec::new(),
+        wave_members: Vec::new(),
     };
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     let mut heartbeat = tokio::time::interval(super::HEARTBEAT_EVERY);
@@ -196,6 +199,7 @@ impl Writer {
                 label: label.clone(),
                 environments: environments.len(),
             });
+            self.wave_members.push((*number, environments.clone()));
         }
         let failure_kind = match event {
             Event::Finished { result } if result.is_failure() => result.failure_kind,
@@ -261,7 +265,7 @@ impl Writer {
                 &self.target,
                 rows,
                 &self.joined_unrecorded,
-                &self.waves_unrecorded,
+                (&self.waves_unrecorded, &self.wave_members),
                 heartbeat || retrying,
             );
             tokio::pin!(write);
@@ -280,6 +284,7 @@ impl Writer {
                 self.pending.clear();
                 self.joined_unrecorded.clear();
                 self.waves_unrecorded.clear();
+                self.wave_members.clear();
                 if let Some(outage) = self.outage.take() {
                     self.target.engine.release(HOLD_KEY);
                     self.target.engine.log(format!(
@@ -371,7 +376,7 @@ async fn write(
     target: &RecorderTarget,
     rows: Vec<EnvironmentRecord>,
     joined: &[String],
-    waves: &[WaveRecord],
+    (waves, members): (&[WaveRecord], &[(usize, Vec<String>)]),
     heartbeat: bool,
 ) -> Result<(), StateError> {
     target.store.write_environments(&target.id, &rows).await?;
@@ -379,7 +384,7 @@ async fn write(
         target.store.extend_selection(&target.key, joined).await?;
     }
     if !waves.is_empty() {
-        target.store.add_waves(&target.key, waves).await?;
+        target.store.add_waves(&target.id, &target.key, waves, members).await?;
     }
     if heartbeat {
         target.store.heartbeat(&target.key).await?;

@@ -288,11 +288,22 @@ COMMIT TRANSACTION;",
         Ok(())
     }
 
-    /// Adds the waves a runner started to the record under `key`.
-    pub async fn add_waves(&self, key: &str, waves: &[super::WaveRecord]) -> Result<(), StateError> {
+    /// Adds the waves a runner started to the record under `key`, and
+    /// marks each wave's environments of deployment `id` with its number
+    /// (only those not in a wave yet: nothing else of theirs changes).
+    pub async fn add_waves(
+        &self,
+        id: &str,
+        key: &str,
+        waves: &[super::WaveRecord],
+        members: &[(usize, Vec<String>)],
+    ) -> Result<(), StateError> {
         self.run(
-            "UPDATE type::record('deployment', $key) SET waves = array::concat(waves ?? [], $waves);",
-            json!({ "key": key, "waves": waves }),
+            "UPDATE type::record('deployment', $key) SET waves = array::concat(waves ?? [], $waves);
+             FOR $wave IN $members { FOR $name IN $wave[1] {
+                 UPDATE type::record('deployment_env', [$id, $name]) SET wave = $wave[0] WHERE wave = NONE;
+             }; };",
+            json!({ "id": id, "key": key, "waves": waves, "members": members }),
         )
         .await?;
         Ok(())

@@ -14,6 +14,8 @@ pub struct Recorded {
     pub target: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// The body as sent (an OTLP request is protobuf).
+    pub raw: Vec<u8>,
 }
 
 impl Recorded {
@@ -123,6 +125,7 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Recorded>>, handler: &Handler) {
             target,
             headers,
             body: String::from_utf8_lossy(&body).into_owned(),
+            raw: body,
         };
         log.lock().unwrap().push(request.clone());
         let (status, answer) = handler(&request);

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use surql::ConnectionConfig;
 
+pub mod browser;
 pub mod db;
 pub mod http;
 mod latency;
