@@ -16,6 +16,7 @@ mod recorded_rollback;
 pub mod result;
 mod schedule;
 pub mod simulate;
+mod stop;
 mod trace;
 mod undo;
 mod verify;

@@ -48,11 +48,14 @@ pub struct Dashboard {
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+/// An answer as read, with when.
+type Answer = (Instant, StatusCode, Arc<str>);
+
 struct Shared {
     token: Option<String>,
     store: ConnectionConfig,
-    /// Answers by API path, with when they were read.
-    answers: tokio::sync::Mutex<HashMap<String, (Instant, StatusCode, Arc<str>)>>,
+    /// Answers by API path.
+    answers: tokio::sync::Mutex<HashMap<String, Answer>>,
 }
 
 impl Dashboard {
