@@ -168,39 +168,67 @@ async fn a_state_server_back_within_the_limit_loses_nothing() {
     let storage = tempfile::tempdir().unwrap();
     let mut state = TestServer::start_persistent(&storage.path().join("state"));
     let work = tempfile::tempdir().unwrap();
-    common::write_server_tenants(work.path(), &tenants.ws_url(), 40, "blip");
+    // Long enough that the outage falls mid-run even when other tests load the machine.
+    common::write_server_tenants(work.path(), &tenants.ws_url(), 60, "blip");
     let migrations = migrations_dir(&[("1_accounts.surql", ACCOUNTS), ("2_slow.surql", &slow(300))]);
     let m = migrations.path().to_str().unwrap();
     let mut extra = state_args(&state);
     extra.extend(["--max-concurrent", "2", "--deployment-id", "blip-1"].map(str::to_string));
-    let runner = spawn(&deploy_args(m, &extra), work.path());
-    // Killed once two tenants are recorded: well before the end.
-    let show = show_args("blip-1", &state);
-    common::runs::wait_for_record(&show, work.path(), |shown| {
-        common::runs::count_in(shown, "success") >= 2
+    let mut runner = spawn(&deploy_args(m, &extra), work.path());
+    // The runner's stderr, line by line, to see when it noticed the outage.
+    let (lines, said) = std::sync::mpsc::channel::<String>();
+    let stderr = runner.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
     });
+    // Killed at the first progress line (6 of 60 done): well before the end,
+    // seen at once (no `show` process to wait for on a loaded machine).
+    let show = show_args("blip-1", &state);
+    let started = Instant::now();
+    loop {
+        let left = Duration::from_secs(60).saturating_sub(started.elapsed());
+        match said.recv_timeout(left) {
+            Ok(line) if line.starts_with("progress: ") => break,
+            Ok(_) => {}
+            Err(_) => panic!("no progress line within 60 s"),
+        }
+    }
     state.kill();
-    std::thread::sleep(Duration::from_secs(3));
+    // Down until the runner says it noticed (its next write fails or goes
+    // unanswered for 2 s), however loaded the machine; then back well within the 30 s limit.
+    let noticed = Instant::now();
+    loop {
+        let left = Duration::from_secs(20).saturating_sub(noticed.elapsed());
+        match said.recv_timeout(left) {
+            Ok(line) if line.contains("unreachable") => break,
+            Ok(_) => {}
+            Err(_) => panic!("the runner did not notice its state store gone within 20 s"),
+        }
+    }
     state.restart();
 
     let out = finish_within(runner, Duration::from_secs(90), "the runner whose store came back");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("is back after"),
-        "{}",
-        text(&out)
-    );
+    let stderr = reader.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}\n{stderr}", text(&out));
+    assert!(stderr.contains("is back after"), "{stderr}");
     let shown = stdout_json(&run_surql(&strs(&show), work.path()));
     assert_eq!(shown["deployment"]["state"], "finished", "{shown}");
     let environments = shown["environments"].as_array().unwrap();
-    assert_eq!(environments.len(), 40);
+    assert_eq!(environments.len(), 60);
     assert!(
         environments
             .iter()
             .all(|e| e["state"] == "success" && e["migrations_applied"] == 2),
         "{shown}"
     );
-    for i in 0..20 {
+    for i in 0..60 {
         assert_eq!(
             applied_versions(&tenants.connection(&format!("blip{i}"), "main"))
                 .await
