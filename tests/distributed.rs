@@ -160,6 +160,23 @@ async fn a_state_server_lost_mid_run_stops_new_starts_and_resume_completes_the_r
     );
 }
 
+/// Waits for the next line from `lines` that `wanted` holds of, at most `within`.
+fn next_line_where(
+    lines: &std::sync::mpsc::Receiver<String>,
+    wanted: impl Fn(&str) -> bool,
+    within: Duration,
+    what: &str,
+) {
+    let started = Instant::now();
+    loop {
+        match lines.recv_timeout(within.saturating_sub(started.elapsed())) {
+            Ok(line) if wanted(&line) => return,
+            Ok(_) => {}
+            Err(_) => panic!("no line with {what} within {within:?}"),
+        }
+    }
+}
+
 /// The state server away for a few seconds only: the runner holds new
 /// tenants, goes on once it is back, and records everything.
 #[tokio::test]
@@ -191,27 +208,21 @@ async fn a_state_server_back_within_the_limit_loses_nothing() {
     // Killed at the first progress line (6 of 60 done): well before the end,
     // seen at once (no `show` process to wait for on a loaded machine).
     let show = show_args("blip-1", &state);
-    let started = Instant::now();
-    loop {
-        let left = Duration::from_secs(60).saturating_sub(started.elapsed());
-        match said.recv_timeout(left) {
-            Ok(line) if line.starts_with("progress: ") => break,
-            Ok(_) => {}
-            Err(_) => panic!("no progress line within 60 s"),
-        }
-    }
+    next_line_where(
+        &said,
+        |line| line.starts_with("progress: "),
+        Duration::from_secs(60),
+        "a progress line",
+    );
     state.kill();
     // Down until the runner says it noticed (its next write fails or goes
     // unanswered for 2 s), however loaded the machine; then back well within the 30 s limit.
-    let noticed = Instant::now();
-    loop {
-        let left = Duration::from_secs(20).saturating_sub(noticed.elapsed());
-        match said.recv_timeout(left) {
-            Ok(line) if line.contains("unreachable") => break,
-            Ok(_) => {}
-            Err(_) => panic!("the runner did not notice its state store gone within 20 s"),
-        }
-    }
+    next_line_where(
+        &said,
+        |line| line.contains("unreachable"),
+        Duration::from_secs(20),
+        "the store named unreachable",
+    );
     state.restart();
 
     let out = finish_within(runner, Duration::from_secs(90), "the runner whose store came back");
