@@ -463,6 +463,21 @@ fn bad_plugins_are_refused_with_clear_errors() {
     assert!(error.contains("plugin panicked: create exploded on purpose"), "{error}");
 }
 
+/// A declaration with a null function slot is refused at load with the
+/// file and the slot named: no call through it, no panic, no crash.
+#[test]
+fn a_declaration_with_a_null_slot_is_refused_at_load() {
+    let null_slot = plugin_library("surql_test_null_slot_plugin");
+    let error = load_error(json!({"name": "holey", "path": null_slot}));
+    assert_eq!(
+        error,
+        format!(
+            "plugin 'holey' ({}): its declaration has no `call` function (a null slot); rebuild it with surql-plugin-sdk's declare_plugin!",
+            null_slot.display()
+        )
+    );
+}
+
 /// A duration the host or a plugin could not wait for (negative, zero, or
 /// so large the clock would overflow) is refused at load time, naming the key.
 #[test]

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use libloading::Library;
 use surql_plugin_sdk::{
-    ABI_VERSION, DECLARE_SYMBOL, HOOK_APPROVE, HOOK_NOTIFY, OLDEST_ABI_VERSION, PluginDeclaration, PluginString,
-    STATUS_OK,
+    ABI_VERSION, CallFn, CreateFn, DECLARE_SYMBOL, DestroyFn, FreeStringFn, HOOK_APPROVE, HOOK_NOTIFY,
+    OLDEST_ABI_VERSION, PluginDeclaration, PluginString, STATUS_OK,
 };
 
 use super::PluginError;
@@ -20,8 +20,30 @@ pub struct LoadedPlugin {
     /// The ABI version it was built for: 1 is asked once per environment
     /// and has no `gate`.
     pub abi_version: u32,
-    declaration: &'static PluginDeclaration,
+    slots: Slots,
     instance: *mut c_void,
+}
+
+/// The declaration's functions used after `create`, each checked non-null
+/// when the library was loaded.
+#[derive(Clone, Copy)]
+struct Slots {
+    call: CallFn,
+    free_string: FreeStringFn,
+    destroy: DestroyFn,
+}
+
+/// Every function of `declaration` (`create` apart, it is called once), or
+/// the name of its first null slot.
+fn checked_slots(declaration: &PluginDeclaration) -> Result<(CreateFn, Slots), &'static str> {
+    Ok((
+        declaration.create.ok_or("create")?,
+        Slots {
+            call: declaration.call.ok_or("call")?,
+            free_string: declaration.free_string.ok_or("free_string")?,
+            destroy: declaration.destroy.ok_or("destroy")?,
+        },
+    ))
 }
 
 // SAFETY: the SDK requires plugin types to be `Send + Sync`; the instance
@@ -81,13 +103,19 @@ pub fn load(name: &str, path: &Path, config: &serde_json::Value) -> Result<Loade
     if declaration.name.is_null() {
         return Err(error("the declaration has no name (null pointer)".into()));
     }
+    // A null function slot is refused here, before anything is called.
+    let (create, slots) = checked_slots(declaration).map_err(|slot| PluginError::NullSlot {
+        name: name.to_string(),
+        path: path.to_path_buf(),
+        slot,
+    })?;
     let config_text = config.to_string();
     let mut instance: *mut c_void = std::ptr::null_mut();
     let mut message = PluginString::empty();
     // SAFETY: valid pointers per the ABI; `create` catches panics itself.
-    let status = unsafe { (declaration.create)(config_text.as_ptr(), config_text.len(), &mut instance, &mut message) };
+    let status = unsafe { create(config_text.as_ptr(), config_text.len(), &mut instance, &mut message) };
     if status != STATUS_OK || instance.is_null() {
-        let text = take_string(declaration, message);
+        let text = take_string(slots.free_string, message);
         return Err(error(format!("create failed: {text}")));
     }
     // SAFETY: `name` is a static NUL-terminated string per the ABI.
@@ -104,7 +132,7 @@ pub fn load(name: &str, path: &Path, config: &serde_json::Value) -> Result<Loade
             _ => declaration.hooks,
         },
         abi_version,
-        declaration,
+        slots,
         instance,
     })
 }
@@ -118,7 +146,7 @@ impl Drop for LoadedPlugin {
         // SAFETY: the SDK requires plugin types to be `Send`; nothing else
         // holds the pointer once the last handle is gone.
         unsafe impl Send for Instance {}
-        let (declaration, instance) = (self.declaration, Instance(self.instance));
+        let (destroy, instance) = (self.slots.destroy, Instance(self.instance));
         let (done, finished) = std::sync::mpsc::channel();
         let spawned = std::thread::Builder::new()
             .name(format!("surql-plugin-destroy-{}", self.name))
@@ -126,7 +154,7 @@ impl Drop for LoadedPlugin {
                 let instance = instance;
                 // SAFETY: the instance came from this declaration's `create`,
                 // no call is in flight (see above), and it is destroyed once.
-                unsafe { (declaration.destroy)(instance.0) };
+                unsafe { destroy(instance.0) };
                 let _ = done.send(());
             });
         // A `destroy` that never returns must not hold the process.
@@ -140,14 +168,14 @@ impl Drop for LoadedPlugin {
 const DESTROY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Copies a plugin string and frees it with the plugin's own allocator.
-fn take_string(declaration: &PluginDeclaration, text: PluginString) -> String {
+fn take_string(free_string: FreeStringFn, text: PluginString) -> String {
     if text.ptr.is_null() {
         return String::new();
     }
     // SAFETY: the plugin returned `len` initialised bytes at `ptr`.
     let copy = String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(text.ptr, text.len) }).into_owned();
     // SAFETY: freed once, by the plugin that allocated it.
-    unsafe { (declaration.free_string)(text) };
+    unsafe { free_string(text) };
     copy
 }
 
@@ -158,7 +186,7 @@ impl LoadedPlugin {
         let mut output = PluginString::empty();
         // SAFETY: instance created by this declaration's `create`; valid slices.
         let status = unsafe {
-            (self.declaration.call)(
+            (self.slots.call)(
                 self.instance,
                 hook.as_ptr(),
                 hook.len(),
@@ -167,6 +195,54 @@ impl LoadedPlugin {
                 &mut output,
             )
         };
-        (status, take_string(self.declaration, output))
+        (status, take_string(self.slots.free_string, output))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    unsafe extern "C" fn create(_: *const u8, _: usize, _: *mut *mut c_void, _: *mut PluginString) -> i32 {
+        1
+    }
+    unsafe extern "C" fn call(
+        _: *mut c_void,
+        _: *const u8,
+        _: usize,
+        _: *const u8,
+        _: usize,
+        _: *mut PluginString,
+    ) -> i32 {
+        1
+    }
+    unsafe extern "C" fn free_string(_: PluginString) {}
+    unsafe extern "C" fn destroy(_: *mut c_void) {}
+
+    #[test]
+    fn each_null_slot_is_named() {
+        let full = || PluginDeclaration {
+            abi_version: ABI_VERSION,
+            size: KNOWN_SIZE as u32,
+            name: c"slots".as_ptr(),
+            version: c"0".as_ptr(),
+            hooks: 0,
+            create: Some(create),
+            call: Some(call),
+            free_string: Some(free_string),
+            destroy: Some(destroy),
+            reserved: [0; 4],
+        };
+        assert!(checked_slots(&full()).is_ok());
+        for slot in ["create", "call", "free_string", "destroy"] {
+            let mut declaration = full();
+            match slot {
+                "create" => declaration.create = None,
+                "call" => declaration.call = None,
+                "free_string" => declaration.free_string = None,
+                _ => declaration.destroy = None,
+            }
+            assert_eq!(checked_slots(&declaration).err(), Some(slot));
+        }
     }
 }

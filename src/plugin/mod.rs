@@ -97,6 +97,17 @@ pub enum PluginError {
         path: PathBuf,
         message: String,
     },
+    /// A declaration with a null function slot, refused before anything in
+    /// the library is called.
+    #[error(
+        "plugin '{name}' ({}): its declaration has no `{slot}` function (a null slot); rebuild it with surql-plugin-sdk's declare_plugin!",
+        path.display()
+    )]
+    NullSlot {
+        name: String,
+        path: PathBuf,
+        slot: &'static str,
+    },
     #[error("plugins[{index}]: {message}")]
     Config { index: usize, message: String },
     #[error("plugin '{name}' {hook}: {message}")]

@@ -11,6 +11,10 @@
 //! ABI 2 added the `gate` hook and group approvals (one request for many
 //! environments, with the plan); the declaration's layout is that of ABI 1,
 //! and the host loads ABI 1 plugins unchanged (asked once per environment).
+//!
+//! The declaration's function slots are nullable (`Option<…>`, the layout of
+//! a plain function pointer): the host refuses a declaration with a null slot
+//! when it loads it, instead of calling through it.
 
 use std::ffi::{c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -89,6 +93,18 @@ pub type FreeStringFn = unsafe extern "C" fn(text: PluginString);
 /// Destroys an instance.
 pub type DestroyFn = unsafe extern "C" fn(instance: *mut c_void);
 
+// A nullable slot has the layout of a plain function pointer (the null-pointer
+// optimisation), so declarations built before the slots were `Option`s read
+// the same.
+const _: () = {
+    use std::mem::{align_of, size_of};
+    assert!(size_of::<Option<CreateFn>>() == size_of::<usize>());
+    assert!(size_of::<Option<CallFn>>() == size_of::<usize>());
+    assert!(size_of::<Option<FreeStringFn>>() == size_of::<usize>());
+    assert!(size_of::<Option<DestroyFn>>() == size_of::<usize>());
+    assert!(align_of::<Option<CallFn>>() == align_of::<usize>());
+};
+
 /// What `surql_plugin_declare` returns. The first field is read before
 /// anything else is trusted; fields are only ever appended.
 #[repr(C)]
@@ -102,10 +118,12 @@ pub struct PluginDeclaration {
     pub version: *const c_char,
     /// [`HOOK_APPROVE`] | [`HOOK_NOTIFY`].
     pub hooks: u32,
-    pub create: CreateFn,
-    pub call: CallFn,
-    pub free_string: FreeStringFn,
-    pub destroy: DestroyFn,
+    /// Each slot may be null (`None`); the host refuses such a declaration
+    /// at load time. [`declare_plugin!`] fills every one.
+    pub create: Option<CreateFn>,
+    pub call: Option<CallFn>,
+    pub free_string: Option<FreeStringFn>,
+    pub destroy: Option<DestroyFn>,
     pub reserved: [usize; 4],
 }
 
@@ -435,10 +453,10 @@ macro_rules! declare_plugin {
             name: concat!($name, "\0").as_ptr() as *const ::std::ffi::c_char,
             version: concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const ::std::ffi::c_char,
             hooks: $hooks,
-            create: __surql_create,
-            call: __surql_call,
-            free_string: __surql_free,
-            destroy: __surql_destroy,
+            create: ::std::option::Option::Some(__surql_create),
+            call: ::std::option::Option::Some(__surql_call),
+            free_string: ::std::option::Option::Some(__surql_free),
+            destroy: ::std::option::Option::Some(__surql_destroy),
             reserved: [0; 4],
         };
         /// The plugin's entry point, read by the surql host.

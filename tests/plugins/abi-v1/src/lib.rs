@@ -82,10 +82,10 @@ static DECLARATION: PluginDeclaration = PluginDeclaration {
     name: c"abi-v1".as_ptr(),
     version: c"1.0.0".as_ptr(),
     hooks: HOOK_APPROVE | HOOK_NOTIFY | HOOK_GATE,
-    create,
-    call,
-    free_string,
-    destroy,
+    create: Some(create),
+    call: Some(call),
+    free_string: Some(free_string),
+    destroy: Some(destroy),
     reserved: [0; 4],
 };
 

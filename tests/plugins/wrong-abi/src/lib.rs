@@ -19,10 +19,10 @@ static DECLARATION: PluginDeclaration = PluginDeclaration {
     name: c"wrong-abi".as_ptr(),
     version: c"0.0.0".as_ptr(),
     hooks: 0,
-    create,
-    call,
-    free_string,
-    destroy,
+    create: Some(create),
+    call: Some(call),
+    free_string: Some(free_string),
+    destroy: Some(destroy),
     reserved: [0; 4],
 };
 
