@@ -291,12 +291,50 @@ pub trait Plugin: Send + Sync + Sized + 'static {
     }
 }
 
-/// A plugin panic is reported to the host as an error; the default hook would
-/// also print it to stderr. This plugin's copy of std has its own hook, so the
-/// host process is not affected.
+thread_local! {
+    /// True while this thread runs plugin code for a call from the host.
+    static IN_FFI_CALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread as inside an FFI call until dropped (nests). Set around
+/// the `catch_unwind` of each function [`declare_plugin!`] exports. During
+/// thread teardown, when the flag is gone, nothing is marked (and a panic is
+/// printed as usual).
+struct FfiCall {
+    outer: bool,
+}
+
+impl FfiCall {
+    fn enter() -> Self {
+        Self {
+            outer: IN_FFI_CALL.try_with(|flag| flag.replace(true)).unwrap_or(false),
+        }
+    }
+}
+
+impl Drop for FfiCall {
+    fn drop(&mut self) {
+        let _ = IN_FFI_CALL.try_with(|flag| flag.set(self.outer));
+    }
+}
+
+/// A panic inside an FFI call is caught and reported to the host as an
+/// error; the default hook would also print it to stderr, so the hook stays
+/// silent there. Everywhere else (a plugin author's own tests, threads the
+/// plugin starts) it hands the panic to the hook that was installed before.
+/// This plugin's copy of std has its own hook, so the host process is not
+/// affected.
 fn quiet_panics() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| std::panic::set_hook(Box::new(|_| {})));
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            // During thread teardown the flag may be gone: not an FFI call.
+            if !IN_FFI_CALL.try_with(std::cell::Cell::get).unwrap_or(false) {
+                previous(info);
+            }
+        }));
+    });
 }
 
 fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
@@ -337,7 +375,9 @@ pub unsafe fn create_instance<P: Plugin>(
     quiet_panics();
     // SAFETY: the host passes `config_len` readable bytes.
     let input = unsafe { bytes(config, config_len) };
+    let ffi_call = FfiCall::enter();
     let outcome = catch_unwind(AssertUnwindSafe(|| parse_json(input).and_then(P::create)));
+    drop(ffi_call);
     let (status, message) = match outcome {
         Ok(Ok(plugin)) => {
             // SAFETY: the host passes a writable pointer.
@@ -364,10 +404,12 @@ pub unsafe fn call_instance<P: Plugin>(
     payload_len: usize,
     output: *mut PluginString,
 ) -> i32 {
+    quiet_panics();
     // SAFETY: `instance` was created by `create_instance::<P>` and is alive.
     let plugin: &P = unsafe { &*(instance as *const P) };
     // SAFETY: the host passes valid byte slices.
     let (hook, payload) = unsafe { (bytes(hook, hook_len), bytes(payload, payload_len)) };
+    let ffi_call = FfiCall::enter();
     let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<serde_json::Value, String> {
         let payload = parse_json(payload)?;
         match hook {
@@ -377,6 +419,7 @@ pub unsafe fn call_instance<P: Plugin>(
             other => Err(format!("unknown hook '{}'", String::from_utf8_lossy(other))),
         }
     }));
+    drop(ffi_call);
     let (status, text) = match outcome {
         Ok(Ok(value)) => (STATUS_OK, value.to_string()),
         Ok(Err(message)) => (STATUS_ERROR, message),
@@ -404,6 +447,8 @@ pub unsafe fn free_plugin_string(text: PluginString) {
 /// `instance` must come from `create_instance::<P>` and be destroyed once.
 pub unsafe fn destroy_instance<P: Plugin>(instance: *mut c_void) {
     if !instance.is_null() {
+        quiet_panics();
+        let _ffi_call = FfiCall::enter();
         let _ = catch_unwind(AssertUnwindSafe(|| {
             // SAFETY: created by `Box::into_raw` in `create_instance::<P>`.
             drop(unsafe { Box::from_raw(instance as *mut P) })
