@@ -92,8 +92,14 @@ impl Error {
             | Error::Registry(_)
             | Error::NotInConfig { .. }
             | Error::MigrationFile(_)
-            | Error::Coordinator(_)
-            | Error::State(_) => EXIT_USAGE,
+            | Error::Coordinator(_) => EXIT_USAGE,
+            // A store that is down or failing is a failure, not a usage error.
+            Error::State(
+                crate::state::StateError::Connect { .. }
+                | crate::state::StateError::Query(_)
+                | crate::state::StateError::Served { .. },
+            ) => EXIT_FAILURE,
+            Error::State(_) => EXIT_USAGE,
             Error::Observe(
                 crate::observe::ObserveError::MetricsFile { .. } | crate::observe::ObserveError::Serve { .. },
             ) => EXIT_FAILURE,

@@ -81,7 +81,7 @@ impl EnvironmentConfig {
     }
 
     /// Whether it may be deployed at `now`: its hold, a freeze in force
-    /// (unless overridden), its window (see [`crate::policy::gate`]).
+    /// (unless overridden), its window (the order `policy::gate` decides in).
     pub fn gate(&self, now: chrono::DateTime<chrono::Utc>, override_freeze: bool) -> Verdict {
         crate::policy::gate(
             self.hold.as_deref(),

@@ -266,7 +266,8 @@ async fn an_unreachable_state_store_at_the_start_touches_nothing() {
         &strs(&deploy_args(migrations.path().to_str().unwrap(), &extra)),
         work.path(),
     );
-    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    // A store that is down is a failure (1), not a usage error (2).
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains(&url), "{}", text(&out));
     for i in 0..3 {
         assert_eq!(

@@ -103,7 +103,11 @@ async fn three_shards_cover_thirty_tenants_exactly_once() {
     let shown = stdout_json(&out);
     let deployment = &shown["deployment"];
     assert_eq!(deployment["state"], "finished", "{shown}");
-    assert_eq!(deployment["counts"], json!({"success": 30}), "{shown}");
+    assert_eq!(
+        deployment["counts"],
+        json!({"success": 30, "failed": 0, "rolled_back": 0, "skipped": 0}),
+        "{shown}"
+    );
     assert_eq!(deployment["selection"].as_array().unwrap().len(), 30);
     let shards: Vec<&str> = deployment["shards"]
         .as_array()
@@ -208,7 +212,11 @@ async fn a_killed_shard_run_again_continues_where_it_stopped() {
     let show = [&["orchestrate", "show", "job-7", "--output", "json"][..], &state].concat();
     let shown = stdout_json(&common::surql_command(&show, work.path()).output().unwrap());
     assert_eq!(shown["deployment"]["state"], "finished", "{shown}");
-    assert_eq!(shown["deployment"]["counts"], json!({"success": 24}), "{shown}");
+    assert_eq!(
+        shown["deployment"]["counts"],
+        json!({"success": 24, "failed": 0, "rolled_back": 0, "skipped": 0}),
+        "{shown}"
+    );
 }
 
 /// The Kubernetes example's command line is one this `surql` takes: run as

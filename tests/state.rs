@@ -70,7 +70,7 @@ async fn every_deploy_is_recorded_listed_and_shown() {
     assert_eq!(deployments[0]["state"], "finished");
     assert_eq!(
         deployments[0]["counts"],
-        json!({"success": 2, "rolled_back": 1}),
+        json!({"success": 2, "failed": 0, "rolled_back": 1, "skipped": 0}),
         "{}",
         text(&run_surql(&["orchestrate", "show", &id], work.path()))
     );

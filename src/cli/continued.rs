@@ -67,12 +67,10 @@ pub(super) async fn continue_recorded(
             Some(shard) => format!("deployment {id} shard {shard}"),
             None => format!("deployment {id}"),
         };
-        if part.state == "finished" {
+        if part.state == crate::state::DeploymentState::Finished {
             if waited {
                 eprintln!("{what} was finished by {} ({})", part.runner, counts(&part));
-                let failed = ["failed", "rolled_back"]
-                    .iter()
-                    .any(|key| part.counts.get(*key).is_some_and(|n| *n > 0));
+                let failed = part.counts.failed + part.counts.rolled_back > 0;
                 return Ok(Recorded::FinishedMeanwhile(if failed {
                     crate::error::EXIT_FAILURE
                 } else {

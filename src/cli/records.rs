@@ -12,6 +12,7 @@ use crate::error::EXIT_SUCCESS;
 use crate::migration::discover_migrations;
 use crate::migration::lock::MIN_LOCK_TTL;
 use crate::registry::Shard;
+use crate::state::DeploymentState;
 use crate::state::{DeploymentRecord, EnvironmentRecord, EnvironmentState, StateStore};
 
 /// The state store of `--state`, else of the `"state"` of the environments
@@ -84,7 +85,7 @@ pub(super) async fn show(
                     .map(|at| format!(", finished {at}"))
                     .unwrap_or_default()
             );
-            println!("options: {}", deployment.options);
+            println!("options: {}", json!(deployment.options));
             if let Some(control) = &deployment.control {
                 if let Some(paused) = &control.paused {
                     println!("paused by {paused} (since {})", paused.at);
@@ -113,10 +114,7 @@ pub(super) async fn show(
             for part in &deployment.shards {
                 println!(
                     "shard {} on {}: {}, {}",
-                    part.shard,
-                    part.runner,
-                    part.state,
-                    counts_of(&part.counts)
+                    part.shard, part.runner, part.state, part.counts
                 );
             }
             println!("{}", environments_table(&environments));
@@ -144,18 +142,7 @@ pub(super) async fn dashboard(args: &super::record_args::DashboardArgs) -> Resul
 }
 
 pub(super) fn counts(record: &DeploymentRecord) -> String {
-    counts_of(&record.counts)
-}
-
-fn counts_of(counts: &std::collections::BTreeMap<String, usize>) -> String {
-    let count = |key: &str| counts.get(key).copied().unwrap_or(0);
-    format!(
-        "{} success, {} failed, {} rolled back, {} skipped",
-        count("success"),
-        count("failed"),
-        count("rolled_back"),
-        count("skipped")
-    )
+    record.counts.to_string()
 }
 
 fn deployments_table(deployments: &[DeploymentRecord]) -> Table {
@@ -180,10 +167,10 @@ fn deployments_table(deployments: &[DeploymentRecord]) -> Table {
             },
             d.selection.len().to_string(),
             counts(d),
-            match d.control.as_ref().filter(|_| d.state == "running") {
+            match d.control.as_ref().filter(|_| d.state == DeploymentState::Running) {
                 Some(control) if control.aborted.is_some() => "running (aborting)".to_string(),
                 Some(control) if control.paused.is_some() => "running (paused)".to_string(),
-                _ => d.state.clone(),
+                _ => d.state.to_string(),
             },
         ]);
     }
@@ -246,7 +233,7 @@ pub(super) async fn resume(id: &str, force: bool, shard: Option<Shard>, run: Run
             .part(&shard.to_string())
             .ok_or_else(|| Error::Usage(format!("deployment {id} has no shard {shard} recorded")))?,
     };
-    if record.state != "running" && record.state != "interrupted" {
+    if record.state == DeploymentState::Finished {
         return Err(Error::Usage(format!(
             "deployment {id} is {} ({}): nothing to resume; `surql orchestrate retry {id}` deploys again what did not succeed",
             record.state,
@@ -326,50 +313,40 @@ fn recorded_request(
     common: &OrchestrateCommon,
 ) -> Result<DeployRequest, Error> {
     let options = &record.options;
-    let number = |key: &str| options.get(key).and_then(serde_json::Value::as_f64);
     // Recorded by surql itself; a value edited out of range is not trusted.
-    let seconds = |key: &str| number(key).and_then(super::args::seconds_in_range);
-    let flag = |key: &str, default: bool| options.get(key).and_then(serde_json::Value::as_bool).unwrap_or(default);
-    let strategy = options
-        .get("strategy")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or("sequential");
-    let strategy = strategy.strip_prefix("built-in:").unwrap_or(strategy);
+    let seconds = |value: Option<f64>| value.and_then(super::args::seconds_in_range);
     let defaults = DeployOptions::default();
-    let mut request = DeployRequest::new(&[], discover_migrations(&common.dir.migrations_dir)?, strategy);
+    let mut request = DeployRequest::new(
+        &[],
+        discover_migrations(&common.dir.migrations_dir)?,
+        options.strategy_name(),
+    );
     request.environments = record.selection.clone();
     request.strategy_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
     request.options = DeployOptions {
-        batch_size: number("batch_size").map_or(defaults.batch_size, |n| n as usize),
-        canary_percent: number("canary_percent").unwrap_or(defaults.canary_percent),
-        max_concurrent: number("max_concurrent").map_or(defaults.max_concurrent, |n| n as usize),
-        max_per_server: number("max_per_server").map(|n| n as usize).filter(|n| *n >= 1),
+        batch_size: options.batch_size.unwrap_or(defaults.batch_size),
+        canary_percent: options.canary_percent.unwrap_or(defaults.canary_percent),
+        max_concurrent: options.max_concurrent.unwrap_or(defaults.max_concurrent),
+        max_per_server: options.max_per_server.filter(|n| *n >= 1),
         // A freeze the deployment overrode stays overridden when it is resumed or retried.
-        override_freeze: options
-            .get("override_freeze")
-            .and_then(|o| o.get("reason"))
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_string),
-        max_server_latency: number("max_server_latency_ms")
-            .filter(|ms| *ms >= 1.0)
-            .map(|ms| std::time::Duration::from_millis(ms as u64)),
+        override_freeze: options.override_freeze.as_ref().map(|o| o.reason.clone()),
+        max_server_latency: options
+            .max_server_latency_ms
+            .filter(|ms| *ms >= 1)
+            .map(std::time::Duration::from_millis),
         max_failures: options
-            .get("max_failures")
-            .and_then(serde_json::Value::as_str)
+            .max_failures
+            .as_deref()
             .and_then(|text| FailureBudget::parse(text).ok()),
-        verify_health: flag("verify_health", true),
-        auto_rollback: flag("auto_rollback", true),
-        extra: options
-            .get("set")
-            .and_then(serde_json::Value::as_object)
-            .map(|set| set.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default(),
+        verify_health: options.verify_health.unwrap_or(true),
+        auto_rollback: options.auto_rollback.unwrap_or(true),
+        extra: options.set.clone().into_iter().collect(),
         approvals: approvals.policy(),
         connect_timeout: (timeouts.connect_timeout)
-            .or_else(|| seconds("connect_timeout_s"))
+            .or_else(|| seconds(options.connect_timeout_s))
             .unwrap_or(defaults.connect_timeout),
         operation_timeout: (timeouts.operation_timeout)
-            .or_else(|| seconds("operation_timeout_s"))
+            .or_else(|| seconds(options.operation_timeout_s))
             .unwrap_or(defaults.operation_timeout),
         ..defaults
     };
@@ -377,10 +354,12 @@ fn recorded_request(
     if let Some(target) = &record.rollback_of {
         request.options.undo = Some(UndoTarget {
             deployment_id: target.clone(),
-            force: flag("force", false),
+            force: options.force.unwrap_or(false),
         });
     }
-    if let Some(lock_ttl) = (timeouts.lock_ttl).or_else(|| seconds("lock_ttl_s").filter(|ttl| *ttl >= MIN_LOCK_TTL)) {
+    if let Some(lock_ttl) =
+        (timeouts.lock_ttl).or_else(|| seconds(options.lock_ttl_s).filter(|ttl| *ttl >= MIN_LOCK_TTL))
+    {
         request.context.lock_ttl = lock_ttl;
     }
     Ok(request)

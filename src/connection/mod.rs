@@ -32,8 +32,8 @@ pub use pool::{
     CONNECTIONS_PER_SERVER, close_embedded, probe_round_trip, recent_round_trip, recent_round_trip_to, round_trip,
 };
 pub use query::{
-    Collected, QueryError, QueryErrorKind, first_cause, run_collecting_errors, run_idempotent, run_query,
-    run_statements,
+    CLAIMED_THROWN, Collected, FLEET_BUSY_THROWN, GUARD_STOPPED, QueryError, QueryErrorKind, first_cause,
+    run_collecting_errors, run_idempotent, run_query, run_statements,
 };
 pub use session::{
     ReadOnly, SCOPE_REQUESTS_AT_ONCE, SCOPES_PER_REQUEST, connect, connect_read_only, connect_unscoped,

@@ -58,6 +58,36 @@ pub enum QueryErrorKind {
     /// The connection failed while the request was on its way or running:
     /// the server may have committed it.
     ConnectionLost,
+    /// surql's own guard stopped a migration before it began (the run was
+    /// interrupted, or its lock is no longer its own): nothing of it ran.
+    Stopped,
+    /// surql's fleet lock: another running deployment holds some of the
+    /// same environments ([`QueryError::thrown_detail`] names it).
+    FleetBusy,
+    /// Another runner claimed the same deployment or shard first
+    /// ([`QueryError::thrown_detail`] names it).
+    Claimed,
+}
+
+/// What surql's guard throws when a migration must not begin.
+pub const GUARD_STOPPED: &str =
+    "surql: stopped before this migration (interrupted, or the lock is no longer held by this run)";
+/// How surql's fleet lock begins what it throws (the holder follows).
+pub const FLEET_BUSY_THROWN: &str = "surql-fleet-lock ";
+/// How surql's claim begins what it throws (the holder follows).
+pub const CLAIMED_THROWN: &str = "surql-claimed ";
+
+/// What surql's own statements threw, by its markers.
+fn thrown_by_surql(message: &str) -> Option<QueryErrorKind> {
+    if message.contains(GUARD_STOPPED) {
+        Some(QueryErrorKind::Stopped)
+    } else if message.contains(FLEET_BUSY_THROWN) {
+        Some(QueryErrorKind::FleetBusy)
+    } else if message.contains(CLAIMED_THROWN) {
+        Some(QueryErrorKind::Claimed)
+    } else {
+        None
+    }
 }
 
 /// A query that failed, as a whole or in one statement, classified once
@@ -157,6 +187,18 @@ impl QueryError {
         )
     }
 
+    /// What follows surql's marker in a [`QueryErrorKind::FleetBusy`] or
+    /// [`QueryErrorKind::Claimed`] error: the holder, as thrown.
+    pub fn thrown_detail(&self) -> Option<&str> {
+        let marker = match self.kind {
+            QueryErrorKind::FleetBusy => FLEET_BUSY_THROWN,
+            QueryErrorKind::Claimed => CLAIMED_THROWN,
+            _ => return None,
+        };
+        let (_, detail) = self.message.split_once(marker)?;
+        Some(detail.trim_end_matches('\''))
+    }
+
     /// True for errors SurrealDB says can be retried (a write conflict
     /// between two runners creating the same namespace, table or lock).
     pub fn is_retryable(&self) -> bool {
@@ -167,6 +209,9 @@ impl QueryError {
 /// The classifier: SurrealDB's structured details first, then its text.
 fn classify(error: &surrealdb::Error) -> QueryErrorKind {
     use surrealdb::types::{ErrorDetails, QueryError as Query};
+    if let Some(kind) = thrown_by_surql(error.message()) {
+        return kind;
+    }
     match error.details() {
         ErrorDetails::Query(Some(Query::TransactionConflict)) => QueryErrorKind::Conflict,
         ErrorDetails::Query(Some(Query::NotExecuted | Query::Cancelled)) => QueryErrorKind::NotExecuted,
@@ -184,7 +229,9 @@ const NOT_EXECUTED: &str = "not executed due to a failed transaction";
 
 fn classify_message(message: &str) -> QueryErrorKind {
     let lower = message.to_ascii_lowercase();
-    if lower.contains("commit outcome is unknown") {
+    if let Some(kind) = thrown_by_surql(message) {
+        kind
+    } else if lower.contains("commit outcome is unknown") {
         QueryErrorKind::CommitUnknown
     } else if message.contains("can be retried") || lower.contains("transaction conflict") {
         QueryErrorKind::Conflict

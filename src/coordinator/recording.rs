@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
-
 use super::MigrationCoordinator;
 use crate::engine::{Engine, Event};
 use crate::script::Strategy;
-use crate::state::{DeploymentRecord, PlanChange, PlannedMigration, Recorder, RecorderTarget, StateError};
+use crate::state::{
+    DeploymentRecord, FreezeOverride, PlanChange, PlannedMigration, RecordedOptions, Recorder, RecorderTarget,
+    StateError,
+};
 
 /// A prepared deployment's recording: its events until it is claimed, then
 /// the recorder writing them; what it retries or continues.
@@ -35,28 +36,31 @@ fn deployment_record(engine: &Engine, strategy: &Strategy) -> DeploymentRecord {
         id: context.deployment_id.clone(),
         actor: context.actor.clone(),
         strategy: strategy.name.clone(),
-        options: json!({
-            "strategy": strategy.origin,
-            "batch_size": options.batch_size,
-            "canary_percent": options.canary_percent,
-            "max_concurrent": options.max_concurrent,
-            "max_per_server": options.max_per_server,
-            "max_server_latency_ms": options.max_server_latency.map(|d| d.as_millis() as u64),
-            "refresh_discovery": options.refresh_discovery,
-            "max_failures": options.max_failures.map(|b| b.to_string()),
-            "verify_health": options.verify_health,
-            "auto_rollback": options.auto_rollback,
-            "set": options.extra,
-            "force": options.undo.as_ref().map(|undo| undo.force),
-            "connect_timeout_s": options.connect_timeout.as_secs_f64(),
-            "operation_timeout_s": options.operation_timeout.as_secs_f64(),
-            "lock_ttl_s": context.lock_ttl.as_secs_f64(),
-            "override_freeze": options.override_freeze.as_ref().map(|reason| json!({ "by": context.actor, "reason": reason })),
-        }),
+        options: RecordedOptions {
+            strategy: Some(strategy.origin.clone()),
+            batch_size: Some(options.batch_size),
+            canary_percent: Some(options.canary_percent),
+            max_concurrent: Some(options.max_concurrent),
+            max_per_server: options.max_per_server,
+            max_server_latency_ms: options.max_server_latency.map(|d| d.as_millis() as u64),
+            refresh_discovery: Some(options.refresh_discovery),
+            max_failures: options.max_failures.map(|b| b.to_string()),
+            verify_health: Some(options.verify_health),
+            auto_rollback: Some(options.auto_rollback),
+            set: options.extra.clone().into_iter().collect(),
+            force: options.undo.as_ref().map(|undo| undo.force),
+            connect_timeout_s: Some(options.connect_timeout.as_secs_f64()),
+            operation_timeout_s: Some(options.operation_timeout.as_secs_f64()),
+            lock_ttl_s: Some(context.lock_ttl.as_secs_f64()),
+            override_freeze: options.override_freeze.as_ref().map(|reason| FreezeOverride {
+                by: context.actor.clone(),
+                reason: reason.clone(),
+            }),
+        },
         selection: engine.environments().iter().map(|e| e.name.clone()).collect(),
         started_at: chrono::Utc::now().to_rfc3339(),
         finished_at: None,
-        state: "running".into(),
+        state: crate::state::DeploymentState::Running,
         runner: crate::migration::holder::owner_string(&context.actor, &context.deployment_id, None),
         counts: Default::default(),
         retry_of: None,

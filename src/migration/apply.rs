@@ -12,8 +12,7 @@ use super::history::{applied_migrations, ensure_history_table};
 use super::lock::{Heartbeat, HeldLock, LockError, acquire_lock, forget_released, release_lock, with_heartbeat};
 use super::plan::{MigrationStatusRow, describe_drift, plan, rollback_plan};
 use super::script::{
-    STOPPED, StartClock, batch_script, down_script, release_after, statements_before_up, transaction_statements,
-    up_script,
+    StartClock, batch_script, down_script, release_after, statements_before_up, transaction_statements, up_script,
 };
 use crate::connection::Db;
 use crate::connection::{
@@ -126,7 +125,7 @@ pub async fn apply_batch(
                     released_lock,
                 },
                 Err(error) if error.outcome_unknown() => return Err(error),
-                Err(error) if error.statement().is_some() && error.message().contains(STOPPED) => BatchOutcome {
+                Err(error) if error.statement().is_some() && error.kind() == QueryErrorKind::Stopped => BatchOutcome {
                     applied: vec![],
                     stop: Some(BatchStop::Stopped),
                     released_lock: false,
@@ -215,7 +214,7 @@ pub async fn apply_batch(
     let ends_at = begins_at + transaction_statements(batch[applied.len()], StartClock::Server);
     let to_it = errors.partition_point(|error| error.statement() < Some(ends_at));
     let stop = match first_cause(&errors[from_it..to_it]) {
-        Some(error) if error.message().contains(STOPPED) => BatchStop::Stopped,
+        Some(error) if error.kind() == QueryErrorKind::Stopped => BatchStop::Stopped,
         Some(error) => BatchStop::Failed(
             error
                 .clone()

@@ -31,9 +31,9 @@ pub fn up_script(migration: &Migration, clock: StartClock) -> String {
     transaction_script(migration, clock, Guard::Owner, true)
 }
 
-/// What a batch's guard throws when a migration must not begin.
-pub(super) const STOPPED: &str =
-    "surql: stopped before this migration (interrupted, or the lock is no longer held by this run)";
+/// What a batch's guard throws when a migration must not begin (the
+/// classifier knows it: [`crate::connection::QueryErrorKind::Stopped`]).
+pub(super) const STOPPED: &str = crate::connection::GUARD_STOPPED;
 
 /// What a migration's transaction checks, before its own statements, to
 /// begin.

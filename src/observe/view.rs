@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::state::{DeploymentRecord, EnvironmentRecord, EnvironmentState};
+use crate::state::{Counts, DeploymentRecord, DeploymentState, EnvironmentRecord, EnvironmentState};
 
 /// A deployment, its environments in selection order, and an estimate of
 /// the time left while it runs.
@@ -21,12 +21,10 @@ impl DeploymentView {
     pub fn of(mut deployment: DeploymentRecord, environments: Vec<EnvironmentRecord>) -> Self {
         let time_left_s = time_left(&deployment, &environments, chrono::Utc::now());
         // The record counts at the end; until then, count what each environment shows.
-        if deployment.state != "finished" && !environments.is_empty() {
-            deployment.counts = Default::default();
+        if deployment.state != DeploymentState::Finished && !environments.is_empty() {
+            deployment.counts = Counts::default();
             for environment in &environments {
-                let state = serde_json::to_value(environment.state).unwrap_or_default();
-                let state = state.as_str().unwrap_or("unknown").to_string();
-                *deployment.counts.entry(state).or_insert(0) += 1;
+                deployment.counts.add_state(environment.state);
             }
         }
         Self {
@@ -44,7 +42,7 @@ fn time_left(
     environments: &[EnvironmentRecord],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Option<f64> {
-    if deployment.state != "running" {
+    if deployment.state != DeploymentState::Running {
         return None;
     }
     let started = chrono::DateTime::parse_from_rfc3339(&deployment.started_at).ok()?;
@@ -109,7 +107,7 @@ mod tests {
             .to_utc();
         assert_eq!(time_left(&deployment, &environments, now), Some(10.0));
         let finished = DeploymentRecord {
-            state: "finished".into(),
+            state: DeploymentState::Finished,
             ..deployment
         };
         assert_eq!(time_left(&finished, &environments, now), None);

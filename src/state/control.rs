@@ -131,7 +131,8 @@ impl StateStore {
         if parts.is_empty() {
             return Err(StateError::NotFound(id.to_string()));
         }
-        let running: Vec<&serde_json::Value> = parts.iter().filter(|p| p["state"] == "running").collect();
+        let running_state = serde_json::json!(super::DeploymentState::Running);
+        let running: Vec<&serde_json::Value> = parts.iter().filter(|p| p["state"] == running_state).collect();
         let Some(first) = running.first() else {
             let state = parts[0]["state"].as_str().unwrap_or("finished");
             return Err(StateError::Refused(format!(

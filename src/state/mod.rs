@@ -4,6 +4,7 @@
 //! so a crash loses at most the environments in flight. Knows nothing of Rhai.
 
 mod control;
+mod options;
 mod record;
 mod recorder;
 mod served;
@@ -12,9 +13,10 @@ mod store;
 use std::time::Duration;
 
 pub use control::{Command, CommandRecord, Control, Steer};
+pub use options::{FreezeOverride, RecordedOptions};
 pub use record::{
-    DeploymentRecord, EnvironmentRecord, EnvironmentState, PlanChange, PlannedMigration, ShardPart, WaveRecord,
-    record_key,
+    Counts, DeploymentRecord, DeploymentState, EnvironmentRecord, EnvironmentState, PlanChange, PlannedMigration,
+    ShardPart, WaveRecord, record_key,
 };
 pub use recorder::{Recorder, RecorderTarget};
 pub use store::StateStore;

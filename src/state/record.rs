@@ -6,6 +6,115 @@ use serde::{Deserialize, Serialize};
 use super::HEARTBEAT_STALE;
 use crate::engine::{DeploymentResult, DeploymentStatus};
 
+/// Where a recorded deployment is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DeploymentState {
+    /// Its runner is at work (or died without saying: see [`DeploymentRecord::may_be_running`]).
+    #[default]
+    Running,
+    /// Every environment has its result.
+    Finished,
+    /// Stopped part-way (Ctrl-C, the state store away): `resume` completes it.
+    Interrupted,
+}
+
+impl DeploymentState {
+    /// `running`, `finished`, `interrupted` (as stored and in JSON).
+    pub fn value(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Finished => "finished",
+            Self::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl std::fmt::Display for DeploymentState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.value())
+    }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// A deployment's environments by result; while it runs (the view's live
+/// counts) also those pending, running, or whose outcome nobody knows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    #[serde(default)]
+    pub success: usize,
+    #[serde(default)]
+    pub failed: usize,
+    #[serde(default)]
+    pub rolled_back: usize,
+    #[serde(default)]
+    pub skipped: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pending: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub running: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub outcome_unknown: usize,
+}
+
+impl Counts {
+    /// Counts one final result.
+    pub fn add_status(&mut self, status: DeploymentStatus) {
+        match status {
+            DeploymentStatus::Success => self.success += 1,
+            DeploymentStatus::Failed => self.failed += 1,
+            DeploymentStatus::RolledBack => self.rolled_back += 1,
+            DeploymentStatus::Skipped => self.skipped += 1,
+        }
+    }
+
+    /// Counts one environment as it is now.
+    pub fn add_state(&mut self, state: EnvironmentState) {
+        match state {
+            EnvironmentState::Pending => self.pending += 1,
+            EnvironmentState::Running => self.running += 1,
+            EnvironmentState::Success => self.success += 1,
+            EnvironmentState::Failed => self.failed += 1,
+            EnvironmentState::RolledBack => self.rolled_back += 1,
+            EnvironmentState::Skipped => self.skipped += 1,
+            EnvironmentState::OutcomeUnknown => self.outcome_unknown += 1,
+        }
+    }
+
+    /// Both together (a sharded deployment's parts).
+    pub fn plus(self, other: Counts) -> Counts {
+        Counts {
+            success: self.success + other.success,
+            failed: self.failed + other.failed,
+            rolled_back: self.rolled_back + other.rolled_back,
+            skipped: self.skipped + other.skipped,
+            pending: self.pending + other.pending,
+            running: self.running + other.running,
+            outcome_unknown: self.outcome_unknown + other.outcome_unknown,
+        }
+    }
+
+    /// Any environment failed or was rolled back (or its outcome is unknown).
+    pub fn any_failed(&self) -> bool {
+        self.failed + self.rolled_back + self.outcome_unknown > 0
+    }
+}
+
+impl std::fmt::Display for Counts {
+    /// `3 success, 1 failed, 0 rolled back, 2 skipped`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} success, {} failed, {} rolled back, {} skipped",
+            self.success, self.failed, self.rolled_back, self.skipped
+        )
+    }
+}
+
 /// The state of one environment in a deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -161,18 +270,19 @@ pub struct DeploymentRecord {
     pub actor: String,
     pub strategy: String,
     /// The options it ran with, secrets redacted.
-    pub options: serde_json::Value,
+    #[serde(default)]
+    pub options: super::RecordedOptions,
     /// The environments selected, in order.
     pub selection: Vec<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
-    /// `running`, `finished` or `interrupted`.
-    pub state: String,
+    pub state: DeploymentState,
     /// Who ran it: `user@host pid N …`, as a lock holder names itself
     /// (so a later run can tell whether it is still alive).
     pub runner: String,
-    /// Results so far: success, failed, rolled_back, skipped.
-    pub counts: std::collections::BTreeMap<String, usize>,
+    /// Results, recorded when it ends (see the view for live counts).
+    #[serde(default)]
+    pub counts: Counts,
     /// The deployment this one retried.
     #[serde(default)]
     pub retry_of: Option<String>,
@@ -211,11 +321,11 @@ pub struct DeploymentRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShardPart {
     pub shard: String,
-    pub state: String,
+    pub state: DeploymentState,
     pub runner: String,
     pub started_at: String,
     pub finished_at: Option<String>,
-    pub counts: std::collections::BTreeMap<String, usize>,
+    pub counts: Counts,
     pub heartbeat_at: Option<String>,
     /// Its environments (kept for `resume --shard`, not shown).
     #[serde(skip)]
@@ -223,7 +333,7 @@ pub struct ShardPart {
     /// Its own options (kept for `resume --shard`: shards may have run with
     /// different timeouts; the whole shows the first shard's).
     #[serde(skip)]
-    pub options: serde_json::Value,
+    pub options: super::RecordedOptions,
 }
 
 /// A heartbeat within [`HEARTBEAT_STALE`] (or none recorded: it may be alive).
@@ -263,24 +373,18 @@ pub(super) fn aggregate(mut parts: Vec<DeploymentRecord>) -> Option<DeploymentRe
     let mut whole = parts.first()?.clone();
     whole.shard = None;
     whole.selection = parts.iter().flat_map(|p| p.selection.iter().cloned()).collect();
-    whole.counts = Default::default();
-    for part in &parts {
-        for (key, n) in &part.counts {
-            *whole.counts.entry(key.clone()).or_insert(0) += n;
-        }
-    }
-    let any = |state: &str| parts.iter().any(|p| p.state == state);
-    whole.state = if any("running") {
-        "running"
-    } else if any("interrupted") {
-        "interrupted"
+    whole.counts = parts.iter().fold(Counts::default(), |sum, part| sum.plus(part.counts));
+    let any = |state: DeploymentState| parts.iter().any(|p| p.state == state);
+    whole.state = if any(DeploymentState::Running) {
+        DeploymentState::Running
+    } else if any(DeploymentState::Interrupted) {
+        DeploymentState::Interrupted
     } else {
-        "finished"
-    }
-    .into();
+        DeploymentState::Finished
+    };
     whole.started_at = parts.iter().map(|p| p.started_at.clone()).min().unwrap_or_default();
-    whole.finished_at = match whole.state.as_str() {
-        "finished" => parts.iter().filter_map(|p| p.finished_at.clone()).max(),
+    whole.finished_at = match whole.state {
+        DeploymentState::Finished => parts.iter().filter_map(|p| p.finished_at.clone()).max(),
         _ => None,
     };
     whole.runner = parts.iter().map(|p| p.runner.as_str()).collect::<Vec<_>>().join("; ");
@@ -314,22 +418,17 @@ impl DeploymentRecord {
     /// another machine) and its heartbeat not stale; for a sharded
     /// deployment, any shard.
     pub fn may_be_running(&self) -> bool {
-        let alive = |state: &str, runner: &str, started_at: &str, heartbeat_at: Option<&str>| {
-            state == "running"
+        let alive = |state: DeploymentState, runner: &str, started_at: &str, heartbeat_at: Option<&str>| {
+            state == DeploymentState::Running
                 && !crate::migration::holder::holder_is_gone(runner, started_at)
                 && heartbeat_is_fresh(heartbeat_at)
         };
         match self.shards.is_empty() {
-            true => alive(
-                &self.state,
-                &self.runner,
-                &self.started_at,
-                self.heartbeat_at.as_deref(),
-            ),
+            true => alive(self.state, &self.runner, &self.started_at, self.heartbeat_at.as_deref()),
             false => self
                 .shards
                 .iter()
-                .any(|p| alive(&p.state, &p.runner, &p.started_at, p.heartbeat_at.as_deref())),
+                .any(|p| alive(p.state, &p.runner, &p.started_at, p.heartbeat_at.as_deref())),
         }
     }
 
@@ -366,11 +465,14 @@ mod tests {
             id: "release-42".into(),
             actor: "ci".into(),
             strategy: "parallel".into(),
-            options: serde_json::json!({ "lock_ttl_s": lock_ttl_s }),
+            options: super::super::RecordedOptions {
+                lock_ttl_s: Some(lock_ttl_s as f64),
+                ..Default::default()
+            },
             selection: vec![format!("tenant-{shard}")],
             started_at: "2026-12-02T00:00:00Z".into(),
             finished_at: None,
-            state: "interrupted".into(),
+            state: DeploymentState::Interrupted,
             runner: format!("ci@host pid {lock_ttl_s}"),
             counts: Default::default(),
             retry_of: None,
@@ -390,11 +492,11 @@ mod tests {
     #[test]
     fn a_shard_keeps_its_own_options() {
         let whole = aggregate(vec![shard("1/2", 9), shard("0/2", 7)]).unwrap();
-        assert_eq!(whole.options["lock_ttl_s"], 7);
+        assert_eq!(whole.options.lock_ttl_s, Some(7.0));
         let second = whole.part("1/2").unwrap();
         assert_eq!(
-            (second.options["lock_ttl_s"].as_u64(), second.selection),
-            (Some(9), vec!["tenant-1/2".to_string()])
+            (second.options.lock_ttl_s, second.selection),
+            (Some(9.0), vec!["tenant-1/2".to_string()])
         );
     }
 }

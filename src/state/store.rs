@@ -10,7 +10,9 @@ use super::{
     BUSY_PATIENCE, DATABASE, DEFINE_TABLES, DeploymentRecord, EnvironmentRecord, EnvironmentState, HEARTBEAT_STALE,
     NAMESPACE, STORE_DEADLINE, StateError, record_key, served,
 };
-use crate::connection::{ConnectionConfig, Db, QueryError, connect, run_query};
+use crate::connection::{
+    CLAIMED_THROWN, ConnectionConfig, Db, FLEET_BUSY_THROWN, QueryError, QueryErrorKind, connect, run_query,
+};
 use crate::engine::DeploymentResult;
 
 /// A connection to the state store.
@@ -203,9 +205,9 @@ impl StateStore {
             "BEGIN TRANSACTION;
 UPSERT fleet:lock SET touched = time::now();
 LET $mine = (SELECT runner, state FROM type::record('deployment', $key))[0];
-IF $mine != NONE AND $mine.runner != $expected {{ THROW 'surql-claimed ' + <string> $mine.runner + ' (' + <string> $mine.state + ')' }};
+IF $mine != NONE AND $mine.runner != $expected {{ THROW '{CLAIMED_THROWN}' + <string> $mine.runner + ' (' + <string> $mine.state + ')' }};
 LET $busy = (SELECT deployment_id, runner, selection FROM deployment WHERE state = 'running' AND deployment_id != $id AND heartbeat_at > time::now() - {stale}s AND selection ANYINSIDE $selection);
-IF array::len($busy) > 0 {{ THROW 'surql-fleet-lock ' + <string> $busy[0].deployment_id + ' (' + <string> $busy[0].runner + ') is running on ' + array::join(array::intersect($busy[0].selection, $selection), ', ') }};
+IF array::len($busy) > 0 {{ THROW '{FLEET_BUSY_THROWN}' + <string> $busy[0].deployment_id + ' (' + <string> $busy[0].runner + ') is running on ' + array::join(array::intersect($busy[0].selection, $selection), ', ') }};
 {write};
 COMMIT TRANSACTION;",
             stale = HEARTBEAT_STALE.as_secs(),
@@ -224,20 +226,17 @@ COMMIT TRANSACTION;",
         });
         self.settle_the_dead(&vars).await?;
         if let Err(error) = run_retrying(self.db()?, &sql, vars).await {
-            let message = error.message();
-            if let Some((_, holder)) = message.split_once("surql-claimed ") {
-                let what = match &record.shard {
-                    Some(shard) => format!("deployment {} shard {shard}", record.id),
-                    None => format!("deployment {}", record.id),
-                };
-                return Err(StateError::Claimed {
-                    what,
-                    holder: holder.trim_end_matches('\'').to_string(),
-                });
-            }
-            return Err(match message.split_once("surql-fleet-lock ") {
-                Some((_, busy)) => StateError::Overlap(busy.trim_end_matches('\'').to_string()),
-                None => error.into(),
+            let holder = error.thrown_detail().unwrap_or_default().to_string();
+            return Err(match error.kind() {
+                QueryErrorKind::Claimed => StateError::Claimed {
+                    what: match &record.shard {
+                        Some(shard) => format!("deployment {} shard {shard}", record.id),
+                        None => format!("deployment {}", record.id),
+                    },
+                    holder,
+                },
+                QueryErrorKind::FleetBusy => StateError::Overlap(holder),
+                _ => error.into(),
             });
         }
         self.write_environments(&record.id, &rows).await
@@ -299,11 +298,12 @@ COMMIT TRANSACTION;",
         members: &[(usize, Vec<String>)],
     ) -> Result<(), StateError> {
         self.run(
-            "UPDATE type::record('deployment', $key) SET waves = array::concat(waves ?? [], $waves);
+            "UPDATE type::record('deployment', $key) SET waves = array::concat((waves ?? [])[WHERE number NOTINSIDE $numbers], $waves);
              FOR $wave IN $members { FOR $name IN $wave[1] {
                  UPDATE type::record('deployment_env', [$id, $name]) SET wave = $wave[0] WHERE wave = NONE;
              }; };",
-            json!({ "id": id, "key": key, "waves": waves, "members": members }),
+            json!({ "id": id, "key": key, "waves": waves, "members": members,
+                "numbers": waves.iter().map(|w| w.number).collect::<Vec<_>>() }),
         )
         .await?;
         Ok(())
@@ -361,13 +361,13 @@ COMMIT TRANSACTION;",
             })
             .collect();
         self.write_environments(id, &rows).await?;
-        let mut counts = std::collections::BTreeMap::new();
+        let mut counts = super::Counts::default();
         for result in results {
-            *counts.entry(result.status.value().to_string()).or_insert(0usize) += 1;
+            counts.add_status(result.status);
         }
         self.run(
             "UPDATE type::record('deployment', $key) SET finished_at = $now, state = $state, counts = $counts;",
-            json!({ "key": key, "now": now, "state": if interrupted { "interrupted" } else { "finished" }, "counts": counts }),
+            json!({ "key": key, "now": now, "state": if interrupted { super::DeploymentState::Interrupted } else { super::DeploymentState::Finished }, "counts": counts }),
         )
         .await?;
         Ok(())
