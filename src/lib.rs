@@ -44,6 +44,7 @@ mod coordinator;
 mod discovery;
 mod engine;
 pub mod error;
+mod exit;
 pub mod health;
 pub mod migration;
 pub mod observe;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 /// `Error` (which wraps every layer's error) only from the top.
 const LAYERS: &[(&str, u8)] = &[
     ("concurrent", 0),
+    ("exit", 0),
     ("redact", 0),
     ("connection", 1),
     ("migration", 2),
@@ -129,4 +130,159 @@ fn the_layout_table_names_every_module() {
             "README's Layout table does not name src/{module}"
         );
     }
+}
+
+/// Each source file as a module path (`engine::wave`; `engine` for its
+/// `mod.rs`), with its text before any `#[cfg(test)]` and without comments.
+fn modules(src: &Path) -> std::collections::BTreeMap<String, String> {
+    let mut files = Vec::new();
+    source_files(src, &mut files);
+    let mut modules = std::collections::BTreeMap::new();
+    for file in files {
+        let relative = file.strip_prefix(src).unwrap().with_extension("");
+        let mut parts: Vec<String> = relative.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        if parts.last().is_some_and(|p| p == "mod") {
+            parts.pop();
+        }
+        if parts == ["lib"] || parts == ["main"] {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let code: Vec<&str> = text.lines().map(|l| l.split("//").next().unwrap_or_default()).collect();
+        modules.insert(parts.join("::"), code.join("\n"));
+    }
+    modules
+}
+
+/// The first name of each path in a `use super::{…}` group (its text after
+/// the `{`): `a::x, b::{c}, d}` → a, b, d.
+fn group_heads(group: &str) -> Vec<String> {
+    let mut heads = Vec::new();
+    let (mut depth, mut at_start) = (1, true);
+    let mut name = String::new();
+    for c in group.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 1 => break,
+            '}' => depth -= 1,
+            ',' if depth == 1 => at_start = true,
+            c if at_start && depth == 1 && (c.is_alphanumeric() || c == '_') => name.push(c),
+            _ if !name.is_empty() => {
+                heads.push(std::mem::take(&mut name));
+                at_start = false;
+            }
+            _ => {}
+        }
+    }
+    if !name.is_empty() {
+        heads.push(name);
+    }
+    heads
+}
+
+/// Which sibling modules each module uses: `super::NAME`, names inside
+/// `use super::{…}`, and `crate::FOLDER::NAME` (top level: `crate::NAME`).
+fn sibling_uses(
+    modules: &std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let parent_of = |module: &str| module.rsplit_once("::").map_or(String::new(), |(p, _)| p.to_string());
+    let mut uses = std::collections::BTreeMap::new();
+    for (module, text) in modules {
+        let parent = parent_of(module);
+        let sibling = |name: &str| {
+            let path = if parent.is_empty() {
+                name.to_string()
+            } else {
+                format!("{parent}::{name}")
+            };
+            (path != *module && modules.contains_key(&path)).then_some(path)
+        };
+        let mut names: Vec<String> = Vec::new();
+        for (at, _) in text.match_indices("super::") {
+            let after = &text[at + "super::".len()..];
+            if let Some(group) = after.strip_prefix('{') {
+                names.extend(group_heads(group));
+            } else {
+                names.push(after.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect());
+            }
+        }
+        let prefix = if parent.is_empty() {
+            "crate::".to_string()
+        } else {
+            format!("crate::{parent}::")
+        };
+        for (at, _) in text.match_indices(&prefix) {
+            names.push(
+                text[at + prefix.len()..]
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect(),
+            );
+        }
+        let mut targets: Vec<String> = names.iter().filter_map(|n| sibling(n)).collect();
+        targets.sort();
+        targets.dedup();
+        uses.insert(module.clone(), targets);
+    }
+    uses
+}
+
+fn circles(uses: &std::collections::BTreeMap<String, Vec<String>>) -> Vec<String> {
+    // A module is on a circle when it can reach itself.
+    let mut circles = Vec::new();
+    for start in uses.keys() {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut stack: Vec<(String, Vec<String>)> = vec![(start.clone(), vec![start.clone()])];
+        while let Some((module, path)) = stack.pop() {
+            for next in &uses[&module] {
+                if next == start {
+                    circles.push(path.join(" → ") + " → " + start);
+                    stack.clear();
+                    break;
+                }
+                if seen.insert(next.clone()) {
+                    let mut longer = path.clone();
+                    longer.push(next.clone());
+                    stack.push((next.clone(), longer));
+                }
+            }
+        }
+    }
+    circles
+}
+
+/// No two modules of one folder (or two top-level modules) use each other,
+/// directly or round a circle: shared pieces go in a leaf module both use.
+#[test]
+fn no_module_circles() {
+    let uses = sibling_uses(&modules(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src")));
+    let circles = circles(&uses);
+    assert!(
+        circles.is_empty(),
+        "modules that use each other:\n{}",
+        circles.join("\n")
+    );
+}
+
+/// The circle check finds a circle where there is one.
+#[test]
+fn the_circle_check_sees_a_circle() {
+    let modules: std::collections::BTreeMap<String, String> = [
+        ("a::x", "use super::y::Thing;"),
+        ("a::y", "use super::{z::Other, w};"),
+        ("a::z", "fn f() { crate::a::x::g() }"),
+        ("a::w", ""),
+    ]
+    .into_iter()
+    .map(|(m, t)| (m.to_string(), t.to_string()))
+    .collect();
+    let uses = sibling_uses(&modules);
+    assert_eq!(uses["a::x"], ["a::y"]);
+    assert_eq!(uses["a::y"], ["a::w", "a::z"]);
+    assert_eq!(uses["a::z"], ["a::x"]);
+    assert_eq!(circles(&uses).len(), 3, "x → y → z → x, seen from each");
+    let mut broken = uses.clone();
+    broken.insert("a::z".into(), Vec::new());
+    assert!(circles(&broken).is_empty());
 }

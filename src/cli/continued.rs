@@ -4,7 +4,6 @@
 //! environments kept as finished.
 
 use super::args::OrchestrateCommon;
-use super::records::counts;
 use crate::Error;
 use crate::engine::{DeploymentResult, DeploymentStatus};
 use crate::error::EXIT_SUCCESS;
@@ -69,7 +68,7 @@ pub(super) async fn continue_recorded(
         };
         if part.state == crate::state::DeploymentState::Finished {
             if waited {
-                eprintln!("{what} was finished by {} ({})", part.runner, counts(&part));
+                eprintln!("{what} was finished by {} ({})", part.runner, part.counts);
                 let failed = part.counts.failed + part.counts.rolled_back > 0;
                 return Ok(Recorded::FinishedMeanwhile(if failed {
                     crate::error::EXIT_FAILURE
@@ -79,7 +78,7 @@ pub(super) async fn continue_recorded(
             }
             return Err(Error::Usage(format!(
                 "{what} is recorded already ({}): give a new --deployment-id; `surql orchestrate retry {id}` deploys again what did not succeed",
-                counts(&part)
+                part.counts
             )));
         }
         if part.may_be_running() {
@@ -133,7 +132,7 @@ pub(super) async fn reconcile(
         true => crate::state::PlannedMigration::plan_of(migrations),
         false => record.plan.clone(),
     };
-    let coordinator = super::orchestrate::coordinator(common).await?;
+    let coordinator = super::execute::coordinator(common).await?;
     let completed = coordinator
         .reconcile(store, id, environments, &plan, common.health_timeout)
         .await?;

@@ -6,6 +6,8 @@
 
 pub mod args;
 mod continued;
+mod execute;
+mod flags;
 mod migrate;
 mod orchestrate;
 mod progress;

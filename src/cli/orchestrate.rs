@@ -6,18 +6,14 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::args::{DeployArgs, ExistingHistoryArgs, OrchestrateCommand, OrchestrateCommon, OutputFormat};
-use super::progress::{Progress, TerminalApprover};
+use super::execute::{coordinator, execute, migrations, override_freeze, script_options};
 use super::render;
 use crate::Error;
-use crate::config::EnvironmentsFile;
-use crate::coordinator::load_environments;
-use crate::coordinator::{DeployRequest, MigrationCoordinator};
-use crate::engine::{DeployOptions, EventSink};
+use crate::coordinator::DeployRequest;
+use crate::engine::DeployOptions;
 use crate::error::{EXIT_FAILURE, EXIT_SUCCESS};
 use crate::health::HealthCheck;
-use crate::migration::{ApplyContext, Migration, discover_migrations};
-use crate::script::parse_script_option;
-use std::path::Path;
+use crate::migration::{ApplyContext, Migration};
 
 pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
     match command {
@@ -111,43 +107,6 @@ pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
     }
 }
 
-/// The config file with its `discover` templates expanded.
-async fn load_config(common: &OrchestrateCommon) -> Result<EnvironmentsFile, Error> {
-    let (file, expansions) = load_environments(&common.config, common.health_timeout).await?;
-    if common.output == OutputFormat::Table {
-        for expansion in expansions {
-            eprintln!(
-                "discovered {} environment(s) for '{}' on {}",
-                expansion.environments.len(),
-                expansion.template,
-                expansion.server
-            );
-        }
-    }
-    Ok(file)
-}
-
-pub(super) async fn coordinator(common: &OrchestrateCommon) -> Result<MigrationCoordinator, Error> {
-    Ok(MigrationCoordinator::new(load_config(common).await?.registry()))
-}
-
-fn migrations(common: &OrchestrateCommon) -> Result<Vec<Migration>, Error> {
-    Ok(discover_migrations(&common.dir.migrations_dir)?)
-}
-
-/// The `--set KEY=VALUE` options for a script, their raw text registered as secrets.
-pub(super) fn script_options(items: &[String]) -> Result<indexmap::IndexMap<String, serde_json::Value>, Error> {
-    let mut extra = indexmap::IndexMap::new();
-    for item in items {
-        let (key, value) = parse_script_option(item).map_err(Error::Usage)?;
-        // `--set api_token=…` is a secret like any config password, typed or not.
-        let raw = item.split_once('=').map_or("", |(_, raw)| raw.trim());
-        crate::redact::register_secrets_in(&json!({ key.clone(): raw }));
-        extra.insert(key, value);
-    }
-    Ok(extra)
-}
-
 fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployRequest, Error> {
     let extra = script_options(&args.set)?;
     let options = DeployOptions {
@@ -205,16 +164,6 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
     })
 }
 
-/// `--override-freeze REASON`: the reason is recorded, so it must say something.
-pub(super) fn override_freeze(reason: Option<&str>) -> Result<Option<String>, Error> {
-    match reason.map(str::trim) {
-        Some("") => Err(Error::Usage(
-            "--override-freeze needs a reason: --override-freeze \"hotfix for INC-123\"".into(),
-        )),
-        reason => Ok(reason.map(str::to_string)),
-    }
-}
-
 /// A `--deployment-id`: it names records, history rows and lock holders.
 fn valid_deployment_id(id: &str) -> Result<String, Error> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
@@ -232,10 +181,10 @@ async fn deploy(args: DeployArgs) -> Result<i32, Error> {
     // A dry run records nothing, but reads the store when there is one
     // (promotion rules, estimates), creating nothing.
     let store: Option<Arc<crate::state::StateStore>> = match args.dry_run {
-        true => super::records::open_existing(&args.state, &args.common.config)
+        true => super::execute::open_existing(&args.state, &args.common.config)
             .await?
             .map(Arc::new),
-        false => Some(super::records::open(&args.state, &args.common.config).await?.into()),
+        false => Some(super::execute::open(&args.state, &args.common.config).await?.into()),
     };
     let mut waited = false;
     loop {
@@ -267,113 +216,6 @@ async fn deploy(args: DeployArgs) -> Result<i32, Error> {
             outcome => return outcome,
         }
     }
-}
-
-/// Runs a deployment request with progress, the terminal approver, Ctrl-C
-/// and the state store (waiting for overlapping deployments with `wait`),
-/// and prints its report (`--report` when `args` has one).
-pub(super) async fn execute(
-    request: DeployRequest,
-    common: &OrchestrateCommon,
-    store: Option<Arc<crate::state::StateStore>>,
-    wait: bool,
-    args: Option<&DeployArgs>,
-) -> Result<i32, Error> {
-    let dry_run = request.options.dry_run;
-    let file = load_config(common).await?;
-    let config_dir = common.config.parent().unwrap_or(Path::new("."));
-    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-    let json_output = common.output == OutputFormat::Json;
-    let total = file
-        .registry()
-        .select(&request.environments)
-        .map(|s| {
-            s.iter()
-                .filter(|e| request.shard.is_none_or(|shard| shard.contains(&e.name)))
-                .count()
-        })
-        .unwrap_or(0);
-    let progress = Progress::new(false, total);
-    let approver = TerminalApprover {
-        multi: progress.multi(),
-    };
-    let mut coordinator = MigrationCoordinator::from_file(&file, config_dir)?
-        .with_events(EventSink::new(sender))
-        .with_approver(Arc::new(approver))
-        .stop_on_ctrl_c();
-    if let Some(store) = store {
-        coordinator = coordinator.with_state(store);
-    }
-    let (engine, strategy) = coordinator.prepare(request)?;
-    let metrics_options = args.map(|a| a.metrics.options()).unwrap_or_default();
-    let (receiver, metrics) = match metrics_options.is_empty() || dry_run {
-        true => (receiver, None),
-        false => {
-            let metrics = crate::observe::Metrics::new(
-                &engine.context().deployment_id,
-                &strategy.name,
-                engine.environments().len(),
-                Some(engine.clone()),
-            );
-            let export = crate::observe::MetricsExport::start(&metrics_options, metrics.clone()).await?;
-            if let Some(address) = export.address {
-                eprintln!("metrics on http://{address}/metrics");
-            }
-            (metrics.tap(receiver), Some(export))
-        }
-    };
-    loop {
-        match coordinator.claim(&engine, &strategy).await {
-            Ok(()) => break,
-            Err(crate::state::StateError::Overlap(busy)) if wait => {
-                eprintln!("waiting: {busy}");
-                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-            }
-            Err(refused) => return Err(refused.into()),
-        }
-    }
-    let renderer = tokio::spawn(progress.run(receiver));
-    let started_at = chrono::Utc::now();
-    let report = coordinator.run(engine, strategy).await;
-    // Closing the sender ends the progress task.
-    drop(coordinator);
-    let _ = renderer.await;
-    if let Some(metrics) = metrics {
-        metrics.finish()?;
-    }
-
-    if let Some(args) = args
-        && let Some(path) = &args.report
-    {
-        let document = render::run_report(&report, args, started_at);
-        std::fs::write(path, document)
-            .map_err(|e| Error::io(format!("cannot write --report {}", path.display()), e))?;
-    }
-
-    if json_output {
-        println!("{}", render::report_json(&report));
-    } else {
-        if dry_run {
-            print!("{}", render::dry_run_plan(&report));
-        }
-        if let Some(table) = render::results_table(&report) {
-            println!("{table}");
-        }
-        println!("{}", render::summary_line(&report));
-    }
-    if let Some(lost) = &report.record_lost {
-        eprintln!("error: {}", render::record_lost(&report, lost));
-    } else if report.interrupted {
-        eprintln!("error: interrupted; every environment is reported above");
-    } else if let Some(stopped) = &report.stopped {
-        eprintln!(
-            "error: {}; every environment is reported above",
-            crate::redact::redact(stopped)
-        );
-    } else if let Some(error) = &report.script_error {
-        eprintln!("error: {}", crate::redact::redact(&error.to_string()));
-    }
-    Ok(report.exit_code())
 }
 
 async fn status(environments: &[String], common: &OrchestrateCommon) -> Result<i32, Error> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::args::{OrchestrateCommon, OutputFormat, RolloutArgs};
+use super::flags::{OrchestrateCommon, OutputFormat, RolloutArgs, parse_lock_ttl, parse_seconds};
 
 /// Approvals given up front, for runs that may not be able to ask.
 #[derive(Debug, Args)]
@@ -148,14 +148,14 @@ pub struct RollbackArgs {
 #[derive(Debug, Args)]
 pub struct RecordedTimeouts {
     /// Seconds allowed to connect and sign in (default: the deployment's).
-    #[arg(long, value_parser = super::args::parse_seconds)]
+    #[arg(long, value_parser = parse_seconds)]
     pub connect_timeout: Option<Duration>,
     /// Seconds one query (one migration, one down section) may take before
     /// that environment fails (default: the deployment's).
-    #[arg(long, value_parser = super::args::parse_seconds)]
+    #[arg(long, value_parser = parse_seconds)]
     pub operation_timeout: Option<Duration>,
     /// Seconds a database's migration lock lasts without renewal (default: the deployment's).
-    #[arg(long, value_parser = super::args::parse_lock_ttl)]
+    #[arg(long, value_parser = parse_lock_ttl)]
     pub lock_ttl: Option<Duration>,
 }
 
@@ -228,4 +228,46 @@ pub struct DashboardArgs {
     pub config: PathBuf,
     #[command(flatten)]
     pub state: StateArgs,
+}
+
+/// `surql strategy simulate`'s flags.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// sequential, parallel, rolling, canary, a name in ./strategies/, or a .rhai path.
+    #[arg(value_name = "FILE|NAME")]
+    pub strategy: String,
+    /// Environments: NAME[,NAME], all, tag:TAG (combinable).
+    #[arg(short = 'e', long = "environments", required = true, value_delimiter = ',')]
+    pub environments: Vec<String>,
+    /// Environments where a migration fails (NAME[,NAME]).
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    pub fail: Vec<String>,
+    /// Environments whose health check fails (NAME[,NAME]).
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    pub unhealthy: Vec<String>,
+    /// Environments whose approval is denied (NAME[,NAME]).
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    pub deny: Vec<String>,
+    /// A gate halts each wave (and script `gate()` call) that includes one of these (NAME[,NAME]).
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    pub halt: Vec<String>,
+    #[command(flatten)]
+    pub rollout: RolloutArgs,
+    /// As deploy: failures keep what they applied (FAILED, not ROLLED_BACK).
+    #[arg(long)]
+    pub no_rollback: bool,
+    /// As deploy: no health check before deploying.
+    #[arg(long)]
+    pub skip_health_check: bool,
+    /// A value for the script's `options` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// As deploy: environments under a change freeze are deployed anyway.
+    #[arg(long, value_name = "REASON")]
+    pub override_freeze: Option<String>,
+    /// The state store past durations are read from, when it exists (for estimates).
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub common: OrchestrateCommon,
 }

@@ -5,6 +5,7 @@ use comfy_table::Table;
 use serde_json::json;
 
 use super::args::{ApproveArgs, OrchestrateCommon, OutputFormat, RecordedTimeouts, RollbackArgs, StateArgs};
+use super::execute::{open, open_to_read, store_config};
 use crate::Error;
 use crate::coordinator::DeployRequest;
 use crate::engine::{DeployOptions, FailureBudget, UndoTarget};
@@ -13,36 +14,7 @@ use crate::migration::discover_migrations;
 use crate::migration::lock::MIN_LOCK_TTL;
 use crate::registry::Shard;
 use crate::state::DeploymentState;
-use crate::state::{DeploymentRecord, EnvironmentRecord, EnvironmentState, StateStore};
-
-/// The state store of `--state`, else of the `"state"` of the environments
-/// file at `config` when there is one (its password registered as a secret).
-pub(super) async fn open(state: &StateArgs, config: &std::path::Path) -> Result<StateStore, Error> {
-    Ok(StateStore::open(store_config(state, config)?, STORE_CONNECT_TIMEOUT).await?)
-}
-
-/// The store for reading only, if it exists (see [`StateStore::open_existing`]).
-pub(super) async fn open_existing(state: &StateArgs, config: &std::path::Path) -> Result<Option<StateStore>, Error> {
-    Ok(StateStore::open_existing(store_config(state, config)?, STORE_CONNECT_TIMEOUT).await)
-}
-
-/// [`open`] for reading: an embedded store a running deployment holds is
-/// read through that process.
-pub(super) async fn open_to_read(state: &StateArgs, config: &std::path::Path) -> Result<StateStore, Error> {
-    Ok(StateStore::open_to_read(store_config(state, config)?, STORE_CONNECT_TIMEOUT).await?)
-}
-
-const STORE_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-fn store_config(state: &StateArgs, config: &std::path::Path) -> Result<crate::connection::ConnectionConfig, Error> {
-    let configured = match (&state.url, config.is_file()) {
-        (None, true) => crate::config::load_environments_file(config)?.state,
-        _ => None,
-    };
-    let config = state.connection(configured.as_ref());
-    crate::redact::register_secrets_in(&json!({ "password": config.password }));
-    Ok(config)
-}
+use crate::state::{DeploymentRecord, EnvironmentRecord, EnvironmentState};
 
 pub(super) async fn list(
     limit: usize,
@@ -141,10 +113,6 @@ pub(super) async fn dashboard(args: &super::record_args::DashboardArgs) -> Resul
     }
 }
 
-pub(super) fn counts(record: &DeploymentRecord) -> String {
-    record.counts.to_string()
-}
-
 fn deployments_table(deployments: &[DeploymentRecord]) -> Table {
     let mut table = super::render::table(&[
         "Deployment",
@@ -166,7 +134,7 @@ fn deployments_table(deployments: &[DeploymentRecord]) -> Table {
                 (None, None) => d.strategy.clone(),
             },
             d.selection.len().to_string(),
-            counts(d),
+            d.counts.to_string(),
             match d.control.as_ref().filter(|_| d.state == DeploymentState::Running) {
                 Some(control) if control.aborted.is_some() => "running (aborting)".to_string(),
                 Some(control) if control.paused.is_some() => "running (paused)".to_string(),
@@ -236,8 +204,7 @@ pub(super) async fn resume(id: &str, force: bool, shard: Option<Shard>, run: Run
     if record.state == DeploymentState::Finished {
         return Err(Error::Usage(format!(
             "deployment {id} is {} ({}): nothing to resume; `surql orchestrate retry {id}` deploys again what did not succeed",
-            record.state,
-            counts(&record)
+            record.state, record.counts
         )));
     }
     if !force && record.may_be_running() {
@@ -255,7 +222,7 @@ pub(super) async fn resume(id: &str, force: bool, shard: Option<Shard>, run: Run
     environments.retain(|e| selected.contains(&e.environment));
     reconcile(&store, &record, &mut environments, &request.migrations, run.common).await?;
     request.kept = finished(&environments, &selected);
-    super::orchestrate::execute(request, run.common, Some(store.into()), run.wait, None).await
+    super::execute::execute(request, run.common, Some(store.into()), run.wait, None).await
 }
 
 /// `pause`, `continue`, `abort`, `throttle`: a command to a running
@@ -384,7 +351,7 @@ pub(super) async fn rollback(args: &RollbackArgs) -> Result<i32, Error> {
         .map(|e| e.environment.clone())
         .collect();
     if request.environments.is_empty() {
-        println!("deployment {id}: nothing to roll back ({})", counts(&record));
+        println!("deployment {id}: nothing to roll back ({})", record.counts);
         return Ok(EXIT_SUCCESS);
     }
     if let Some(strategy) = &args.strategy {
@@ -402,7 +369,7 @@ pub(super) async fn rollback(args: &RollbackArgs) -> Result<i32, Error> {
         force: args.force,
     });
     let store = (!args.dry_run).then(|| store.into());
-    super::orchestrate::execute(request, &args.common, store, args.wait, None).await
+    super::execute::execute(request, &args.common, store, args.wait, None).await
 }
 
 /// Which results of a deployment `retry` deploys again.
@@ -439,11 +406,11 @@ pub(super) async fn retry(id: &str, which: Which, run: Run<'_>) -> Result<i32, E
         .map(|e| e.environment.clone())
         .collect();
     if chosen.is_empty() {
-        println!("deployment {id}: nothing to retry ({})", counts(&record));
+        println!("deployment {id}: nothing to retry ({})", record.counts);
         return Ok(EXIT_SUCCESS);
     }
     let mut request = recorded_request(&record, run.timeouts, run.approvals, run.common)?;
     request.environments = chosen;
     request.retry_of = Some(id.to_string());
-    super::orchestrate::execute(request, run.common, Some(store.into()), run.wait, None).await
+    super::execute::execute(request, run.common, Some(store.into()), run.wait, None).await
 }

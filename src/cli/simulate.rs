@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use clap::Args;
-
-use super::args::{OutputFormat, StrategyCommand};
+use super::args::{OutputFormat, SimulateArgs, StrategyCommand};
 use super::render;
 use crate::Error;
 use crate::coordinator::DeployRequest;
@@ -14,48 +12,6 @@ use crate::engine::simulate::Simulation;
 use crate::error::{EXIT_SCRIPT, EXIT_SUCCESS};
 use crate::migration::discover_migrations;
 
-/// `surql strategy simulate`'s flags.
-#[derive(Debug, Args)]
-pub struct SimulateArgs {
-    /// sequential, parallel, rolling, canary, a name in ./strategies/, or a .rhai path.
-    #[arg(value_name = "FILE|NAME")]
-    pub strategy: String,
-    /// Environments: NAME[,NAME], all, tag:TAG (combinable).
-    #[arg(short = 'e', long = "environments", required = true, value_delimiter = ',')]
-    pub environments: Vec<String>,
-    /// Environments where a migration fails (NAME[,NAME]).
-    #[arg(long, value_delimiter = ',', value_name = "NAME")]
-    pub fail: Vec<String>,
-    /// Environments whose health check fails (NAME[,NAME]).
-    #[arg(long, value_delimiter = ',', value_name = "NAME")]
-    pub unhealthy: Vec<String>,
-    /// Environments whose approval is denied (NAME[,NAME]).
-    #[arg(long, value_delimiter = ',', value_name = "NAME")]
-    pub deny: Vec<String>,
-    /// A gate halts each wave (and script `gate()` call) that includes one of these (NAME[,NAME]).
-    #[arg(long, value_delimiter = ',', value_name = "NAME")]
-    pub halt: Vec<String>,
-    #[command(flatten)]
-    pub rollout: super::args::RolloutArgs,
-    /// As deploy: failures keep what they applied (FAILED, not ROLLED_BACK).
-    #[arg(long)]
-    pub no_rollback: bool,
-    /// As deploy: no health check before deploying.
-    #[arg(long)]
-    pub skip_health_check: bool,
-    /// A value for the script's `options` (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<String>,
-    /// As deploy: environments under a change freeze are deployed anyway.
-    #[arg(long, value_name = "REASON")]
-    pub override_freeze: Option<String>,
-    /// The state store past durations are read from, when it exists (for estimates).
-    #[command(flatten)]
-    pub state: super::args::StateArgs,
-    #[command(flatten)]
-    pub common: super::args::OrchestrateCommon,
-}
-
 pub async fn run(command: StrategyCommand) -> Result<i32, Error> {
     match command {
         StrategyCommand::Simulate(args) => simulate(*args).await,
@@ -63,7 +19,7 @@ pub async fn run(command: StrategyCommand) -> Result<i32, Error> {
 }
 
 async fn simulate(args: SimulateArgs) -> Result<i32, Error> {
-    let coordinator = super::orchestrate::coordinator(&args.common).await?;
+    let coordinator = super::execute::coordinator(&args.common).await?;
     let selected: Vec<String> = coordinator
         .select(&args.environments)?
         .into_iter()
@@ -101,9 +57,9 @@ async fn simulate(args: SimulateArgs) -> Result<i32, Error> {
         max_failures: args.rollout.max_failures,
         auto_rollback: !args.no_rollback,
         verify_health: !args.skip_health_check,
-        extra: super::orchestrate::script_options(&args.set)?,
+        extra: super::execute::script_options(&args.set)?,
         simulation: Some(Arc::new(simulation)),
-        override_freeze: super::orchestrate::override_freeze(args.override_freeze.as_deref())?,
+        override_freeze: super::execute::override_freeze(args.override_freeze.as_deref())?,
         ..DeployOptions::default()
     };
     let mut request = DeployRequest::new(&[], migrations, &args.strategy);
@@ -111,7 +67,7 @@ async fn simulate(args: SimulateArgs) -> Result<i32, Error> {
     request.strategy_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
     request.options = options;
     // Past durations for the estimate, read from a store that exists (creating nothing).
-    let coordinator = match super::records::open_existing(&args.state, &args.common.config).await? {
+    let coordinator = match super::execute::open_existing(&args.state, &args.common.config).await? {
         Some(store) => coordinator.with_state(Arc::new(store)),
         None => coordinator,
     };

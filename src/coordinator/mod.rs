@@ -164,7 +164,7 @@ impl DeploymentReport {
     /// The documented exit code: 5 the record lost, 130 interrupted, 1
     /// aborted, 3 script error, 0 every environment SUCCESS, else 1.
     pub fn exit_code(&self) -> i32 {
-        use crate::error::{EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_RECORD_LOST, EXIT_SCRIPT, EXIT_SUCCESS};
+        use crate::exit::{EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_RECORD_LOST, EXIT_SCRIPT, EXIT_SUCCESS};
         if self.record_lost.is_some() {
             EXIT_RECORD_LOST
         } else if self.interrupted {
@@ -414,7 +414,7 @@ impl MigrationCoordinator {
                     );
                     watched.cancel();
                     if tokio::signal::ctrl_c().await.is_ok() {
-                        std::process::exit(crate::error::EXIT_INTERRUPTED);
+                        std::process::exit(crate::exit::EXIT_INTERRUPTED);
                     }
                 }
             })

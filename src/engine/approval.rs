@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use tracing::Instrument;
 
-use super::env_run::{Stop, failed_as, skipped};
+use super::stop::{Stop, failed_as, skipped};
 use super::{Engine, EngineError, FailureKind, PlanReport, WaveOptions};
 use crate::registry::EnvironmentConfig;
 use crate::safety::{ApprovalDecision, DestructiveStatement};

@@ -6,13 +6,12 @@ use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
 use super::approval::approve;
-pub(super) use super::stop::{Stop, failed, failed_as, kind_of_lock, outcome_unknown, skipped};
+use super::guard::guarded;
+use super::stop::{Stop, failed, failed_as, kind_of_lock, outcome_unknown, skipped};
 use super::undo::undo_this_run;
 use super::{DeploymentResult, DeploymentStatus, Engine, EnvironmentPlan, Event, FailureKind, WaveOptions};
 use crate::connection::Db;
-use crate::connection::{
-    QueryError, QueryErrorKind, ReadOnly, connect, open_read_only, round_trip, select_for_write, wait_until_unreachable,
-};
+use crate::connection::{QueryError, QueryErrorKind, ReadOnly, connect, open_read_only, round_trip, select_for_write};
 use crate::health::{HealthCheck, Session};
 use crate::migration::apply::{BATCH_FROM_ROUND_TRIP, BatchStop, apply_batch, batch_requests};
 use crate::migration::history;
@@ -21,17 +20,6 @@ use crate::migration::lock::{
 };
 use crate::migration::{AppliedMigration, Migration, plan, release_lock, script::StartClock};
 use crate::registry::EnvironmentConfig;
-
-/// Runs a database operation, failing fast if the server goes away meanwhile.
-pub(super) async fn guarded<T, E: From<QueryError>>(
-    environment: &EnvironmentConfig,
-    operation: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<T, E> {
-    tokio::select! {
-        result = operation => result,
-        lost = wait_until_unreachable(&environment.connection) => Err(QueryError::new(QueryErrorKind::ConnectionLost, lost).into()),
-    }
-}
 
 /// Runs the whole deployment of one environment and returns its result.
 pub(super) async fn run(engine: &Engine, environment: &EnvironmentConfig, wave: &WaveOptions) -> DeploymentResult {

@@ -7,6 +7,7 @@ mod control;
 mod env_run;
 pub mod event;
 mod gate;
+mod guard;
 mod join;
 mod ledger;
 mod plan;

@@ -6,7 +6,7 @@
 
 use chrono::Utc;
 
-use super::env_run::{Stop, skipped};
+use super::stop::{Stop, skipped};
 use super::{Engine, EngineError, WaveOptions};
 use crate::migration::Migration;
 use crate::migration::file::version_order_key;

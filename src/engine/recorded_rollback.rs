@@ -6,7 +6,9 @@
 use chrono::{DateTime, Utc};
 
 use super::approval::approve;
-use super::env_run::{Stop, failed, guarded, health_and_history, skipped};
+use super::env_run::health_and_history;
+use super::guard::guarded;
+use super::stop::{Stop, failed, skipped};
 use super::{DeploymentResult, DeploymentStatus, Engine, EnvironmentPlan, Event, UndoTarget, WaveOptions};
 use crate::connection::{Db, connect, select_for_write};
 use crate::health::Session;

@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::env_run::{Stop, failed_as, guarded};
+use super::guard::guarded;
+use super::stop::{Stop, failed_as};
 use super::{DeploymentResult, DeploymentStatus, Engine, FailureKind};
 use crate::connection::Db;
 use crate::connection::connect;

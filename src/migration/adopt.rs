@@ -8,9 +8,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::apply::{ApplyError, with_lock};
+use super::apply::ApplyError;
 use super::file::Migration;
+pub use super::foreign::surql_version;
 use super::history::DEFINE_HISTORY_TABLE;
+use super::updown::with_lock;
 use crate::connection::{Db, QueryError, QueryErrorKind, first_cause, run_collecting_errors, run_query};
 
 /// Why a database without surql's history must not be deployed to as if
@@ -101,13 +103,6 @@ impl AdoptedRow {
     }
 }
 
-/// oneiriq's version as surql's: its digits (`20260102_120000` →
-/// `20260102120000`), as `migrate import` names the file.
-pub fn surql_version(foreign: &str) -> Option<String> {
-    let digits: String = foreign.chars().filter(|c| *c != '_').collect();
-    (!digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())).then_some(digits)
-}
-
 async fn rows(db: &Db, sql: &str) -> Result<Option<Vec<serde_json::Value>>, QueryError> {
     match run_query(db, sql, json!({})).await {
         Ok(results) => Ok(Some(
@@ -173,7 +168,7 @@ pub fn adopt_plan(migrations: &[Migration], foreign: &Foreign) -> Result<Vec<Ado
             .map(|r| {
                 (
                     r.script_name.clone(),
-                    super::import_sm::version_of(&r.script_name),
+                    super::foreign::version_of(&r.script_name),
                     r.executed_at.clone(),
                     0,
                 )

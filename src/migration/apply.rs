@@ -8,17 +8,13 @@ use serde_json::json;
 
 use super::context::ApplyContext;
 use super::file::Migration;
-use super::history::{applied_migrations, ensure_history_table};
-use super::lock::{Heartbeat, HeldLock, LockError, acquire_lock, forget_released, release_lock, with_heartbeat};
-use super::plan::{MigrationStatusRow, describe_drift, plan, rollback_plan};
+use super::lock::{HeldLock, LockError, forget_released};
+use super::plan::{MigrationStatusRow, describe_drift};
 use super::script::{
     StartClock, batch_script, down_script, release_after, statements_before_up, transaction_statements, up_script,
 };
 use crate::connection::Db;
-use crate::connection::{
-    Collected, ConnectionConfig, QueryError, QueryErrorKind, ensure_namespace_and_database, first_cause,
-    run_collecting_errors,
-};
+use crate::connection::{Collected, QueryError, QueryErrorKind, first_cause, run_collecting_errors};
 
 /// A migration that ran.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -355,162 +351,6 @@ pub async fn revert_migration(db: &Db, migration: &Migration, owner: &str) -> Re
         return Err(failed(inconsistent(&migration.id(), statements, expected)));
     }
     Ok(started.elapsed().as_millis() as u64)
-}
-
-/// Runs `work` under the lock and releases it on every path.
-/// Creates the namespace and database of `connection` if they are missing.
-pub(super) async fn create_scope(db: &Db, connection: &ConnectionConfig) -> Result<(), ApplyError> {
-    ensure_namespace_and_database(db, connection)
-        .await
-        .map_err(|source| ApplyError::Setup {
-            step: "cannot create namespace/database",
-            source,
-        })?;
-    Ok(())
-}
-
-/// Creates the history and lock tables if they are missing.
-pub(super) async fn create_tables(db: &Db) -> Result<(), ApplyError> {
-    ensure_history_table(db).await.map_err(|source| ApplyError::Setup {
-        step: "cannot create _migration_history",
-        source,
-    })?;
-    Ok(())
-}
-
-/// The history, read under the lock.
-pub(super) async fn history_under_lock(db: &Db) -> Result<Vec<super::AppliedMigration>, ApplyError> {
-    applied_migrations(db).await.map_err(|source| ApplyError::Setup {
-        step: "cannot read _migration_history",
-        source,
-    })
-}
-
-pub(super) async fn with_lock<T>(
-    db: &Db,
-    ctx: &ApplyContext,
-    work: impl AsyncFnOnce(&Heartbeat) -> Result<T, ApplyError>,
-) -> Result<T, ApplyError> {
-    let lock = acquire_lock(db, &ctx.lock_owner(), ctx.lock_ttl).await?;
-    let result = with_heartbeat(db, &lock, work).await;
-    if let Err(ApplyError::Failed { error, .. }) = &result
-        && error.outcome_unknown()
-    {
-        // The server may still commit it: the lock is left to expire.
-        super::lock::leave_unsettled(db, &lock).await;
-        return result;
-    }
-    let released = release_lock(db, &lock).await;
-    match (result, released) {
-        (Ok(value), Ok(())) => Ok(value),
-        (Ok(_), Err(e)) => Err(e.into()),
-        (Err(e), _) => Err(e),
-    }
-}
-
-/// `migrate up`: applies pending migrations (at most `steps`; `Some(0)` only
-/// creates the history table), creating the namespace and database if needed.
-pub async fn migrate_up(
-    db: &Db,
-    connection: &ConnectionConfig,
-    migrations: &[Migration],
-    steps: Option<usize>,
-    ctx: &ApplyContext,
-) -> Result<Vec<AppliedStep>, ApplyError> {
-    create_scope(db, connection).await?;
-    if steps == Some(0) {
-        // Only the history table: nothing is applied, so no lock is needed.
-        crate::connection::run_idempotent(db, super::history::DEFINE_HISTORY_TABLE, json!({}))
-            .await
-            .map_err(|source| ApplyError::Setup {
-                step: "cannot create _migration_history",
-                source,
-            })?;
-        return Ok(Vec::new());
-    }
-    create_tables(db).await?;
-    with_lock(db, ctx, async |heartbeat| {
-        // Read history under the lock so a concurrent runner's work is seen.
-        let applied = history_under_lock(db).await?;
-        let plan = plan(migrations, &applied);
-        let drift = plan.blocking_drift(ctx.order);
-        if !drift.is_empty() {
-            return Err(ApplyError::Drift(drift));
-        }
-        if let Some(refusal) = plan.refusal(ctx.order) {
-            return Err(ApplyError::Refused(refusal));
-        }
-        let take = steps.unwrap_or(usize::MAX);
-        let clock = StartClock::of(connection);
-        let mut completed = Vec::new();
-        for migration in plan.pending.into_iter().take(take) {
-            heartbeat.check()?;
-            match apply_migration(db, migration, clock, ctx).await {
-                Ok(duration_ms) => completed.push(AppliedStep {
-                    version: migration.version.clone(),
-                    name: migration.name.clone(),
-                    duration_ms,
-                }),
-                Err(error) => {
-                    return Err(ApplyError::Failed {
-                        version: migration.version.clone(),
-                        name: migration.name.clone(),
-                        error,
-                        completed,
-                    });
-                }
-            }
-        }
-        Ok(completed)
-    })
-    .await
-}
-
-/// `migrate down`: rolls back the newest `steps` applied migrations.
-pub async fn migrate_down(
-    db: &Db,
-    migrations: &[Migration],
-    steps: usize,
-    ctx: &ApplyContext,
-) -> Result<Vec<AppliedStep>, ApplyError> {
-    let applied = applied_migrations(db).await.map_err(|source| ApplyError::Setup {
-        step: "cannot read _migration_history",
-        source,
-    })?;
-    if applied.is_empty() {
-        return Ok(Vec::new());
-    }
-    with_lock(db, ctx, async |heartbeat| {
-        let applied = applied_migrations(db).await.map_err(|source| ApplyError::Setup {
-            step: "cannot read _migration_history",
-            source,
-        })?;
-        let targets = rollback_plan(migrations, &applied, steps)?;
-        let mut completed = Vec::new();
-        for migration in targets {
-            heartbeat.check()?;
-            match revert_migration(db, migration, &ctx.lock_owner()).await {
-                Ok(duration_ms) => completed.push(AppliedStep {
-                    version: migration.version.clone(),
-                    name: migration.name.clone(),
-                    duration_ms,
-                }),
-                Err(ApplyError::Failed {
-                    version, name, error, ..
-                }) => {
-                    return Err(ApplyError::Failed {
-                        version,
-                        name,
-                        error,
-                        completed,
-                    });
-                }
-                Err(other) => return Err(other),
-            }
-        }
-        Ok(completed)
-    })
-    .await
 }
 
 /// A round trip from which sending all pending migrations in one request

@@ -5,11 +5,12 @@
 
 use serde_json::json;
 
-use super::apply::{ApplyError, create_scope, create_tables, history_under_lock, with_lock};
+use super::apply::ApplyError;
 use super::context::ApplyContext;
 use super::file::{Migration, version_order_key};
 use super::history::AppliedMigration;
 use super::script::{history_record, quote};
+use super::updown::{create_scope, create_tables, history_under_lock, with_lock};
 use crate::connection::{ConnectionConfig, Db, first_cause, run_collecting_errors};
 
 /// The migrations `baseline version` would record given `applied`: those up

@@ -11,11 +11,7 @@ use crate::connection::{QueryError, QueryErrorKind, run_query};
 /// Name of the history table.
 pub const HISTORY_TABLE: &str = "_migration_history";
 
-/// Defines the history table (idempotent). Rows are written only by surql,
-/// with a fixed shape and the version as record id; seven `DEFINE FIELD`s per
-/// database cost ~10 % of a 1,000-tenant deployment (BENCHMARKS.md) and
-/// protected nothing the record id does not.
-pub const DEFINE_HISTORY_TABLE: &str = "DEFINE TABLE IF NOT EXISTS _migration_history SCHEMALESS COMMENT 'surql migration history: version, name, checksum, applied_at, execution_ms, deployment_id, actor';";
+pub use super::tables::DEFINE_HISTORY_TABLE;
 
 /// One row of `_migration_history`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,7 +40,7 @@ fn is_oneiriq_row(has: impl Fn(&str) -> bool) -> bool {
 
 /// Creates the history and lock tables if they are missing.
 pub async fn ensure_history_table(db: &Db) -> Result<(), QueryError> {
-    let sql = format!("{DEFINE_HISTORY_TABLE}\n{}", super::lock::DEFINE_LOCK_TABLE);
+    let sql = format!("{DEFINE_HISTORY_TABLE}\n{}", super::tables::DEFINE_LOCK_TABLE);
     crate::connection::run_idempotent(db, &sql, json!({})).await.map(|_| ())
 }
 

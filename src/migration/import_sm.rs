@@ -11,20 +11,10 @@ use lexicmp::natural_lexical_cmp;
 use surrealdb_sql::statements::define::DefineStatement;
 use surrealdb_sql::{Expr, TopLevelExpr};
 
-use super::import::{Converted, ImportReport, slug, write_converted};
+pub use super::foreign::version_of;
+use super::foreign::{Converted, ImportReport, slug, write_converted};
 
 const TOOL: &str = "surrealdb-migrations";
-
-/// surql's version for a `script_migration.script_name`.
-pub fn version_of(script_name: &str) -> Option<String> {
-    if script_name == "__Initial" {
-        return Some("0".into());
-    }
-    let mut parts = script_name.splitn(3, '_');
-    let (date, time) = (parts.next()?, parts.next()?);
-    let digits = |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_digit());
-    (digits(date, 8) && digits(time, 6)).then(|| format!("{date}{time}"))
-}
 
 fn read(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))

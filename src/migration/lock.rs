@@ -10,7 +10,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::history::{AppliedMigration, DEFINE_HISTORY_TABLE, READ_HISTORY, history_from_read};
+use super::history::{AppliedMigration, READ_HISTORY, history_from_read};
+pub use super::tables::{DEFINE_HISTORY_TABLE, DEFINE_LOCK_TABLE};
 use crate::connection::Db;
 use crate::connection::{QueryError, QueryErrorKind, run_idempotent, run_query};
 
@@ -63,9 +64,6 @@ impl From<QueryError> for LockError {
 /// The shortest lease the CLI and the coordinator accept: renewals come every
 /// third of it, so a shorter one could lapse under a loaded machine.
 pub const MIN_LOCK_TTL: Duration = Duration::from_secs(5);
-
-/// Defines the lock table (idempotent); SurrealDB 3 refuses queries on undefined tables.
-pub const DEFINE_LOCK_TABLE: &str = "DEFINE TABLE IF NOT EXISTS _migration_lock SCHEMALESS;";
 
 /// A lock this process holds. Release it with [`release_lock`] on every path.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,6 @@
 
 use serde::Serialize;
 
-use super::apply::ApplyError;
 use super::file::Migration;
 use super::history::AppliedMigration;
 
@@ -171,31 +170,4 @@ pub fn describe_drift(drift: &[MigrationStatusRow]) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-/// The migrations `down` would roll back, newest first; checked before anything runs.
-pub fn rollback_plan<'a>(
-    migrations: &'a [Migration],
-    applied: &[AppliedMigration],
-    steps: usize,
-) -> Result<Vec<&'a Migration>, ApplyError> {
-    applied
-        .iter()
-        .rev()
-        .take(steps)
-        .map(|row| {
-            let migration =
-                migrations
-                    .iter()
-                    .find(|m| m.version == row.version)
-                    .ok_or_else(|| ApplyError::MissingFile {
-                        version: row.version.clone(),
-                        name: row.name.clone(),
-                    })?;
-            if migration.down.is_none() {
-                return Err(ApplyError::NoDownSection(migration.id()));
-            }
-            Ok(migration)
-        })
-        .collect()
 }

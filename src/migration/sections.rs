@@ -7,7 +7,7 @@ use std::path::Path;
 use surrealdb::types::ToSql;
 use surrealdb_sql::{Ast, Expr, TopLevelExpr};
 
-use super::file::MigrationFileError;
+use super::file_error::MigrationFileError;
 use super::statements::{refused, statement_starts};
 
 /// Marker line that starts the up section.

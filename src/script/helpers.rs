@@ -3,7 +3,7 @@
 
 use rhai::{Array, Dynamic, EvalAltResult, INT, Map};
 
-use super::api::ScriptEnv;
+use super::env::ScriptEnv;
 
 /// Splits `items` into arrays of `size` (the last may be shorter).
 pub fn chunks(items: Array, size: INT) -> Result<Array, Box<EvalAltResult>> {

@@ -3,6 +3,7 @@
 //! Never touches SurrealDB directly: every primitive calls the engine.
 
 pub mod api;
+mod env;
 pub mod helpers;
 mod modules;
 mod sandbox;
@@ -14,7 +15,7 @@ use rhai::{Dynamic, EvalAltResult, Map, Position, Scope};
 use tokio::runtime::Handle;
 
 use crate::engine::Engine;
-pub use api::ScriptEnv;
+pub use env::ScriptEnv;
 
 /// The strategies shipped in the binary.
 pub const BUILT_IN: [(&str, &str); 4] = [

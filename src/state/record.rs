@@ -456,6 +456,15 @@ impl DeploymentRecord {
     }
 }
 
+/// A record as the store returned it.
+pub(super) fn parse<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, super::StateError> {
+    serde_json::from_value(value).map_err(|e| {
+        super::StateError::Query(crate::connection::QueryError::unreadable(format!(
+            "unreadable deployment record: {e}"
+        )))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

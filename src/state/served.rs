@@ -163,7 +163,7 @@ pub(super) async fn ask<T: serde::de::DeserializeOwned>(
     if let Some(error) = reply.get("error").and_then(serde_json::Value::as_str) {
         return Err(unanswered(error.to_string()));
     }
-    super::store::parse(reply["ok"].take())
+    super::record::parse(reply["ok"].take())
 }
 
 #[cfg(not(unix))]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::record::aggregate;
+use super::record::{aggregate, parse};
 use super::{
     BUSY_PATIENCE, DATABASE, DEFINE_TABLES, DeploymentRecord, EnvironmentRecord, EnvironmentState, HEARTBEAT_STALE,
     NAMESPACE, STORE_DEADLINE, StateError, record_key, served,
@@ -562,9 +562,4 @@ async fn run_retrying(db: &Db, sql: &str, vars: serde_json::Value) -> Result<Vec
             answer => return answer,
         }
     }
-}
-
-pub(super) fn parse<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, StateError> {
-    serde_json::from_value(value)
-        .map_err(|e| StateError::Query(QueryError::unreadable(format!("unreadable deployment record: {e}"))))
 }
