@@ -61,7 +61,9 @@ mod fuzz;
 
 pub use config::{ConfigError, EnvironmentsFile, load_environments_file};
 pub use connection::{AuthLevel, ConnectionConfig};
-pub use coordinator::{CoordinatorError, DeployRequest, DeploymentReport, EnvironmentStatus, MigrationCoordinator};
+pub use coordinator::{
+    CoordinatorError, DeployRequest, DeploymentReport, EnvironmentStatus, MigrationCoordinator, PreparedDeployment,
+};
 pub use discovery::DiscoveryError;
 pub use engine::{
     ApprovalRequest, ApprovalTarget, Approver, DeployOptions, DeploymentResult, DeploymentStatus, EngineError,

@@ -661,3 +661,45 @@ async fn an_unapproved_stage_stops_sequential_rolling_and_canary() {
         assert_eq!(run.report.exit_code(), surql::error::EXIT_FAILURE);
     }
 }
+
+/// A program does what the CLI does, step by step: prepare, claim in the
+/// state store (a second deployment over the same environments is refused
+/// while the first holds them), run, and then the second may claim.
+#[tokio::test]
+async fn a_prepared_deployment_claims_then_runs() {
+    let (registry, _) = fleet(&[("a", 1), ("b", 2)]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("surrealkv://{}", dir.path().join("state").display());
+    let store = surql::state::StateStore::open(ConnectionConfig::new(&url, "x", "y"), TIMEOUT)
+        .await
+        .unwrap();
+    let coordinator = MigrationCoordinator::new(registry).with_state(Arc::new(store));
+    let migrations = migrations_dir(&[(
+        "1_accounts.surql",
+        "-- migrate:up\nDEFINE TABLE account;\n-- migrate:down\nREMOVE TABLE account;\n",
+    )]);
+    let request = || DeployRequest::new(&["a", "b"], discover_migrations(migrations.path()).unwrap(), "parallel");
+
+    let mut first = coordinator.prepare(request()).unwrap();
+    first.claim(false, |_| {}).await.unwrap();
+    first.claim(false, |_| {}).await.unwrap(); // claimed already: nothing more
+    let mut second = coordinator.prepare(request()).unwrap();
+    let refused = second.claim(false, |_| {}).await.unwrap_err();
+    assert!(
+        matches!(refused, surql::state::StateError::Overlap(ref busy) if busy.contains(&first.engine().context().deployment_id)),
+        "{refused}"
+    );
+    let report = first.run().await;
+    assert!(
+        report.results.values().all(|r| r.status == DeploymentStatus::Success),
+        "{report:?}"
+    );
+    second.claim(false, |_| {}).await.unwrap();
+    let report = second.run().await;
+    assert!(
+        report
+            .results
+            .values()
+            .all(|r| r.status == DeploymentStatus::Success && r.migrations_applied == 0)
+    );
+}

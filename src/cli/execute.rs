@@ -101,14 +101,15 @@ pub(super) async fn execute(
     if let Some(store) = store {
         coordinator = coordinator.with_state(store);
     }
-    let (engine, strategy) = coordinator.prepare(request)?;
+    let mut prepared = coordinator.prepare(request)?;
+    let (engine, strategy) = (prepared.engine().clone(), prepared.strategy().name.clone());
     let metrics_options = args.map(|a| a.metrics.options()).unwrap_or_default();
     let (receiver, metrics) = match metrics_options.is_empty() || dry_run {
         true => (receiver, None),
         false => {
             let metrics = crate::observe::Metrics::new(
                 &engine.context().deployment_id,
-                &strategy.name,
+                &strategy,
                 engine.environments().len(),
                 Some(engine.clone()),
             );
@@ -119,19 +120,11 @@ pub(super) async fn execute(
             (metrics.tap(receiver), Some(export))
         }
     };
-    loop {
-        match coordinator.claim(&engine, &strategy).await {
-            Ok(()) => break,
-            Err(crate::state::StateError::Overlap(busy)) if wait => {
-                eprintln!("waiting: {busy}");
-                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-            }
-            Err(refused) => return Err(refused.into()),
-        }
-    }
+    prepared.claim(wait, |busy| eprintln!("waiting: {busy}")).await?;
+    drop(engine);
     let renderer = tokio::spawn(progress.run(receiver));
     let started_at = chrono::Utc::now();
-    let report = coordinator.run(engine, strategy).await;
+    let report = prepared.run().await;
     // Closing the sender ends the progress task.
     drop(coordinator);
     let _ = renderer.await;

@@ -26,12 +26,13 @@ use tracing::Instrument;
 
 use crate::config::EnvironmentsFile;
 use crate::discovery::Expansion;
-use crate::engine::{Approver, DeployOptions, DeploymentResult, DeploymentStatus, Engine, EventSink};
+use crate::engine::{Approver, DeployOptions, DeploymentResult, DeploymentStatus, Engine, EngineParts, EventSink};
 use crate::migration::{ApplyContext, Migration};
 use crate::plugin::{PluginError, PluginHost};
 use crate::registry::{EnvironmentConfig, EnvironmentRegistry, RegistryError, Shard, deployment_order};
 use crate::script::{ScriptError, Strategy, StrategyError, run_strategy};
 use crate::state::StateStore;
+pub use recording::PreparedDeployment;
 use recording::Recording;
 
 /// Loads an environments file and expands its `discover` templates, each
@@ -198,8 +199,6 @@ pub struct MigrationCoordinator {
     max_per_server: Option<usize>,
     /// The environments file with its templates, when it has some (`--refresh-discovery`).
     discovery: Option<EnvironmentsFile>,
-    /// The recording of each prepared deployment, by id, until it runs.
-    recorders: std::sync::Mutex<std::collections::HashMap<String, Recording>>,
 }
 
 impl MigrationCoordinator {
@@ -214,7 +213,6 @@ impl MigrationCoordinator {
             state: None,
             max_per_server: None,
             discovery: None,
-            recorders: std::sync::Mutex::default(),
         }
     }
 
@@ -296,7 +294,7 @@ impl MigrationCoordinator {
 
     /// Builds the engine for a request: validated options, selected environments.
     /// Use it with [`MigrationCoordinator::run`] to keep a handle (for Ctrl-C).
-    pub fn prepare(&self, mut request: DeployRequest) -> Result<(Arc<Engine>, Strategy), CoordinatorError> {
+    pub fn prepare(&self, mut request: DeployRequest) -> Result<PreparedDeployment<'_>, CoordinatorError> {
         Self::validate(&request.options, &request.context)?;
         request.options.max_per_server = request.options.max_per_server.or(self.max_per_server);
         let strategy = Strategy::resolve(&request.strategy, &request.strategy_dir)?;
@@ -342,30 +340,24 @@ impl MigrationCoordinator {
         let mut environments = selected.clone();
         deployment_order(&mut environments);
         let recorded = !request.options.dry_run && request.options.simulation.is_none();
-        let events = match self.state.as_ref().filter(|_| recorded) {
+        let (events, recording) = match self.state.as_ref().filter(|_| recorded) {
             Some(_) => {
                 let id = request.context.deployment_id.clone();
                 let shard = request.shard.map(|s| s.to_string());
                 let key = crate::state::record_key(&id, shard.as_deref());
                 let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-                self.recorders
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(
-                        id,
-                        Recording {
-                            events: Some(receiver),
-                            recorder: None,
-                            retry_of: request.retry_of.clone(),
-                            shard,
-                            key,
-                            recorded_runner: request.recorded_runner.clone(),
-                            plan_changes: request.plan_changes.clone(),
-                        },
-                    );
-                EventSink::new(sender)
+                let recording = Recording {
+                    events: Some(receiver),
+                    recorder: None,
+                    retry_of: request.retry_of.clone(),
+                    shard,
+                    key,
+                    recorded_runner: request.recorded_runner.clone(),
+                    plan_changes: request.plan_changes.clone(),
+                };
+                (EventSink::new(sender), Some(recording))
             }
-            None => self.events.clone(),
+            None => (self.events.clone(), None),
         };
         let rediscovery = match (request.options.refresh_discovery, &self.discovery) {
             (false, _) => None,
@@ -381,15 +373,15 @@ impl MigrationCoordinator {
                 timeout: request.options.health_timeout,
             }),
         };
-        let engine = Engine::new(
-            selected.iter().map(|e| e.name.clone()).collect(),
+        let engine = Engine::new(EngineParts {
+            input_order: selected.iter().map(|e| e.name.clone()).collect(),
             environments,
-            Arc::new(request.migrations),
-            request.options,
-            request.context,
+            migrations: Arc::new(request.migrations),
+            options: request.options,
+            context: request.context,
             events,
-            self.approver.clone(),
-        );
+            approver: self.approver.clone(),
+        });
         let engine = match &self.plugins {
             Some(plugins) => engine.with_plugins(plugins.clone()),
             None => engine,
@@ -400,11 +392,23 @@ impl MigrationCoordinator {
         };
         engine.keep(request.kept);
         engine.set_strategy_name(&strategy.name);
-        Ok((Arc::new(engine), strategy))
+        Ok(PreparedDeployment {
+            coordinator: self,
+            engine: Arc::new(engine),
+            strategy,
+            recording,
+            claimed: false,
+        })
     }
 
     /// Runs the strategy on its own blocking thread and collects every result.
-    pub async fn run(&self, engine: Arc<Engine>, strategy: Strategy) -> DeploymentReport {
+    async fn run(
+        &self,
+        engine: Arc<Engine>,
+        strategy: Strategy,
+        recording: Option<Recording>,
+        claimed: bool,
+    ) -> DeploymentReport {
         let interrupt = self.stop_on_ctrl_c.then(|| {
             let watched = engine.clone();
             tokio::spawn(async move {
@@ -419,7 +423,7 @@ impl MigrationCoordinator {
                 }
             })
         });
-        let report = self.run_strategy(&engine, strategy).await;
+        let report = self.run_strategy(&engine, strategy, recording, claimed).await;
         if let Some(interrupt) = interrupt {
             interrupt.abort();
             let _ = interrupt.await;
@@ -427,18 +431,22 @@ impl MigrationCoordinator {
         report
     }
 
-    async fn run_strategy(&self, engine: &Arc<Engine>, strategy: Strategy) -> DeploymentReport {
+    async fn run_strategy(
+        &self,
+        engine: &Arc<Engine>,
+        strategy: Strategy,
+        mut recording: Option<Recording>,
+        claimed: bool,
+    ) -> DeploymentReport {
         let id = engine.context().deployment_id.clone();
-        let take_recording = || {
-            self.recorders
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&id)
+        let claim = match (&mut recording, claimed) {
+            (Some(recording), false) => self.claim(engine, &strategy, recording).await,
+            _ => Ok(()),
         };
-        if let Err(refused) = self.claim(engine, &strategy).await {
+        if let Err(refused) = claim {
             // Another runner holds this deployment or some of these
             // environments: nothing is recorded for this one.
-            drop(take_recording());
+            drop(recording);
             let results = engine.finish(&format!("not deployed: {refused}"));
             return DeploymentReport {
                 deployment_id: id,
@@ -453,7 +461,6 @@ impl MigrationCoordinator {
                 estimates: None,
             };
         }
-        let recording = take_recording();
         self.load_promotions(engine).await;
         let span = tracing::info_span!(
             "deployment",
@@ -493,6 +500,11 @@ impl MigrationCoordinator {
             }
         }
         report.record_lost = lost;
+        crate::migration::holder::note_released(&crate::migration::holder::owner_string(
+            &engine.context().actor,
+            &id,
+            None,
+        ));
         report
     }
 
@@ -560,8 +572,7 @@ impl MigrationCoordinator {
     /// Deploys `request.migrations` to the selected environments with the
     /// strategy; results keep the input order.
     pub async fn deploy_to_environments(&self, request: DeployRequest) -> Result<DeploymentReport, CoordinatorError> {
-        let (engine, strategy) = self.prepare(request)?;
-        Ok(self.run(engine, strategy).await)
+        Ok(self.prepare(request)?.run().await)
     }
 }
 

@@ -76,53 +76,97 @@ fn deployment_record(engine: &Engine, strategy: &Strategy) -> DeploymentRecord {
     }
 }
 
-impl MigrationCoordinator {
-    /// Records a prepared deployment in the state store as running, then
-    /// starts recording it — unless a running deployment (its heartbeat
-    /// fresh) holds one of the same environments ([`StateError::Overlap`],
-    /// naming it: call again to wait), or another runner claimed this
-    /// deployment or shard first ([`StateError::Claimed`]). Done by [`MigrationCoordinator::run`] when not called
-    /// before. Without a state store, or for dry runs and simulations, it
-    /// does nothing.
-    pub async fn claim(&self, engine: &Arc<Engine>, strategy: &Strategy) -> Result<(), StateError> {
-        let id = &engine.context().deployment_id;
-        let (retry_of, shard, recorded_runner, plan_changes) = {
-            let recorders = self.recorders.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            match recorders.get(id) {
-                Some(recording) if recording.recorder.is_none() => (
-                    recording.retry_of.clone(),
-                    recording.shard.clone(),
-                    recording.recorded_runner.clone(),
-                    recording.plan_changes.clone(),
-                ),
-                _ => return Ok(()),
-            }
+/// A deployment ready to run: its engine, its strategy, and its recording
+/// in the state store. [`PreparedDeployment::claim`] records it as running
+/// (optional: [`PreparedDeployment::run`] claims when it was not);
+/// `run` runs it.
+pub struct PreparedDeployment<'c> {
+    pub(super) coordinator: &'c MigrationCoordinator,
+    pub(super) engine: Arc<Engine>,
+    pub(super) strategy: Strategy,
+    pub(super) recording: Option<Recording>,
+    pub(super) claimed: bool,
+}
+
+impl PreparedDeployment<'_> {
+    /// The engine that will run it (its environments, options, events).
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The strategy it runs.
+    pub fn strategy(&self) -> &Strategy {
+        &self.strategy
+    }
+
+    /// Records it in the state store as running and starts recording it —
+    /// unless a running deployment (its heartbeat fresh) holds one of the
+    /// same environments ([`StateError::Overlap`]), or another runner
+    /// claimed this deployment or shard first ([`StateError::Claimed`]).
+    /// With `wait`, an overlap is waited out: `waiting` hears who holds it
+    /// each time it tries again (every 2 s). Without a state store, or for
+    /// dry runs and simulations, it does nothing.
+    pub async fn claim(&mut self, wait: bool, mut waiting: impl FnMut(&str)) -> Result<(), StateError> {
+        let Some(recording) = self.recording.as_mut().filter(|_| !self.claimed) else {
+            return Ok(());
         };
-        let Some(store) = &self.state else { return Ok(()) };
-        let mut record = deployment_record(engine, strategy);
-        record.retry_of = retry_of;
-        record.shard = shard;
-        record.plan_changes = plan_changes;
-        let claimed = store.begin(&record, engine.kept(), recorded_runner.as_deref()).await;
-        let mut recorders = self.recorders.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match claimed {
-            Ok(()) => {
-                if let Some(recording) = recorders.get_mut(id)
-                    && let Some(events) = recording.events.take()
-                {
-                    let target = RecorderTarget {
-                        store: store.clone(),
-                        id: id.clone(),
-                        key: recording.key.clone(),
-                        engine: engine.clone(),
-                    };
-                    recording.recorder = Some(Recorder::start(target, events, self.events.clone()));
+        loop {
+            match self.coordinator.claim(&self.engine, &self.strategy, recording).await {
+                Ok(()) => {
+                    self.claimed = true;
+                    return Ok(());
                 }
-                Ok(())
+                Err(StateError::Overlap(busy)) if wait => {
+                    waiting(&busy);
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                }
+                Err(refused) => return Err(refused),
             }
-            // Nothing recorded: a later call claims again (and is refused
-            // again while the other runner holds it).
-            Err(refused) => Err(refused),
         }
+    }
+
+    /// Runs it (claiming it first when not claimed: refused, every
+    /// environment is SKIPPED `not deployed: …`); one result per environment.
+    pub async fn run(self) -> crate::coordinator::DeploymentReport {
+        self.coordinator
+            .run(self.engine, self.strategy, self.recording, self.claimed)
+            .await
+    }
+}
+
+impl MigrationCoordinator {
+    /// Records a prepared deployment in the store and starts its recorder;
+    /// on a refusal nothing is recorded (a later call claims again).
+    pub(super) async fn claim(
+        &self,
+        engine: &Arc<Engine>,
+        strategy: &Strategy,
+        recording: &mut Recording,
+    ) -> Result<(), StateError> {
+        if recording.recorder.is_some() {
+            return Ok(());
+        }
+        let Some(store) = &self.state else { return Ok(()) };
+        let id = &engine.context().deployment_id;
+        let mut record = deployment_record(engine, strategy);
+        record.retry_of = recording.retry_of.clone();
+        record.shard = recording.shard.clone();
+        record.plan_changes = recording.plan_changes.clone();
+        store
+            .begin(&record, engine.kept(), recording.recorded_runner.as_deref())
+            .await?;
+        // Alive while it runs here: another deployment of this process must
+        // not take its record for a dead runner's.
+        crate::migration::holder::note_held(&record.runner);
+        if let Some(events) = recording.events.take() {
+            let target = RecorderTarget {
+                store: store.clone(),
+                id: id.clone(),
+                key: recording.key.clone(),
+                engine: engine.clone(),
+            };
+            recording.recorder = Some(Recorder::start(target, events, self.events.clone()));
+        }
+        Ok(())
     }
 }

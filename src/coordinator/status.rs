@@ -48,15 +48,15 @@ impl MigrationCoordinator {
             operation_timeout: health_timeout,
             ..DeployOptions::default()
         };
-        let engine = Engine::new(
-            names.clone(),
-            selected,
-            Arc::new(migrations),
+        let engine = Engine::new(crate::engine::EngineParts {
+            input_order: names.clone(),
+            environments: selected,
+            migrations: Arc::new(migrations),
             options,
-            ApplyContext::new(),
-            EventSink::default(),
-            None,
-        );
+            context: ApplyContext::new(),
+            events: EventSink::default(),
+            approver: None,
+        });
         // Every name was selected from this engine's own environments.
         Ok(engine.verify(&names).await.unwrap_or_default())
     }

@@ -228,18 +228,32 @@ pub struct Engine {
     span: std::sync::OnceLock<tracing::Span>,
 }
 
+/// What an engine is made of.
+pub struct EngineParts {
+    /// The selection as the user gave it: results come back in this order.
+    pub input_order: Vec<String>,
+    /// The environments, in deployment order.
+    pub environments: Vec<EnvironmentConfig>,
+    pub migrations: Arc<Vec<Migration>>,
+    pub options: DeployOptions,
+    pub context: ApplyContext,
+    pub events: EventSink,
+    pub approver: Option<Arc<dyn Approver>>,
+}
+
 impl Engine {
-    /// An engine for `environments` (in deployment order); results come back
-    /// in `input_order`.
-    pub fn new(
-        input_order: Vec<String>,
-        environments: Vec<EnvironmentConfig>,
-        migrations: Arc<Vec<Migration>>,
-        options: DeployOptions,
-        context: ApplyContext,
-        events: EventSink,
-        approver: Option<Arc<dyn Approver>>,
-    ) -> Self {
+    /// An engine for `parts.environments` (in deployment order); results
+    /// come back in `parts.input_order`.
+    pub fn new(parts: EngineParts) -> Self {
+        let EngineParts {
+            input_order,
+            environments,
+            migrations,
+            options,
+            context,
+            events,
+            approver,
+        } = parts;
         let destructive = migrations.iter().map(destructive_statements).collect();
         let ledger = environments
             .iter()

@@ -16,13 +16,14 @@ fn held_here() -> std::sync::MutexGuard<'static, std::collections::HashSet<Strin
     HELD_HERE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Notes `owner` as held by this process (before its lock can exist).
-pub(super) fn note_held(owner: &str) {
+/// Notes `owner` as held by this process (before its lock can exist; a
+/// deployment record while it runs here).
+pub(crate) fn note_held(owner: &str) {
     held_here().insert(owner.to_string());
 }
 
 /// Forgets `owner`: released, or never taken.
-pub(super) fn note_released(owner: &str) {
+pub(crate) fn note_released(owner: &str) {
     held_here().remove(owner);
 }
 
