@@ -50,8 +50,22 @@ async fn lock_is_exclusive_and_expires(connection: ConnectionConfig) {
     acquire_lock(&db, "crashed@ci", Duration::from_millis(200))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let taken = acquire_lock(&other, "bob@ci", Duration::from_secs(60)).await.unwrap();
+    // Refused until the 200 ms lease lapses, then taken (within a deadline).
+    let waiting = std::time::Instant::now();
+    let taken = loop {
+        match acquire_lock(&other, "bob@ci", Duration::from_secs(60)).await {
+            Ok(taken) => break taken,
+            Err(held) => assert!(
+                waiting.elapsed() < Duration::from_secs(10),
+                "the expired lease was never taken: {held}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        waiting.elapsed() >= Duration::from_millis(150),
+        "taken before the lease lapsed"
+    );
     assert_eq!(current_lock(&db).await.unwrap().unwrap().owner, "bob@ci");
     release_lock(&other, &taken).await.unwrap();
 }

@@ -92,6 +92,25 @@ fn url_env(name: &str, url: &str, priority: i64) -> Value {
            "connection": {"db_url": url, "db_ns": "app", "db": name, "username": "root", "password": "root"}})
 }
 
+/// Whether the victim's history holds migration 1, as `orchestrate status` reads it.
+fn committed_first(dir: &std::path::Path, migrations: &str) -> bool {
+    let out = common::run_surql(
+        &[
+            "orchestrate",
+            "status",
+            "-e",
+            "victim",
+            "-m",
+            migrations,
+            "--output",
+            "json",
+        ],
+        dir,
+    );
+    serde_json::from_slice::<Value>(&out.stdout)
+        .is_ok_and(|status| status["environments"][0]["applied_count"].as_u64() >= Some(1))
+}
+
 async fn lock_record(connection: &ConnectionConfig) -> Option<surql::migration::LockInfo> {
     let db = connect_read_only(connection, Duration::from_secs(10)).await.unwrap()?;
     surql::migration::current_lock(&db).await.unwrap()
@@ -157,7 +176,17 @@ async fn server_killed_mid_migration(latency: Option<Duration>) {
     let m = migrations.path().to_str().unwrap();
     let args = deploy_json("all", m, &["--strategy", "parallel", "--operation-timeout", "15"]);
     let child = spawn_piped(&args, work.path());
-    std::thread::sleep(Duration::from_millis(1500)); // inside the 4 s migration
+    // Killed once the victim committed migration 1: the 4 s migration 2 is
+    // running. Read by another process, so this one holds no connection to
+    // the server that is about to die.
+    let waiting = Instant::now();
+    while !committed_first(work.path(), m) {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(20),
+            "migration 1 never committed on the victim"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let started = Instant::now();
     victim.kill();
     let out = wait_for(child, Duration::from_secs(40));

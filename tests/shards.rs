@@ -166,7 +166,25 @@ async fn a_killed_shard_run_again_continues_where_it_stopped() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(900));
+    // Killed part-way: once two of its tenants are recorded.
+    let show: Vec<String> = [
+        "orchestrate",
+        "show",
+        "job-7",
+        "--output",
+        "json",
+        "--state",
+        &url,
+        "--state-user",
+        "root",
+        "--state-pass",
+        "root",
+    ]
+    .map(str::to_string)
+    .to_vec();
+    common::runs::wait_for_record(&show, work.path(), |shown| {
+        common::runs::count_in(shown, "success") >= 2
+    });
     child.kill().unwrap();
     child.wait().unwrap();
     let mine: Vec<usize> = (0..24)

@@ -234,7 +234,7 @@ impl MigrationCoordinator {
         Ok(coordinator)
     }
 
-    /// Ctrl-C during [`MigrationCoordinator::run`] starts no new environment and
+    /// Ctrl-C during [`PreparedDeployment::run`] starts no new environment and
     /// lets running ones finish or roll back; a second Ctrl-C exits at once
     /// with code 130. For programs that own the process (the CLI).
     pub fn stop_on_ctrl_c(mut self) -> Self {
@@ -293,7 +293,7 @@ impl MigrationCoordinator {
     }
 
     /// Builds the engine for a request: validated options, selected environments.
-    /// Use it with [`MigrationCoordinator::run`] to keep a handle (for Ctrl-C).
+    /// Use it with [`PreparedDeployment::run`] to keep a handle (for Ctrl-C).
     pub fn prepare(&self, mut request: DeployRequest) -> Result<PreparedDeployment<'_>, CoordinatorError> {
         Self::validate(&request.options, &request.context)?;
         request.options.max_per_server = request.options.max_per_server.or(self.max_per_server);
