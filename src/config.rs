@@ -174,6 +174,7 @@ use crate::registry::{default_priority, default_true};
 
 /// A config file that cannot be used. Nothing is touched when this happens.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     #[error("{}: cannot read: {error} (pass another file with --config)", path.display())]
     Read { path: PathBuf, error: std::io::Error },

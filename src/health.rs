@@ -65,6 +65,7 @@ pub struct Inspection {
 }
 
 /// A session left by a health check.
+#[non_exhaustive]
 pub enum Session {
     /// Namespace and database exist and are selected.
     Selected(Db),

@@ -284,6 +284,7 @@ pub fn active_freeze(freezes: &[Freeze], now: DateTime<Utc>) -> Option<&Freeze> 
 
 /// What the policy says about deploying an environment now.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Verdict {
     /// Deploy.
     Go,

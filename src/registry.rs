@@ -100,6 +100,7 @@ impl EnvironmentConfig {
 
 /// Why a selection or registration failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RegistryError {
     #[error("Environment '{name}' not found in registry (known: {})", some_of(known))]
     NotFound { name: String, known: Vec<String> },

@@ -109,6 +109,7 @@ fn shorten(sql: &str) -> String {
 /// The answer of an approval gate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "decision", content = "reason", rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum ApprovalDecision {
     /// Go ahead.
     Approved,

@@ -12,6 +12,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Who the credentials belong to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum AuthLevel {
     /// A root user (`DEFINE USER ... ON ROOT`).
     #[default]
@@ -58,6 +59,7 @@ impl fmt::Debug for ConnectionConfig {
 
 /// The kind of endpoint a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EndpointKind {
     /// In-process datastore (`mem://`, `surrealkv://`).
     Embedded,
@@ -67,6 +69,7 @@ pub enum EndpointKind {
 
 /// Why a connection could not be made. Messages name the URL without credentials.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConnectionError {
     #[error(
         "unsupported database url '{url}': use mem://, surrealkv://PATH, ws://HOST:PORT, wss://, http:// or https://"

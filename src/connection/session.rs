@@ -41,6 +41,7 @@ pub async fn connect_read_only(
 }
 
 /// A read-only session.
+#[non_exhaustive]
 pub enum ReadOnly {
     /// Namespace and database exist and are selected.
     Selected(Db),

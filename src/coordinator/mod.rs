@@ -103,6 +103,7 @@ impl DeployRequest {
 
 /// A deployment that could not start. Nothing was touched.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CoordinatorError {
     #[error(transparent)]
     Selection(#[from] RegistryError),

@@ -7,6 +7,7 @@ use super::result::DeploymentResult;
 
 /// Something that happened during a deployment.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Event {
     /// The strategy began deploying this environment.
     Started { environment: String },

@@ -8,6 +8,7 @@ use crate::safety::DestructiveStatement;
 /// How an environment ended. Every selected environment gets exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum DeploymentStatus {
     /// Every pending migration applied (or none were pending).
     Success,

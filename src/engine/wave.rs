@@ -12,6 +12,7 @@ use super::{DeploymentResult, DeploymentStatus, Engine, EngineError, Event, env_
 /// How many environments of one wave may fail before it starts no more.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum FailureBudget {
     /// The wave stops starting environments once this many failed (≥ 1).
     Count(usize),

@@ -65,6 +65,7 @@ pub struct ScriptRow {
 
 /// Another tool's history.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Foreign {
     Oneiriq(Vec<ForeignRow>),
     SurrealdbMigrations(Vec<ScriptRow>),

@@ -26,6 +26,7 @@ pub struct AppliedStep {
 
 /// Why `up`/`down` stopped. `completed` lists what was committed before it.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApplyError {
     /// Preparing the database failed before anything was applied.
     #[error("{step}")]
@@ -79,6 +80,7 @@ pub struct BatchOutcome {
 }
 
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum BatchStop {
     /// It failed; nothing of it remains. The statement index counts the
     /// migration's own statements from 0.

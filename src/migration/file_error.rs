@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 /// Why the migration files cannot be used. Nothing is touched when this happens.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum MigrationFileError {
     #[error("migrations directory '{}' does not exist (set it with -m/--migrations-dir)", .0.display())]
     MissingDir(PathBuf),

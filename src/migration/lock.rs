@@ -38,6 +38,7 @@ fn null_is_false<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bo
 
 /// Why the lock was not taken (or was lost).
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum LockError {
     #[error(
         "locked by {} since {}, expires {}{}",

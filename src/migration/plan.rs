@@ -9,6 +9,7 @@ use super::history::AppliedMigration;
 /// State of one migration on one database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum MigrationState {
     /// Applied, and the file still matches.
     Applied,

@@ -6,6 +6,7 @@ use crate::connection::{ConnectionConfig, EndpointKind};
 
 /// Where a migration's `execution_ms` is timed from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum StartClock {
     /// A remote server: the transaction notes its own start with a `LET`, as
     /// this machine's clock may differ from the server's.

@@ -32,6 +32,7 @@ const STATES: [EnvironmentState; 7] = [
 
 /// Where a deployment is: what `surql_deployment_phase` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Phase {
     Running,
     /// No new environment starts (an operator's pause, or the state store away).

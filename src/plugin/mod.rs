@@ -90,6 +90,7 @@ fn default_poll() -> f64 {
 
 /// A plugin problem. Load errors stop the run before any environment is touched.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum PluginError {
     #[error("plugin '{name}' ({}): {message}", path.display())]
     Load {
@@ -305,6 +306,7 @@ impl PluginHost {
 
 /// What a gate plugin answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GateDecision {
     Continue,
     Halt(String),

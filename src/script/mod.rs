@@ -41,6 +41,7 @@ pub struct Strategy {
 
 /// A strategy that could not be found or read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StrategyError {
     #[error(
         "strategy '{0}' not found: built-ins are sequential, parallel, rolling, canary; or put it in ./strategies/{0}.rhai, or pass a path to a .rhai file"

@@ -12,6 +12,7 @@ use super::{StateError, StateStore};
 /// What an operator asks of a running deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Command {
     /// Start no new environment; running ones finish.
     Pause {

@@ -56,6 +56,7 @@ DEFINE INDEX IF NOT EXISTS deployment_by_id ON deployment FIELDS deployment_id;"
 
 /// Why the state store cannot be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StateError {
     #[error("state store {url}: {source}")]
     Connect {

@@ -118,6 +118,7 @@ impl std::fmt::Display for Counts {
 /// The state of one environment in a deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum EnvironmentState {
     Pending,
     Running,

@@ -4,6 +4,8 @@
 //!
 //! One test in its own binary: the panic hook is global to the process.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests stop at the first surprise
+
 use std::ffi::c_void;
 use std::panic::PanicHookInfo;
 use std::sync::Mutex;
@@ -98,6 +100,7 @@ fn the_hook_is_silent_inside_ffi_calls_and_forwards_everywhere_else() {
     std::panic::set_hook(Box::new(record));
     // SAFETY: the macro's entry point returns a pointer to a static declaration.
     let host = Host {
+        // SAFETY: the declaration (and its strings) are statics that live as long as the library.
         declaration: unsafe { &*surql_plugin_declare() },
     };
 

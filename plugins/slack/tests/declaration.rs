@@ -1,9 +1,12 @@
 //! Declaration and message texts (and `cargo test` builds the cdylib).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests stop at the first surprise
+
 use serde_json::json;
 
 #[test]
 fn declares_the_current_abi_and_both_hooks() {
+    // SAFETY: the declaration is a static that lives as long as the library.
     let declaration = unsafe { &*surql_slack::surql_plugin_declare() };
     assert_eq!(declaration.abi_version, surql_plugin_sdk::ABI_VERSION);
     assert_eq!(

@@ -1,6 +1,8 @@
 //! The gate through the SDK's harness, against a real local HTTP server
 //! answering as Prometheus does (and `cargo test` builds the cdylib).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests stop at the first surprise
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
@@ -61,6 +63,7 @@ fn bad_config_is_refused_with_the_key() {
         .err()
         .unwrap();
     assert!(refused.contains("threshold"), "{refused}");
+    // SAFETY: the declaration (and its strings) are statics that live as long as the library.
     let declaration = unsafe { &*surql_metric_gate::surql_plugin_declare() };
     assert_eq!(declaration.hooks, surql_plugin_sdk::HOOK_GATE);
 }
