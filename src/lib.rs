@@ -59,25 +59,29 @@ pub mod state;
 #[cfg(test)]
 mod fuzz;
 
-pub use config::{ConfigError, EnvironmentsFile, load_environments_file};
+pub use config::{
+    ConfigError, Discover, DiscoverConnection, EnvironmentTemplate, EnvironmentsFile, StateConnection,
+    load_environments_file,
+};
 pub use connection::{AuthLevel, ConnectionConfig};
 pub use coordinator::{
-    CoordinatorError, DeployRequest, DeploymentReport, EnvironmentStatus, MigrationCoordinator, PreparedDeployment,
+    BaselineOutcome, CoordinatorError, DeployRequest, DeploymentReport, EnvironmentStatus, MigrationCoordinator,
+    PreparedDeployment, WaveEstimate,
 };
 pub use discovery::DiscoveryError;
 pub use engine::{
-    ApprovalRequest, ApprovalTarget, Approver, DeployOptions, DeploymentResult, DeploymentStatus, EngineError,
-    EnvironmentPlan, Event, EventSink, FailureBudget, FailureKind, GateHalt, PendingMigration, PlanReport, UndoTarget,
-    VerifyResult, Wave, WaveOptions, simulate::Simulation,
+    ApprovalRequest, ApprovalTarget, Approver, DeployOptions, DeploymentResult, DeploymentStatus, Discoverer, Engine,
+    EngineError, EngineParts, EnvironmentPlan, Event, EventSink, FailureBudget, FailureKind, GateHalt,
+    PendingMigration, PlanReport, Promotions, UndoTarget, VerifyResult, Wave, WaveOptions, simulate::Simulation,
 };
 pub use error::Error;
 pub use health::{HealthCheck, HealthStatus};
 pub use migration::{Migration, discover_migrations};
-pub use plugin::{PluginError, PluginHost};
-pub use policy::{Freeze, Verdict, Window};
+pub use plugin::{GateDecision, LoadedPlugin, Plugin, PluginConfig, PluginError, PluginHost};
+pub use policy::{Freeze, FreezeSpec, Verdict, Window, WindowSpec};
 pub use registry::{EnvironmentConfig, EnvironmentRegistry, RegistryError, Shard};
-pub use safety::{ApprovalDecision, ApprovalPolicy};
-pub use script::ScriptError;
+pub use safety::{ApprovalDecision, ApprovalPolicy, DestructiveStatement};
+pub use script::{ScriptError, Strategy, StrategyError};
 
 /// Loads an environments file the way `surql orchestrate` does: `${VAR}`s
 /// expanded, `discover` templates expanded into environments (each server

@@ -15,7 +15,8 @@ pub use super::flags::{
     MigrationsDir, OrchestrateCommon, OutputFormat, RolloutArgs, parse_lock_ttl, parse_seconds, seconds_in_range,
 };
 pub use super::record_args::{
-    ApproveArgs, ExistingHistoryArgs, RecordedTimeouts, RollbackArgs, ShardArgs, SimulateArgs, StateArgs, SteerArgs,
+    ApproveArgs, DashboardArgs, ExistingHistoryArgs, MetricsArgs, RecordedTimeouts, RollbackArgs, ShardArgs,
+    SimulateArgs, StateArgs, SteerArgs,
 };
 
 /// Deploy SurrealDB schema migrations to one database or many environments.
