@@ -38,27 +38,13 @@ fn fleet(dir: &std::path::Path, n: usize, down: usize, prefix: &str) {
     write_environments(dir, Value::Array(environments));
 }
 
+/// `deploy_args` (parallel, JSON) under deployment `id`, unreachable servers given up on within 2 s.
 fn deploy(m: &std::path::Path, id: &str, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "orchestrate",
-        "deploy",
-        "-e",
-        "all",
-        "-m",
-        m.to_str().unwrap(),
-        "--strategy",
-        "parallel",
-        "--deployment-id",
-        id,
-        "--output",
-        "json",
-        "--connect-timeout",
-        "2",
-    ]
-    .map(str::to_string)
-    .to_vec();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
+    let mut more: Vec<String> = ["--deployment-id", id, "--connect-timeout", "2"]
+        .map(str::to_string)
+        .to_vec();
+    more.extend(extra.iter().map(|s| s.to_string()));
+    common::runs::deploy_args(m.to_str().unwrap(), &more)
 }
 
 /// The results of a deploy's JSON report by status.
