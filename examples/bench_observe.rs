@@ -13,10 +13,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-#[path = "../tests/common/server.rs"]
+#[path = "../tests/it/common/server.rs"]
 mod server;
 
-#[path = "../tests/common/http.rs"]
+#[path = "../tests/it/common/http.rs"]
 #[allow(dead_code)] // the benchmark only counts the requests
 mod http;
 

@@ -9,8 +9,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmarks stop at the first surprise
 
-// The binary's allocator (src/main.rs), so the figures are the binary's.
-surql::jemalloc_where_surrealdb_uses_it!();
+// The binary's allocator (cli/src/main.rs), so the figures are the binary's.
+#[cfg(all(
+    any(target_arch = "x86_64", target_arch = "x86"),
+    any(target_os = "linux", target_os = "macos")
+))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::time::{Duration, Instant};
 
@@ -19,10 +24,10 @@ use futures::StreamExt;
 use surql::connection::{ConnectionConfig, connect};
 use surql::{EnvironmentConfig, EnvironmentRegistry, HealthCheck, MigrationCoordinator, discover_migrations};
 
-#[path = "../tests/common/server.rs"]
+#[path = "../tests/it/common/server.rs"]
 mod server;
 
-#[path = "../tests/common/latency.rs"]
+#[path = "../tests/it/common/latency.rs"]
 mod latency;
 
 use server::{TestServer, cpu_seconds};

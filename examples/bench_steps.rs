@@ -25,7 +25,7 @@ use surql::migration::lock::{DEFINE_LOCK_TABLE, acquire_lock_with, release_lock}
 use surql::migration::script::StartClock;
 use surql::{EnvironmentConfig, discover_migrations};
 
-#[path = "../tests/common/server.rs"]
+#[path = "../tests/it/common/server.rs"]
 mod server;
 
 const STEPS: [&str; 4] = [

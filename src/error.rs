@@ -1,4 +1,4 @@
-//! Exit codes of the `surql` binary, documented in README.md.
+//! Exit codes of the `surql` binary, documented in docs/cli.md.
 
 pub use crate::exit::*;
 

@@ -1,4 +1,4 @@
-//! Exit codes of the `surql` binary, documented in README.md: a leaf every
+//! Exit codes of the `surql` binary, documented in docs/cli.md: a leaf every
 //! layer may use (the coordinator exits 130 on a second Ctrl-C).
 
 /// Every selected environment (or the one database) succeeded; a dry run's plan is valid.

@@ -35,8 +35,6 @@
 //! else (the engine, the Rhai runtime, plugins, discovery) is reached through
 //! the coordinator. Errors are one [`Error`] with the CLI's exit code.
 
-#[doc(hidden)]
-pub mod cli; // the `surql` binary's; not part of the API
 mod concurrent;
 mod config;
 pub mod connection;
@@ -50,7 +48,7 @@ pub mod migration;
 pub mod observe;
 mod plugin;
 mod policy;
-mod redact;
+pub mod redact;
 mod registry;
 mod safety;
 mod script;
@@ -60,15 +58,16 @@ pub mod state;
 mod fuzz;
 
 pub use config::{
-    ConfigError, Discover, DiscoverConnection, EnvironmentTemplate, EnvironmentsFile, StateConnection,
+    ConfigError, Discover, DiscoverConnection, EnvironmentTemplate, EnvironmentsFile, StateConnection, json_schema,
     load_environments_file,
 };
 pub use connection::{AuthLevel, ConnectionConfig};
 pub use coordinator::{
-    BaselineOutcome, CoordinatorError, DeployRequest, DeploymentReport, EnvironmentStatus, MigrationCoordinator,
-    PreparedDeployment, WaveEstimate,
+    BaselineOutcome, Continued, CoordinatorError, DeployRequest, DeploymentReport, EnvironmentStatus,
+    MigrationCoordinator, PreparedDeployment, RecordedDeployment, RecordedOverrides, Rerun, RetrySelection,
+    WaveEstimate, load_environments,
 };
-pub use discovery::DiscoveryError;
+pub use discovery::{DiscoveryError, Expansion};
 pub use engine::{
     ApprovalRequest, ApprovalTarget, Approver, DeployOptions, DeploymentResult, DeploymentStatus, Discoverer, Engine,
     EngineError, EngineParts, EnvironmentPlan, Event, EventSink, FailureBudget, FailureKind, GateHalt,
@@ -79,9 +78,9 @@ pub use health::{HealthCheck, HealthStatus};
 pub use migration::{Migration, discover_migrations};
 pub use plugin::{GateDecision, LoadedPlugin, Plugin, PluginConfig, PluginError, PluginHost};
 pub use policy::{Freeze, FreezeSpec, Verdict, Window, WindowSpec};
-pub use registry::{EnvironmentConfig, EnvironmentRegistry, RegistryError, Shard};
+pub use registry::{EnvironmentConfig, EnvironmentRegistry, RegistryError, Shard, some_of};
 pub use safety::{ApprovalDecision, ApprovalPolicy, DestructiveStatement};
-pub use script::{ScriptError, Strategy, StrategyError};
+pub use script::{ScriptError, Strategy, StrategyError, parse_script_option};
 
 /// Loads an environments file the way `surql orchestrate` does: `${VAR}`s
 /// expanded, `discover` templates expanded into environments (each server
@@ -95,41 +94,4 @@ pub async fn configure_environments(path: impl AsRef<std::path::Path>) -> Result
         .0;
     let config_dir = path.parent().unwrap_or(std::path::Path::new("."));
     Ok(MigrationCoordinator::from_file(&file, config_dir)?)
-}
-
-// The `surql` binary's allocator where SurrealDB's own server uses jemalloc
-// (x86 Linux and macOS), one condition for every binary of this package.
-#[cfg(all(
-    feature = "jemalloc",
-    any(target_arch = "x86_64", target_arch = "x86"),
-    any(target_os = "linux", target_os = "macos")
-))]
-#[doc(hidden)]
-pub use tikv_jemallocator::Jemalloc as __Jemalloc;
-
-/// Installs jemalloc as the program's global allocator where SurrealDB's own
-/// server uses it (x86 Linux and macOS, with the default feature `jemalloc`);
-/// nothing elsewhere. The library itself installs no allocator.
-#[cfg(all(
-    feature = "jemalloc",
-    any(target_arch = "x86_64", target_arch = "x86"),
-    any(target_os = "linux", target_os = "macos")
-))]
-#[macro_export]
-macro_rules! jemalloc_where_surrealdb_uses_it {
-    () => {
-        #[global_allocator]
-        static ALLOCATOR: $crate::__Jemalloc = $crate::__Jemalloc;
-    };
-}
-
-/// Installs jemalloc where SurrealDB's own server uses it: not here.
-#[cfg(not(all(
-    feature = "jemalloc",
-    any(target_arch = "x86_64", target_arch = "x86"),
-    any(target_os = "linux", target_os = "macos")
-)))]
-#[macro_export]
-macro_rules! jemalloc_where_surrealdb_uses_it {
-    () => {};
 }

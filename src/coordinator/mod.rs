@@ -8,10 +8,12 @@ mod promotion;
 mod reconcile;
 mod recording;
 mod rediscover;
+mod rerun;
 mod status;
 
 pub use baseline::BaselineOutcome;
 pub use estimate::WaveEstimate;
+pub use rerun::{Continued, RecordedDeployment, RecordedOverrides, Rerun, RetrySelection};
 pub use status::EnvironmentStatus;
 
 use std::path::{Path, PathBuf};
