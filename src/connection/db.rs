@@ -45,6 +45,7 @@ impl From<Duration> for Timeouts {
 pub struct Db {
     client: Surreal<Any>,
     operation_timeout: Duration,
+    embedded: Option<std::sync::Arc<str>>,
 }
 
 impl Db {
@@ -52,12 +53,33 @@ impl Db {
         Self {
             client,
             operation_timeout: operation_timeout.max(Duration::from_millis(1)),
+            embedded: None,
         }
+    }
+
+    /// The session of `config`'s database: names it when the store is
+    /// embedded (open in this process only, see [`Db::embedded_database`]).
+    pub(super) fn of_database(mut self, config: &super::ConnectionConfig) -> Self {
+        if config.endpoint_kind().ok() == Some(super::EndpointKind::Embedded) {
+            let address = super::config::sdk_address(&config.db_url);
+            self.embedded = Some(format!("{address}\u{0}{}\u{0}{}", config.db_ns, config.db).into());
+        }
+        self
     }
 
     /// The same session with another operation timeout.
     pub fn with_operation_timeout(self, operation_timeout: Duration) -> Self {
-        Self::new(self.client, operation_timeout)
+        Self {
+            operation_timeout: operation_timeout.max(Duration::from_millis(1)),
+            ..self
+        }
+    }
+
+    /// For a database of an embedded store (`mem://`, `surrealkv://`), which
+    /// only this process can open: a name unique to it within the process.
+    /// `None` for a server, which other processes share.
+    pub fn embedded_database(&self) -> Option<&str> {
+        self.embedded.as_deref()
     }
 
     /// How long one query on this session may take.

@@ -19,7 +19,7 @@ use super::{Db, Timeouts};
 pub async fn connect(config: &ConnectionConfig, timeouts: impl Into<Timeouts>) -> Result<Db, ConnectionError> {
     let timeouts = timeouts.into();
     with_timeout(config, timeouts.connect, async {
-        let db = Db::new(open_session(config).await?, timeouts.operation);
+        let db = Db::new(open_session(config).await?, timeouts.operation).of_database(config);
         select(&db, config, false).await?;
         // Selecting may have created the namespace.
         note_namespace(config);
@@ -75,7 +75,7 @@ pub async fn open_read_only(
         return Ok(ReadOnly::Missing(None));
     }
     with_timeout(config, timeouts.connect, async {
-        let db = Db::new(open_session(config).await?, timeouts.operation);
+        let db = Db::new(open_session(config).await?, timeouts.operation).of_database(config);
         let failed = |e: QueryError| ConnectionError::Connect {
             url: config.display_url(),
             reason: scrub(&e.to_string(), config),

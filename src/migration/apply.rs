@@ -11,7 +11,7 @@ use super::file::Migration;
 use super::lock::{HeldLock, LockError, forget_released};
 use super::plan::{MigrationStatusRow, describe_drift};
 use super::script::{
-    StartClock, batch_script, down_script, release_after, statements_before_up, transaction_statements, up_script,
+    StartClock, batch_script, down_script, lone_script, release_after, statements_before_up, transaction_statements,
 };
 use crate::connection::Db;
 use crate::connection::{Collected, QueryError, QueryErrorKind, first_cause, run_collecting_errors};
@@ -159,7 +159,7 @@ pub async fn apply_batch(
     // Every statement answers unless something ended a transaction early.
     let expected: usize = batch
         .iter()
-        .map(|m| transaction_statements(m, StartClock::Server))
+        .map(|m| transaction_statements(m, StartClock::Server, false))
         .sum::<usize>()
         + usize::from(release_when_done)
         + 1;
@@ -188,6 +188,7 @@ pub async fn apply_batch(
         let released_lock = release_when_done && deleted_the_lock(&mut response, last - 1);
         if released_lock {
             forget_released(lock);
+            super::lease::forget(db, &lock.owner).await;
         }
         return Ok(BatchOutcome {
             applied,
@@ -198,10 +199,10 @@ pub async fn apply_batch(
 
     // The first error of the migration that did not commit is why. Each
     // transaction: its preamble, its own statements, CREATE and COMMIT.
-    let before_up = statements_before_up(StartClock::Server);
+    let before_up = statements_before_up(StartClock::Server, false);
     let begins_at: usize = batch[..applied.len()]
         .iter()
-        .map(|m| transaction_statements(m, StartClock::Server))
+        .map(|m| transaction_statements(m, StartClock::Server, false))
         .sum();
     let up_at = begins_at + before_up;
     if let Some(unknown) = errors.iter().find(|error| error.outcome_unknown()) {
@@ -209,7 +210,7 @@ pub async fn apply_batch(
     }
     // Only the errors of the migration that did not commit explain it.
     let from_it = errors.partition_point(|error| error.statement() < Some(begins_at));
-    let ends_at = begins_at + transaction_statements(batch[applied.len()], StartClock::Server);
+    let ends_at = begins_at + transaction_statements(batch[applied.len()], StartClock::Server, false);
     let to_it = errors.partition_point(|error| error.statement() < Some(ends_at));
     let stop = match first_cause(&errors[from_it..to_it]) {
         Some(error) if error.kind() == QueryErrorKind::Stopped => BatchStop::Stopped,
@@ -273,7 +274,10 @@ async fn apply_lone(
     release: Option<&HeldLock>,
 ) -> Result<(u64, bool), QueryError> {
     let started = std::time::Instant::now();
-    let mut sql = up_script(migration, clock);
+    // Held until the transaction is answered: an in-process takeover waits.
+    let proof = super::lease::proof(db, owner).await;
+    let proven = proof.is_some();
+    let mut sql = lone_script(migration, clock, proven);
     if release.is_some() {
         sql.push_str(&release_after(&migration.version));
     }
@@ -310,18 +314,20 @@ async fn apply_lone(
         let index = error.statement().unwrap_or_default();
         return Err(error
             .clone()
-            .at_statement(index.saturating_sub(statements_before_up(clock))));
+            .at_statement(index.saturating_sub(statements_before_up(clock, proven))));
     }
     // Defence in depth (the parser refuses what ends a transaction early): an
     // answer with fewer statements means part of it may have committed
     // without its history row. Never guess: report it, roll nothing back.
-    let expected = transaction_statements(migration, clock);
+    let expected = transaction_statements(migration, clock, proven);
     if migration_statements != expected {
         return Err(inconsistent(&migration.id(), migration_statements, expected));
     }
+    drop(proof);
     let released = match release {
         Some(lock) if deleted_the_lock(&mut response, statements - 1) => {
             forget_released(lock);
+            super::lease::forget(db, owner).await;
             true
         }
         _ => false,

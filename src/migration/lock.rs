@@ -114,9 +114,15 @@ pub async fn acquire_lock_with(
         before,
         after,
     };
+    // A takeover waits for a migration that relies on this process's note.
+    let changing = super::lease::changing(db).await;
     let result = take_lock(db, owner, ttl, &batch, &vars).await;
-    if result.is_err() {
-        super::holder::note_released(owner);
+    match &result {
+        Ok(_) => changing.settle(Some(owner)),
+        Err(_) => {
+            changing.settle(None);
+            super::holder::note_released(owner);
+        }
     }
     result
 }
@@ -189,7 +195,7 @@ async fn take_lock(
                     && let Ok(Some(info)) = current_lock(db).await
                     && info.owner == owner
                 {
-                    let _ = release_lock(db, &held).await;
+                    let _ = release_record(db, &held).await;
                 }
                 return Err(error.into());
             }
@@ -216,7 +222,7 @@ async fn after_refusal(db: &Db, held: &HeldLock, batch: &Batch<'_>) -> Result<Re
         return match finish_batch(db, batch).await {
             Ok(results) => Ok(Refusal::Ours(results)),
             Err(error) => {
-                let _ = release_lock(db, held).await;
+                let _ = release_record(db, held).await;
                 Err(error)
             }
         };
@@ -276,6 +282,7 @@ pub async fn renew_lock(db: &Db, lock: &HeldLock) -> Result<(), LockError> {
     if renewed {
         Ok(())
     } else {
+        super::lease::forget(db, &lock.owner).await;
         let holder = current_lock(db)
             .await?
             .map(|info| format!("now held by {}", info.owner))
@@ -362,12 +369,15 @@ pub fn forget_released(lock: &HeldLock) {
 /// who holds it). True when it was removed; false when it had changed hands
 /// or gone meanwhile.
 pub async fn remove_lock_of(db: &Db, owner: &str) -> Result<bool, QueryError> {
+    let changing = super::lease::changing(db).await;
     let removed = run_idempotent(
         db,
         "DELETE _migration_lock:current WHERE owner = $owner RETURN BEFORE;",
         json!({ "owner": owner }),
     )
-    .await?;
+    .await;
+    changing.settle(None);
+    let removed = removed?;
     Ok(removed
         .first()
         .and_then(|rows| rows.as_array())
@@ -388,10 +398,20 @@ pub async fn leave_unsettled(db: &Db, lock: &HeldLock) {
         tracing::warn!("could not mark the lock as left to expire: {error}");
     }
     forget_released(lock);
+    super::lease::forget(db, &lock.owner).await;
 }
 
 /// Releases the lock if this owner still holds it.
 pub async fn release_lock(db: &Db, lock: &HeldLock) -> Result<(), LockError> {
+    let changing = super::lease::changing(db).await;
+    let released = release_record(db, lock).await;
+    changing.settle(None);
+    released
+}
+
+/// Deletes the lock record if this owner still holds it, leaving the
+/// in-process note to the caller.
+async fn release_record(db: &Db, lock: &HeldLock) -> Result<(), LockError> {
     forget_released(lock);
     as_owner(
         db,

@@ -13,6 +13,7 @@ pub(crate) mod holder;
 pub mod import;
 mod import_py;
 pub mod import_sm;
+mod lease;
 pub mod lock;
 pub mod plan;
 pub mod script;

@@ -25,11 +25,21 @@ impl StartClock {
     }
 }
 
-/// The exact SurrealQL that applies one migration with its history row. Its
-/// transaction first proves the lock is still `$surql_owner`'s: a run whose
-/// lease expired and was taken over writes nothing.
+/// The exact SurrealQL that applies one migration with its history row, as
+/// sent when the lock is held. On a server its transaction first proves the
+/// lock is still `$surql_owner`'s, so a run whose lease expired and was taken
+/// over writes nothing. An embedded store (the shared clock) is open in this
+/// process only: there the process proves it instead, without the read
+/// (see [`super::lease`]).
 pub fn up_script(migration: &Migration, clock: StartClock) -> String {
-    transaction_script(migration, clock, Guard::Owner, true)
+    lone_script(migration, clock, clock == StartClock::Shared)
+}
+
+/// One migration alone, its transaction guarded by the lock unless this
+/// process has `proven` the lock is its own.
+pub(super) fn lone_script(migration: &Migration, clock: StartClock, proven: bool) -> String {
+    let guard = if proven { Guard::Proven } else { Guard::Owner };
+    transaction_script(migration, clock, guard, true)
 }
 
 /// What a batch's guard throws when a migration must not begin (the
@@ -40,6 +50,9 @@ pub(super) const STOPPED: &str = crate::connection::GUARD_STOPPED;
 /// begin.
 #[derive(Clone, Copy)]
 pub(super) enum Guard<'a> {
+    /// A lone migration on an embedded store whose lock this process proved
+    /// its own (see [`super::lease`]): nothing to read.
+    Proven,
     /// A lone migration: the lock is still this run's (Ctrl-C is checked
     /// between requests, so one record read is enough).
     Owner,
@@ -59,6 +72,7 @@ pub(super) enum Guard<'a> {
 pub(super) fn transaction_script(migration: &Migration, clock: StartClock, guard: Guard, lone: bool) -> String {
     const LOCK: &str = "_migration_lock:current.owner != $surql_owner OR _migration_lock:current.interrupted = true";
     let guard = match guard {
+        Guard::Proven => String::new(),
         Guard::Owner => format!("IF _migration_lock:current.owner != $surql_owner {{ THROW '{STOPPED}' }};\n"),
         Guard::Lock => format!("IF {LOCK} {{ THROW '{STOPPED}' }};\n"),
         Guard::LockAndCommitted(previous) => format!(
@@ -118,15 +132,15 @@ pub(super) fn quote(text: &str) -> String {
 }
 
 /// Statements of a migration's transaction before its own: BEGIN, the lock
-/// guard, the `LET` of the start time.
-pub(super) fn statements_before_up(clock: StartClock) -> usize {
-    2 + usize::from(clock == StartClock::Server)
+/// guard (unless `proven`), the `LET` of the start time.
+pub(super) fn statements_before_up(clock: StartClock, proven: bool) -> usize {
+    1 + usize::from(!proven) + usize::from(clock == StartClock::Server)
 }
 
 /// Statements of a migration's whole transaction, as SurrealDB answers them
 /// when it ran to its end: fewer means something ended it early.
-pub(super) fn transaction_statements(migration: &Migration, clock: StartClock) -> usize {
-    statements_before_up(clock) + migration.up_ast.expressions.len() + 2
+pub(super) fn transaction_statements(migration: &Migration, clock: StartClock, proven: bool) -> usize {
+    statements_before_up(clock, proven) + migration.up_ast.expressions.len() + 2
 }
 
 /// The SurrealQL of a batch: every migration in its own transaction, each
@@ -188,7 +202,11 @@ mod tests {
             up.contains("-- surql:empty\nCREATE _migration_history:⟨5⟩") && !up.contains("\n;\n"),
             "{up}"
         );
-        assert_eq!(transaction_statements(&migration, StartClock::Shared), 4);
+        // BEGIN, CREATE, COMMIT, and the guard unless proven in-process.
+        assert!(!up.contains("_migration_lock"), "{up}");
+        assert_eq!(transaction_statements(&migration, StartClock::Shared, true), 3);
+        assert_eq!(transaction_statements(&migration, StartClock::Shared, false), 4);
+        assert!(up_script(&migration, StartClock::Server).contains("IF _migration_lock:current.owner"));
         let down = down_script(&migration).unwrap();
         assert!(down.contains("-- surql:empty\nDELETE type::record"), "{down}");
     }

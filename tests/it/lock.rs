@@ -278,3 +278,53 @@ async fn a_live_lock_of_another_container_is_never_taken_over() {
     assert_eq!(current_lock(&db).await.unwrap().unwrap().owner, "me@ci");
     release_lock(&db, &taken).await.unwrap();
 }
+
+/// On an embedded store the lock is proven in this process, without a read
+/// per migration: a takeover after the lease lapsed waits for the migration
+/// in flight, and the old holder's next migration writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_takeover_waits_for_the_migration_in_flight() {
+    use surql::migration::apply::{BatchStop, apply_batch};
+    use surql::migration::script::StartClock;
+    let connection = mem_connection();
+    initialise(&connection).await;
+    let db = connect(&connection, TIMEOUT).await.unwrap();
+    let other = connect(&connection, TIMEOUT).await.unwrap();
+    let dir = common::migrations_dir(&[
+        (
+            "1_slow.surql",
+            "-- migrate:up\nSLEEP 1500ms;\nDEFINE TABLE slow SCHEMALESS;\n",
+        ),
+        ("2_next.surql", "-- migrate:up\nDEFINE TABLE next SCHEMALESS;\n"),
+    ]);
+    let migrations = discover_migrations(dir.path()).unwrap();
+    let context = ApplyContext::new();
+    // No heartbeat: the lease lapses while migration 1 runs.
+    let ours = acquire_lock(&db, "alice@ci", Duration::from_millis(200)).await.unwrap();
+    let first = async {
+        let outcome = apply_batch(&db, &[&migrations[0]], StartClock::Shared, &context, &ours, false).await;
+        (outcome, std::time::Instant::now())
+    };
+    let takeover = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let theirs = acquire_lock(&other, "bob@ci", Duration::from_secs(60)).await.unwrap();
+        (theirs, std::time::Instant::now())
+    };
+    let ((first, first_done), (theirs, taken_at)) = tokio::join!(first, takeover);
+    assert_eq!(
+        first.unwrap().applied.len(),
+        1,
+        "migration 1 commits under alice's lock"
+    );
+    assert!(
+        taken_at >= first_done,
+        "bob took the lock while alice's migration was still running"
+    );
+    let second = apply_batch(&db, &[&migrations[1]], StartClock::Shared, &context, &ours, false)
+        .await
+        .unwrap();
+    assert!(matches!(second.stop, Some(BatchStop::Stopped)), "{:?}", second.stop);
+    assert!(!common::tables(&connection).await.contains(&"next".to_string()));
+    assert_eq!(current_lock(&db).await.unwrap().unwrap().owner, "bob@ci");
+    release_lock(&other, &theirs).await.unwrap();
+}

@@ -102,15 +102,20 @@ fn announced(child: &mut std::process::Child, what: &str) -> (String, std::threa
 }
 
 fn get(url: &str, token: Option<&str>) -> (u16, String) {
+    try_get(url, token).unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+/// A GET that may find the server gone (the deployment ended meanwhile).
+fn try_get(url: &str, token: Option<&str>) -> Result<(u16, String), ureq::Error> {
     let mut request = ureq::get(url).config().http_status_as_error(false).build();
     if let Some(token) = token {
         request = request.header("Authorization", &format!("Bearer {token}"));
     }
-    let mut response = request.call().unwrap();
-    (
+    let mut response = request.call()?;
+    Ok((
         response.status().as_u16(),
         response.body_mut().read_to_string().unwrap_or_default(),
-    )
+    ))
 }
 
 /// Scraped while it runs, the endpoint shows the deployment running with
@@ -145,7 +150,8 @@ async fn metrics_equal_the_deployments_counts() {
     let (mut saw_running, mut scrapes) = (false, 0);
     let started = Instant::now();
     while child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(120) {
-        if let (200, body) = get(&format!("{address}/metrics"), None) {
+        // The deployment may end between the check above and this scrape.
+        if let Ok((200, body)) = try_get(&format!("{address}/metrics"), None) {
             let scrape = parse(&body);
             scrapes += 1;
             let running = sample(&scrape, "surql_environments", &[("state", "running")]);
