@@ -19,11 +19,24 @@ use super::{Db, Timeouts};
 pub async fn connect(config: &ConnectionConfig, timeouts: impl Into<Timeouts>) -> Result<Db, ConnectionError> {
     let timeouts = timeouts.into();
     with_timeout(config, timeouts.connect, async {
-        let db = Db::new(open_session(config).await?, timeouts.operation).of_database(config);
-        select(&db, config, false).await?;
-        // Selecting may have created the namespace.
-        note_namespace(config);
-        Ok(db)
+        let mut fresh = false;
+        loop {
+            let db = Db::new(open_session(config).await?, timeouts.operation).of_database(config);
+            match select(&db, config, false).await {
+                Ok(()) => {
+                    // Selecting may have created the namespace.
+                    note_namespace(config);
+                    return Ok(db);
+                }
+                // A pooled connection whose server restarted or went away
+                // fails at its first command (`select` evicted it): once
+                // more, on a fresh connection.
+                Err(ConnectionError::Connect { .. }) if !fresh && config.endpoint_kind()? == EndpointKind::Remote => {
+                    fresh = true;
+                }
+                Err(error) => return Err(error),
+            }
+        }
     })
     .await
 }
@@ -74,7 +87,18 @@ pub async fn open_read_only(
     {
         return Ok(ReadOnly::Missing(None));
     }
-    with_timeout(config, timeouts.connect, async {
+    match with_timeout(config, timeouts.connect, read_only_session(config, timeouts)).await {
+        // A stale pooled connection (its server restarted): once more, fresh.
+        Err(ConnectionError::Connect { .. }) if config.endpoint_kind()? == EndpointKind::Remote => {
+            evict(config);
+            with_timeout(config, timeouts.connect, read_only_session(config, timeouts)).await
+        }
+        other => other,
+    }
+}
+
+async fn read_only_session(config: &ConnectionConfig, timeouts: Timeouts) -> Result<ReadOnly, ConnectionError> {
+    {
         let db = Db::new(open_session(config).await?, timeouts.operation).of_database(config);
         let failed = |e: QueryError| ConnectionError::Connect {
             url: config.display_url(),
@@ -97,8 +121,7 @@ pub async fn open_read_only(
         }
         select(&db, config, false).await?;
         Ok(ReadOnly::Selected(db))
-    })
-    .await
+    }
 }
 
 /// Signs in without selecting a database (and selecting the namespace only

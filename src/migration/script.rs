@@ -30,7 +30,7 @@ impl StartClock {
 /// lock is still `$surql_owner`'s, so a run whose lease expired and was taken
 /// over writes nothing. An embedded store (the shared clock) is open in this
 /// process only: there the process proves it instead, without the read
-/// (see [`super::lease`]).
+/// (see `src/migration/lease.rs`).
 pub fn up_script(migration: &Migration, clock: StartClock) -> String {
     lone_script(migration, clock, clock == StartClock::Shared)
 }
