@@ -17,9 +17,11 @@
 
 mod config;
 mod db;
+mod listing;
 mod liveness;
 mod pool;
 mod query;
+mod scopes;
 mod session;
 
 pub use config::{
@@ -35,8 +37,11 @@ pub use query::{
     CLAIMED_THROWN, Collected, FLEET_BUSY_THROWN, GUARD_STOPPED, QueryError, QueryErrorKind, first_cause,
     run_collecting_errors, run_idempotent, run_query, run_statements,
 };
+pub use scopes::{
+    SCOPE_REQUESTS_AT_ONCE, SCOPES_PER_REQUEST, existing_scopes, reads_many_scopes, run_in_each_scope,
+    run_in_every_scope_or_none, shared_session_key,
+};
 pub use session::{
-    ReadOnly, SCOPE_REQUESTS_AT_ONCE, SCOPES_PER_REQUEST, connect, connect_read_only, connect_unscoped,
-    ensure_namespace_and_database, existing_scopes, namespace_and_database_sql, open_read_only, reads_many_scopes,
-    run_in_each_scope, run_in_every_scope_or_none, select_for_write, shared_session_key,
+    ReadOnly, connect, connect_read_only, connect_unscoped, ensure_namespace_and_database, namespace_and_database_sql,
+    open_read_only, select_for_write,
 };
