@@ -16,8 +16,9 @@
 
 use std::time::{Duration, Instant};
 
+use surql::connection::ReadOnly;
 use surql::connection::{ConnectionConfig, connect, select_for_write};
-use surql::health::{HealthCheck, Session};
+use surql::health::HealthCheck;
 use surql::migration::ApplyContext;
 use surql::migration::apply::apply_batch;
 use surql::migration::history::{DEFINE_HISTORY_TABLE, READ_HISTORY};
@@ -112,7 +113,7 @@ async fn main() {
             let mut clock_ = Clock::start(pid);
             let inspection = HealthCheck::new().inspect(&environment).await;
             steps[0] += clock_.lap();
-            let Some(Session::Unselected(db)) = inspection.session else {
+            let ReadOnly::Missing(Some(db)) = inspection.session else {
                 panic!("tenant_{round}_{i} is not a fresh tenant")
             };
             select_for_write(&db, &environment.connection, timeout).await.unwrap();

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use serde::Serialize;
 
-use crate::connection::{self, ConnectionConfig, ConnectionError, Db, QueryError, ReadOnly, open_read_only};
+use crate::connection::{self, ConnectionConfig, ConnectionError, QueryError, ReadOnly, open_read_only};
 use crate::migration::AppliedMigration;
 use crate::migration::history::{read_histories, read_histories_if_all_exist, read_history};
 use crate::registry::EnvironmentConfig;
@@ -60,21 +60,13 @@ pub struct Inspection {
     pub status: HealthStatus,
     /// History rows; `None` when the table (or the database) does not exist.
     pub history: Option<Vec<AppliedMigration>>,
-    /// The session the check used, for a deployment to carry on with.
-    pub session: Option<Session>,
-}
-
-/// A session left by a health check.
-#[non_exhaustive]
-pub enum Session {
-    /// Namespace and database exist and are selected.
-    Selected(Db),
-    /// Signed in; namespace or database do not exist yet.
-    Unselected(Db),
+    /// The session the check used, for a deployment to carry on with
+    /// (`ReadOnly::Missing(None)` when it left none).
+    pub session: ReadOnly,
 }
 
 impl Inspection {
-    fn healthy(name: &str, history: Option<Vec<AppliedMigration>>, session: Option<Session>) -> Self {
+    fn healthy(name: &str, history: Option<Vec<AppliedMigration>>, session: ReadOnly) -> Self {
         Self {
             status: HealthStatus {
                 environment: name.to_string(),
@@ -130,14 +122,14 @@ impl HealthCheck {
         let failed = |status: HealthStatus| Inspection {
             status,
             history: None,
-            session: None,
+            session: ReadOnly::Missing(None),
         };
         let check = async {
             let db = match open_read_only(&environment.connection, self.timeout).await {
                 Ok(ReadOnly::Selected(db)) => db,
                 // Reachable and signed in, but nothing was ever applied here.
                 Ok(ReadOnly::Missing(session)) => {
-                    return Inspection::healthy(name, None, session.map(Session::Unselected));
+                    return Inspection::healthy(name, None, ReadOnly::Missing(session));
                 }
                 Err(e @ ConnectionError::SignIn { .. }) => {
                     return failed(HealthStatus::unhealthy(name, true, false, e.to_string()));
@@ -145,7 +137,7 @@ impl HealthCheck {
                 Err(e) => return failed(HealthStatus::unhealthy(name, false, false, e.to_string())),
             };
             match read_history(&db).await {
-                Ok(history) => Inspection::healthy(name, history, Some(Session::Selected(db))),
+                Ok(history) => Inspection::healthy(name, history, ReadOnly::Selected(db)),
                 Err(e) => failed(HealthStatus::unhealthy(
                     name,
                     true,
@@ -413,7 +405,7 @@ pub struct Reading {
 
 impl Reading {
     fn healthy(name: &str, history: Option<Vec<AppliedMigration>>) -> Self {
-        let inspection = Inspection::healthy(name, history, None);
+        let inspection = Inspection::healthy(name, history, ReadOnly::Missing(None));
         Self {
             status: inspection.status,
             history: inspection.history,

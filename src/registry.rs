@@ -62,6 +62,12 @@ pub(crate) fn default_true() -> bool {
 }
 
 impl EnvironmentConfig {
+    /// Whether deploying here needs an approval: `require_approval`, or
+    /// approver plugins named (the one place this is decided).
+    pub fn needs_approval(&self) -> bool {
+        self.require_approval || !self.approvers.is_empty()
+    }
+
     /// An environment with the guide's defaults.
     pub fn new(name: impl Into<String>, connection: ConnectionConfig) -> Self {
         Self {

@@ -124,7 +124,7 @@ impl Engine {
         let asking: Vec<&EnvironmentConfig> = environments
             .iter()
             .map(|e| &**e)
-            .filter(|e| e.require_approval || !e.approvers.is_empty())
+            .filter(|e| e.needs_approval())
             // Held, frozen or outside its window: a deploy skips it untouched, nobody
             // is asked (a rollback of a recorded deployment is not held back).
             .filter(|e| self.options.undo.is_some() || self.policy_skip(e).is_none())

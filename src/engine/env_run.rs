@@ -12,7 +12,7 @@ use super::undo::undo_this_run;
 use super::{DeploymentResult, DeploymentStatus, Engine, EnvironmentPlan, Event, FailureKind, WaveOptions};
 use crate::connection::Db;
 use crate::connection::{QueryError, QueryErrorKind, ReadOnly, connect, open_read_only, round_trip, select_for_write};
-use crate::health::{HealthCheck, Session};
+use crate::health::HealthCheck;
 use crate::migration::apply::{BATCH_FROM_ROUND_TRIP, BatchStop, apply_batch, batch_requests};
 use crate::migration::history;
 use crate::migration::lock::{
@@ -50,7 +50,7 @@ async fn run_steps(
 ) -> Result<DeploymentResult, Stop> {
     let name = environment.name.as_str();
     let options = &engine.options;
-    let approval_required = environment.require_approval || !environment.approvers.is_empty();
+    let approval_required = environment.needs_approval();
 
     if engine.is_cancelled() {
         return Err(skipped(engine.not_started_reason()));
@@ -69,7 +69,7 @@ async fn run_steps(
     // A database that exists without surql's history may hold another
     // tool's: deploying as if it were empty would re-run what it applied.
     let empty = history.as_ref().is_none_or(Vec::is_empty);
-    if let (true, Some(Session::Selected(db))) = (empty, &session) {
+    if let (true, ReadOnly::Selected(db)) = (empty, &session) {
         match crate::migration::adopt::foreign_tables(db).await {
             Ok(Some(foreign)) => return Err(failed_as(FailureKind::ForeignSchema, foreign)),
             Ok(None) => {}
@@ -127,15 +127,15 @@ async fn run_steps(
     // and the history read under it go in one round trip.
     engine.events.phase(name, "acquiring lock");
     let db = match session {
-        Some(Session::Selected(db)) => db,
+        ReadOnly::Selected(db) => db,
         // Signed in already: selecting creates the namespace and database.
-        Some(Session::Unselected(db)) => {
+        ReadOnly::Missing(Some(db)) => {
             select_for_write(&db, &environment.connection, options.connect_timeout)
                 .await
                 .map_err(|e| failed_as(FailureKind::Connection, e.to_string()))?;
             db
         }
-        None => connect(&environment.connection, options.timeouts())
+        ReadOnly::Missing(None) => connect(&environment.connection, options.timeouts())
             .await
             .map_err(|e| failed_as(FailureKind::Connection, e.to_string()))?,
     }
@@ -209,7 +209,7 @@ pub(super) fn environment_plan(
             .map(|&i| engine.up_script(i, StartClock::of(&environment.connection)))
             .collect(),
         destructive,
-        approval_required: environment.require_approval || !environment.approvers.is_empty(),
+        approval_required: environment.needs_approval(),
         irreversible: pending
             .iter()
             .filter(|&&i| engine.migrations[i].down.is_none())
@@ -251,7 +251,7 @@ pub(super) async fn health_and_history(
     engine: &Engine,
     environment: &EnvironmentConfig,
     wave: &WaveOptions,
-) -> Result<(Option<Vec<AppliedMigration>>, Option<Session>), Stop> {
+) -> Result<(Option<Vec<AppliedMigration>>, ReadOnly), Stop> {
     let name = environment.name.as_str();
     if !wave.verify_health {
         engine.events.phase(name, "reading history");
@@ -277,15 +277,15 @@ pub(super) async fn health_and_history(
 async fn read_history(
     engine: &Engine,
     environment: &EnvironmentConfig,
-) -> Result<(Option<Vec<AppliedMigration>>, Option<Session>), Stop> {
+) -> Result<(Option<Vec<AppliedMigration>>, ReadOnly), Stop> {
     match open_read_only(&environment.connection, engine.options.timeouts()).await {
         Ok(ReadOnly::Selected(db)) => {
             let history = history::read_history(&db)
                 .await
                 .map_err(|e| failed(format!("cannot read _migration_history: {e}")))?;
-            Ok((history, Some(Session::Selected(db))))
+            Ok((history, ReadOnly::Selected(db)))
         }
-        Ok(ReadOnly::Missing(session)) => Ok((None, session.map(Session::Unselected))),
+        Ok(ReadOnly::Missing(session)) => Ok((None, ReadOnly::Missing(session))),
         Err(e) => Err(failed_as(FailureKind::Connection, e.to_string())),
     }
 }

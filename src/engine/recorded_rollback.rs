@@ -10,8 +10,7 @@ use super::env_run::health_and_history;
 use super::guard::guarded;
 use super::stop::{Stop, failed, skipped};
 use super::{DeploymentResult, DeploymentStatus, Engine, EnvironmentPlan, Event, UndoTarget, WaveOptions};
-use crate::connection::{Db, connect, select_for_write};
-use crate::health::Session;
+use crate::connection::{Db, ReadOnly, connect, select_for_write};
 use crate::migration::file::version_order_key;
 use crate::migration::lock::{leave_unsettled, with_heartbeat};
 use crate::migration::{AppliedMigration, ApplyError, Migration, acquire_lock, release_lock, revert_migration};
@@ -53,7 +52,7 @@ async fn undo_steps(
     if engine.is_cancelled() {
         return Err((skipped(engine.not_started_reason()), 0));
     }
-    if (environment.require_approval || !environment.approvers.is_empty()) && !engine.options.dry_run {
+    if environment.needs_approval() && !engine.options.dry_run {
         engine.events.phase(name, "awaiting approval");
         approve(engine, environment).map_err(none_reverted)?;
     }
@@ -76,14 +75,14 @@ async fn undo_steps(
 
     engine.events.phase(name, "acquiring lock");
     let db = match session {
-        Some(Session::Selected(db)) => db,
-        Some(Session::Unselected(db)) => {
+        ReadOnly::Selected(db) => db,
+        ReadOnly::Missing(Some(db)) => {
             select_for_write(&db, &environment.connection, engine.options.connect_timeout)
                 .await
                 .map_err(|e| (failed(e.to_string()), 0))?;
             db
         }
-        None => connect(&environment.connection, engine.options.timeouts())
+        ReadOnly::Missing(None) => connect(&environment.connection, engine.options.timeouts())
             .await
             .map_err(|e| (failed(e.to_string()), 0))?,
     }
