@@ -24,6 +24,8 @@ pub struct EnvironmentsFile {
     /// listed itself (the first ones): to expand them again mid-run.
     #[serde(skip)]
     pub expanded_templates: Vec<EnvironmentTemplate>,
+    /// How many of `environments` the file listed itself; they come first, the
+    /// expanded ones after.
     #[serde(skip)]
     pub listed_environments: usize,
     /// Plugin entries (`name`, `path`, `config`), with strings expanded.
@@ -50,10 +52,13 @@ pub struct EnvironmentsFile {
 pub struct StateConnection {
     /// `surrealkv://PATH` (relative to this file) or a SurrealDB server every runner shares.
     pub db_url: String,
+    /// User name; a remote server is signed in to when it is set.
     #[serde(default)]
     pub username: Option<String>,
+    /// Password of `username`.
     #[serde(default)]
     pub password: Option<String>,
+    /// Level of the user: `root` (default), `namespace` or `database`.
     #[serde(default)]
     pub auth_level: crate::connection::AuthLevel,
 }
@@ -109,15 +114,23 @@ pub fn json_schema() -> serde_json::Result<Value> {
 pub struct EnvironmentTemplate {
     /// Contains `{ns}` (namespace discovery) or `{db}` (database discovery).
     pub name: String,
+    /// The server to search and the namespace or database names to match.
     pub discover: Discover,
+    /// Deployment order of every environment it expands to: lower first.
     #[serde(default = "default_priority")]
     pub priority: i64,
+    /// Labels of every environment it expands to (`-e tag:production`).
     #[serde(default)]
     pub tags: Vec<String>,
+    /// A person (or an approval plugin) must approve deploying to every
+    /// environment it expands to.
     #[serde(default)]
     pub require_approval: bool,
+    /// When false, migrations with data-losing statements are refused on every
+    /// environment it expands to.
     #[serde(default = "default_true")]
     pub allow_destructive: bool,
+    /// Approval plugins asked before deploying to any environment it expands to.
     #[serde(default)]
     pub approvers: Vec<String>,
     /// Promotion rule of every environment it expands to.
@@ -156,15 +169,24 @@ pub struct Discover {
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiscoverConnection {
+    /// The server: `ws://host:8000[/rpc]`, `wss://…`, `http(s)://…`, `mem://`, `surrealkv://path`.
     pub db_url: String,
+    /// Namespace searched for databases; required for `databases` discovery,
+    /// ignored for `namespaces` discovery.
     #[serde(default)]
     pub db_ns: Option<String>,
+    /// Database of every discovered namespace; required for `namespaces`
+    /// discovery, ignored for `databases` discovery.
     #[serde(default)]
     pub db: Option<String>,
+    /// User name; the server is signed in to when it is set (namespace
+    /// discovery needs a root user).
     #[serde(default)]
     pub username: Option<String>,
+    /// Password of `username`.
     #[serde(default)]
     pub password: Option<String>,
+    /// Level of the user: `root` (default), `namespace` or `database`.
     #[serde(default)]
     pub auth_level: crate::connection::AuthLevel,
 }
@@ -176,20 +198,35 @@ use crate::registry::{default_priority, default_true};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// The file could not be read (missing, say, or not permitted).
     #[error("{}: cannot read: {error} (pass another file with --config)", path.display())]
-    Read { path: PathBuf, error: std::io::Error },
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// Why reading failed.
+        error: std::io::Error,
+    },
+    /// The file is not valid JSON.
     #[error("{}: invalid JSON at line {line}, column {column}: {message}", path.display())]
     Json {
+        /// The config file.
         path: PathBuf,
+        /// Line of the syntax error, from 1.
         line: usize,
+        /// Column of the syntax error, from 1.
         column: usize,
+        /// The JSON parser's message.
         message: String,
     },
+    /// Valid JSON, but an unset `${VAR}`, unknown key, wrong type, duplicate
+    /// name, bad URL or bad template.
     #[error("{}: {location}: {message}", path.display())]
     Invalid {
+        /// The config file.
         path: PathBuf,
         /// JSON path, with the environment's name when known.
         location: String,
+        /// What is wrong and how to fix it.
         message: String,
     },
 }

@@ -13,8 +13,12 @@ use crate::registry::EnvironmentConfig;
 /// What one template expanded to.
 #[derive(Debug, Clone)]
 pub struct Expansion {
+    /// The template's name (with its `{ns}`/`{db}` placeholder).
     pub template: String,
+    /// The server searched, its URL without credentials.
     pub server: String,
+    /// Names of the namespaces or databases found and matched, sorted; one
+    /// environment each.
     pub environments: Vec<String>,
 }
 
@@ -22,9 +26,14 @@ pub struct Expansion {
 #[derive(Debug, thiserror::Error)]
 #[error("environments[{index}] ('{template}'): discovery on {server} failed: {message}")]
 pub struct DiscoveryError {
+    /// Position of the template in the file's `environments` list.
     pub index: usize,
+    /// The template's name.
     pub template: String,
+    /// The server searched, its URL without credentials.
     pub server: String,
+    /// What went wrong: connecting, querying, a non-root user for namespace
+    /// discovery, or a discovered name already taken.
     pub message: String,
 }
 

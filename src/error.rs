@@ -22,46 +22,64 @@ pub enum Error {
     /// Flags or names that cannot be used; nothing ran.
     #[error("{0}")]
     Usage(String),
+    /// environments.json cannot be read, parsed or validated.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A `discover` template of the config file could not be expanded.
     #[error("{}", config.display())]
     Discovery {
+        /// The config file holding the template.
         config: PathBuf,
+        /// Which template, on which server, and why.
         #[source]
         source: DiscoveryError,
     },
+    /// An `-e` selection names an unknown environment or tag or selects nothing,
+    /// or a name was registered twice.
     #[error(transparent)]
     Registry(#[from] RegistryError),
     /// An environment that is not in the config file.
     #[error("{}", config.display())]
     NotInConfig {
+        /// The config file that lacks it.
         config: PathBuf,
+        /// The name asked for and the known ones.
         #[source]
         source: RegistryError,
     },
+    /// The migration files cannot be used; nothing was touched.
     #[error(transparent)]
     MigrationFile(#[from] MigrationFileError),
+    /// A deployment that could not start; nothing was touched.
     #[error(transparent)]
     Coordinator(#[from] CoordinatorError),
+    /// A plugin is misconfigured, could not be loaded, or a hook call failed.
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    /// A database could not be reached or signed in to.
     #[error(transparent)]
     Connection(#[from] ConnectionError),
+    /// A query failed.
     #[error(transparent)]
     Query(#[from] QueryError),
+    /// `up`/`down` refused to run or stopped; what it committed first is in the error.
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// The migration lock was not taken, or was lost.
     #[error(transparent)]
     Lock(#[from] LockError),
     /// The deployment records could not be read or written.
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    /// The dashboard or the metrics could not be served or written.
     #[error(transparent)]
     Observe(#[from] crate::observe::ObserveError),
     /// A file or stream surql had to write or read, with what it was for.
     #[error("{context}")]
     Io {
+        /// What surql was reading or writing, and what for.
         context: String,
+        /// The underlying I/O error.
         #[source]
         source: std::io::Error,
     },

@@ -21,14 +21,20 @@ pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The outcome of one check.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HealthStatus {
+    /// The environment's name.
     pub environment: String,
     /// Reachable, signed in and the schema readable. A database without the
     /// history table is healthy (uninitialised).
     pub is_healthy: bool,
+    /// The server answered and the session opened.
     pub can_connect: bool,
+    /// The credentials were accepted.
     pub authenticated: bool,
+    /// `_migration_history` exists in the database.
     pub migration_table_exists: bool,
+    /// Why the check failed, secrets scrubbed; `None` when healthy.
     pub error: Option<String>,
+    /// When the check ended.
     pub checked_at: DateTime<Utc>,
 }
 
@@ -57,6 +63,7 @@ impl HealthStatus {
 
 /// A health check with what it read along the way.
 pub struct Inspection {
+    /// What the check found.
     pub status: HealthStatus,
     /// History rows; `None` when the table (or the database) does not exist.
     pub history: Option<Vec<AppliedMigration>>,
@@ -399,7 +406,9 @@ fn reading_of(
 /// is uninitialised or could not be read).
 #[derive(Debug, Clone)]
 pub struct Reading {
+    /// What the check found.
     pub status: HealthStatus,
+    /// History rows; `None` when the database is uninitialised or unreadable.
     pub history: Option<Vec<AppliedMigration>>,
 }
 

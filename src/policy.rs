@@ -186,8 +186,11 @@ impl Window {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "FreezeSpec", into = "FreezeSpec")]
 pub struct Freeze {
+    /// When it comes into force (inclusive).
     pub start: DateTime<Utc>,
+    /// When it is lifted (exclusive); after `start`.
     pub end: DateTime<Utc>,
+    /// Why it is in force; never empty, shown for every environment it skips.
     pub reason: String,
     /// The selection, as `-e` writes it: `all`, `tag:TAG`, names, comma-separated.
     pub environments: String,

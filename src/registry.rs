@@ -108,12 +108,26 @@ impl EnvironmentConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RegistryError {
+    /// No environment has this name.
     #[error("Environment '{name}' not found in registry (known: {})", some_of(known))]
-    NotFound { name: String, known: Vec<String> },
+    NotFound {
+        /// The name asked for.
+        name: String,
+        /// Every registered name, in registration order.
+        known: Vec<String>,
+    },
+    /// A `tag:X` item selects no environment.
     #[error("no environment has tag '{tag}' (known tags: {})", some_of(known))]
-    NoSuchTag { tag: String, known: Vec<String> },
+    NoSuchTag {
+        /// The tag asked for (without `tag:`).
+        tag: String,
+        /// Every tag some environment carries, sorted, each once.
+        known: Vec<String>,
+    },
+    /// An environment was registered under a name already taken (the name).
     #[error("environment '{0}' is registered twice: names must be unique")]
     Duplicate(String),
+    /// The `-e` items were empty, so nothing was selected.
     #[error("no environments selected: pass -e NAME[,NAME], -e all or -e tag:TAG")]
     EmptySelection,
 }
@@ -242,7 +256,9 @@ impl EnvironmentRegistry {
 /// every machine and release, so the N parts cover the selection exactly once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
+    /// This runner's part, from 0 to `count - 1`.
     pub index: usize,
+    /// How many runners the selection is split across (at least 1).
     pub count: usize,
 }
 

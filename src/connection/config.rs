@@ -74,20 +74,45 @@ pub enum ConnectionError {
     #[error(
         "unsupported database url '{url}': use mem://, surrealkv://PATH, ws://HOST:PORT, wss://, http:// or https://"
     )]
-    UnsupportedUrl { url: String },
-    #[error("cannot connect to {url}: {reason}")]
-    Connect { url: String, reason: String },
-    #[error("cannot connect to {url}: no answer within {}s", timeout.as_secs_f64())]
-    Timeout { url: String, timeout: Duration },
-    #[error("cannot sign in to {url} as {level:?} user '{user}': {reason}")]
-    SignIn {
+    /// The URL's scheme is none surql speaks.
+    UnsupportedUrl {
+        /// The URL, credentials removed.
         url: String,
+    },
+    #[error("cannot connect to {url}: {reason}")]
+    /// The endpoint refused or failed the connection.
+    Connect {
+        /// The URL, credentials removed.
+        url: String,
+        /// What the client reported.
+        reason: String,
+    },
+    #[error("cannot connect to {url}: no answer within {}s", timeout.as_secs_f64())]
+    /// The endpoint did not answer within the connect timeout.
+    Timeout {
+        /// The URL, credentials removed.
+        url: String,
+        /// The connect timeout that passed.
+        timeout: Duration,
+    },
+    #[error("cannot sign in to {url} as {level:?} user '{user}': {reason}")]
+    /// The credentials were refused.
+    SignIn {
+        /// The URL, credentials removed.
+        url: String,
+        /// The level signed in at.
         level: AuthLevel,
+        /// The user name (never the password).
         user: String,
+        /// What the server answered.
         reason: String,
     },
     #[error("{url}: a password is set but no username")]
-    PasswordWithoutUser { url: String },
+    /// A password without a user name: surql would not know who to sign in as.
+    PasswordWithoutUser {
+        /// The URL, credentials removed.
+        url: String,
+    },
 }
 
 impl ConnectionConfig {

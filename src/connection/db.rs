@@ -15,7 +15,9 @@ pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(300);
 /// server that accepts connections but never answers must not hang a run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
+    /// To connect and sign in.
     pub connect: Duration,
+    /// For any one request to be answered.
     pub operation: Duration,
 }
 

@@ -161,6 +161,7 @@ impl QueryError {
         self
     }
 
+    /// What kind of failure this is, as the classifier read it.
     pub fn kind(&self) -> QueryErrorKind {
         self.kind
     }

@@ -14,6 +14,7 @@ use crate::registry::{EnvironmentConfig, RegistryError};
 /// What a baseline or an adoption did (or, in a dry run, would do) on one environment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BaselineOutcome {
+    /// The environment's name.
     pub environment: String,
     /// `version_name` of each migration recorded (as baseline, or adopted).
     pub recorded: Vec<String>,

@@ -11,7 +11,10 @@ use crate::engine::Wave;
 /// One wave's estimated duration.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WaveEstimate {
+    /// The wave's label.
     pub label: String,
+    /// Estimated seconds from its first environment starting to its last
+    /// finishing, at the wave's concurrency.
     pub seconds: f64,
     /// Environments with a recorded duration of their own.
     pub known: usize,

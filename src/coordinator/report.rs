@@ -11,7 +11,9 @@ use crate::script::ScriptError;
 /// Every selected environment's result, and the script error if the strategy failed.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeploymentReport {
+    /// Id of the deployment (in every history row and the state store).
     pub deployment_id: String,
+    /// Name of the strategy that ran it.
     pub strategy: String,
     /// Who ran it (recorded in every history row).
     pub actor: String,

@@ -38,6 +38,7 @@ pub struct DeployRequest {
     pub strategy: String,
     /// Where `./strategies/` and relative strategy paths are looked up.
     pub strategy_dir: PathBuf,
+    /// How to deploy: strategy settings, timeouts, approvals, dry run.
     pub options: DeployOptions,
     /// Deployment id, actor and lock lease.
     pub context: ApplyContext,
@@ -81,10 +82,14 @@ impl DeployRequest {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CoordinatorError {
+    /// The selection names an unknown environment or tag, or selects nothing.
     #[error(transparent)]
     Selection(#[from] RegistryError),
+    /// The strategy could not be found or read.
     #[error(transparent)]
     Strategy(#[from] StrategyError),
+    /// An option out of range (batch size, concurrency, canary percentage,
+    /// lock lease): what is wrong with it.
     #[error("invalid option: {0}")]
     Option(String),
     /// An environment pinned to a version no migration has.
@@ -95,8 +100,11 @@ pub enum CoordinatorError {
         "environments '{first}' and '{second}' are the same database ({database}): deploy it under one name (drop the alias, or narrow the discovery template)"
     )]
     DuplicateTarget {
+        /// The environment selected first.
         first: String,
+        /// The later one reaching the same database.
         second: String,
+        /// The database both reach: server, namespace and database, secrets masked.
         database: String,
     },
 }

@@ -17,13 +17,17 @@ use crate::registry::{EnvironmentConfig, RegistryError};
 /// Per-environment status without deploying: health, applied version, pending, drift.
 #[derive(Debug, Clone, Serialize)]
 pub struct EnvironmentStatus {
+    /// The environment's name.
     pub environment: String,
+    /// The health check's result.
     pub health: HealthStatus,
     /// Newest applied version, if any.
     pub applied_version: Option<String>,
+    /// Migrations its history records as applied.
     pub applied_count: usize,
     /// Of those, recorded by `baseline` (made another way).
     pub baseline_count: usize,
+    /// Migration files not applied yet (up to `pinned`, when set).
     pub pending_count: usize,
     /// `version_name (drifted|missing)` entries.
     pub drift: Vec<String>,

@@ -17,16 +17,22 @@ use crate::safety::{ApprovalDecision, DestructiveStatement};
 /// would do to each. ABI 1 plugins are asked one environment at a time.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApprovalRequest {
+    /// Id of the deployment asking.
     pub deployment_id: String,
+    /// Who runs the deployment.
     pub actor: String,
+    /// Name of the strategy running it.
     pub strategy: String,
     /// The group: a wave's label, or the label a script gave `approve`.
     pub label: String,
     /// The first environment, its tags and pending migrations (`version_name`):
     /// the whole request when there is one environment.
     pub environment: String,
+    /// Tags of `environment`.
     pub tags: Vec<String>,
+    /// Migrations `environment` would get (`version_name`).
     pub pending: Vec<String>,
+    /// Every environment of the group, with what each would get.
     pub environments: Vec<ApprovalTarget>,
     /// Every migration pending on any of them, in version order.
     pub migrations: Vec<PendingMigration>,
@@ -41,7 +47,9 @@ pub struct ApprovalRequest {
 /// One environment of an approval request.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApprovalTarget {
+    /// The environment's name.
     pub name: String,
+    /// Its tags.
     pub tags: Vec<String>,
     /// `version_name` of each migration it would get.
     pub pending: Vec<String>,
@@ -53,8 +61,11 @@ pub struct ApprovalTarget {
 /// A migration an approval would let through.
 #[derive(Debug, Clone, Serialize)]
 pub struct PendingMigration {
+    /// Version, as in the file name.
     pub version: String,
+    /// Name: the rest of the file name, without `.surql`.
     pub name: String,
+    /// Hex SHA-256 of its up section.
     pub checksum: String,
     /// It has a down section.
     pub reversible: bool,
@@ -62,6 +73,7 @@ pub struct PendingMigration {
 
 /// Asks a person or a plugin for approval. Called on a blocking thread.
 pub trait Approver: Send + Sync {
+    /// The decision on `request`: approved, denied, pending, or an error.
     fn approve(&self, request: &ApprovalRequest) -> ApprovalDecision;
 }
 

@@ -10,29 +10,57 @@ use super::result::DeploymentResult;
 #[non_exhaustive]
 pub enum Event {
     /// The strategy began deploying this environment.
-    Started { environment: String },
+    Started {
+        /// The environment's name.
+        environment: String,
+    },
     /// A step of the per-environment state machine.
-    Phase { environment: String, phase: String },
+    Phase {
+        /// The environment's name.
+        environment: String,
+        /// What it is doing now, e.g. `acquiring lock`, `awaiting approval`.
+        phase: String,
+    },
     /// One migration committed.
     MigrationApplied {
+        /// The environment's name.
         environment: String,
+        /// The migration, as `version_name`.
         migration: String,
+        /// How long it took to apply, in milliseconds.
         duration_ms: u64,
     },
     /// The environment has its final result.
-    Finished { result: DeploymentResult },
+    Finished {
+        /// The result, with the environment's name.
+        result: DeploymentResult,
+    },
     /// A line from the strategy script (`log(...)`, `print(...)`).
-    Log { message: String },
+    Log {
+        /// The line's text.
+        message: String,
+    },
     /// A tenant discovered after the deployment started joined it.
-    Joined { environment: String },
+    Joined {
+        /// The new environment's name.
+        environment: String,
+    },
     /// A wave (a `deploy` call) begins with these environments.
     WaveStarted {
+        /// The wave's number in the deployment, from 1.
         number: usize,
+        /// The label the strategy gave it, or `wave N`.
         label: String,
+        /// Names of its environments.
         environments: Vec<String>,
     },
     /// A wave ended: each of its environments has a result.
-    WaveFinished { number: usize, label: String },
+    WaveFinished {
+        /// The wave's number in the deployment, from 1.
+        number: usize,
+        /// The label the strategy gave it, or `wave N`.
+        label: String,
+    },
 }
 
 /// Where events go; sending never fails the deployment.

@@ -14,7 +14,9 @@ use crate::plugin::GateDecision;
 pub struct GateHalt {
     /// The plugin that halted it.
     pub gate: String,
+    /// Label of the wave, or of the script's `gate` call, it halted.
     pub label: String,
+    /// Why, as the plugin said (or why it failed to answer).
     pub reason: String,
 }
 

@@ -13,6 +13,8 @@ use crate::registry::EnvironmentConfig;
 /// Finds the environments a deployment's selection takes now (the
 /// coordinator expands the environments file's templates again).
 pub trait Discoverer: Send + Sync {
+    /// Every environment the selection takes now, known ones included; an
+    /// error message when discovery fails (the wave goes on with those known).
     fn discover(&self) -> BoxFuture<'_, Result<Vec<EnvironmentConfig>, String>>;
 }
 

@@ -61,6 +61,7 @@ pub struct DeployOptions {
 /// The deployment a rollback undoes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UndoTarget {
+    /// Id of the recorded deployment to roll back.
     pub deployment_id: String,
     /// Roll back although a later deployment applied on top there.
     pub force: bool,

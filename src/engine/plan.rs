@@ -10,12 +10,14 @@ use crate::migration::plan;
 /// One environment's plan, or why it has none.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanReport {
+    /// The environment's name.
     pub environment: String,
     /// `None` when the environment could not be read (see `error`).
     pub plan: Option<EnvironmentPlan>,
     /// Why deploying would be refused before anything runs: drift, order,
     /// or a destructive statement the environment does not allow.
     pub blocked: Option<String>,
+    /// Why it could not be read (unhealthy, say); `plan` is then `None`.
     pub error: Option<String>,
     /// Why deploying now would skip it untouched: held, frozen, or outside
     /// its maintenance window. A held one is not read (`plan` is `None`).

@@ -13,8 +13,13 @@ use crate::registry::EnvironmentConfig;
 /// The outcome of `verify`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VerifyResult {
+    /// The environment's name.
     pub environment: String,
+    /// Healthy, every migration applied with a matching checksum, and every
+    /// verify section holding.
     pub ok: bool,
+    /// Why not: unhealthy, drift, migrations not applied, or a failed check;
+    /// `None` when `ok`.
     pub error: Option<String>,
     /// The verify statement that did not hold, with its file and line.
     pub failure: Option<crate::migration::verify::VerifyFailure>,

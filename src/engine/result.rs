@@ -133,13 +133,19 @@ pub struct EnvironmentPlan {
 /// The result of one environment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeploymentResult {
+    /// The environment's name.
     pub environment: String,
+    /// How it ended.
     pub status: DeploymentStatus,
     /// Migrations this run applied there (and kept).
     pub migrations_applied: usize,
+    /// Seconds from `started_at` to `completed_at`.
     pub duration_seconds: Option<f64>,
+    /// Why it failed or was skipped, secrets masked; `None` on SUCCESS.
     pub error: Option<String>,
+    /// When its run began (for a skip, when it was skipped).
     pub started_at: DateTime<Utc>,
+    /// When it got this result.
     pub completed_at: Option<DateTime<Utc>>,
     /// Dry runs only.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -18,17 +18,28 @@ use crate::safety::{ApprovalDecision, DestructiveStatement, destructive_statemen
 pub enum EngineError {
     /// A name that is not one of this deployment's environments.
     #[error("environment '{name}' is not part of this deployment")]
-    UnknownEnvironment { name: String },
+    UnknownEnvironment {
+        /// The name given.
+        name: String,
+    },
     /// `to_version` names no migration of this deployment.
     #[error("to_version '{version}' is not the version of any migration of this deployment ({known})")]
-    UnknownVersion { version: String, known: String },
+    UnknownVersion {
+        /// The `to_version` given.
+        version: String,
+        /// The deployment's migration versions, comma-separated (a long list cut short).
+        known: String,
+    },
     /// An environment's `pin_version` names no migration of this deployment.
     #[error(
         "environment '{environment}': pin_version '{version}' is not the version of any migration of this deployment ({known}); fix \"pin_version\" in its environments.json entry"
     )]
     UnknownPin {
+        /// The environment pinned.
         environment: String,
+        /// Its `pin_version`.
         version: String,
+        /// The deployment's migration versions, comma-separated (a long list cut short).
         known: String,
     },
 }
@@ -95,10 +106,16 @@ pub struct EngineParts {
     pub input_order: Vec<String>,
     /// The environments, in deployment order.
     pub environments: Vec<EnvironmentConfig>,
+    /// The migration files, in version order.
     pub migrations: Arc<Vec<Migration>>,
+    /// How the deployment runs.
     pub options: DeployOptions,
+    /// Its deployment id and actor, lock lease and order policy.
     pub context: ApplyContext,
+    /// Where progress events go.
     pub events: EventSink,
+    /// The person's prompt, for environments needing approval that have no
+    /// plugin `approvers` and no `--approve`/`--yes` answer; `None` denies them.
     pub approver: Option<Arc<dyn Approver>>,
 }
 

@@ -68,9 +68,13 @@ impl std::fmt::Display for FailureBudget {
 pub struct WaveOptions {
     /// Shown in dry runs, simulations and logs (`canary`, `batch 2/5`, …).
     pub label: Option<String>,
+    /// Environments of the wave deployed at once.
     pub max_concurrent: usize,
+    /// Failures after which the wave starts no more environments; `None`: no limit.
     pub max_failures: Option<FailureBudget>,
+    /// Roll back what this run applied to an environment when it fails.
     pub auto_rollback: bool,
+    /// Check health before deploying each environment.
     pub verify_health: bool,
     /// Apply only migrations up to and including this version.
     pub to_version: Option<String>,
@@ -81,14 +85,20 @@ pub struct WaveOptions {
 /// One wave as the run made it (or a dry run would).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Wave {
+    /// The label the strategy gave it, or `wave N`.
     pub label: String,
+    /// Names of its environments, in the order given.
     pub environments: Vec<String>,
+    /// Environments of the wave deployed at once.
     pub max_concurrent: usize,
     /// Failures that stop the wave (the budget resolved for its size).
     pub max_failures: Option<usize>,
+    /// Migrations applied only up to and including this version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to_version: Option<String>,
+    /// Whether a failed environment gets what this run applied there rolled back.
     pub auto_rollback: bool,
+    /// Whether health is checked before deploying each environment.
     pub verify_health: bool,
     /// Seconds the strategy paused after this wave, before the next.
     pub pause_seconds_after: f64,

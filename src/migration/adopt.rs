@@ -48,10 +48,14 @@ pub const KEPT_TABLE: &str = "_migration_history_oneiriq";
 /// A row as oneiriq-surql writes it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ForeignRow {
+    /// oneiriq's version (`20260102_120000`).
     pub version: String,
+    /// The migration's description; `None` when the row has none.
     #[serde(default)]
     pub description: Option<String>,
+    /// When it was applied.
     pub applied_at: String,
+    /// How long it took to apply; `None` when not recorded.
     #[serde(default)]
     pub execution_time_ms: Option<i64>,
 }
@@ -59,7 +63,10 @@ pub struct ForeignRow {
 /// A row as surrealdb-migrations writes it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ScriptRow {
+    /// The migration's file name without extension (`20260102_120000_add_user`),
+    /// or `__Initial`.
     pub script_name: String,
+    /// When it was applied, as a string.
     pub executed_at: String,
 }
 
@@ -67,7 +74,9 @@ pub struct ScriptRow {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Foreign {
+    /// oneiriq-surql's `_migration_history` rows, oldest first.
     Oneiriq(Vec<ForeignRow>),
+    /// surrealdb-migrations' `script_migration` rows, oldest first.
     SurrealdbMigrations(Vec<ScriptRow>),
 }
 
@@ -88,9 +97,13 @@ pub struct AdoptedRow {
     pub original_version: String,
     /// surql's (`20260102120000`), the imported file's.
     pub version: String,
+    /// The imported file's name part.
     pub name: String,
+    /// Hex SHA-256 of the imported file's up section.
     pub checksum: String,
+    /// When the tool applied it, as the tool recorded it.
     pub applied_at: String,
+    /// How long it took to apply; 0 when the tool did not record it.
     pub execution_ms: i64,
     /// No row of the tool's stands for it (surrealdb-migrations' schemas and
     /// events): recorded as baseline.

@@ -19,8 +19,11 @@ use crate::connection::{Collected, QueryError, QueryErrorKind, first_cause, run_
 /// A migration that ran.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AppliedStep {
+    /// Its version.
     pub version: String,
+    /// Its name.
     pub name: String,
+    /// How long its transaction took, in milliseconds.
     pub duration_ms: u64,
 }
 
@@ -31,31 +34,48 @@ pub enum ApplyError {
     /// Preparing the database failed before anything was applied.
     #[error("{step}")]
     Setup {
+        /// The preparation that failed (for example "defining the history table").
         step: &'static str,
         #[source]
+        /// The server's answer.
         source: QueryError,
     },
     #[error("drift: {}; restore the files or resolve the history before applying", describe_drift(.0))]
+    /// Applied migrations whose files changed or vanished: the rows that drifted.
     Drift(Vec<MigrationStatusRow>),
     /// The plan cannot be applied as it is (drift, a missing file, an
     /// out-of-order version), with what to do.
     #[error("{0}")]
     Refused(String),
     #[error(transparent)]
+    /// The lock was held, lost or could not be read.
     Lock(#[from] LockError),
     #[error("migration {version}_{name} failed and was not applied ({}): {error}", completed_note(.completed))]
+    /// A migration failed; its transaction rolled back.
     Failed {
+        /// The failed migration's version.
         version: String,
+        /// The failed migration's name.
         name: String,
+        /// Why it failed, with the statement where the server says.
         error: QueryError,
+        /// What this run committed before it.
         completed: Vec<AppliedStep>,
     },
     #[error(transparent)]
+    /// A query outside any migration failed (reading the history).
     Query(#[from] QueryError),
     #[error("cannot roll back {0}: it has no '-- migrate:down' section")]
+    /// A rollback asked of a migration without a down section (its `version_name`).
     NoDownSection(String),
     #[error("cannot roll back {version}_{name}: its migration file is missing")]
-    MissingFile { version: String, name: String },
+    /// A rollback asked of an applied migration whose file is gone.
+    MissingFile {
+        /// Its version.
+        version: String,
+        /// Its name.
+        name: String,
+    },
 }
 
 fn completed_note(completed: &[AppliedStep]) -> String {
@@ -79,6 +99,7 @@ pub struct BatchOutcome {
     pub released_lock: bool,
 }
 
+/// Why a batch stopped before its end.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum BatchStop {

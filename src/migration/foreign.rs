@@ -24,8 +24,12 @@ pub struct ImportReport {
 /// One migration read from another tool's file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Converted {
+    /// surql's version: the source's digits (`0` for surrealdb-migrations'
+    /// schemas and events).
     pub version: String,
+    /// The file name's part after the version: lowercase letters, digits, `_`.
     pub name: String,
+    /// The source's up section.
     pub up: String,
     /// The source's down section; `None` when it has none. An empty one
     /// (no statements) becomes a no-op down only for an empty migration.

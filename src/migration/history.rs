@@ -16,13 +16,19 @@ pub use super::tables::DEFINE_HISTORY_TABLE;
 /// One row of `_migration_history`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppliedMigration {
+    /// The migration's version, the file name's prefix (`0001` of `0001_users.surql`).
     pub version: String,
+    /// The rest of the file name, without the extension.
     pub name: String,
+    /// Checksum of the up section as applied; a later edit of the file is drift.
     pub checksum: String,
     /// RFC 3339 time the migration committed.
     pub applied_at: String,
+    /// How long its transaction took on the server, in milliseconds.
     pub execution_ms: i64,
+    /// The deployment that applied it.
     pub deployment_id: String,
+    /// Who ran that deployment (`--actor`, or the OS user).
     pub actor: String,
     /// Recorded by `baseline`: its schema was made another way, nothing of it ran.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -23,8 +23,11 @@ pub use super::holder::{holder_is_gone, owner_string};
 /// The holder of a lock, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockInfo {
+    /// The runner holding it: its deployment and process (see `migration::holder`).
     pub owner: String,
+    /// When it was taken (RFC 3339).
     pub acquired_at: String,
+    /// When the lease lapses unless renewed (RFC 3339).
     pub expires_at: String,
     /// Left by a run whose last write has an unknown outcome: never taken
     /// over before it expires, whoever its holder was.
@@ -47,12 +50,16 @@ pub enum LockError {
         .0.expires_at,
         if .0.unsettled { " (left to expire: a migration's outcome was unknown; check `status` once it has)" } else { "" }
     )]
+    /// Another runner holds it.
     Held(LockInfo),
     #[error("the migration lock was lost (expired and taken by another runner): {0}")]
+    /// It expired under this run and another runner took it.
     Lost(String),
     #[error("the lock kept changing hands; try again ({0})")]
+    /// Ten attempts in a row met a lock that changed hands.
     Busy(String),
     #[error("lock query failed: {0}")]
+    /// The lock's own query failed.
     Query(QueryError),
 }
 
@@ -69,7 +76,9 @@ pub const MIN_LOCK_TTL: Duration = Duration::from_secs(5);
 /// A lock this process holds. Release it with [`release_lock`] on every path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldLock {
+    /// Who this run is, as written in the lock record.
     pub owner: String,
+    /// The lease: renewed every third of it while the run lasts.
     pub ttl: Duration,
 }
 

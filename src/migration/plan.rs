@@ -39,9 +39,13 @@ impl MigrationState {
 /// One line of `migrate status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MigrationStatusRow {
+    /// The migration's version.
     pub version: String,
+    /// The migration's name (from its file, or its history row when missing).
     pub name: String,
+    /// When it was applied, from the history; `None` while pending.
     pub applied_at: Option<String>,
+    /// How the file and the history compare.
     pub state: MigrationState,
 }
 

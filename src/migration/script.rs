@@ -17,6 +17,7 @@ pub enum StartClock {
 }
 
 impl StartClock {
+    /// The clock for `connection`: shared for an embedded store, else the server's.
     pub fn of(connection: &ConnectionConfig) -> Self {
         match connection.endpoint_kind() {
             Ok(EndpointKind::Embedded) => Self::Shared,

@@ -12,8 +12,11 @@ use crate::connection::{Db, QueryError, QueryErrorKind, run_collecting_errors};
 pub struct VerifyFailure {
     /// `version_name` of the migration.
     pub migration: String,
+    /// The migration file's path.
     pub file: String,
+    /// The file line of the statement.
     pub line: usize,
+    /// The statement, as SurrealDB prints it back.
     pub statement: String,
     /// What it answered, or its error.
     pub reason: String,

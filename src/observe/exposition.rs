@@ -27,6 +27,7 @@ pub struct MetricsOptions {
 }
 
 impl MetricsOptions {
+    /// True when metrics go nowhere: neither `listen` nor `file` is set.
     pub fn is_empty(&self) -> bool {
         self.listen.is_none() && self.file.is_none()
     }

@@ -7,28 +7,43 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ObserveError {
+    /// The address could not be listened on (in use, say, or not permitted).
     #[error("{flag} {addr}: cannot listen there: {source}")]
     Bind {
+        /// The flag that gave the address: `--listen` or `--metrics-listen`.
         flag: &'static str,
+        /// The address, `host:port`, as given.
         addr: String,
+        /// Why binding failed.
         #[source]
         source: std::io::Error,
     },
+    /// The dashboard would listen beyond loopback without a token.
     #[error(
         "--listen {addr} is beyond loopback: the dashboard needs a token there (--token or SURQL_DASHBOARD_TOKEN), checked on every request"
     )]
-    TokenRequired { addr: String },
+    TokenRequired {
+        /// The `--listen` address.
+        addr: String,
+    },
+    /// The dashboard token is shorter than 16 characters.
     #[error("--token is empty: give a token of at least 16 characters, or leave it out on loopback")]
     WeakToken,
+    /// The `--metrics-file` could not be written.
     #[error("cannot write --metrics-file {}", path.display())]
     MetricsFile {
+        /// The file.
         path: PathBuf,
+        /// Why writing failed.
         #[source]
         source: std::io::Error,
     },
+    /// The dashboard's HTTP server stopped with an error.
     #[error("the HTTP server on {addr} failed")]
     Serve {
+        /// The address it listened on.
         addr: SocketAddr,
+        /// What failed.
         #[source]
         source: std::io::Error,
     },

@@ -34,9 +34,11 @@ const STATES: [EnvironmentState; 7] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Phase {
+    /// Deploying: new environments may start.
     Running,
     /// No new environment starts (an operator's pause, or the state store away).
     Paused,
+    /// The deployment ended.
     Finished,
 }
 

@@ -9,7 +9,10 @@ use crate::state::{Counts, DeploymentRecord, DeploymentState, EnvironmentRecord,
 /// the time left while it runs.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeploymentView {
+    /// The deployment's record; while it runs, its counts are taken from the
+    /// environments.
     pub deployment: DeploymentRecord,
+    /// Each environment's record, in selection order.
     pub environments: Vec<EnvironmentRecord>,
     /// Seconds left at the pace so far; `null` once it ended or before any
     /// environment was deployed.

@@ -14,8 +14,11 @@ use super::PluginError;
 /// A created plugin instance inside a library that stays loaded for the life
 /// of the process (unloading can crash on thread-local destructors).
 pub struct LoadedPlugin {
+    /// The name from the config's `plugins` entry (not the declared one).
     pub name: String,
+    /// The library it was loaded from.
     pub path: PathBuf,
+    /// The `HOOK_*` flags it answers; an ABI 1 plugin keeps only approve and notify.
     pub hooks: u32,
     /// The ABI version it was built for: 1 is asked once per environment
     /// and has no `gate`.

@@ -92,10 +92,15 @@ fn default_poll() -> f64 {
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum PluginError {
+    /// The library could not be loaded, its declaration was refused (wrong
+    /// ABI, too short, no name), or its `create` failed or timed out.
     #[error("plugin '{name}' ({}): {message}", path.display())]
     Load {
+        /// The plugin's configured name.
         name: String,
+        /// The library's path, resolved against the config file's directory.
         path: PathBuf,
+        /// What went wrong.
         message: String,
     },
     /// A declaration with a null function slot, refused before anything in
@@ -105,29 +110,49 @@ pub enum PluginError {
         path.display()
     )]
     NullSlot {
+        /// The plugin's configured name.
         name: String,
+        /// The library's path, resolved against the config file's directory.
         path: PathBuf,
+        /// The null slot's field name, e.g. `call`.
         slot: &'static str,
     },
+    /// An entry of the `plugins` list is invalid or duplicates a name.
     #[error("plugins[{index}]: {message}")]
-    Config { index: usize, message: String },
-    #[error("plugin '{name}' {hook}: {message}")]
-    Call {
-        name: String,
-        hook: String,
+    Config {
+        /// Position of the entry in the `plugins` list (from 0).
+        index: usize,
+        /// What is wrong with it.
         message: String,
     },
+    /// A hook call failed: an error status, a panic, invalid JSON, or no
+    /// thread to run it on.
+    #[error("plugin '{name}' {hook}: {message}")]
+    Call {
+        /// The plugin's configured name.
+        name: String,
+        /// The hook called, e.g. `approve`.
+        hook: String,
+        /// The plugin's error message, secrets redacted.
+        message: String,
+    },
+    /// A hook call gave no answer within the plugin's `timeout_seconds`.
     #[error("plugin '{name}' {hook}: no answer within {}s", timeout.as_secs_f64())]
     Timeout {
+        /// The plugin's configured name.
         name: String,
+        /// The hook called, e.g. `approve`.
         hook: String,
+        /// How long the host waited.
         timeout: Duration,
     },
 }
 
 /// A loaded plugin with its settings.
 pub struct Plugin {
+    /// The library and its instance, shared with calls still running.
     pub loaded: Arc<LoadedPlugin>,
+    /// Its entry of the `plugins` list.
     pub settings: PluginConfig,
 }
 
@@ -308,7 +333,10 @@ impl PluginHost {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum GateDecision {
+    /// The wave may start.
     Continue,
+    /// The rollout stops before the wave, for this reason (also when the
+    /// gate failed or answered nonsense).
     Halt(String),
 }
 

@@ -43,12 +43,19 @@ pub struct Strategy {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StrategyError {
+    /// No `strategies/NAME.rhai` and no built-in of that name (the name given).
     #[error(
         "strategy '{0}' not found: built-ins are sequential, parallel, rolling, canary; or put it in ./strategies/{0}.rhai, or pass a path to a .rhai file"
     )]
     NotFound(String),
+    /// The strategy file could not be read.
     #[error("cannot read strategy {}: {error}", path.display())]
-    Read { path: PathBuf, error: std::io::Error },
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why reading failed.
+        error: std::io::Error,
+    },
 }
 
 impl Strategy {
@@ -103,10 +110,15 @@ impl Strategy {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("strategy error at {origin}:{line}:{column}: {message}{}", source_line.as_ref().map(|l| format!("\n    | {l}")).unwrap_or_default())]
 pub struct ScriptError {
+    /// The file it is in: the strategy's origin, or a module file it imports.
     pub origin: String,
+    /// Line, from 1; 0 when Rhai gave no position.
     pub line: usize,
+    /// Column, from 1; 0 when Rhai gave no position.
     pub column: usize,
+    /// What went wrong, without Rhai's own position suffix.
     pub message: String,
+    /// The text of that line, when it could be read.
     pub source_line: Option<String>,
     /// Stopped by Ctrl-C between two operations, not by a fault of the script.
     pub interrupted: bool,

@@ -16,6 +16,7 @@ use super::{StateError, StateStore};
 pub enum Command {
     /// Start no new environment; running ones finish.
     Pause {
+        /// Why, if given: shown as `paused by ACTOR: REASON`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
@@ -23,19 +24,26 @@ pub enum Command {
     Continue,
     /// Start no new environment, ever: the rest end SKIPPED "aborted by …".
     Abort {
+        /// Why, if given: the skipped environments say `aborted by ACTOR: REASON`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
     /// Environments at once, for the wave running and those to come.
-    Throttle { max_concurrent: usize },
+    Throttle {
+        /// The new limit; at least 1 (0 is refused).
+        max_concurrent: usize,
+    },
 }
 
 /// A command as recorded: who gave it, and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandRecord {
+    /// The command itself (flattened into the record).
     #[serde(flatten)]
     pub command: Command,
+    /// Who gave it (`--actor`, else the OS user).
     pub actor: String,
+    /// When it was given (RFC 3339, UTC).
     pub at: String,
 }
 
@@ -53,9 +61,12 @@ impl CommandRecord {
 /// Who paused or aborted a deployment, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Steer {
+    /// The actor who gave the command.
     pub by: String,
+    /// The reason given with it, if any.
     #[serde(default)]
     pub reason: Option<String>,
+    /// When it was given (RFC 3339, UTC).
     pub at: String,
 }
 
@@ -71,10 +82,14 @@ impl std::fmt::Display for Steer {
 /// What every runner of a deployment obeys, as the commands left it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Control {
+    /// Set by a pause, cleared by a continue; `None` while not paused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<Steer>,
+    /// Set by an abort, never cleared; `None` unless aborted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted: Option<Steer>,
+    /// The last throttle's limit on environments at once; `None` when never
+    /// throttled (the deployment's own limit holds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrent: Option<usize>,
 }

@@ -58,14 +58,19 @@ DEFINE INDEX IF NOT EXISTS deployment_by_id ON deployment FIELDS deployment_id;"
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StateError {
+    /// The store could not be opened or reached.
     #[error("state store {url}: {source}")]
     Connect {
+        /// The store's URL, without credentials.
         url: String,
+        /// Why the connection failed.
         #[source]
         source: ConnectionError,
     },
+    /// A query against the store failed.
     #[error("state store: {0}")]
     Query(#[from] QueryError),
+    /// No record of the deployment with this id.
     #[error("state store: no deployment '{0}' (see `surql orchestrate deployments`)")]
     NotFound(String),
     /// A running deployment holds some of the same environments.
@@ -77,12 +82,22 @@ pub enum StateError {
     #[error(
         "state store {url} is in use by another surql process (a deployment running from this folder?): an embedded store serves one process at a time; wait for it, give this run a store of its own (--state surrealkv://PATH), or share a SurrealDB server between runners (--state ws://HOST:PORT)"
     )]
-    Busy { url: String },
+    Busy {
+        /// The store's URL.
+        url: String,
+    },
     /// An embedded store another process holds, and that process did not answer.
     #[error(
         "state store {url} is in use by another surql process, which did not answer on {socket} ({why}): try again, or wait for it to finish"
     )]
-    Served { url: String, socket: String, why: String },
+    Served {
+        /// The store's URL.
+        url: String,
+        /// The path of the holding process's socket.
+        socket: String,
+        /// What went wrong asking it: an I/O error, a timeout, or its own error.
+        why: String,
+    },
     /// A request the store cannot carry out as asked.
     #[error("{0}")]
     Refused(String),
@@ -90,5 +105,10 @@ pub enum StateError {
     #[error(
         "{what} is claimed by another runner: {holder}; this runner starts nothing (--wait waits for it and continues what it leaves undone)"
     )]
-    Claimed { what: String, holder: String },
+    Claimed {
+        /// The deployment, or deployment and shard, e.g. `deployment ID shard 2`.
+        what: String,
+        /// The runner holding it and its record's state, e.g. `RUNNER (running)`.
+        holder: String,
+    },
 }

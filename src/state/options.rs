@@ -20,7 +20,9 @@ fn lenient_map<'de, D: Deserializer<'de>>(deserializer: D) -> Result<IndexMap<St
 /// Who overrode a freeze for the deployment, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FreezeOverride {
+    /// The actor who ran the deployment with `--override-freeze`.
     pub by: String,
+    /// The reason given to `--override-freeze`.
     pub reason: String,
 }
 
@@ -33,23 +35,32 @@ pub struct RecordedOptions {
     /// Where the strategy came from: `built-in:NAME` or its file.
     #[serde(deserialize_with = "lenient")]
     pub strategy: Option<String>,
+    /// Rolling: environments per batch.
     #[serde(deserialize_with = "lenient")]
     pub batch_size: Option<usize>,
+    /// Canary: percentage of environments deployed first.
     #[serde(deserialize_with = "lenient")]
     pub canary_percent: Option<f64>,
+    /// Environments deployed at once.
     #[serde(deserialize_with = "lenient")]
     pub max_concurrent: Option<usize>,
+    /// Environments at once against one database server; `None`: no limit.
     #[serde(deserialize_with = "lenient")]
     pub max_per_server: Option<usize>,
+    /// Round-trip time (milliseconds) above which a server gets no new
+    /// environment until it recovers; `None`: no limit.
     #[serde(deserialize_with = "lenient")]
     pub max_server_latency_ms: Option<u64>,
+    /// Whether discovery was expanded again before each wave.
     #[serde(deserialize_with = "lenient")]
     pub refresh_discovery: Option<bool>,
     /// A failure budget as given (`3`, `10%`).
     #[serde(deserialize_with = "lenient")]
     pub max_failures: Option<String>,
+    /// Whether health was checked before deploying each environment.
     #[serde(deserialize_with = "lenient")]
     pub verify_health: Option<bool>,
+    /// Whether a failed environment rolled back what the run applied.
     #[serde(deserialize_with = "lenient")]
     pub auto_rollback: Option<bool>,
     /// The `--set KEY=VALUE` options a script received.
@@ -58,12 +69,16 @@ pub struct RecordedOptions {
     /// A rollback's `--force`.
     #[serde(deserialize_with = "lenient")]
     pub force: Option<bool>,
+    /// Seconds allowed to connect and sign in.
     #[serde(deserialize_with = "lenient")]
     pub connect_timeout_s: Option<f64>,
+    /// Seconds one query (one migration) may take.
     #[serde(deserialize_with = "lenient")]
     pub operation_timeout_s: Option<f64>,
+    /// Seconds a database's migration lock lasts without renewal.
     #[serde(deserialize_with = "lenient")]
     pub lock_ttl_s: Option<f64>,
+    /// Set when frozen environments were deployed anyway; `None` otherwise.
     #[serde(deserialize_with = "lenient")]
     pub override_freeze: Option<FreezeOverride>,
 }

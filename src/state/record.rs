@@ -45,18 +45,25 @@ fn is_zero(n: &usize) -> bool {
 /// counts) also those pending, running, or whose outcome nobody knows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
+    /// Environments that succeeded.
     #[serde(default)]
     pub success: usize,
+    /// Environments that failed without a rollback.
     #[serde(default)]
     pub failed: usize,
+    /// Environments that failed and were rolled back.
     #[serde(default)]
     pub rolled_back: usize,
+    /// Environments deliberately not deployed.
     #[serde(default)]
     pub skipped: usize,
+    /// Environments not started yet (live counts only).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub pending: usize,
+    /// Environments being deployed now (live counts only).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub running: usize,
+    /// Environments whose outcome nobody knows (live counts only).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub outcome_unknown: usize,
 }
@@ -120,11 +127,17 @@ impl std::fmt::Display for Counts {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum EnvironmentState {
+    /// Not started yet.
     Pending,
+    /// Being deployed now.
     Running,
+    /// Every pending migration applied (or none were pending).
     Success,
+    /// Not deployed, or stopped part-way without a rollback.
     Failed,
+    /// Failed, and what this deployment applied there was rolled back.
     RolledBack,
+    /// Deliberately not deployed: approval, strategy stop, abort, interruption.
     Skipped,
     /// A write whose outcome nobody knows (timeout, lost connection).
     OutcomeUnknown,
@@ -146,14 +159,19 @@ impl EnvironmentState {
 /// One environment of a recorded deployment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnvironmentRecord {
+    /// The environment's name.
     pub environment: String,
+    /// Where it is in the deployment.
     pub state: EnvironmentState,
+    /// How many migrations this deployment applied there.
     pub migrations_applied: usize,
     /// `version_name` of each migration this deployment applied there, in order
     /// (kept when a later write leaves it out).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub versions: Vec<String>,
+    /// Why it did not succeed; `None` when nothing went wrong.
     pub error: Option<String>,
+    /// When this row was last written (RFC 3339).
     pub updated_at: String,
     /// Read back from the database's history by `resume`/`retry` (the
     /// runner could not record it: the state store was away).
@@ -176,7 +194,9 @@ pub struct EnvironmentRecord {
 /// One wave of a recorded deployment, in the order the strategy made them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaveRecord {
+    /// Its number, from 1.
     pub number: usize,
+    /// What the strategy called it (`canary`, `batch 2/5`, …).
     pub label: String,
     /// How many environments it was given.
     pub environments: usize,
@@ -185,8 +205,11 @@ pub struct WaveRecord {
 /// One migration a deployment set out to apply, as its file was then.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedMigration {
+    /// The digits before the first `_` of the file name.
     pub version: String,
+    /// The rest of the file name, without `.surql`.
     pub name: String,
+    /// Hex SHA-256 of its up section.
     pub checksum: String,
 }
 
@@ -210,10 +233,14 @@ pub struct PlanChange {
     /// When and by whom a `resume --force` accepted it.
     #[serde(default)]
     pub at: String,
+    /// Who ran that `resume --force`; empty until one accepted it.
     #[serde(default)]
     pub actor: String,
+    /// Migrations in the files but not in the plan.
     pub added: Vec<String>,
+    /// Migrations in the plan whose files are gone.
     pub removed: Vec<String>,
+    /// Migrations whose file's name or checksum differs from the plan's.
     pub changed: Vec<String>,
 }
 
@@ -242,6 +269,7 @@ impl PlanChange {
         change
     }
 
+    /// No migration was added, removed or changed.
     pub fn is_empty(&self) -> bool {
         self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
     }
@@ -268,15 +296,20 @@ pub struct DeploymentRecord {
     /// The deployment id (stored as `deployment_id`: `id` is the record's).
     #[serde(rename = "deployment_id")]
     pub id: String,
+    /// Who started it (`--actor`, else the OS user).
     pub actor: String,
+    /// The strategy's name.
     pub strategy: String,
     /// The options it ran with, secrets redacted.
     #[serde(default)]
     pub options: super::RecordedOptions,
     /// The environments selected, in order.
     pub selection: Vec<String>,
+    /// When it started (RFC 3339).
     pub started_at: String,
+    /// When it finished or was interrupted; `None` while it runs.
     pub finished_at: Option<String>,
+    /// Where it is: running, finished or interrupted.
     pub state: DeploymentState,
     /// Who ran it: `user@host pid N …`, as a lock holder names itself
     /// (so a later run can tell whether it is still alive).
@@ -321,12 +354,19 @@ pub struct DeploymentRecord {
 /// One shard of a deployment split across runners, as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShardPart {
+    /// Which shard, as `I/N`.
     pub shard: String,
+    /// Where this shard is.
     pub state: DeploymentState,
+    /// Who runs it, as in [`DeploymentRecord::runner`].
     pub runner: String,
+    /// When this shard started.
     pub started_at: String,
+    /// When it ended; `None` while it runs.
     pub finished_at: Option<String>,
+    /// Its results, recorded when it ends.
     pub counts: Counts,
+    /// When its runner last said it was alive; `None` if never recorded.
     pub heartbeat_at: Option<String>,
     /// Its environments (kept for `resume --shard`, not shown).
     #[serde(skip)]

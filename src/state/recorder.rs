@@ -39,6 +39,7 @@ pub struct Recorder {
 
 /// Where the recorder writes, and what it holds when it cannot.
 pub struct RecorderTarget {
+    /// The state store the record is written to.
     pub store: Arc<StateStore>,
     /// The deployment id.
     pub id: String,

@@ -23,6 +23,7 @@ use surql_plugin_sdk::{
     Approval, Gate, HOOK_APPROVE, HOOK_GATE, HOOK_NOTIFY, Plugin, base_url, declare_plugin, http_agent, text,
 };
 
+/// The PagerDuty plugin: change events and alerts, and a gate that holds while incidents are open.
 pub struct PagerDuty {
     routing_key: Option<String>,
     events_url: String,

@@ -46,8 +46,11 @@ pub const STATUS_PANIC: i32 = 2;
 #[repr(C)]
 #[derive(Debug)]
 pub struct PluginString {
+    /// Start of the UTF-8 bytes; null for an empty string.
     pub ptr: *mut u8,
+    /// Length in bytes.
     pub len: usize,
+    /// Capacity of the plugin's allocation, needed to free it.
     pub capacity: usize,
 }
 
@@ -109,6 +112,7 @@ const _: () = {
 /// anything else is trusted; fields are only ever appended.
 #[repr(C)]
 pub struct PluginDeclaration {
+    /// The ABI the plugin was built against ([`ABI_VERSION`] of its SDK).
     pub abi_version: u32,
     /// `size_of::<PluginDeclaration>()` as the plugin was built.
     pub size: u32,
@@ -121,9 +125,13 @@ pub struct PluginDeclaration {
     /// Each slot may be null (`None`); the host refuses such a declaration
     /// at load time. [`declare_plugin!`] fills every one.
     pub create: Option<CreateFn>,
+    /// Runs one hook on an instance; see [`CallFn`].
     pub call: Option<CallFn>,
+    /// Frees a [`PluginString`] the plugin returned.
     pub free_string: Option<FreeStringFn>,
+    /// Destroys an instance made by `create`.
     pub destroy: Option<DestroyFn>,
+    /// Room for future fields; always zero.
     pub reserved: [usize; 4],
 }
 
@@ -133,8 +141,11 @@ unsafe impl Sync for PluginDeclaration {}
 /// The answer to an approval request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Approval {
+    /// The deployment may go ahead.
     Approved,
+    /// Refused, for this reason.
     Denied(String),
+    /// Not decided yet, with a reason to show; the host asks again later.
     Pending(String),
 }
 
@@ -166,7 +177,9 @@ impl Approval {
 /// The answer of a gate: let the next wave start, or halt the rollout there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Gate {
+    /// The next wave may start.
     Continue,
+    /// Stop the rollout before the next wave, for this reason.
     Halt(String),
 }
 

@@ -33,17 +33,25 @@ const DENY_REACTIONS: [&str; 2] = ["x", "negative_squared_cross_mark"];
 /// A deployment's live message and what it shows so far.
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
+    /// The channel the message was posted in.
     pub channel: String,
+    /// Slack's timestamp of the message, which is its id for updates.
     pub ts: String,
+    /// The deployment's strategy.
     pub strategy: String,
+    /// Environments selected.
     pub total: u64,
+    /// Environments with a result so far.
     pub finished: u64,
+    /// Results so far: SUCCESS, FAILED, ROLLED_BACK, SKIPPED.
     pub counts: [u64; 4],
     /// `environment: STATUS reason` of each failure so far.
     pub failures: Vec<String>,
+    /// Why the rollout halted, once it has.
     pub halted: Option<String>,
 }
 
+/// The Slack plugin: notifications by webhook or bot, approvals by reaction.
 pub struct Slack {
     webhook_url: Option<String>,
     bot_token: Option<String>,

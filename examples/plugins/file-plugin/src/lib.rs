@@ -18,6 +18,7 @@ use std::sync::Mutex;
 use serde_json::Value;
 use surql_plugin_sdk::{Approval, HOOK_APPROVE, HOOK_NOTIFY, Plugin, declare_plugin};
 
+/// Writes every event to a file and approves from one: the example plugin.
 pub struct FilePlugin {
     events_file: Option<PathBuf>,
     approvals_file: Option<PathBuf>,

@@ -15,6 +15,7 @@
 use serde_json::Value;
 use surql_plugin_sdk::{Gate, HOOK_GATE, Plugin, declare_plugin, http_agent, text};
 
+/// Lets a wave through only while a metric read over HTTP stays under its limit.
 pub struct MetricGate {
     query_url: String,
     threshold: f64,

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use serde_json::Value;
 use surql_plugin_sdk::{Approval, Gate, HOOK_APPROVE, HOOK_GATE, HOOK_NOTIFY, Plugin, PluginDeclaration};
 
+/// A plugin built against version 1 of the ABI.
 pub struct OldPlugin {
     log_file: String,
     write: Mutex<()>,

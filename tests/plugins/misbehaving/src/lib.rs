@@ -5,6 +5,7 @@
 use serde_json::Value;
 use surql_plugin_sdk::{Approval, HOOK_APPROVE, HOOK_NOTIFY, Plugin, declare_plugin};
 
+/// A plugin that misbehaves as its config asks, for the host's tests.
 pub struct Misbehaving {
     config: Value,
 }
