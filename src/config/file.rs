@@ -1,12 +1,12 @@
-//! environments.json: parsing, `${VAR}` / `${VAR:-default}` expansion in every
-//! string, and validation. Every error names the file and the JSON path.
-//! Never talks to a database.
+//! environments.json: its types, parsing and validation. Every error names
+//! the file and the JSON path.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::vars::expand_vars;
 use crate::connection::endpoint_kind;
 use crate::registry::{EnvironmentConfig, EnvironmentRegistry};
 
@@ -471,7 +471,7 @@ fn expand_value(
 ) -> Result<(), (String, String)> {
     match value {
         Value::String(s) => {
-            *s = expand_vars(s, lookup).map_err(|m| (location, m))?;
+            *s = expand_vars(s, lookup).map_err(|m| (location, m.to_string()))?;
         }
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
@@ -488,46 +488,6 @@ fn expand_value(
     Ok(())
 }
 
-/// Expands `${VAR}` / `${VAR:-default}` in one string; a `$` not followed by
-/// `{` is left as it is.
-pub fn expand_vars(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::with_capacity(input.len());
-    let mut rest = input;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("unclosed '${{' in \"{}\": write ${{NAME}}", truncate(input)))?;
-        let body = &after[..end];
-        let (name, default) = match body.split_once(":-") {
-            Some((name, default)) => (name, Some(default)),
-            None => (body, None),
-        };
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!(
-                "'${{{body}}}' is not a variable reference: names are letters, digits and '_'"
-            ));
-        }
-        match (lookup(name), default) {
-            (Some(value), _) => out.push_str(&value),
-            (None, Some(default)) => out.push_str(default),
-            (None, None) => {
-                return Err(format!(
-                    "${{{name}}} is not set: export {name}=… or write ${{{name}:-default}}"
-                ));
-            }
-        }
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(40).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -542,17 +502,6 @@ mod tests {
 
     fn parse(text: &str) -> Result<EnvironmentsFile, ConfigError> {
         parse_environments(Path::new("environments.json"), text, &vars)
-    }
-
-    #[test]
-    fn expansion() {
-        assert_eq!(expand_vars("a${PASS}b", &vars).unwrap(), "as3cretb");
-        assert_eq!(expand_vars("${NOPE:-x}", &vars).unwrap(), "x");
-        assert_eq!(expand_vars("${EMPTY:-x}", &vars).unwrap(), "");
-        assert_eq!(expand_vars("$5 and $", &vars).unwrap(), "$5 and $");
-        assert!(expand_vars("${NOPE}", &vars).unwrap_err().contains("NOPE"));
-        assert!(expand_vars("${PASS", &vars).is_err());
-        assert!(expand_vars("${a b}", &vars).is_err());
     }
 
     #[test]
