@@ -77,8 +77,8 @@ pub use error::Error;
 pub use health::{HealthCheck, HealthStatus};
 pub use migration::{Migration, discover_migrations};
 pub use plugin::{GateDecision, LoadedPlugin, Plugin, PluginConfig, PluginError, PluginHost};
-pub use policy::{Freeze, FreezeSpec, Verdict, Window, WindowSpec};
-pub use registry::{EnvironmentConfig, EnvironmentRegistry, RegistryError, Shard, some_of};
+pub use policy::{Freeze, FreezeSpec, PolicyError, Verdict, Window, WindowSpec};
+pub use registry::{EnvironmentConfig, EnvironmentRegistry, RegistryError, Shard, ShardError, some_of};
 pub use safety::{ApprovalDecision, ApprovalPolicy, DestructiveStatement};
 pub use script::{ScriptError, Strategy, StrategyError, parse_script_option};
 

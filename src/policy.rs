@@ -44,9 +44,36 @@ fn utc() -> String {
     "UTC".into()
 }
 
+/// Why a deploy window or a freeze was refused: the field at fault and what
+/// to write instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+#[non_exhaustive]
+pub struct PolicyError {
+    /// The field of the window or freeze: `days`, `start`, `end`,
+    /// `timezone`, `reason` or `environments`.
+    pub field: &'static str,
+    /// What is wrong with it and how to fix it.
+    pub message: String,
+}
+
+impl PolicyError {
+    fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
 /// `HH:MM` as minutes after midnight (`24:00` only where `end_of_day`).
-fn minutes(text: &str, field: &str, end_of_day: bool) -> Result<u32, String> {
-    let bad = || format!("{field} '{text}' is not a time of day: write HH:MM, e.g. \"22:00\"");
+fn minutes(text: &str, field: &'static str, end_of_day: bool) -> Result<u32, PolicyError> {
+    let bad = || {
+        PolicyError::new(
+            field,
+            format!("{field} '{text}' is not a time of day: write HH:MM, e.g. \"22:00\""),
+        )
+    };
     let (hours, mins) = text.split_once(':').ok_or_else(bad)?;
     if hours.len() != 2 || mins.len() != 2 {
         return Err(bad());
@@ -60,29 +87,32 @@ fn minutes(text: &str, field: &str, end_of_day: bool) -> Result<u32, String> {
 }
 
 impl TryFrom<WindowSpec> for Window {
-    type Error = String;
+    type Error = PolicyError;
 
-    fn try_from(spec: WindowSpec) -> Result<Self, String> {
+    fn try_from(spec: WindowSpec) -> Result<Self, PolicyError> {
         let mut days = [spec.days.is_empty(); 7];
         for day in &spec.days {
             let weekday: Weekday = day.trim().parse().map_err(|_| {
-                format!("days: '{day}' is not a day: use mon, tue, wed, thu, fri, sat, sun (or leave days out for every day)")
+                PolicyError::new("days", format!("days: '{day}' is not a day: use mon, tue, wed, thu, fri, sat, sun (or leave days out for every day)"))
             })?;
             days[weekday.num_days_from_monday() as usize] = true;
         }
         let start = minutes(&spec.start, "start", false)?;
         let end = minutes(&spec.end, "end", true)?;
         if start == end {
-            return Err(format!(
-                "start and end are both {}: the window would be empty (for a whole day write \"00:00\" to \"24:00\")",
-                spec.start
+            return Err(PolicyError::new(
+                "end",
+                format!(
+                    "start and end are both {}: the window would be empty (for a whole day write \"00:00\" to \"24:00\")",
+                    spec.start
+                ),
             ));
         }
         let timezone: Tz = spec.timezone.parse().map_err(|_| {
-            format!(
+            PolicyError::new("timezone", format!(
                 "timezone '{}' is not an IANA time zone: write e.g. \"Europe/Berlin\", \"America/New_York\" or \"UTC\"",
                 spec.timezone
-            )
+            ))
         })?;
         Ok(Self {
             days,
@@ -217,25 +247,37 @@ fn all() -> String {
 }
 
 impl TryFrom<FreezeSpec> for Freeze {
-    type Error = String;
+    type Error = PolicyError;
 
-    fn try_from(spec: FreezeSpec) -> Result<Self, String> {
-        let time = |text: &str, field: &str| {
+    fn try_from(spec: FreezeSpec) -> Result<Self, PolicyError> {
+        let time = |text: &str, field: &'static str| {
             DateTime::parse_from_rfc3339(text.trim())
                 .map(|t| t.with_timezone(&Utc))
                 .map_err(|_| {
-                    format!("{field} '{text}' is not an RFC 3339 time: write e.g. \"2026-12-20T00:00:00+01:00\"")
+                    PolicyError::new(
+                        field,
+                        format!("{field} '{text}' is not an RFC 3339 time: write e.g. \"2026-12-20T00:00:00+01:00\""),
+                    )
                 })
         };
         let (start, end) = (time(&spec.start, "start")?, time(&spec.end, "end")?);
         if end <= start {
-            return Err(format!("end '{}' is not after start '{}'", spec.end, spec.start));
+            return Err(PolicyError::new(
+                "end",
+                format!("end '{}' is not after start '{}'", spec.end, spec.start),
+            ));
         }
         if spec.reason.trim().is_empty() {
-            return Err("reason is empty: say why (it is shown in every environment the freeze skips)".into());
+            return Err(PolicyError::new(
+                "reason",
+                "reason is empty: say why (it is shown in every environment the freeze skips)",
+            ));
         }
         if spec.environments.split(',').all(|item| item.trim().is_empty()) {
-            return Err("environments is empty: write \"all\", \"tag:TAG\" or names".into());
+            return Err(PolicyError::new(
+                "environments",
+                "environments is empty: write \"all\", \"tag:TAG\" or names",
+            ));
         }
         Ok(Self {
             start,
@@ -324,7 +366,7 @@ pub fn gate(
 mod tests {
     use super::*;
 
-    fn window(days: &[&str], start: &str, end: &str, timezone: &str) -> Result<Window, String> {
+    fn window(days: &[&str], start: &str, end: &str, timezone: &str) -> Result<Window, PolicyError> {
         Window::try_from(WindowSpec {
             days: days.iter().map(|d| d.to_string()).collect(),
             start: start.into(),
@@ -402,7 +444,8 @@ mod tests {
 
     #[test]
     fn windows_are_validated_with_the_fix() {
-        let err = |days: &[&str], start: &str, end: &str, tz: &str| window(days, start, end, tz).unwrap_err();
+        let err =
+            |days: &[&str], start: &str, end: &str, tz: &str| window(days, start, end, tz).unwrap_err().to_string();
         assert!(err(&["sat", "sundy"], "22:00", "04:00", "UTC").contains("'sundy' is not a day"));
         assert!(err(&[], "25:00", "04:00", "UTC").contains("start '25:00' is not a time of day: write HH:MM"));
         assert!(err(&[], "9:00", "10:00", "UTC").contains("HH:MM"));
@@ -410,6 +453,10 @@ mod tests {
         assert!(err(&[], "24:00", "04:00", "UTC").contains("start '24:00'"));
         assert!(err(&[], "10:00", "10:00", "UTC").contains("empty"));
         assert!(err(&[], "10:00", "11:00", "Europe/Berlinn").contains("'Europe/Berlinn' is not an IANA time zone"));
+        let field = |days: &[&str], start: &str, end: &str| window(days, start, end, "UTC").unwrap_err().field;
+        assert_eq!(field(&["sundy"], "01:00", "02:00"), "days");
+        assert_eq!(field(&[], "25:00", "02:00"), "start");
+        assert_eq!(field(&[], "01:00", "22:60"), "end");
         let w = window(&["Saturday", "SUN"], "22:00", "04:00", "Europe/Berlin").unwrap();
         let spec = WindowSpec::from(w.clone());
         assert_eq!(
@@ -427,7 +474,7 @@ mod tests {
         );
     }
 
-    fn freeze(start: &str, end: &str, environments: &str) -> Result<Freeze, String> {
+    fn freeze(start: &str, end: &str, environments: &str) -> Result<Freeze, PolicyError> {
         Freeze::try_from(FreezeSpec {
             start: start.into(),
             end: end.into(),
@@ -458,10 +505,19 @@ mod tests {
         assert!(!f.is_active(at("2026-12-19T22:59:59Z")));
         assert_eq!(f.describe(), "frozen until 2027-01-01T23:00:00+00:00: year-end");
         let err = freeze("2026-12-21T00:00:00Z", "2026-12-20T00:00:00Z", "all").unwrap_err();
-        assert!(err.contains("is not after start"), "{err}");
+        assert!(err.to_string().contains("is not after start"), "{err}");
+        assert_eq!(err.field, "end");
         let err = freeze("2026-12-20", "2026-12-21T00:00:00Z", "all").unwrap_err();
-        assert!(err.contains("start '2026-12-20' is not an RFC 3339 time"), "{err}");
-        assert!(freeze("2026-12-20T00:00:00Z", "2026-12-21T00:00:00Z", " , ").is_err());
+        assert!(
+            err.to_string().contains("start '2026-12-20' is not an RFC 3339 time"),
+            "{err}"
+        );
+        assert_eq!(
+            freeze("2026-12-20T00:00:00Z", "2026-12-21T00:00:00Z", " , ")
+                .unwrap_err()
+                .field,
+            "environments"
+        );
     }
 
     #[test]

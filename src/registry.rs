@@ -262,24 +262,44 @@ pub struct Shard {
     pub count: usize,
 }
 
+/// Why a shard was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShardError {
+    /// `N` was 0.
+    #[error("the number of shards must be at least 1")]
+    NoShards,
+    /// `I` was not below `N`.
+    #[error("shard {index}/{count}: the index runs from 0 to {} (as JOB_COMPLETION_INDEX does)", count - 1)]
+    IndexOutOfRange {
+        /// The index given.
+        index: usize,
+        /// The number of shards given.
+        count: usize,
+    },
+    /// The text was not `I/N`.
+    #[error("'{text}' is not a shard: give I/N, e.g. 0/3 (the first of three)")]
+    NotAShard {
+        /// What was given.
+        text: String,
+    },
+}
+
 impl Shard {
     /// Shard `index` of `count` (0 ≤ index < count).
-    pub fn new(index: usize, count: usize) -> Result<Self, String> {
+    pub fn new(index: usize, count: usize) -> Result<Self, ShardError> {
         if count == 0 {
-            return Err("the number of shards must be at least 1".into());
+            return Err(ShardError::NoShards);
         }
         if index >= count {
-            return Err(format!(
-                "shard {index}/{count}: the index runs from 0 to {} (as JOB_COMPLETION_INDEX does)",
-                count - 1
-            ));
+            return Err(ShardError::IndexOutOfRange { index, count });
         }
         Ok(Self { index, count })
     }
 
     /// `I/N`, as `--shard` takes it.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || format!("'{text}' is not a shard: give I/N, e.g. 0/3 (the first of three)");
+    pub fn parse(text: &str) -> Result<Self, ShardError> {
+        let bad = || ShardError::NotAShard { text: text.to_string() };
         let (index, count) = text.split_once('/').ok_or_else(bad)?;
         let number = |n: &str| n.trim().parse::<usize>().map_err(|_| bad());
         Self::new(number(index)?, number(count)?)
@@ -386,9 +406,9 @@ mod tests {
         let owners: Vec<usize> = (0..6).map(|i| owner(&format!("tenant-{i}"))).collect();
         assert_eq!(owners, [2, 0, 1, 2, 0, 1]);
         assert_eq!(Shard::parse("1/3"), Ok(Shard { index: 1, count: 3 }));
-        assert!(Shard::parse("3/3").unwrap_err().contains("from 0 to 2"));
-        assert!(Shard::parse("x").unwrap_err().contains("I/N"));
-        assert!(Shard::parse("0/0").is_err());
+        assert!(Shard::parse("3/3").unwrap_err().to_string().contains("from 0 to 2"));
+        assert!(Shard::parse("x").unwrap_err().to_string().contains("I/N"));
+        assert_eq!(Shard::parse("0/0"), Err(ShardError::NoShards));
     }
 
     #[test]

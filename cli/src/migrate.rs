@@ -301,7 +301,7 @@ async fn baseline(target: &Target, version: &str, dry_run: bool) -> Result<i32, 
 
 /// Converts another tool's files; exit 1 when any was skipped.
 fn import(from: &str, source: &Path, out: &Path) -> Result<i32, Error> {
-    let report = migration::import::import(from, source, out).map_err(Error::Usage)?;
+    let report = migration::import::import(from, source, out).map_err(|e| Error::Usage(e.to_string()))?;
     for (source, target) in &report.converted {
         println!("converted {} -> {}", source.display(), target.display());
     }

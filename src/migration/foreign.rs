@@ -8,6 +8,58 @@ use std::path::{Path, PathBuf};
 use super::file::{EMPTY_MARKER, parse_migration};
 use super::sections::is_blank;
 
+/// Why `import` converted nothing: the source cannot be read or the output
+/// folder cannot be made. (A file that cannot be converted is no error: the
+/// report names it.)
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// `--from` names no format surql reads.
+    #[error(
+        "--from {format}: surql imports `oneiriq` (oneiriq-surql's .surql and .py files) and `surrealdb-migrations` (a project folder with migrations/, schemas/, events/)"
+    )]
+    UnknownFormat {
+        /// What `--from` said.
+        format: String,
+    },
+    /// A source folder or file could not be read.
+    #[error("cannot read {}: {error}", path.display())]
+    Read {
+        /// The folder or file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        error: std::io::Error,
+    },
+    /// The output folder could not be created.
+    #[error("cannot create {}: {error}", path.display())]
+    Create {
+        /// The output folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        error: std::io::Error,
+    },
+    /// The folder is no surrealdb-migrations project.
+    #[error("{}: no migrations/, schemas/ or events/ folder (give the surrealdb-migrations project folder)", path.display())]
+    NotAProject {
+        /// The folder given.
+        path: PathBuf,
+    },
+}
+
+impl ImportError {
+    pub(super) fn read(path: &Path) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |error| Self::Read { path, error }
+    }
+
+    pub(super) fn create(path: &Path) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |error| Self::Create { path, error }
+    }
+}
+
 /// What `import` did with each source file.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct ImportReport {

@@ -10,29 +10,27 @@
 
 use std::path::{Path, PathBuf};
 
-pub use super::foreign::{Converted, ImportReport};
+pub use super::foreign::{Converted, ImportError, ImportReport};
 use super::foreign::{slug, surql_version, write_converted};
 use super::import_py::{dict_string, returned_list};
 
 /// Converts every migration file of `format` in `source` into `out`.
-pub fn import(format: &str, source: &Path, out: &Path) -> Result<ImportReport, String> {
+pub fn import(format: &str, source: &Path, out: &Path) -> Result<ImportReport, ImportError> {
     match format {
         "oneiriq" => import_oneiriq(source, out),
         "surrealdb-migrations" => super::import_sm::import(source, out),
-        other => Err(format!(
-            "--from {other}: surql imports `oneiriq` (oneiriq-surql's .surql and .py files) and `surrealdb-migrations` (a project folder with migrations/, schemas/, events/)"
-        )),
+        other => Err(ImportError::UnknownFormat { format: other.into() }),
     }
 }
 
-fn import_oneiriq(source: &Path, out: &Path) -> Result<ImportReport, String> {
+fn import_oneiriq(source: &Path, out: &Path) -> Result<ImportReport, ImportError> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(source)
-        .map_err(|e| format!("cannot read {}: {e}", source.display()))?
+        .map_err(ImportError::read(source))?
         .filter_map(Result::ok)
         .map(|e| e.path())
         .collect();
     entries.sort();
-    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    std::fs::create_dir_all(out).map_err(ImportError::create(out))?;
     let mut report = ImportReport::default();
     for path in entries {
         let file_name = path

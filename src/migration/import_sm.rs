@@ -12,12 +12,12 @@ use surrealdb_sql::statements::define::DefineStatement;
 use surrealdb_sql::{Expr, TopLevelExpr};
 
 pub use super::foreign::version_of;
-use super::foreign::{Converted, ImportReport, slug, write_converted};
+use super::foreign::{Converted, ImportError, ImportReport, slug, write_converted};
 
 const TOOL: &str = "surrealdb-migrations";
 
-fn read(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+fn read(path: &Path) -> Result<String, ImportError> {
+    std::fs::read_to_string(path).map_err(ImportError::read(path))
 }
 
 /// A `.surql` file of the project as surrealdb-migrations sees it.
@@ -50,12 +50,12 @@ fn walk(
     parent: Option<&BTreeSet<String>>,
     files: &mut Vec<ProjectFile>,
     left_out: &mut Vec<(PathBuf, String)>,
-) -> Result<(), String> {
+) -> Result<(), ImportError> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+        .map_err(ImportError::read(dir))?
         .map(|entry| entry.map(|e| e.path()))
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        .map_err(ImportError::read(dir))?;
     entries.sort();
     for path in entries {
         let full_name = path
@@ -103,7 +103,7 @@ fn walk(
 
 /// The files of the project's `folder` (none when it has no such folder),
 /// those tagged `old` moved to `skipped` as the tool leaves them out by default.
-fn project_files(project: &Path, folder: &str, report: &mut ImportReport) -> Result<Vec<ProjectFile>, String> {
+fn project_files(project: &Path, folder: &str, report: &mut ImportReport) -> Result<Vec<ProjectFile>, ImportError> {
     let dir = project.join(folder);
     let mut files = Vec::new();
     if dir.is_dir() {
@@ -194,7 +194,7 @@ fn sort_definitions(definitions: &mut [Definition]) {
 }
 
 /// The schema (or event) files of `folder`, read and in the tool's order.
-fn definitions(project: &Path, folder: &str, report: &mut ImportReport) -> Result<Vec<Definition>, String> {
+fn definitions(project: &Path, folder: &str, report: &mut ImportReport) -> Result<Vec<Definition>, ImportError> {
     let mut definitions = project_files(project, folder, report)?
         .into_iter()
         .map(|file| read(&file.path).map(|text| Definition::new(file, text)))
@@ -205,15 +205,14 @@ fn definitions(project: &Path, folder: &str, report: &mut ImportReport) -> Resul
 
 /// Converts the project at `project` (holding `migrations/`, `schemas/`
 /// and `events/`, each maybe with sub-folders) into `out`.
-pub fn import(project: &Path, out: &Path) -> Result<ImportReport, String> {
+pub fn import(project: &Path, out: &Path) -> Result<ImportReport, ImportError> {
     if !["migrations", "schemas", "events"]
         .iter()
         .any(|f| project.join(f).is_dir())
     {
-        return Err(format!(
-            "{}: no migrations/, schemas/ or events/ folder (give the surrealdb-migrations project folder)",
-            project.display()
-        ));
+        return Err(ImportError::NotAProject {
+            path: project.to_path_buf(),
+        });
     }
     let mut report = ImportReport::default();
     // Everything is read before anything is written.
@@ -225,7 +224,7 @@ pub fn import(project: &Path, out: &Path) -> Result<ImportReport, String> {
             .partition(|f| f.tagged("down"));
     let mut forward = forward;
     forward.sort_by(|a, b| natural_lexical_cmp(&a.name, &b.name).then(a.path.cmp(&b.path)));
-    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    std::fs::create_dir_all(out).map_err(ImportError::create(out))?;
 
     // Definitions mode: schemas and events are re-applied on every run, not
     // recorded; here they become one version-0 migration, first, in the
@@ -278,14 +277,14 @@ pub fn import(project: &Path, out: &Path) -> Result<ImportReport, String> {
         let up = match read(&path) {
             Ok(up) => up,
             Err(why) => {
-                report.skipped.push((path, why));
+                report.skipped.push((path, why.to_string()));
                 continue;
             }
         };
         let down = match down_file.map(|d| read(&d.path)).transpose() {
             Ok(down) => down,
             Err(why) => {
-                report.skipped.push((path, why));
+                report.skipped.push((path, why.to_string()));
                 continue;
             }
         };

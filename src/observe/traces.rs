@@ -46,11 +46,28 @@ fn configured(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.trim().is_empty())
 }
 
+/// Why traces cannot be exported as the environment asks.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TraceError {
+    /// A protocol other than OTLP/HTTP was asked for.
+    #[error(
+        "OTEL_EXPORTER_OTLP_PROTOCOL={protocol}: surql exports traces over OTLP/HTTP (http/protobuf); point OTEL_EXPORTER_OTLP_ENDPOINT at the collector's HTTP port (4318)"
+    )]
+    Protocol {
+        /// The protocol asked for.
+        protocol: String,
+    },
+    /// The exporter could not be built from the environment.
+    #[error("cannot export traces to OTEL_EXPORTER_OTLP_ENDPOINT: {0}")]
+    Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+}
+
 impl TraceExport {
     /// A `tracing` layer exporting surql's spans, when
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_TRACES_ENDPOINT`) is set and
     /// `OTEL_SDK_DISABLED` is not `true`.
-    pub fn from_env<S>() -> Result<Option<(Self, impl Layer<S>)>, String>
+    pub fn from_env<S>() -> Result<Option<(Self, impl Layer<S>)>, TraceError>
     where
         S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
     {
@@ -64,9 +81,7 @@ impl TraceExport {
             .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
             .unwrap_or_default();
         if !matches!(protocol.as_str(), "" | "http/protobuf") {
-            return Err(format!(
-                "OTEL_EXPORTER_OTLP_PROTOCOL={protocol}: surql exports traces over OTLP/HTTP (http/protobuf); point OTEL_EXPORTER_OTLP_ENDPOINT at the collector's HTTP port (4318)"
-            ));
+            return Err(TraceError::Protocol { protocol });
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(EXPORT_TIMEOUT))
@@ -76,8 +91,7 @@ impl TraceExport {
             .with_http()
             .with_http_client(UreqClient(agent))
             .with_timeout(EXPORT_TIMEOUT)
-            .build()
-            .map_err(|e| format!("cannot export traces to OTEL_EXPORTER_OTLP_ENDPOINT: {e}"))?;
+            .build()?;
         let mut resource = opentelemetry_sdk::Resource::builder();
         if !configured("OTEL_SERVICE_NAME") {
             resource = resource.with_service_name("surql");

@@ -233,7 +233,10 @@ async fn a_project_with_schemas_and_no_migrations_folder_is_imported() {
     assert!(common::tables(&connection).await.contains(&"user".to_string()));
     let nothing = tempfile::tempdir().unwrap();
     let error = import("surrealdb-migrations", nothing.path(), out.path()).unwrap_err();
-    assert!(error.contains("no migrations/, schemas/ or events/ folder"), "{error}");
+    assert!(
+        error.to_string().contains("no migrations/, schemas/ or events/ folder"),
+        "{error}"
+    );
 }
 
 #[test]
