@@ -45,15 +45,15 @@ pub(super) fn migrations(common: &OrchestrateCommon) -> Result<Vec<Migration>, E
 
 /// The `--set KEY=VALUE` options for a script, their raw text registered as secrets.
 pub(super) fn script_options(items: &[String]) -> Result<indexmap::IndexMap<String, serde_json::Value>, Error> {
-    let mut extra = indexmap::IndexMap::new();
+    let mut set = indexmap::IndexMap::new();
     for item in items {
         let (key, value) = parse_script_option(item).map_err(Error::Usage)?;
         // `--set api_token=…` is a secret like any config password, typed or not.
         let raw = item.split_once('=').map_or("", |(_, raw)| raw.trim());
         surql::redact::register_secrets_in(&json!({ key.clone(): raw }));
-        extra.insert(key, value);
+        set.insert(key, value);
     }
-    Ok(extra)
+    Ok(set)
 }
 
 /// `--override-freeze REASON`: the reason is recorded, so it must say something.

@@ -109,7 +109,7 @@ pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
 }
 
 fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployRequest, Error> {
-    let extra = script_options(&args.set)?;
+    let set = script_options(&args.set)?;
     let options = DeployOptions {
         batch_size: args.rollout.batch_size,
         canary_percent: args.rollout.canary_percent,
@@ -121,7 +121,7 @@ fn request(args: &DeployArgs, migrations: Vec<Migration>) -> Result<DeployReques
         connect_timeout: args.connect_timeout,
         operation_timeout: args.operation_timeout,
         approvals: args.approvals.policy(),
-        extra,
+        set,
         max_pause: args.max_pause,
         max_failures: args.rollout.max_failures,
         simulation: None,

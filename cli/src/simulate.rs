@@ -57,7 +57,7 @@ async fn simulate(args: SimulateArgs) -> Result<i32, Error> {
         max_failures: args.rollout.max_failures,
         auto_rollback: !args.no_rollback,
         verify_health: !args.skip_health_check,
-        extra: super::execute::script_options(&args.set)?,
+        set: super::execute::script_options(&args.set)?,
         simulation: Some(Arc::new(simulation)),
         override_freeze: super::execute::override_freeze(args.override_freeze.as_deref())?,
         ..DeployOptions::default()

@@ -47,7 +47,7 @@ fn deployment_record(engine: &Engine, strategy: &Strategy) -> DeploymentRecord {
             max_failures: options.max_failures.map(|b| b.to_string()),
             verify_health: Some(options.verify_health),
             auto_rollback: Some(options.auto_rollback),
-            set: options.extra.clone().into_iter().collect(),
+            set: options.set.clone().into_iter().collect(),
             force: options.undo.as_ref().map(|undo| undo.force),
             connect_timeout_s: Some(options.connect_timeout.as_secs_f64()),
             operation_timeout_s: Some(options.operation_timeout.as_secs_f64()),

@@ -360,7 +360,7 @@ impl RecordedDeployment<'_> {
                 .and_then(|text| FailureBudget::parse(text).ok()),
             verify_health: options.verify_health.unwrap_or(true),
             auto_rollback: options.auto_rollback.unwrap_or(true),
-            extra: options.set.clone().into_iter().collect(),
+            set: options.set.clone().into_iter().collect(),
             approvals: overrides.approvals.clone(),
             connect_timeout: (overrides.connect_timeout)
                 .or_else(|| recorded_seconds(options.connect_timeout_s))

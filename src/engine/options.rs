@@ -32,7 +32,7 @@ pub struct DeployOptions {
     /// Approvals given up front (`--approve`, `--yes`) and whether to prompt.
     pub approvals: ApprovalPolicy,
     /// Custom values for scripts (`--set key=value`).
-    pub extra: IndexMap<String, serde_json::Value>,
+    pub set: IndexMap<String, serde_json::Value>,
     /// Total time a strategy may spend in `pause` (`--max-pause`).
     pub max_pause: Duration,
     /// Failures after which a `deploy` call starts no more environments
@@ -90,7 +90,7 @@ impl Default for DeployOptions {
             connect_timeout: crate::connection::DEFAULT_CONNECT_TIMEOUT,
             operation_timeout: crate::connection::DEFAULT_OPERATION_TIMEOUT,
             approvals: ApprovalPolicy::default(),
-            extra: IndexMap::new(),
+            set: IndexMap::new(),
             max_pause: Duration::from_secs(86_400),
             max_failures: None,
             simulation: None,

@@ -200,7 +200,7 @@ fn options_map(engine: &Engine, strategy: &Strategy) -> Map {
     map.insert("verify_health".into(), o.verify_health.into());
     map.insert("auto_rollback".into(), o.auto_rollback.into());
     map.insert("dry_run".into(), o.dry_run.into());
-    for (key, value) in &o.extra {
+    for (key, value) in &o.set {
         map.insert(key.as_str().into(), json_to_dynamic(value));
     }
     map

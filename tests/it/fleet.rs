@@ -145,7 +145,7 @@ async fn canary_deploys_ten_thousand_tenants() {
 #[ignore = "10,000 tenants, about 2 minutes: .ci/run runs it (cargo test --test fleet -- --ignored)"]
 async fn the_waves_example_deploys_ten_thousand_tenants() {
     deploy_the_fleet("examples/strategies/waves.rhai", |r| {
-        r.options.extra.insert("wave_pause_seconds".into(), 0.into());
+        r.options.set.insert("wave_pause_seconds".into(), 0.into());
     })
     .await;
 }

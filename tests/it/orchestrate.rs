@@ -468,7 +468,7 @@ async fn custom_script_sees_envs_options_and_helpers() {
     .unwrap();
     let mut req = request(&["x3", "x1", "x2"], &dir, "custom.rhai");
     req.strategy_dir = work.path().to_path_buf();
-    req.options.extra.insert("greeting".into(), json!("hi"));
+    req.options.set.insert("greeting".into(), json!("hi"));
     let run = deploy(registry, req).await;
     assert!(run.report.script_error.is_none(), "{:?}", run.report.script_error);
     assert_eq!(run.status("x1"), DeploymentStatus::Success);
@@ -490,7 +490,7 @@ async fn waves_example_runs_canary_tag_first() {
         &dir,
         concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/strategies/waves.rhai"),
     );
-    req.options.extra.insert("wave_pause_seconds".into(), json!(0));
+    req.options.set.insert("wave_pause_seconds".into(), json!(0));
     let run = deploy(registry, req).await;
     assert!(run.report.script_error.is_none(), "{:?}", run.report.script_error);
     assert!(run.report.all_succeeded(), "{:?}", run.report.results);

@@ -162,7 +162,7 @@ async fn built_in_strategies_behave_as_documented() {
             deny: &[],
             halt: &[],
             setup: |r| {
-                r.options.extra.insert("wave_pause_seconds".into(), 0.into());
+                r.options.set.insert("wave_pause_seconds".into(), 0.into());
             },
             // Wave 1 is env0, wave 2 (25 % of the other 8) env1 and env2, wave 3
             // the rest: env3 fails there, and the whole wave is rolled back.
@@ -177,7 +177,7 @@ async fn built_in_strategies_behave_as_documented() {
             deny: &[],
             halt: &[],
             setup: |r| {
-                r.options.extra.insert("bake_seconds".into(), 0.into());
+                r.options.set.insert("bake_seconds".into(), 0.into());
             },
             // Canary env00; 10 % of the other 19 (env01, env02) with a budget of
             // one: env02 fails there, and the rest is never started.
