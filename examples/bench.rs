@@ -26,10 +26,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use surql::connection::{ConnectionConfig, connect};
-use surql::{
-    DeployRequest, EnvironmentConfig, EnvironmentRegistry, HealthCheck, MigrationCoordinator, discover_migrations,
-};
+use surql::connection::{Client, ConnectionConfig, connect};
+use surql::{DeployRequest, EnvironmentConfig, EnvironmentRegistry, MigrationCoordinator, discover_migrations};
 
 #[path = "../tests/it/common/server.rs"]
 mod server;
@@ -131,13 +129,18 @@ fn connection(url: &str, ns: String) -> ConnectionConfig {
 }
 
 async fn floor(url: &str, prefix: &str, n: usize, statements: &[String]) {
+    // One client, as surql has: the tenants share its signed-in connections.
+    let client = Client::new();
     let failures = futures::stream::iter(0..n)
         .map(|i| {
             let config = connection(url, format!("{prefix}{i}"));
             let statements = statements.to_vec();
+            let client = client.clone();
             async move {
                 tokio::spawn(async move {
-                    let db = connect(&config, Duration::from_secs(30)).await.expect("floor connect");
+                    let db = connect(&client, &config, Duration::from_secs(30))
+                        .await
+                        .expect("floor connect");
                     for sql in statements {
                         db.query(sql.as_str())
                             .await
@@ -229,7 +232,7 @@ async fn one_round(
     .await;
 
     let names = vec!["tag:tenant".to_string()];
-    let check = HealthCheck::new();
+    let check = coordinator.health_check(surql::health::DEFAULT_HEALTH_TIMEOUT);
     let mut status_ok = true;
     let status_phase = measure(server_pid, async {
         let statuses = coordinator
@@ -264,7 +267,7 @@ async fn one_round(
         status: status_phase,
         validate: validate_phase,
         ok,
-        round_trip: surql::connection::round_trip(&connection(&url, format!("{surql_prefix}0"))),
+        round_trip: surql::connection::round_trip(coordinator.client(), &connection(&url, format!("{surql_prefix}0"))),
     }
 }
 

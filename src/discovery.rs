@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::config::{EnvironmentTemplate, EnvironmentsFile};
-use crate::connection::{AuthLevel, ConnectionConfig, connect_unscoped, run_query};
+use crate::connection::{AuthLevel, Client, ConnectionConfig, connect_unscoped, run_query};
 use crate::registry::EnvironmentConfig;
 
 /// What one template expanded to.
@@ -62,7 +62,9 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 
 /// Expands every template of `file` into environments appended to
 /// `file.environments` (sorted by discovered name), and clears the templates.
+/// Each server is asked through `client`.
 pub async fn expand_templates(
+    client: &Client,
     file: &mut EnvironmentsFile,
     timeout: Duration,
 ) -> Result<Vec<Expansion>, DiscoveryError> {
@@ -73,7 +75,7 @@ pub async fn expand_templates(
     // A set, not a scan of the list per discovered name: 10,000 tenants stay O(N).
     let mut taken: std::collections::HashSet<String> = file.environments.iter().map(|e| e.name.clone()).collect();
     for template in &templates {
-        let (names, expanded) = expand(template, timeout).await?;
+        let (names, expanded) = expand(client, template, timeout).await?;
         for environment in expanded {
             if !taken.insert(environment.name.clone()) {
                 return Err(error(
@@ -105,6 +107,7 @@ fn error(template: &EnvironmentTemplate, message: String) -> DiscoveryError {
 }
 
 async fn expand(
+    client: &Client,
     template: &EnvironmentTemplate,
     timeout: Duration,
 ) -> Result<(Vec<String>, Vec<EnvironmentConfig>), DiscoveryError> {
@@ -127,7 +130,7 @@ async fn expand(
     let root_level = base.username.is_none() || base.auth_level == AuthLevel::Root;
     if !by_namespace && root_level {
         // Selecting a missing namespace would create it: look first.
-        let db = connect_unscoped(&base, timeout, false)
+        let db = connect_unscoped(client, &base, timeout, false)
             .await
             .map_err(|e| error(template, e.to_string()))?;
         let info = run_query(&db, "INFO FOR ROOT;", json!({}))
@@ -142,7 +145,7 @@ async fn expand(
             return Ok((Vec::new(), Vec::new()));
         }
     }
-    let db = connect_unscoped(&base, timeout, !by_namespace)
+    let db = connect_unscoped(client, &base, timeout, !by_namespace)
         .await
         .map_err(|e| error(template, e.to_string()))?;
     let (query, section) = if by_namespace {

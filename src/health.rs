@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use serde::Serialize;
 
-use crate::connection::{self, ConnectionConfig, ConnectionError, QueryError, ReadOnly, open_read_only};
+use crate::connection::{self, Client, ConnectionConfig, ConnectionError, QueryError, ReadOnly, open_read_only};
 use crate::migration::AppliedMigration;
 use crate::migration::history::{read_histories, read_histories_if_all_exist, read_history};
 use crate::registry::EnvironmentConfig;
@@ -90,30 +90,45 @@ impl Inspection {
     }
 }
 
-/// Checks environments, each within a timeout, all at once.
+/// Checks environments, each within a timeout, all at once, connecting
+/// through its [`Client`].
 #[derive(Debug, Clone)]
 pub struct HealthCheck {
     /// Time allowed for one environment's whole check.
     pub timeout: Duration,
+    /// Whose pooled connections and listings the check uses.
+    client: Client,
 }
 
 impl Default for HealthCheck {
     fn default() -> Self {
-        Self {
-            timeout: DEFAULT_HEALTH_TIMEOUT,
-        }
+        Self::with_timeout(DEFAULT_HEALTH_TIMEOUT)
     }
 }
 
 impl HealthCheck {
-    /// A check with the default timeout (10 s).
+    /// A check with the default timeout (10 s), on a client of its own.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// A check with another timeout.
+    /// A check with another timeout, on a client of its own.
     pub fn with_timeout(timeout: Duration) -> Self {
-        Self { timeout }
+        Self {
+            timeout,
+            client: Client::new(),
+        }
+    }
+
+    /// The same check on `client`'s pooled connections and caches (a
+    /// coordinator's, see [`MigrationCoordinator::health_check`](crate::MigrationCoordinator::health_check)).
+    pub fn with_client(self, client: Client) -> Self {
+        Self { client, ..self }
+    }
+
+    /// The client the check connects through.
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     /// Checks one environment.
@@ -132,7 +147,7 @@ impl HealthCheck {
             session: ReadOnly::Missing(None),
         };
         let check = async {
-            let db = match open_read_only(&environment.connection, self.timeout).await {
+            let db = match open_read_only(&self.client, &environment.connection, self.timeout).await {
                 Ok(ReadOnly::Selected(db)) => db,
                 // Reachable and signed in, but nothing was ever applied here.
                 Ok(ReadOnly::Missing(session)) => {
@@ -248,7 +263,7 @@ impl HealthCheck {
                 if sign_in_failed.load(std::sync::atomic::Ordering::Relaxed) {
                     return None;
                 }
-                let session = match connection::connect_unscoped(config, self.timeout, false).await {
+                let session = match connection::connect_unscoped(&self.client, config, self.timeout, false).await {
                     Ok(session) => session,
                     Err(_) => {
                         sign_in_failed.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -301,7 +316,7 @@ impl HealthCheck {
         let timed_out = self.timed_out(config);
         let configs: Vec<&ConnectionConfig> = environments.iter().map(|e| &e.connection).collect();
         // Each of its requests has its own timeout; one that fails fails only its namespaces.
-        let existing = match connection::existing_scopes(&configs, self.timeout).await {
+        let existing = match connection::existing_scopes(&self.client, &configs, self.timeout).await {
             Ok(existing) => existing,
             Err(e @ ConnectionError::SignIn { .. }) => return all_failed(true, false, e.to_string()),
             Err(e) => return all_failed(false, false, e.to_string()),
@@ -332,7 +347,7 @@ impl HealthCheck {
             .chunks(connection::SCOPES_PER_REQUEST)
             .map(|chunk| async move {
                 let read = async {
-                    let session = connection::connect_unscoped(config, self.timeout, false)
+                    let session = connection::connect_unscoped(&self.client, config, self.timeout, false)
                         .await
                         .map_err(|e| e.to_string())?;
                     let databases = scopes_of(environments, chunk);

@@ -61,7 +61,7 @@ pub use config::{
     ConfigError, Discover, DiscoverConnection, EnvironmentTemplate, EnvironmentsFile, StateConnection, json_schema,
     load_environments_file,
 };
-pub use connection::{AuthLevel, ConnectionConfig};
+pub use connection::{AuthLevel, Client, ConnectionConfig};
 pub use coordinator::{
     BaselineOutcome, Continued, CoordinatorError, DeployRequest, DeploymentReport, EnvironmentStatus,
     MigrationCoordinator, PreparedDeployment, RecordedDeployment, RecordedOverrides, Rerun, RetrySelection,
@@ -87,11 +87,13 @@ pub use script::{ScriptError, Strategy, StrategyError, parse_script_option};
 /// asked within the default health timeout), plugins loaded from paths
 /// relative to the file. The guide's `configure_environments` +
 /// `get_registry()`: the registry is [`MigrationCoordinator::registry`].
+/// The coordinator owns the client discovery connected through.
 pub async fn configure_environments(path: impl AsRef<std::path::Path>) -> Result<MigrationCoordinator, Error> {
     let path = path.as_ref();
-    let file = coordinator::load_environments(path, health::DEFAULT_HEALTH_TIMEOUT)
+    let client = connection::Client::new();
+    let file = coordinator::load_environments(&client, path, health::DEFAULT_HEALTH_TIMEOUT)
         .await?
         .0;
     let config_dir = path.parent().unwrap_or(std::path::Path::new("."));
-    Ok(MigrationCoordinator::from_file(&file, config_dir)?)
+    Ok(MigrationCoordinator::from_file(&file, config_dir)?.with_client(client))
 }

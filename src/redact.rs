@@ -18,6 +18,8 @@ struct Secrets {
     matcher: Option<Arc<AhoCorasick>>,
 }
 
+/// Process-wide on purpose, not a client's: a secret is masked in everything
+/// this process prints, logs or sends, whoever registered it.
 static SECRETS: LazyLock<RwLock<Secrets>> = LazyLock::new(Default::default);
 
 /// Text shown instead of a secret.

@@ -13,15 +13,16 @@ use super::render;
 use surql::EnvironmentsFile;
 use surql::Error;
 use surql::EventSink;
+use surql::connection::Client;
 use surql::load_environments;
 use surql::migration::{Migration, discover_migrations};
 use surql::parse_script_option;
 use surql::state::StateStore;
 use surql::{DeployRequest, MigrationCoordinator};
 
-/// The config file with its `discover` templates expanded.
-pub(super) async fn load_config(common: &OrchestrateCommon) -> Result<EnvironmentsFile, Error> {
-    let (file, expansions) = load_environments(&common.config, common.health_timeout).await?;
+/// The config file with its `discover` templates expanded (through `client`).
+pub(super) async fn load_config(client: &Client, common: &OrchestrateCommon) -> Result<EnvironmentsFile, Error> {
+    let (file, expansions) = load_environments(client, &common.config, common.health_timeout).await?;
     if common.output == OutputFormat::Table {
         for expansion in expansions {
             eprintln!(
@@ -35,8 +36,10 @@ pub(super) async fn load_config(common: &OrchestrateCommon) -> Result<Environmen
     Ok(file)
 }
 
-pub(super) async fn coordinator(common: &OrchestrateCommon) -> Result<MigrationCoordinator, Error> {
-    Ok(MigrationCoordinator::new(load_config(common).await?.registry()))
+/// A coordinator over the config file's environments, connecting through
+/// `client` (the command's one client, which discovery used too).
+pub(super) async fn coordinator(client: &Client, common: &OrchestrateCommon) -> Result<MigrationCoordinator, Error> {
+    Ok(MigrationCoordinator::new(load_config(client, common).await?.registry()).with_client(client.clone()))
 }
 
 pub(super) fn migrations(common: &OrchestrateCommon) -> Result<Vec<Migration>, Error> {
@@ -68,8 +71,10 @@ pub(super) fn override_freeze(reason: Option<&str>) -> Result<Option<String>, Er
 
 /// Runs a deployment request with progress, the terminal approver, Ctrl-C
 /// and the state store (waiting for overlapping deployments with `wait`),
-/// and prints its report (`--report` when `args` has one).
+/// and prints its report (`--report` when `args` has one). Connects through
+/// `client`, the command's (its state store's) one client.
 pub(super) async fn execute(
+    client: &Client,
     request: DeployRequest,
     common: &OrchestrateCommon,
     store: Option<Arc<surql::state::StateStore>>,
@@ -77,7 +82,7 @@ pub(super) async fn execute(
     args: Option<&DeployArgs>,
 ) -> Result<i32, Error> {
     let dry_run = request.options.dry_run;
-    let file = load_config(common).await?;
+    let file = load_config(client, common).await?;
     let config_dir = common.config.parent().unwrap_or(Path::new("."));
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
     let json_output = common.output == OutputFormat::Json;
@@ -95,6 +100,7 @@ pub(super) async fn execute(
         multi: progress.multi(),
     };
     let mut coordinator = MigrationCoordinator::from_file(&file, config_dir)?
+        .with_client(client.clone())
         .with_events(EventSink::new(sender))
         .with_approver(Arc::new(approver))
         .stop_on_ctrl_c();
@@ -168,19 +174,27 @@ pub(super) async fn execute(
 
 /// The state store of `--state`, else of the `"state"` of the environments
 /// file at `config` when there is one (its password registered as a secret).
-pub(super) async fn open(state: &StateArgs, config: &std::path::Path) -> Result<StateStore, Error> {
-    Ok(StateStore::open(store_config(state, config)?, STORE_CONNECT_TIMEOUT).await?)
+pub(super) async fn open(client: &Client, state: &StateArgs, config: &std::path::Path) -> Result<StateStore, Error> {
+    Ok(StateStore::open(client, store_config(state, config)?, STORE_CONNECT_TIMEOUT).await?)
 }
 
 /// The store for reading only, if it exists (see [`StateStore::open_existing`]).
-pub(super) async fn open_existing(state: &StateArgs, config: &std::path::Path) -> Result<Option<StateStore>, Error> {
-    Ok(StateStore::open_existing(store_config(state, config)?, STORE_CONNECT_TIMEOUT).await)
+pub(super) async fn open_existing(
+    client: &Client,
+    state: &StateArgs,
+    config: &std::path::Path,
+) -> Result<Option<StateStore>, Error> {
+    Ok(StateStore::open_existing(client, store_config(state, config)?, STORE_CONNECT_TIMEOUT).await)
 }
 
 /// [`open`] for reading: an embedded store a running deployment holds is
 /// read through that process.
-pub(super) async fn open_to_read(state: &StateArgs, config: &std::path::Path) -> Result<StateStore, Error> {
-    Ok(StateStore::open_to_read(store_config(state, config)?, STORE_CONNECT_TIMEOUT).await?)
+pub(super) async fn open_to_read(
+    client: &Client,
+    state: &StateArgs,
+    config: &std::path::Path,
+) -> Result<StateStore, Error> {
+    Ok(StateStore::open_to_read(client, store_config(state, config)?, STORE_CONNECT_TIMEOUT).await?)
 }
 
 const STORE_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

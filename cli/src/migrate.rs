@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::args::{MigrateCommand, Target};
 use super::render;
 use surql::Error;
-use surql::connection::{ConnectionConfig, Db, Timeouts, connect, connect_read_only};
+use surql::connection::{Client, ConnectionConfig, Db, Timeouts, connect, connect_read_only};
 use surql::error::{EXIT_FAILURE, EXIT_SUCCESS};
 use surql::migration::{
     self, AppliedMigration, ApplyContext, ApplyError, Migration, applied_migrations, discover_migrations, down_script,
@@ -14,24 +14,26 @@ use surql::migration::{
 };
 
 pub async fn run(command: MigrateCommand) -> Result<i32, Error> {
+    // One command, one client: its connections are signed in to once.
+    let client = &Client::new();
     match command {
         MigrateCommand::Create { name, dir } => create(&dir.migrations_dir, &name),
-        MigrateCommand::Up { steps, dry_run, target } => up(&target, steps, dry_run).await,
-        MigrateCommand::Down { steps, dry_run, target } => down(&target, steps, dry_run).await,
-        MigrateCommand::Status { target } => status(&target).await,
+        MigrateCommand::Up { steps, dry_run, target } => up(client, &target, steps, dry_run).await,
+        MigrateCommand::Down { steps, dry_run, target } => down(client, &target, steps, dry_run).await,
+        MigrateCommand::Status { target } => status(client, &target).await,
         MigrateCommand::Baseline {
             version,
             dry_run,
             target,
-        } => baseline(&target, &version, dry_run).await,
-        MigrateCommand::Adopt { dry_run, target } => adopt(&target, dry_run).await,
+        } => baseline(client, &target, &version, dry_run).await,
+        MigrateCommand::Adopt { dry_run, target } => adopt(client, &target, dry_run).await,
         MigrateCommand::Import { from, source, out } => import(&from, &source, &out),
-        MigrateCommand::Validate { target } => validate(&target).await,
-        MigrateCommand::Verify { target } => verify(&target).await,
+        MigrateCommand::Validate { target } => validate(client, &target).await,
+        MigrateCommand::Verify { target } => verify(client, &target).await,
         MigrateCommand::Unlock { yes, target } => {
-            let connection = resolve_connection(&target).await?;
+            let connection = resolve_connection(client, &target).await?;
             let name = format!("{} ({}/{})", connection.display_url(), connection.db_ns, connection.db);
-            let outcome = super::unlock::unlock(&name, &connection, timeouts(&target), yes).await?;
+            let outcome = super::unlock::unlock(client, &name, &connection, timeouts(&target), yes).await?;
             Ok(if super::unlock::report(&name, &outcome) {
                 EXIT_SUCCESS
             } else {
@@ -72,10 +74,10 @@ fn create(dir: &Path, name: &str) -> Result<i32, Error> {
 }
 
 /// The one database of `target`: from --config/--env, or from flags and SURQL_* variables.
-async fn resolve_connection(target: &Target) -> Result<ConnectionConfig, Error> {
+async fn resolve_connection(client: &Client, target: &Target) -> Result<ConnectionConfig, Error> {
     if let Some(name) = &target.environment {
         let path = target.config.clone().unwrap_or_else(|| "environments.json".into());
-        let (file, _) = surql::load_environments(&path, timeout(target)).await?;
+        let (file, _) = surql::load_environments(client, &path, timeout(target)).await?;
         let registry = file.registry();
         let environment = registry.get(name).map_err(|source| Error::NotInConfig {
             config: path.clone(),
@@ -120,14 +122,18 @@ fn timeouts(target: &Target) -> Timeouts {
     }
 }
 
-async fn open(target: &Target, connection: &ConnectionConfig) -> Result<Db, Error> {
-    Ok(connect(connection, timeouts(target)).await?)
+async fn open(client: &Client, target: &Target, connection: &ConnectionConfig) -> Result<Db, Error> {
+    Ok(connect(client, connection, timeouts(target)).await?)
 }
 
 /// History of a database without creating anything; empty when it was never initialised.
 /// Another tool's history there (without surql's) stops it, saying what to do.
-async fn read_history(target: &Target, connection: &ConnectionConfig) -> Result<Vec<AppliedMigration>, Error> {
-    match connect_read_only(connection, timeouts(target)).await {
+async fn read_history(
+    client: &Client,
+    target: &Target,
+    connection: &ConnectionConfig,
+) -> Result<Vec<AppliedMigration>, Error> {
+    match connect_read_only(client, connection, timeouts(target)).await {
         Ok(Some(db)) => {
             let applied = applied_migrations(&db).await?;
             if applied.is_empty()
@@ -155,12 +161,12 @@ fn context(target: &Target) -> ApplyContext {
     ctx
 }
 
-async fn up(target: &Target, steps: Option<usize>, dry_run: bool) -> Result<i32, Error> {
+async fn up(client: &Client, target: &Target, steps: Option<usize>, dry_run: bool) -> Result<i32, Error> {
     let migrations = load_migrations(target)?;
-    let connection = resolve_connection(target).await?;
+    let connection = resolve_connection(client, target).await?;
     if dry_run {
         // Read-only: history is read if it exists; nothing is created.
-        let applied = read_history(target, &connection).await?;
+        let applied = read_history(client, target, &connection).await?;
         let plan = migration::plan(&migrations, &applied);
         if let Some(refusal) = plan.refusal(context(target).order) {
             return Err(ApplyError::Refused(refusal).into());
@@ -184,8 +190,8 @@ async fn up(target: &Target, steps: Option<usize>, dry_run: bool) -> Result<i32,
         return Ok(EXIT_SUCCESS);
     }
     // Stops on another tool's history before anything is created.
-    read_history(target, &connection).await?;
-    let db = open(target, &connection).await?;
+    read_history(client, target, &connection).await?;
+    let db = open(client, target, &connection).await?;
     let ctx = context(target);
     match migration::migrate_up(&db, &connection, &migrations, steps, &ctx).await {
         Ok(applied) => {
@@ -213,10 +219,10 @@ async fn up(target: &Target, steps: Option<usize>, dry_run: bool) -> Result<i32,
     }
 }
 
-async fn down(target: &Target, steps: usize, dry_run: bool) -> Result<i32, Error> {
+async fn down(client: &Client, target: &Target, steps: usize, dry_run: bool) -> Result<i32, Error> {
     let migrations = load_migrations(target)?;
-    let connection = resolve_connection(target).await?;
-    let applied = read_history(target, &connection).await?;
+    let connection = resolve_connection(client, target).await?;
+    let applied = read_history(client, target, &connection).await?;
     if dry_run {
         let targets = rollback_plan(&migrations, &applied, steps)?;
         println!(
@@ -245,7 +251,7 @@ async fn down(target: &Target, steps: usize, dry_run: bool) -> Result<i32, Error
         );
         return Ok(EXIT_SUCCESS);
     }
-    let db = open(target, &connection).await?;
+    let db = open(client, target, &connection).await?;
     let ctx = context(target);
     match migration::migrate_down(&db, &migrations, steps, &ctx).await {
         Ok(reverted) => {
@@ -272,16 +278,16 @@ async fn down(target: &Target, steps: usize, dry_run: bool) -> Result<i32, Error
     }
 }
 
-async fn baseline(target: &Target, version: &str, dry_run: bool) -> Result<i32, Error> {
+async fn baseline(client: &Client, target: &Target, version: &str, dry_run: bool) -> Result<i32, Error> {
     let migrations = load_migrations(target)?;
-    let connection = resolve_connection(target).await?;
+    let connection = resolve_connection(client, target).await?;
     let recorded = if dry_run {
-        let applied = read_history(target, &connection).await?;
+        let applied = read_history(client, target, &connection).await?;
         let plan = migration::baseline::baseline_plan(&migrations, &applied, version)?;
         println!("Dry run: nothing was written.");
         plan.into_iter().map(Migration::id).collect()
     } else {
-        let db = open(target, &connection).await?;
+        let db = open(client, target, &connection).await?;
         migration::baseline::baseline(&db, &connection, &migrations, version, &context(target)).await?
     };
     let verb = if dry_run { "would record" } else { "recorded" };
@@ -327,12 +333,12 @@ fn import(from: &str, source: &Path, out: &Path) -> Result<i32, Error> {
     })
 }
 
-async fn adopt(target: &Target, dry_run: bool) -> Result<i32, Error> {
+async fn adopt(client: &Client, target: &Target, dry_run: bool) -> Result<i32, Error> {
     use migration::adopt;
     let migrations = load_migrations(target)?;
-    let connection = resolve_connection(target).await?;
+    let connection = resolve_connection(client, target).await?;
     let rows = if dry_run {
-        let foreign = match connect_read_only(&connection, timeouts(target)).await? {
+        let foreign = match connect_read_only(client, &connection, timeouts(target)).await? {
             Some(db) => adopt::read_foreign(&db).await?,
             None => None,
         };
@@ -343,7 +349,7 @@ async fn adopt(target: &Target, dry_run: bool) -> Result<i32, Error> {
         println!("Dry run: nothing was written.");
         adopt::adopt_plan(&migrations, &foreign)?
     } else {
-        let db = open(target, &connection).await?;
+        let db = open(client, target, &connection).await?;
         adopt::adopt(&db, &migrations, &context(target)).await?
     };
     let verb = if dry_run { "would adopt" } else { "adopted" };
@@ -362,10 +368,10 @@ async fn adopt(target: &Target, dry_run: bool) -> Result<i32, Error> {
     Ok(EXIT_SUCCESS)
 }
 
-async fn status(target: &Target) -> Result<i32, Error> {
+async fn status(client: &Client, target: &Target) -> Result<i32, Error> {
     let migrations = load_migrations(target)?;
-    let connection = resolve_connection(target).await?;
-    let applied = read_history(target, &connection).await?;
+    let connection = resolve_connection(client, target).await?;
+    let applied = read_history(client, target, &connection).await?;
     let plan = migration::plan(&migrations, &applied);
     println!("{}", render::migration_table(&plan.rows));
     println!(
@@ -384,13 +390,14 @@ async fn status(target: &Target) -> Result<i32, Error> {
 }
 
 /// The database as the one environment of a registry, verified like any.
-async fn verify(target: &Target) -> Result<i32, Error> {
+async fn verify(client: &Client, target: &Target) -> Result<i32, Error> {
     let migrations = load_migrations(target)?;
-    let connection = resolve_connection(target).await?;
+    let connection = resolve_connection(client, target).await?;
     let name = target.environment.clone().unwrap_or_else(|| "database".into());
     let mut registry = surql::EnvironmentRegistry::new();
     registry.register(surql::EnvironmentConfig::new(name.clone(), connection))?;
     let results = surql::MigrationCoordinator::new(registry)
+        .with_client(client.clone())
         .verify_environments(&[name], migrations, timeout(target).max(Duration::from_secs(10)))
         .await?;
     let mut all_ok = true;
@@ -404,7 +411,7 @@ async fn verify(target: &Target) -> Result<i32, Error> {
     Ok(if all_ok { EXIT_SUCCESS } else { EXIT_FAILURE })
 }
 
-async fn validate(target: &Target) -> Result<i32, Error> {
+async fn validate(client: &Client, target: &Target) -> Result<i32, Error> {
     let migrations = load_migrations(target)?;
     println!(
         "{} migration file(s) in {} parse",
@@ -416,8 +423,8 @@ async fn validate(target: &Target) -> Result<i32, Error> {
         println!("no database given: checksums not compared (pass --db-url/--ns/--db or --config/--env)");
         return Ok(EXIT_SUCCESS);
     }
-    let connection = resolve_connection(target).await?;
-    let applied = read_history(target, &connection).await?;
+    let connection = resolve_connection(client, target).await?;
+    let applied = read_history(client, target, &connection).await?;
     let plan = migration::plan(&migrations, &applied);
     if plan.drift.is_empty() {
         println!("checksums of {} applied migration(s) match", applied.len());

@@ -12,8 +12,8 @@ use surql::Continued;
 use surql::DeployOptions;
 use surql::DeployRequest;
 use surql::Error;
+use surql::connection::Client;
 use surql::error::{EXIT_FAILURE, EXIT_SUCCESS};
-use surql::health::HealthCheck;
 use surql::migration::{ApplyContext, Migration};
 
 pub async fn run(command: OrchestrateCommand) -> Result<i32, Error> {
@@ -180,6 +180,7 @@ fn valid_deployment_id(id: &str) -> Result<String, Error> {
 /// [`surql::RecordedDeployment::continue_id`]); the environments file is
 /// read for it only when the id is recorded.
 async fn continued(
+    client: &Client,
     store: &surql::state::StateStore,
     id: &str,
     request: &surql::DeployRequest,
@@ -191,7 +192,7 @@ async fn continued(
         Err(error) => return Err(error.into()),
         Ok(_) => {}
     }
-    let coordinator = coordinator(&args.common).await?;
+    let coordinator = coordinator(client, &args.common).await?;
     let recorded = surql::RecordedDeployment {
         coordinator: &coordinator,
         store,
@@ -208,36 +209,53 @@ async fn continued(
 async fn deploy(args: DeployArgs) -> Result<i32, Error> {
     let migrations = migrations(&args.common)?;
     let mut request = request(&args, migrations)?;
+    // One client for the command: the store, discovery and the deployment
+    // share its connections.
+    let client = &Client::new();
     // A dry run records nothing, but reads the store when there is one
     // (promotion rules, estimates), creating nothing.
     let store: Option<Arc<surql::state::StateStore>> = match args.dry_run {
-        true => super::execute::open_existing(&args.state, &args.common.config)
+        true => super::execute::open_existing(client, &args.state, &args.common.config)
             .await?
             .map(Arc::new),
-        false => Some(super::execute::open(&args.state, &args.common.config).await?.into()),
+        false => Some(
+            super::execute::open(client, &args.state, &args.common.config)
+                .await?
+                .into(),
+        ),
     };
     let mut waited = false;
     loop {
         if let (Some(store), Some(id), false) = (&store, &args.deployment_id, args.dry_run) {
-            (request.kept, request.recorded_runner) = match continued(store, id, &request, &args, waited).await? {
-                Continued::New => (Vec::new(), None),
-                Continued::Continue { kept, runner, notices } => {
-                    notices.iter().for_each(|notice| eprintln!("{notice}"));
-                    (kept, Some(runner))
-                }
-                Continued::FinishedMeanwhile { runner, counts } => {
-                    let what = match request.shard {
-                        Some(shard) => format!("deployment {id} shard {shard}"),
-                        None => format!("deployment {id}"),
-                    };
-                    eprintln!("{what} was finished by {runner} ({counts})");
-                    let failed = counts.failed + counts.rolled_back > 0;
-                    return Ok(if failed { EXIT_FAILURE } else { EXIT_SUCCESS });
-                }
-                _ => (Vec::new(), None),
-            };
+            (request.kept, request.recorded_runner) =
+                match continued(client, store, id, &request, &args, waited).await? {
+                    Continued::New => (Vec::new(), None),
+                    Continued::Continue { kept, runner, notices } => {
+                        notices.iter().for_each(|notice| eprintln!("{notice}"));
+                        (kept, Some(runner))
+                    }
+                    Continued::FinishedMeanwhile { runner, counts } => {
+                        let what = match request.shard {
+                            Some(shard) => format!("deployment {id} shard {shard}"),
+                            None => format!("deployment {id}"),
+                        };
+                        eprintln!("{what} was finished by {runner} ({counts})");
+                        let failed = counts.failed + counts.rolled_back > 0;
+                        return Ok(if failed { EXIT_FAILURE } else { EXIT_SUCCESS });
+                    }
+                    _ => (Vec::new(), None),
+                };
         }
-        match execute(request.clone(), &args.common, store.clone(), args.wait, Some(&args)).await {
+        match execute(
+            client,
+            request.clone(),
+            &args.common,
+            store.clone(),
+            args.wait,
+            Some(&args),
+        )
+        .await
+        {
             // Another runner claimed it first: wait for it, then continue what it leaves.
             Err(Error::State(surql::state::StateError::Claimed { what, holder })) if args.wait => {
                 eprintln!("waiting: {what} is claimed by {holder}");
@@ -250,9 +268,9 @@ async fn deploy(args: DeployArgs) -> Result<i32, Error> {
 }
 
 async fn status(environments: &[String], common: &OrchestrateCommon) -> Result<i32, Error> {
-    let coordinator = coordinator(common).await?;
+    let coordinator = coordinator(&Client::new(), common).await?;
     let migrations = migrations(common)?;
-    let check = HealthCheck::with_timeout(common.health_timeout);
+    let check = coordinator.health_check(common.health_timeout);
     let statuses = coordinator
         .get_deployment_status(environments, &migrations, &check)
         .await?;
@@ -268,9 +286,9 @@ async fn status(environments: &[String], common: &OrchestrateCommon) -> Result<i
 }
 
 async fn validate(environments: &[String], common: &OrchestrateCommon) -> Result<i32, Error> {
-    let coordinator = coordinator(common).await?;
+    let coordinator = coordinator(&Client::new(), common).await?;
     let selected = coordinator.select(environments)?;
-    let check = HealthCheck::with_timeout(common.health_timeout);
+    let check = coordinator.health_check(common.health_timeout);
     let refs: Vec<_> = selected.iter().collect();
     let statuses = check.check_environments(&refs).await;
     let unhealthy = statuses.values().filter(|s| !s.is_healthy).count();
@@ -296,7 +314,7 @@ async fn validate(environments: &[String], common: &OrchestrateCommon) -> Result
 }
 
 async fn verify(environments: &[String], common: &OrchestrateCommon) -> Result<i32, Error> {
-    let coordinator = coordinator(common).await?;
+    let coordinator = coordinator(&Client::new(), common).await?;
     let results = coordinator
         .verify_environments(environments, migrations(common)?, common.health_timeout)
         .await?;
@@ -321,7 +339,7 @@ async fn record_existing(args: ExistingHistoryArgs, version: Option<&str>) -> Re
         common,
     } = args;
     let (environments, common) = (&environments, &common);
-    let coordinator = coordinator(common).await?;
+    let coordinator = coordinator(&Client::new(), common).await?;
     let mut context = ApplyContext::new();
     if let Some(actor) = actor {
         context.actor = actor;
@@ -363,11 +381,18 @@ async fn record_existing(args: ExistingHistoryArgs, version: Option<&str>) -> Re
 }
 
 async fn unlock(environments: &[String], yes: bool, common: &OrchestrateCommon) -> Result<i32, Error> {
-    let coordinator = coordinator(common).await?;
+    let coordinator = coordinator(&Client::new(), common).await?;
     let mut all_unlocked = true;
     for environment in coordinator.select(environments)? {
         let timeouts = surql::connection::Timeouts::from(common.health_timeout);
-        let outcome = super::unlock::unlock(&environment.name, &environment.connection, timeouts, yes).await?;
+        let outcome = super::unlock::unlock(
+            coordinator.client(),
+            &environment.name,
+            &environment.connection,
+            timeouts,
+            yes,
+        )
+        .await?;
         all_unlocked &= super::unlock::report(&environment.name, &outcome);
     }
     Ok(if all_unlocked { EXIT_SUCCESS } else { EXIT_FAILURE })

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::args::{ApproveArgs, OrchestrateCommon, OutputFormat, RecordedTimeouts, RollbackArgs, StateArgs};
 use super::execute::{open, open_to_read, store_config};
 use surql::Error;
+use surql::connection::Client;
 use surql::error::EXIT_SUCCESS;
 use surql::state::{DeploymentRecord, DeploymentState, EnvironmentRecord};
 use surql::{RecordedDeployment, RecordedOverrides, Rerun, RetrySelection, Shard};
@@ -17,7 +18,7 @@ pub(super) async fn list(
     config: &std::path::Path,
     output: OutputFormat,
 ) -> Result<i32, Error> {
-    let deployments = open_to_read(state, config).await?.list(limit).await?;
+    let deployments = open_to_read(&Client::new(), state, config).await?.list(limit).await?;
     match output {
         OutputFormat::Json => println!("{}", json!({ "deployments": deployments })),
         OutputFormat::Table => println!("{}", deployments_table(&deployments)),
@@ -31,7 +32,7 @@ pub(super) async fn show(
     config: &std::path::Path,
     output: OutputFormat,
 ) -> Result<i32, Error> {
-    let (deployment, environments) = open_to_read(state, config).await?.show(id).await?;
+    let (deployment, environments) = open_to_read(&Client::new(), state, config).await?.show(id).await?;
     match output {
         OutputFormat::Json => {
             let view = surql::observe::DeploymentView::of(deployment, environments);
@@ -171,7 +172,7 @@ pub(super) async fn steer(
     command: surql::state::Command,
     args: &super::args::SteerArgs,
 ) -> Result<i32, Error> {
-    let store = open_to_read(&args.state, &args.config).await?;
+    let store = open_to_read(&Client::new(), &args.state, &args.config).await?;
     let actor = args
         .actor
         .clone()
@@ -203,18 +204,20 @@ pub(super) async fn steer(
 
 /// `resume ID` (see [`RecordedDeployment::resume`]).
 pub(super) async fn resume(id: &str, force: bool, shard: Option<Shard>, run: Run<'_>) -> Result<i32, Error> {
-    let store = open(run.state, &run.common.config).await?;
-    let coordinator = super::execute::coordinator(run.common).await?;
+    let client = &Client::new();
+    let store = open(client, run.state, &run.common.config).await?;
+    let coordinator = super::execute::coordinator(client, run.common).await?;
     let rerun = run.recorded(&coordinator, &store).resume(id, shard, force).await?;
-    execute_rerun(rerun, run.common, Some(store), run.wait).await
+    execute_rerun(client, rerun, run.common, Some(store), run.wait).await
 }
 
 /// `retry ID` (see [`RecordedDeployment::retry`]).
 pub(super) async fn retry(id: &str, which: RetrySelection, run: Run<'_>) -> Result<i32, Error> {
-    let store = open(run.state, &run.common.config).await?;
-    let coordinator = super::execute::coordinator(run.common).await?;
+    let client = &Client::new();
+    let store = open(client, run.state, &run.common.config).await?;
+    let coordinator = super::execute::coordinator(client, run.common).await?;
     match run.recorded(&coordinator, &store).retry(id, which).await? {
-        Some(rerun) => execute_rerun(rerun, run.common, Some(store), run.wait).await,
+        Some(rerun) => execute_rerun(client, rerun, run.common, Some(store), run.wait).await,
         None => nothing_to(id, "retry", &store).await,
     }
 }
@@ -222,8 +225,9 @@ pub(super) async fn retry(id: &str, which: RetrySelection, run: Run<'_>) -> Resu
 /// `rollback ID` (see [`RecordedDeployment::rollback`]), with this run's rollout options.
 pub(super) async fn rollback(args: &RollbackArgs) -> Result<i32, Error> {
     let id = args.id.as_str();
-    let store = open(&args.state, &args.common.config).await?;
-    let coordinator = super::execute::coordinator(&args.common).await?;
+    let client = &Client::new();
+    let store = open(client, &args.state, &args.common.config).await?;
+    let coordinator = super::execute::coordinator(client, &args.common).await?;
     let run = Run {
         timeouts: &args.timeouts,
         approvals: &args.approvals,
@@ -246,7 +250,7 @@ pub(super) async fn rollback(args: &RollbackArgs) -> Result<i32, Error> {
     request.options.max_failures = rollout.max_failures;
     request.options.dry_run = args.dry_run;
     let store = (!args.dry_run).then_some(store);
-    execute_rerun(rerun, &args.common, store, args.wait).await
+    execute_rerun(client, rerun, &args.common, store, args.wait).await
 }
 
 async fn nothing_to(id: &str, what: &str, store: &surql::state::StateStore) -> Result<i32, Error> {
@@ -256,6 +260,7 @@ async fn nothing_to(id: &str, what: &str, store: &surql::state::StateStore) -> R
 }
 
 async fn execute_rerun(
+    client: &Client,
     rerun: Rerun,
     common: &OrchestrateCommon,
     store: Option<surql::state::StateStore>,
@@ -264,7 +269,7 @@ async fn execute_rerun(
     for notice in &rerun.notices {
         eprintln!("{notice}");
     }
-    super::execute::execute(rerun.request, common, store.map(Into::into), wait, None).await
+    super::execute::execute(client, rerun.request, common, store.map(Into::into), wait, None).await
 }
 
 /// How `resume`, `retry` and `rollback` run: approvals, the state store,

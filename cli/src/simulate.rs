@@ -19,7 +19,7 @@ pub async fn run(command: StrategyCommand) -> Result<i32, Error> {
 }
 
 async fn simulate(args: SimulateArgs) -> Result<i32, Error> {
-    let coordinator = super::execute::coordinator(&args.common).await?;
+    let coordinator = super::execute::coordinator(&surql::Client::new(), &args.common).await?;
     let selected: Vec<String> = coordinator
         .select(&args.environments)?
         .into_iter()
@@ -67,10 +67,11 @@ async fn simulate(args: SimulateArgs) -> Result<i32, Error> {
     request.strategy_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
     request.options = options;
     // Past durations for the estimate, read from a store that exists (creating nothing).
-    let coordinator = match super::execute::open_existing(&args.state, &args.common.config).await? {
-        Some(store) => coordinator.with_state(Arc::new(store)),
-        None => coordinator,
-    };
+    let coordinator =
+        match super::execute::open_existing(coordinator.client(), &args.state, &args.common.config).await? {
+            Some(store) => coordinator.with_state(Arc::new(store)),
+            None => coordinator,
+        };
     let report = coordinator.deploy_to_environments(request).await?;
     match args.common.output {
         OutputFormat::Json => println!("{}", render::report_json(&report)),

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 
 use surql::Error;
-use surql::connection::{ConnectionConfig, Timeouts, connect_read_only};
+use surql::connection::{Client, ConnectionConfig, Timeouts, connect_read_only};
 use surql::migration::{current_lock, lock::remove_lock_of};
 
 /// What happened to one database's lock.
@@ -16,12 +16,13 @@ pub enum Unlocked {
 
 /// Shows the holder of `name`'s lock and removes it when confirmed.
 pub async fn unlock(
+    client: &Client,
     name: &str,
     connection: &ConnectionConfig,
     timeouts: Timeouts,
     yes: bool,
 ) -> Result<Unlocked, Error> {
-    let Some(db) = connect_read_only(connection, timeouts).await? else {
+    let Some(db) = connect_read_only(client, connection, timeouts).await? else {
         return Ok(Unlocked::NotLocked);
     };
     let Some(lock) = current_lock(&db).await? else {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use surrealdb::Surreal;
 use surrealdb::engine::any::Any;
 
+use super::Client;
 use super::config::DEFAULT_CONNECT_TIMEOUT;
 
 /// Default time one query (one migration's transaction included) may take.
@@ -42,21 +43,29 @@ impl From<Duration> for Timeouts {
 
 /// A signed-in session. Derefs to the SDK's client for anything surql does
 /// not wrap; queries through [`super::run_query`] and friends use its
-/// operation timeout.
+/// operation timeout. It carries the [`Client`] it was opened through, whose
+/// caches it reads and fills.
 #[derive(Debug, Clone)]
 pub struct Db {
-    client: Surreal<Any>,
+    session: Surreal<Any>,
+    client: Client,
     operation_timeout: Duration,
     embedded: Option<std::sync::Arc<str>>,
 }
 
 impl Db {
-    pub(super) fn new(client: Surreal<Any>, operation_timeout: Duration) -> Self {
+    pub(super) fn new(client: &Client, session: Surreal<Any>, operation_timeout: Duration) -> Self {
         Self {
-            client,
+            session,
+            client: client.clone(),
             operation_timeout: operation_timeout.max(Duration::from_millis(1)),
             embedded: None,
         }
+    }
+
+    /// The client this session was opened through (its pooled connection and caches).
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     /// The session of `config`'s database: names it when the store is
@@ -94,6 +103,6 @@ impl std::ops::Deref for Db {
     type Target = Surreal<Any>;
 
     fn deref(&self) -> &Surreal<Any> {
-        &self.client
+        &self.session
     }
 }

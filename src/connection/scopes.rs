@@ -5,18 +5,20 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::Db;
+use super::client::{Client, RemoteKey};
 use super::config::{AuthLevel, ConnectionConfig, ConnectionError, EndpointKind, escape_ident, scrub, sdk_address};
-use super::listing::*;
-use super::pool::{RemoteKey, with_timeout};
+use super::listing::{cached_listing, fresh_listing, section_names, store_listing};
+use super::pool::with_timeout;
 use super::query::{Collected, QueryError, QueryErrorKind, run_collecting_errors, run_query};
 use super::session::connect_unscoped;
 
 /// Which of `configs` (all on one server, with the same root credentials)
-/// have their namespace and database: namespaces from one cached listing,
-/// databases from `INFO FOR NS` of each namespace not listed within the last
-/// second, [`SCOPES_PER_REQUEST`] namespaces per request, each request on a
-/// session of its own. Reads only.
+/// have their namespace and database: namespaces from one listing cached in
+/// `client`, databases from `INFO FOR NS` of each namespace not listed within
+/// the last second, [`SCOPES_PER_REQUEST`] namespaces per request, each
+/// request on a session of its own. Reads only.
 pub async fn existing_scopes(
+    client: &Client,
     configs: &[&ConnectionConfig],
     timeout: Duration,
 ) -> Result<Vec<Result<bool, QueryError>>, ConnectionError> {
@@ -26,8 +28,8 @@ pub async fn existing_scopes(
     let server = sdk_address(&first.db_url);
     let root_key = (server.clone(), None);
     // Signing in first, listing cached or not: wrong credentials fail as one by one.
-    let session = connect_unscoped(first, timeout, false).await?;
-    let listing = cached_listing(&root_key, async {
+    let session = connect_unscoped(client, first, timeout, false).await?;
+    let listing = cached_listing(client, &root_key, async {
         let root = run_query(&session, "INFO FOR ROOT;", serde_json::json!({})).await?;
         Ok(section_names(root.first(), "namespaces"))
     });
@@ -42,7 +44,7 @@ pub async fn existing_scopes(
     // answer between the listing below and the lookup at the end.
     let ns_exists: Vec<bool> = configs
         .iter()
-        .map(|c| namespaces.contains(&c.db_ns) || noted(&root_key, &c.db_ns))
+        .map(|c| namespaces.contains(&c.db_ns) || client.noted(&root_key, &c.db_ns))
         .collect();
 
     // Databases of each namespace that exists, listed where no fresh listing is known.
@@ -54,7 +56,7 @@ pub async fn existing_scopes(
         if !seen.insert(config.db_ns.as_str()) {
             continue;
         }
-        match fresh_listing(&(server.clone(), Some(config.db_ns.clone()))).await {
+        match fresh_listing(client, &(server.clone(), Some(config.db_ns.clone()))).await {
             Some(names) => {
                 databases.insert(config.db_ns.clone(), Ok(names));
             }
@@ -65,7 +67,7 @@ pub async fn existing_scopes(
     // A request that fails or times out fails only its own namespaces.
     let requests = to_list.chunks(SCOPES_PER_REQUEST).map(|chunk| async move {
         let read = async {
-            let session = connect_unscoped(first, timeout, false)
+            let session = connect_unscoped(client, first, timeout, false)
                 .await
                 .map_err(|e| QueryError::new(QueryErrorKind::ConnectionLost, e.to_string()))?;
             let scopes: Vec<(&str, Option<&str>)> = chunk.iter().map(|ns| (ns.as_str(), None)).collect();
@@ -82,7 +84,7 @@ pub async fn existing_scopes(
         for (ns, info) in answered {
             let listed = info.map(|info| section_names(Some(&info.into_json_value()), "databases"));
             if let Ok(names) = &listed {
-                store_listing(&(server.clone(), Some(ns.clone())), names.clone()).await;
+                store_listing(client, &(server.clone(), Some(ns.clone())), names.clone()).await;
             }
             databases.insert(ns.clone(), listed.map(std::sync::Arc::new));
         }
@@ -96,7 +98,7 @@ pub async fn existing_scopes(
             }
             let db_key = (server.clone(), Some(config.db_ns.clone()));
             match databases.get(&config.db_ns) {
-                Some(Ok(names)) => Ok(names.contains(&config.db) || noted(&db_key, &config.db)),
+                Some(Ok(names)) => Ok(names.contains(&config.db) || client.noted(&db_key, &config.db)),
                 Some(Err(e)) => Err(e.clone()),
                 None => Err(QueryError::unreadable(format!(
                     "namespace '{}' was not listed",

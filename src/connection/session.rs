@@ -3,25 +3,31 @@
 
 use std::time::Duration;
 
+use super::client::Client;
 use super::config::{AuthLevel, ConnectionConfig, ConnectionError, EndpointKind, escape_ident, scrub};
 use super::listing::{database_exists, namespace_exists, note_namespace};
 use super::pool::{evict, open_session, with_timeout};
 use super::query::{CONFLICT_ATTEMPTS, QueryError, conflict_backoff};
 use super::{Db, Timeouts};
 
-/// Opens a session on `config`'s endpoint, signs in, and selects the namespace
-/// and database. SurrealDB 3 creates a missing namespace or database when a
-/// session selects it, so only writers call this; readers use [`connect_read_only`].
-pub async fn connect(config: &ConnectionConfig, timeouts: impl Into<Timeouts>) -> Result<Db, ConnectionError> {
+/// Opens a session on `config`'s endpoint (on a connection pooled in
+/// `client`), signs in, and selects the namespace and database. SurrealDB 3
+/// creates a missing namespace or database when a session selects it, so
+/// only writers call this; readers use [`connect_read_only`].
+pub async fn connect(
+    client: &Client,
+    config: &ConnectionConfig,
+    timeouts: impl Into<Timeouts>,
+) -> Result<Db, ConnectionError> {
     let timeouts = timeouts.into();
     with_timeout(config, timeouts.connect, async {
         let mut fresh = false;
         loop {
-            let db = Db::new(open_session(config).await?, timeouts.operation).of_database(config);
+            let db = Db::new(client, open_session(client, config).await?, timeouts.operation).of_database(config);
             match select(&db, config, false).await {
                 Ok(()) => {
                     // Selecting may have created the namespace.
-                    note_namespace(config);
+                    note_namespace(client, config);
                     return Ok(db);
                 }
                 // A pooled connection whose server restarted or went away
@@ -40,10 +46,11 @@ pub async fn connect(config: &ConnectionConfig, timeouts: impl Into<Timeouts>) -
 /// Like [`connect`], but never creates anything: `Ok(None)` when the namespace
 /// or database does not exist yet (nothing was ever applied there).
 pub async fn connect_read_only(
+    client: &Client,
     config: &ConnectionConfig,
     timeouts: impl Into<Timeouts>,
 ) -> Result<Option<Db>, ConnectionError> {
-    Ok(match open_read_only(config, timeouts).await? {
+    Ok(match open_read_only(client, config, timeouts).await? {
         ReadOnly::Selected(db) => Some(db),
         ReadOnly::Missing(_) => None,
     })
@@ -60,11 +67,11 @@ pub enum ReadOnly {
 }
 
 /// Selects (and so creates) the namespace and database on a session opened by
-/// [`open_read_only`], for writing.
+/// [`open_read_only`], for writing (noted in the session's client).
 pub async fn select_for_write(db: &Db, config: &ConnectionConfig, timeout: Duration) -> Result<(), ConnectionError> {
     with_timeout(config, timeout, async {
         select(db, config, false).await?;
-        note_namespace(config);
+        note_namespace(db.client(), config);
         Ok(())
     })
     .await
@@ -72,6 +79,7 @@ pub async fn select_for_write(db: &Db, config: &ConnectionConfig, timeout: Durat
 
 /// [`connect_read_only`], keeping the session when nothing exists yet.
 pub async fn open_read_only(
+    client: &Client,
     config: &ConnectionConfig,
     timeouts: impl Into<Timeouts>,
 ) -> Result<ReadOnly, ConnectionError> {
@@ -83,19 +91,23 @@ pub async fn open_read_only(
     {
         return Ok(ReadOnly::Missing(None));
     }
-    match with_timeout(config, timeouts.connect, read_only_session(config, timeouts)).await {
+    match with_timeout(config, timeouts.connect, read_only_session(client, config, timeouts)).await {
         // A stale pooled connection (its server restarted): once more, fresh.
         Err(ConnectionError::Connect { .. }) if config.endpoint_kind()? == EndpointKind::Remote => {
-            evict(config);
-            with_timeout(config, timeouts.connect, read_only_session(config, timeouts)).await
+            evict(client, config);
+            with_timeout(config, timeouts.connect, read_only_session(client, config, timeouts)).await
         }
         other => other,
     }
 }
 
-async fn read_only_session(config: &ConnectionConfig, timeouts: Timeouts) -> Result<ReadOnly, ConnectionError> {
+async fn read_only_session(
+    client: &Client,
+    config: &ConnectionConfig,
+    timeouts: Timeouts,
+) -> Result<ReadOnly, ConnectionError> {
     {
-        let db = Db::new(open_session(config).await?, timeouts.operation).of_database(config);
+        let db = Db::new(client, open_session(client, config).await?, timeouts.operation).of_database(config);
         let failed = |e: QueryError| ConnectionError::Connect {
             url: config.display_url(),
             reason: scrub(&e.to_string(), config),
@@ -124,13 +136,14 @@ async fn read_only_session(config: &ConnectionConfig, timeouts: Timeouts) -> Res
 /// when `with_namespace`): for listing namespaces or databases. Creates nothing
 /// when the namespace exists.
 pub async fn connect_unscoped(
+    client: &Client,
     config: &ConnectionConfig,
     timeouts: impl Into<Timeouts>,
     with_namespace: bool,
 ) -> Result<Db, ConnectionError> {
     let timeouts = timeouts.into();
     with_timeout(config, timeouts.connect, async {
-        let db = Db::new(open_session(config).await?, timeouts.operation);
+        let db = Db::new(client, open_session(client, config).await?, timeouts.operation);
         if with_namespace {
             select(&db, config, true).await?;
         }
@@ -159,7 +172,7 @@ async fn select(db: &Db, config: &ConnectionConfig, namespace_only: bool) -> Res
     };
     result.map_err(|e| {
         // A session that cannot even select may sit on a stale pooled connection.
-        evict(config);
+        evict(db.client(), config);
         ConnectionError::Connect {
             url: config.display_url(),
             reason: scrub(&e.to_string(), config),

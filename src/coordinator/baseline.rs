@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::MigrationCoordinator;
-use crate::connection::{Timeouts, connect, connect_read_only};
+use crate::connection::{Client, Timeouts, connect, connect_read_only};
 use crate::migration::adopt;
 use crate::migration::baseline::{baseline, baseline_plan};
 use crate::migration::{ApplyContext, Migration, applied_migrations};
@@ -35,8 +35,9 @@ impl MigrationCoordinator {
         timeouts: Timeouts,
         dry_run: bool,
     ) -> Result<Vec<BaselineOutcome>, RegistryError> {
+        let client = &self.client;
         self.on_each_selected(environments, |environment| async move {
-            baseline_one(&environment, migrations, version, ctx, timeouts, dry_run).await
+            baseline_one(client, &environment, migrations, version, ctx, timeouts, dry_run).await
         })
         .await
     }
@@ -51,8 +52,9 @@ impl MigrationCoordinator {
         timeouts: Timeouts,
         dry_run: bool,
     ) -> Result<Vec<BaselineOutcome>, RegistryError> {
+        let client = &self.client;
         self.on_each_selected(environments, |environment| async move {
-            adopt_one(&environment, migrations, ctx, timeouts, dry_run).await
+            adopt_one(client, &environment, migrations, ctx, timeouts, dry_run).await
         })
         .await
     }
@@ -73,6 +75,7 @@ impl MigrationCoordinator {
 }
 
 async fn adopt_one(
+    client: &Client,
     environment: &EnvironmentConfig,
     migrations: &[Migration],
     ctx: &ApplyContext,
@@ -82,7 +85,7 @@ async fn adopt_one(
     let connection = &environment.connection;
     let outcome: Result<Vec<String>, String> = async {
         let rows = if dry_run {
-            let foreign = match connect_read_only(connection, timeouts)
+            let foreign = match connect_read_only(client, connection, timeouts)
                 .await
                 .map_err(|e| e.to_string())?
             {
@@ -92,7 +95,7 @@ async fn adopt_one(
             let foreign = foreign.ok_or(adopt::NOTHING_TO_ADOPT)?;
             adopt::adopt_plan(migrations, &foreign).map_err(|e| e.to_string())?
         } else {
-            let db = connect(connection, timeouts).await.map_err(|e| e.to_string())?;
+            let db = connect(client, connection, timeouts).await.map_err(|e| e.to_string())?;
             adopt::adopt(&db, migrations, ctx).await.map_err(|e| e.to_string())?
         };
         Ok(rows.iter().map(adopt::AdoptedRow::id).collect())
@@ -103,8 +106,9 @@ async fn adopt_one(
 
 /// Databases without surql's history may hold another tool's: each such
 /// reading becomes unhealthy, naming the tool and what to run. Only those
-/// are asked (one `INFO FOR DB` each, a few at a time).
+/// are asked (one `INFO FOR DB` each, a few at a time), through `client`.
 pub(super) async fn name_foreign_histories(
+    client: &Client,
     environments: &[&EnvironmentConfig],
     readings: &mut [crate::health::Reading],
     timeout: std::time::Duration,
@@ -116,7 +120,7 @@ pub(super) async fn name_foreign_histories(
         .map(|(i, _)| {
             let connection = &environments[i].connection;
             async move {
-                let foreign = match connect_read_only(connection, Timeouts::from(timeout)).await {
+                let foreign = match connect_read_only(client, connection, Timeouts::from(timeout)).await {
                     Ok(Some(db)) => adopt::foreign_tables(&db).await.ok().flatten(),
                     _ => None,
                 };
@@ -145,6 +149,7 @@ fn finished(environment: &EnvironmentConfig, outcome: Result<Vec<String>, String
 }
 
 async fn baseline_one(
+    client: &Client,
     environment: &EnvironmentConfig,
     migrations: &[Migration],
     version: &str,
@@ -155,7 +160,7 @@ async fn baseline_one(
     let connection = &environment.connection;
     let outcome: Result<Vec<String>, String> = async {
         if dry_run {
-            let applied = match connect_read_only(connection, timeouts)
+            let applied = match connect_read_only(client, connection, timeouts)
                 .await
                 .map_err(|e| e.to_string())?
             {
@@ -165,7 +170,7 @@ async fn baseline_one(
             let plan = baseline_plan(migrations, &applied, version).map_err(|e| e.to_string())?;
             return Ok(plan.into_iter().map(Migration::id).collect());
         }
-        let db = connect(connection, timeouts).await.map_err(|e| e.to_string())?;
+        let db = connect(client, connection, timeouts).await.map_err(|e| e.to_string())?;
         baseline(&db, connection, migrations, version, ctx)
             .await
             .map_err(|e| e.to_string())

@@ -90,6 +90,7 @@ impl MigrationCoordinator {
                 selection: request.environments.clone(),
                 shard: request.shard,
                 timeout: request.options.health_timeout,
+                client: self.client.clone(),
             }),
         };
         let engine = Engine::new(EngineParts {
@@ -98,6 +99,7 @@ impl MigrationCoordinator {
             migrations: Arc::new(request.migrations),
             options: request.options,
             context: request.context,
+            client: self.client.clone(),
             events,
             approver: self.approver.clone(),
         });

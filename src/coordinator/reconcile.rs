@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use super::MigrationCoordinator;
-use crate::health::HealthCheck;
 use crate::state::{EnvironmentRecord, EnvironmentState, PlannedMigration, StateError, StateStore};
 
 impl MigrationCoordinator {
@@ -38,7 +37,7 @@ impl MigrationCoordinator {
         if configured.is_empty() {
             return Ok(0);
         }
-        let check = HealthCheck::with_timeout(timeout);
+        let check = self.health_check(timeout);
         let mut readings = check.read_many(&configured).await;
         // Those that could not be read (a busy server) are asked once more:
         // each one missed would be deployed again instead of completed.

@@ -18,6 +18,8 @@ pub(super) struct Rediscovery {
     pub(super) selection: Vec<String>,
     pub(super) shard: Option<Shard>,
     pub(super) timeout: Duration,
+    /// The coordinator's client.
+    pub(super) client: crate::connection::Client,
 }
 
 impl Discoverer for Rediscovery {
@@ -26,7 +28,7 @@ impl Discoverer for Rediscovery {
             let mut again = self.file.clone();
             again.environments.truncate(again.listed_environments);
             again.templates = std::mem::take(&mut again.expanded_templates);
-            crate::discovery::expand_templates(&mut again, self.timeout)
+            crate::discovery::expand_templates(&self.client, &mut again, self.timeout)
                 .await
                 .map_err(|e| e.to_string())?;
             let registry = again.registry();

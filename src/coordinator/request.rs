@@ -12,13 +12,16 @@ use crate::registry::{RegistryError, Shard};
 use crate::script::StrategyError;
 
 /// Loads an environments file and expands its `discover` templates, each
-/// server asked within `timeout`.
+/// server asked within `timeout` through `client` (give the coordinator made
+/// from the file the same one, [`MigrationCoordinator::with_client`](super::MigrationCoordinator::with_client),
+/// and it signs in to them no more).
 pub async fn load_environments(
+    client: &crate::connection::Client,
     path: &std::path::Path,
     timeout: Duration,
 ) -> Result<(EnvironmentsFile, Vec<Expansion>), crate::Error> {
     let mut file = crate::config::load_environments_file(path)?;
-    let expansions = crate::discovery::expand_templates(&mut file, timeout)
+    let expansions = crate::discovery::expand_templates(client, &mut file, timeout)
         .await
         .map_err(|source| crate::Error::Discovery {
             config: path.to_path_buf(),

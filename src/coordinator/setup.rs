@@ -1,18 +1,27 @@
 //! The coordinator and what it is given: the registry, plugins, the
-//! approver, events, the state store.
+//! approver, events, the state store; and the client it connects through.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::EnvironmentsFile;
+use crate::connection::Client;
 use crate::engine::{Approver, EventSink};
 use crate::plugin::{PluginError, PluginHost};
 use crate::registry::{EnvironmentConfig, EnvironmentRegistry, RegistryError};
 use crate::state::StateStore;
 
 /// Deploys migrations to the environments of a registry.
+///
+/// It owns one [`Client`] and hands it to everything it drives (the engine,
+/// health checks, status and verify reads, discovery again, the strategy's
+/// view of round trips): within one coordinator every server and
+/// credentials is signed in to once (per pooled connection). Two
+/// coordinators share nothing unless given one client ([`Self::with_client`]).
 pub struct MigrationCoordinator {
     pub(super) registry: EnvironmentRegistry,
+    /// Every connection the coordinator makes goes through it.
+    pub(super) client: Client,
     pub(super) events: EventSink,
     pub(super) approver: Option<Arc<dyn Approver>>,
     pub(super) plugins: Option<Arc<PluginHost>>,
@@ -29,6 +38,7 @@ impl MigrationCoordinator {
     pub fn new(registry: EnvironmentRegistry) -> Self {
         Self {
             registry,
+            client: Client::new(),
             events: EventSink::default(),
             approver: None,
             plugins: None,
@@ -81,6 +91,24 @@ impl MigrationCoordinator {
     pub fn with_approver(mut self, approver: Arc<dyn Approver>) -> Self {
         self.approver = Some(approver);
         self
+    }
+
+    /// Connects through `client` instead of a client of its own: shares its
+    /// pooled connections and caches (those of the discovery that loaded the
+    /// registry, of the state store, of another coordinator).
+    pub fn with_client(mut self, client: Client) -> Self {
+        self.client = client;
+        self
+    }
+
+    /// The client every connection of this coordinator goes through.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// A health check within `timeout` on this coordinator's client.
+    pub fn health_check(&self, timeout: std::time::Duration) -> crate::health::HealthCheck {
+        crate::health::HealthCheck::with_timeout(timeout).with_client(self.client.clone())
     }
 
     /// The registry.

@@ -58,6 +58,7 @@ impl MigrationCoordinator {
             migrations: Arc::new(migrations),
             options,
             context: ApplyContext::new(),
+            client: self.client.clone(),
             events: EventSink::default(),
             approver: None,
         });
@@ -76,7 +77,8 @@ impl MigrationCoordinator {
         let selected = self.select(environments)?;
         let refs: Vec<&EnvironmentConfig> = selected.iter().collect();
         let mut readings = health_check.read_many(&refs).await;
-        super::baseline::name_foreign_histories(&refs, &mut readings, health_check.timeout).await;
+        super::baseline::name_foreign_histories(health_check.client(), &refs, &mut readings, health_check.timeout)
+            .await;
         Ok(readings
             .into_iter()
             .zip(&selected)

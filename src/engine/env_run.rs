@@ -12,7 +12,6 @@ use super::undo::undo_this_run;
 use super::{DeploymentResult, DeploymentStatus, Engine, EnvironmentPlan, Event, FailureKind, WaveOptions};
 use crate::connection::Db;
 use crate::connection::{QueryError, QueryErrorKind, ReadOnly, connect, open_read_only, round_trip, select_for_write};
-use crate::health::HealthCheck;
 use crate::migration::apply::{BATCH_FROM_ROUND_TRIP, BatchStop, apply_batch, batch_requests};
 use crate::migration::history;
 use crate::migration::lock::{
@@ -135,7 +134,7 @@ async fn run_steps(
                 .map_err(|e| failed_as(FailureKind::Connection, e.to_string()))?;
             db
         }
-        ReadOnly::Missing(None) => connect(&environment.connection, options.timeouts())
+        ReadOnly::Missing(None) => connect(&engine.client, &environment.connection, options.timeouts())
             .await
             .map_err(|e| failed_as(FailureKind::Connection, e.to_string()))?,
     }
@@ -258,9 +257,7 @@ pub(super) async fn health_and_history(
         return read_history(engine, environment).await;
     }
     engine.events.phase(name, "checking health");
-    let inspection = HealthCheck::with_timeout(engine.options.health_timeout)
-        .inspect(environment)
-        .await;
+    let inspection = engine.health_check().inspect(environment).await;
     if !inspection.status.is_healthy {
         return Err(failed_as(
             FailureKind::Unhealthy,
@@ -278,7 +275,7 @@ async fn read_history(
     engine: &Engine,
     environment: &EnvironmentConfig,
 ) -> Result<(Option<Vec<AppliedMigration>>, ReadOnly), Stop> {
-    match open_read_only(&environment.connection, engine.options.timeouts()).await {
+    match open_read_only(&engine.client, &environment.connection, engine.options.timeouts()).await {
         Ok(ReadOnly::Selected(db)) => {
             let history = history::read_history(&db)
                 .await
@@ -321,7 +318,7 @@ async fn apply_pending(
         .map_err(skipped)?;
     let total = pending.len();
     let clock = StartClock::of(&environment.connection);
-    let far = round_trip(&environment.connection).is_some_and(|rtt| rtt >= BATCH_FROM_ROUND_TRIP);
+    let far = round_trip(&engine.client, &environment.connection).is_some_and(|rtt| rtt >= BATCH_FROM_ROUND_TRIP);
     let requests = batch_requests(&pending, &engine.migrations, far);
     let batches = requests.len();
     for (number, batch) in requests.into_iter().enumerate() {

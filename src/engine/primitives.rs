@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::*;
 use crate::concurrent::bounded;
-use crate::health::{HealthCheck, HealthStatus};
+use crate::health::HealthStatus;
 use crate::registry::EnvironmentConfig;
 
 /// The outcome of `verify`.
@@ -35,7 +35,7 @@ impl Engine {
         if let Some(simulation) = &self.options.simulation {
             return Ok(environments.iter().map(|e| simulation.health(e)).collect());
         }
-        let check = HealthCheck::with_timeout(self.options.health_timeout);
+        let check = self.health_check();
         let refs: Vec<&EnvironmentConfig> = environments.iter().map(|e| &**e).collect();
         Ok(check.check_environments(&refs).await.into_values().collect())
     }
@@ -146,9 +146,7 @@ impl Engine {
             .map(|n| self.environment(n))
             .collect::<Result<Vec<_>, _>>()?;
         let refs: Vec<&EnvironmentConfig> = environments.iter().map(|e| &**e).collect();
-        let readings = HealthCheck::with_timeout(self.options.health_timeout)
-            .read_many(&refs)
-            .await;
+        let readings = self.health_check().read_many(&refs).await;
         Ok((environments, readings))
     }
 

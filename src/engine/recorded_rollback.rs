@@ -82,7 +82,7 @@ async fn undo_steps(
                 .map_err(|e| (failed(e.to_string()), 0))?;
             db
         }
-        ReadOnly::Missing(None) => connect(&environment.connection, engine.options.timeouts())
+        ReadOnly::Missing(None) => connect(&engine.client, &environment.connection, engine.options.timeouts())
             .await
             .map_err(|e| (failed(e.to_string()), 0))?,
     }

@@ -163,9 +163,10 @@ impl Engine {
             .values()
             .cloned()
             .map(|config| {
+                let client = self.client.clone();
                 tokio::spawn(async move {
                     loop {
-                        crate::connection::probe_round_trip(&config, PROBE_EVERY * 4).await;
+                        crate::connection::probe_round_trip(&client, &config, PROBE_EVERY * 4).await;
                         tokio::time::sleep(PROBE_EVERY).await;
                     }
                 })
@@ -180,6 +181,7 @@ impl Engine {
             .collect();
         Some(LatencyWatch {
             limit,
+            client: self.client.clone(),
             configs,
             slow,
             since,
@@ -192,6 +194,8 @@ impl Engine {
 /// The servers a wave watches, which of them are too slow now, and since when.
 struct LatencyWatch {
     limit: std::time::Duration,
+    /// The deployment's client: its probes' round trips are noted there.
+    client: crate::connection::Client,
     configs: HashMap<String, ConnectionConfig>,
     slow: std::collections::HashSet<String>,
     /// Since when each slow (or not yet measured) server has been held.
@@ -214,7 +218,7 @@ impl LatencyWatch {
     /// the waiting environments whose server stayed slow past the patience.
     fn update(&mut self, engine: &Engine, servers: &[String], waiting: &VecDeque<usize>) -> Vec<usize> {
         for (server, config) in &self.configs {
-            match crate::connection::recent_round_trip(config) {
+            match crate::connection::recent_round_trip(&self.client, config) {
                 // Not measured yet: held, its patience counting from the start.
                 None => {}
                 Some(rtt) if rtt > self.limit => {
@@ -258,7 +262,7 @@ impl LatencyWatch {
         let rtt = self
             .configs
             .get(server)
-            .and_then(crate::connection::recent_round_trip)
+            .and_then(|config| crate::connection::recent_round_trip(&self.client, config))
             .map_or_else(|| "unmeasured".to_string(), |rtt| format!("{} ms", rtt.as_millis()));
         format!(
             "server {server} too slow: recent round trip {rtt} over --max-server-latency-ms {} for {} minutes",

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use indexmap::IndexMap;
 
 use super::*;
+use crate::connection::Client;
 use crate::migration::{ApplyContext, Migration};
 use crate::plugin::{Notifier, PluginHost};
 use crate::registry::EnvironmentConfig;
@@ -72,6 +73,8 @@ pub struct Engine {
     pub(super) destructive: Vec<Vec<DestructiveStatement>>,
     pub(super) options: DeployOptions,
     pub(super) context: ApplyContext,
+    /// Every connection of the deployment is made through it.
+    pub(super) client: Client,
     pub(super) events: EventSink,
     pub(super) approver: Option<Arc<dyn Approver>>,
     pub(super) plugins: Option<Arc<PluginHost>>,
@@ -112,6 +115,9 @@ pub struct EngineParts {
     pub options: DeployOptions,
     /// Its deployment id and actor, lock lease and order policy.
     pub context: ApplyContext,
+    /// Whose pooled connections and caches the deployment uses (its
+    /// coordinator's): health checks, deploying and probing share them.
+    pub client: Client,
     /// Where progress events go.
     pub events: EventSink,
     /// The person's prompt, for environments needing approval that have no
@@ -129,6 +135,7 @@ impl Engine {
             migrations,
             options,
             context,
+            client,
             events,
             approver,
         } = parts;
@@ -149,6 +156,7 @@ impl Engine {
             destructive,
             options,
             context,
+            client,
             events,
             approver,
             plugins: None,
@@ -243,6 +251,16 @@ impl Engine {
     /// The deployment id and actor.
     pub fn context(&self) -> &ApplyContext {
         &self.context
+    }
+
+    /// The client every connection of the deployment is made through.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// A health check within the deployment's health timeout, on its client.
+    pub(super) fn health_check(&self) -> crate::health::HealthCheck {
+        crate::health::HealthCheck::with_timeout(self.options.health_timeout).with_client(self.client.clone())
     }
 
     /// The migrations this deployment applies.

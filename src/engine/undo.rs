@@ -98,7 +98,7 @@ pub(super) async fn roll_back_run(
 ) -> DeploymentResult {
     let name = environment.name.as_str();
     let outcome = async {
-        let db = connect(&environment.connection, engine.options.timeouts())
+        let db = connect(&engine.client, &environment.connection, engine.options.timeouts())
             .await
             .map_err(|e| e.to_string())?;
         let lock = acquire_lock(

@@ -48,7 +48,7 @@ pub(super) async fn verify(engine: &Engine, environment: &EnvironmentConfig, rea
     if !has_checks {
         return ok;
     }
-    let db = match open_read_only(&environment.connection, engine.options.timeouts()).await {
+    let db = match open_read_only(&engine.client, &environment.connection, engine.options.timeouts()).await {
         Ok(ReadOnly::Selected(db)) => db,
         Ok(ReadOnly::Missing(_)) => return fail("the database is gone".into()),
         Err(e) => return fail(e.to_string()),

@@ -9,7 +9,8 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-/// Owners of locks this process holds right now.
+/// Owners of locks this process holds right now. Process-wide on purpose,
+/// not a client's: whether a holder is gone is a question about this process.
 static HELD_HERE: LazyLock<std::sync::Mutex<std::collections::HashSet<String>>> = LazyLock::new(Default::default);
 
 fn held_here() -> std::sync::MutexGuard<'static, std::collections::HashSet<String>> {
@@ -34,6 +35,7 @@ struct Identity {
     pid_namespace: Option<String>,
 }
 
+/// Process-wide on purpose, not a client's: it is this process's identity.
 static THIS_PROCESS: LazyLock<Identity> = LazyLock::new(|| Identity {
     host: std::env::var("HOSTNAME")
         .ok()

@@ -18,6 +18,8 @@ use crate::connection::Db;
 /// Who holds an embedded database's lock, as this process last set it.
 type Holder = Arc<RwLock<Option<String>>>;
 
+/// Process-wide on purpose, not a client's: an embedded store is open once per
+/// process (whichever client opened it), so the proof is the process's.
 static HOLDERS: LazyLock<Mutex<HashMap<String, Holder>>> = LazyLock::new(Default::default);
 
 fn holder_of(database: &str) -> Holder {

@@ -54,6 +54,8 @@ type Answer = (Instant, StatusCode, Arc<str>);
 struct Shared {
     token: Option<String>,
     store: ConnectionConfig,
+    /// The dashboard's own connections to a store on a server, kept between reads.
+    client: crate::connection::Client,
     /// Answers by API path.
     answers: tokio::sync::Mutex<HashMap<String, Answer>>,
 }
@@ -80,6 +82,7 @@ impl Dashboard {
         let shared = Arc::new(Shared {
             token,
             store: options.store,
+            client: crate::connection::Client::new(),
             answers: Default::default(),
         });
         let app = axum::Router::new()
@@ -233,7 +236,7 @@ impl Shared {
             let body = serde_json::json!({ "error": crate::redact::redact(&message) }).to_string();
             (status, Arc::from(body))
         };
-        let Some(store) = StateStore::open_existing(self.store.clone(), READ_TIMEOUT).await else {
+        let Some(store) = StateStore::open_existing(&self.client, self.store.clone(), READ_TIMEOUT).await else {
             // Nothing recorded yet (or unreachable: said so rather than an empty list).
             return match self.store.endpoint_kind() {
                 Ok(crate::connection::EndpointKind::Remote) => error(

@@ -99,7 +99,7 @@ impl MetricsExport {
         tasks.push(tokio::spawn(async move {
             loop {
                 for server in probed.servers() {
-                    crate::connection::probe_round_trip(&server, PROBE_TIMEOUT).await;
+                    crate::connection::probe_round_trip(probed.client(), &server, PROBE_TIMEOUT).await;
                 }
                 tokio::time::sleep(PROBE_EVERY).await;
             }

@@ -104,6 +104,9 @@ pub struct Metrics {
     labels: String,
     counted: Mutex<Counted>,
     engine: Option<Arc<Engine>>,
+    /// The deployment's client (a fresh one without an engine): the round
+    /// trips its servers are probed with are noted there.
+    client: crate::connection::Client,
 }
 
 /// A label value as the text format writes it.
@@ -135,8 +138,14 @@ impl Metrics {
                 running_on: BTreeMap::new(),
                 probes: BTreeMap::new(),
             }),
+            client: engine.as_ref().map(|e| e.client().clone()).unwrap_or_default(),
             engine,
         })
+    }
+
+    /// The client the servers' round trips are probed through and read from.
+    pub(super) fn client(&self) -> &crate::connection::Client {
+        &self.client
     }
 
     /// Counts one event.
@@ -322,7 +331,7 @@ impl Metrics {
             "Recent round trip to each server (median of the last probes).",
         );
         for server in counted.running_on.keys() {
-            if let Some(rtt) = crate::connection::recent_round_trip_to(server) {
+            if let Some(rtt) = crate::connection::recent_round_trip_to(&self.client, server) {
                 let _ = writeln!(
                     out,
                     "surql_server_round_trip_seconds{{{labels},server=\"{}\"}} {}",

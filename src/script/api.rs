@@ -199,6 +199,8 @@ fn dynamic_to_json(value: &Dynamic) -> RhaiResult<serde_json::Value> {
 
 /// Registers the environment type, the primitives and the helpers.
 pub fn register(rhai: &mut Rhai, engine: Arc<Engine>, handle: Handle, budget: Arc<super::sandbox::Budget>) {
+    // Round trips as the deployment's probes noted them, in its client.
+    let client = engine.client().clone();
     rhai.register_type_with_name::<ScriptEnv>("Environment")
         .register_get("name", |e: &mut ScriptEnv| e.name.clone())
         .register_get("priority", |e: &mut ScriptEnv| e.priority as INT)
@@ -210,8 +212,8 @@ pub fn register(rhai: &mut Rhai, engine: Arc<Engine>, handle: Handle, budget: Ar
         .register_get("host", |e: &mut ScriptEnv| e.host.clone())
         // The server's recent round trip in ms while a deployment watches it
         // (`--max-server-latency-ms`); -1 when not measured.
-        .register_get("server_latency_ms", |e: &mut ScriptEnv| {
-            crate::connection::recent_round_trip_to(&e.host).map_or(-1.0, |rtt| rtt.as_secs_f64() * 1000.0)
+        .register_get("server_latency_ms", move |e: &mut ScriptEnv| {
+            crate::connection::recent_round_trip_to(&client, &e.host).map_or(-1.0, |rtt| rtt.as_secs_f64() * 1000.0)
                 as rhai::FLOAT
         })
         .register_get("namespace", |e: &mut ScriptEnv| e.namespace.clone())

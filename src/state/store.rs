@@ -11,7 +11,7 @@ use super::{
     NAMESPACE, STORE_DEADLINE, StateError, record_key, served,
 };
 use crate::connection::{
-    CLAIMED_THROWN, ConnectionConfig, Db, FLEET_BUSY_THROWN, QueryError, QueryErrorKind, connect, run_query,
+    CLAIMED_THROWN, Client, ConnectionConfig, Db, FLEET_BUSY_THROWN, QueryError, QueryErrorKind, connect, run_query,
 };
 use crate::engine::DeploymentResult;
 
@@ -33,13 +33,14 @@ enum Backend {
 
 impl StateStore {
     /// Opens (and on first use creates) the store at `url`: `surrealkv://PATH`,
-    /// `mem://`, or a server (`ws://…` with `username`/`password`). An
+    /// `mem://`, or a server (`ws://…` with `username`/`password`, connected
+    /// to through `client`, a coordinator's to share its connections). An
     /// embedded store another process holds is tried again for up to
     /// [`BUSY_PATIENCE`]: a reader holds it for milliseconds.
-    pub async fn open(config: ConnectionConfig, timeout: Duration) -> Result<Self, StateError> {
+    pub async fn open(client: &Client, config: ConnectionConfig, timeout: Duration) -> Result<Self, StateError> {
         let started = std::time::Instant::now();
         loop {
-            match Self::open_once(config.clone(), timeout).await {
+            match Self::open_once(client, config.clone(), timeout).await {
                 Err(StateError::Busy { .. }) if started.elapsed() < BUSY_PATIENCE => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -48,7 +49,7 @@ impl StateStore {
         }
     }
 
-    async fn open_once(mut config: ConnectionConfig, timeout: Duration) -> Result<Self, StateError> {
+    async fn open_once(client: &Client, mut config: ConnectionConfig, timeout: Duration) -> Result<Self, StateError> {
         config.db_ns = NAMESPACE.into();
         config.db = DATABASE.into();
         let url = config.display_url();
@@ -56,7 +57,7 @@ impl StateStore {
             connect: timeout,
             operation: STORE_DEADLINE,
         };
-        let db = connect(&config, timeouts).await.map_err(|source| {
+        let db = connect(client, &config, timeouts).await.map_err(|source| {
             if source.to_string().contains("already locked") {
                 StateError::Busy { url: url.clone() }
             } else {
@@ -79,11 +80,15 @@ impl StateStore {
     /// Like [`StateStore::open`], for reading only: an embedded store that
     /// another surql process holds (a deployment running from this folder)
     /// is read through that process, which serves it while it runs.
-    pub async fn open_to_read(config: ConnectionConfig, timeout: Duration) -> Result<Self, StateError> {
+    pub async fn open_to_read(
+        client: &Client,
+        config: ConnectionConfig,
+        timeout: Duration,
+    ) -> Result<Self, StateError> {
         let socket = served::socket_of(&config);
         let started = std::time::Instant::now();
         loop {
-            match Self::open_once(config.clone(), timeout).await {
+            match Self::open_once(client, config.clone(), timeout).await {
                 Err(StateError::Busy { url }) => match socket.as_ref().filter(|s| s.exists()) {
                     Some(socket) => {
                         return Ok(Self {
@@ -107,12 +112,12 @@ impl StateStore {
     /// created (an embedded folder that is not there, a server without its
     /// namespace), a `mem://` one, or one that cannot be reached. Creates and
     /// defines nothing (a dry run writes nothing anywhere).
-    pub async fn open_existing(config: ConnectionConfig, timeout: Duration) -> Option<Self> {
+    pub async fn open_existing(client: &Client, config: ConnectionConfig, timeout: Duration) -> Option<Self> {
         if let Some(path) = config.db_url.strip_prefix("surrealkv://") {
             if !std::path::Path::new(path).exists() {
                 return None;
             }
-            return Self::open_to_read(config, timeout).await.ok();
+            return Self::open_to_read(client, config, timeout).await.ok();
         }
         if config.endpoint_kind().ok() != Some(crate::connection::EndpointKind::Remote) {
             return None;
@@ -125,7 +130,9 @@ impl StateStore {
             connect: timeout,
             operation: STORE_DEADLINE,
         };
-        let db = crate::connection::connect_read_only(&config, timeouts).await.ok()??;
+        let db = crate::connection::connect_read_only(client, &config, timeouts)
+            .await
+            .ok()??;
         Some(Self::direct(db, url))
     }
 

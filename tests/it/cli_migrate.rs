@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use surql::ConnectionConfig;
-use surql::connection::{connect, run_query};
+use surql::connection::{Client, connect, run_query};
 
 use crate::common::{TestServer, example_migrations, migrations_dir, text};
 
@@ -19,7 +19,9 @@ fn surql(args: &[&str], dir: &Path) -> Output {
 }
 
 async fn query(connection: &ConnectionConfig, sql: &str) -> Vec<serde_json::Value> {
-    let db = connect(connection, Duration::from_secs(10)).await.unwrap();
+    let db = connect(&Client::new(), connection, Duration::from_secs(10))
+        .await
+        .unwrap();
     run_query(&db, sql, json!({})).await.unwrap()
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use surql::ConnectionConfig;
-use surql::connection::{QueryErrorKind, connect, connect_read_only, run_collecting_errors, run_query};
+use surql::connection::{Client, QueryErrorKind, connect, connect_read_only, run_collecting_errors, run_query};
 use surql::migration::{ApplyContext, applied_migrations, discover_migrations, history_table_exists, migrate_up};
 
 use crate::common::{TestServer, example_migrations, mem_connection};
@@ -23,7 +23,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 #[tokio::test]
 async fn failures_are_classified_by_kind() {
     let connection = mem_connection();
-    let db = connect(&connection, TIMEOUT).await.unwrap();
+    let db = connect(&Client::new(), &connection, TIMEOUT).await.unwrap();
     let kind_of = async |sql: &str| {
         let error = run_query(&db, sql, json!({})).await.unwrap_err();
         assert!(!error.outcome_unknown(), "{sql}: {error}");
@@ -76,7 +76,7 @@ async fn failures_are_classified_by_kind() {
 async fn a_lost_answer_is_an_unknown_outcome() {
     let mut server = TestServer::start();
     let connection = server.connection("lost", "main");
-    let db = connect(&connection, TIMEOUT).await.unwrap();
+    let db = connect(&Client::new(), &connection, TIMEOUT).await.unwrap();
 
     let timed_out = run_collecting_errors(&db, "SLEEP 2s; RETURN 1;", json!({}), Duration::from_millis(200))
         .await
@@ -109,7 +109,7 @@ async fn errors_carry_exit_codes_and_causes() {
 
     // A migration refused on a read-only user: set-up fails with its cause kept.
     let connection = mem_connection();
-    let db = connect(&connection, TIMEOUT).await.unwrap();
+    let db = connect(&Client::new(), &connection, TIMEOUT).await.unwrap();
     let failed = run_query(&db, "THROW 'deep cause';", json!({})).await.unwrap_err();
     let error = surql::Error::from(surql::migration::ApplyError::Setup {
         step: "cannot create _migration_history",
@@ -127,14 +127,24 @@ async fn errors_carry_exit_codes_and_causes() {
 async fn read_only_calls_create_nothing_on_a_server() {
     let server = TestServer::start();
     let connection = server.connection("untouched", "main");
-    assert!(connect_read_only(&connection, TIMEOUT).await.unwrap().is_none());
+    assert!(
+        connect_read_only(&Client::new(), &connection, TIMEOUT)
+            .await
+            .unwrap()
+            .is_none()
+    );
     // With the namespace present but not the database: still nothing created.
     let other = server.connection("untouched_ns", "main");
-    let db = connect(&other, TIMEOUT).await.unwrap();
+    let db = connect(&Client::new(), &other, TIMEOUT).await.unwrap();
     assert!(!history_table_exists(&db).await.unwrap());
     assert!(applied_migrations(&db).await.unwrap().is_empty());
     let missing_db = server.connection("untouched_ns", "never");
-    assert!(connect_read_only(&missing_db, TIMEOUT).await.unwrap().is_none());
+    assert!(
+        connect_read_only(&Client::new(), &missing_db, TIMEOUT)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let ns_info = run_query(&db, "INFO FOR NS;", json!({})).await.unwrap();
     assert!(ns_info[0]["databases"].get("never").is_none(), "{}", ns_info[0]);
     let root = db;
@@ -146,7 +156,7 @@ async fn read_only_calls_create_nothing_on_a_server() {
 async fn signs_in_as_root_namespace_and_database_user() {
     let server = TestServer::start();
     let root = server.connection("tenant", "main");
-    let db = connect(&root, TIMEOUT).await.unwrap();
+    let db = connect(&Client::new(), &root, TIMEOUT).await.unwrap();
     surql::connection::ensure_namespace_and_database(&db, &root)
         .await
         .unwrap();
@@ -162,7 +172,7 @@ async fn signs_in_as_root_namespace_and_database_user() {
     let mut ns_user =
         ConnectionConfig::new(server.ws_url(), "tenant", "second").with_credentials("ns_admin", "ns-pass");
     ns_user.auth_level = surql::AuthLevel::Namespace;
-    let ns_db = connect(&ns_user, TIMEOUT).await.unwrap();
+    let ns_db = connect(&Client::new(), &ns_user, TIMEOUT).await.unwrap();
     assert_eq!(
         migrate_up(&ns_db, &ns_user, &migrations, None, &ApplyContext::new())
             .await
@@ -173,7 +183,7 @@ async fn signs_in_as_root_namespace_and_database_user() {
 
     let mut db_user = ConnectionConfig::new(server.ws_url(), "tenant", "main").with_credentials("db_admin", "db-pass");
     db_user.auth_level = surql::AuthLevel::Database;
-    let db_db = connect(&db_user, TIMEOUT).await.unwrap();
+    let db_db = connect(&Client::new(), &db_user, TIMEOUT).await.unwrap();
     assert_eq!(
         migrate_up(&db_db, &db_user, &migrations, Some(1), &ApplyContext::new())
             .await
@@ -184,7 +194,7 @@ async fn signs_in_as_root_namespace_and_database_user() {
 
     let mut wrong = db_user.clone();
     wrong.password = Some("not-the-password".into());
-    let error = connect(&wrong, TIMEOUT).await.unwrap_err().to_string();
+    let error = connect(&Client::new(), &wrong, TIMEOUT).await.unwrap_err().to_string();
     assert!(
         error.contains("cannot sign in") && error.contains(&server.ws_url()),
         "{error}"
@@ -202,7 +212,7 @@ async fn unreachable_server_fails_fast_without_the_password() {
     );
     let connection = ConnectionConfig::new(url, "n", "d").with_credentials("root", "hunter2");
     let started = std::time::Instant::now();
-    let error = connect(&connection, Duration::from_secs(2))
+    let error = connect(&Client::new(), &connection, Duration::from_secs(2))
         .await
         .unwrap_err()
         .to_string();
@@ -216,10 +226,14 @@ async fn unreachable_server_fails_fast_without_the_password() {
 
     // A closed port answers at once.
     let closed = format!("ws://127.0.0.1:{}", common::free_port());
-    let error = connect(&ConnectionConfig::new(closed.clone(), "n", "d"), Duration::from_secs(2))
-        .await
-        .unwrap_err()
-        .to_string();
+    let error = connect(
+        &Client::new(),
+        &ConnectionConfig::new(closed.clone(), "n", "d"),
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(error.contains(&closed), "{error}");
 }
 
@@ -231,12 +245,14 @@ async fn bare_host_and_rpc_urls_reach_the_same_server() {
     let http = ConnectionConfig::new(format!("http://127.0.0.1:{}", server.port), "same", "main")
         .with_credentials("root", "root");
     let migrations = discover_migrations(example_migrations()).unwrap();
-    let db = connect(&bare, TIMEOUT).await.unwrap();
+    let db = connect(&Client::new(), &bare, TIMEOUT).await.unwrap();
     migrate_up(&db, &bare, &migrations, Some(1), &ApplyContext::new())
         .await
         .unwrap();
-    let via_rpc = connect(&server.connection("same", "main"), TIMEOUT).await.unwrap();
+    let via_rpc = connect(&Client::new(), &server.connection("same", "main"), TIMEOUT)
+        .await
+        .unwrap();
     assert_eq!(applied_migrations(&via_rpc).await.unwrap().len(), 1);
-    let via_http = connect(&http, TIMEOUT).await.unwrap();
+    let via_http = connect(&Client::new(), &http, TIMEOUT).await.unwrap();
     assert_eq!(applied_migrations(&via_http).await.unwrap().len(), 1);
 }

@@ -7,16 +7,20 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
-use surql::connection::{connect, connect_read_only, run_query};
+use surql::connection::{Client, connect, connect_read_only, run_query};
 
 use crate::common::{TestServer, example_migrations};
 
 #[tokio::test]
 async fn templates_expand_to_matching_namespaces_and_databases() {
     let server = TestServer::start();
-    let root = connect(&server.connection("setup", "main"), Duration::from_secs(10))
-        .await
-        .unwrap();
+    let root = connect(
+        &Client::new(),
+        &server.connection("setup", "main"),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     run_query(
         &root,
         "DEFINE NAMESPACE tenant_acme; DEFINE NAMESPACE tenant_globex; DEFINE NAMESPACE internal;
@@ -84,7 +88,7 @@ async fn templates_expand_to_matching_namespaces_and_databases() {
         ("shards", "shard_1"),
         ("shards", "shard_2"),
     ] {
-        let db = connect_read_only(&server.connection(ns, db), Duration::from_secs(10))
+        let db = connect_read_only(&Client::new(), &server.connection(ns, db), Duration::from_secs(10))
             .await
             .unwrap()
             .expect("deployed");
@@ -96,10 +100,14 @@ async fn templates_expand_to_matching_namespaces_and_databases() {
     }
     // Discovery created nothing: the unmatched namespace has no database.
     assert!(
-        connect_read_only(&server.connection("internal", "main"), Duration::from_secs(10))
-            .await
-            .unwrap()
-            .is_none()
+        connect_read_only(
+            &Client::new(),
+            &server.connection("internal", "main"),
+            Duration::from_secs(10)
+        )
+        .await
+        .unwrap()
+        .is_none()
     );
 }
 

@@ -44,6 +44,7 @@ fn fleet(prefix: &str) -> EnvironmentRegistry {
 /// requests of 500 tenants that switch namespace with `USE`.
 async fn histories(prefix: &str) -> Vec<Vec<(String, String)>> {
     let db = surql::connection::connect(
+        &surql::Client::new(),
         &ConnectionConfig::new("mem://", prefix, "main"),
         std::time::Duration::from_secs(5),
     )

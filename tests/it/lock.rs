@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use surql::ConnectionConfig;
-use surql::connection::{connect, run_query};
+use surql::connection::{Client, connect, run_query};
 use surql::migration::lock::{acquire_lock_with, with_heartbeat};
 use surql::migration::{
     ApplyContext, LockError, acquire_lock, current_lock, discover_migrations, migrate_up, release_lock,
@@ -22,8 +22,8 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn lock_is_exclusive_and_expires(connection: ConnectionConfig) {
     initialise(&connection).await;
-    let db = connect(&connection, TIMEOUT).await.unwrap();
-    let other = connect(&connection, TIMEOUT).await.unwrap();
+    let db = connect(&Client::new(), &connection, TIMEOUT).await.unwrap();
+    let other = connect(&Client::new(), &connection, TIMEOUT).await.unwrap();
     let held = acquire_lock(&db, "alice@ci", Duration::from_secs(60)).await.unwrap();
     match acquire_lock(&other, "bob@ci", Duration::from_secs(60))
         .await
@@ -82,7 +82,7 @@ on_both_engines!(
 /// runner while our CREATE commits. The lock is then ours, not "held".
 async fn a_conflict_beside_a_committed_create_keeps_the_lock(connection: ConnectionConfig) {
     initialise(&connection).await;
-    let db = connect(&connection, TIMEOUT).await.unwrap();
+    let db = connect(&Client::new(), &connection, TIMEOUT).await.unwrap();
     // Conflicts the first time it runs only, like a DEFINE racing another runner.
     let conflicts_once = "DEFINE TABLE IF NOT EXISTS once SCHEMALESS; \
         LET $first = !record::exists(once:marker); UPSERT once:marker; \
@@ -127,8 +127,8 @@ on_both_engines!(
 async fn a_heartbeat_keeps_the_lease_and_notices_when_it_is_lost() {
     let connection = mem_connection();
     initialise(&connection).await;
-    let db = connect(&connection, TIMEOUT).await.unwrap();
-    let other = connect(&connection, TIMEOUT).await.unwrap();
+    let db = connect(&Client::new(), &connection, TIMEOUT).await.unwrap();
+    let other = connect(&Client::new(), &connection, TIMEOUT).await.unwrap();
     let lease = Duration::from_millis(300);
     let held = acquire_lock(&db, "alice@ci", lease).await.unwrap();
     let taken = with_heartbeat(&db, &held, async |heartbeat| {
@@ -168,7 +168,7 @@ async fn concurrent_runners_apply_each_migration_once() {
             let connection = connection.clone();
             let migrations = migrations.clone();
             tasks.push(tokio::spawn(async move {
-                let db = connect(&connection, TIMEOUT).await.unwrap();
+                let db = connect(&Client::new(), &connection, TIMEOUT).await.unwrap();
                 migrate_up(&db, &connection, &migrations, None, &ApplyContext::new()).await
             }));
         }
@@ -193,7 +193,7 @@ async fn writes_after_the_lease_was_taken_over_change_nothing() {
     use surql::migration::script::StartClock;
     let connection = mem_connection();
     initialise(&connection).await;
-    let db = connect(&connection, TIMEOUT).await.unwrap();
+    let db = connect(&Client::new(), &connection, TIMEOUT).await.unwrap();
     let dir = common::migrations_dir(&[(
         "1_t.surql",
         "-- migrate:up\nDEFINE TABLE taken SCHEMALESS;\n-- migrate:down\nREMOVE TABLE taken;\n",
@@ -251,7 +251,7 @@ async fn a_live_lock_of_another_container_is_never_taken_over() {
     let server = TestServer::start();
     let connection = server.connection("containers", "main");
     initialise(&connection).await;
-    let db = connect(&connection, TIMEOUT).await.unwrap();
+    let db = connect(&Client::new(), &connection, TIMEOUT).await.unwrap();
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let gone = child.id();
     child.wait().unwrap();
@@ -288,8 +288,8 @@ async fn an_embedded_takeover_waits_for_the_migration_in_flight() {
     use surql::migration::script::StartClock;
     let connection = mem_connection();
     initialise(&connection).await;
-    let db = connect(&connection, TIMEOUT).await.unwrap();
-    let other = connect(&connection, TIMEOUT).await.unwrap();
+    let db = connect(&Client::new(), &connection, TIMEOUT).await.unwrap();
+    let other = connect(&Client::new(), &connection, TIMEOUT).await.unwrap();
     let dir = common::migrations_dir(&[
         (
             "1_slow.surql",

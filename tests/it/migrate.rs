@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use surql::ConnectionConfig;
-use surql::connection::{connect, run_query};
+use surql::connection::{Client, connect, run_query};
 use surql::migration::apply::{BatchStop, apply_batch};
 use surql::migration::lock::{HeldLock, mark_interrupted};
 use surql::migration::script::StartClock;
@@ -21,7 +21,7 @@ use crate::common::{TestServer, example_migrations, initialise, mem_connection, 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn history(connection: &ConnectionConfig) -> Vec<Value> {
-    let db = connect(connection, TIMEOUT).await.unwrap();
+    let db = connect(&Client::new(), connection, TIMEOUT).await.unwrap();
     let rows = run_query(&db, "SELECT * FROM _migration_history ORDER BY version;", json!({}))
         .await
         .unwrap();
@@ -31,7 +31,7 @@ async fn history(connection: &ConnectionConfig) -> Vec<Value> {
 async fn applies_examples_atomically_with_history(connection: ConnectionConfig) {
     let migrations = discover_migrations(example_migrations()).unwrap();
     assert_eq!(migrations.len(), 3);
-    let db = connect(&connection, TIMEOUT).await.unwrap();
+    let db = connect(&Client::new(), &connection, TIMEOUT).await.unwrap();
     let mut ctx = ApplyContext::new();
     ctx.actor = "tester".into();
     let applied = migrate_up(&db, &connection, &migrations, None, &ctx).await.unwrap();
@@ -89,7 +89,7 @@ on_both_engines!(
 async fn execution_ms_times_the_migration(connection: ConnectionConfig) {
     let dir = migrations_dir(&[("1_slow.surql", "-- migrate:up\nDEFINE TABLE t;\nSLEEP 300ms;\n")]);
     let migrations = discover_migrations(dir.path()).unwrap();
-    let db = connect(&connection, TIMEOUT).await.unwrap();
+    let db = connect(&Client::new(), &connection, TIMEOUT).await.unwrap();
     migrate_up(&db, &connection, &migrations, None, &ApplyContext::new())
         .await
         .unwrap();
@@ -111,7 +111,7 @@ const FAILS_ON_SECOND: &str = "-- migrate:up\nDEFINE TABLE half SCHEMAFULL;\nCRE
 async fn failing_statement_leaves_nothing(connection: ConnectionConfig) {
     let dir = migrations_dir(&[("1_first.surql", GOOD), ("2_half.surql", FAILS_ON_SECOND)]);
     let migrations = discover_migrations(dir.path()).unwrap();
-    let db = connect(&connection, TIMEOUT).await.unwrap();
+    let db = connect(&Client::new(), &connection, TIMEOUT).await.unwrap();
     let error = migrate_up(&db, &connection, &migrations, None, &ApplyContext::new())
         .await
         .unwrap_err();
@@ -155,7 +155,7 @@ const THIRD: &str = "-- migrate:up\nDEFINE TABLE third;\n-- migrate:down\nREMOVE
 /// Takes the lock as `owner` on an initialised database.
 async fn locked(connection: &ConnectionConfig, owner: &str) -> (surql::connection::Db, HeldLock) {
     initialise(connection).await;
-    let db = connect(connection, TIMEOUT).await.unwrap();
+    let db = connect(&Client::new(), connection, TIMEOUT).await.unwrap();
     let lock = acquire_lock(&db, owner, Duration::from_secs(60)).await.unwrap();
     (db, lock)
 }
@@ -312,7 +312,7 @@ async fn a_batch_stops_when_interrupted_or_when_the_lock_changes_hands() {
 
 async fn rolls_back_newest_first(connection: ConnectionConfig) {
     let migrations = discover_migrations(example_migrations()).unwrap();
-    let db = connect(&connection, TIMEOUT).await.unwrap();
+    let db = connect(&Client::new(), &connection, TIMEOUT).await.unwrap();
     let ctx = ApplyContext::new();
     migrate_up(&db, &connection, &migrations, None, &ctx).await.unwrap();
 
@@ -353,7 +353,7 @@ async fn down_without_down_section_refuses_before_running() {
         ("2_oneway.surql", "-- migrate:up\nDEFINE TABLE oneway;\n"),
     ]);
     let migrations = discover_migrations(dir.path()).unwrap();
-    let db = connect(&connection, TIMEOUT).await.unwrap();
+    let db = connect(&Client::new(), &connection, TIMEOUT).await.unwrap();
     migrate_up(&db, &connection, &migrations, None, &ApplyContext::new())
         .await
         .unwrap();
@@ -371,7 +371,7 @@ async fn down_without_down_section_refuses_before_running() {
 async fn drift_is_reported_and_up_refuses() {
     let connection = mem_connection();
     let dir = migrations_dir(&[("1_first.surql", GOOD)]);
-    let db = connect(&connection, TIMEOUT).await.unwrap();
+    let db = connect(&Client::new(), &connection, TIMEOUT).await.unwrap();
     let migrations = discover_migrations(dir.path()).unwrap();
     migrate_up(&db, &connection, &migrations, None, &ApplyContext::new())
         .await
@@ -420,7 +420,7 @@ async fn an_early_ended_transaction_is_outcome_inconsistent(connection: Connecti
     )]);
     let mut migration = discover_migrations(dir.path()).unwrap().remove(0);
     migration.up = "DEFINE TABLE first SCHEMALESS;\nRETURN 'early';\nDEFINE TABLE third SCHEMALESS;".into();
-    let db = connect(&connection, TIMEOUT).await.unwrap();
+    let db = connect(&Client::new(), &connection, TIMEOUT).await.unwrap();
     initialise(&connection).await;
     let ctx = ApplyContext::new();
     let lock = acquire_lock(&db, &ctx.lock_owner(), Duration::from_secs(60))

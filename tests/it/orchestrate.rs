@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use surql::connection::{connect, run_query};
+use surql::connection::{Client, connect, run_query};
 use surql::{
     ConnectionConfig, DeployRequest, DeploymentReport, DeploymentStatus, EnvironmentConfig, EnvironmentRegistry,
     MigrationCoordinator, discover_migrations,
@@ -46,7 +46,7 @@ fn fleet(specs: &[(&str, i64)]) -> (EnvironmentRegistry, Vec<EnvironmentConfig>)
 }
 
 async fn poison(env: &EnvironmentConfig) {
-    let db = connect(&env.connection, TIMEOUT).await.unwrap();
+    let db = connect(&Client::new(), &env.connection, TIMEOUT).await.unwrap();
     run_query(
         &db,
         "DEFINE TABLE sentinel SCHEMALESS; CREATE sentinel:taken;",
@@ -547,8 +547,11 @@ async fn over_a_network_a_batch_fails_atomically_and_rolls_back() {
     registry.register(poisoned.clone()).unwrap();
     registry.register(clean.clone()).unwrap();
     poison(&poisoned).await;
-    // The round trip was measured when the pooled connection was made.
-    let round_trip = surql::connection::round_trip(&poisoned.connection).unwrap();
+    // The round trip is measured when a client makes its pooled connection
+    // (the deployment's client measures its own).
+    let client = Client::new();
+    connect(&client, &poisoned.connection, TIMEOUT).await.unwrap();
+    let round_trip = surql::connection::round_trip(&client, &poisoned.connection).unwrap();
     assert!(round_trip >= Duration::from_millis(4), "{round_trip:?}");
     assert!(round_trip >= surql::migration::apply::BATCH_FROM_ROUND_TRIP);
 
@@ -580,7 +583,7 @@ async fn over_a_network_a_batch_fails_atomically_and_rolls_back() {
     assert_eq!(applied, ["1_accounts", "2_sentinel", "3_index"]);
     assert_eq!(run.status("clean"), DeploymentStatus::Success, "{}", run.error("clean"));
     assert_eq!(applied_versions(&clean.connection).await.unwrap(), ["1", "2", "3"]);
-    let db = connect(&clean.connection, TIMEOUT).await.unwrap();
+    let db = connect(&Client::new(), &clean.connection, TIMEOUT).await.unwrap();
     assert_eq!(surql::migration::current_lock(&db).await.unwrap(), None);
 }
 
@@ -668,10 +671,11 @@ async fn a_prepared_deployment_claims_then_runs() {
     let (registry, _) = fleet(&[("a", 1), ("b", 2)]);
     let dir = tempfile::tempdir().unwrap();
     let url = format!("surrealkv://{}", dir.path().join("state").display());
-    let store = surql::state::StateStore::open(ConnectionConfig::new(&url, "x", "y"), TIMEOUT)
+    let coordinator = MigrationCoordinator::new(registry);
+    let store = surql::state::StateStore::open(coordinator.client(), ConnectionConfig::new(&url, "x", "y"), TIMEOUT)
         .await
         .unwrap();
-    let coordinator = MigrationCoordinator::new(registry).with_state(Arc::new(store));
+    let coordinator = coordinator.with_state(Arc::new(store));
     let migrations = migrations_dir(&[(
         "1_accounts.surql",
         "-- migrate:up\nDEFINE TABLE account;\n-- migrate:down\nREMOVE TABLE account;\n",

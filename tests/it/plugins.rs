@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use surql::PluginHost;
-use surql::connection::{connect, connect_read_only, run_query};
+use surql::connection::{Client, connect, connect_read_only, run_query};
 use surql::{
     ConnectionConfig, DeployRequest, DeploymentReport, DeploymentStatus, EnvironmentConfig, EnvironmentRegistry,
     MigrationCoordinator, discover_migrations,
@@ -52,7 +52,7 @@ async fn deploy(envs: &[EnvironmentConfig], plugins: Arc<PluginHost>, strategy: 
 }
 
 async fn applied(env: &EnvironmentConfig) -> Option<usize> {
-    let db = connect_read_only(&env.connection, Duration::from_secs(10))
+    let db = connect_read_only(&Client::new(), &env.connection, Duration::from_secs(10))
         .await
         .unwrap()?;
     Some(surql::migration::applied_migrations(&db).await.unwrap().len())
@@ -325,7 +325,9 @@ async fn pagerduty_triggers_on_failure_resolves_on_success_and_sends_change_even
     let plugins = host(json!([pagerduty_plugin(&server)]));
     let failing = env("payments", &[]);
     // An existing `user` table makes the first example migration fail there.
-    let db = connect(&failing.connection, Duration::from_secs(10)).await.unwrap();
+    let db = connect(&Client::new(), &failing.connection, Duration::from_secs(10))
+        .await
+        .unwrap();
     run_query(&db, "DEFINE TABLE user SCHEMALESS;", json!({}))
         .await
         .unwrap();
@@ -618,9 +620,13 @@ fn cli_refuses_to_start_when_a_plugin_does_not_load_and_keeps_secrets_out() {
 #[tokio::test]
 async fn configure_environments_expands_discovery_and_loads_plugins() {
     let server = common::TestServer::start();
-    let root = surql::connection::connect(&server.connection("setup", "main"), Duration::from_secs(10))
-        .await
-        .unwrap();
+    let root = surql::connection::connect(
+        &surql::Client::new(),
+        &server.connection("setup", "main"),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     surql::connection::run_query(
         &root,
         "DEFINE NAMESPACE tenant_a; DEFINE NAMESPACE tenant_b;",

@@ -398,9 +398,13 @@ const EMAILS_CHECKED: &str = "-- migrate:up\nDEFINE TABLE IF NOT EXISTS account 
 async fn a_failed_verify_section_rolls_the_canary_back() {
     let (registry, envs) = tenants("verify", 4);
     // The canary already holds an account without an email: its check fails.
-    let db = surql::connection::connect(&envs[0].connection, std::time::Duration::from_secs(10))
-        .await
-        .unwrap();
+    let db = surql::connection::connect(
+        &surql::Client::new(),
+        &envs[0].connection,
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     surql::connection::run_query(&db, "CREATE account:legacy SET name = 'old';", serde_json::json!({}))
         .await
         .unwrap();
@@ -437,9 +441,13 @@ if !all_succeeded(before) { throw `verified before: ${before}`; }
     let report = deploy(registry.clone(), request(&dir, &path)).await;
     assert!(report.script_error.is_none(), "{:?}", report.script_error);
     // A row without an email breaks the second check on one tenant.
-    let db = surql::connection::connect(&envs[1].connection, std::time::Duration::from_secs(10))
-        .await
-        .unwrap();
+    let db = surql::connection::connect(
+        &surql::Client::new(),
+        &envs[1].connection,
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     surql::connection::run_query(&db, "CREATE account:nobody;", serde_json::json!({}))
         .await
         .unwrap();
@@ -485,6 +493,7 @@ async fn verify_commands_run_the_checks_on_demand() {
     assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
 
     let db = surql::connection::connect(
+        &surql::Client::new(),
         &server.connection("verified", "main"),
         std::time::Duration::from_secs(10),
     )

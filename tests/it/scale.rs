@@ -6,10 +6,8 @@
 
 use std::collections::HashSet;
 
-use surql::connection::CONNECTIONS_PER_SERVER;
-use surql::{
-    DeployRequest, DeploymentStatus, EnvironmentConfig, EnvironmentRegistry, HealthCheck, MigrationCoordinator,
-};
+use surql::connection::{CONNECTIONS_PER_SERVER, Client, connect, round_trip};
+use surql::{DeployRequest, DeploymentStatus, EnvironmentConfig, EnvironmentRegistry, MigrationCoordinator};
 
 use crate::common::{TestServer, example_migrations};
 
@@ -48,10 +46,9 @@ async fn many_tenants_share_a_bounded_pool_of_connections() {
     let migrations = surql::discover_migrations(example_migrations()).unwrap();
     let mut request = DeployRequest::new(&["tag:tenant"], migrations, "parallel");
     request.options.max_concurrent = 16;
-    let report = MigrationCoordinator::new(registry)
-        .deploy_to_environments(request)
-        .await
-        .unwrap();
+    // Its pooled connections live as long as the coordinator (its client).
+    let coordinator = MigrationCoordinator::new(registry);
+    let report = coordinator.deploy_to_environments(request).await.unwrap();
     assert_eq!(report.results.len(), 40);
     for result in report.results.values() {
         assert_eq!(result.status, DeploymentStatus::Success, "{result:?}");
@@ -66,6 +63,51 @@ async fn many_tenants_share_a_bounded_pool_of_connections() {
         (2..=CONNECTIONS_PER_SERVER).contains(&open),
         "{open} connections to the server for 40 environments"
     );
+}
+
+/// A client's pool is its own: however often one client connects to a
+/// server with the same credentials, it signs in on at most
+/// [`CONNECTIONS_PER_SERVER`] connections (the rest of its sessions reuse
+/// them, and so does a clone of it); another client shares none of them, nor
+/// the round trip measured on them.
+#[tokio::test]
+async fn a_client_reuses_its_pooled_connections_and_shares_them_with_no_other() {
+    let server = TestServer::start();
+    let config = server.connection("pooled", "main");
+    let timeout = std::time::Duration::from_secs(10);
+    let one = Client::new();
+    assert_eq!(round_trip(&one, &config), None, "measured before any connection");
+    let mut sessions = Vec::new();
+    for _ in 0..3 * CONNECTIONS_PER_SERVER {
+        sessions.push(connect(&one, &config, timeout).await.unwrap());
+    }
+    // Each pooled connection is made once, its round trip measured then.
+    assert_eq!(connections_to(server.port), CONNECTIONS_PER_SERVER);
+    assert!(round_trip(&one, &config).is_some());
+    let clone = one.clone();
+    sessions.push(connect(&clone, &config, timeout).await.unwrap());
+    assert_eq!(
+        connections_to(server.port),
+        CONNECTIONS_PER_SERVER,
+        "a clone is the same client"
+    );
+
+    let other = Client::new();
+    assert_eq!(
+        round_trip(&other, &config),
+        None,
+        "a round trip measured by another client"
+    );
+    sessions.push(connect(&other, &config, timeout).await.unwrap());
+    assert_eq!(
+        connections_to(server.port),
+        CONNECTIONS_PER_SERVER + 1,
+        "another client signs in on a connection of its own"
+    );
+    assert!(round_trip(&other, &config).is_some());
+    for session in &sessions {
+        session.query("RETURN 1;").await.unwrap().check().unwrap();
+    }
 }
 
 /// Health and history of every environment, without the time of the check.
@@ -87,10 +129,14 @@ fn comparable(status: &surql::HealthStatus, history: &Option<Vec<surql::migratio
 #[tokio::test]
 async fn tenants_of_one_server_are_read_together_with_the_same_answers() {
     let server = TestServer::start();
-    let root =
-        surql::connection::connect_unscoped(&server.connection("x", "y"), std::time::Duration::from_secs(10), false)
-            .await
-            .unwrap();
+    let root = surql::connection::connect_unscoped(
+        &surql::Client::new(),
+        &server.connection("x", "y"),
+        std::time::Duration::from_secs(10),
+        false,
+    )
+    .await
+    .unwrap();
     let mut registry = EnvironmentRegistry::new();
     let mut setup = String::new();
     for i in 0..320 {
@@ -144,7 +190,7 @@ async fn tenants_of_one_server_are_read_together_with_the_same_answers() {
     let namespaces_before = info("INFO FOR ROOT").await;
     assert_eq!(namespaces_before.len(), 266, "tenants 0..265 and the default namespace");
 
-    let check = HealthCheck::new();
+    let check = coordinator.health_check(surql::health::DEFAULT_HEALTH_TIMEOUT);
     let all = vec!["all".to_string()];
     let selected = coordinator.select(&all).unwrap();
     let refs: Vec<&EnvironmentConfig> = selected.iter().collect();

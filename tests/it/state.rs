@@ -27,9 +27,13 @@ async fn every_deploy_is_recorded_listed_and_shown() {
     let server = TestServer::start();
     let work = tempfile::tempdir().unwrap();
     write_tenants(work.path(), &server, 3, "rec");
-    let db = surql::connection::connect(&server.connection("rec1", "main"), Duration::from_secs(10))
-        .await
-        .unwrap();
+    let db = surql::connection::connect(
+        &surql::Client::new(),
+        &server.connection("rec1", "main"),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     surql::connection::run_query(&db, "CREATE account:poison;", json!({}))
         .await
         .unwrap();
@@ -308,9 +312,13 @@ const AUDIT: &str = "-- migrate:up\nDEFINE TABLE audit SCHEMALESS;\n-- migrate:d
 
 /// The tables of `ns`/main and the fields of its `account` table.
 async fn schema(server: &TestServer, ns: &str) -> (Vec<String>, Vec<String>) {
-    let db = surql::connection::connect(&server.connection(ns, "main"), Duration::from_secs(10))
-        .await
-        .unwrap();
+    let db = surql::connection::connect(
+        &surql::Client::new(),
+        &server.connection(ns, "main"),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     let info = surql::connection::run_query(&db, "INFO FOR DB; INFO FOR TABLE account;", json!({}))
         .await
         .unwrap();

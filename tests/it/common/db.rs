@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use surql::ConnectionConfig;
-use surql::connection::{connect_read_only, run_query};
+use surql::connection::{Client, connect_read_only, run_query};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -23,21 +23,21 @@ DEFINE INDEX IF NOT EXISTS version_idx ON TABLE _migration_history COLUMNS versi
 
 /// Versions in `_migration_history`, oldest first; `None` when the database was never created.
 pub async fn applied_versions(connection: &ConnectionConfig) -> Option<Vec<String>> {
-    let db = connect_read_only(connection, TIMEOUT).await.unwrap()?;
+    let db = connect_read_only(&Client::new(), connection, TIMEOUT).await.unwrap()?;
     let applied = surql::migration::applied_migrations(&db).await.unwrap();
     Some(applied.into_iter().map(|a| a.version).collect())
 }
 
 /// Names in `_migration_history`, oldest first; `None` when the database was never created.
 pub async fn applied_names(connection: &ConnectionConfig) -> Option<Vec<String>> {
-    let db = connect_read_only(connection, TIMEOUT).await.unwrap()?;
+    let db = connect_read_only(&Client::new(), connection, TIMEOUT).await.unwrap()?;
     let applied = surql::migration::applied_migrations(&db).await.unwrap();
     Some(applied.into_iter().map(|a| a.name).collect())
 }
 
 /// Table names, sorted; empty when the database was never created.
 pub async fn tables(connection: &ConnectionConfig) -> Vec<String> {
-    let Some(db) = connect_read_only(connection, TIMEOUT).await.unwrap() else {
+    let Some(db) = connect_read_only(&Client::new(), connection, TIMEOUT).await.unwrap() else {
         return Vec::new();
     };
     let info = run_query(&db, "INFO FOR DB;", json!({})).await.unwrap();
@@ -48,7 +48,7 @@ pub async fn tables(connection: &ConnectionConfig) -> Vec<String> {
 
 /// The rows of `_migration_history`, by version; none when the database was never created.
 pub async fn history_rows(connection: &ConnectionConfig) -> Vec<serde_json::Value> {
-    let Some(db) = connect_read_only(connection, TIMEOUT).await.unwrap() else {
+    let Some(db) = connect_read_only(&Client::new(), connection, TIMEOUT).await.unwrap() else {
         return Vec::new();
     };
     let rows = run_query(&db, "SELECT * FROM _migration_history ORDER BY version;", json!({}))
@@ -82,7 +82,7 @@ pub fn write_server_tenants(dir: &std::path::Path, ws_url: &str, n: usize, prefi
 
 /// Creates the namespace, database and surql's tables.
 pub async fn initialise(connection: &ConnectionConfig) {
-    let db = surql::connection::connect(connection, std::time::Duration::from_secs(10))
+    let db = surql::connection::connect(&surql::Client::new(), connection, std::time::Duration::from_secs(10))
         .await
         .unwrap();
     surql::connection::ensure_namespace_and_database(&db, connection)
