@@ -8,38 +8,66 @@
 //! - `state server`: the record kept on the same server (`--state ws://…`);
 //! - `dry run`: nothing recorded, nothing written.
 //!
-//! Prints each run's wall time and peak RSS, and the growth per tenant
-//! between the sizes. Build the binary first, in the profile you measure:
+//! Prints each run's wall time, peak RSS, the highest anonymous and
+//! file-backed parts of it seen while it ran (sampled from /proc), and the
+//! growth per tenant between the sizes. Build the binary first, in the profile you measure:
 //!
 //!   cargo build --release --bin surql --example bench_memory
 //!   target/release/examples/bench_memory [--sizes 10,1000,10000] [--modes embedded,server,dry-run]
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmarks stop at the first surprise
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 #[path = "../tests/it/common/server.rs"]
 mod server;
 
+#[path = "common/binary.rs"]
+mod binary;
+
+use binary::{surql_binary, write_tenants};
+
 use server::TestServer;
 
-/// The `surql` binary built beside this example (`target/<profile>/surql`).
-fn surql_binary() -> PathBuf {
-    let example = std::env::current_exe().unwrap();
-    let profile_dir = example.parent().and_then(|d| d.parent()).unwrap();
-    let binary = profile_dir.join("surql");
-    assert!(
-        binary.exists(),
-        "build it first: cargo build --bin surql ({})",
-        binary.display()
-    );
-    binary
+/// What one run of the binary cost.
+#[derive(Clone, Copy, Default)]
+struct Cost {
+    seconds: f64,
+    /// Peak resident set (KiB), from rusage: heap and stacks plus the pages
+    /// of the binary's code and data it touched.
+    peak: u64,
+    /// The highest anonymous part (KiB) seen while it ran (heap, stacks:
+    /// what a container cannot reclaim), sampled from /proc every 2 ms.
+    anon: u64,
+    /// The highest file-backed part (KiB) seen: the binary's mapped code and
+    /// read-only data, shared and clean, which the kernel can drop and re-read.
+    file: u64,
 }
 
-/// Runs `command` to its end: its exit status, wall seconds and peak RSS in KiB.
-fn measured(command: &mut Command) -> (bool, f64, u64) {
+/// Samples `pid`'s RssAnon and RssFile until `done`; their maxima in KiB.
+fn sample_rss(pid: u32, done: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<(u64, u64)> {
+    std::thread::spawn(move || {
+        let (mut anon, mut file) = (0, 0);
+        let field = |text: &str, name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        };
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                anon = anon.max(field(&status, "RssAnon:").unwrap_or(0));
+                file = file.max(field(&status, "RssFile:").unwrap_or(0));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        (anon, file)
+    })
+}
+
+/// Runs `command` to its end: its exit status and what it cost.
+fn measured(command: &mut Command) -> (bool, Cost) {
     use std::os::unix::process::ExitStatusExt as _;
     let started = Instant::now();
     // A file, not a pipe: nothing reads stderr until the process has ended.
@@ -51,6 +79,8 @@ fn measured(command: &mut Command) -> (bool, f64, u64) {
         .spawn()
         .unwrap();
     let pid = child.id() as libc::pid_t;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = sample_rss(child.id(), done.clone());
     let mut status: libc::c_int = 0;
     // SAFETY: an all-zero rusage is a valid value of this plain C struct.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -59,6 +89,8 @@ fn measured(command: &mut Command) -> (bool, f64, u64) {
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(waited, pid, "wait4 failed: {}", std::io::Error::last_os_error());
     let seconds = started.elapsed().as_secs_f64();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (anon, file) = sampler.join().unwrap();
     let success = std::process::ExitStatus::from_raw(status).success();
     if !success {
         use std::io::{Read as _, Seek as _};
@@ -68,7 +100,16 @@ fn measured(command: &mut Command) -> (bool, f64, u64) {
         eprintln!("surql failed:\n{text}");
     }
     // Linux reports ru_maxrss in KiB.
-    (success, seconds, usage.ru_maxrss as u64)
+    let peak = usage.ru_maxrss as u64;
+    (
+        success,
+        Cost {
+            seconds,
+            peak,
+            anon,
+            file,
+        },
+    )
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -97,21 +138,11 @@ impl Mode {
     }
 }
 
-/// One deployment of `tenants` in `mode` on a fresh server: seconds and peak RSS (KiB).
-fn deploy(mode: Mode, tenants: usize, migrations: &Path) -> (f64, u64) {
+/// One deployment of `tenants` in `mode` on a fresh server.
+fn deploy(mode: Mode, tenants: usize, migrations: &Path) -> Cost {
     let server = TestServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let environments: Vec<serde_json::Value> = (0..tenants)
-        .map(|i| {
-            serde_json::json!({ "name": format!("t{i:05}"), "connection": { "db_url": server.ws_url(),
-                "db_ns": format!("bench{i}"), "db": "main", "username": "root", "password": "root" } })
-        })
-        .collect();
-    std::fs::write(
-        dir.path().join("environments.json"),
-        serde_json::json!({ "environments": environments }).to_string(),
-    )
-    .unwrap();
+    write_tenants(dir.path(), &server.ws_url(), tenants);
     let mut command = Command::new(surql_binary());
     command.current_dir(dir.path()).args([
         "orchestrate",
@@ -143,9 +174,9 @@ fn deploy(mode: Mode, tenants: usize, migrations: &Path) -> (f64, u64) {
             command.arg("--dry-run");
         }
     }
-    let (success, seconds, peak) = measured(&mut command);
+    let (success, cost) = measured(&mut command);
     assert!(success, "{} of {tenants} tenants failed", mode.name());
-    (seconds, peak)
+    cost
 }
 
 fn main() {
@@ -160,22 +191,36 @@ fn main() {
         }
     }
     let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bench-migrations");
-    let (_, _, idle) = measured(Command::new(surql_binary()).arg("--version"));
-    println!("surql --version: peak RSS {:.1} MB", idle as f64 / 1024.0);
-    println!("mode            tenants |  seconds | peak RSS MB | KiB/tenant over the previous size");
+    let (_, idle) = measured(Command::new(surql_binary()).arg("--version"));
+    let mb = |kib: u64| kib as f64 / 1024.0;
+    println!(
+        "surql --version: peak RSS {:.1} MB (anonymous {:.1}, file-backed {:.1})",
+        mb(idle.peak),
+        mb(idle.anon),
+        mb(idle.file)
+    );
+    println!(
+        "mode            tenants |  seconds | peak RSS MB | anon MB | file MB | KiB/tenant over the previous size (peak, anon)"
+    );
     for mode in modes {
-        let mut previous: Option<(usize, u64)> = None;
+        let mut previous: Option<(usize, Cost)> = None;
         for &tenants in &sizes {
-            let (seconds, peak) = deploy(mode, tenants, &migrations);
+            let cost = deploy(mode, tenants, &migrations);
             let growth = previous
-                .map(|(n, kib)| format!("{:.2}", (peak as f64 - kib as f64) / (tenants - n) as f64))
+                .map(|(n, before)| {
+                    let per = |now: u64, then: u64| (now as f64 - then as f64) / (tenants - n) as f64;
+                    format!("{:.2}, {:.2}", per(cost.peak, before.peak), per(cost.anon, before.anon))
+                })
                 .unwrap_or_else(|| "-".into());
             println!(
-                "{:<15} {tenants:>7} | {seconds:>8.2} | {:>11.1} | {growth}",
+                "{:<15} {tenants:>7} | {:>8.2} | {:>11.1} | {:>7.1} | {:>7.1} | {growth}",
                 mode.name(),
-                peak as f64 / 1024.0
+                cost.seconds,
+                mb(cost.peak),
+                mb(cost.anon),
+                mb(cost.file)
             );
-            previous = Some((tenants, peak));
+            previous = Some((tenants, cost));
         }
     }
 }

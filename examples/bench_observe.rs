@@ -9,31 +9,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmarks stop at the first surprise
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
 #[path = "../tests/it/common/server.rs"]
 mod server;
 
+#[path = "common/binary.rs"]
+mod binary;
+
+use binary::{surql_binary, write_tenants};
+
 #[path = "../tests/it/common/http.rs"]
 #[allow(dead_code)] // the benchmark only counts the requests
 mod http;
 
 use server::TestServer;
-
-/// The `surql` binary built beside this example (`target/<profile>/surql`).
-fn surql_binary() -> PathBuf {
-    let example = std::env::current_exe().unwrap();
-    let profile_dir = example.parent().and_then(|d| d.parent()).unwrap();
-    let binary = profile_dir.join("surql");
-    assert!(
-        binary.exists(),
-        "build it first: cargo build --bin surql ({})",
-        binary.display()
-    );
-    binary
-}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
@@ -56,17 +47,7 @@ impl Mode {
 fn run(mode: Mode, tenants: usize) -> (f64, usize) {
     let server = TestServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let environments: Vec<serde_json::Value> = (0..tenants)
-        .map(|i| {
-            serde_json::json!({ "name": format!("t{i:05}"), "connection": { "db_url": server.ws_url(),
-                "db_ns": format!("bench{i}"), "db": "main", "username": "root", "password": "root" } })
-        })
-        .collect();
-    std::fs::write(
-        dir.path().join("environments.json"),
-        serde_json::json!({ "environments": environments }).to_string(),
-    )
-    .unwrap();
+    write_tenants(dir.path(), &server.ws_url(), tenants);
     let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bench-migrations");
     let receiver = http::Recorder::start(|_| (200, String::new()));
     let mut command = Command::new(surql_binary());

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use surql_plugin_sdk::{HOOK_APPROVE, HOOK_GATE, STATUS_OK, STATUS_PANIC};
+use surql_plugin_sdk::{Approval, Gate, HOOK_APPROVE, HOOK_GATE, STATUS_OK, STATUS_PANIC};
 
 pub use loader::LoadedPlugin;
 pub use notifier::Notifier;
@@ -308,20 +308,22 @@ impl PluginHost {
                 Ok(answer) => answer,
                 Err(e) => return ApprovalDecision::Error(format!("approval failed: {e}")),
             };
-            let reason = answer["reason"].as_str().unwrap_or_default().to_string();
-            match answer["decision"].as_str() {
-                Some("approved") => return ApprovalDecision::Approved,
-                Some("denied") => return ApprovalDecision::Denied(format!("denied by '{approver}': {reason}")),
-                Some("pending") if Instant::now() < deadline => {
+            // The answer is read as the SDK writes it: one format at both ends.
+            match Approval::from_json(&answer) {
+                Ok(Approval::Approved) => return ApprovalDecision::Approved,
+                Ok(Approval::Denied(reason)) => {
+                    return ApprovalDecision::Denied(format!("denied by '{approver}': {reason}"));
+                }
+                Ok(Approval::Pending(_)) if Instant::now() < deadline => {
                     std::thread::sleep(poll.min(deadline.saturating_duration_since(Instant::now())))
                 }
-                Some("pending") => {
+                Ok(Approval::Pending(reason)) => {
                     return ApprovalDecision::Pending(format!(
                         "'{approver}' gave no answer within {}s ({reason})",
                         plugin.settings.approval_timeout_seconds
                     ));
                 }
-                _ => {
+                Err(_) => {
                     return ApprovalDecision::Error(format!("approval failed: plugin '{approver}' answered {answer}"));
                 }
             }
@@ -357,10 +359,10 @@ impl PluginHost {
             return GateDecision::Halt(format!("'{name}' is not a loaded gate plugin"));
         };
         match plugin.call("gate", request) {
-            Ok(answer) => match answer["decision"].as_str() {
-                Some("continue") => GateDecision::Continue,
-                Some("halt") => GateDecision::Halt(answer["reason"].as_str().unwrap_or("halted").to_string()),
-                _ => GateDecision::Halt(format!("the gate answered {answer}, not continue or halt")),
+            Ok(answer) => match Gate::from_json(&answer) {
+                Ok(Gate::Continue) => GateDecision::Continue,
+                Ok(Gate::Halt(reason)) => GateDecision::Halt(reason),
+                Err(_) => GateDecision::Halt(format!("the gate answered {answer}, not continue or halt")),
             },
             Err(error) => GateDecision::Halt(format!("the gate failed: {error}")),
         }
