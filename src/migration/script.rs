@@ -72,14 +72,21 @@ pub(super) enum Guard<'a> {
 /// of expressions far more slowly (about 90 µs per migration, BENCHMARKS.md).
 pub(super) fn transaction_script(migration: &Migration, clock: StartClock, guard: Guard, lone: bool) -> String {
     const LOCK: &str = "_migration_lock:current.owner != $surql_owner OR _migration_lock:current.interrupted = true";
-    let guard = match guard {
-        Guard::Proven => String::new(),
-        Guard::Owner => format!("IF _migration_lock:current.owner != $surql_owner {{ THROW '{STOPPED}' }};\n"),
-        Guard::Lock => format!("IF {LOCK} {{ THROW '{STOPPED}' }};\n"),
-        Guard::LockAndCommitted(previous) => format!(
-            "IF !record::exists({}) OR {LOCK} {{ THROW '{STOPPED}' }};\n",
-            history_record(previous)
-        ),
+    let refused = match guard {
+        Guard::Proven => None,
+        Guard::Owner => Some("_migration_lock:current.owner != $surql_owner".to_string()),
+        Guard::Lock => Some(LOCK.to_string()),
+        Guard::LockAndCommitted(previous) => Some(format!("!record::exists({}) OR {LOCK}", history_record(previous))),
+    };
+    // On a server the guard and the start time are one statement: every
+    // statement costs the server a parse and its tracing spans.
+    let prelude = match (refused, clock) {
+        (Some(refused), StartClock::Server) => {
+            format!("LET $surql_started = IF {refused} {{ THROW '{STOPPED}' }} ELSE {{ time::now() }};\n")
+        }
+        (Some(refused), StartClock::Shared) => format!("IF {refused} {{ THROW '{STOPPED}' }};\n"),
+        (None, StartClock::Server) => "LET $surql_started = time::now();\n".to_string(),
+        (None, StartClock::Shared) => String::new(),
     };
     let (version, name, checksum) = if lone {
         (
@@ -94,12 +101,8 @@ pub(super) fn transaction_script(migration: &Migration, clock: StartClock, guard
             quote(&migration.checksum),
         )
     };
-    let (note_start, started) = match clock {
-        StartClock::Server => ("LET $surql_started = time::now();\n", "$surql_started"),
-        StartClock::Shared => ("", "$surql_started"),
-    };
     format!(
-        "BEGIN TRANSACTION;\n{guard}{note_start}{up}CREATE {record} SET version = {version}, name = {name}, checksum = {checksum}, applied_at = time::now(), execution_ms = duration::millis(time::now() - {started}), deployment_id = $surql_deployment_id, actor = $surql_actor RETURN NONE;\nCOMMIT TRANSACTION;\n",
+        "BEGIN TRANSACTION;\n{prelude}{up}CREATE {record} SET version = {version}, name = {name}, checksum = {checksum}, applied_at = time::now(), execution_ms = duration::millis(time::now() - $surql_started), deployment_id = $surql_deployment_id, actor = $surql_actor RETURN NONE;\nCOMMIT TRANSACTION;\n",
         up = section_text(&migration.up, migration.up_ast.expressions.len()),
         record = history_record(&migration.version)
     )
@@ -132,10 +135,11 @@ pub(super) fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-/// Statements of a migration's transaction before its own: BEGIN, the lock
-/// guard (unless `proven`), the `LET` of the start time.
+/// Statements of a migration's transaction before its own: BEGIN, then the
+/// lock guard (unless `proven`) and, on a server, the `LET` of the start
+/// time, which are one statement where both are sent.
 pub(super) fn statements_before_up(clock: StartClock, proven: bool) -> usize {
-    1 + usize::from(!proven) + usize::from(clock == StartClock::Server)
+    1 + usize::from(!proven || clock == StartClock::Server)
 }
 
 /// Statements of a migration's whole transaction, as SurrealDB answers them
@@ -207,6 +211,9 @@ mod tests {
         assert!(!up.contains("_migration_lock"), "{up}");
         assert_eq!(transaction_statements(&migration, StartClock::Shared, true), 3);
         assert_eq!(transaction_statements(&migration, StartClock::Shared, false), 4);
+        // On a server the guard and the start time are one statement.
+        assert_eq!(transaction_statements(&migration, StartClock::Server, false), 4);
+        assert_eq!(transaction_statements(&migration, StartClock::Server, true), 4);
         assert!(up_script(&migration, StartClock::Server).contains("IF _migration_lock:current.owner"));
         let down = down_script(&migration).unwrap();
         assert!(down.contains("-- surql:empty\nDELETE type::record"), "{down}");
