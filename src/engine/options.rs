@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
-use super::*;
+use super::{FailureBudget, simulate};
 use crate::safety::ApprovalPolicy;
 
 /// Options of one deployment, as the guide names them.

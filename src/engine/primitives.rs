@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::*;
+use super::{DeploymentResult, DeploymentStatus, Engine, EngineError, undo, verify};
 use crate::concurrent::bounded;
 use crate::health::HealthStatus;
 use crate::registry::EnvironmentConfig;

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use indexmap::IndexMap;
 
-use super::*;
+use super::{
+    Approver, DeployOptions, DeploymentResult, DeploymentStatus, Discoverer, Event, EventSink, Wave, promotion,
+};
 use crate::connection::Client;
 use crate::migration::{ApplyContext, Migration};
 use crate::plugin::{Notifier, PluginHost};
