@@ -69,9 +69,10 @@ pub use coordinator::{
 };
 pub use discovery::{DiscoveryError, Expansion};
 pub use engine::{
-    ApprovalRequest, ApprovalTarget, Approver, DeployOptions, DeploymentResult, DeploymentStatus, Discoverer, Engine,
-    EngineError, EngineParts, EnvironmentPlan, Event, EventSink, FailureBudget, FailureKind, GateHalt,
-    PendingMigration, PlanReport, Promotions, UndoTarget, VerifyResult, Wave, WaveOptions, simulate::Simulation,
+    ApprovalRequest, ApprovalTarget, Approver, DeployOptions, DeploymentResult, DeploymentStatus, DiscoverFailed,
+    Discoverer, Engine, EngineError, EngineParts, EnvironmentPlan, Event, EventSink, FailureBudget, FailureKind,
+    GateHalt, PendingMigration, PlanReport, Promotions, UndoTarget, VerifyResult, Wave, WaveOptions,
+    simulate::Simulation,
 };
 pub use error::Error;
 pub use health::{HealthCheck, HealthStatus};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use crate::config::EnvironmentsFile;
-use crate::engine::Discoverer;
+use crate::engine::{DiscoverFailed, Discoverer};
 use crate::registry::{EnvironmentConfig, Shard};
 
 /// Expands a file's templates again and selects as the deployment did.
@@ -23,16 +23,14 @@ pub(super) struct Rediscovery {
 }
 
 impl Discoverer for Rediscovery {
-    fn discover(&self) -> BoxFuture<'_, Result<Vec<EnvironmentConfig>, String>> {
+    fn discover(&self) -> BoxFuture<'_, Result<Vec<EnvironmentConfig>, DiscoverFailed>> {
         Box::pin(async move {
             let mut again = self.file.clone();
             again.environments.truncate(again.listed_environments);
             again.templates = std::mem::take(&mut again.expanded_templates);
-            crate::discovery::expand_templates(&self.client, &mut again, self.timeout)
-                .await
-                .map_err(|e| e.to_string())?;
+            crate::discovery::expand_templates(&self.client, &mut again, self.timeout).await?;
             let registry = again.registry();
-            let selected = registry.select(&self.selection).map_err(|e| e.to_string())?;
+            let selected = registry.select(&self.selection)?;
             Ok(selected
                 .into_iter()
                 .filter(|e| self.shard.is_none_or(|shard| shard.contains(&e.name)))

@@ -10,12 +10,16 @@ use futures::future::BoxFuture;
 use super::{Engine, Event};
 use crate::registry::EnvironmentConfig;
 
+/// Why a [`Discoverer`] found nothing: any error of the implementation.
+pub type DiscoverFailed = Box<dyn std::error::Error + Send + Sync>;
+
 /// Finds the environments a deployment's selection takes now (the
 /// coordinator expands the environments file's templates again).
 pub trait Discoverer: Send + Sync {
     /// Every environment the selection takes now, known ones included; an
-    /// error message when discovery fails (the wave goes on with those known).
-    fn discover(&self) -> BoxFuture<'_, Result<Vec<EnvironmentConfig>, String>>;
+    /// error when discovery fails (the wave goes on with those known, and
+    /// the error is logged).
+    fn discover(&self) -> BoxFuture<'_, Result<Vec<EnvironmentConfig>, DiscoverFailed>>;
 }
 
 impl Engine {

@@ -29,7 +29,7 @@ pub mod wave;
 pub use approval::{ApprovalRequest, ApprovalTarget, Approver, PendingMigration};
 pub use event::{Event, EventSink};
 pub use gate::GateHalt;
-pub use join::Discoverer;
+pub use join::{DiscoverFailed, Discoverer};
 pub use options::{DeployOptions, UndoTarget};
 pub use plan::PlanReport;
 pub use policy::check_pins;
