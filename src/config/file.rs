@@ -490,15 +490,8 @@ fn expand_value(
 
 #[cfg(test)]
 mod tests {
+    use super::super::vars::tests::vars;
     use super::*;
-
-    fn vars(name: &str) -> Option<String> {
-        match name {
-            "PASS" => Some("s3cret".into()),
-            "EMPTY" => Some(String::new()),
-            _ => None,
-        }
-    }
 
     fn parse(text: &str) -> Result<EnvironmentsFile, ConfigError> {
         parse_environments(Path::new("environments.json"), text, &vars)

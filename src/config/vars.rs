@@ -55,10 +55,11 @@ pub fn expand_vars(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resu
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn vars(name: &str) -> Option<String> {
+    /// The environment the config tests expand against.
+    pub(in crate::config) fn vars(name: &str) -> Option<String> {
         match name {
             "PASS" => Some("s3cret".into()),
             "EMPTY" => Some(String::new()),
