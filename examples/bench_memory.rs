@@ -27,7 +27,7 @@ mod server;
 #[path = "common/binary.rs"]
 mod binary;
 
-use binary::{surql_binary, write_tenants};
+use binary::{deploy_command, surql_binary, write_tenants};
 
 use server::TestServer;
 
@@ -143,21 +143,7 @@ fn deploy(mode: Mode, tenants: usize, migrations: &Path) -> Cost {
     let server = TestServer::start();
     let dir = tempfile::tempdir().unwrap();
     write_tenants(dir.path(), &server.ws_url(), tenants);
-    let mut command = Command::new(surql_binary());
-    command.current_dir(dir.path()).args([
-        "orchestrate",
-        "deploy",
-        "-e",
-        "all",
-        "-m",
-        migrations.to_str().unwrap(),
-        "--strategy",
-        "parallel",
-        "--max-concurrent",
-        "16",
-        "--output",
-        "json",
-    ]);
+    let mut command = deploy_command(dir.path(), migrations);
     match mode {
         Mode::Embedded => {}
         Mode::Server => {

@@ -9,7 +9,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmarks stop at the first surprise
 
-use std::process::Command;
 use std::time::Instant;
 
 #[path = "../tests/it/common/server.rs"]
@@ -18,7 +17,7 @@ mod server;
 #[path = "common/binary.rs"]
 mod binary;
 
-use binary::{surql_binary, write_tenants};
+use binary::{deploy_command, write_tenants};
 
 #[path = "../tests/it/common/http.rs"]
 #[allow(dead_code)] // the benchmark only counts the requests
@@ -50,21 +49,7 @@ fn run(mode: Mode, tenants: usize) -> (f64, usize) {
     write_tenants(dir.path(), &server.ws_url(), tenants);
     let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bench-migrations");
     let receiver = http::Recorder::start(|_| (200, String::new()));
-    let mut command = Command::new(surql_binary());
-    command.current_dir(dir.path()).args([
-        "orchestrate",
-        "deploy",
-        "-e",
-        "all",
-        "-m",
-        migrations.to_str().unwrap(),
-        "--strategy",
-        "parallel",
-        "--max-concurrent",
-        "16",
-        "--output",
-        "json",
-    ]);
+    let mut command = deploy_command(dir.path(), &migrations);
     if mode != Mode::Plain {
         let file = dir.path().join("surql.prom");
         command.args([

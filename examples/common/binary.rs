@@ -2,6 +2,7 @@
 //! a folder of N tenants on one server for it to deploy.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// The `surql` binary built beside the running example (`target/<profile>/surql`).
 pub fn surql_binary() -> PathBuf {
@@ -30,4 +31,25 @@ pub fn write_tenants(dir: &Path, ws_url: &str, tenants: usize) {
         serde_json::json!({ "environments": environments }).to_string(),
     )
     .unwrap();
+}
+
+/// `surql orchestrate deploy` of every environment in `dir` with the
+/// migrations at `migrations`: parallel, 16 at once, JSON output.
+pub fn deploy_command(dir: &Path, migrations: &Path) -> Command {
+    let mut command = Command::new(surql_binary());
+    command.current_dir(dir).args([
+        "orchestrate",
+        "deploy",
+        "-e",
+        "all",
+        "-m",
+        migrations.to_str().unwrap(),
+        "--strategy",
+        "parallel",
+        "--max-concurrent",
+        "16",
+        "--output",
+        "json",
+    ]);
+    command
 }
