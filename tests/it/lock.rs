@@ -206,20 +206,21 @@ async fn writes_after_the_lease_was_taken_over_change_nothing() {
         .unwrap();
     let theirs = acquire_lock(&db, "bob@ci", Duration::from_secs(60)).await.unwrap();
 
-    let outcome = apply_batch(
-        &db,
-        &[&migrations[0]],
-        StartClock::Shared,
-        &ApplyContext::new(),
-        &ours,
-        false,
-    )
-    .await
-    .unwrap();
-    assert!(matches!(outcome.stop, Some(BatchStop::Stopped)), "{:?}", outcome.stop);
-    assert!(outcome.applied.is_empty());
-    assert_eq!(applied_versions(&connection).await.unwrap_or_default().len(), 0);
-    assert!(!common::tables(&connection).await.contains(&"taken".to_string()));
+    // Both clocks: on a server's the guard is folded into the LET of the
+    // start time, and must still stop the transaction.
+    for clock in [StartClock::Shared, StartClock::Server] {
+        let outcome = apply_batch(&db, &[&migrations[0]], clock, &ApplyContext::new(), &ours, false)
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome.stop, Some(BatchStop::Stopped)),
+            "{clock:?}: {:?}",
+            outcome.stop
+        );
+        assert!(outcome.applied.is_empty());
+        assert_eq!(applied_versions(&connection).await.unwrap_or_default().len(), 0);
+        assert!(!common::tables(&connection).await.contains(&"taken".to_string()));
+    }
 
     // Applied under bob's lock, a revert by alice is refused and changes nothing.
     let outcome = apply_batch(
