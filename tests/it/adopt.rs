@@ -8,7 +8,7 @@
 use crate::common;
 
 use serde_json::{Value, json};
-use surql::connection::{Client, connect, run_query};
+use surql::connection::run_query;
 
 use crate::common::{TestServer, applied_versions, migrations_dir, run_surql, strs, text};
 
@@ -47,13 +47,7 @@ fn deploy_all(dir: &std::path::Path, migrations: &str) -> Vec<Value> {
 
 /// The schema of migrations 1 and 2, made by hand (as another tool would have).
 async fn made_by_hand(server: &TestServer, ns: &str) {
-    let db = connect(
-        &Client::new(),
-        &server.connection(ns, "main"),
-        std::time::Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    let db = common::session(&server.connection(ns, "main")).await;
     run_query(
         &db,
         "DEFINE TABLE account SCHEMALESS; DEFINE FIELD email ON account TYPE string;",
@@ -258,13 +252,7 @@ fn oneiriq_files() -> tempfile::TempDir {
 async fn oneiriq_files_are_imported_and_its_history_adopted_then_only_new_migrations_deploy() {
     let server = TestServer::start();
     let work = tempfile::tempdir().unwrap();
-    let db = connect(
-        &Client::new(),
-        &server.connection("oneiriq", "main"),
-        std::time::Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    let db = common::session(&server.connection("oneiriq", "main")).await;
     run_query(&db, &oneiriq_database(), json!({})).await.unwrap();
     let url = server.ws_url();
     let out_dir = work.path().join("migrations");
@@ -386,13 +374,7 @@ async fn oneiriq_files_are_imported_and_its_history_adopted_then_only_new_migrat
 }
 
 async fn query_rows(server: &TestServer, sql: &str) -> Value {
-    let db = connect(
-        &Client::new(),
-        &server.connection("oneiriq", "main"),
-        std::time::Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    let db = common::session(&server.connection("oneiriq", "main")).await;
     run_query(&db, sql, json!({})).await.unwrap()[0].clone()
 }
 
@@ -401,9 +383,7 @@ async fn query_rows(server: &TestServer, sql: &str) -> Value {
 #[tokio::test]
 async fn oneiriq_history_is_adopted_on_the_embedded_engine() {
     let connection = surql::ConnectionConfig::new("mem://", common::unique("oneiriq"), "main");
-    let db = connect(&Client::new(), &connection, std::time::Duration::from_secs(10))
-        .await
-        .unwrap();
+    let db = common::session(&connection).await;
     run_query(&db, &oneiriq_database(), json!({})).await.unwrap();
     let out_dir = tempfile::tempdir().unwrap();
     let report = surql::migration::import::import("oneiriq", oneiriq_files().path(), out_dir.path()).unwrap();
@@ -469,13 +449,7 @@ const SCRIPT_MIGRATION: &str = "DEFINE TABLE OVERWRITE script_migration SCHEMAFU
 async fn a_surrealdb_migrations_project_is_imported_and_its_history_adopted() {
     let server = TestServer::start();
     let work = tempfile::tempdir().unwrap();
-    let db = connect(
-        &Client::new(),
-        &server.connection("smig0", "main"),
-        std::time::Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    let db = common::session(&server.connection("smig0", "main")).await;
     // What that tool leaves: its schemas, the migration's data, its row.
     let prepared = format!(
         "{SCRIPT_MIGRATION}\nDEFINE TABLE OVERWRITE post SCHEMALESS;\nCREATE post SET title = 'Hello world!', content = 'This is my first post!';\nCREATE script_migration SET script_name = '20231201_120002_AddPost', checksum = '742add6313b4e055d79a9df3651b00b6593ecea8f0c1f7637b3d1f4516e4593f' RETURN NONE;"
@@ -582,13 +556,7 @@ async fn a_fleet_is_adopted_with_orchestrate_adopt() {
     let work = tempfile::tempdir().unwrap();
     common::write_server_tenants(work.path(), &server.ws_url(), 2, "legacyfleet");
     for i in 0..2 {
-        let db = connect(
-            &Client::new(),
-            &server.connection(&format!("legacyfleet{i}"), "main"),
-            std::time::Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
+        let db = common::session(&server.connection(&format!("legacyfleet{i}"), "main")).await;
         run_query(&db, &oneiriq_database(), json!({})).await.unwrap();
     }
     let out_dir = work.path().join("migrations");

@@ -6,11 +6,10 @@ use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Duration;
 
 use serde_json::json;
 use surql::ConnectionConfig;
-use surql::connection::{Client, connect, run_query};
+use surql::connection::run_query;
 
 use crate::common::{TestServer, example_migrations, migrations_dir, text};
 
@@ -19,9 +18,7 @@ fn surql(args: &[&str], dir: &Path) -> Output {
 }
 
 async fn query(connection: &ConnectionConfig, sql: &str) -> Vec<serde_json::Value> {
-    let db = connect(&Client::new(), connection, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let db = common::session(connection).await;
     run_query(&db, sql, json!({})).await.unwrap()
 }
 

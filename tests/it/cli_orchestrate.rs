@@ -8,10 +8,9 @@ use crate::common;
 
 use std::path::Path;
 use std::process::Output;
-use std::time::Duration;
 
 use serde_json::{Value, json};
-use surql::connection::{Client, connect, run_query};
+use surql::connection::run_query;
 
 use crate::common::{TestServer, applied_names, example_migrations, text};
 
@@ -55,7 +54,7 @@ async fn sequential_over_three_servers_with_one_failing() {
     write_config(work.path(), &servers.iter().collect::<Vec<_>>(), |_| json!({}));
     // db2 already has a `user` table: the first example migration fails there.
     let db2 = servers[1].connection("app", "main");
-    let db = connect(&Client::new(), &db2, Duration::from_secs(10)).await.unwrap();
+    let db = common::session(&db2).await;
     run_query(&db, "DEFINE TABLE user SCHEMALESS;", json!({}))
         .await
         .unwrap();
@@ -358,13 +357,7 @@ async fn two_names_for_one_database_are_refused_before_anything_runs() {
     assert!(!stderr.contains("root@") && !stderr.contains(":root"), "{stderr}");
 
     // A discovery template that also finds a listed tenant.
-    let setup = connect(
-        &Client::new(),
-        &server.connection("setup", "main"),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    let setup = common::session(&server.connection("setup", "main")).await;
     run_query(
         &setup,
         "DEFINE NAMESPACE tenant_a; DEFINE NAMESPACE tenant_b;",

@@ -7,20 +7,14 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
-use surql::connection::{Client, connect, connect_read_only, run_query};
+use surql::connection::{Client, connect_read_only, run_query};
 
 use crate::common::{TestServer, example_migrations};
 
 #[tokio::test]
 async fn templates_expand_to_matching_namespaces_and_databases() {
     let server = TestServer::start();
-    let root = connect(
-        &Client::new(),
-        &server.connection("setup", "main"),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    let root = crate::common::session(&server.connection("setup", "main")).await;
     run_query(
         &root,
         "DEFINE NAMESPACE tenant_acme; DEFINE NAMESPACE tenant_globex; DEFINE NAMESPACE internal;

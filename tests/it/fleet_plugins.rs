@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use surql::connection::{Client, connect, connect_read_only, run_query};
+use surql::connection::{Client, connect_read_only, run_query};
 use surql::{
     ConnectionConfig, DeployRequest, DeploymentReport, DeploymentStatus, EnvironmentConfig, EnvironmentRegistry,
     MigrationCoordinator, PluginHost, discover_migrations,
@@ -416,9 +416,7 @@ async fn slack_reports_500_tenants_in_a_handful_of_requests_naming_every_failure
             .collect();
         // Every 25th tenant fails: 20 of them.
         for env in envs.iter().step_by(25) {
-            let db = connect(&Client::new(), &env.connection, Duration::from_secs(10))
-                .await
-                .unwrap();
+            let db = crate::common::session(&env.connection).await;
             run_query(&db, "CREATE poison:x;", json!({})).await.unwrap();
         }
         let plugins = host(json!([slack(&server, bot)]));

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::json;
-use surql::connection::{Client, Db, connect, run_query};
+use surql::connection::{Db, run_query};
 use surql::migration::import::{ImportReport, import};
 use surql::migration::{ApplyContext, adopt, applied_migrations, migrate_down, migrate_up, plan};
 
@@ -49,9 +49,7 @@ fn read(out: &Path, name: &str) -> String {
 
 async fn fresh_db() -> (surql::ConnectionConfig, Db) {
     let connection = common::mem_connection();
-    let db = connect(&Client::new(), &connection, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let db = common::session(&connection).await;
     (connection, db)
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use surql::PluginHost;
-use surql::connection::{Client, connect, connect_read_only, run_query};
+use surql::connection::{Client, connect_read_only, run_query};
 use surql::{
     ConnectionConfig, DeployRequest, DeploymentReport, DeploymentStatus, EnvironmentConfig, EnvironmentRegistry,
     MigrationCoordinator, discover_migrations,
@@ -325,9 +325,7 @@ async fn pagerduty_triggers_on_failure_resolves_on_success_and_sends_change_even
     let plugins = host(json!([pagerduty_plugin(&server)]));
     let failing = env("payments", &[]);
     // An existing `user` table makes the first example migration fail there.
-    let db = connect(&Client::new(), &failing.connection, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let db = common::session(&failing.connection).await;
     run_query(&db, "DEFINE TABLE user SCHEMALESS;", json!({}))
         .await
         .unwrap();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use surql::ConnectionConfig;
-use surql::connection::{Client, connect, connect_read_only, run_query};
+use surql::connection::{Client, connect_read_only, run_query};
 
 use crate::common::surql_command as surql;
 use crate::common::{
@@ -444,9 +444,7 @@ async fn a_crashed_runners_lock_is_taken_over() {
     assert_eq!(lock_record(&connection).await, None);
 
     // A lock held by a live runner elsewhere is respected and named.
-    let db = connect(&Client::new(), &connection, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let db = common::session(&connection).await;
     run_query(
         &db,
         "CREATE _migration_lock:current CONTENT { owner: 'ci@other-host pid 1 deployment X', acquired_at: time::now(), expires_at: time::now() + 1h };",
@@ -553,13 +551,7 @@ async fn secrets_never_appear_in_any_output() {
     const SET_SECRET: &str = "Zq8-set-token-secret";
     const NUMERIC_SECRET: &str = "8675309123456";
     let server = TestServer::start();
-    let admin = connect(
-        &Client::new(),
-        &server.connection("app", "main"),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    let admin = common::session(&server.connection("app", "main")).await;
     run_query(
         &admin,
         &format!("DEFINE USER deployer ON ROOT PASSWORD '{SECRET}' ROLES OWNER;"),
@@ -739,13 +731,7 @@ async fn every_history_row_carries_the_deployment_id_and_actor_and_the_report_ha
     assert_eq!(report["results"][0]["status"], "success");
     assert_eq!(report["options"]["environments"], json!(["audited"]));
     assert!(report["started_at"].is_string() && report["completed_at"].is_string());
-    let db = connect(
-        &Client::new(),
-        &server.connection("app", "audited"),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    let db = common::session(&server.connection("app", "audited")).await;
     let rows = run_query(&db, "SELECT deployment_id, actor FROM _migration_history;", json!({}))
         .await
         .unwrap();

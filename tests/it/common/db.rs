@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use surql::ConnectionConfig;
-use surql::connection::{Client, connect_read_only, run_query};
+use surql::connection::{Client, Db, connect, connect_read_only, run_query};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -20,6 +20,12 @@ DEFINE FIELD IF NOT EXISTS checksum ON TABLE _migration_history TYPE string;
 DEFINE FIELD IF NOT EXISTS execution_time_ms ON TABLE _migration_history TYPE option<int>;
 DEFINE INDEX IF NOT EXISTS version_idx ON TABLE _migration_history COLUMNS version UNIQUE;
 ";
+
+/// A session on `connection` (creating its namespace and database), on a
+/// client of its own.
+pub async fn session(connection: &ConnectionConfig) -> Db {
+    connect(&Client::new(), connection, TIMEOUT).await.unwrap()
+}
 
 /// Versions in `_migration_history`, oldest first; `None` when the database was never created.
 pub async fn applied_versions(connection: &ConnectionConfig) -> Option<Vec<String>> {

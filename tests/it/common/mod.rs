@@ -22,7 +22,7 @@ pub fn repo() -> &'static Path {
 
 #[allow(unused_imports)] // each test crate uses a different part
 pub use {
-    db::{applied_names, applied_versions, initialise, tables, write_environments, write_server_tenants},
+    db::{applied_names, applied_versions, initialise, session, tables, write_environments, write_server_tenants},
     latency::LatencyProxy,
     server::{TestServer, free_port, server_binary},
 };
