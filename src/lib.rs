@@ -63,9 +63,9 @@ pub use config::{
 };
 pub use connection::{AuthLevel, Client, ConnectionConfig};
 pub use coordinator::{
-    BaselineOutcome, Continued, CoordinatorError, DeployRequest, DeploymentReport, EnvironmentStatus,
-    MigrationCoordinator, PreparedDeployment, RecordedDeployment, RecordedOverrides, Rerun, RetrySelection,
-    WaveEstimate, load_environments,
+    BaselineOutcome, ClaimOptions, ClaimOutcome, Continued, CoordinatorError, DeployRequest, DeploymentReport,
+    EnvironmentStatus, MigrationCoordinator, PreparedDeployment, RecordedDeployment, RecordedOverrides, Rerun,
+    RetrySelection, WaveEstimate, load_environments,
 };
 pub use discovery::{DiscoveryError, Expansion};
 pub use engine::{

@@ -14,11 +14,12 @@ use surql::EnvironmentsFile;
 use surql::Error;
 use surql::EventSink;
 use surql::connection::Client;
+use surql::error::{EXIT_FAILURE, EXIT_SUCCESS};
 use surql::load_environments;
 use surql::migration::{Migration, discover_migrations};
 use surql::parse_script_option;
 use surql::state::StateStore;
-use surql::{DeployRequest, MigrationCoordinator};
+use surql::{ClaimOptions, ClaimOutcome, DeployRequest, MigrationCoordinator};
 
 /// The config file with its `discover` templates expanded (through `client`).
 pub(super) async fn load_config(client: &Client, common: &OrchestrateCommon) -> Result<EnvironmentsFile, Error> {
@@ -78,7 +79,7 @@ pub(super) async fn execute(
     request: DeployRequest,
     common: &OrchestrateCommon,
     store: Option<Arc<surql::state::StateStore>>,
-    wait: bool,
+    claim: ClaimOptions,
     args: Option<&DeployArgs>,
 ) -> Result<i32, Error> {
     let dry_run = request.options.dry_run;
@@ -107,7 +108,21 @@ pub(super) async fn execute(
     if let Some(store) = store {
         coordinator = coordinator.with_state(store);
     }
-    let mut prepared = coordinator.prepare(request)?;
+    let prepared = match coordinator
+        .prepare_and_claim(request, claim, |what| eprintln!("waiting: {what}"))
+        .await?
+    {
+        ClaimOutcome::Ready { prepared, notices } => {
+            notices.iter().for_each(|notice| eprintln!("{notice}"));
+            prepared
+        }
+        ClaimOutcome::FinishedMeanwhile { what, runner, counts } => {
+            eprintln!("{what} was finished by {runner} ({counts})");
+            let failed = counts.failed + counts.rolled_back > 0;
+            return Ok(if failed { EXIT_FAILURE } else { EXIT_SUCCESS });
+        }
+        _ => return Err(Error::Usage("this deployment cannot start here".into())),
+    };
     let (engine, strategy) = (prepared.engine().clone(), prepared.strategy().name.clone());
     let metrics_options = args.map(|a| a.metrics.options()).unwrap_or_default();
     let (receiver, metrics) = match metrics_options.is_empty() || dry_run {
@@ -126,7 +141,6 @@ pub(super) async fn execute(
             (metrics.tap(receiver), Some(export))
         }
     };
-    prepared.claim(wait, |busy| eprintln!("waiting: {busy}")).await?;
     drop(engine);
     let renderer = tokio::spawn(progress.run(receiver));
     let started_at = chrono::Utc::now();

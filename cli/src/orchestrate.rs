@@ -8,7 +8,6 @@ use serde_json::json;
 use super::args::{DeployArgs, ExistingHistoryArgs, OrchestrateCommand, OrchestrateCommon, OutputFormat};
 use super::execute::{coordinator, execute, migrations, override_freeze, script_options};
 use super::render;
-use surql::Continued;
 use surql::DeployOptions;
 use surql::DeployRequest;
 use surql::Error;
@@ -176,39 +175,9 @@ fn valid_deployment_id(id: &str) -> Result<String, Error> {
     Ok(id.to_string())
 }
 
-/// What a `--deployment-id` given again continues (see
-/// [`surql::RecordedDeployment::continue_id`]); the environments file is
-/// read for it only when the id is recorded.
-async fn continued(
-    client: &Client,
-    store: &surql::state::StateStore,
-    id: &str,
-    request: &surql::DeployRequest,
-    args: &DeployArgs,
-    waited: bool,
-) -> Result<Continued, Error> {
-    match store.show(id).await {
-        Err(surql::state::StateError::NotFound(_)) => return Ok(Continued::New),
-        Err(error) => return Err(error.into()),
-        Ok(_) => {}
-    }
-    let coordinator = coordinator(client, &args.common).await?;
-    let recorded = surql::RecordedDeployment {
-        coordinator: &coordinator,
-        store,
-        migrations_dir: &args.common.dir.migrations_dir,
-        overrides: surql::RecordedOverrides::default(),
-        health_timeout: args.common.health_timeout,
-    };
-    let on_wait = |what: &str| eprintln!("waiting: {what}");
-    recorded
-        .continue_id(id, request.shard, &request.migrations, args.wait, waited, on_wait)
-        .await
-}
-
 async fn deploy(args: DeployArgs) -> Result<i32, Error> {
     let migrations = migrations(&args.common)?;
-    let mut request = request(&args, migrations)?;
+    let request = request(&args, migrations)?;
     // One client for the command: the store, discovery and the deployment
     // share its connections.
     let client = &Client::new();
@@ -224,47 +193,11 @@ async fn deploy(args: DeployArgs) -> Result<i32, Error> {
                 .into(),
         ),
     };
-    let mut waited = false;
-    loop {
-        if let (Some(store), Some(id), false) = (&store, &args.deployment_id, args.dry_run) {
-            (request.kept, request.recorded_runner) =
-                match continued(client, store, id, &request, &args, waited).await? {
-                    Continued::New => (Vec::new(), None),
-                    Continued::Continue { kept, runner, notices } => {
-                        notices.iter().for_each(|notice| eprintln!("{notice}"));
-                        (kept, Some(runner))
-                    }
-                    Continued::FinishedMeanwhile { runner, counts } => {
-                        let what = match request.shard {
-                            Some(shard) => format!("deployment {id} shard {shard}"),
-                            None => format!("deployment {id}"),
-                        };
-                        eprintln!("{what} was finished by {runner} ({counts})");
-                        let failed = counts.failed + counts.rolled_back > 0;
-                        return Ok(if failed { EXIT_FAILURE } else { EXIT_SUCCESS });
-                    }
-                    _ => (Vec::new(), None),
-                };
-        }
-        match execute(
-            client,
-            request.clone(),
-            &args.common,
-            store.clone(),
-            args.wait,
-            Some(&args),
-        )
-        .await
-        {
-            // Another runner claimed it first: wait for it, then continue what it leaves.
-            Err(Error::State(surql::state::StateError::Claimed { what, holder })) if args.wait => {
-                eprintln!("waiting: {what} is claimed by {holder}");
-                waited = true;
-                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-            }
-            outcome => return outcome,
-        }
-    }
+    let claim = surql::ClaimOptions {
+        wait: args.wait,
+        continue_recorded: args.deployment_id.is_some(),
+    };
+    execute(client, request, &args.common, store, claim, Some(&args)).await
 }
 
 async fn status(environments: &[String], common: &OrchestrateCommon) -> Result<i32, Error> {

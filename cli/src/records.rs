@@ -269,7 +269,11 @@ async fn execute_rerun(
     for notice in &rerun.notices {
         eprintln!("{notice}");
     }
-    super::execute::execute(client, rerun.request, common, store.map(Into::into), wait, None).await
+    let claim = surql::ClaimOptions {
+        wait,
+        continue_recorded: false,
+    };
+    super::execute::execute(client, rerun.request, common, store.map(Into::into), claim, None).await
 }
 
 /// How `resume`, `retry` and `rollback` run: approvals, the state store,

@@ -3,6 +3,7 @@
 //! result per selected environment.
 
 mod baseline;
+mod claim;
 mod estimate;
 mod prepare;
 mod promotion;
@@ -17,6 +18,7 @@ mod setup;
 mod status;
 
 pub use baseline::BaselineOutcome;
+pub use claim::{ClaimOptions, ClaimOutcome};
 pub use estimate::WaveEstimate;
 pub use recording::PreparedDeployment;
 pub use report::DeploymentReport;

@@ -663,6 +663,81 @@ async fn an_unapproved_stage_stops_sequential_rolling_and_canary() {
     }
 }
 
+/// A program deploys under an id it chose as `deploy --deployment-id --wait`
+/// does: a second runner of the same id is refused while the first runs,
+/// or with `wait` waits for it and hears it finished; nothing runs twice.
+#[tokio::test]
+async fn a_second_runner_of_one_deployment_id_waits_and_hears_it_finished() {
+    let (registry, _) = fleet(&[("a", 1), ("b", 2)]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("surrealkv://{}", dir.path().join("state").display());
+    let coordinator = MigrationCoordinator::new(registry);
+    let store = surql::state::StateStore::open(coordinator.client(), ConnectionConfig::new(&url, "x", "y"), TIMEOUT)
+        .await
+        .unwrap();
+    let coordinator = coordinator.with_state(Arc::new(store));
+    let migrations = migrations_dir(&[(
+        "1_accounts.surql",
+        "-- migrate:up\nDEFINE TABLE account;\n-- migrate:down\nREMOVE TABLE account;\n",
+    )]);
+    let mut request = DeployRequest::new(&["a", "b"], discover_migrations(migrations.path()).unwrap(), "parallel");
+    request.context.deployment_id = "release-42".into();
+    let waiting = surql::ClaimOptions {
+        wait: true,
+        continue_recorded: true,
+    };
+    let refusing = surql::ClaimOptions { wait: false, ..waiting };
+
+    let surql::ClaimOutcome::Ready {
+        prepared: first,
+        notices,
+    } = coordinator
+        .prepare_and_claim(request.clone(), waiting, |_| {})
+        .await
+        .unwrap()
+    else {
+        panic!("a new id is ready to run");
+    };
+    assert!(notices.is_empty(), "{notices:?}");
+    let refused = coordinator
+        .prepare_and_claim(request.clone(), refusing, |_| {})
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        refused.to_string().contains("deployment release-42 is running on"),
+        "{refused}"
+    );
+
+    let mut heard = Vec::new();
+    let (report, second) = tokio::join!(
+        async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            first.run().await
+        },
+        coordinator.prepare_and_claim(request.clone(), waiting, |what| heard.push(what.to_string()))
+    );
+    assert!(
+        report.results.values().all(|r| r.status == DeploymentStatus::Success),
+        "{report:?}"
+    );
+    match second.unwrap() {
+        surql::ClaimOutcome::FinishedMeanwhile { what, counts, .. } => {
+            assert_eq!(what, "deployment release-42");
+            assert_eq!((counts.success, counts.failed), (2, 0), "{counts}");
+        }
+        _ => panic!("the waiting runner ran it again"),
+    }
+    assert!(heard.iter().any(|w| w.contains("is running on")), "{heard:?}");
+    // Finished and not waited for: refused, naming what deploys it again.
+    let refused = coordinator
+        .prepare_and_claim(request, waiting, |_| {})
+        .await
+        .err()
+        .unwrap();
+    assert!(refused.to_string().contains("is recorded already"), "{refused}");
+}
+
 /// A program does what the CLI does, step by step: prepare, claim in the
 /// state store (a second deployment over the same environments is refused
 /// while the first holds them), run, and then the second may claim.
