@@ -663,11 +663,9 @@ async fn an_unapproved_stage_stops_sequential_rolling_and_canary() {
     }
 }
 
-/// A program deploys under an id it chose as `deploy --deployment-id --wait`
-/// does: a second runner of the same id is refused while the first runs,
-/// or with `wait` waits for it and hears it finished; nothing runs twice.
-#[tokio::test]
-async fn a_second_runner_of_one_deployment_id_waits_and_hears_it_finished() {
+/// A coordinator over environments `a` and `b` recording in a state store
+/// of its own, and one migration to deploy.
+async fn recording_coordinator() -> (MigrationCoordinator, tempfile::TempDir, tempfile::TempDir) {
     let (registry, _) = fleet(&[("a", 1), ("b", 2)]);
     let dir = tempfile::tempdir().unwrap();
     let url = format!("surrealkv://{}", dir.path().join("state").display());
@@ -680,6 +678,15 @@ async fn a_second_runner_of_one_deployment_id_waits_and_hears_it_finished() {
         "1_accounts.surql",
         "-- migrate:up\nDEFINE TABLE account;\n-- migrate:down\nREMOVE TABLE account;\n",
     )]);
+    (coordinator, dir, migrations)
+}
+
+/// A program deploys under an id it chose as `deploy --deployment-id --wait`
+/// does: a second runner of the same id is refused while the first runs,
+/// or with `wait` waits for it and hears it finished; nothing runs twice.
+#[tokio::test]
+async fn a_second_runner_of_one_deployment_id_waits_and_hears_it_finished() {
+    let (coordinator, _state, migrations) = recording_coordinator().await;
     let mut request = DeployRequest::new(&["a", "b"], discover_migrations(migrations.path()).unwrap(), "parallel");
     request.context.deployment_id = "release-42".into();
     let waiting = surql::ClaimOptions {
@@ -743,18 +750,7 @@ async fn a_second_runner_of_one_deployment_id_waits_and_hears_it_finished() {
 /// while the first holds them), run, and then the second may claim.
 #[tokio::test]
 async fn a_prepared_deployment_claims_then_runs() {
-    let (registry, _) = fleet(&[("a", 1), ("b", 2)]);
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("surrealkv://{}", dir.path().join("state").display());
-    let coordinator = MigrationCoordinator::new(registry);
-    let store = surql::state::StateStore::open(coordinator.client(), ConnectionConfig::new(&url, "x", "y"), TIMEOUT)
-        .await
-        .unwrap();
-    let coordinator = coordinator.with_state(Arc::new(store));
-    let migrations = migrations_dir(&[(
-        "1_accounts.surql",
-        "-- migrate:up\nDEFINE TABLE account;\n-- migrate:down\nREMOVE TABLE account;\n",
-    )]);
+    let (coordinator, _state, migrations) = recording_coordinator().await;
     let request = || DeployRequest::new(&["a", "b"], discover_migrations(migrations.path()).unwrap(), "parallel");
 
     let mut first = coordinator.prepare(request()).unwrap();
