@@ -21,6 +21,13 @@ impl From<crate::engine::EngineError> for Box<EvalAltResult> {
     }
 }
 
+/// So is a call over the run's budget.
+impl From<super::sandbox::BudgetError> for Box<EvalAltResult> {
+    fn from(error: super::sandbox::BudgetError) -> Self {
+        error.to_string().into()
+    }
+}
+
 /// Names of the environments in `envs` (an array of environments, or one).
 fn names(envs: &Dynamic, function: &str) -> RhaiResult<Vec<String>> {
     let items = envs.clone().into_array().unwrap_or_else(|_| vec![envs.clone()]);

@@ -16,13 +16,18 @@ pub fn chunks(items: Array, size: INT) -> Result<Array, Box<EvalAltResult>> {
         .collect())
 }
 
+/// A canary percentage outside (0, 100].
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error("canary percentage must be greater than 0 and at most 100, got {percent}")]
+pub(crate) struct CanaryPercentError {
+    percent: f64,
+}
+
 /// How many of `total` a percentage selects: round(total × percent / 100),
 /// at least one, at most all. `percent` must be in (0, 100].
-pub fn canary_count(total: usize, percent: f64) -> Result<usize, String> {
+pub fn canary_count(total: usize, percent: f64) -> Result<usize, CanaryPercentError> {
     if !(percent > 0.0 && percent <= 100.0) {
-        return Err(format!(
-            "canary percentage must be greater than 0 and at most 100, got {percent}"
-        ));
+        return Err(CanaryPercentError { percent });
     }
     if total == 0 {
         return Ok(0);

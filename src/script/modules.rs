@@ -24,38 +24,57 @@ impl LibResolver {
     }
 
     /// The file `path` names, checked to stay inside the lib folder.
-    fn file_of(&self, path: &str) -> Result<PathBuf, String> {
-        let lib = self.lib.as_ref().ok_or_else(|| {
-            format!("import \"{path}\": modules are for strategy files; a built-in strategy has no lib folder")
-        })?;
+    fn file_of(&self, path: &str) -> Result<PathBuf, ModuleError> {
+        let lib = self
+            .lib
+            .as_ref()
+            .ok_or_else(|| ModuleError::BuiltIn { path: path.into() })?;
         let name = path
             .strip_prefix("lib/")
             .filter(|name| {
                 !name.is_empty()
                     && name.split('/').all(|part| {
-                        !part.is_empty()
-                            && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                        !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
                     })
             })
-            .ok_or_else(|| {
-                format!(
-                    "import \"{path}\": modules are imported as \"lib/NAME\" from the lib folder next to the strategy ({})",
-                    lib.display()
-                )
+            .ok_or_else(|| ModuleError::NotInLib {
+                path: path.into(),
+                lib: lib.clone(),
             })?;
         let file = lib.join(format!("{name}.rhai"));
         let inside = match (file.canonicalize(), lib.canonicalize()) {
             (Ok(file), Ok(lib)) => file.starts_with(lib),
-            _ => return Err(format!("import \"{path}\": {} does not exist", file.display())),
+            _ => {
+                return Err(ModuleError::Missing {
+                    path: path.into(),
+                    file,
+                });
+            }
         };
         if !inside {
-            return Err(format!(
-                "import \"{path}\": {} leads out of the lib folder",
-                file.display()
-            ));
+            return Err(ModuleError::LeadsOut {
+                path: path.into(),
+                file,
+            });
         }
         Ok(file)
     }
+}
+
+/// An `import` refused before any file is read (a Rhai runtime error at it).
+#[derive(Debug, thiserror::Error)]
+enum ModuleError {
+    #[error("import \"{path}\": modules are for strategy files; a built-in strategy has no lib folder")]
+    BuiltIn { path: String },
+    #[error(
+        "import \"{path}\": modules are imported as \"lib/NAME\" from the lib folder next to the strategy ({})",
+        lib.display()
+    )]
+    NotInLib { path: String, lib: PathBuf },
+    #[error("import \"{path}\": {} does not exist", file.display())]
+    Missing { path: String, file: PathBuf },
+    #[error("import \"{path}\": {} leads out of the lib folder", file.display())]
+    LeadsOut { path: String, file: PathBuf },
 }
 
 impl rhai::ModuleResolver for LibResolver {
@@ -75,7 +94,7 @@ impl rhai::ModuleResolver for LibResolver {
             return Ok(module.clone());
         }
         let refused = |message: String| Box::new(EvalAltResult::ErrorRuntime(message.into(), position));
-        let file = self.file_of(path).map_err(refused)?;
+        let file = self.file_of(path).map_err(|e| refused(e.to_string()))?;
         let code = std::fs::read_to_string(&file).map_err(|e| refused(format!("import \"{path}\": {e}")))?;
         let in_module = |error: Box<EvalAltResult>| {
             Box::new(EvalAltResult::ErrorInModule(

@@ -65,6 +65,18 @@ impl Limits {
     }
 }
 
+/// A primitive call or pause over what the run may spend; a Rhai runtime
+/// error at the call site.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum BudgetError {
+    #[error(
+        "{function}: the strategy's budget of {total} primitive calls (one per call plus one per environment named) is spent; a loop of primitives must end"
+    )]
+    Spent { function: String, total: u64 },
+    #[error("pause({seconds}): the run would pause {paused:.0}s in total, over --max-pause {max}s")]
+    Pause { seconds: f64, paused: f64, max: f64 },
+}
+
 /// What a strategy run may still spend on primitives and pauses.
 #[derive(Debug)]
 pub struct Budget {
@@ -85,7 +97,7 @@ impl Budget {
     }
 
     /// Charges one call of `function` naming `environments`.
-    pub fn spend(&self, function: &str, environments: usize) -> Result<(), String> {
+    pub fn spend(&self, function: &str, environments: usize) -> Result<(), BudgetError> {
         let cost = 1 + environments as u64;
         let left = &self.primitives_left;
         let spent = left.fetch_update(
@@ -93,16 +105,14 @@ impl Budget {
             std::sync::atomic::Ordering::Relaxed,
             |l| l.checked_sub(cost),
         );
-        spent.map(|_| ()).map_err(|_| {
-            format!(
-                "{function}: the strategy's budget of {} primitive calls (one per call plus one per environment named) is spent; a loop of primitives must end",
-                self.total
-            )
+        spent.map(|_| ()).map_err(|_| BudgetError::Spent {
+            function: function.to_string(),
+            total: self.total,
         })
     }
 
     /// Charges a pause of `seconds` against `--max-pause`.
-    pub fn pause(&self, seconds: f64) -> Result<(), String> {
+    pub fn pause(&self, seconds: f64) -> Result<(), BudgetError> {
         let asked = (seconds * 1000.0) as u64;
         let max = self.max_pause.as_millis() as u64;
         let total = self
@@ -110,11 +120,11 @@ impl Budget {
             .fetch_add(asked, std::sync::atomic::Ordering::Relaxed)
             .saturating_add(asked);
         if total > max {
-            return Err(format!(
-                "pause({seconds}): the run would pause {:.0}s in total, over --max-pause {}s",
-                total as f64 / 1000.0,
-                self.max_pause.as_secs_f64()
-            ));
+            return Err(BudgetError::Pause {
+                seconds,
+                paused: total as f64 / 1000.0,
+                max: self.max_pause.as_secs_f64(),
+            });
         }
         Ok(())
     }
