@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 pub use super::foreign::{Converted, ImportError, ImportReport};
 use super::foreign::{slug, surql_version, write_converted};
-use super::import_py::{dict_string, returned_list};
+use super::import_py::{PythonError, dict_string, returned_list};
 
 /// Converts every migration file of `format` in `source` into `out`.
 pub fn import(format: &str, source: &Path, out: &Path) -> Result<ImportReport, ImportError> {
@@ -63,10 +63,25 @@ fn import_oneiriq(source: &Path, out: &Path) -> Result<ImportReport, ImportError
         };
         match converted {
             Ok(converted) => write_converted(&mut report, path, &converted, "oneiriq-surql", out),
-            Err(why) => report.skipped.push((path, why)),
+            Err(why) => report.skipped.push((path, why.to_string())),
         }
     }
     Ok(report)
+}
+
+/// Why one oneiriq-surql file is not converted (its reason in the report).
+#[derive(Debug, thiserror::Error)]
+enum NotConverted {
+    #[error("cannot read: {0}")]
+    Read(std::io::Error),
+    #[error("no `-- @up` line: not an oneiriq-surql migration")]
+    NoUpSection,
+    #[error("no version: neither a `version` in its metadata nor a YYYYMMDD_HHMMSS_name file name")]
+    NoVersion,
+    #[error("version '{0}' is not digits (and '_'): surql versions are numbers")]
+    NotDigits(String),
+    #[error(transparent)]
+    Python(#[from] PythonError),
 }
 
 /// `YYYYMMDD_HHMMSS_desc` → (version, desc).
@@ -81,7 +96,7 @@ fn version_and_name(
     version: Option<String>,
     description: Option<String>,
     path: &Path,
-) -> Result<(String, String), String> {
+) -> Result<(String, String), NotConverted> {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -89,9 +104,8 @@ fn version_and_name(
     let from_name = from_file_name(&stem);
     let version = version
         .or_else(|| from_name.as_ref().map(|(v, _)| v.clone()))
-        .ok_or("no version: neither a `version` in its metadata nor a YYYYMMDD_HHMMSS_name file name")?;
-    let digits = surql_version(&version)
-        .ok_or_else(|| format!("version '{version}' is not digits (and '_'): surql versions are numbers"))?;
+        .ok_or(NotConverted::NoVersion)?;
+    let digits = surql_version(&version).ok_or_else(|| NotConverted::NotDigits(version.clone()))?;
     let name = from_name
         .map(|(_, rest)| rest)
         .or(description)
@@ -100,8 +114,8 @@ fn version_and_name(
 }
 
 /// The Rust port's `.surql`: `-- @metadata` (`-- key: value`), `-- @up`, `-- @down`.
-fn oneiriq_surql(path: &Path) -> Result<Converted, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+fn oneiriq_surql(path: &Path) -> Result<Converted, NotConverted> {
+    let text = std::fs::read_to_string(path).map_err(NotConverted::Read)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let (mut section, mut up, mut down, mut metadata) = (None, Vec::new(), Vec::new(), Vec::new());
     let (mut saw_up, mut saw_down) = (false, false);
@@ -126,7 +140,7 @@ fn oneiriq_surql(path: &Path) -> Result<Converted, String> {
         }
     }
     if !saw_up {
-        return Err("no `-- @up` line: not an oneiriq-surql migration".into());
+        return Err(NotConverted::NoUpSection);
     }
     let meta = |key: &str| {
         metadata.iter().find_map(|line| {
@@ -148,8 +162,8 @@ fn oneiriq_surql(path: &Path) -> Result<Converted, String> {
 /// The Python tool's `.py`: `up()` and `down()` returning literal lists of
 /// strings, and a `metadata` dict, read as Python reads them (see
 /// [`super::import_py`]). Anything computed makes the file not convertible.
-fn oneiriq_python(path: &Path) -> Result<Converted, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+fn oneiriq_python(path: &Path) -> Result<Converted, NotConverted> {
+    let text = std::fs::read_to_string(path).map_err(NotConverted::Read)?;
     // Python reads source with universal newlines.
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text).replace("\r\n", "\n");
     let up = returned_list(&text, "up")?;
@@ -200,6 +214,7 @@ mod tests {
         assert!(
             version_and_name(Some("v1.2".into()), None, path)
                 .unwrap_err()
+                .to_string()
                 .contains("not digits")
         );
     }

@@ -6,6 +6,58 @@
 //! (an f-string, a name, a call, a comprehension, a conditional, a second
 //! `return`) is refused with why; so is what is not text (a bytes literal).
 
+/// Why Python source is not read as string literals: Python would refuse
+/// it, or only running it would tell its value.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum PythonError {
+    /// The literal's first line, cut to 60 characters.
+    #[error("unterminated string literal `{0}`")]
+    Unterminated(String),
+    #[error(
+        "`{prefix}{quote}…{quote}` is an f-string (or template string): it computes its value, so it cannot be converted without running Python"
+    )]
+    FString { prefix: String, quote: char },
+    #[error("`{prefix}{quote}…{quote}` is a bytes literal, not a str: SurrealQL statements are text")]
+    Bytes { prefix: String, quote: char },
+    #[error(
+        "`\\N{{…}}` (a character by its Unicode name) is not converted: write the character itself or its `\\uXXXX` escape"
+    )]
+    NamedEscape,
+    #[error("truncated `{form}` escape (Python refuses it too)")]
+    TruncatedEscape { form: &'static str },
+    #[error("`{form}` escape {code:#x} is not a character that can be sent as text (a surrogate or beyond U+10FFFF)")]
+    NotACharacter { form: &'static str, code: u32 },
+    /// `at`: the first line of what follows.
+    #[error(
+        "`{at}` is not a string literal: it computes its statements, so it cannot be converted without running Python"
+    )]
+    Computed { at: String },
+    #[error("no `def {function}()`: not an oneiriq-surql Python migration")]
+    NoFunction { function: String },
+    #[error(
+        "{function}() does not return a literal list: it computes its statements, so it cannot be converted without running Python"
+    )]
+    NotALiteralList { function: String },
+    #[error(
+        "{function}() returns in {count} places: which list it returns is computed, so it cannot be converted without running Python"
+    )]
+    ManyReturns { function: String, count: usize },
+    #[error(
+        "{function}() returns the list combined with something else (`{tail}`): it computes its statements, so it cannot be converted without running Python"
+    )]
+    Combined { function: String, tail: String },
+    #[error("{function}() returns something other than string literals (`{line}`): {why}")]
+    NotStrings {
+        function: String,
+        line: String,
+        why: Box<PythonError>,
+    },
+    #[error(
+        "{function}() returns something other than string literals (`{line}`): it computes its statements, so it cannot be converted without running Python"
+    )]
+    ComputedItem { function: String, line: String },
+}
+
 /// A string literal as Python's tokenizer sees it, before its value.
 struct Lexed<'a> {
     prefix: &'a str,
@@ -19,7 +71,7 @@ struct Lexed<'a> {
 
 /// The string literal (of any kind: str, bytes, f-string) at the start of
 /// `text`; `Ok(None)` when there is none; `Err` when it is not terminated.
-fn lex(text: &str) -> Result<Option<Lexed<'_>>, String> {
+fn lex(text: &str) -> Result<Option<Lexed<'_>>, PythonError> {
     let prefix_len = text.bytes().take_while(u8::is_ascii_alphabetic).count();
     let (prefix, after) = text.split_at(prefix_len);
     let Some(quote) = after.chars().next().filter(|c| *c == '\'' || *c == '"') else {
@@ -38,7 +90,7 @@ fn lex(text: &str) -> Result<Option<Lexed<'_>>, String> {
     let body = &after[closing.len()..];
     let unterminated = || {
         let shown: String = text.lines().next().unwrap_or_default().chars().take(60).collect();
-        format!("unterminated string literal `{shown}`")
+        PythonError::Unterminated(shown)
     };
     let mut chars = body.char_indices();
     while let Some((at, c)) = chars.next() {
@@ -67,7 +119,7 @@ fn lex(text: &str) -> Result<Option<Lexed<'_>>, String> {
 /// text after it; `Ok(None)` when `text` does not start with one; `Err`
 /// when it starts with one Python would not accept, or that is not a `str`
 /// whose value is written out (an f-string, a bytes literal).
-pub(super) fn string_literal(text: &str) -> Result<Option<(String, &str)>, String> {
+pub(super) fn string_literal(text: &str) -> Result<Option<(String, &str)>, PythonError> {
     let Some(Lexed {
         prefix,
         quote,
@@ -80,14 +132,16 @@ pub(super) fn string_literal(text: &str) -> Result<Option<(String, &str)>, Strin
     };
     let lower = prefix.to_ascii_lowercase();
     if lower.contains('f') || lower.contains('t') {
-        return Err(format!(
-            "`{prefix}{quote}…{quote}` is an f-string (or template string): it computes its value, so it cannot be converted without running Python"
-        ));
+        return Err(PythonError::FString {
+            prefix: prefix.into(),
+            quote,
+        });
     }
     if lower.contains('b') {
-        return Err(format!(
-            "`{prefix}{quote}…{quote}` is a bytes literal, not a str: SurrealQL statements are text"
-        ));
+        return Err(PythonError::Bytes {
+            prefix: prefix.into(),
+            quote,
+        });
     }
     if raw {
         // A raw string keeps every backslash (and the character after it).
@@ -112,7 +166,7 @@ pub(super) fn string_literal(text: &str) -> Result<Option<(String, &str)>, Strin
 type Chars<'a> = std::iter::Peekable<std::str::CharIndices<'a>>;
 
 /// One escape of a non-raw literal, the backslash read already.
-fn escape(escaped: char, chars: &mut Chars, value: &mut String) -> Result<(), String> {
+fn escape(escaped: char, chars: &mut Chars, value: &mut String) -> Result<(), PythonError> {
     let simple = match escaped {
         '\n' => return Ok(()), // a backslash at the end of a line joins the next
         '\\' | '\'' | '"' => escaped,
@@ -140,12 +194,7 @@ fn escape(escaped: char, chars: &mut Chars, value: &mut String) -> Result<(), St
         'x' => hex_escape(chars, 2, "\\xXX")?,
         'u' => hex_escape(chars, 4, "\\uXXXX")?,
         'U' => hex_escape(chars, 8, "\\UXXXXXXXX")?,
-        'N' => {
-            return Err(
-                "`\\N{…}` (a character by its Unicode name) is not converted: write the character itself or its `\\uXXXX` escape"
-                    .into(),
-            );
-        }
+        'N' => return Err(PythonError::NamedEscape),
         // Python keeps an unknown escape as it is: `\d` is a backslash and `d`.
         other => {
             value.push('\\');
@@ -156,21 +205,17 @@ fn escape(escaped: char, chars: &mut Chars, value: &mut String) -> Result<(), St
     Ok(())
 }
 
-fn hex_escape(chars: &mut Chars, digits: usize, form: &str) -> Result<char, String> {
+fn hex_escape(chars: &mut Chars, digits: usize, form: &'static str) -> Result<char, PythonError> {
     let mut code = 0u32;
     for _ in 0..digits {
         let digit = chars
             .peek()
             .and_then(|(_, c)| c.to_digit(16))
-            .ok_or_else(|| format!("truncated `{form}` escape (Python refuses it too)"))?;
+            .ok_or(PythonError::TruncatedEscape { form })?;
         code = code * 16 + digit;
         chars.next();
     }
-    char::from_u32(code).ok_or_else(|| {
-        format!(
-            "`{form}` escape {code:#x} is not a character that can be sent as text (a surrogate or beyond U+10FFFF)"
-        )
-    })
+    char::from_u32(code).ok_or(PythonError::NotACharacter { form, code })
 }
 
 /// Skips whitespace, newlines, `#` comments and backslash-newline joins:
@@ -191,7 +236,7 @@ pub(super) fn skip_trivia(mut text: &str) -> &str {
 /// One string expression made only of literals: adjacent literals
 /// (concatenated, as Python does), `+` between them, parentheses around
 /// them. `Ok(None)` when `text` does not start with one.
-pub(super) fn string_expression(text: &str) -> Result<Option<(String, &str)>, String> {
+pub(super) fn string_expression(text: &str) -> Result<Option<(String, &str)>, PythonError> {
     let Some((mut value, mut rest)) = string_atom(text)? else {
         return Ok(None);
     };
@@ -217,7 +262,7 @@ pub(super) fn string_expression(text: &str) -> Result<Option<(String, &str)>, St
 }
 
 /// A literal, or a parenthesised string expression.
-fn string_atom(text: &str) -> Result<Option<(String, &str)>, String> {
+fn string_atom(text: &str) -> Result<Option<(String, &str)>, PythonError> {
     if let Some(inner) = text.strip_prefix('(') {
         return match string_expression(skip_trivia(inner))? {
             Some((value, rest)) => match skip_trivia(rest).strip_prefix(')') {
@@ -230,11 +275,10 @@ fn string_atom(text: &str) -> Result<Option<(String, &str)>, String> {
     string_literal(text)
 }
 
-fn computed(at: &str) -> String {
-    format!(
-        "`{}` is not a string literal: it computes its statements, so it cannot be converted without running Python",
-        at.lines().next().unwrap_or_default().trim()
-    )
+fn computed(at: &str) -> PythonError {
+    PythonError::Computed {
+        at: at.lines().next().unwrap_or_default().trim().into(),
+    }
 }
 
 /// The code of `text` (outside strings and comments): the byte offset of
@@ -291,7 +335,7 @@ fn tokens<'a>(text: &'a str, points: &'a [(usize, bool)], word: &'a str) -> impl
 
 /// The strings of `def name(...)`'s one `return [ ... ]`, which must be a
 /// list of string expressions made of literals only.
-pub(super) fn returned_list(text: &str, function: &str) -> Result<Vec<String>, String> {
+pub(super) fn returned_list(text: &str, function: &str) -> Result<Vec<String>, PythonError> {
     let points = code_points(text);
     let start = tokens(text, &points, "def")
         .filter(|&at| at_column0(&points, at))
@@ -300,24 +344,24 @@ pub(super) fn returned_list(text: &str, function: &str) -> Result<Vec<String>, S
             name.strip_prefix(function)
                 .is_some_and(|rest| rest.trim_start().starts_with('('))
         })
-        .ok_or_else(|| format!("no `def {function}()`: not an oneiriq-surql Python migration"))?;
+        .ok_or_else(|| PythonError::NoFunction {
+            function: function.into(),
+        })?;
     // The body ends where the code goes back to column 0.
     let end = points.iter().find(|p| p.0 > start && p.1).map_or(text.len(), |p| p.0);
     let returns: Vec<usize> = tokens(text, &points, "return")
         .filter(|&at| at > start && at < end)
         .collect();
-    let not_literal = || {
-        format!(
-            "{function}() does not return a literal list: it computes its statements, so it cannot be converted without running Python"
-        )
+    let not_literal = || PythonError::NotALiteralList {
+        function: function.into(),
     };
     let [at] = returns[..] else {
         return Err(match returns.len() {
             0 => not_literal(),
-            _ => format!(
-                "{function}() returns in {} places: which list it returns is computed, so it cannot be converted without running Python",
-                returns.len()
-            ),
+            count => PythonError::ManyReturns {
+                function: function.into(),
+                count,
+            },
         });
     };
     let after_return = &text[at + "return".len()..];
@@ -332,19 +376,23 @@ pub(super) fn returned_list(text: &str, function: &str) -> Result<Vec<String>, S
             let line_end = after.find('\n').unwrap_or(after.len());
             let tail = after[..line_end].trim();
             if !(tail.is_empty() || tail.starts_with('#')) {
-                return Err(format!(
-                    "{function}() returns the list combined with something else (`{tail}`): it computes its statements, so it cannot be converted without running Python"
-                ));
+                return Err(PythonError::Combined {
+                    function: function.into(),
+                    tail: tail.into(),
+                });
             }
             return Ok(items);
         }
         let line = rest.lines().next().unwrap_or_default().trim();
         let (item, after) = string_expression(rest)
-            .map_err(|why| format!("{function}() returns something other than string literals (`{line}`): {why}"))?
-            .ok_or_else(|| {
-                format!(
-                    "{function}() returns something other than string literals (`{line}`): it computes its statements, so it cannot be converted without running Python"
-                )
+            .map_err(|why| PythonError::NotStrings {
+                function: function.into(),
+                line: line.into(),
+                why: Box::new(why),
+            })?
+            .ok_or_else(|| PythonError::ComputedItem {
+                function: function.into(),
+                line: line.into(),
             })?;
         items.push(item);
         rest = skip_trivia(after);
@@ -352,10 +400,10 @@ pub(super) fn returned_list(text: &str, function: &str) -> Result<Vec<String>, S
             Some(after) => rest = after,
             None if rest.starts_with(']') => {}
             None => {
-                return Err(format!(
-                    "{function}() returns something other than string literals (`{}`): it computes its statements, so it cannot be converted without running Python",
-                    rest.lines().next().unwrap_or_default().trim()
-                ));
+                return Err(PythonError::ComputedItem {
+                    function: function.into(),
+                    line: rest.lines().next().unwrap_or_default().trim().into(),
+                });
             }
         }
     }
@@ -411,7 +459,7 @@ mod tests {
     }
 
     fn refused(literal: &str) -> String {
-        string_expression(literal).unwrap_err()
+        string_expression(literal).unwrap_err().to_string()
     }
 
     #[test]
@@ -496,7 +544,11 @@ mod tests {
         );
         assert_eq!(dict_string(text, "metadata", "author"), None);
 
-        let refused = |body: &str| returned_list(&format!("def up():\n{body}\n"), "up").unwrap_err();
+        let refused = |body: &str| {
+            returned_list(&format!("def up():\n{body}\n"), "up")
+                .unwrap_err()
+                .to_string()
+        };
         assert!(refused("  return [f'DEFINE TABLE {name};']").contains("f-string"));
         assert!(refused("  statements = []\n  return statements").contains("does not return a literal list"));
         assert!(refused("  return [name]").contains("something other than string literals"));
