@@ -1,5 +1,6 @@
 //! Health of environments: can we connect, sign in, and read the schema? Writes nothing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -177,17 +178,16 @@ impl HealthCheck {
                 name,
                 false,
                 false,
-                self.timed_out(&environment.connection),
+                self.timed_out(&environment.connection).to_string(),
             )),
         }
     }
 
-    fn timed_out(&self, connection: &ConnectionConfig) -> String {
-        format!(
-            "health check of {} timed out after {}s",
-            connection.display_url(),
-            self.timeout.as_secs_f64()
-        )
+    fn timed_out(&self, connection: &ConnectionConfig) -> Unanswered {
+        Unanswered::TimedOut {
+            url: connection.display_url(),
+            seconds: self.timeout.as_secs_f64(),
+        }
     }
 
     /// Checks all at once; results keep the input order.
@@ -347,21 +347,18 @@ impl HealthCheck {
             .chunks(connection::SCOPES_PER_REQUEST)
             .map(|chunk| async move {
                 let read = async {
-                    let session = connection::connect_unscoped(&self.client, config, self.timeout, false)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let session = connection::connect_unscoped(&self.client, config, self.timeout, false).await?;
                     let databases = scopes_of(environments, chunk);
-                    read_histories(&session, &databases).await.map_err(|e| {
-                        ConnectionError::Connect {
+                    read_histories(&session, &databases)
+                        .await
+                        .map_err(|e| ConnectionError::Connect {
                             url: config.display_url(),
                             reason: connection::scrub(&e.to_string(), config),
-                        }
-                        .to_string()
-                    })
+                        })
                 };
                 let answers = match tokio::time::timeout(self.timeout, read).await {
                     Ok(Ok(answers)) => answers.into_iter().map(Ok).collect(),
-                    Ok(Err(error)) => vec![Err(error); chunk.len()],
+                    Ok(Err(error)) => vec![Err(Unanswered::Failed(Arc::new(error))); chunk.len()],
                     Err(_) => vec![Err(timed_out.clone()); chunk.len()],
                 };
                 chunk.iter().copied().zip(answers).collect::<Vec<_>>()
@@ -395,12 +392,23 @@ fn scopes_of<'a>(environments: &[&'a EnvironmentConfig], indexes: &[usize]) -> V
         .collect()
 }
 
+/// Why a request reading many environments' histories gave no answer: each
+/// of its environments is unhealthy with it.
+#[derive(Debug, Clone, thiserror::Error)]
+enum Unanswered {
+    /// Shared by the request's environments (it is not `Clone`).
+    #[error(transparent)]
+    Failed(Arc<ConnectionError>),
+    #[error("health check of {url} timed out after {seconds}s")]
+    TimedOut { url: String, seconds: f64 },
+}
+
 /// The reading of a history read together with others: `Err` when the
 /// request did not complete (a connection error), `Ok(Err)` when only this
 /// database's read failed.
 fn reading_of(
     environment: &EnvironmentConfig,
-    answer: Result<Result<Option<Vec<AppliedMigration>>, QueryError>, String>,
+    answer: Result<Result<Option<Vec<AppliedMigration>>, QueryError>, Unanswered>,
 ) -> Reading {
     match answer {
         Ok(Ok(history)) => Reading::healthy(&environment.name, history),
@@ -413,7 +421,7 @@ fn reading_of(
                 connection::scrub(&e.to_string(), &environment.connection)
             ),
         ),
-        Err(error) => Reading::unhealthy(&environment.name, false, false, error),
+        Err(error) => Reading::unhealthy(&environment.name, false, false, error.to_string()),
     }
 }
 

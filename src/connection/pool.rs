@@ -35,7 +35,16 @@ static EMBEDDED_RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
         .expect("cannot start the embedded SurrealDB runtime")
 });
 
-async fn open_embedded(address: &str) -> Result<Surreal<Any>, String> {
+/// Why an embedded datastore did not open.
+#[derive(Debug, thiserror::Error)]
+enum EmbeddedError {
+    #[error(transparent)]
+    Runtime(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Open(#[from] surrealdb::Error),
+}
+
+async fn open_embedded(address: &str) -> Result<Surreal<Any>, EmbeddedError> {
     let mut map = EMBEDDED.lock().await;
     if let Some(db) = map.get(address) {
         // A clone is a new session on the same datastore.
@@ -48,9 +57,7 @@ async fn open_embedded(address: &str) -> Result<Surreal<Any>, String> {
     let config = surrealdb::opt::Config::new().capabilities(capabilities);
     let db = EMBEDDED_RUNTIME
         .spawn(async move { surrealdb::engine::any::connect((owned, config)).await })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .await??;
     map.insert(address.to_string(), db.clone());
     Ok(db)
 }
@@ -84,12 +91,10 @@ pub(super) async fn open_session(client: &Client, config: &ConnectionConfig) -> 
     let kind = config.endpoint_kind()?;
     let address = sdk_address(&config.db_url);
     match kind {
-        EndpointKind::Embedded => open_embedded(&address)
-            .await
-            .map_err(|reason| ConnectionError::Connect {
-                url: config.display_url(),
-                reason: scrub(&reason, config),
-            }),
+        EndpointKind::Embedded => open_embedded(&address).await.map_err(|error| ConnectionError::Connect {
+            url: config.display_url(),
+            reason: scrub(&error.to_string(), config),
+        }),
         EndpointKind::Remote => open_remote(client, config, &address).await,
     }
 }

@@ -8,7 +8,7 @@ use super::MigrationCoordinator;
 use crate::connection::{Client, Timeouts, connect, connect_read_only};
 use crate::migration::adopt;
 use crate::migration::baseline::{baseline, baseline_plan};
-use crate::migration::{ApplyContext, Migration, applied_migrations};
+use crate::migration::{ApplyContext, ApplyError, DatabaseError, Migration, applied_migrations};
 use crate::registry::{EnvironmentConfig, RegistryError};
 
 /// What a baseline or an adoption did (or, in a dry run, would do) on one environment.
@@ -83,20 +83,17 @@ async fn adopt_one(
     dry_run: bool,
 ) -> BaselineOutcome {
     let connection = &environment.connection;
-    let outcome: Result<Vec<String>, String> = async {
+    let outcome: Result<Vec<String>, DatabaseError> = async {
         let rows = if dry_run {
-            let foreign = match connect_read_only(client, connection, timeouts)
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                Some(db) => adopt::read_foreign(&db).await.map_err(|e| e.to_string())?,
+            let foreign = match connect_read_only(client, connection, timeouts).await? {
+                Some(db) => adopt::read_foreign(&db).await.map_err(ApplyError::from)?,
                 None => None,
             };
-            let foreign = foreign.ok_or(adopt::NOTHING_TO_ADOPT)?;
-            adopt::adopt_plan(migrations, &foreign).map_err(|e| e.to_string())?
+            let foreign = foreign.ok_or_else(|| ApplyError::Refused(adopt::NOTHING_TO_ADOPT.into()))?;
+            adopt::adopt_plan(migrations, &foreign)?
         } else {
-            let db = connect(client, connection, timeouts).await.map_err(|e| e.to_string())?;
-            adopt::adopt(&db, migrations, ctx).await.map_err(|e| e.to_string())?
+            let db = connect(client, connection, timeouts).await?;
+            adopt::adopt(&db, migrations, ctx).await?
         };
         Ok(rows.iter().map(adopt::AdoptedRow::id).collect())
     }
@@ -136,10 +133,10 @@ pub(super) async fn name_foreign_histories(
     }
 }
 
-fn finished(environment: &EnvironmentConfig, outcome: Result<Vec<String>, String>) -> BaselineOutcome {
+fn finished(environment: &EnvironmentConfig, outcome: Result<Vec<String>, DatabaseError>) -> BaselineOutcome {
     let (recorded, error) = match outcome {
         Ok(recorded) => (recorded, None),
-        Err(error) => (Vec::new(), Some(crate::redact::redact(&error))),
+        Err(error) => (Vec::new(), Some(crate::redact::redact(&error.to_string()))),
     };
     BaselineOutcome {
         environment: environment.name.clone(),
@@ -158,22 +155,17 @@ async fn baseline_one(
     dry_run: bool,
 ) -> BaselineOutcome {
     let connection = &environment.connection;
-    let outcome: Result<Vec<String>, String> = async {
+    let outcome: Result<Vec<String>, DatabaseError> = async {
         if dry_run {
-            let applied = match connect_read_only(client, connection, timeouts)
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                Some(db) => applied_migrations(&db).await.map_err(|e| e.to_string())?,
+            let applied = match connect_read_only(client, connection, timeouts).await? {
+                Some(db) => applied_migrations(&db).await.map_err(ApplyError::from)?,
                 None => Vec::new(),
             };
-            let plan = baseline_plan(migrations, &applied, version).map_err(|e| e.to_string())?;
+            let plan = baseline_plan(migrations, &applied, version)?;
             return Ok(plan.into_iter().map(Migration::id).collect());
         }
-        let db = connect(client, connection, timeouts).await.map_err(|e| e.to_string())?;
-        baseline(&db, connection, migrations, version, ctx)
-            .await
-            .map_err(|e| e.to_string())
+        let db = connect(client, connection, timeouts).await?;
+        Ok(baseline(&db, connection, migrations, version, ctx).await?)
     }
     .await;
     finished(environment, outcome)

@@ -83,7 +83,7 @@ async fn run_steps(
     }
     let pending = engine
         .promoted(name, pending_up_to(engine, environment, &migration_plan, wave), true)
-        .map_err(skipped)?;
+        .map_err(|waiting| skipped(waiting.to_string()))?;
 
     // 4. Destructive gate: the whole environment is blocked before anything runs.
     let destructive: Vec<_> = pending
@@ -315,7 +315,7 @@ async fn apply_pending(
     // The same promotion cap as planned (what this run did meanwhile only adds to it).
     let pending = engine
         .promoted(name, pending_up_to(engine, environment, &migration_plan, wave), false)
-        .map_err(skipped)?;
+        .map_err(|waiting| skipped(waiting.to_string()))?;
     let total = pending.len();
     let clock = StartClock::of(&environment.connection);
     let far = round_trip(&engine.client, &environment.connection).is_some_and(|rtt| rtt >= BATCH_FROM_ROUND_TRIP);

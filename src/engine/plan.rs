@@ -71,7 +71,7 @@ impl Engine {
                             environment: name,
                             plan: None,
                             blocked: None,
-                            skipped: Some(waiting),
+                            skipped: Some(waiting.to_string()),
                             error: None,
                         };
                     }

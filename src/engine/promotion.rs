@@ -19,6 +19,16 @@ pub struct Promotions {
     pub succeeded: HashMap<String, HashSet<String>>,
 }
 
+/// Not even the first pending migration is promoted yet: the environment is
+/// SKIPPED with this.
+#[derive(Debug, thiserror::Error)]
+#[error("waiting for promotion: {version} has not ended SUCCESS on {environment} yet (promote_from)")]
+pub(super) struct AwaitingPromotion {
+    version: String,
+    /// The source environment it waits for.
+    environment: String,
+}
+
 impl Engine {
     /// The rules this run checks (set once, before the strategy runs).
     pub fn set_promotions(&self, promotions: Promotions) {
@@ -57,7 +67,7 @@ impl Engine {
         environment: &str,
         pending: Vec<usize>,
         announce: bool,
-    ) -> Result<Vec<usize>, String> {
+    ) -> Result<Vec<usize>, AwaitingPromotion> {
         let Some(sources) = self.promotions.get().and_then(|p| p.sources.get(environment)) else {
             return Ok(pending);
         };
@@ -76,9 +86,10 @@ impl Engine {
             (_, None) => Ok(pending),
             (0, Some(&first)) => {
                 let (version, source) = waiting(first).unwrap_or_default();
-                Err(format!(
-                    "waiting for promotion: {version} has not ended SUCCESS on {source} yet (promote_from)"
-                ))
+                Err(AwaitingPromotion {
+                    version,
+                    environment: source,
+                })
             }
             (through, Some(&next)) => {
                 if let Some((version, source)) = waiting(next).filter(|_| announce) {

@@ -63,7 +63,7 @@ async fn undo_steps(
     let Some(history) = history else {
         return Ok(nothing());
     };
-    let targets = undo_targets(&engine.migrations, &history, target).map_err(|e| (failed(e), 0))?;
+    let targets = undo_targets(&engine.migrations, &history, target).map_err(|e| (failed(e.to_string()), 0))?;
     if targets.is_empty() {
         return Ok(nothing());
     }
@@ -143,7 +143,7 @@ async fn revert_under_lock(
         .await
         .map_err(|e| (failed(format!("cannot read _migration_history: {e}")), 0))?
         .unwrap_or_default();
-    let targets = undo_targets(&engine.migrations, &history, target).map_err(|e| (failed(e), 0))?;
+    let targets = undo_targets(&engine.migrations, &history, target).map_err(|e| (failed(e.to_string()), 0))?;
     let mut reverted = 0;
     for &index in targets.iter().rev() {
         let migration = &engine.migrations[index];
@@ -187,6 +187,36 @@ async fn revert_under_lock(
     Ok(reverted)
 }
 
+/// Why a deployment's migrations are not rolled back on an environment,
+/// found before anything runs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum UndoRefusal {
+    #[error(
+        "refused: deployment {later} applied {version}_{name} here on top of deployment {id} (at {at}); roll that back first (`surql orchestrate rollback {later}`), or pass --force"
+    )]
+    AppliedOnTop {
+        id: String,
+        /// The later deployment, and one migration it applied.
+        later: String,
+        version: String,
+        name: String,
+        at: String,
+    },
+    #[error("cannot roll back {version}_{name}: its file is not among the migrations given (-m)")]
+    NoFile { version: String, name: String },
+    #[error(
+        "cannot roll back {migration}: its file changed since deployment {id} applied it (checksum {then} then, {now} now), so its down section may not undo what ran; restore the file"
+    )]
+    FileChanged {
+        migration: String,
+        id: String,
+        then: String,
+        now: String,
+    },
+    #[error("cannot roll back {0}: it has no '-- migrate:down' section")]
+    NoDownSection(String),
+}
+
 /// The migrations (indexes into `migrations`, in apply order) that deployment
 /// `target` applied according to `history`, or why they cannot be rolled
 /// back. Every file, checksum and down section is checked before anything runs.
@@ -194,7 +224,7 @@ pub(crate) fn undo_targets(
     migrations: &[Migration],
     history: &[AppliedMigration],
     target: &UndoTarget,
-) -> Result<Vec<usize>, String> {
+) -> Result<Vec<usize>, UndoRefusal> {
     let id = target.deployment_id.as_str();
     let mut mine: Vec<&AppliedMigration> = history.iter().filter(|row| row.deployment_id == id).collect();
     mine.sort_by_key(|row| version_order_key(&row.version));
@@ -213,36 +243,34 @@ pub(crate) fn undo_targets(
     if let Some(row) = later
         && !target.force
     {
-        return Err(format!(
-            "refused: deployment {} applied {}_{} here on top of deployment {id} (at {}); roll that back first (`surql orchestrate rollback {}`), or pass --force",
-            row.deployment_id, row.version, row.name, row.applied_at, row.deployment_id
-        ));
+        return Err(UndoRefusal::AppliedOnTop {
+            id: id.into(),
+            later: row.deployment_id.clone(),
+            version: row.version.clone(),
+            name: row.name.clone(),
+            at: row.applied_at.clone(),
+        });
     }
     mine.iter()
         .map(|row| {
             let index = migrations
                 .iter()
                 .position(|m| m.version == row.version)
-                .ok_or_else(|| {
-                    format!(
-                        "cannot roll back {}_{}: its file is not among the migrations given (-m)",
-                        row.version, row.name
-                    )
+                .ok_or_else(|| UndoRefusal::NoFile {
+                    version: row.version.clone(),
+                    name: row.name.clone(),
                 })?;
             let migration = &migrations[index];
             if migration.checksum != row.checksum {
-                return Err(format!(
-                    "cannot roll back {}: its file changed since deployment {id} applied it (checksum {} then, {} now), so its down section may not undo what ran; restore the file",
-                    migration.id(),
-                    row.checksum,
-                    migration.checksum
-                ));
+                return Err(UndoRefusal::FileChanged {
+                    migration: migration.id(),
+                    id: id.into(),
+                    then: row.checksum.clone(),
+                    now: migration.checksum.clone(),
+                });
             }
             if migration.down.is_none() {
-                return Err(format!(
-                    "cannot roll back {}: it has no '-- migrate:down' section",
-                    migration.id()
-                ));
+                return Err(UndoRefusal::NoDownSection(migration.id()));
             }
             Ok(index)
         })
@@ -320,7 +348,7 @@ mod tests {
             row(&m[1], "d2", "2026-12-01T11:00:01Z"),
             row(&m[2], "d3", "2026-12-01T12:00:00Z"),
         ];
-        let refused = undo_targets(&m, &history, &target(false)).unwrap_err();
+        let refused = undo_targets(&m, &history, &target(false)).unwrap_err().to_string();
         assert!(refused.contains("deployment d3 applied 3_m3"), "{refused}");
         assert!(refused.contains("--force"), "{refused}");
         assert_eq!(undo_targets(&m, &history, &target(true)), Ok(vec![0, 1]));
@@ -330,16 +358,16 @@ mod tests {
     fn missing_files_changed_files_and_missing_down_sections_are_refused_first() {
         let m = vec![migration("1", true), migration("2", false)];
         let history = [row(&m[0], "d2", "x"), row(&m[1], "d2", "x")];
-        let refused = undo_targets(&m, &history, &target(false)).unwrap_err();
+        let refused = undo_targets(&m, &history, &target(false)).unwrap_err().to_string();
         assert!(
             refused.contains("2_m2") && refused.contains("no '-- migrate:down'"),
             "{refused}"
         );
-        let refused = undo_targets(&m[..1], &history, &target(false)).unwrap_err();
+        let refused = undo_targets(&m[..1], &history, &target(false)).unwrap_err().to_string();
         assert!(refused.contains("file is not among"), "{refused}");
         let mut changed = history[0].clone();
         changed.checksum = "other".into();
-        let refused = undo_targets(&m, &[changed], &target(false)).unwrap_err();
+        let refused = undo_targets(&m, &[changed], &target(false)).unwrap_err().to_string();
         assert!(refused.contains("changed since deployment d2"), "{refused}");
     }
 }

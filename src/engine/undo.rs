@@ -9,7 +9,7 @@ use super::{DeploymentResult, DeploymentStatus, Engine, FailureKind};
 use crate::connection::Db;
 use crate::connection::connect;
 use crate::migration::lock::with_heartbeat;
-use crate::migration::{acquire_lock, release_lock, revert_migration};
+use crate::migration::{ApplyError, DatabaseError, acquire_lock, release_lock, revert_migration};
 use crate::registry::EnvironmentConfig;
 
 /// After stopping part-way (`what` says why): roll back what this run applied
@@ -54,13 +54,15 @@ pub(super) async fn undo_this_run(
 
 /// Reverts `applied` (indexes, in apply order) newest first. Checks every down
 /// section exists before reverting anything.
-async fn revert(engine: &Engine, environment: &EnvironmentConfig, db: &Db, applied: &[usize]) -> Result<usize, String> {
+async fn revert(
+    engine: &Engine,
+    environment: &EnvironmentConfig,
+    db: &Db,
+    applied: &[usize],
+) -> Result<usize, ApplyError> {
     let name = environment.name.as_str();
     if let Some(&i) = applied.iter().find(|&&i| engine.migrations[i].down.is_none()) {
-        return Err(format!(
-            "cannot roll back {}: it has no '-- migrate:down' section",
-            engine.migrations[i].id()
-        ));
+        return Err(ApplyError::NoDownSection(engine.migrations[i].id()));
     }
     let mut count = 0;
     for &index in applied.iter().rev() {
@@ -76,8 +78,7 @@ async fn revert(engine: &Engine, environment: &EnvironmentConfig, db: &Db, appli
                     .lock_owner_for(&environment.name, &environment.connection),
             ),
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         count += 1;
         let mut ledger = engine.ledger();
         if let Some(state) = ledger.get_mut(name) {
@@ -97,10 +98,8 @@ pub(super) async fn roll_back_run(
     started_at: DateTime<Utc>,
 ) -> DeploymentResult {
     let name = environment.name.as_str();
-    let outcome = async {
-        let db = connect(&engine.client, &environment.connection, engine.options.timeouts())
-            .await
-            .map_err(|e| e.to_string())?;
+    let outcome: Result<usize, DatabaseError> = async {
+        let db = connect(&engine.client, &environment.connection, engine.options.timeouts()).await?;
         let lock = acquire_lock(
             &db,
             &engine
@@ -109,10 +108,10 @@ pub(super) async fn roll_back_run(
             engine.context.lock_ttl,
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(ApplyError::from)?;
         let reverted = with_heartbeat(&db, &lock, async |_| revert(engine, environment, &db, applied).await).await;
         let _ = guarded(environment, release_lock(&db, &lock)).await;
-        reverted
+        Ok(reverted?)
     }
     .await;
     match outcome {

@@ -13,8 +13,8 @@ use super::plan::{MigrationStatusRow, describe_drift};
 use super::script::{
     StartClock, batch_script, down_script, lone_script, release_after, statements_before_up, transaction_statements,
 };
-use crate::connection::Db;
 use crate::connection::{Collected, QueryError, QueryErrorKind, first_cause, run_collecting_errors};
+use crate::connection::{ConnectionError, Db};
 
 /// A migration that ran.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -76,6 +76,16 @@ pub enum ApplyError {
         /// Its name.
         name: String,
     },
+}
+
+/// No session on the database, or the work there failed: for callers that
+/// connect first and report either as it is.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DatabaseError {
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
 }
 
 fn completed_note(completed: &[AppliedStep]) -> String {

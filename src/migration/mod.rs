@@ -23,6 +23,7 @@ mod tables;
 pub mod updown;
 pub mod verify;
 
+pub(crate) use apply::DatabaseError;
 pub use apply::{AppliedStep, ApplyError, apply_migration, revert_migration};
 pub use context::ApplyContext;
 pub use file::{Migration, MigrationFileError, discover_migrations};

@@ -53,7 +53,7 @@ impl PluginConfig {
     /// Every duration a number of seconds the host can wait for: one week
     /// at most (a larger one would overflow the clock), and more than 0
     /// except `approval_timeout_seconds` (0: ask once).
-    fn check_durations(&self) -> Result<(), String> {
+    fn check_durations(&self) -> Result<(), SettingError> {
         let week = surql_plugin_sdk::MAX_SECONDS;
         for (key, value, zero_allowed) in [
             ("timeout_seconds", self.timeout_seconds, false),
@@ -64,18 +64,33 @@ impl PluginConfig {
             let low_ok = if zero_allowed { value >= 0.0 } else { value > 0.0 };
             if !(value.is_finite() && low_ok && value <= week) {
                 let low = if zero_allowed { "at least 0" } else { "more than 0" };
-                return Err(format!("{key} must be {low} and at most {week} seconds, got {value}"));
+                return Err(SettingError::Duration { key, low, value });
             }
         }
         if let Some(events) = &self.events
             && let Some(blank) = events.iter().find(|e| e.trim().is_empty() || e.trim() != e.as_str())
         {
-            return Err(format!(
-                "events: '{blank}' is not an event name (e.g. \"deployment_finished\")"
-            ));
+            return Err(SettingError::EventName(blank.clone()));
         }
         Ok(())
     }
+}
+
+/// A setting of a `plugins` entry that cannot be used (a [`PluginError::Config`]).
+#[derive(Debug, thiserror::Error)]
+enum SettingError {
+    #[error(
+        "{key} must be {low} and at most {} seconds, got {value}",
+        surql_plugin_sdk::MAX_SECONDS
+    )]
+    Duration {
+        key: &'static str,
+        /// "at least 0" or "more than 0".
+        low: &'static str,
+        value: f64,
+    },
+    #[error("events: '{0}' is not an event name (e.g. \"deployment_finished\")")]
+    EventName(String),
 }
 
 fn default_call_timeout() -> f64 {
@@ -253,9 +268,10 @@ impl PluginHost {
                 index,
                 message: e.to_string(),
             })?;
-            settings
-                .check_durations()
-                .map_err(|message| PluginError::Config { index, message })?;
+            settings.check_durations().map_err(|e| PluginError::Config {
+                index,
+                message: e.to_string(),
+            })?;
             if plugins.iter().any(|p| p.settings.name == settings.name) {
                 return Err(PluginError::Config {
                     index,
