@@ -4,7 +4,8 @@
 //! (parallel, 16 at once) end to end, state store included:
 //!
 //! - `version`: `surql --version`, the process with nothing to do;
-//! - `embedded store`: the default, `surrealkv://.surql/state`;
+//! - `default store`: the default, record files in `files://.surql/deployments`;
+//! - `embedded store`: an embedded SurrealDB store, `--state surrealkv://.surql/kv`;
 //! - `state server`: the record kept on the same server (`--state ws://…`);
 //! - `dry run`: nothing recorded, nothing written.
 //!
@@ -13,7 +14,7 @@
 //! growth per tenant between the sizes. Build the binary first, in the profile you measure:
 //!
 //!   cargo build --release --bin surql --example bench_memory
-//!   target/release/examples/bench_memory [--sizes 10,1000,10000] [--modes embedded,server,dry-run]
+//!   target/release/examples/bench_memory [--sizes 10,1000,10000] [--modes default,embedded,server,dry-run]
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmarks stop at the first surprise
 
@@ -114,6 +115,7 @@ fn measured(command: &mut Command) -> (bool, Cost) {
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
+    Default,
     Embedded,
     Server,
     DryRun,
@@ -122,6 +124,7 @@ enum Mode {
 impl Mode {
     fn name(self) -> &'static str {
         match self {
+            Mode::Default => "default store",
             Mode::Embedded => "embedded store",
             Mode::Server => "state server",
             Mode::DryRun => "dry run",
@@ -130,10 +133,11 @@ impl Mode {
 
     fn parse(text: &str) -> Self {
         match text {
+            "default" => Mode::Default,
             "embedded" => Mode::Embedded,
             "server" => Mode::Server,
             "dry-run" => Mode::DryRun,
-            other => panic!("unknown mode {other}: embedded, server or dry-run"),
+            other => panic!("unknown mode {other}: default, embedded, server or dry-run"),
         }
     }
 }
@@ -145,7 +149,10 @@ fn deploy(mode: Mode, tenants: usize, migrations: &Path) -> Cost {
     write_tenants(dir.path(), &server.ws_url(), tenants);
     let mut command = deploy_command(dir.path(), migrations);
     match mode {
-        Mode::Embedded => {}
+        Mode::Default => {}
+        Mode::Embedded => {
+            command.args(["--state", "surrealkv://.surql/kv"]);
+        }
         Mode::Server => {
             command.args([
                 "--state",
@@ -167,7 +174,7 @@ fn deploy(mode: Mode, tenants: usize, migrations: &Path) -> Cost {
 
 fn main() {
     let mut sizes = vec![10, 1000];
-    let mut modes = vec![Mode::Embedded, Mode::Server, Mode::DryRun];
+    let mut modes = vec![Mode::Default, Mode::Embedded, Mode::Server, Mode::DryRun];
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {

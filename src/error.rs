@@ -100,7 +100,8 @@ impl Error {
             Error::State(
                 crate::state::StateError::Connect { .. }
                 | crate::state::StateError::Query(_)
-                | crate::state::StateError::Served { .. },
+                | crate::state::StateError::Served { .. }
+                | crate::state::StateError::Files { .. },
             ) => EXIT_FAILURE,
             Error::State(_) => EXIT_USAGE,
             Error::Observe(

@@ -189,7 +189,15 @@ pub(super) async fn execute(
 /// The state store of `--state`, else of the `"state"` of the environments
 /// file at `config` when there is one (its password registered as a secret).
 pub(super) async fn open(client: &Client, state: &StateArgs, config: &std::path::Path) -> Result<StateStore, Error> {
-    Ok(StateStore::open(client, store_config(state, config)?, STORE_CONNECT_TIMEOUT).await?)
+    told(StateStore::open(client, store_config(state, config)?, STORE_CONNECT_TIMEOUT).await?)
+}
+
+/// The store, its notice (records of an older surql converted) printed.
+fn told(store: StateStore) -> Result<StateStore, Error> {
+    if let Some(notice) = store.notice() {
+        eprintln!("{notice}");
+    }
+    Ok(store)
 }
 
 /// The store for reading only, if it exists (see [`StateStore::open_existing`]).
@@ -208,7 +216,7 @@ pub(super) async fn open_to_read(
     state: &StateArgs,
     config: &std::path::Path,
 ) -> Result<StateStore, Error> {
-    Ok(StateStore::open_to_read(client, store_config(state, config)?, STORE_CONNECT_TIMEOUT).await?)
+    told(StateStore::open_to_read(client, store_config(state, config)?, STORE_CONNECT_TIMEOUT).await?)
 }
 
 const STORE_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

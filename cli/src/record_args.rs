@@ -36,9 +36,10 @@ impl ApproveArgs {
 /// Where deployment records are kept.
 #[derive(Debug, Args)]
 pub struct StateArgs {
-    /// The state store: `surrealkv://PATH`, or a SurrealDB server every runner
+    /// The state store: a folder of record files (`files://PATH`), an embedded
+    /// SurrealDB store (`surrealkv://PATH`), or a SurrealDB server every runner
     /// shares (`ws://host:8000`). Default: `"state"` in environments.json, else
-    /// `surrealkv://.surql/state`.
+    /// `files://.surql/deployments`.
     #[arg(long = "state", env = "SURQL_STATE", value_name = "URL")]
     pub url: Option<String>,
     /// User of a state store server (root).

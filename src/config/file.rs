@@ -50,7 +50,7 @@ pub struct EnvironmentsFile {
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StateConnection {
-    /// `surrealkv://PATH` (relative to this file) or a SurrealDB server every runner shares.
+    /// `files://PATH` (a folder of record files), `surrealkv://PATH` (both relative to this file), or a SurrealDB server every runner shares.
     pub db_url: String,
     /// User name; a remote server is signed in to when it is set.
     #[serde(default)]
@@ -80,7 +80,7 @@ struct EnvironmentsFileSchema {
     /// Plugins loaded at run time (approvals, notifications).
     #[serde(default)]
     plugins: Vec<crate::plugin::PluginConfig>,
-    /// Where deployments are recorded (default: embedded `surrealkv://.surql/state`).
+    /// Where deployments are recorded (default: JSON files in `files://.surql/deployments`).
     #[serde(default)]
     state: Option<StateConnection>,
     /// At most this many environments deployed at once against one database
@@ -337,15 +337,18 @@ pub fn parse_environments(
     Ok(file)
 }
 
-/// A relative `surrealkv://` path is relative to the config file, not to the
-/// directory surql happens to run in.
+/// A relative `surrealkv://` or `files://` path is relative to the config
+/// file, not to the directory surql happens to run in.
 fn relative_to(base: &Path, db_url: &str) -> String {
-    match db_url.strip_prefix("surrealkv://") {
-        Some(path) if !path.is_empty() && Path::new(path).is_relative() => {
-            format!("surrealkv://{}", base.join(path).display())
+    for scheme in ["surrealkv://", "files://"] {
+        if let Some(path) = db_url.strip_prefix(scheme)
+            && !path.is_empty()
+            && Path::new(path).is_relative()
+        {
+            return format!("{scheme}{}", base.join(path).display());
         }
-        _ => db_url.to_string(),
     }
+    db_url.to_string()
 }
 
 fn raw_names(text: &str) -> Vec<Option<String>> {

@@ -177,7 +177,10 @@ pub fn redact_url(url: &str) -> String {
         return url.to_string();
     };
     // Embedded URLs are paths, where `@` is just a character.
-    if matches!(scheme.to_ascii_lowercase().as_str(), "mem" | "surrealkv" | "rocksdb") {
+    if matches!(
+        scheme.to_ascii_lowercase().as_str(),
+        "mem" | "surrealkv" | "rocksdb" | "files"
+    ) {
         return url.to_string();
     }
     // The last `@`: a password may contain `/` and `@` (SurrealDB paths do not).

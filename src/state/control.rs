@@ -133,31 +133,38 @@ impl StateStore {
             )
             .await;
         }
+        if let Some(store) = self.files() {
+            let (id, record) = (id.to_string(), record.clone());
+            return store
+                .locked(true, move |store| {
+                    let mut parts = store.parts(Some(&id))?;
+                    let (running, next) = steered(&id, &parts, &record)?;
+                    let entry = crate::redact::redact_json(serde_json::to_value(&record).unwrap_or_default());
+                    for (key, part) in parts.iter_mut().filter(|(key, _)| running.contains(key)) {
+                        part["control"] = json!(next);
+                        let mut commands = part["commands"].as_array().cloned().unwrap_or_default();
+                        commands.push(entry.clone());
+                        part["commands"] = serde_json::Value::Array(commands);
+                        store.save(key, part)?;
+                    }
+                    Ok(next)
+                })
+                .await;
+        }
         let answer = self
             .run(
                 "SELECT record::id(id) AS key, state, control FROM deployment WHERE deployment_id = $id;",
                 json!({ "id": id }),
             )
             .await?;
-        let parts = answer
+        let parts: Vec<(String, serde_json::Value)> = answer
             .first()
             .and_then(serde_json::Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        if parts.is_empty() {
-            return Err(StateError::NotFound(id.to_string()));
-        }
-        let running_state = serde_json::json!(super::DeploymentState::Running);
-        let running: Vec<&serde_json::Value> = parts.iter().filter(|p| p["state"] == running_state).collect();
-        let Some(first) = running.first() else {
-            let state = parts[0]["state"].as_str().unwrap_or("finished");
-            return Err(StateError::Refused(format!(
-                "deployment {id} is {state}, not running: commands steer a running deployment"
-            )));
-        };
-        let control: Control = serde_json::from_value(first["control"].clone()).unwrap_or_default();
-        let next = control.after(record);
-        let keys: Vec<&serde_json::Value> = running.iter().map(|p| &p["key"]).collect();
+            .into_iter()
+            .flatten()
+            .map(|part| (part["key"].as_str().unwrap_or_default().to_string(), part.clone()))
+            .collect();
+        let (keys, next) = steered(id, &parts, record)?;
         self.run(
             "FOR $key IN $keys { UPDATE type::record('deployment', $key) SET control = $control, commands = array::append(commands ?? [], $entry) WHERE state = 'running'; };",
             json!({ "keys": keys, "control": next, "entry": crate::redact::redact_json(serde_json::to_value(record).unwrap_or_default()) }),
@@ -168,6 +175,12 @@ impl StateStore {
 
     /// The control of the record under `key` (what its runner obeys).
     pub async fn control(&self, key: &str) -> Result<Control, StateError> {
+        if let Some(store) = self.files() {
+            let key = key.to_string();
+            let part = store.locked(false, move |store| store.part(&key)).await?;
+            let value = part.map(|part| part["control"].clone()).unwrap_or_default();
+            return Ok(serde_json::from_value(value).unwrap_or_default());
+        }
         let answer = self
             .run(
                 "SELECT VALUE control FROM type::record('deployment', $key);",
@@ -177,4 +190,30 @@ impl StateStore {
         let value = answer.first().and_then(|rows| rows.get(0)).cloned().unwrap_or_default();
         Ok(serde_json::from_value(value).unwrap_or_default())
     }
+}
+
+/// Which parts of deployment `id` a command steers (its running ones, by
+/// key) and the control they obey after it; refused when none runs.
+fn steered(
+    id: &str,
+    parts: &[(String, serde_json::Value)],
+    record: &CommandRecord,
+) -> Result<(Vec<String>, Control), StateError> {
+    let Some((_, first)) = parts.first() else {
+        return Err(StateError::NotFound(id.to_string()));
+    };
+    let running_state = serde_json::json!(super::DeploymentState::Running);
+    let running: Vec<&(String, serde_json::Value)> =
+        parts.iter().filter(|(_, p)| p["state"] == running_state).collect();
+    let Some((_, steered)) = running.first() else {
+        let state = first["state"].as_str().unwrap_or("finished");
+        return Err(StateError::Refused(format!(
+            "deployment {id} is {state}, not running: commands steer a running deployment"
+        )));
+    };
+    let control: Control = serde_json::from_value(steered["control"].clone()).unwrap_or_default();
+    Ok((
+        running.iter().map(|(key, _)| key.clone()).collect(),
+        control.after(record),
+    ))
 }

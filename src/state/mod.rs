@@ -1,10 +1,14 @@
-//! Deployment records in a SurrealDB state store: embedded by default
-//! (`surrealkv://.surql/state`), or any server a team shares. Each
+//! Deployment records in a state store: JSON files in a folder by default
+//! (`files://.surql/deployments`), an embedded SurrealDB store
+//! (`surrealkv://`), or any server a team shares. Each
 //! deployment and each of its environments is written as its state changes,
 //! so a crash loses at most the environments in flight. Knows nothing of Rhai.
 
 mod control;
+mod convert;
+mod files;
 mod options;
+mod reads;
 mod record;
 mod recorder;
 mod served;
@@ -13,6 +17,7 @@ mod store;
 use std::time::Duration;
 
 pub use control::{Command, CommandRecord, Control, Steer};
+pub use files::FILES_SCHEME;
 pub use options::{FreezeOverride, RecordedOptions};
 pub use record::{
     Counts, DeploymentRecord, DeploymentState, EnvironmentRecord, EnvironmentState, PlanChange, PlannedMigration,
@@ -24,7 +29,7 @@ pub use store::StateStore;
 use crate::connection::{ConnectionError, QueryError};
 
 /// Where deployment records go unless `--state` says otherwise.
-pub const DEFAULT_STATE_URL: &str = "surrealkv://.surql/state";
+pub const DEFAULT_STATE_URL: &str = "files://.surql/deployments";
 
 /// How often a running deployment tells the store it is alive.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
@@ -96,6 +101,14 @@ pub enum StateError {
         /// The path of the holding process's socket.
         socket: String,
         /// What went wrong asking it: an I/O error, a timeout, or its own error.
+        why: String,
+    },
+    /// A folder of record files that cannot be read or written as it is.
+    #[error("state store {url}: {why}")]
+    Files {
+        /// The store's URL.
+        url: String,
+        /// What failed, naming the file.
         why: String,
     },
     /// A request the store cannot carry out as asked.

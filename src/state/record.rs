@@ -399,6 +399,17 @@ pub fn record_key(id: &str, shard: Option<&str>) -> String {
     }
 }
 
+/// Sorts a deployment's environments in the order they were selected.
+pub(super) fn in_selection_order(deployment: &DeploymentRecord, environments: &mut [EnvironmentRecord]) {
+    let order: std::collections::HashMap<&str, usize> = deployment
+        .selection
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (name.as_str(), i))
+        .collect();
+    environments.sort_by_key(|e| order.get(e.environment.as_str()).copied().unwrap_or(usize::MAX));
+}
+
 /// One record per deployment: a sharded one's parts as a whole (selection
 /// and counts summed, running while any shard runs).
 pub(super) fn aggregate(mut parts: Vec<DeploymentRecord>) -> Option<DeploymentRecord> {

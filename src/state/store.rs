@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::record::{aggregate, parse};
+use super::files::{self, FILES_SCHEME, FileStore};
 use super::{
     BUSY_PATIENCE, DATABASE, DEFINE_TABLES, DeploymentRecord, EnvironmentRecord, EnvironmentState, HEARTBEAT_STALE,
     NAMESPACE, STORE_DEADLINE, StateError, record_key, served,
@@ -17,18 +17,23 @@ use crate::engine::DeploymentResult;
 
 /// A connection to the state store.
 pub struct StateStore {
-    backend: Backend,
-    url: String,
+    pub(super) backend: Backend,
+    pub(super) url: String,
     /// While this process holds an embedded store, it serves its records
     /// to readers in other processes.
     _serving: Option<served::Serving>,
+    /// What opening it did that the operator should hear (records of an
+    /// older surql converted).
+    notice: Option<String>,
 }
 
-enum Backend {
+pub(super) enum Backend {
     /// The store itself.
     Direct(Db),
     /// An embedded store another process holds, read through its socket.
     Served(std::path::PathBuf),
+    /// A folder of record files (the default).
+    Files(FileStore),
 }
 
 impl StateStore {
@@ -38,6 +43,9 @@ impl StateStore {
     /// embedded store another process holds is tried again for up to
     /// [`BUSY_PATIENCE`]: a reader holds it for milliseconds.
     pub async fn open(client: &Client, config: ConnectionConfig, timeout: Duration) -> Result<Self, StateError> {
+        if config.db_url.starts_with(FILES_SCHEME) {
+            return Self::open_files(client, &config, timeout, true).await;
+        }
         let started = std::time::Instant::now();
         loop {
             match Self::open_once(client, config.clone(), timeout).await {
@@ -74,7 +82,36 @@ impl StateStore {
             backend: Backend::Direct(db),
             url,
             _serving: serving,
+            notice: None,
         })
+    }
+
+    /// A folder of record files (`files://PATH`); the old default store
+    /// beside the default folder converted first (see [`super::convert`]).
+    async fn open_files(
+        client: &Client,
+        config: &ConnectionConfig,
+        timeout: Duration,
+        create: bool,
+    ) -> Result<Self, StateError> {
+        let url = config.db_url.clone();
+        let dir = std::path::Path::new(&url[FILES_SCHEME.len()..]);
+        let notice = match url == super::DEFAULT_STATE_URL {
+            true => super::convert::convert_old_default(client, dir, &url, timeout).await?,
+            false => None,
+        };
+        Ok(Self {
+            backend: Backend::Files(FileStore::open(dir, &url, create || notice.is_some())?),
+            url,
+            _serving: None,
+            notice,
+        })
+    }
+
+    /// What opening the store did that the operator should hear: records
+    /// of an older surql moved into the default folder.
+    pub fn notice(&self) -> Option<&str> {
+        self.notice.as_deref()
     }
 
     /// Like [`StateStore::open`], for reading only: an embedded store that
@@ -85,6 +122,9 @@ impl StateStore {
         config: ConnectionConfig,
         timeout: Duration,
     ) -> Result<Self, StateError> {
+        if config.db_url.starts_with(FILES_SCHEME) {
+            return Self::open_files(client, &config, timeout, true).await;
+        }
         let socket = served::socket_of(&config);
         let started = std::time::Instant::now();
         loop {
@@ -95,6 +135,7 @@ impl StateStore {
                             backend: Backend::Served(socket.clone()),
                             url,
                             _serving: None,
+                            notice: None,
                         });
                     }
                     // The holder may be about to serve it (it binds once open).
@@ -113,6 +154,15 @@ impl StateStore {
     /// namespace), a `mem://` one, or one that cannot be reached. Creates and
     /// defines nothing (a dry run writes nothing anywhere).
     pub async fn open_existing(client: &Client, config: ConnectionConfig, timeout: Duration) -> Option<Self> {
+        if let Some(path) = config.db_url.strip_prefix(FILES_SCHEME) {
+            let old = super::convert::old_default_of(std::path::Path::new(path));
+            // An older surql's store, not converted yet: read where it is.
+            if config.db_url == super::DEFAULT_STATE_URL && !std::path::Path::new(path).exists() && old.is_dir() {
+                let old = ConnectionConfig::new(format!("surrealkv://{}", old.display()), "surql", "state");
+                return Self::open_to_read(client, old, timeout).await.ok();
+            }
+            return Self::open_files(client, &config, timeout, false).await.ok();
+        }
         if let Some(path) = config.db_url.strip_prefix("surrealkv://") {
             if !std::path::Path::new(path).exists() {
                 return None;
@@ -142,6 +192,7 @@ impl StateStore {
             backend: Backend::Direct(db),
             url,
             _serving: None,
+            notice: None,
         }
     }
 
@@ -149,7 +200,7 @@ impl StateStore {
     pub(super) fn served_socket(&self) -> Option<&std::path::Path> {
         match &self.backend {
             Backend::Served(socket) => Some(socket),
-            Backend::Direct(_) => None,
+            Backend::Direct(_) | Backend::Files(_) => None,
         }
     }
 
@@ -157,7 +208,15 @@ impl StateStore {
     fn db(&self) -> Result<&Db, StateError> {
         match &self.backend {
             Backend::Direct(db) => Ok(db),
-            Backend::Served(_) => Err(StateError::Busy { url: self.url.clone() }),
+            Backend::Served(_) | Backend::Files(_) => Err(StateError::Busy { url: self.url.clone() }),
+        }
+    }
+
+    /// The folder of record files, when the store is one.
+    pub(super) fn files(&self) -> Option<&FileStore> {
+        match &self.backend {
+            Backend::Files(files) => Some(files),
+            _ => None,
         }
     }
 
@@ -205,6 +264,16 @@ impl StateStore {
             })
             .collect();
         let content = crate::redact::redact_json(serde_json::to_value(record).unwrap_or_default());
+        if let Some(store) = self.files() {
+            let claim = files::Claim {
+                content,
+                record: record.clone(),
+                continues: !kept.is_empty(),
+                expected: recorded_runner.map(str::to_string),
+            };
+            store.locked(true, move |store| files::claim(store, claim)).await?;
+            return self.write_environments(&record.id, &rows).await;
+        }
         // One transaction that also writes the shared `fleet:lock` record: two
         // deployments starting at once conflict there, and the second one,
         // retried, sees the first.
@@ -286,6 +355,24 @@ COMMIT TRANSACTION;",
     /// Adds environments that joined the deployment recorded under `key`
     /// late to its selection (what `show`, `resume` and the fleet lock see).
     pub async fn extend_selection(&self, key: &str, joined: &[String]) -> Result<(), StateError> {
+        if let Some(store) = self.files() {
+            let (key, joined) = (key.to_string(), joined.to_vec());
+            return store
+                .locked(true, move |store| {
+                    files::update(store, &key, |part| {
+                        let mut selection: Vec<serde_json::Value> =
+                            part["selection"].as_array().cloned().unwrap_or_default();
+                        for name in joined {
+                            let name = serde_json::Value::String(name);
+                            if !selection.contains(&name) {
+                                selection.push(name);
+                            }
+                        }
+                        part["selection"] = serde_json::Value::Array(selection);
+                    })
+                })
+                .await;
+        }
         self.run(
             "UPDATE type::record('deployment', $key) SET selection = array::union(selection, $joined);",
             json!({ "key": key, "joined": joined }),
@@ -304,6 +391,12 @@ COMMIT TRANSACTION;",
         waves: &[super::WaveRecord],
         members: &[(usize, Vec<String>)],
     ) -> Result<(), StateError> {
+        if let Some(store) = self.files() {
+            let (id, key, waves, members) = (id.to_string(), key.to_string(), waves.to_vec(), members.to_vec());
+            return store
+                .locked(true, move |store| files::add_waves(store, &id, &key, &waves, &members))
+                .await;
+        }
         self.run(
             "UPDATE type::record('deployment', $key) SET waves = array::concat((waves ?? [])[WHERE number NOTINSIDE $numbers], $waves);
              FOR $wave IN $members { FOR $name IN $wave[1] {
@@ -319,6 +412,18 @@ COMMIT TRANSACTION;",
     /// Tells other runners the deployment recorded under `key` is alive
     /// (see [`HEARTBEAT_STALE`]).
     pub async fn heartbeat(&self, key: &str) -> Result<(), StateError> {
+        if let Some(store) = self.files() {
+            let key = key.to_string();
+            return store
+                .locked(true, move |store| {
+                    files::update(store, &key, |part| {
+                        if part["state"] == "running" {
+                            part["heartbeat_at"] = json!(files::now());
+                        }
+                    })
+                })
+                .await;
+        }
         self.run(
             "UPDATE type::record('deployment', $key) SET heartbeat_at = time::now() WHERE state = 'running';",
             json!({ "key": key }),
@@ -333,6 +438,22 @@ COMMIT TRANSACTION;",
             return Ok(());
         }
         let rows = crate::redact::redact_json(serde_json::to_value(rows).unwrap_or_default());
+        if let Some(store) = self.files() {
+            let id = id.to_string();
+            let rows: Vec<serde_json::Value> = rows
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|row| {
+                    let mut row = row.clone();
+                    row["deployment"] = json!(id);
+                    row
+                })
+                .collect();
+            return store
+                .locked(true, move |store| store.append_environments(&id, &rows))
+                .await;
+        }
         self.run(
             "FOR $row IN $rows { UPSERT type::record('deployment_env', [$id, $row.environment]) MERGE object::extend($row, { deployment: $id }); };",
             json!({ "id": id, "rows": rows }),
@@ -372,188 +493,40 @@ COMMIT TRANSACTION;",
         for result in results {
             counts.add_status(result.status);
         }
+        let state = match interrupted {
+            true => super::DeploymentState::Interrupted,
+            false => super::DeploymentState::Finished,
+        };
+        if let Some(store) = self.files() {
+            let key = key.to_string();
+            return store
+                .locked(true, move |store| {
+                    files::update(store, &key, |part| {
+                        part["finished_at"] = json!(now);
+                        part["state"] = json!(state);
+                        part["counts"] = json!(counts);
+                    })
+                })
+                .await;
+        }
         self.run(
             "UPDATE type::record('deployment', $key) SET finished_at = $now, state = $state, counts = $counts;",
-            json!({ "key": key, "now": now, "state": if interrupted { super::DeploymentState::Interrupted } else { super::DeploymentState::Finished }, "counts": counts }),
+            json!({ "key": key, "now": now, "state": state, "counts": counts }),
         )
         .await?;
         Ok(())
     }
-
-    /// The newest `limit` deployments, newest first (a sharded one as a whole).
-    pub async fn list(&self, limit: usize) -> Result<Vec<DeploymentRecord>, StateError> {
-        match &self.backend {
-            Backend::Direct(db) => list_in(db, limit).await,
-            Backend::Served(socket) => served::ask(socket, &self.url, &served::Request::List { limit }).await,
-        }
-    }
-
-    /// One deployment and its environments, in the order they were selected.
-    pub async fn show(&self, id: &str) -> Result<(DeploymentRecord, Vec<EnvironmentRecord>), StateError> {
-        match &self.backend {
-            Backend::Direct(db) => show_in(db, id).await,
-            Backend::Served(socket) => served::ask(socket, &self.url, &served::Request::Show { id: id.into() }).await,
-        }
-    }
-}
-
-pub(super) async fn list_in(db: &Db, limit: usize) -> Result<Vec<DeploymentRecord>, StateError> {
-    let newest = run_retrying(
-        db,
-        "SELECT deployment_id, started_at FROM deployment ORDER BY started_at DESC;",
-        json!({}),
-    )
-    .await?;
-    let mut ids: Vec<String> = Vec::new();
-    for row in newest
-        .first()
-        .and_then(serde_json::Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(id) = row.get("deployment_id").and_then(serde_json::Value::as_str)
-            && !ids.iter().any(|seen| seen == id)
-        {
-            ids.push(id.to_string());
-        }
-        if ids.len() == limit {
-            break;
-        }
-    }
-    let rows = run_retrying(
-        db,
-        "SELECT * OMIT id FROM deployment WHERE deployment_id IN $ids;",
-        json!({ "ids": ids }),
-    )
-    .await?;
-    let records: Vec<DeploymentRecord> = parse(rows.into_iter().next().unwrap_or_default())?;
-    Ok(ids
-        .iter()
-        .filter_map(|id| aggregate(records.iter().filter(|r| &r.id == id).cloned().collect()))
-        .collect())
-}
-
-impl StateStore {
-    /// Per environment of `environments`, the migration versions that ended
-    /// SUCCESS there in any recorded deployment (promotion rules).
-    pub async fn succeeded_versions(
-        &self,
-        environments: &[String],
-    ) -> Result<std::collections::HashMap<String, std::collections::HashSet<String>>, StateError> {
-        let mut succeeded: std::collections::HashMap<String, std::collections::HashSet<String>> =
-            environments.iter().map(|e| (e.clone(), Default::default())).collect();
-        if environments.is_empty() {
-            return Ok(succeeded);
-        }
-        if let Some(socket) = self.served_socket() {
-            let rows: Vec<(String, Vec<String>)> = super::served::ask(
-                socket,
-                self.url(),
-                &super::served::Request::Succeeded {
-                    environments: environments.to_vec(),
-                },
-            )
-            .await?;
-            for (environment, versions) in rows {
-                succeeded.entry(environment).or_default().extend(versions);
-            }
-            return Ok(succeeded);
-        }
-        let answer = self
-            .run(
-                "SELECT environment, versions FROM deployment_env WHERE environment IN $environments AND state = 'success' AND versions != NONE;",
-                json!({ "environments": environments }),
-            )
-            .await?;
-        for row in answer
-            .first()
-            .and_then(serde_json::Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let Some(environment) = row["environment"].as_str() else {
-                continue;
-            };
-            let versions = row["versions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(serde_json::Value::as_str);
-            // Recorded as `version_name`: the version is what comes before the first `_`.
-            succeeded
-                .entry(environment.to_string())
-                .or_default()
-                .extend(versions.map(|v| v.split('_').next().unwrap_or(v).to_string()));
-        }
-        Ok(succeeded)
-    }
-}
-
-impl StateStore {
-    /// Per environment of `environments`, how long its deployments took
-    /// there (seconds; deployments that succeeded and applied something).
-    pub async fn past_durations(
-        &self,
-        environments: &[String],
-    ) -> Result<std::collections::HashMap<String, Vec<f64>>, StateError> {
-        if let Some(socket) = self.served_socket() {
-            let rows: Vec<(String, Vec<f64>)> = super::served::ask(
-                socket,
-                self.url(),
-                &super::served::Request::Durations {
-                    environments: environments.to_vec(),
-                },
-            )
-            .await?;
-            return Ok(rows.into_iter().collect());
-        }
-        let answer = self
-            .run(
-                "SELECT environment, duration_s FROM deployment_env WHERE environment IN $environments AND state = 'success' AND migrations_applied > 0 AND duration_s != NONE;",
-                json!({ "environments": environments }),
-            )
-            .await?;
-        let mut durations: std::collections::HashMap<String, Vec<f64>> = Default::default();
-        for row in answer
-            .first()
-            .and_then(serde_json::Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let (Some(environment), Some(seconds)) = (row["environment"].as_str(), row["duration_s"].as_f64()) {
-                durations.entry(environment.to_string()).or_default().push(seconds);
-            }
-        }
-        Ok(durations)
-    }
-}
-
-/// One deployment and its environments, in the order they were selected.
-pub(super) async fn show_in(db: &Db, id: &str) -> Result<(DeploymentRecord, Vec<EnvironmentRecord>), StateError> {
-    let answer = run_retrying(db,
-            "SELECT * OMIT id FROM deployment WHERE deployment_id = $id; SELECT * OMIT id, deployment FROM deployment_env WHERE deployment = $id;",
-            json!({ "id": id }),
-        )
-        .await?;
-    let mut answer = answer.into_iter();
-    let parts: Vec<DeploymentRecord> = parse(answer.next().unwrap_or_default())?;
-    let deployment = aggregate(parts).ok_or_else(|| StateError::NotFound(id.to_string()))?;
-    let mut environments: Vec<EnvironmentRecord> = parse(answer.next().unwrap_or_default())?;
-    let order: std::collections::HashMap<&str, usize> = deployment
-        .selection
-        .iter()
-        .enumerate()
-        .map(|(i, name)| (name.as_str(), i))
-        .collect();
-    environments.sort_by_key(|e| order.get(e.environment.as_str()).copied().unwrap_or(usize::MAX));
-    Ok((deployment, environments))
 }
 
 /// Runs `sql`, again on a write conflict: every statement here is
 /// idempotent, and the fleet lock's check reads every running deployment, so
 /// any write to one meanwhile (a heartbeat) conflicts with it; so do the
 /// definitions a starting runner makes while another writes.
-async fn run_retrying(db: &Db, sql: &str, vars: serde_json::Value) -> Result<Vec<serde_json::Value>, QueryError> {
+pub(super) async fn run_retrying(
+    db: &Db,
+    sql: &str,
+    vars: serde_json::Value,
+) -> Result<Vec<serde_json::Value>, QueryError> {
     let mut attempt: u64 = 0;
     loop {
         match run_query(db, sql, vars.clone()).await {

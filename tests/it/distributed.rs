@@ -283,18 +283,32 @@ async fn an_unreachable_state_store_at_the_start_touches_nothing() {
 /// `--wait`, the others wait and end with what the first finished.
 #[tokio::test]
 async fn runners_of_one_shard_started_together_never_both_run_it() {
+    let state = TestServer::start();
+    twins_race(&state_args(&state), 8).await;
+}
+
+/// The same race over the default store, a folder of record files that
+/// every runner on the machine opens at once: its lock file makes each
+/// claim one step.
+#[tokio::test]
+async fn runners_of_one_shard_started_together_in_the_default_folder_never_both_run_it() {
+    twins_race(&[], 6).await;
+}
+
+/// `TWINS` runners of one shard started together, `rounds` times, recording
+/// in the store that `state` (`--state …` arguments) names.
+async fn twins_race(state: &[String], rounds: usize) {
     const TWINS: usize = 4;
     let tenants = TestServer::start();
-    let state = TestServer::start();
     let work = tempfile::tempdir().unwrap();
     common::write_server_tenants(work.path(), &tenants.ws_url(), 6, "race");
     let migrations = migrations_dir(&[("1_accounts.surql", ACCOUNTS), ("2_slow.surql", &slow(400))]);
     let m = migrations.path().to_str().unwrap();
-    for round in 0..8 {
+    for round in 0..rounds {
         let id = format!("race-{round}");
-        let mut extra = state_args(&state);
+        let mut extra = state.to_vec();
         extra.extend(["--shard", "0/2", "--deployment-id", &id].map(str::to_string));
-        let waiting = round == 7;
+        let waiting = round + 1 == rounds;
         if waiting {
             extra.push("--wait".into());
         }
@@ -334,7 +348,11 @@ async fn runners_of_one_shard_started_together_never_both_run_it() {
             }
         }
         // Shard 0 of 2 got its tenants exactly once, under this round's id.
-        let shown = stdout_json(&run_surql(&strs(&show_args(&id, &state)), work.path()));
+        let mut show: Vec<String> = ["orchestrate", "show", &id, "--output", "json"]
+            .map(str::to_string)
+            .to_vec();
+        show.extend(state.iter().cloned());
+        let shown = stdout_json(&run_surql(&strs(&show), work.path()));
         let environments = shown["environments"].as_array().unwrap();
         assert!(
             !environments.is_empty() && environments.iter().all(|e| e["state"] == "success"),
@@ -353,7 +371,7 @@ async fn runners_of_one_shard_started_together_never_both_run_it() {
 /// A deployment records its plan; after a kill, a file added to the folder
 /// makes `resume` refuse, naming it; `--force` resumes with it and records
 /// the change. Meanwhile, `deployments` and `show` read the running
-/// deployment from a second process with the embedded default store.
+/// deployment from a second process with the default store.
 #[tokio::test]
 async fn resume_replays_the_recorded_plan_and_a_running_deployment_can_be_read() {
     let tenants = TestServer::start();
@@ -407,11 +425,12 @@ async fn resume_replays_the_recorded_plan_and_a_running_deployment_can_be_read()
         text(&out)
     );
 
-    // A second deploy from this folder is refused, saying why.
+    // A second deploy from this folder over the same tenant is refused, naming the holder.
     let busy = run_surql(&["orchestrate", "deploy", "-e", "t00", "-m", m], work.path());
     assert_eq!(busy.status.code(), Some(2), "{}", text(&busy));
     assert!(
-        String::from_utf8_lossy(&busy.stderr).contains("in use by another surql process"),
+        String::from_utf8_lossy(&busy.stderr)
+            .contains("another deployment is running on the same environments: plan-1"),
         "{}",
         text(&busy)
     );

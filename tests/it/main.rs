@@ -28,4 +28,5 @@ mod scale;
 mod shards;
 mod simulate;
 mod state;
+mod state_files;
 mod steer;

@@ -64,7 +64,10 @@ async fn every_deploy_is_recorded_listed_and_shown() {
     );
     assert_eq!(out.status.code(), Some(1), "t1 fails: {}", text(&out));
     let id = stdout_json(&out)["deployment_id"].as_str().unwrap().to_string();
-    assert!(work.path().join(".surql/state").is_dir(), "the default state store");
+    assert!(
+        work.path().join(".surql/deployments").is_dir(),
+        "the default state store"
+    );
 
     let out = run_surql(&["orchestrate", "deployments", "--output", "json"], work.path());
     let list = stdout_json(&out);

@@ -120,36 +120,50 @@ async fn pause_holds_new_tenants_and_continue_completes() {
     assert_eq!(shown["deployment"]["commands"][0]["actor"], "oncall");
 }
 
-/// Aborted from a second terminal in the same folder (the embedded default
-/// store): running tenants finish, the rest end SKIPPED "aborted by ACTOR:
-/// REASON" and are never connected to; the run exits 1. A command to a
-/// finished deployment is refused.
+/// Aborted from a second terminal in the same folder (the default store, a
+/// folder of record files both processes open): running tenants finish,
+/// the rest end SKIPPED "aborted by ACTOR: REASON" and are never connected
+/// to; the run exits 1. A command to a finished deployment is refused.
 #[tokio::test]
 async fn abort_from_a_second_terminal_skips_the_rest_untouched() {
+    abort_from_a_second_terminal(&[]).await;
+}
+
+/// The same through an embedded SurrealDB store, which one process holds:
+/// the second terminal's command goes through the runner's socket.
+#[tokio::test]
+async fn abort_from_a_second_terminal_reaches_an_embedded_store_through_its_holder() {
+    abort_from_a_second_terminal(&["--state".into(), "surrealkv://.surql/kv".into()]).await;
+}
+
+async fn abort_from_a_second_terminal(state: &[String]) {
     const TENANTS: usize = 16;
     let tenants = TestServer::start();
     let work = tempfile::tempdir().unwrap();
     common::write_server_tenants(work.path(), &tenants.ws_url(), TENANTS, "abort");
     let migrations = migrations_dir(&[("1_accounts.surql", ACCOUNTS), ("2_slow.surql", &slow(400))]);
     let m = migrations.path().to_str().unwrap();
-    let extra = ["--max-concurrent", "2", "--deployment-id", "abort-1"].map(str::to_string);
+    let mut extra = state.to_vec();
+    extra.extend(["--max-concurrent", "2", "--deployment-id", "abort-1"].map(str::to_string));
     let runner = spawn(&deploy_args(m, &extra), work.path());
-    let show: Vec<String> = ["orchestrate", "show", "abort-1", "--output", "json"]
+    let mut show: Vec<String> = ["orchestrate", "show", "abort-1", "--output", "json"]
         .map(str::to_string)
         .to_vec();
+    show.extend(state.iter().cloned());
     wait_for_record(&show, work.path(), |shown| count_in(shown, "success") >= 2);
-    let out = run_surql(
-        &[
-            "orchestrate",
-            "abort",
-            "abort-1",
-            "--reason",
-            "bad release",
-            "--actor",
-            "oncall",
-        ],
-        work.path(),
-    );
+    let mut abort: Vec<String> = [
+        "orchestrate",
+        "abort",
+        "abort-1",
+        "--reason",
+        "bad release",
+        "--actor",
+        "oncall",
+    ]
+    .map(str::to_string)
+    .to_vec();
+    abort.extend(state.iter().cloned());
+    let out = run_surql(&strs(&abort), work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     let out = finish_within(runner, Duration::from_secs(60), "the aborted runner");
@@ -182,7 +196,9 @@ async fn abort_from_a_second_terminal_skips_the_rest_untouched() {
             .all(|r| r["status"] == "success" || r["status"] == "skipped"),
         "{report}"
     );
-    let out = run_surql(&["orchestrate", "pause", "abort-1"], work.path());
+    let mut pause: Vec<String> = ["orchestrate", "pause", "abort-1"].map(str::to_string).to_vec();
+    pause.extend(state.iter().cloned());
+    let out = run_surql(&strs(&pause), work.path());
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("not running"),

@@ -1,0 +1,90 @@
+//! The records of an older surql, kept embedded at `.surql/state`
+//! (`surrealkv://`), moved once into the folder of record files that is the
+//! default now, so `deployments`, `resume` and `retry` still find them.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use super::files::FileStore;
+use super::{StateError, StateStore};
+use crate::connection::{Client, ConnectionConfig};
+
+/// Where an older surql kept its records by default, beside `files_dir`.
+pub(super) fn old_default_of(files_dir: &Path) -> PathBuf {
+    files_dir.with_file_name("state")
+}
+
+/// When `files_dir` does not exist and an older surql's embedded store is
+/// beside it, copies every deployment and environment record into a new
+/// folder (built aside, then renamed into place: a run cut short converts
+/// again from the start) and renames the old store to `state.converted`.
+/// Returns what to tell the operator.
+pub(super) async fn convert_old_default(
+    client: &Client,
+    files_dir: &Path,
+    url: &str,
+    timeout: std::time::Duration,
+) -> Result<Option<String>, StateError> {
+    let old = old_default_of(files_dir);
+    if files_dir.exists() || !old.is_dir() {
+        return Ok(None);
+    }
+    let old_url = format!("surrealkv://{}", old.display());
+    // Boxed: opening a store may convert one, which opens a store.
+    let opening = StateStore::open(client, ConnectionConfig::new(&old_url, "surql", "state"), timeout);
+    let store = Box::pin(opening).await?;
+    let answer = store
+        .run(
+            "SELECT record::id(id) AS key, * OMIT id FROM deployment; SELECT * OMIT id FROM deployment_env;",
+            json!({}),
+        )
+        .await?;
+    drop(store);
+    let mut answer = answer.into_iter();
+    let parts = answer.next().unwrap_or_default();
+    let environments = answer.next().unwrap_or_default();
+
+    let building = files_dir.with_extension("converting");
+    if building.exists() {
+        std::fs::remove_dir_all(&building).map_err(|e| io(url, "cannot clear", &building, e))?;
+    }
+    let files = FileStore::open(&building, url, true)?;
+    let mut converted = 0;
+    for mut part in parts.as_array().cloned().unwrap_or_default() {
+        let key = part.get("key").and_then(Value::as_str).map(str::to_string);
+        let Some(key) = key.filter(|k| !k.contains('/') && !k.starts_with('.')) else {
+            continue;
+        };
+        if let Some(object) = part.as_object_mut() {
+            object.remove("key");
+        }
+        files.save(&key, &part)?;
+        converted += 1;
+    }
+    let mut by_deployment: indexmap::IndexMap<String, Vec<Value>> = Default::default();
+    for row in environments.as_array().cloned().unwrap_or_default() {
+        if let Some(id) = row.get("deployment").and_then(Value::as_str) {
+            by_deployment.entry(id.to_string()).or_default().push(row.clone());
+        }
+    }
+    for (id, rows) in &by_deployment {
+        if !id.contains('/') && !id.starts_with('.') {
+            files.append_environments(id, rows)?;
+        }
+    }
+    std::fs::rename(&building, files_dir).map_err(|e| io(url, "cannot rename", &building, e))?;
+    let kept = old.with_file_name("state.converted");
+    std::fs::rename(&old, &kept).map_err(|e| io(url, "cannot rename", &old, e))?;
+    Ok(Some(format!(
+        "state store: {converted} deployment record(s) of {old_url} moved to {url}; the old store is kept at {}",
+        kept.display()
+    )))
+}
+
+fn io(url: &str, what: &str, path: &Path, error: std::io::Error) -> StateError {
+    StateError::Files {
+        url: url.to_string(),
+        why: format!("{what} {}: {error}", path.display()),
+    }
+}
