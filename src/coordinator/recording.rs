@@ -65,6 +65,7 @@ fn deployment_record(engine: &Engine, strategy: &Strategy) -> DeploymentRecord {
         counts: Default::default(),
         retry_of: None,
         heartbeat_at: None,
+        resumed_at: None,
         shard: None,
         shards: Vec::new(),
         rollback_of: options.undo.as_ref().map(|undo| undo.deployment_id.clone()),

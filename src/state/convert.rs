@@ -15,21 +15,74 @@ pub(super) fn old_default_of(files_dir: &Path) -> PathBuf {
     files_dir.with_file_name("state")
 }
 
+/// Whether `files_dir` is still to be made from an older surql's store beside it.
+pub(super) fn needs_conversion(files_dir: &Path) -> bool {
+    !files_dir.exists() && old_default_of(files_dir).is_dir()
+}
+
 /// When `files_dir` does not exist and an older surql's embedded store is
 /// beside it, copies every deployment and environment record into a new
 /// folder (built aside, then renamed into place: a run cut short converts
 /// again from the start) and renames the old store to `state.converted`.
-/// Returns what to tell the operator.
+/// Runners started together convert once: one at a time, under a lock
+/// file, each looking again once it holds it. An older surql still running
+/// there holds its store: [`StateError::Busy`]. Returns what to tell the operator.
 pub(super) async fn convert_old_default(
     client: &Client,
     files_dir: &Path,
     url: &str,
     timeout: std::time::Duration,
 ) -> Result<Option<String>, StateError> {
-    let old = old_default_of(files_dir);
-    if files_dir.exists() || !old.is_dir() {
+    if !needs_conversion(files_dir) {
         return Ok(None);
     }
+    let lock_path = files_dir.with_extension("converting.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| io(url, "cannot open", &lock_path, e))?;
+    let started = std::time::Instant::now();
+    loop {
+        match lock.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < CONVERSION_PATIENCE => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StateError::Files {
+                    url: url.to_string(),
+                    why: format!(
+                        "another surql process has been converting the old store for over {}s ({} is locked); try again",
+                        CONVERSION_PATIENCE.as_secs(),
+                        lock_path.display()
+                    ),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(url, "cannot lock", &lock_path, e)),
+        }
+    }
+    // Another runner converted it while this one waited.
+    if !needs_conversion(files_dir) {
+        return Ok(None);
+    }
+    let converted = convert(client, files_dir, url, timeout).await;
+    let _ = std::fs::remove_file(&lock_path);
+    drop(lock);
+    converted.map(Some)
+}
+
+/// How long a runner waits for another one converting the old store.
+const CONVERSION_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn convert(
+    client: &Client,
+    files_dir: &Path,
+    url: &str,
+    timeout: std::time::Duration,
+) -> Result<String, StateError> {
+    let old = old_default_of(files_dir);
     let old_url = format!("surrealkv://{}", old.display());
     // Boxed: opening a store may convert one, which opens a store.
     let opening = StateStore::open(client, ConnectionConfig::new(&old_url, "surql", "state"), timeout);
@@ -45,7 +98,7 @@ pub(super) async fn convert_old_default(
     let parts = answer.next().unwrap_or_default();
     let environments = answer.next().unwrap_or_default();
 
-    let building = files_dir.with_extension("converting");
+    let building = files_dir.with_extension(format!("converting-{}", std::process::id()));
     if building.exists() {
         std::fs::remove_dir_all(&building).map_err(|e| io(url, "cannot clear", &building, e))?;
     }
@@ -53,7 +106,7 @@ pub(super) async fn convert_old_default(
     let mut converted = 0;
     for mut part in parts.as_array().cloned().unwrap_or_default() {
         let key = part.get("key").and_then(Value::as_str).map(str::to_string);
-        let Some(key) = key.filter(|k| !k.contains('/') && !k.starts_with('.')) else {
+        let Some(key) = key else {
             continue;
         };
         if let Some(object) = part.as_object_mut() {
@@ -69,17 +122,15 @@ pub(super) async fn convert_old_default(
         }
     }
     for (id, rows) in &by_deployment {
-        if !id.contains('/') && !id.starts_with('.') {
-            files.append_environments(id, rows)?;
-        }
+        files.append_environments(id, rows)?;
     }
     std::fs::rename(&building, files_dir).map_err(|e| io(url, "cannot rename", &building, e))?;
     let kept = old.with_file_name("state.converted");
     std::fs::rename(&old, &kept).map_err(|e| io(url, "cannot rename", &old, e))?;
-    Ok(Some(format!(
+    Ok(format!(
         "state store: {converted} deployment record(s) of {old_url} moved to {url}; the old store is kept at {}",
         kept.display()
-    )))
+    ))
 }
 
 fn io(url: &str, what: &str, path: &Path, error: std::io::Error) -> StateError {

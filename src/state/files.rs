@@ -66,14 +66,23 @@ impl FileStore {
         change: impl FnOnce(&FileStore) -> Result<T, StateError> + Send + 'static,
     ) -> Result<T, StateError> {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || {
+        let task = tokio::task::spawn_blocking(move || {
             let path = store.dir.join("lock");
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(|e| store.io("cannot open", &path, e))?;
+            // A reader creates nothing (a dry run writes nothing anywhere):
+            // where no writer ever made the lock file, nothing can change.
+            let opened = match exclusive {
+                true => std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path),
+                false => std::fs::File::open(&path),
+            };
+            let file = match opened {
+                Ok(file) => file,
+                Err(e) if !exclusive && e.kind() == std::io::ErrorKind::NotFound => return change(&store),
+                Err(e) => return Err(store.io("cannot open", &path, e)),
+            };
             let started = Instant::now();
             loop {
                 let taken = match exclusive {
@@ -102,20 +111,45 @@ impl FileStore {
             let answer = change(&store);
             drop(file);
             answer
-        })
-        .await
-        .map_err(|e| StateError::Files {
-            url: self.url.clone(),
-            why: format!("a store task ended: {e}"),
-        })?
+        });
+        // Waiting for the lock has its deadline; so has the change (a
+        // filesystem that stops answering must not hang the runner).
+        match tokio::time::timeout(STORE_DEADLINE * 2, task).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => Err(StateError::Files {
+                url: self.url.clone(),
+                why: format!("a store task ended: {e}"),
+            }),
+            Err(_) => Err(StateError::Files {
+                url: self.url.clone(),
+                why: format!(
+                    "no answer from {} within {}s",
+                    self.dir.display(),
+                    (STORE_DEADLINE * 2).as_secs()
+                ),
+            }),
+        }
     }
 
-    fn part_path(&self, key: &str) -> PathBuf {
-        self.dir.join("deployments").join(format!("{key}.json"))
+    /// `name` as a file name in the store: a deployment id or record key
+    /// never names a path outside it.
+    fn file_name(&self, name: &str, extension: &str) -> Result<String, StateError> {
+        let safe = !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
+        match safe {
+            true => Ok(format!("{name}.{extension}")),
+            false => Err(StateError::Files {
+                url: self.url.clone(),
+                why: format!("'{name}' cannot name a record: no '/', '\\' or NUL, not '.' or '..'"),
+            }),
+        }
     }
 
-    fn environments_path(&self, id: &str) -> PathBuf {
-        self.dir.join("environments").join(format!("{id}.jsonl"))
+    fn part_path(&self, key: &str) -> Result<PathBuf, StateError> {
+        Ok(self.dir.join("deployments").join(self.file_name(key, "json")?))
+    }
+
+    fn environments_path(&self, id: &str) -> Result<PathBuf, StateError> {
+        Ok(self.dir.join("environments").join(self.file_name(id, "jsonl")?))
     }
 
     fn read_part(&self, path: &Path) -> Result<Value, StateError> {
@@ -136,7 +170,7 @@ impl FileStore {
 
     /// The part under `key`, if recorded.
     pub(super) fn part(&self, key: &str) -> Result<Option<Value>, StateError> {
-        let path = self.part_path(key);
+        let path = self.part_path(key)?;
         match path.exists() {
             true => self.read_part(&path).map(Some),
             false => Ok(None),
@@ -163,13 +197,15 @@ impl FileStore {
             }
             parts.push((key.to_string(), self.read_part(&path)?));
         }
+        // As SurrealDB answers: by key (a sharded deployment's first part first).
+        parts.sort_by(|(a, _), (b, _)| a.cmp(b));
         Ok(parts)
     }
 
     /// Writes a part whole: to a file beside it, then renamed over it, so a
     /// reader sees the old record or the new one, never half of one.
     pub(super) fn save(&self, key: &str, part: &Value) -> Result<(), StateError> {
-        let path = self.part_path(key);
+        let path = self.part_path(key)?;
         let temporary = path.with_extension("json.tmp");
         let text = serde_json::to_vec_pretty(part).unwrap_or_default();
         let written = std::fs::File::create(&temporary).and_then(|mut file| {
@@ -177,13 +213,19 @@ impl FileStore {
             file.sync_data()
         });
         written.map_err(|e| self.io("cannot write", &temporary, e))?;
-        std::fs::rename(&temporary, &path).map_err(|e| self.io("cannot replace", &path, e))
+        std::fs::rename(&temporary, &path).map_err(|e| self.io("cannot replace", &path, e))?;
+        // The rename itself survives a crash once the folder is synced.
+        let folder = self.dir.join("deployments");
+        std::fs::File::open(&folder)
+            .and_then(|folder| folder.sync_all())
+            .map_err(|e| self.io("cannot sync", &folder, e))
     }
 
     /// Appends environment rows of deployment `id` (each merged over what
     /// the environment had, as an `UPSERT … MERGE` does).
     pub(super) fn append_environments(&self, id: &str, rows: &[Value]) -> Result<(), StateError> {
-        let path = self.environments_path(id);
+        use std::io::{Read, Seek, SeekFrom};
+        let path = self.environments_path(id)?;
         let mut text = Vec::new();
         for row in rows {
             serde_json::to_writer(&mut text, row).unwrap_or_default();
@@ -191,9 +233,20 @@ impl FileStore {
         }
         let written = std::fs::OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&path)
             .and_then(|mut file| {
+                // A line a crash cut short ends here first, so it stays a
+                // line of its own (read as not written) and this one is whole.
+                if file.seek(SeekFrom::End(0))? > 0 {
+                    let mut last = [0u8; 1];
+                    file.seek(SeekFrom::End(-1))?;
+                    file.read_exact(&mut last)?;
+                    if last[0] != b'\n' {
+                        text.insert(0, b'\n');
+                    }
+                }
                 file.write_all(&text)?;
                 file.sync_data()
             });
@@ -202,20 +255,18 @@ impl FileStore {
 
     /// The environments of deployment `id`, in the order first written.
     pub(super) fn environments(&self, id: &str) -> Result<indexmap::IndexMap<String, Value>, StateError> {
-        let path = self.environments_path(id);
+        let path = self.environments_path(id)?;
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
             Err(e) => return Err(self.io("cannot read", &path, e)),
         };
-        let complete = text.ends_with('\n');
-        let lines: Vec<&str> = text.lines().collect();
         let mut environments: indexmap::IndexMap<String, Value> = Default::default();
-        for (number, line) in lines.iter().enumerate() {
+        for (number, line) in text.lines().enumerate() {
             let row: Value = match serde_json::from_str(line) {
                 Ok(row) => row,
-                // A write cut short by a crash: the line is not there yet.
-                Err(_) if number + 1 == lines.len() && !complete => break,
+                // A write a crash cut short: that line was never written.
+                Err(e) if e.is_eof() => continue,
                 Err(e) => {
                     return Err(StateError::Files {
                         url: self.url.clone(),
@@ -230,9 +281,24 @@ impl FileStore {
             let Some(name) = row.get("environment").and_then(Value::as_str) else {
                 continue;
             };
+            // Marking a wave updates an environment, never creates one.
+            if row.get(FIRST_WAVE).is_some() && !environments.contains_key(name) {
+                continue;
+            }
             let merged = environments.entry(name.to_string()).or_insert_with(|| json!({}));
             if let (Some(merged), Some(row)) = (merged.as_object_mut(), row.as_object()) {
-                merged.extend(row.iter().map(|(k, v)| (k.clone(), v.clone())));
+                for (field, value) in row {
+                    match field.as_str() {
+                        // A wave's mark applies only to an environment in no wave yet.
+                        FIRST_WAVE if merged.get("wave").is_none_or(Value::is_null) => {
+                            merged.insert("wave".into(), value.clone());
+                        }
+                        FIRST_WAVE => {}
+                        _ => {
+                            merged.insert(field.clone(), value.clone());
+                        }
+                    }
+                }
             }
         }
         Ok(environments)
@@ -268,6 +334,18 @@ impl FileStore {
             );
         }
         Ok(rows)
+    }
+}
+
+/// The field of an environment row that sets its wave unless it has one
+/// (an `UPDATE … SET wave = N WHERE wave = NONE`), without reading the log.
+const FIRST_WAVE: &str = "first_wave";
+
+/// When the runner of a recorded part took it: its `resumed_at`, else its `started_at`.
+pub(super) fn taken_at(part: &Value) -> &str {
+    match field(part, "resumed_at") {
+        "" => field(part, "started_at"),
+        resumed => resumed,
     }
 }
 
@@ -328,7 +406,7 @@ pub(super) fn claim(store: &FileStore, claim: Claim) -> Result<(), StateError> {
         if running(part)
             && field(part, "deployment_id") != record.id
             && overlaps
-            && crate::migration::holder::holder_is_gone(field(part, "runner"), field(part, "started_at"))
+            && crate::migration::holder::holder_is_gone(field(part, "runner"), taken_at(part))
         {
             part["state"] = json!("interrupted");
             part["finished_at"] = json!(now());
@@ -426,12 +504,13 @@ pub(super) fn add_waves(
         kept.extend(added.as_array().into_iter().flatten().cloned());
         part["waves"] = Value::Array(kept);
     })?;
-    let environments = store.environments(id)?;
     let rows: Vec<Value> = members
         .iter()
-        .flat_map(|(wave, names)| names.iter().map(move |name| (*wave, name)))
-        .filter(|(_, name)| environments.get(*name).is_some_and(|row| row["wave"].is_null()))
-        .map(|(wave, name)| json!({ "environment": name, "wave": wave }))
+        .flat_map(|(wave, names)| {
+            names
+                .iter()
+                .map(move |name| json!({ "environment": name, FIRST_WAVE: wave }))
+        })
         .collect();
     if rows.is_empty() {
         return Ok(());
@@ -472,11 +551,12 @@ pub(super) fn list(store: &FileStore, limit: usize) -> Result<Vec<DeploymentReco
     parts.sort_by(|a, b| b.started_at.cmp(&a.started_at));
     let mut ids: Vec<String> = Vec::new();
     for part in &parts {
-        if ids.len() == limit {
-            break;
-        }
         if !ids.contains(&part.id) {
             ids.push(part.id.clone());
+        }
+        // As SurrealDB's list: a limit of 0 lists them all.
+        if ids.len() == limit {
+            break;
         }
     }
     Ok(ids
@@ -484,3 +564,6 @@ pub(super) fn list(store: &FileStore, limit: usize) -> Result<Vec<DeploymentReco
         .filter_map(|id| aggregate(parts.iter().filter(|p| &p.id == id).cloned().collect()))
         .collect())
 }
+
+#[cfg(test)]
+mod tests;

@@ -326,6 +326,10 @@ pub struct DeploymentRecord {
     /// When its runner last said it was alive (see [`HEARTBEAT_STALE`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_at: Option<String>,
+    /// When a runner last took it over (`resume`, a `--deployment-id` given
+    /// again): that runner's process started after [`Self::started_at`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_at: Option<String>,
     /// `I/N` when this record is one shard of a deployment split across
     /// runners (`deploy --shard`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -368,6 +372,9 @@ pub struct ShardPart {
     pub counts: Counts,
     /// When its runner last said it was alive; `None` if never recorded.
     pub heartbeat_at: Option<String>,
+    /// When a runner last took it over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_at: Option<String>,
     /// Its environments (kept for `resume --shard`, not shown).
     #[serde(skip)]
     pub selection: Vec<String>,
@@ -458,6 +465,7 @@ pub(super) fn aggregate(mut parts: Vec<DeploymentRecord>) -> Option<DeploymentRe
             finished_at: p.finished_at,
             counts: p.counts,
             heartbeat_at: p.heartbeat_at,
+            resumed_at: p.resumed_at,
             selection: p.selection,
             options: p.options,
         })
@@ -470,17 +478,28 @@ impl DeploymentRecord {
     /// another machine) and its heartbeat not stale; for a sharded
     /// deployment, any shard.
     pub fn may_be_running(&self) -> bool {
-        let alive = |state: DeploymentState, runner: &str, started_at: &str, heartbeat_at: Option<&str>| {
+        // Its runner took it over when it was resumed, if it was.
+        let alive = |state: DeploymentState, runner: &str, taken: &str, heartbeat_at: Option<&str>| {
             state == DeploymentState::Running
-                && !crate::migration::holder::holder_is_gone(runner, started_at)
+                && !crate::migration::holder::holder_is_gone(runner, taken)
                 && heartbeat_is_fresh(heartbeat_at)
         };
+        let taken = |started: &str, resumed: &Option<String>| resumed.clone().unwrap_or_else(|| started.to_string());
         match self.shards.is_empty() {
-            true => alive(self.state, &self.runner, &self.started_at, self.heartbeat_at.as_deref()),
-            false => self
-                .shards
-                .iter()
-                .any(|p| alive(p.state, &p.runner, &p.started_at, p.heartbeat_at.as_deref())),
+            true => alive(
+                self.state,
+                &self.runner,
+                &taken(&self.started_at, &self.resumed_at),
+                self.heartbeat_at.as_deref(),
+            ),
+            false => self.shards.iter().any(|p| {
+                alive(
+                    p.state,
+                    &p.runner,
+                    &taken(&p.started_at, &p.resumed_at),
+                    p.heartbeat_at.as_deref(),
+                )
+            }),
         }
     }
 
@@ -495,6 +514,7 @@ impl DeploymentRecord {
             runner: part.runner,
             counts: part.counts,
             heartbeat_at: part.heartbeat_at,
+            resumed_at: part.resumed_at,
             shard: Some(part.shard),
             shards: Vec::new(),
             options: part.options,
@@ -539,6 +559,7 @@ mod tests {
             retry_of: None,
             rollback_of: None,
             heartbeat_at: None,
+            resumed_at: None,
             shard: Some(shard.into()),
             shards: Vec::new(),
             plan: Vec::new(),

@@ -123,7 +123,14 @@ impl StateStore {
         timeout: Duration,
     ) -> Result<Self, StateError> {
         if config.db_url.starts_with(FILES_SCHEME) {
-            return Self::open_files(client, &config, timeout, true).await;
+            return match Self::open_files(client, &config, timeout, true).await {
+                // An older surql still running holds the store it records
+                // in (not converted yet): read that through its process.
+                Err(StateError::Busy { .. }) if config.db_url == super::DEFAULT_STATE_URL => {
+                    Box::pin(Self::open_to_read(client, old_default(&config), timeout)).await
+                }
+                opened => opened,
+            };
         }
         let socket = served::socket_of(&config);
         let started = std::time::Instant::now();
@@ -155,11 +162,10 @@ impl StateStore {
     /// defines nothing (a dry run writes nothing anywhere).
     pub async fn open_existing(client: &Client, config: ConnectionConfig, timeout: Duration) -> Option<Self> {
         if let Some(path) = config.db_url.strip_prefix(FILES_SCHEME) {
-            let old = super::convert::old_default_of(std::path::Path::new(path));
             // An older surql's store, not converted yet: read where it is.
-            if config.db_url == super::DEFAULT_STATE_URL && !std::path::Path::new(path).exists() && old.is_dir() {
-                let old = ConnectionConfig::new(format!("surrealkv://{}", old.display()), "surql", "state");
-                return Self::open_to_read(client, old, timeout).await.ok();
+            if config.db_url == super::DEFAULT_STATE_URL && super::convert::needs_conversion(std::path::Path::new(path))
+            {
+                return Self::open_to_read(client, old_default(&config), timeout).await.ok();
             }
             return Self::open_files(client, &config, timeout, false).await.ok();
         }
@@ -323,7 +329,7 @@ COMMIT TRANSACTION;",
     /// rather than holding their environments until their heartbeat is stale.
     async fn settle_the_dead(&self, vars: &serde_json::Value) -> Result<(), StateError> {
         let running = self.run(
-            "SELECT deployment_id, shard, runner, started_at FROM deployment WHERE state = 'running' AND deployment_id != $id AND selection ANYINSIDE $selection;",
+            "SELECT deployment_id, shard, runner, started_at, resumed_at FROM deployment WHERE state = 'running' AND deployment_id != $id AND selection ANYINSIDE $selection;",
             vars.clone(),
         )
         .await?;
@@ -334,7 +340,7 @@ COMMIT TRANSACTION;",
             .flatten()
             .filter(|d| {
                 let field = |key: &str| d.get(key).and_then(serde_json::Value::as_str).unwrap_or_default();
-                crate::migration::holder::holder_is_gone(field("runner"), field("started_at"))
+                crate::migration::holder::holder_is_gone(field("runner"), files::taken_at(d))
             })
             // Its own record only: other shards of that deployment may live on.
             .filter_map(|d| {
@@ -542,4 +548,11 @@ pub(super) async fn run_retrying(
             answer => return answer,
         }
     }
+}
+
+/// The store an older surql kept beside the default folder of `config`.
+fn old_default(config: &ConnectionConfig) -> ConnectionConfig {
+    let dir = std::path::Path::new(&config.db_url[FILES_SCHEME.len()..]);
+    let old = super::convert::old_default_of(dir);
+    ConnectionConfig::new(format!("surrealkv://{}", old.display()), "surql", "state")
 }

@@ -113,3 +113,46 @@ fn a_record_broken_by_hand_is_named_and_a_torn_last_line_is_skipped() {
         );
     }
 }
+
+/// A deployment resumed by a live runner holds its environments: a second
+/// deployment over one of them is refused, not let through because the
+/// resumed runner's process started after the deployment first did.
+#[test]
+fn a_resumed_deployment_still_holds_its_environments() {
+    use crate::common::runs::{count_in, finish_within, slow, spawn, wait_for_record};
+    use std::time::Duration;
+    let server = TestServer::start();
+    let work = tempfile::tempdir().unwrap();
+    common::write_server_tenants(work.path(), &server.ws_url(), 6, "held");
+    let migrations = migrations_dir(&[("1_accounts.surql", ACCOUNTS), ("2_slow.surql", &slow(700))]);
+    let m = migrations.path().to_str().unwrap();
+    let extra = ["--max-concurrent", "1", "--deployment-id", "held-1"].map(str::to_string);
+    let show: Vec<String> = ["orchestrate", "show", "held-1", "--output", "json"]
+        .map(str::to_string)
+        .to_vec();
+    let mut first = spawn(&deploy_args(m, &extra), work.path());
+    wait_for_record(&show, work.path(), |shown| count_in(shown, "success") >= 1);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The runner's start is a second or more after the deployment's.
+    std::thread::sleep(Duration::from_millis(2500));
+
+    let resume: Vec<String> = ["orchestrate", "resume", "held-1", "-m", m, "--force"]
+        .map(str::to_string)
+        .to_vec();
+    let resumed = spawn(&resume, work.path());
+    wait_for_record(&show, work.path(), |shown| {
+        shown["deployment"]["resumed_at"].is_string() && count_in(shown, "running") >= 1
+    });
+    let out = run_surql(&["orchestrate", "deploy", "-e", "t5", "-m", m], work.path());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another deployment is running on the same environments: held-1"),
+        "{}",
+        text(&out)
+    );
+    let out = finish_within(resumed, Duration::from_secs(60), "the resumed runner");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let shown = stdout_json(&run_surql(&strs(&show), work.path()));
+    assert_eq!(count_in(&shown, "success"), 6, "{shown}");
+}
