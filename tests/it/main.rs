@@ -30,3 +30,4 @@ mod simulate;
 mod state;
 mod state_files;
 mod steer;
+mod surrealdb4;

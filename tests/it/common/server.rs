@@ -15,16 +15,35 @@ pub fn server_binary() -> PathBuf {
     if let Ok(path) = std::env::var("SURQL_TEST_SERVER_BIN") {
         return PathBuf::from(path);
     }
-    // target/<profile>/deps/<test-exe> → target/<profile>/surrealdb-test-server
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let path = dir.join(format!("surrealdb-test-server{}", std::env::consts::EXE_SUFFIX));
+    let path = beside_tests("surrealdb-test-server");
     assert!(
         path.exists(),
         "{} is missing: run the tests with `cargo test` from the workspace root (it builds the server)",
         path.display()
     );
     path
+}
+
+/// The SurrealDB 4.0 beta server (`tools/surrealdb4-test-server`, a
+/// workspace of its own), built into the same target directory.
+pub fn server4_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("SURQL_TEST_SERVER4_BIN") {
+        return PathBuf::from(path);
+    }
+    let path = beside_tests("surrealdb4-test-server");
+    assert!(
+        path.exists(),
+        "{} is missing: build it first with `cargo build --locked --manifest-path tools/surrealdb4-test-server/Cargo.toml` (.ci/run does)",
+        path.display()
+    );
+    path
+}
+
+/// target/<profile>/deps/<test-exe> → target/<profile>/NAME
+fn beside_tests(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
 
 /// A free port on 127.0.0.1.
@@ -37,23 +56,29 @@ pub struct TestServer {
     pub port: u16,
     child: Child,
     storage: String,
+    binary: PathBuf,
 }
 
 impl TestServer {
     /// An in-memory server with root user `root`/`root`.
     pub fn start() -> Self {
-        Self::start_with_storage("memory".into(), free_port())
+        Self::start_with_storage(server_binary(), "memory".into(), free_port())
+    }
+
+    /// An in-memory SurrealDB 4.0 beta server with root user `root`/`root`.
+    pub fn start_v4() -> Self {
+        Self::start_with_storage(server4_binary(), "memory".into(), free_port())
     }
 
     /// A server storing its data in a surrealkv folder (survives restarts).
     pub fn start_persistent(dir: &Path) -> Self {
-        Self::start_with_storage(format!("surrealkv://{}", dir.display()), free_port())
+        Self::start_with_storage(server_binary(), format!("surrealkv://{}", dir.display()), free_port())
     }
 
-    fn start_with_storage(storage: String, port: u16) -> Self {
+    fn start_with_storage(binary: PathBuf, storage: String, port: u16) -> Self {
         let mut last_error = String::new();
         for _attempt in 0..3 {
-            let child = Command::new(server_binary())
+            let child = Command::new(&binary)
                 .args([
                     "start",
                     "--bind",
@@ -70,18 +95,19 @@ impl TestServer {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .expect("spawn surrealdb-test-server");
+                .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
             let mut server = TestServer {
                 port,
                 child,
                 storage: storage.clone(),
+                binary: binary.clone(),
             };
             match server.wait_healthy(Duration::from_secs(60)) {
                 Ok(()) => return server,
                 Err(e) => last_error = e,
             }
         }
-        panic!("surrealdb-test-server did not become healthy: {last_error}");
+        panic!("{} did not become healthy: {last_error}", binary.display());
     }
 
     fn wait_healthy(&mut self, within: Duration) -> Result<(), String> {
@@ -108,6 +134,12 @@ impl TestServer {
         ConnectionConfig::new(self.ws_url(), ns, db).with_credentials("root", "root")
     }
 
+    /// What `GET /version` answers: `surrealdb-3.3.5`, `surrealdb-4.0.0-beta.1`.
+    pub fn version(&self) -> String {
+        let response = http_get(self.port, "/version").unwrap_or_default();
+        response.split("\r\n\r\n").nth(1).unwrap_or_default().trim().to_string()
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -122,7 +154,7 @@ impl TestServer {
     /// Starts the same storage again on the same port.
     pub fn restart(&mut self) {
         self.kill();
-        *self = Self::start_with_storage(self.storage.clone(), self.port);
+        *self = Self::start_with_storage(self.binary.clone(), self.storage.clone(), self.port);
     }
 }
 
