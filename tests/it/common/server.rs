@@ -70,6 +70,12 @@ impl TestServer {
         Self::start_with_storage(server4_binary(), "memory".into(), free_port())
     }
 
+    /// A 4.0 beta server that denies the `version` RPC method (the 3.3.5
+    /// SDK then skips its version check: what its wire does with 4.x).
+    pub fn start_v4_denying_version() -> Self {
+        Self::start_with_storage(server4_binary(), "--deny-rpc=version memory".into(), free_port())
+    }
+
     /// A server storing its data in a surrealkv folder (survives restarts).
     pub fn start_persistent(dir: &Path) -> Self {
         Self::start_with_storage(server_binary(), format!("surrealkv://{}", dir.display()), free_port())
@@ -89,8 +95,9 @@ impl TestServer {
                     "root",
                     "--log",
                     "warn",
-                    &storage,
                 ])
+                // Flags before the storage path (the path has no spaces).
+                .args(storage.split(' '))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
