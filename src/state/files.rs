@@ -304,6 +304,29 @@ impl FileStore {
         Ok(environments)
     }
 
+    /// Rewrites the log of deployment `id` as one line per environment (what
+    /// reading it merges to), aside and renamed over it: a finished
+    /// deployment's log stops growing with the writes it took.
+    pub(super) fn compact_environments(&self, id: &str) -> Result<(), StateError> {
+        let path = self.environments_path(id)?;
+        if !path.exists() {
+            return Ok(());
+        }
+        let rows: Vec<Value> = self.environments(id)?.into_values().collect();
+        let temporary = path.with_extension("jsonl.tmp");
+        let mut text = Vec::new();
+        for row in &rows {
+            serde_json::to_writer(&mut text, row).unwrap_or_default();
+            text.push(b'\n');
+        }
+        let written = std::fs::File::create(&temporary).and_then(|mut file| {
+            file.write_all(&text)?;
+            file.sync_data()
+        });
+        written.map_err(|e| self.io("cannot write", &temporary, e))?;
+        std::fs::rename(&temporary, &path).map_err(|e| self.io("cannot replace", &path, e))
+    }
+
     /// The ids of every deployment with environments recorded.
     fn deployments_with_environments(&self) -> Result<Vec<String>, StateError> {
         let folder = self.dir.join("environments");

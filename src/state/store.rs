@@ -504,14 +504,16 @@ COMMIT TRANSACTION;",
             false => super::DeploymentState::Finished,
         };
         if let Some(store) = self.files() {
-            let key = key.to_string();
+            let (id, key) = (id.to_string(), key.to_string());
             return store
                 .locked(true, move |store| {
                     files::update(store, &key, |part| {
                         part["finished_at"] = json!(now);
                         part["state"] = json!(state);
                         part["counts"] = json!(counts);
-                    })
+                    })?;
+                    // Its environments' log, one line each from now on.
+                    store.compact_environments(&id)
                 })
                 .await;
         }

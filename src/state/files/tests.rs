@@ -70,3 +70,24 @@ fn no_id_names_a_path_outside_the_store() {
         assert!(error.contains("cannot name a record"), "{id}: {error}");
     }
 }
+
+#[test]
+fn a_compacted_log_has_a_line_per_environment_and_reads_the_same() {
+    let (_dir, store) = store();
+    for state in ["pending", "running", "success"] {
+        let rows = [
+            json!({ "environment": "a", "state": state }),
+            json!({ "environment": "b", "state": state }),
+        ];
+        store.append_environments("d1", &rows).unwrap();
+    }
+    store
+        .append_environments("d1", &[json!({ "environment": "a", FIRST_WAVE: 1 })])
+        .unwrap();
+    let before = store.environments("d1").unwrap();
+    store.compact_environments("d1").unwrap();
+    let path = store.environments_path("d1").unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
+    assert_eq!(store.environments("d1").unwrap(), before);
+    assert_eq!(before["a"]["wave"], 1);
+}
