@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::files::FileStore;
+use super::files::{FileStore, io_error};
 use super::{StateError, StateStore};
 use crate::connection::{Client, ConnectionConfig};
 
@@ -42,7 +42,7 @@ pub(super) async fn convert_old_default(
         .truncate(false)
         .write(true)
         .open(&lock_path)
-        .map_err(|e| io(url, "cannot open", &lock_path, e))?;
+        .map_err(|e| io_error(url, "cannot open", &lock_path, e))?;
     let started = std::time::Instant::now();
     loop {
         match lock.try_lock() {
@@ -60,7 +60,7 @@ pub(super) async fn convert_old_default(
                     ),
                 });
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(url, "cannot lock", &lock_path, e)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_error(url, "cannot lock", &lock_path, e)),
         }
     }
     // Another runner converted it while this one waited.
@@ -100,7 +100,7 @@ async fn convert(
 
     let building = files_dir.with_extension(format!("converting-{}", std::process::id()));
     if building.exists() {
-        std::fs::remove_dir_all(&building).map_err(|e| io(url, "cannot clear", &building, e))?;
+        std::fs::remove_dir_all(&building).map_err(|e| io_error(url, "cannot clear", &building, e))?;
     }
     let files = FileStore::open(&building, url, true)?;
     let mut converted = 0;
@@ -124,18 +124,11 @@ async fn convert(
     for (id, rows) in &by_deployment {
         files.append_environments(id, rows)?;
     }
-    std::fs::rename(&building, files_dir).map_err(|e| io(url, "cannot rename", &building, e))?;
+    std::fs::rename(&building, files_dir).map_err(|e| io_error(url, "cannot rename", &building, e))?;
     let kept = old.with_file_name("state.converted");
-    std::fs::rename(&old, &kept).map_err(|e| io(url, "cannot rename", &old, e))?;
+    std::fs::rename(&old, &kept).map_err(|e| io_error(url, "cannot rename", &old, e))?;
     Ok(format!(
         "state store: {converted} deployment record(s) of {old_url} moved to {url}; the old store is kept at {}",
         kept.display()
     ))
-}
-
-fn io(url: &str, what: &str, path: &Path, error: std::io::Error) -> StateError {
-    StateError::Files {
-        url: url.to_string(),
-        why: format!("{what} {}: {error}", path.display()),
-    }
 }

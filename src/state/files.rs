@@ -51,10 +51,19 @@ impl FileStore {
     }
 
     fn io(&self, what: &str, path: &Path, error: std::io::Error) -> StateError {
-        StateError::Files {
-            url: self.url.clone(),
-            why: format!("{what} {}: {error}", path.display()),
-        }
+        io_error(&self.url, what, path, error)
+    }
+
+    /// Writes `text` to a file beside `path`, synced, then renames it over
+    /// `path`: a reader sees the old file or the new one, never half of one.
+    fn replace(&self, path: &Path, extension: &str, text: &[u8]) -> Result<(), StateError> {
+        let temporary = path.with_extension(extension);
+        let written = std::fs::File::create(&temporary).and_then(|mut file| {
+            file.write_all(text)?;
+            file.sync_data()
+        });
+        written.map_err(|e| self.io("cannot write", &temporary, e))?;
+        std::fs::rename(&temporary, path).map_err(|e| self.io("cannot replace", path, e))
     }
 
     /// Runs `change` holding the store's lock (shared for reads), off the
@@ -206,14 +215,7 @@ impl FileStore {
     /// reader sees the old record or the new one, never half of one.
     pub(super) fn save(&self, key: &str, part: &Value) -> Result<(), StateError> {
         let path = self.part_path(key)?;
-        let temporary = path.with_extension("json.tmp");
-        let text = serde_json::to_vec_pretty(part).unwrap_or_default();
-        let written = std::fs::File::create(&temporary).and_then(|mut file| {
-            file.write_all(&text)?;
-            file.sync_data()
-        });
-        written.map_err(|e| self.io("cannot write", &temporary, e))?;
-        std::fs::rename(&temporary, &path).map_err(|e| self.io("cannot replace", &path, e))?;
+        self.replace(&path, "json.tmp", &serde_json::to_vec_pretty(part).unwrap_or_default())?;
         // The rename itself survives a crash once the folder is synced.
         let folder = self.dir.join("deployments");
         std::fs::File::open(&folder)
@@ -226,11 +228,7 @@ impl FileStore {
     pub(super) fn append_environments(&self, id: &str, rows: &[Value]) -> Result<(), StateError> {
         use std::io::{Read, Seek, SeekFrom};
         let path = self.environments_path(id)?;
-        let mut text = Vec::new();
-        for row in rows {
-            serde_json::to_writer(&mut text, row).unwrap_or_default();
-            text.push(b'\n');
-        }
+        let mut text = json_lines(rows);
         let written = std::fs::OpenOptions::new()
             .create(true)
             .read(true)
@@ -313,18 +311,7 @@ impl FileStore {
             return Ok(());
         }
         let rows: Vec<Value> = self.environments(id)?.into_values().collect();
-        let temporary = path.with_extension("jsonl.tmp");
-        let mut text = Vec::new();
-        for row in &rows {
-            serde_json::to_writer(&mut text, row).unwrap_or_default();
-            text.push(b'\n');
-        }
-        let written = std::fs::File::create(&temporary).and_then(|mut file| {
-            file.write_all(&text)?;
-            file.sync_data()
-        });
-        written.map_err(|e| self.io("cannot write", &temporary, e))?;
-        std::fs::rename(&temporary, &path).map_err(|e| self.io("cannot replace", &path, e))
+        self.replace(&path, "jsonl.tmp", &json_lines(&rows))
     }
 
     /// The ids of every deployment with environments recorded.
@@ -369,6 +356,24 @@ pub(super) fn taken_at(part: &Value) -> &str {
     match field(part, "resumed_at") {
         "" => field(part, "started_at"),
         resumed => resumed,
+    }
+}
+
+/// `rows` as JSON lines.
+fn json_lines(rows: &[Value]) -> Vec<u8> {
+    let mut text = Vec::new();
+    for row in rows {
+        serde_json::to_writer(&mut text, row).unwrap_or_default();
+        text.push(b'\n');
+    }
+    text
+}
+
+/// What failed on which file of the store at `url`.
+pub(super) fn io_error(url: &str, what: &str, path: &Path, error: std::io::Error) -> StateError {
+    StateError::Files {
+        url: url.to_string(),
+        why: format!("{what} {}: {error}", path.display()),
     }
 }
 
@@ -423,14 +428,14 @@ pub(super) fn claim(store: &FileStore, claim: Claim) -> Result<(), StateError> {
     let key = record.key();
     let selection: HashSet<&str> = record.selection.iter().map(String::as_str).collect();
     let mut parts = store.parts(None)?;
-    let running = |part: &Value| field(part, "state") == "running";
-    for (other, part) in parts.iter_mut() {
-        let overlaps = names(&part["selection"]).iter().any(|e| selection.contains(e.as_str()));
-        if running(part)
+    // Another deployment running on some of these environments.
+    let rival = |part: &Value| {
+        field(part, "state") == "running"
             && field(part, "deployment_id") != record.id
-            && overlaps
-            && crate::migration::holder::holder_is_gone(field(part, "runner"), taken_at(part))
-        {
+            && names(&part["selection"]).iter().any(|e| selection.contains(e.as_str()))
+    };
+    for (other, part) in parts.iter_mut() {
+        if rival(part) && crate::migration::holder::holder_is_gone(field(part, "runner"), taken_at(part)) {
             part["state"] = json!("interrupted");
             part["finished_at"] = json!(now());
             store.save(other, part)?;
@@ -447,12 +452,10 @@ pub(super) fn claim(store: &FileStore, claim: Claim) -> Result<(), StateError> {
             holder: format!("{} ({})", field(mine, "runner"), field(mine, "state")),
         });
     }
-    let busy = parts.iter().map(|(_, part)| part).find(|part| {
-        running(part)
-            && field(part, "deployment_id") != record.id
-            && fresh(part)
-            && names(&part["selection"]).iter().any(|e| selection.contains(e.as_str()))
-    });
+    let busy = parts
+        .iter()
+        .map(|(_, part)| part)
+        .find(|part| rival(part) && fresh(part));
     if let Some(busy) = busy {
         let shared: Vec<String> = names(&busy["selection"])
             .into_iter()

@@ -12,30 +12,30 @@ use surql::ConnectionConfig;
 
 /// The `surrealdb-test-server` binary, built by `cargo test` next to the test executables.
 pub fn server_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("SURQL_TEST_SERVER_BIN") {
-        return PathBuf::from(path);
-    }
-    let path = beside_tests("surrealdb-test-server");
-    assert!(
-        path.exists(),
-        "{} is missing: run the tests with `cargo test` from the workspace root (it builds the server)",
-        path.display()
-    );
-    path
+    test_binary(
+        "SURQL_TEST_SERVER_BIN",
+        "surrealdb-test-server",
+        "run the tests with `cargo test` from the workspace root (it builds the server)",
+    )
 }
 
 /// The SurrealDB 4.0 beta server (`tools/surrealdb4-test-server`, a
 /// workspace of its own), built into the same target directory.
 pub fn server4_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("SURQL_TEST_SERVER4_BIN") {
+    test_binary(
+        "SURQL_TEST_SERVER4_BIN",
+        "surrealdb4-test-server",
+        "build it first with `cargo build --locked --manifest-path tools/surrealdb4-test-server/Cargo.toml` (.ci/run does)",
+    )
+}
+
+/// `$variable` when set, else `name` beside the test executables, which must exist.
+fn test_binary(variable: &str, name: &str, how_to_build: &str) -> PathBuf {
+    if let Ok(path) = std::env::var(variable) {
         return PathBuf::from(path);
     }
-    let path = beside_tests("surrealdb4-test-server");
-    assert!(
-        path.exists(),
-        "{} is missing: build it first with `cargo build --locked --manifest-path tools/surrealdb4-test-server/Cargo.toml` (.ci/run does)",
-        path.display()
-    );
+    let path = beside_tests(name);
+    assert!(path.exists(), "{} is missing: {how_to_build}", path.display());
     path
 }
 
