@@ -248,7 +248,7 @@ async fn one_round(
     ok &= status_ok;
 
     // `validate`: the health of every environment (the same reads as status).
-    let selected: Vec<EnvironmentConfig> = coordinator.select(&names).unwrap().into_iter().collect();
+    let selected: Vec<EnvironmentConfig> = coordinator.select(&names).await.unwrap().into_iter().collect();
     let refs: Vec<&EnvironmentConfig> = selected.iter().collect();
     let mut validate_ok = true;
     let validate_phase = measure(server_pid, async {

@@ -115,7 +115,7 @@ async fn main() {
     }
     let coordinator = MigrationCoordinator::new(registry);
     let names = vec!["tag:tenant".to_string()];
-    let selected: Vec<EnvironmentConfig> = coordinator.select(&names).unwrap().into_iter().collect();
+    let selected: Vec<EnvironmentConfig> = coordinator.select(&names).await.unwrap().into_iter().collect();
     let refs: Vec<&EnvironmentConfig> = selected.iter().collect();
     let pid = server.pid().to_string();
     println!(

@@ -37,6 +37,11 @@ pub struct HealthStatus {
     pub error: Option<String>,
     /// When the check ended.
     pub checked_at: DateTime<Utc>,
+    /// The SurrealDB version of its server (`3.3.5`, `4.0.0-beta.1`): what
+    /// `status` and plans name and scripts read as `env.server_version`;
+    /// `None` when it could not be reached or denies the `version` request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<crate::connection::ServerVersion>,
 }
 
 impl HealthStatus {
@@ -49,6 +54,7 @@ impl HealthStatus {
             migration_table_exists: false,
             error: Some(crate::redact::redact(&error)),
             checked_at: Utc::now(),
+            server_version: None,
         }
     }
 
@@ -84,6 +90,7 @@ impl Inspection {
                 migration_table_exists: history.is_some(),
                 error: None,
                 checked_at: Utc::now(),
+                server_version: None,
             },
             history,
             session,
@@ -173,7 +180,10 @@ impl HealthCheck {
             }
         };
         match tokio::time::timeout(self.timeout, check).await {
-            Ok(inspection) => inspection,
+            Ok(mut inspection) => {
+                inspection.status.server_version = self.known_version(environment, &inspection.status);
+                inspection
+            }
             Err(_) => failed(HealthStatus::unhealthy(
                 name,
                 false,
@@ -181,6 +191,19 @@ impl HealthCheck {
                 self.timed_out(&environment.connection).to_string(),
             )),
         }
+    }
+
+    /// The version of `environment`'s server as this check's client learned
+    /// it when it connected (no request of its own).
+    fn known_version(
+        &self,
+        environment: &EnvironmentConfig,
+        status: &HealthStatus,
+    ) -> Option<crate::connection::ServerVersion> {
+        status
+            .can_connect
+            .then(|| connection::known_server_version(&self.client, &environment.connection))
+            .flatten()
     }
 
     fn timed_out(&self, connection: &ConnectionConfig) -> Unanswered {
@@ -240,7 +263,8 @@ impl HealthCheck {
             crate::concurrent::bounded(singles, CHECK_CONCURRENCY),
             futures::future::join_all(grouped)
         );
-        for (index, reading) in singles.into_iter().chain(grouped.into_iter().flatten()) {
+        for (index, mut reading) in singles.into_iter().chain(grouped.into_iter().flatten()) {
+            reading.status.server_version = self.known_version(environments[index], &reading.status);
             readings[index] = Some(reading);
         }
         filled(readings, environments)

@@ -61,7 +61,7 @@ pub use config::{
     ConfigError, Discover, DiscoverConnection, EnvironmentTemplate, EnvironmentsFile, StateConnection, json_schema,
     load_environments_file,
 };
-pub use connection::{AuthLevel, Client, ConnectionConfig};
+pub use connection::{AuthLevel, Client, ConnectionConfig, ServerVersion};
 pub use coordinator::{
     BaselineOutcome, ClaimOptions, ClaimOutcome, Continued, CoordinatorError, DeployRequest, DeploymentReport,
     EnvironmentStatus, MigrationCoordinator, PreparedDeployment, RecordedDeployment, RecordedOverrides, Rerun,

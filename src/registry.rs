@@ -124,12 +124,48 @@ pub enum RegistryError {
         /// Every tag some environment carries, sorted, each once.
         known: Vec<String>,
     },
+    /// A `surrealdb:N` item selects no environment: none of them is on a
+    /// server of that major version (or none could be asked).
+    #[error(
+        "no environment is on a SurrealDB {major}.x server{}",
+        unknown_servers(unknown)
+    )]
+    NoServerOfVersion {
+        /// The major version asked for.
+        major: u64,
+        /// Environments whose server's version could not be learned.
+        unknown: Vec<String>,
+    },
+    /// A `surrealdb:` item without a major version number.
+    #[error("'{0}' is not a server version selector: give surrealdb:MAJOR, e.g. surrealdb:4")]
+    NotAServerVersion(String),
     /// An environment was registered under a name already taken (the name).
     #[error("environment '{0}' is registered twice: names must be unique")]
     Duplicate(String),
     /// The `-e` items were empty, so nothing was selected.
     #[error("no environments selected: pass -e NAME[,NAME], -e all or -e tag:TAG")]
     EmptySelection,
+}
+
+fn unknown_servers(unknown: &[String]) -> String {
+    match unknown.len() {
+        0 => String::new(),
+        _ => format!(
+            " (the version of these environments' servers could not be learned: {})",
+            some_of(unknown)
+        ),
+    }
+}
+
+/// The major version a `surrealdb:N` selection item names.
+pub fn server_major_item(item: &str) -> Option<Result<u64, RegistryError>> {
+    let major = item.trim().strip_prefix("surrealdb:")?;
+    Some(
+        major
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| RegistryError::NotAServerVersion(item.trim().to_string())),
+    )
 }
 
 /// The first names of a list for a message; a fleet of 10,000 is not printed whole.
@@ -214,13 +250,36 @@ impl EnvironmentRegistry {
     /// combinable) to environments, each once, in the order given (`all` and
     /// tags expand in registration order).
     pub fn select<S: AsRef<str>>(&self, items: &[S]) -> Result<Vec<&EnvironmentConfig>, RegistryError> {
+        self.select_with(items, |_| None)
+    }
+
+    /// [`Self::select`], where a `surrealdb:N` item selects the environments
+    /// whose server is on major version N, as `major_of` knows them (the
+    /// coordinator asks the servers; `None` for one it could not ask).
+    pub fn select_with<S: AsRef<str>>(
+        &self,
+        items: &[S],
+        major_of: impl Fn(&EnvironmentConfig) -> Option<u64>,
+    ) -> Result<Vec<&EnvironmentConfig>, RegistryError> {
         let mut chosen: IndexMap<&str, &EnvironmentConfig> = IndexMap::new();
         for item in items.iter().flat_map(|i| i.as_ref().split(',')) {
             let item = item.trim();
             if item.is_empty() {
                 continue;
             }
-            if item == "all" {
+            if let Some(major) = server_major_item(item) {
+                let major = major?;
+                let on_it: Vec<&EnvironmentConfig> =
+                    self.environments.values().filter(|e| major_of(e) == Some(major)).collect();
+                if on_it.is_empty() {
+                    let unknown = (self.environments.values())
+                        .filter(|e| major_of(e).is_none())
+                        .map(|e| e.name.clone())
+                        .collect();
+                    return Err(RegistryError::NoServerOfVersion { major, unknown });
+                }
+                chosen.extend(on_it.into_iter().map(|e| (e.name.as_str(), e)));
+            } else if item == "all" {
                 chosen.extend(self.environments.iter().map(|(k, v)| (k.as_str(), v)));
             } else if let Some(tag) = item.strip_prefix("tag:") {
                 let tagged = self.by_tag(tag);

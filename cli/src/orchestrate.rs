@@ -220,7 +220,7 @@ async fn status(environments: &[String], common: &OrchestrateCommon) -> Result<i
 
 async fn validate(environments: &[String], common: &OrchestrateCommon) -> Result<i32, Error> {
     let coordinator = coordinator(&Client::new(), common).await?;
-    let selected = coordinator.select(environments)?;
+    let selected = coordinator.select(environments).await?;
     let check = coordinator.health_check(common.health_timeout);
     let refs: Vec<_> = selected.iter().collect();
     let statuses = check.check_environments(&refs).await;
@@ -316,7 +316,7 @@ async fn record_existing(args: ExistingHistoryArgs, version: Option<&str>) -> Re
 async fn unlock(environments: &[String], yes: bool, common: &OrchestrateCommon) -> Result<i32, Error> {
     let coordinator = coordinator(&Client::new(), common).await?;
     let mut all_unlocked = true;
-    for environment in coordinator.select(environments)? {
+    for environment in coordinator.select(environments).await? {
         let timeouts = surql::connection::Timeouts::from(common.health_timeout);
         let outcome = super::unlock::unlock(
             coordinator.client(),

@@ -228,6 +228,9 @@ pub fn dry_run_plan(report: &DeploymentReport) -> String {
         };
         let what = if plan.rollback { "to roll back" } else { "pending" };
         out.push_str(&format!("\n{} — {} {what}", result.environment, plan.pending.len()));
+        if let Some(version) = &result.server_version {
+            out.push_str(&format!(" (SurrealDB {version})"));
+        }
         if plan.approval_required {
             out.push_str(", approval required");
         }
@@ -270,6 +273,7 @@ pub fn status_table<'a>(statuses: impl Iterator<Item = &'a EnvironmentStatus>) -
     let mut table = table(&[
         "Environment",
         "Status",
+        "Server",
         "Applied version",
         "Applied",
         "Pending",
@@ -283,6 +287,7 @@ pub fn status_table<'a>(statuses: impl Iterator<Item = &'a EnvironmentStatus>) -
         table.add_row([
             s.environment.clone(),
             health,
+            server_version(s.health.server_version.as_ref()),
             s.applied_version.clone().unwrap_or_else(|| "-".into()),
             match s.baseline_count {
                 0 => s.applied_count.to_string(),
@@ -300,6 +305,11 @@ pub fn status_table<'a>(statuses: impl Iterator<Item = &'a EnvironmentStatus>) -
         ]);
     }
     table
+}
+
+/// A server's SurrealDB version as the tables show it.
+fn server_version(version: Option<&surql::ServerVersion>) -> String {
+    version.map_or_else(|| "-".into(), |v| format!("SurrealDB {v}"))
 }
 
 /// `orchestrate validate`: the guide's table.
@@ -471,6 +481,7 @@ mod tests {
             migration_table_exists: table,
             error: error.map(str::to_string),
             checked_at: Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap(),
+            server_version: connect.then(|| surql::ServerVersion::parse("3.3.5").unwrap()),
         }
     }
 

@@ -21,7 +21,8 @@ pub async fn run(command: StrategyCommand) -> Result<i32, Error> {
 async fn simulate(args: SimulateArgs) -> Result<i32, Error> {
     let coordinator = super::execute::coordinator(&surql::Client::new(), &args.common).await?;
     let selected: Vec<String> = coordinator
-        .select(&args.environments)?
+        .select(&args.environments)
+        .await?
         .into_iter()
         .map(|e| e.name)
         .collect();

@@ -46,6 +46,8 @@ struct Inner {
     next: AtomicUsize,
     /// Round trips measured on new pooled connections, by address.
     round_trips: Mutex<HashMap<String, Duration>>,
+    /// Each server's SurrealDB version, by address, as its newest pooled connection learned it.
+    server_versions: Mutex<HashMap<String, super::ServerVersion>>,
     /// The last few round trips probed to each server, by `host:port`, newest last.
     recent: Mutex<HashMap<String, VecDeque<Duration>>>,
     /// Namespace and database listings.
@@ -91,6 +93,16 @@ impl Client {
     /// The best round trip measured to `address`.
     pub(super) fn round_trip_to(&self, address: &str) -> Option<Duration> {
         locked(&self.inner.round_trips).get(address).copied()
+    }
+
+    /// Remembers the version of the server at `address`.
+    pub(super) fn note_server_version(&self, address: &str, version: super::ServerVersion) {
+        locked(&self.inner.server_versions).insert(address.to_string(), version);
+    }
+
+    /// The version of the server at `address`, once a pooled connection learned it.
+    pub(super) fn server_version_at(&self, address: &str) -> Option<super::ServerVersion> {
+        locked(&self.inner.server_versions).get(address).cloned()
     }
 
     /// Remembers a recent round trip to `host`, keeping the last `keep`.

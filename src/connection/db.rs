@@ -51,6 +51,7 @@ pub struct Db {
     client: Client,
     operation_timeout: Duration,
     embedded: Option<std::sync::Arc<str>>,
+    server_version: Option<super::ServerVersion>,
 }
 
 impl Db {
@@ -60,6 +61,7 @@ impl Db {
             client: client.clone(),
             operation_timeout: operation_timeout.max(Duration::from_millis(1)),
             embedded: None,
+            server_version: None,
         }
     }
 
@@ -71,11 +73,21 @@ impl Db {
     /// The session of `config`'s database: names it when the store is
     /// embedded (open in this process only, see [`Db::embedded_database`]).
     pub(super) fn of_database(mut self, config: &super::ConnectionConfig) -> Self {
+        let address = super::config::sdk_address(&config.db_url);
         if config.endpoint_kind().ok() == Some(super::EndpointKind::Embedded) {
-            let address = super::config::sdk_address(&config.db_url);
             self.embedded = Some(format!("{address}\u{0}{}\u{0}{}", config.db_ns, config.db).into());
+            self.server_version = super::version::embedded();
+        } else {
+            self.server_version = self.client.server_version_at(&address);
         }
         self
+    }
+
+    /// The SurrealDB version of the server this session is on (for an
+    /// embedded store, the engine linked into this process); `None` when
+    /// the server denies the `version` request.
+    pub fn server_version(&self) -> Option<&super::ServerVersion> {
+        self.server_version.as_ref()
     }
 
     /// The same session with another operation timeout.

@@ -21,6 +21,7 @@
 //! | `scopes.rs` | many scopes (tenants) per request |
 //! | `query.rs` | running statements, timeouts, retries, the cause of a failure |
 //! | `liveness.rs` | the watchdog's probe |
+//! | `version.rs` | `ServerVersion`, the SurrealDB version a server reports |
 
 mod client;
 mod config;
@@ -31,6 +32,7 @@ mod pool;
 mod query;
 mod scopes;
 mod session;
+mod version;
 
 pub use client::{CONNECTIONS_PER_SERVER, Client};
 pub use config::{
@@ -39,7 +41,7 @@ pub use config::{
 };
 pub use db::{DEFAULT_OPERATION_TIMEOUT, Db, Timeouts};
 pub use liveness::wait_until_unreachable;
-pub use pool::{close_embedded, probe_round_trip, recent_round_trip, recent_round_trip_to, round_trip};
+pub use pool::{close_embedded, probe_round_trip, recent_round_trip, recent_round_trip_to, round_trip, server_version, known_server_version};
 pub use query::{
     CLAIMED_THROWN, Collected, FLEET_BUSY_THROWN, GUARD_STOPPED, QueryError, QueryErrorKind, first_cause,
     run_collecting_errors, run_idempotent, run_query, run_statements,
@@ -48,6 +50,7 @@ pub use scopes::{
     SCOPE_REQUESTS_AT_ONCE, SCOPES_PER_REQUEST, existing_scopes, reads_many_scopes, run_in_each_scope,
     run_in_every_scope_or_none, shared_session_key,
 };
+pub use version::ServerVersion;
 pub use session::{
     ReadOnly, connect, connect_read_only, connect_unscoped, ensure_namespace_and_database, namespace_and_database_sql,
     open_read_only, select_for_write,

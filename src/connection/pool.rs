@@ -58,6 +58,7 @@ async fn open_embedded(address: &str) -> Result<Surreal<Any>, EmbeddedError> {
     let db = EMBEDDED_RUNTIME
         .spawn(async move { surrealdb::engine::any::connect((owned, config)).await })
         .await??;
+    super::version::note_embedded(&db).await;
     map.insert(address.to_string(), db.clone());
     Ok(db)
 }
@@ -141,17 +142,53 @@ async fn open_remote(
 }
 
 /// Times the cheapest request (`version`) on a new pooled connection, best of
-/// three, before the deployment loads the server.
+/// three, before the deployment loads the server; notes the version it
+/// answers (nothing when the server denies the request).
 async fn record_round_trip(client: &Client, address: &str, base: &Surreal<Any>) {
     let mut best = Duration::MAX;
     for _ in 0..3 {
         let started = std::time::Instant::now();
-        if base.version().await.is_err() {
+        let Ok(version) = base.version().await else {
             return;
-        }
+        };
         best = best.min(started.elapsed());
+        if let Some(version) = super::ServerVersion::parse(&version.to_string()) {
+            client.note_server_version(address, version);
+        }
     }
     client.note_round_trip(address, best);
+}
+
+/// The version of `config`'s server as `client` learned it when it
+/// connected there (for an embedded store, the engine's once one was
+/// opened); `None` before that. Sends nothing.
+pub fn known_server_version(client: &Client, config: &ConnectionConfig) -> Option<super::ServerVersion> {
+    match config.endpoint_kind().ok()? {
+        EndpointKind::Embedded => super::version::embedded(),
+        EndpointKind::Remote => client.server_version_at(&sdk_address(&config.db_url)),
+    }
+}
+
+/// The SurrealDB version of `config`'s server (for an embedded store, the
+/// engine linked into this process), connecting through `client` if it has
+/// no connection there yet. `Ok(None)` when the server denies the `version`
+/// request.
+pub async fn server_version(
+    client: &Client,
+    config: &ConnectionConfig,
+    timeout: Duration,
+) -> Result<Option<super::ServerVersion>, ConnectionError> {
+    with_timeout(config, timeout, async {
+        let session = open_session(client, config).await?;
+        Ok(match config.endpoint_kind()? {
+            EndpointKind::Embedded => super::version::embedded(),
+            EndpointKind::Remote => match client.server_version_at(&sdk_address(&config.db_url)) {
+                Some(known) => Some(known),
+                None => super::version::ask(&session).await,
+            },
+        })
+    })
+    .await
 }
 
 /// The round-trip time to `config`'s server, once `client` made a

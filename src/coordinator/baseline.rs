@@ -69,7 +69,7 @@ impl MigrationCoordinator {
         F: FnMut(EnvironmentConfig) -> Fut,
         Fut: std::future::Future<Output = BaselineOutcome>,
     {
-        let selected = self.select(environments)?;
+        let selected = self.select(environments).await?;
         Ok(crate::concurrent::bounded(selected.into_iter().map(run), crate::health::CHECK_CONCURRENCY).await)
     }
 }

@@ -105,7 +105,7 @@ impl MigrationCoordinator {
                     }
                 };
             }
-            let mut prepared = self.prepare(request.clone())?;
+            let mut prepared = self.prepare(request.clone()).await?;
             match prepared.claim(options.wait, &mut waiting).await {
                 Ok(()) => return Ok(ClaimOutcome::Ready { prepared, notices }),
                 // Another runner claimed it first: wait for it, then continue what it leaves.

@@ -14,6 +14,7 @@ mod report;
 mod request;
 mod rerun;
 mod run;
+mod selection;
 mod setup;
 mod status;
 

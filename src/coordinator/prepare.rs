@@ -13,11 +13,11 @@ use crate::script::Strategy;
 impl MigrationCoordinator {
     /// Builds the engine for a request: validated options, selected environments.
     /// Use it with [`PreparedDeployment::run`] to keep a handle (for Ctrl-C).
-    pub fn prepare(&self, mut request: DeployRequest) -> Result<PreparedDeployment<'_>, CoordinatorError> {
+    pub async fn prepare(&self, mut request: DeployRequest) -> Result<PreparedDeployment<'_>, CoordinatorError> {
         validate(&request.options, &request.context)?;
         request.options.max_per_server = request.options.max_per_server.or(self.max_per_server);
         let strategy = Strategy::resolve(&request.strategy, &request.strategy_dir)?;
-        let mut selected = self.select(&request.environments)?;
+        let mut selected = self.select(&request.environments).await?;
         if let Some(shard) = request.shard {
             selected.retain(|e| shard.contains(&e.name));
         }

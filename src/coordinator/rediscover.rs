@@ -30,11 +30,11 @@ impl Discoverer for Rediscovery {
             again.templates = std::mem::take(&mut again.expanded_templates);
             crate::discovery::expand_templates(&self.client, &mut again, self.timeout).await?;
             let registry = again.registry();
-            let selected = registry.select(&self.selection)?;
+            let selected =
+                super::selection::select_environments(&registry, &self.client, &self.selection, self.timeout).await?;
             Ok(selected
                 .into_iter()
                 .filter(|e| self.shard.is_none_or(|shard| shard.contains(&e.name)))
-                .cloned()
                 .collect())
         })
     }

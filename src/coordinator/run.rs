@@ -184,6 +184,6 @@ impl MigrationCoordinator {
     /// Deploys `request.migrations` to the selected environments with the
     /// strategy; results keep the input order.
     pub async fn deploy_to_environments(&self, request: DeployRequest) -> Result<DeploymentReport, CoordinatorError> {
-        Ok(self.prepare(request)?.run().await)
+        Ok(self.prepare(request).await?.run().await)
     }
 }

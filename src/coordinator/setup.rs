@@ -116,8 +116,16 @@ impl MigrationCoordinator {
         &self.registry
     }
 
-    /// Selected environments, in the order given.
-    pub fn select(&self, items: &[String]) -> Result<Vec<EnvironmentConfig>, RegistryError> {
-        Ok(self.registry.select(items)?.into_iter().cloned().collect())
+    /// Selected environments, in the order given: names, `all`, `tag:X`, and
+    /// `surrealdb:N` (the environments whose server is on major version N,
+    /// each server asked once).
+    pub async fn select(&self, items: &[String]) -> Result<Vec<EnvironmentConfig>, RegistryError> {
+        super::selection::select_environments(
+            &self.registry,
+            &self.client,
+            items,
+            crate::health::DEFAULT_HEALTH_TIMEOUT,
+        )
+        .await
     }
 }

@@ -45,7 +45,7 @@ impl MigrationCoordinator {
         migrations: Vec<Migration>,
         health_timeout: Duration,
     ) -> Result<Vec<crate::engine::VerifyResult>, RegistryError> {
-        let selected = self.select(environments)?;
+        let selected = self.select(environments).await?;
         let names: Vec<String> = selected.iter().map(|e| e.name.clone()).collect();
         let options = DeployOptions {
             health_timeout,
@@ -74,7 +74,7 @@ impl MigrationCoordinator {
         migrations: &[Migration],
         health_check: &HealthCheck,
     ) -> Result<IndexMap<String, EnvironmentStatus>, RegistryError> {
-        let selected = self.select(environments)?;
+        let selected = self.select(environments).await?;
         let refs: Vec<&EnvironmentConfig> = selected.iter().collect();
         let mut readings = health_check.read_many(&refs).await;
         super::baseline::name_foreign_histories(health_check.client(), &refs, &mut readings, health_check.timeout)

@@ -27,7 +27,7 @@ pub(super) async fn run(engine: &Engine, environment: &EnvironmentConfig, wave: 
     engine.events.send(Event::Started {
         environment: name.to_string(),
     });
-    match run_steps(engine, environment, wave, started_at).await {
+    let mut result = match run_steps(engine, environment, wave, started_at).await {
         Ok(result) => result,
         Err(stop) => {
             let applied = engine.applied_count(name);
@@ -38,7 +38,9 @@ pub(super) async fn run(engine: &Engine, environment: &EnvironmentConfig, wave: 
             }
             result
         }
-    }
+    };
+    result.server_version = crate::connection::known_server_version(&engine.client, &environment.connection);
+    result
 }
 
 async fn run_steps(

@@ -40,6 +40,21 @@ impl Engine {
         Ok(check.check_environments(&refs).await.into_values().collect())
     }
 
+    /// The SurrealDB version of `name`'s server (asked once per server and
+    /// client); `None` when it cannot be reached, denies the request, or in
+    /// a simulation.
+    pub async fn server_version(&self, name: &str) -> Result<Option<crate::connection::ServerVersion>, EngineError> {
+        let environment = self.environment(name)?;
+        if self.options.simulation.is_some() {
+            return Ok(None);
+        }
+        Ok(
+            crate::connection::server_version(&self.client, &environment.connection, self.options.health_timeout)
+                .await
+                .unwrap_or(None),
+        )
+    }
+
     /// Marks `name` as holding a write of unknown outcome: the `rollback`
     /// primitive leaves it alone. Returns how many migrations this run applied there.
     pub(super) fn mark_outcome_unknown(&self, name: &str) -> usize {

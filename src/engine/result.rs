@@ -160,6 +160,9 @@ pub struct DeploymentResult {
     /// Why it failed (FAILED and ROLLED_BACK only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_kind: Option<FailureKind>,
+    /// The SurrealDB version of its server, once this run reached it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<crate::connection::ServerVersion>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -188,6 +191,7 @@ impl DeploymentResult {
             plan: None,
             migrations_rolled_back: 0,
             outcome_unknown: false,
+            server_version: None,
             failure_kind: (status == DeploymentStatus::Failed || status == DeploymentStatus::RolledBack)
                 .then_some(FailureKind::Other),
         }

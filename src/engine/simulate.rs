@@ -87,6 +87,7 @@ impl Simulation {
             migration_table_exists: healthy,
             error: (!healthy).then(|| "unhealthy (simulated)".to_string()),
             checked_at: Utc::now(),
+            server_version: None,
         }
     }
 

@@ -208,7 +208,23 @@ fn dynamic_to_json(value: &Dynamic) -> RhaiResult<serde_json::Value> {
 pub fn register(rhai: &mut Rhai, engine: Arc<Engine>, handle: Handle, budget: Arc<super::sandbox::Budget>) {
     // Round trips as the deployment's probes noted them, in its client.
     let client = engine.client().clone();
+    let (versions, version_handle) = (engine.clone(), handle.clone());
+    let version_of = move |e: &mut ScriptEnv| {
+        version_handle
+            .block_on(versions.server_version(&e.name))
+            .ok()
+            .flatten()
+    };
+    let major_of = version_of.clone();
     rhai.register_type_with_name::<ScriptEnv>("Environment")
+        // Its server's SurrealDB version ("4.0.0-beta.1"), "" when it cannot
+        // be learned; the major as a number, -1 then.
+        .register_get("server_version", move |e: &mut ScriptEnv| {
+            version_of(e).map(|v| v.to_string()).unwrap_or_default()
+        })
+        .register_get("server_major", move |e: &mut ScriptEnv| {
+            major_of(e).map_or(-1, |v| v.major() as INT)
+        })
         .register_get("name", |e: &mut ScriptEnv| e.name.clone())
         .register_get("priority", |e: &mut ScriptEnv| e.priority as INT)
         .register_get("tags", |e: &mut ScriptEnv| {

@@ -753,10 +753,10 @@ async fn a_prepared_deployment_claims_then_runs() {
     let (coordinator, _state, migrations) = recording_coordinator().await;
     let request = || DeployRequest::new(&["a", "b"], discover_migrations(migrations.path()).unwrap(), "parallel");
 
-    let mut first = coordinator.prepare(request()).unwrap();
+    let mut first = coordinator.prepare(request()).await.unwrap();
     first.claim(false, |_| {}).await.unwrap();
     first.claim(false, |_| {}).await.unwrap(); // claimed already: nothing more
-    let mut second = coordinator.prepare(request()).unwrap();
+    let mut second = coordinator.prepare(request()).await.unwrap();
     let refused = second.claim(false, |_| {}).await.unwrap_err();
     assert!(
         matches!(refused, surql::state::StateError::Overlap(ref busy) if busy.contains(&first.engine().context().deployment_id)),

@@ -192,7 +192,7 @@ async fn tenants_of_one_server_are_read_together_with_the_same_answers() {
 
     let check = coordinator.health_check(surql::health::DEFAULT_HEALTH_TIMEOUT);
     let all = vec!["all".to_string()];
-    let selected = coordinator.select(&all).unwrap();
+    let selected = coordinator.select(&all).await.unwrap();
     let refs: Vec<&EnvironmentConfig> = selected.iter().collect();
     let together = check.read_many(&refs).await;
     let statuses = coordinator
