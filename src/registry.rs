@@ -126,10 +126,7 @@ pub enum RegistryError {
     },
     /// A `surrealdb:N` item selects no environment: none of them is on a
     /// server of that major version (or none could be asked).
-    #[error(
-        "no environment is on a SurrealDB {major}.x server{}",
-        unknown_servers(unknown)
-    )]
+    #[error("no environment is on a SurrealDB {major}.x server{}", unknown_servers(unknown))]
     NoServerOfVersion {
         /// The major version asked for.
         major: u64,
@@ -269,8 +266,11 @@ impl EnvironmentRegistry {
             }
             if let Some(major) = server_major_item(item) {
                 let major = major?;
-                let on_it: Vec<&EnvironmentConfig> =
-                    self.environments.values().filter(|e| major_of(e) == Some(major)).collect();
+                let on_it: Vec<&EnvironmentConfig> = self
+                    .environments
+                    .values()
+                    .filter(|e| major_of(e) == Some(major))
+                    .collect();
                 if on_it.is_empty() {
                     let unknown = (self.environments.values())
                         .filter(|e| major_of(e).is_none())

@@ -241,6 +241,9 @@ pub fn dry_run_plan(report: &DeploymentReport) -> String {
         for statement in &plan.destructive {
             out.push_str(&format!("  destructive: {statement}\n"));
         }
+        for reason in &plan.passed_over {
+            out.push_str(&format!("  passed over: {reason}\n"));
+        }
         for id in &plan.irreversible {
             out.push_str(&format!("  no down section (cannot be rolled back): {id}\n"));
         }
@@ -268,9 +271,12 @@ pub fn verify_table(results: &[surql::VerifyResult]) -> Table {
     out
 }
 
-/// `orchestrate status`: health, applied version, pending, drift.
+/// `orchestrate status`: health, server, applied version, pending, drift,
+/// and the run-once row conversions where any environment ran one.
 pub fn status_table<'a>(statuses: impl Iterator<Item = &'a EnvironmentStatus>) -> Table {
-    let mut table = table(&[
+    let statuses: Vec<&EnvironmentStatus> = statuses.collect();
+    let conversions = statuses.iter().any(|s| !s.row_migrations.is_empty());
+    let mut header = vec![
         "Environment",
         "Status",
         "Server",
@@ -278,13 +284,17 @@ pub fn status_table<'a>(statuses: impl Iterator<Item = &'a EnvironmentStatus>) -
         "Applied",
         "Pending",
         "Drift",
-    ]);
+    ];
+    if conversions {
+        header.push("Row migrations run");
+    }
+    let mut table = table(&header);
     for s in statuses {
         let health = match &s.health.error {
             Some(error) => format!("{}: {error}", s.health.label()),
             None => s.health.label().to_string(),
         };
-        table.add_row([
+        let mut row = vec![
             s.environment.clone(),
             health,
             server_version(s.health.server_version.as_ref()),
@@ -293,16 +303,24 @@ pub fn status_table<'a>(statuses: impl Iterator<Item = &'a EnvironmentStatus>) -
                 0 => s.applied_count.to_string(),
                 n => format!("{} ({n} baseline)", s.applied_count),
             },
-            match &s.pinned {
-                Some(pin) => format!("{} (pinned at {pin})", s.pending_count),
-                None => s.pending_count.to_string(),
+            match (&s.pinned, s.passed_over.len()) {
+                (Some(pin), _) => format!("{} (pinned at {pin})", s.pending_count),
+                (None, 0) => s.pending_count.to_string(),
+                (None, n) => format!("{} ({n} for a newer server)", s.pending_count),
             },
             if s.drift.is_empty() {
                 "-".into()
             } else {
                 s.drift.join(", ")
             },
-        ]);
+        ];
+        if conversions {
+            row.push(match s.row_migrations.as_slice() {
+                [] => "-".into(),
+                names => names.join(", "),
+            });
+        }
+        table.add_row(row);
     }
     table
 }
@@ -497,6 +515,8 @@ mod tests {
                 pending_count: 0,
                 drift: vec![],
                 pinned: Some("20250101090200".into()),
+                row_migrations: vec!["account.age_int".into()],
+                passed_over: vec![],
             },
             EnvironmentStatus {
                 environment: "qa".into(),
@@ -507,6 +527,8 @@ mod tests {
                 pending_count: 1,
                 drift: vec!["20250101090000_create_users (drifted)".into()],
                 pinned: None,
+                row_migrations: vec![],
+                passed_over: vec!["20250101090300_age_int".into()],
             },
             EnvironmentStatus {
                 environment: "production".into(),
@@ -522,6 +544,8 @@ mod tests {
                 pending_count: 3,
                 drift: vec![],
                 pinned: None,
+                row_migrations: vec![],
+                passed_over: vec![],
             },
         ];
         let healths: Vec<HealthStatus> = statuses.iter().map(|s| s.health.clone()).collect();

@@ -418,7 +418,11 @@ fn validate(file: &EnvironmentsFile) -> Result<(), (String, String)> {
         if env.name.trim().is_empty() {
             return Err((at("name"), "an environment needs a non-empty name".into()));
         }
-        if env.name.contains(',') || env.name.starts_with("tag:") || env.name.starts_with("surrealdb:") || env.name == "all" {
+        if env.name.contains(',')
+            || env.name.starts_with("tag:")
+            || env.name.starts_with("surrealdb:")
+            || env.name == "all"
+        {
             return Err((
                 at("name"),
                 format!(

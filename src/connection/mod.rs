@@ -41,7 +41,10 @@ pub use config::{
 };
 pub use db::{DEFAULT_OPERATION_TIMEOUT, Db, Timeouts};
 pub use liveness::wait_until_unreachable;
-pub use pool::{close_embedded, probe_round_trip, recent_round_trip, recent_round_trip_to, round_trip, server_version, known_server_version};
+pub use pool::{
+    close_embedded, known_server_version, probe_round_trip, recent_round_trip, recent_round_trip_to, round_trip,
+    server_version,
+};
 pub use query::{
     CLAIMED_THROWN, Collected, FLEET_BUSY_THROWN, GUARD_STOPPED, QueryError, QueryErrorKind, first_cause,
     run_collecting_errors, run_idempotent, run_query, run_statements,
@@ -50,8 +53,8 @@ pub use scopes::{
     SCOPE_REQUESTS_AT_ONCE, SCOPES_PER_REQUEST, existing_scopes, reads_many_scopes, run_in_each_scope,
     run_in_every_scope_or_none, shared_session_key,
 };
-pub use version::ServerVersion;
 pub use session::{
     ReadOnly, connect, connect_read_only, connect_unscoped, ensure_namespace_and_database, namespace_and_database_sql,
     open_read_only, select_for_write,
 };
+pub use version::ServerVersion;

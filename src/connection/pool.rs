@@ -58,7 +58,6 @@ async fn open_embedded(address: &str) -> Result<Surreal<Any>, EmbeddedError> {
     let db = EMBEDDED_RUNTIME
         .spawn(async move { surrealdb::engine::any::connect((owned, config)).await })
         .await??;
-    super::version::note_embedded(&db).await;
     map.insert(address.to_string(), db.clone());
     Ok(db)
 }

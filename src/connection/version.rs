@@ -2,7 +2,7 @@
 //! per pooled connection (the SDK asks it anyway when it connects) and for
 //! the embedded engine once per process.
 
-use std::sync::OnceLock;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use surrealdb::Surreal;
@@ -12,9 +12,22 @@ use surrealdb::engine::any::Any;
 /// `4.0.0-beta.1`): what `status`, plans, `show` and scripts
 /// (`env.server_version`) name, and what a migration's
 /// `-- migrate:requires surrealdb >= N` is checked against.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ServerVersion(String);
+/// Shared text: 10,000 tenants of one server hold one copy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServerVersion(Arc<str>);
+
+impl Serialize for ServerVersion {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ServerVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("'{text}' is not a SurrealDB version")))
+    }
+}
 
 impl ServerVersion {
     /// From what a server reports: `surrealdb-4.0.0-beta.1` or `4.0.0-beta.1`.
@@ -23,7 +36,7 @@ impl ServerVersion {
         let text = text.trim();
         let text = text.strip_prefix("surrealdb-").unwrap_or(text);
         let major = text.split('.').next()?;
-        (!major.is_empty() && major.bytes().all(|b| b.is_ascii_digit())).then(|| Self(text.to_string()))
+        (!major.is_empty() && major.bytes().all(|b| b.is_ascii_digit())).then(|| Self(text.into()))
     }
 
     /// The major version (3 for `3.3.5`, 4 for `4.0.0-beta.1`).
@@ -54,19 +67,14 @@ pub(super) async fn ask(connection: &Surreal<Any>) -> Option<ServerVersion> {
     ServerVersion::parse(&version.to_string())
 }
 
-/// The embedded engine's version: the same for every embedded store of the
-/// process (the SurrealDB linked into it).
-static EMBEDDED_VERSION: OnceLock<Option<ServerVersion>> = OnceLock::new();
+/// The SurrealDB linked into this process, which every embedded store
+/// (`mem://`, `surrealkv://`) runs: the workspace pins it exactly (a test
+/// checks this against what the engine answers).
+const EMBEDDED_ENGINE: &str = "3.3.5";
 
-pub(super) async fn note_embedded(connection: &Surreal<Any>) {
-    if EMBEDDED_VERSION.get().is_none() {
-        let version = ask(connection).await;
-        EMBEDDED_VERSION.get_or_init(|| version);
-    }
-}
-
+/// The embedded engine's version, known without opening a store.
 pub(super) fn embedded() -> Option<ServerVersion> {
-    EMBEDDED_VERSION.get().cloned().flatten()
+    ServerVersion::parse(EMBEDDED_ENGINE)
 }
 
 #[cfg(test)]
@@ -81,5 +89,11 @@ mod tests {
         assert_eq!((v3.to_string().as_str(), v3.major()), ("3.3.5", 3));
         assert_eq!(ServerVersion::parse("surrealdb-"), None);
         assert_eq!(ServerVersion::parse("latest"), None);
+    }
+
+    #[tokio::test]
+    async fn the_embedded_engine_is_the_version_named() {
+        let db = surrealdb::engine::any::connect("mem://").await.unwrap();
+        assert_eq!(ask(&db).await, embedded());
     }
 }

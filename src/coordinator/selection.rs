@@ -34,7 +34,11 @@ pub(crate) async fn select_environments(
 
 /// Each server's major version, by URL: one question per server, not per
 /// environment (10,000 tenants on three servers are three questions).
-async fn server_majors(registry: &EnvironmentRegistry, client: &Client, timeout: Duration) -> HashMap<String, Option<u64>> {
+async fn server_majors(
+    registry: &EnvironmentRegistry,
+    client: &Client,
+    timeout: Duration,
+) -> HashMap<String, Option<u64>> {
     let mut first_of_each: HashMap<String, EnvironmentConfig> = HashMap::new();
     for environment in registry.list() {
         (first_of_each.entry(environment.connection.db_url.clone())).or_insert_with(|| environment.clone());

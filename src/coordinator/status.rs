@@ -33,6 +33,14 @@ pub struct EnvironmentStatus {
     pub drift: Vec<String>,
     /// Its `pin_version`: deployed up to it and no further (pending stops there).
     pub pinned: Option<String>,
+    /// The run-once row conversions its applied migrations ran
+    /// (`MIGRATE EXISTING ROWS AS name`), as `table.name`, in version order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub row_migrations: Vec<String>,
+    /// Pending migrations its server is too old for (`-- migrate:requires`),
+    /// not counted in `pending_count`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub passed_over: Vec<String>,
 }
 
 impl MigrationCoordinator {
@@ -86,6 +94,25 @@ impl MigrationCoordinator {
                 let applied = reading.history.unwrap_or_default();
                 let migration_plan = plan(migrations, &applied);
                 let pin = environment.pin_version.as_deref().map(version_order_key);
+                let major = reading.status.server_version.as_ref().map(|v| v.major());
+                let too_new =
+                    |m: &Migration| (m.requires.min_major).is_some_and(|min| major.is_some_and(|major| major < min));
+                let passed_over: Vec<String> = migration_plan
+                    .pending
+                    .iter()
+                    .filter(|m| too_new(m))
+                    .map(|m| m.id())
+                    .collect();
+                let row_migrations = migrations
+                    .iter()
+                    .filter(|m| {
+                        applied
+                            .iter()
+                            .any(|a| a.version == m.version && a.checksum == m.checksum)
+                    })
+                    .flat_map(|m| m.requires.row_migrations.iter())
+                    .map(|row| format!("{}.{}", row.table, row.name))
+                    .collect();
                 let status = EnvironmentStatus {
                     environment: reading.status.environment.clone(),
                     health: reading.status,
@@ -94,6 +121,7 @@ impl MigrationCoordinator {
                     baseline_count: applied.iter().filter(|a| a.baseline).count(),
                     pending_count: (migration_plan.pending.iter())
                         .filter(|m| pin.as_ref().is_none_or(|pin| version_order_key(&m.version) <= *pin))
+                        .filter(|m| !too_new(m))
                         .count(),
                     drift: migration_plan
                         .drift
@@ -108,6 +136,8 @@ impl MigrationCoordinator {
                         })
                         .collect(),
                     pinned: environment.pin_version.clone(),
+                    row_migrations,
+                    passed_over,
                 };
                 (status.environment.clone(), status)
             })

@@ -86,6 +86,21 @@ async fn run_steps(
     let pending = engine
         .promoted(name, pending_up_to(engine, environment, &migration_plan, wave), true)
         .map_err(|waiting| skipped(waiting.to_string()))?;
+    let server = match crate::connection::known_server_version(&engine.client, &environment.connection) {
+        None if super::server_fit::asks_server_version(engine, &pending) => {
+            crate::connection::server_version(&engine.client, &environment.connection, options.health_timeout)
+                .await
+                .ok()
+                .flatten()
+        }
+        known => known,
+    };
+    let fitted = super::server_fit::fit(engine, name, pending, server.as_ref())
+        .map_err(|refusal| failed_as(FailureKind::ServerVersion, refusal))?;
+    if let Some(reason) = fitted.nothing_fits(name, server.as_ref()) {
+        return Err(skipped(reason));
+    }
+    let (pending, passed_over) = (fitted.pending, fitted.passed_over);
 
     // 4. Destructive gate: the whole environment is blocked before anything runs.
     let destructive: Vec<_> = pending
@@ -109,7 +124,8 @@ async fn run_steps(
     }
 
     if options.dry_run {
-        let plan = environment_plan(engine, environment, &pending, destructive);
+        let mut plan = environment_plan(engine, environment, &pending, destructive);
+        plan.passed_over = passed_over;
         let mut result = DeploymentResult::finished(name, DeploymentStatus::Success, 0, None, started_at);
         result.plan = Some(plan);
         return Ok(result);
@@ -182,18 +198,47 @@ async fn run_steps(
     };
     let applied_count = engine.applied_count(name);
     match (outcome, released) {
-        (Ok(_), Ok(())) => Ok(DeploymentResult::finished(
-            name,
-            DeploymentStatus::Success,
-            applied_count,
-            None,
-            started_at,
-        )),
+        (Ok(_), Ok(())) => {
+            settle(engine, environment, &db).await?;
+            Ok(DeploymentResult::finished(
+                name,
+                DeploymentStatus::Success,
+                applied_count,
+                None,
+                started_at,
+            ))
+        }
         (Ok(_), Err(e)) => Err(failed(format!(
             "applied {applied_count} migration(s) but could not release the lock: {e}"
         ))),
         (Err(stop), _) => Err(stop),
     }
+}
+
+/// Waits for what this run's migrations left the server doing (indexes
+/// built `CONCURRENTLY`, a raised compatibility level's verification), so a
+/// later wave never starts before it is done. The migrations are committed:
+/// a failure here is reported, not rolled back.
+async fn settle(engine: &Engine, environment: &EnvironmentConfig, db: &Db) -> Result<(), Stop> {
+    let name = environment.name.as_str();
+    let applied: Vec<usize> = (engine.ledger().get(name))
+        .map(|state| state.applied_this_run.clone())
+        .unwrap_or_default();
+    let waiting: Vec<&Migration> = (applied.iter().map(|&i| &engine.migrations[i]))
+        .filter(|m| m.requires.awaits_server())
+        .collect();
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    engine.events.phase(name, "waiting for the server's background work");
+    crate::migration::settle::await_background_work(db, &waiting, engine.options.operation_timeout)
+        .await
+        .map_err(|error| {
+            failed_as(
+                FailureKind::BackgroundWork,
+                format!("applied {} migration(s), but {error}", applied.len()),
+            )
+        })
 }
 
 /// What deploying `pending` (indexes) on `environment` would do.
@@ -216,6 +261,7 @@ pub(super) fn environment_plan(
             .filter(|&&i| engine.migrations[i].down.is_none())
             .map(|&i| engine.migrations[i].id())
             .collect(),
+        passed_over: Vec::new(),
         rollback: false,
     }
 }
@@ -318,6 +364,9 @@ async fn apply_pending(
     let pending = engine
         .promoted(name, pending_up_to(engine, environment, &migration_plan, wave), false)
         .map_err(|waiting| skipped(waiting.to_string()))?;
+    let pending = super::server_fit::fit(engine, name, pending, db.server_version())
+        .map_err(|refusal| failed_as(FailureKind::ServerVersion, refusal))?
+        .pending;
     let total = pending.len();
     let clock = StartClock::of(&environment.connection);
     let far = round_trip(&engine.client, &environment.connection).is_some_and(|rtt| rtt >= BATCH_FROM_ROUND_TRIP);

@@ -18,6 +18,7 @@ mod promotion;
 mod recorded_rollback;
 pub mod result;
 mod schedule;
+mod server_fit;
 mod shared;
 pub mod simulate;
 mod stop;

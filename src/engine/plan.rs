@@ -19,9 +19,13 @@ pub struct PlanReport {
     pub blocked: Option<String>,
     /// Why it could not be read (unhealthy, say); `plan` is then `None`.
     pub error: Option<String>,
-    /// Why deploying now would skip it untouched: held, frozen, or outside
-    /// its maintenance window. A held one is not read (`plan` is `None`).
+    /// Why deploying now would skip it untouched: held, frozen, outside
+    /// its maintenance window, or every pending migration needing a newer
+    /// server. A held one is not read (`plan` is `None`).
     pub skipped: Option<String>,
+    /// The SurrealDB version of its server, when it was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<crate::connection::ServerVersion>,
 }
 
 impl Engine {
@@ -60,8 +64,10 @@ impl Engine {
                         blocked: None,
                         error: Some(format!("unhealthy: {}", reading.status.error.unwrap_or_default())),
                         skipped,
+                        server_version: None,
                     };
                 }
+                let server_version = reading.status.server_version.clone();
                 let migration_plan = plan(&self.migrations, &reading.history.unwrap_or_default());
                 let pending = match self.promoted(&name, pending_up_to(self, environment, &migration_plan, wave), false)
                 {
@@ -73,27 +79,43 @@ impl Engine {
                             blocked: None,
                             skipped: Some(waiting.to_string()),
                             error: None,
+                            server_version,
                         };
                     }
                 };
+                let (pending, passed_over, unfit) =
+                    match super::server_fit::fit(self, &name, pending.clone(), server_version.as_ref()) {
+                        Ok(fitted) => {
+                            let skip = fitted.nothing_fits(&name, server_version.as_ref());
+                            (fitted.pending, fitted.passed_over, skip.map(Err))
+                        }
+                        Err(refusal) => (pending, Vec::new(), Some(Ok(refusal))),
+                    };
+                let skipped = skipped.or_else(|| unfit.clone().and_then(Result::err));
                 let destructive: Vec<_> = pending
                     .iter()
                     .flat_map(|&i| self.destructive[i].iter().cloned())
                     .collect();
-                let blocked = migration_plan.refusal(self.context.order).or_else(|| {
-                    (!environment.allow_destructive && !destructive.is_empty()).then(|| {
-                        format!(
-                            "destructive statement in {}; '{name}' has allow_destructive: false",
-                            destructive[0]
-                        )
-                    })
-                });
+                let blocked = unfit
+                    .and_then(Result::ok)
+                    .or_else(|| migration_plan.refusal(self.context.order))
+                    .or_else(|| {
+                        (!environment.allow_destructive && !destructive.is_empty()).then(|| {
+                            format!(
+                                "destructive statement in {}; '{name}' has allow_destructive: false",
+                                destructive[0]
+                            )
+                        })
+                    });
+                let mut environment_plan = environment_plan(self, environment, &pending, destructive);
+                environment_plan.passed_over = passed_over;
                 PlanReport {
-                    plan: Some(environment_plan(self, environment, &pending, destructive)),
+                    plan: Some(environment_plan),
                     environment: name,
                     blocked,
                     error: None,
                     skipped,
+                    server_version,
                 }
             })
             .map(|report| (report.environment.clone(), report))
@@ -106,6 +128,7 @@ impl Engine {
                 blocked: None,
                 error: None,
                 skipped,
+                server_version: None,
             };
             reports.insert(name, report);
         }

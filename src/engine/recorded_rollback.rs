@@ -290,6 +290,7 @@ fn undo_plan(engine: &Engine, targets: &[usize]) -> EnvironmentPlan {
         destructive: Vec::new(),
         approval_required: false,
         irreversible: Vec::new(),
+        passed_over: Vec::new(),
         rollback: true,
     }
 }

@@ -70,13 +70,21 @@ pub enum FailureKind {
     LeaseLost,
     /// Ctrl-C while it ran.
     Interrupted,
+    /// A pending migration its server's SurrealDB version cannot run (a
+    /// clause only SurrealDB 4 understands, sent to a 3.x server), or a
+    /// requirement whose server does not tell its version.
+    ServerVersion,
+    /// Committed, but what it left the server doing in the background
+    /// failed or outlasted the operation timeout: an index built
+    /// `CONCURRENTLY`, the verification of a raised compatibility level.
+    BackgroundWork,
     /// Anything else (the error text says what).
     Other,
 }
 
 impl FailureKind {
     /// Every kind, in the order metrics list them.
-    pub const ALL: [FailureKind; 12] = [
+    pub const ALL: [FailureKind; 14] = [
         Self::Approval,
         Self::Unhealthy,
         Self::Drift,
@@ -88,6 +96,8 @@ impl FailureKind {
         Self::OutcomeUnknown,
         Self::LeaseLost,
         Self::Interrupted,
+        Self::ServerVersion,
+        Self::BackgroundWork,
         Self::Other,
     ];
 
@@ -105,6 +115,8 @@ impl FailureKind {
             Self::OutcomeUnknown => "outcome_unknown",
             Self::LeaseLost => "lease_lost",
             Self::Interrupted => "interrupted",
+            Self::ServerVersion => "server_version",
+            Self::BackgroundWork => "background_work",
             Self::Other => "other",
         }
     }
@@ -124,6 +136,10 @@ pub struct EnvironmentPlan {
     pub approval_required: bool,
     /// Pending migrations without a down section (auto-rollback impossible).
     pub irreversible: Vec<String>,
+    /// Pending migrations passed over because its server is too old for
+    /// them (`-- migrate:requires surrealdb >= N`), each with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub passed_over: Vec<String>,
     /// A rollback's plan: `pending` are the migrations it would revert,
     /// newest first, and `statements` their down sections.
     #[serde(skip_serializing_if = "std::ops::Not::not")]

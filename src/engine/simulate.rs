@@ -132,6 +132,7 @@ impl Simulation {
                 .then(|| "unhealthy (simulated)".to_string()),
             plan: Some(plan),
             skipped: engine.policy_skip(environment),
+            server_version: None,
         }
     }
 }

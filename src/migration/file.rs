@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use surrealdb_sql::Ast;
 
-use super::sections::{VerifySection, is_blank, is_deliberately_empty, parse_section, parse_verify, split_sections};
+use super::dialect::{ServerRequirements, blank_v4_clauses, concurrent_indexes, requires_directive};
+use super::sections::{
+    Section, VerifySection, is_blank, is_deliberately_empty, parse_section, parse_verify, split_sections,
+};
 
 pub use super::file_error::MigrationFileError;
 pub use super::sections::{DOWN_MARKER, EMPTY_MARKER, UP_MARKER, VERIFY_MARKER};
@@ -35,6 +38,9 @@ pub struct Migration {
     pub down_statements: usize,
     /// Read-only checks run by `verify` once the migration is applied.
     pub verify: Option<VerifySection>,
+    /// What it needs of the server it goes to (its SurrealDB version), and
+    /// what a deployment waits for there once it is applied.
+    pub requires: ServerRequirements,
 }
 
 impl Migration {
@@ -95,6 +101,7 @@ pub fn discover_migrations(dir: impl AsRef<Path>) -> Result<Vec<Migration>, Migr
             });
         }
     }
+    check_row_migrations(&migrations)?;
     Ok(migrations)
 }
 
@@ -172,13 +179,30 @@ pub fn parse_migration(path: &Path, text: &str) -> Result<Migration, MigrationFi
             message: "the up section is empty: write the SurrealQL to apply after '-- migrate:up'".into(),
         });
     }
-    let up_ast = parse_section(path, "up", &sections.up)?;
+    let min_major = requires_directive(text).map_err(|(line, message)| MigrationFileError::Format {
+        path: path.to_path_buf(),
+        line,
+        message,
+    })?;
+    let (up_ast, four) = parse_for_any_server(path, "up", &sections.up)?;
     let (down, down_statements) = match &sections.down {
         Some(down) if !is_blank(&down.text) || is_deliberately_empty(&down.text) => {
-            let ast = parse_section(path, "down", down)?;
+            let (ast, _) = parse_for_any_server(path, "down", down)?;
             (Some(down.text.trim().to_string()), ast.expressions.len())
         }
         _ => (None, 0),
+    };
+    let requires = ServerRequirements {
+        min_major,
+        concurrent_indexes: concurrent_indexes(&up_ast),
+        ..four
+            .map(|blanked| ServerRequirements {
+                v4_clauses: blanked.clauses,
+                row_migrations: blanked.row_migrations,
+                compatibility: blanked.compatibility,
+                ..ServerRequirements::default()
+            })
+            .unwrap_or_default()
     };
     let verify = match &sections.verify {
         Some(verify) if !is_blank(&verify.text) => Some(parse_verify(path, verify)?),
@@ -195,7 +219,60 @@ pub fn parse_migration(path: &Path, text: &str) -> Result<Migration, MigrationFi
         up_line,
         down_statements,
         verify,
+        requires,
     })
+}
+
+/// A section parsed by SurrealDB 3.3.5's parser; one that holds clauses only
+/// SurrealDB 4 understands is parsed without them (see `dialect`), and those
+/// clauses returned. An error is the parser's on the section as written
+/// when it has no such clause, and on the rest of it when it has.
+fn parse_for_any_server(
+    path: &Path,
+    name: &'static str,
+    section: &Section,
+) -> Result<(Ast, Option<super::dialect::Blanked>), MigrationFileError> {
+    match parse_section(path, name, section) {
+        Ok(ast) => Ok((ast, None)),
+        Err(error) => match blank_v4_clauses(&section.text, section.first_line) {
+            Some(blanked) => {
+                let rest = Section {
+                    text: blanked.text.clone(),
+                    first_line: section.first_line,
+                };
+                Ok((parse_section(path, name, &rest)?, Some(blanked)))
+            }
+            None => Err(error),
+        },
+    }
+}
+
+/// Refuses a run-once row conversion's name given to two different
+/// conversions of one table across `migrations` (in version order).
+fn check_row_migrations(migrations: &[Migration]) -> Result<(), MigrationFileError> {
+    let mut first: std::collections::HashMap<(&str, &str), (&Migration, &super::dialect::RowMigration)> =
+        std::collections::HashMap::new();
+    for migration in migrations {
+        for row in &migration.requires.row_migrations {
+            match first.get(&(row.table.as_str(), row.name.as_str())) {
+                Some((earlier, named)) if named.field != row.field || named.step != row.step => {
+                    return Err(MigrationFileError::RowMigrationReused {
+                        name: row.name.clone(),
+                        table: row.table.clone(),
+                        first: earlier.path.clone(),
+                        first_line: named.line,
+                        second: migration.path.clone(),
+                        second_line: row.line,
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    first.insert((&row.table, &row.name), (migration, row));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Hex SHA-256 of a section, with line endings normalised so a checkout on

@@ -45,6 +45,28 @@ pub enum MigrationFileError {
         /// The other.
         second: PathBuf,
     },
+    /// A run-once row conversion's name given to a second, different
+    /// conversion of the same table (SurrealDB 4 would refuse it on every
+    /// database that ran the first).
+    #[error(
+        "{}:{second_line}: MIGRATE EXISTING ROWS AS {name} on table {table} is not the conversion {}:{first_line} named so; a name runs once per table: give this conversion a new name",
+        second.display(),
+        first.display()
+    )]
+    RowMigrationReused {
+        /// The name.
+        name: String,
+        /// The table.
+        table: String,
+        /// The file that names it first, and the line.
+        first: PathBuf,
+        /// Its line there.
+        first_line: usize,
+        /// The file that reuses it, and the line.
+        second: PathBuf,
+        /// Its line there.
+        second_line: usize,
+    },
     /// A file whose section markers are wrong, or whose up section is empty.
     #[error("{}:{line}: {message}", path.display())]
     Format {

@@ -143,9 +143,12 @@ impl MigrationPlan<'_> {
             .iter()
             .filter(|row| row.state != MigrationState::Pending)
             .max_by_key(|row| super::file::version_order_key(&row.version))?;
+        // A migration limited to newer servers comes when the server does,
+        // after the ones applied meanwhile.
         let older: Vec<String> = self
             .pending
             .iter()
+            .filter(|m| m.requires.min_major.is_none())
             .filter(|m| super::file::version_order_key(&m.version) < super::file::version_order_key(&newest.version))
             .map(|m| m.id())
             .collect();

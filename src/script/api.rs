@@ -68,6 +68,10 @@ fn health_map(h: &HealthStatus) -> Dynamic {
     map.insert("authenticated".into(), h.authenticated.into());
     map.insert("migration_table_exists".into(), h.migration_table_exists.into());
     map.insert("error".into(), optional(h.error.clone()));
+    map.insert(
+        "server_version".into(),
+        optional(h.server_version.as_ref().map(ToString::to_string)),
+    );
     map.into()
 }
 
@@ -96,6 +100,11 @@ fn plan_map(report: &PlanReport) -> Dynamic {
     map.insert("blocked".into(), optional(report.blocked.clone()));
     map.insert("skipped".into(), optional(report.skipped.clone()));
     map.insert("error".into(), optional(report.error.clone()));
+    map.insert("passed_over".into(), strings(&plan.passed_over).into());
+    map.insert(
+        "server_version".into(),
+        optional(report.server_version.as_ref().map(ToString::to_string)),
+    );
     map.into()
 }
 
@@ -209,12 +218,7 @@ pub fn register(rhai: &mut Rhai, engine: Arc<Engine>, handle: Handle, budget: Ar
     // Round trips as the deployment's probes noted them, in its client.
     let client = engine.client().clone();
     let (versions, version_handle) = (engine.clone(), handle.clone());
-    let version_of = move |e: &mut ScriptEnv| {
-        version_handle
-            .block_on(versions.server_version(&e.name))
-            .ok()
-            .flatten()
-    };
+    let version_of = move |e: &mut ScriptEnv| version_handle.block_on(versions.server_version(&e.name)).ok().flatten();
     let major_of = version_of.clone();
     rhai.register_type_with_name::<ScriptEnv>("Environment")
         // Its server's SurrealDB version ("4.0.0-beta.1"), "" when it cannot

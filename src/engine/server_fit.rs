@@ -1,0 +1,84 @@
+//! Which pending migrations an environment's server can take: those whose
+//! `-- migrate:requires surrealdb >= N` its version meets (the others are
+//! passed over), and none with a clause only SurrealDB 4 understands when
+//! the server is older (the environment is refused before anything runs).
+
+use super::Engine;
+use crate::connection::ServerVersion;
+
+/// The pending migrations (indexes) a server takes, and the ones passed
+/// over, each with its reason.
+pub(super) struct Fitted {
+    pub(super) pending: Vec<usize>,
+    pub(super) passed_over: Vec<String>,
+}
+
+impl Fitted {
+    /// Why the environment has nothing to do but what its server is too old
+    /// for (SKIPPED then); `None` when something applies or nothing was passed over.
+    pub(super) fn nothing_fits(&self, name: &str, version: Option<&ServerVersion>) -> Option<String> {
+        (self.pending.is_empty() && !self.passed_over.is_empty()).then(|| {
+            format!(
+                "nothing to apply on '{name}' (SurrealDB {}): {}",
+                version.map_or_else(|| "?".into(), ToString::to_string),
+                self.passed_over.join("; ")
+            )
+        })
+    }
+}
+
+/// Whether any pending migration asks something of the server's version.
+pub(super) fn asks_server_version(engine: &Engine, pending: &[usize]) -> bool {
+    pending.iter().any(|&i| {
+        let requires = &engine.migrations[i].requires;
+        requires.min_major.is_some() || !requires.v4_clauses.is_empty()
+    })
+}
+
+/// Fits `pending` to the server `version` of environment `name`. `Err`
+/// names the first migration the server cannot run, where, and what to do.
+pub(super) fn fit(
+    engine: &Engine,
+    name: &str,
+    pending: Vec<usize>,
+    version: Option<&ServerVersion>,
+) -> Result<Fitted, String> {
+    if !asks_server_version(engine, &pending) {
+        return Ok(Fitted {
+            pending,
+            passed_over: Vec::new(),
+        });
+    }
+    let mut fitted = Fitted {
+        pending: Vec::new(),
+        passed_over: Vec::new(),
+    };
+    for index in pending {
+        let migration = &engine.migrations[index];
+        let requires = &migration.requires;
+        let Some(version) = version else {
+            return Err(format!(
+                "{} needs SurrealDB {}, and '{name}' does not tell which version its server runs (it denies the version request): let it answer, or deploy this migration elsewhere",
+                migration.id(),
+                requires.min_major.map_or(">= 4".to_string(), |n| format!(">= {n}"))
+            ));
+        };
+        if let Some(min) = requires.min_major.filter(|&min| version.major() < min) {
+            fitted
+                .passed_over
+                .push(format!("{} requires SurrealDB >= {min}", migration.id()));
+            continue;
+        }
+        if let Some(clause) = requires.v4_clauses.first().filter(|_| version.major() < 4) {
+            return Err(format!(
+                "{}:{}: {} needs SurrealDB 4 and '{name}' is on SurrealDB {version}; nothing was applied. Add '-- migrate:requires surrealdb >= 4' to {} to apply it only where the server is new enough",
+                migration.path.display(),
+                clause.line,
+                clause.text,
+                migration.id()
+            ));
+        }
+        fitted.pending.push(index);
+    }
+    Ok(fitted)
+}
