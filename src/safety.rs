@@ -53,6 +53,23 @@ pub fn destructive_statements(migration: &Migration) -> Vec<DestructiveStatement
             });
         }
     }
+    // SurrealDB 4's clauses are read aside from the syntax tree (see
+    // `migration::dialect`): a conversion that drops undeclared fields loses data.
+    for row in &migration.requires.row_migrations {
+        if row.step.to_ascii_uppercase().contains("REMOVE UNDECLARED FIELDS") {
+            found.push(DestructiveStatement {
+                migration: migration.id(),
+                file: migration.path.display().to_string(),
+                line: row.line,
+                kind: "REMOVE UNDECLARED FIELDS".to_string(),
+                statement: format!(
+                    "ALTER TABLE {} MIGRATE EXISTING ROWS AS {} {}",
+                    row.table, row.name, row.step
+                ),
+            });
+        }
+    }
+    found.sort_by_key(|d| d.line);
     found
 }
 
@@ -187,6 +204,31 @@ mod tests {
             destructive_statements(&m)[1]
                 .to_string()
                 .starts_with("7_x.surql:8 (DELETE)")
+        );
+    }
+
+    #[test]
+    fn surrealdb_4_clauses_are_analysed_too() {
+        // The type change is still seen with its row conversion beside it.
+        let retyped =
+            kinds("ALTER FIELD age ON user TYPE string MIGRATE EXISTING ROWS AS age_text USING <string> $value;");
+        assert_eq!(retyped.len(), 1, "{retyped:?}");
+        assert_eq!(
+            kinds("ALTER TABLE user MIGRATE EXISTING ROWS AS tidy REMOVE UNDECLARED FIELDS;"),
+            ["REMOVE UNDECLARED FIELDS"]
+        );
+        assert!(kinds("DEFINE FIELD age ON user TYPE int MIGRATE EXISTING ROWS AS age_zero USING 0;").is_empty());
+        assert!(kinds("ALTER DATABASE COMPATIBILITY 4;").is_empty());
+        // The statements that would end surql's transaction are refused in a 4.x file as in any.
+        let error = parse_migration(
+            Path::new("7_x.surql"),
+            "-- migrate:up\nDEFINE FIELD age ON user TYPE int MIGRATE EXISTING ROWS AS a USING 0;\nRETURN 1;\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("7_x.surql:3:1") && error.contains("RETURN is not allowed"),
+            "{error}"
         );
     }
 

@@ -142,7 +142,7 @@ fn deployments_table(deployments: &[DeploymentRecord]) -> Table {
 }
 
 fn environments_table(environments: &[EnvironmentRecord]) -> Table {
-    let mut table = super::render::table(&["Environment", "State", "Migrations", "Updated", "Error"]);
+    let mut table = super::render::table(&["Environment", "State", "Server", "Migrations", "Updated", "Error"]);
     for e in environments {
         let mut state = serde_json::to_value(e.state)
             .ok()
@@ -157,6 +157,9 @@ fn environments_table(environments: &[EnvironmentRecord]) -> Table {
         table.add_row(vec![
             e.environment.clone(),
             state,
+            e.server_version
+                .as_ref()
+                .map_or_else(|| "-".into(), |v| format!("SurrealDB {v}")),
             e.migrations_applied.to_string(),
             e.updated_at.clone(),
             e.error.clone().unwrap_or_default(),

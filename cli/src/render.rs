@@ -241,6 +241,9 @@ pub fn dry_run_plan(report: &DeploymentReport) -> String {
         for statement in &plan.destructive {
             out.push_str(&format!("  destructive: {statement}\n"));
         }
+        for conversion in &plan.row_migrations {
+            out.push_str(&format!("  runs once: {conversion}\n"));
+        }
         for reason in &plan.passed_over {
             out.push_str(&format!("  passed over: {reason}\n"));
         }

@@ -261,6 +261,11 @@ pub(super) fn environment_plan(
             .filter(|&&i| engine.migrations[i].down.is_none())
             .map(|&i| engine.migrations[i].id())
             .collect(),
+        row_migrations: (pending.iter().map(|&i| &engine.migrations[i]))
+            .flat_map(|m| {
+                (m.requires.row_migrations.iter()).map(move |row| format!("{}.{} ({})", row.table, row.name, m.id()))
+            })
+            .collect(),
         passed_over: Vec::new(),
         rollback: false,
     }

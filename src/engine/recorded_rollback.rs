@@ -291,6 +291,7 @@ fn undo_plan(engine: &Engine, targets: &[usize]) -> EnvironmentPlan {
         approval_required: false,
         irreversible: Vec::new(),
         passed_over: Vec::new(),
+        row_migrations: Vec::new(),
         rollback: true,
     }
 }

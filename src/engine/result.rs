@@ -136,6 +136,11 @@ pub struct EnvironmentPlan {
     pub approval_required: bool,
     /// Pending migrations without a down section (auto-rollback impossible).
     pub irreversible: Vec<String>,
+    /// The run-once row conversions the pending migrations would run
+    /// (SurrealDB 4's `MIGRATE EXISTING ROWS AS name`), as
+    /// `table.name (migration)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub row_migrations: Vec<String>,
     /// Pending migrations passed over because its server is too old for
     /// them (`-- migrate:requires surrealdb >= N`), each with the reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -290,6 +290,58 @@ pub fn checksum(section: &str) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_run_once_name_is_one_conversion_per_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let write =
+            |name: &str, up: &str| std::fs::write(dir.path().join(name), format!("-- migrate:up\n{up}\n")).unwrap();
+        write(
+            "1_a.surql",
+            "DEFINE FIELD age ON user TYPE int MIGRATE EXISTING ROWS AS age_zero USING 0;",
+        );
+        // The same conversion again (SurrealDB makes it a no-op), and the name on another table.
+        write(
+            "2_b.surql",
+            "ALTER FIELD age ON user MIGRATE EXISTING ROWS AS age_zero USING 0;",
+        );
+        write(
+            "3_c.surql",
+            "DEFINE FIELD age ON team TYPE int MIGRATE EXISTING ROWS AS age_zero USING 1;",
+        );
+        let found = discover_migrations(dir.path()).unwrap();
+        assert_eq!(found[0].requires.row_migrations[0].name, "age_zero");
+        assert_eq!(found[2].requires.row_migrations[0].table, "team");
+        write(
+            "4_d.surql",
+            "\nALTER FIELD age ON user MIGRATE EXISTING ROWS AS age_zero USING 1;",
+        );
+        let error = discover_migrations(dir.path()).unwrap_err().to_string();
+        assert!(
+            error.contains("4_d.surql:3") && error.contains("1_a.surql:2"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_bad_requires_line_is_refused_naming_it() {
+        let error = parse(
+            "1_a.surql",
+            "-- migrate:requires surrealdb 4+\n-- migrate:up\nDEFINE TABLE a;\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("1_a.surql:1") && error.contains("surrealdb >= 4"),
+            "{error}"
+        );
+        let declared = parse(
+            "1_a.surql",
+            "-- migrate:requires surrealdb >= 4\n-- migrate:up\nDEFINE TABLE a;\n",
+        )
+        .unwrap();
+        assert_eq!(declared.requires.min_major, Some(4));
+    }
+
     fn parse(name: &str, text: &str) -> Result<Migration, MigrationFileError> {
         parse_migration(Path::new(name), text)
     }

@@ -87,6 +87,7 @@ mod tests {
             joined_late: false,
             wave: None,
             failure_kind: None,
+            server_version: None,
         }
     }
 

@@ -101,6 +101,7 @@ fn plan_map(report: &PlanReport) -> Dynamic {
     map.insert("skipped".into(), optional(report.skipped.clone()));
     map.insert("error".into(), optional(report.error.clone()));
     map.insert("passed_over".into(), strings(&plan.passed_over).into());
+    map.insert("row_migrations".into(), strings(&plan.row_migrations).into());
     map.insert(
         "server_version".into(),
         optional(report.server_version.as_ref().map(ToString::to_string)),

@@ -189,6 +189,9 @@ pub struct EnvironmentRecord {
     /// Why it failed, beside the error (FAILED, ROLLED_BACK, outcome unknown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_kind: Option<crate::engine::FailureKind>,
+    /// The SurrealDB version of its server when it got its result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<crate::connection::ServerVersion>,
 }
 
 /// One wave of a recorded deployment, in the order the strategy made them.

@@ -206,6 +206,10 @@ impl Writer {
             Event::Finished { result } if result.is_failure() => result.failure_kind,
             _ => None,
         };
+        let server_version = match event {
+            Event::Finished { result } => result.server_version.clone(),
+            _ => None,
+        };
         let (environment, state, migrations_applied, error) = match event {
             Event::Joined { environment } => (environment, EnvironmentState::Pending, 0, None),
             Event::Started { environment } => (environment, EnvironmentState::Running, 0, None),
@@ -236,6 +240,7 @@ impl Writer {
             joined_late: self.joined.contains(environment),
             wave: self.wave_of.get(environment).copied(),
             failure_kind,
+            server_version,
         };
         self.pending.insert(record.environment.clone(), record);
     }

@@ -267,6 +267,7 @@ impl StateStore {
                 joined_late: false,
                 wave: None,
                 failure_kind: None,
+                server_version: None,
             })
             .collect();
         let content = crate::redact::redact_json(serde_json::to_value(record).unwrap_or_default());
@@ -492,6 +493,7 @@ COMMIT TRANSACTION;",
                 joined_late: false,
                 wave: None,
                 failure_kind: r.failure_kind.filter(|_| r.is_failure()),
+                server_version: r.server_version.clone(),
             })
             .collect();
         self.write_environments(id, &rows).await?;

@@ -106,9 +106,32 @@ async fn one_deployment_over_3x_and_4x_tenants_gives_each_what_its_server_unders
         serde_json::json!(["1_accounts", "2_age", "3_email_index"])
     );
 
-    let out = run_surql(&strs(&deploy_args(m, &[])), work.path());
+    // 3.x tenants first, then 4.x ones: a script reads each env.server_major.
+    let by_version = crate::common::repo().join("examples/strategies/by-server-version.rhai");
+    let mut args = deploy_args(m, &[]);
+    let at = args.iter().position(|a| a == "--strategy").unwrap();
+    args[at + 1] = by_version.display().to_string();
+    let out = run_surql(&strs(&args), work.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report = stdout_json(&out);
+    let waves: Vec<(String, serde_json::Value)> = (report["waves"].as_array().unwrap().iter())
+        .map(|w| (w["label"].as_str().unwrap().to_string(), w["environments"].clone()))
+        .collect();
+    assert_eq!(
+        waves[..2],
+        [
+            ("SurrealDB 3.x".to_string(), serde_json::json!(["old1", "old2"])),
+            ("SurrealDB 4.x".to_string(), serde_json::json!(["new1", "new2"]))
+        ],
+        "{report}"
+    );
+    let id = report["deployment_id"].as_str().unwrap();
+    let shown = run_surql(&["orchestrate", "show", id], work.path());
+    assert!(
+        text(&shown).contains("SurrealDB 4.0.0-beta.1") && text(&shown).contains("SurrealDB 3.3.5"),
+        "show names each environment's server: {}",
+        text(&shown)
+    );
     for (name, server, applied, version) in [
         ("old1", &v3, vec!["1", "3"], "3.3.5"),
         ("old2", &v3, vec!["1", "3"], "3.3.5"),
