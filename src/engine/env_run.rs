@@ -127,7 +127,7 @@ async fn run_steps(
         let mut plan = environment_plan(engine, environment, &pending, destructive);
         plan.passed_over = passed_over;
         let mut result = DeploymentResult::finished(name, DeploymentStatus::Success, 0, None, started_at);
-        result.plan = Some(plan);
+        result.plan = Some(Box::new(plan));
         return Ok(result);
     }
     if pending.is_empty() {

@@ -69,7 +69,7 @@ async fn undo_steps(
     }
     if engine.options.dry_run {
         let mut result = nothing();
-        result.plan = Some(undo_plan(engine, &targets));
+        result.plan = Some(Box::new(undo_plan(engine, &targets)));
         return Ok(result);
     }
 

@@ -168,9 +168,9 @@ pub struct DeploymentResult {
     pub started_at: DateTime<Utc>,
     /// When it got this result.
     pub completed_at: Option<DateTime<Utc>>,
-    /// Dry runs only.
+    /// Dry runs only (boxed: a result of a real run stays small).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub plan: Option<EnvironmentPlan>,
+    pub plan: Option<Box<EnvironmentPlan>>,
     /// Migrations a rollback of a recorded deployment reverted there.
     #[serde(skip_serializing_if = "is_zero")]
     pub migrations_rolled_back: usize,

@@ -195,7 +195,10 @@ fn embedded_default_config_deploys_dev_staging_and_approved_production() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("production — 3 pending, approval required"), "{stdout}");
+    assert!(
+        stdout.contains("production — 3 pending (SurrealDB 3.3.5), approval required"),
+        "{stdout}"
+    );
     assert!(stdout.contains("DEFINE TABLE user SCHEMAFULL"), "{stdout}");
     assert!(!work.path().join(".surql").exists(), "dry run created databases");
 
