@@ -103,8 +103,8 @@ impl MigrationCoordinator {
                     .filter(|m| too_new(m))
                     .map(|m| m.id())
                     .collect();
-                let row_migrations = migrations
-                    .iter()
+                let row_migrations = (migrations.iter())
+                    .filter(|m| !m.requires.row_migrations.is_empty())
                     .filter(|m| {
                         applied
                             .iter()

@@ -5,6 +5,7 @@
 
 use super::Engine;
 use crate::connection::ServerVersion;
+use crate::migration::dialect::Fit;
 
 /// The pending migrations (indexes) a server takes, and the ones passed
 /// over, each with its reason.
@@ -43,42 +44,17 @@ pub(super) fn fit(
     pending: Vec<usize>,
     version: Option<&ServerVersion>,
 ) -> Result<Fitted, String> {
-    if !asks_server_version(engine, &pending) {
-        return Ok(Fitted {
-            pending,
-            passed_over: Vec::new(),
-        });
-    }
     let mut fitted = Fitted {
-        pending: Vec::new(),
+        pending: Vec::with_capacity(pending.len()),
         passed_over: Vec::new(),
     };
+    let place = format!("'{name}'");
     for index in pending {
-        let migration = &engine.migrations[index];
-        let requires = &migration.requires;
-        let Some(version) = version else {
-            return Err(format!(
-                "{} needs SurrealDB {}, and '{name}' does not tell which version its server runs (it denies the version request): let it answer, or deploy this migration elsewhere",
-                migration.id(),
-                requires.min_major.map_or(">= 4".to_string(), |n| format!(">= {n}"))
-            ));
-        };
-        if let Some(min) = requires.min_major.filter(|&min| version.major() < min) {
-            fitted
-                .passed_over
-                .push(format!("{} requires SurrealDB >= {min}", migration.id()));
-            continue;
+        match engine.migrations[index].fit(version, &place) {
+            Fit::Applies => fitted.pending.push(index),
+            Fit::PassedOver(reason) => fitted.passed_over.push(reason),
+            Fit::Refused(refusal) => return Err(refusal),
         }
-        if let Some(clause) = requires.v4_clauses.first().filter(|_| version.major() < 4) {
-            return Err(format!(
-                "{}:{}: {} needs SurrealDB 4 and '{name}' is on SurrealDB {version}; nothing was applied. Add '-- migrate:requires surrealdb >= 4' to {} to apply it only where the server is new enough",
-                migration.path.display(),
-                clause.line,
-                clause.text,
-                migration.id()
-            ));
-        }
-        fitted.pending.push(index);
     }
     Ok(fitted)
 }

@@ -73,6 +73,49 @@ impl ServerRequirements {
     }
 }
 
+/// Whether a server can take a migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fit {
+    /// It applies there.
+    Applies,
+    /// Its `-- migrate:requires` names a newer server: passed over (the reason).
+    PassedOver(String),
+    /// It holds what the server cannot run, or the server does not tell its
+    /// version: refused before anything runs (where, why, and what to do).
+    Refused(String),
+}
+
+impl super::Migration {
+    /// Whether a server of `version` (`None`: it does not tell) can take
+    /// this migration; `place` names the environment or database in messages.
+    pub fn fit(&self, version: Option<&crate::connection::ServerVersion>, place: &str) -> Fit {
+        let requires = &self.requires;
+        if requires.min_major.is_none() && requires.v4_clauses.is_empty() {
+            return Fit::Applies;
+        }
+        let Some(version) = version else {
+            return Fit::Refused(format!(
+                "{} needs SurrealDB >= {}, and {place} does not tell which version its server runs (it denies the version request): let it answer, or deploy this migration elsewhere",
+                self.id(),
+                requires.min_major.unwrap_or(4)
+            ));
+        };
+        if let Some(min) = requires.min_major.filter(|&min| version.major() < min) {
+            return Fit::PassedOver(format!("{} requires SurrealDB >= {min}", self.id()));
+        }
+        match requires.v4_clauses.first().filter(|_| version.major() < 4) {
+            Some(clause) => Fit::Refused(format!(
+                "{}:{}: {} needs SurrealDB 4 and {place} is on SurrealDB {version}; nothing was applied. Add '-- migrate:requires surrealdb >= 4' to {} to apply it only where the server is new enough",
+                self.path.display(),
+                clause.line,
+                clause.text,
+                self.id()
+            )),
+            None => Fit::Applies,
+        }
+    }
+}
+
 /// A 4.x section's clauses and the text 3.3.5's parser reads in its place.
 pub(crate) struct Blanked {
     pub(super) clauses: Vec<V4Clause>,
@@ -311,7 +354,8 @@ pub(super) fn requires_directive(text: &str) -> Result<Option<u64>, (usize, Stri
                 format!("'{trimmed}' is not a requirement surql reads: write '{REQUIRES_MARKER} surrealdb >= 4'"),
             )
         };
-        let words: Vec<&str> = rest.split_whitespace().collect();
+        let spaced = rest.replace(">=", " >= ");
+        let words: Vec<&str> = spaced.split_whitespace().collect();
         let [product, ">=", version] = words.as_slice() else {
             return Err(bad());
         };

@@ -126,7 +126,15 @@ pub async fn migrate_up(
         let take = steps.unwrap_or(usize::MAX);
         let clock = StartClock::of(connection);
         let mut completed = Vec::new();
-        for migration in plan.pending.into_iter().take(take) {
+        let mut pending = Vec::with_capacity(plan.pending.len());
+        for migration in plan.pending {
+            match migration.fit(db.server_version(), "this database") {
+                super::dialect::Fit::Applies => pending.push(migration),
+                super::dialect::Fit::PassedOver(reason) => tracing::warn!("passed over: {reason}"),
+                super::dialect::Fit::Refused(refusal) => return Err(ApplyError::Refused(refusal)),
+            }
+        }
+        for migration in pending.into_iter().take(take) {
             heartbeat.check()?;
             match apply_migration(db, migration, clock, ctx).await {
                 Ok(duration_ms) => completed.push(AppliedStep {

@@ -526,3 +526,70 @@ async fn a_top_level_return_is_refused_and_a_byte_order_mark_is_accepted() {
             .contains(&"marked".to_string())
     );
 }
+
+/// `migrate up` on one database fits the files to its server as a
+/// deployment does: on SurrealDB 3.3.5 a migration that requires 4 is passed
+/// over (saying so), and one with a clause only 4 understands is refused
+/// before anything is applied, naming file:line and the version.
+#[test]
+fn migrate_up_fits_the_files_to_the_server_version() {
+    let work = tempfile::tempdir().unwrap();
+    let migrations = migrations_dir(&[
+        ("1_a.surql", "-- migrate:up\nDEFINE TABLE a;\n"),
+        (
+            "2_b.surql",
+            "-- migrate:requires surrealdb >= 4\n-- migrate:up\nDEFINE TABLE b;\n",
+        ),
+        (
+            "3_c.surql",
+            "-- migrate:up\nDEFINE FIELD x ON a TYPE int MIGRATE EXISTING ROWS AS x0 USING 0;\n",
+        ),
+    ]);
+    let m = migrations.path().to_str().unwrap();
+    let args = [
+        "migrate",
+        "up",
+        "-m",
+        m,
+        "--db-url",
+        "surrealkv://./db",
+        "--ns",
+        "a",
+        "--db",
+        "b",
+    ];
+    let out = surql(&args, work.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("3_c.surql:2") && said.contains("SurrealDB 3.3.5") && said.contains("nothing was applied"),
+        "{said}"
+    );
+    let status = surql(
+        &[
+            "migrate",
+            "status",
+            "-m",
+            m,
+            "--db-url",
+            "surrealkv://./db",
+            "--ns",
+            "a",
+            "--db",
+            "b",
+        ],
+        work.path(),
+    );
+    assert!(
+        text(&status).contains("0 applied"),
+        "refused before anything ran: {}",
+        text(&status)
+    );
+
+    std::fs::remove_file(migrations.path().join("3_c.surql")).unwrap();
+    let out = surql(&args, work.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("applied 1_a") && !said.contains("applied 2_b"), "{said}");
+    assert!(said.contains("passed over: 2_b requires SurrealDB >= 4"), "{said}");
+}
