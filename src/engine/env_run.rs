@@ -98,7 +98,9 @@ async fn run_steps(
     let fitted = super::server_fit::fit(engine, name, pending, server.as_ref())
         .map_err(|refusal| failed_as(FailureKind::ServerVersion, refusal))?;
     if let Some(reason) = fitted.nothing_fits(name, server.as_ref()) {
-        return Err(skipped(reason));
+        let mut result = DeploymentResult::finished(name, DeploymentStatus::Skipped, 0, Some(reason), started_at);
+        result.passed_over = fitted.passed_over;
+        return Ok(result);
     }
     let (pending, passed_over) = (fitted.pending, fitted.passed_over);
 
@@ -139,6 +141,7 @@ async fn run_steps(
             started_at,
         ));
     }
+    let passed_over_here = passed_over;
 
     // 5. Lock, apply, unlock. Set-up (namespace, database, tables), the lock
     // and the history read under it go in one round trip.
@@ -200,13 +203,10 @@ async fn run_steps(
     match (outcome, released) {
         (Ok(_), Ok(())) => {
             settle(engine, environment, &db).await?;
-            Ok(DeploymentResult::finished(
-                name,
-                DeploymentStatus::Success,
-                applied_count,
-                None,
-                started_at,
-            ))
+            let mut result =
+                DeploymentResult::finished(name, DeploymentStatus::Success, applied_count, None, started_at);
+            result.passed_over = passed_over_here;
+            Ok(result)
         }
         (Ok(_), Err(e)) => Err(failed(format!(
             "applied {applied_count} migration(s) but could not release the lock: {e}"

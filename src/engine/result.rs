@@ -181,6 +181,11 @@ pub struct DeploymentResult {
     /// Why it failed (FAILED and ROLLED_BACK only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_kind: Option<FailureKind>,
+    /// Pending migrations its server is too old for (`-- migrate:requires`),
+    /// each with the reason. SKIPPED with nothing else to do is up to date
+    /// for its server: the built-in strategies go on past it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub passed_over: Vec<String>,
     /// The SurrealDB version of its server, once this run reached it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_version: Option<crate::connection::ServerVersion>,
@@ -212,6 +217,7 @@ impl DeploymentResult {
             plan: None,
             migrations_rolled_back: 0,
             outcome_unknown: false,
+            passed_over: Vec::new(),
             server_version: None,
             failure_kind: (status == DeploymentStatus::Failed || status == DeploymentStatus::RolledBack)
                 .then_some(FailureKind::Other),

@@ -172,17 +172,23 @@ pub(super) fn blank_v4_clauses(text: &str, first_line: usize) -> Option<Blanked>
                 i = end + 1;
                 continue;
             }
-            if at_top && upper == "COMPATIBILITY" && statement.get(i + 1).is_some() {
-                let (first, second) = (word(0), word(1));
+            let (first, second) = (word(0), word(1));
+            let database_statement = (first == "ALTER" && (second == "DATABASE" || second == "SYSTEM"))
+                || (first == "DEFINE" && second == "DATABASE");
+            let level_follows = statement
+                .get(i + 1)
+                .is_some_and(|t| t.text.bytes().all(|b| b.is_ascii_digit()));
+            if at_top && upper == "COMPATIBILITY" && database_statement && level_follows {
                 clauses.push(clause("COMPATIBILITY", text, &statement[i..=i + 1], first_line));
                 // `ALTER DATABASE [name] COMPATIBILITY n` (or `ALTER SYSTEM …`)
                 // alone is not a statement without its clause: 3.3.5's parser
                 // reads a no-op in its place, so statements keep their count.
-                let rest_empty = statement.len() == i + 2 && i <= 3;
                 if first == "ALTER" && second == "DATABASE" {
                     compatibility = statement[i + 1].text.parse::<u64>().ok();
                 }
-                if first == "ALTER" && (second == "DATABASE" || second == "SYSTEM") && rest_empty {
+                // 3.3.5 reads `ALTER DATABASE` with no name and COMPACT only:
+                // the whole statement becomes a no-op there.
+                if first == "ALTER" {
                     blank(&mut bytes, statement);
                     write_over(&mut bytes, statement[0].start, "NONE");
                 } else {
@@ -238,7 +244,10 @@ fn row_migration(statement: &[Token], tokens: &[Token], found: &V4Clause) -> Row
         ),
         None => (
             String::new(),
-            words(head.get(2..).unwrap_or_default()).trim().to_string(),
+            head.get(2..)
+                .and_then(|rest| rest.iter().find(|t| !skip.contains(&upper(t).as_str())))
+                .map(|t| unquote(t.text))
+                .unwrap_or_default(),
         ),
     };
     let name = tokens.get(4).map(|t| unquote(t.text)).unwrap_or_default();
@@ -279,9 +288,10 @@ fn migrate_clause_end(statement: &[Token], start: usize) -> usize {
                 "USING" if !seen_using => seen_using = true,
                 "FALLBACK" if seen_using => {}
                 "REMOVE" if !seen_using => {
-                    return (i + 3).min(statement.len() - 1);
+                    return (i + 2).min(statement.len() - 1);
                 }
-                word if seen_using && CLAUSE_WORDS.contains(&word) => break,
+                // `type::int(…)` is a function, not the TYPE clause.
+                word if seen_using && CLAUSE_WORDS.contains(&word) && !is_path(statement, i) => break,
                 _ if !seen_using => break,
                 _ => {}
             }
@@ -290,6 +300,12 @@ fn migrate_clause_end(statement: &[Token], start: usize) -> usize {
         i += 1;
     }
     end
+}
+
+/// Whether the word at `i` is part of a path (`type::int`, `$a.type`).
+fn is_path(statement: &[Token], i: usize) -> bool {
+    let text = |j: usize| statement.get(j).map(|t| t.text);
+    text(i + 1) == Some("::") || (i > 0 && matches!(text(i - 1), Some("::" | ".")))
 }
 
 fn clause(name: &'static str, text: &str, tokens: &[Token], first_line: usize) -> V4Clause {
@@ -362,11 +378,18 @@ pub(super) fn requires_directive(text: &str) -> Result<Option<u64>, (usize, Stri
         if !product.eq_ignore_ascii_case("surrealdb") {
             return Err(bad());
         }
-        let major = version
-            .split('.')
-            .next()
-            .and_then(|m| m.parse::<u64>().ok())
-            .ok_or_else(bad)?;
+        // A major version only: `4`, `4.0`, `4.0.0`.
+        let mut parts = version.split('.');
+        let major = parts.next().and_then(|m| m.parse::<u64>().ok()).ok_or_else(bad)?;
+        if !parts.all(|part| part == "0") {
+            return Err((
+                index + 1,
+                format!(
+                    "'{trimmed}': surql checks major versions only: write '{REQUIRES_MARKER} surrealdb >= {major}' or >= {}",
+                    major + 1
+                ),
+            ));
+        }
         if found.is_some_and(|earlier| earlier != major) {
             return Err((
                 index + 1,
@@ -421,6 +444,67 @@ mod tests {
     }
 
     #[test]
+    fn the_clauses_end_where_surrealdb_4_ends_them() {
+        let cases = [
+            // A `type::` function inside the conversion is not the TYPE clause.
+            (
+                "DEFINE FIELD OVERWRITE n ON t TYPE int MIGRATE EXISTING ROWS AS n_int USING type::int($value) FALLBACK 0 COMMENT 'n';",
+                "t",
+                "n",
+                "n_int",
+            ),
+            (
+                "ALTER TABLE t MIGRATE EXISTING ROWS AS tidy REMOVE UNDECLARED FIELDS COMMENT 'x';",
+                "t",
+                "",
+                "tidy",
+            ),
+            (
+                "ALTER TABLE `user` SCHEMAFULL MIGRATE EXISTING ROWS AS tidy REMOVE UNDECLARED FIELDS;",
+                "user",
+                "",
+                "tidy",
+            ),
+            (
+                "DEFINE FIELD ⟨full name⟩ ON TABLE ⟨people⟩ TYPE string MIGRATE EXISTING ROWS AS named USING '';",
+                "people",
+                "full name",
+                "named",
+            ),
+        ];
+        for (text, table, field, name) in cases {
+            let blanked = blank_v4_clauses(text, 1).unwrap();
+            let row = &blanked.row_migrations[0];
+            assert_eq!(
+                (row.table.as_str(), row.field.as_str(), row.name.as_str()),
+                (table, field, name),
+                "{text}"
+            );
+            assert!(
+                surrealdb_core::syn::parse(&blanked.text).is_ok(),
+                "{text} → {}",
+                blanked.text
+            );
+        }
+        let blanked = blank_v4_clauses(
+            "ALTER TABLE t MIGRATE EXISTING ROWS AS tidy REMOVE UNDECLARED FIELDS COMMENT 'x';",
+            1,
+        )
+        .unwrap();
+        assert!(blanked.text.contains("COMMENT 'x'"), "{}", blanked.text);
+        assert_eq!(blanked.row_migrations[0].step, "REMOVE UNDECLARED FIELDS");
+    }
+
+    #[test]
+    fn compatibility_is_a_clause_of_database_statements_only() {
+        assert!(blank_v4_clauses("DEFINE FIELD compatibility ON t TYPE int;", 1).is_none());
+        assert!(blank_v4_clauses("SELECT compatibility FROM t;", 1).is_none());
+        let blanked = blank_v4_clauses("ALTER DATABASE main COMPATIBILITY 4 COMPACT;", 1).unwrap();
+        assert_eq!(blanked.compatibility, Some(4));
+        assert!(surrealdb_core::syn::parse(&blanked.text).is_ok(), "{}", blanked.text);
+    }
+
+    #[test]
     fn text_in_strings_and_comments_is_not_a_clause() {
         let text = "-- MIGRATE EXISTING ROWS AS x USING 1\nCREATE note SET body = 'MIGRATE EXISTING ROWS';\n";
         assert!(blank_v4_clauses(text, 1).is_none());
@@ -437,5 +521,7 @@ mod tests {
         let (line, message) = requires_directive("\n-- migrate:requires surrealdb 4\n").unwrap_err();
         assert_eq!(line, 2);
         assert!(message.contains("surrealdb >= 4"), "{message}");
+        let (_, message) = requires_directive("-- migrate:requires surrealdb >= 4.1\n").unwrap_err();
+        assert!(message.contains("major versions only"), "{message}");
     }
 }

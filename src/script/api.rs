@@ -57,6 +57,8 @@ pub fn result_map(r: &DeploymentResult) -> Dynamic {
         optional(r.duration_seconds.map(|d| d as FLOAT)),
     );
     map.insert("error".into(), optional(r.error.clone()));
+    let passed_over: Array = r.passed_over.iter().cloned().map(Dynamic::from).collect();
+    map.insert("passed_over".into(), passed_over.into());
     map.into()
 }
 

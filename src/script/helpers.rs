@@ -83,16 +83,34 @@ pub fn any_failed(results: Array) -> bool {
     })
 }
 
+/// Whether a deployment result's map succeeded: `success`, or SKIPPED with
+/// nothing to do but migrations its server is too old for (`passed_over`):
+/// up to date for its server.
+fn succeeded(map: &Map) -> bool {
+    let status = map.get("status").and_then(|s| s.clone().into_string().ok());
+    let up_to_date = || {
+        map.get("passed_over")
+            .and_then(|p| p.clone().into_array().ok())
+            .is_some_and(|p| !p.is_empty())
+    };
+    match status.as_deref() {
+        Some("success") => true,
+        Some("skipped") => up_to_date(),
+        _ => false,
+    }
+}
+
 /// True when every result succeeded: deployment results are all `success`
-/// (SKIPPED counts as not succeeded), health maps healthy, verifications ok.
+/// (SKIPPED counts as not succeeded, unless only migrations its server is
+/// too old for were left), health maps healthy, verifications ok.
 /// Promotion pipelines stop on `!all_succeeded(results)`.
 pub fn all_succeeded(results: Array) -> bool {
     results.iter().all(|item| {
         let Some(map) = item.read_lock::<Map>() else {
             return false;
         };
-        if let Some(status) = map.get("status") {
-            return status.clone().into_string().is_ok_and(|s| s == "success");
+        if map.contains_key("status") {
+            return succeeded(&map);
         }
         let flag = |key: &str| map.get(key).and_then(|v| v.as_bool().ok());
         flag("is_healthy").or(flag("ok")) == Some(true)
@@ -108,7 +126,7 @@ pub fn first_unsuccessful(results: Array) -> String {
             let map = item.read_lock::<Map>()?;
             let text = |key: &str| map.get(key).and_then(|v| v.clone().into_string().ok());
             let status = text("status")?;
-            (status != "success").then(|| {
+            (!succeeded(&map)).then(|| {
                 let name = text("environment").unwrap_or_default();
                 format!("'{name}' ended {}", status.to_uppercase())
             })

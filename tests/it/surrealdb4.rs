@@ -68,12 +68,17 @@ const EMAIL_INDEX: &str = "-- migrate:up\nDEFINE INDEX account_email ON account 
 async fn one_deployment_over_3x_and_4x_tenants_gives_each_what_its_server_understands() {
     let (v3, v4) = (TestServer::start(), TestServer::start_v4());
     let work = tempfile::tempdir().unwrap();
+    // The 3.x tenants come first in every built-in order.
+    let first = |mut tenant: serde_json::Value| {
+        tenant["priority"] = 1.into();
+        tenant
+    };
     write_environments(
         work.path(),
         &[
-            tenant("old1", &v3),
+            first(tenant("old1", &v3)),
             tenant("new1", &v4),
-            tenant("old2", &v3),
+            first(tenant("old2", &v3)),
             tenant("new2", &v4),
         ],
     );
@@ -159,18 +164,30 @@ async fn one_deployment_over_3x_and_4x_tenants_gives_each_what_its_server_unders
         assert_eq!(fields, serde_json::json!(["email"]), "{name}: nothing of 2_age on 3.x");
     }
 
-    // Again: nothing fits the 3.x tenants (SKIPPED, saying why); nothing is left on the 4.x ones.
-    let again = stdout_json(&run_surql(&strs(&deploy_args(m, &[])), work.path()));
+    // A release only 4.x servers take, one tenant after another: the 3.x
+    // tenants (first) are SKIPPED saying why — up to date for their server,
+    // so the sequential rollout goes on to the 4.x ones.
+    std::fs::write(
+        migrations.path().join("4_score.surql"),
+        "-- migrate:requires surrealdb >= 4\n-- migrate:up\nDEFINE FIELD score ON account TYPE int MIGRATE EXISTING ROWS AS score_zero USING 0;\n",
+    )
+    .unwrap();
+    let mut args = deploy_args(m, &[]);
+    let at = args.iter().position(|a| a == "--strategy").unwrap();
+    args[at + 1] = "sequential".into();
+    let again = stdout_json(&run_surql(&strs(&args), work.path()));
     let skipped = result_of(&again, "old1");
     assert_eq!(skipped["status"], "skipped", "{again}");
+    let reason = skipped["error"].as_str().unwrap();
     assert!(
-        skipped["error"]
-            .as_str()
-            .unwrap()
-            .contains("2_age requires SurrealDB >= 4"),
+        reason.contains("2_age requires SurrealDB >= 4") && reason.contains("4_score"),
         "{again}"
     );
-    assert_eq!(result_of(&again, "new1")["status"], "success", "{again}");
+    assert_eq!(skipped["passed_over"].as_array().map(Vec::len), Some(2), "{again}");
+    for name in ["new1", "new2"] {
+        assert_eq!(result_of(&again, name)["status"], "success", "{again}");
+        assert_eq!(result_of(&again, name)["migrations_applied"], 1, "{again}");
+    }
 
     let status = run_surql(
         &["orchestrate", "status", "-e", "all", "-m", m, "--output", "json"],
@@ -186,14 +203,14 @@ async fn one_deployment_over_3x_and_4x_tenants_gives_each_what_its_server_unders
     );
     assert_eq!(
         status_of("new1")["row_migrations"],
-        serde_json::json!(["account.age_zero"]),
+        serde_json::json!(["account.age_zero", "account.score_zero"]),
         "{status}"
     );
     assert_eq!(status_of("old1")["health"]["server_version"], "3.3.5", "{status}");
     assert_eq!(status_of("old1")["pending_count"], 0, "{status}");
     assert_eq!(
         status_of("old1")["passed_over"],
-        serde_json::json!(["2_age"]),
+        serde_json::json!(["2_age", "4_score"]),
         "{status}"
     );
     let table = run_surql(&["orchestrate", "status", "-e", "all", "-m", m], work.path());
