@@ -177,15 +177,24 @@ pub async fn server_version(
     config: &ConnectionConfig,
     timeout: Duration,
 ) -> Result<Option<super::ServerVersion>, ConnectionError> {
+    // The engine linked into this process: no store is opened for it.
+    if config.endpoint_kind()? == EndpointKind::Embedded {
+        return Ok(super::version::embedded());
+    }
+    let address = sdk_address(&config.db_url);
+    if let Some(known) = client.server_version_at(&address) {
+        return Ok(Some(known));
+    }
     with_timeout(config, timeout, async {
         let session = open_session(client, config).await?;
-        Ok(match config.endpoint_kind()? {
-            EndpointKind::Embedded => super::version::embedded(),
-            EndpointKind::Remote => match client.server_version_at(&sdk_address(&config.db_url)) {
-                Some(known) => Some(known),
-                None => super::version::ask(&session).await,
-            },
-        })
+        let asked = match client.server_version_at(&address) {
+            Some(known) => Some(known),
+            None => super::version::ask(&session).await,
+        };
+        if let Some(version) = &asked {
+            client.note_server_version(&address, version.clone());
+        }
+        Ok(asked)
     })
     .await
 }

@@ -28,7 +28,18 @@ pub(crate) async fn select_environments(
         return Ok(registry.select(items)?.into_iter().cloned().collect());
     }
     let majors = server_majors(registry, client, timeout).await;
-    let selected = registry.select_with(items, |e| majors.get(e.connection.db_url.as_str()).copied().flatten())?;
+    let major_of = |e: &EnvironmentConfig| majors.get(e.connection.db_url.as_str()).copied().flatten();
+    let unknown: Vec<String> = (registry.list().into_iter())
+        .filter(|e| major_of(e).is_none())
+        .map(|e| e.name.clone())
+        .collect();
+    if !unknown.is_empty() {
+        tracing::warn!(
+            "not selected by a surrealdb:N item, their server's version not known: {}",
+            crate::registry::some_of(&unknown)
+        );
+    }
+    let selected = registry.select_with(items, major_of)?;
     Ok(selected.into_iter().cloned().collect())
 }
 
@@ -49,7 +60,7 @@ async fn server_majors(
             let major = match crate::connection::server_version(&client, &environment.connection, timeout).await {
                 Ok(version) => version.map(|v| v.major()),
                 Err(error) => {
-                    tracing::warn!("{}: its server's version is not known: {error}", environment.name);
+                    tracing::warn!("{url}: cannot ask the server its version: {error}");
                     None
                 }
             };

@@ -369,7 +369,11 @@ async fn apply_pending(
     let pending = engine
         .promoted(name, pending_up_to(engine, environment, &migration_plan, wave), false)
         .map_err(|waiting| skipped(waiting.to_string()))?;
-    let pending = super::server_fit::fit(engine, name, pending, db.server_version())
+    // As planned: the client noted what the plan asked (the session may
+    // predate it).
+    let server = crate::connection::known_server_version(&engine.client, &environment.connection)
+        .or_else(|| db.server_version().cloned());
+    let pending = super::server_fit::fit(engine, name, pending, server.as_ref())
         .map_err(|refusal| failed_as(FailureKind::ServerVersion, refusal))?
         .pending;
     let total = pending.len();

@@ -48,11 +48,21 @@ impl Engine {
         if self.options.simulation.is_some() {
             return Ok(None);
         }
-        Ok(
+        let url = environment.connection.db_url.clone();
+        let asked_versions = || {
+            self.asked_versions
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(asked) = asked_versions().get(&url) {
+            return Ok(asked.clone());
+        }
+        let asked =
             crate::connection::server_version(&self.client, &environment.connection, self.options.health_timeout)
                 .await
-                .unwrap_or(None),
-        )
+                .unwrap_or(None);
+        asked_versions().insert(url, asked.clone());
+        Ok(asked)
     }
 
     /// Marks `name` as holding a write of unknown outcome: the `rollback`

@@ -103,6 +103,9 @@ pub struct Engine {
     pub(super) strategy: std::sync::OnceLock<String>,
     /// The deployment's tracing span, parent of its waves (see `trace.rs`).
     pub(super) span: std::sync::OnceLock<tracing::Span>,
+    /// Servers asked their version for scripts, by URL, unanswered ones
+    /// too: a script reads `env.server_version` often, and asks once.
+    pub(super) asked_versions: Mutex<HashMap<String, Option<crate::connection::ServerVersion>>>,
 }
 
 /// What an engine is made of.
@@ -174,6 +177,7 @@ impl Engine {
             waves: Mutex::default(),
             strategy: std::sync::OnceLock::new(),
             span: std::sync::OnceLock::new(),
+            asked_versions: Mutex::default(),
         }
     }
 

@@ -505,6 +505,29 @@ mod tests {
     }
 
     #[test]
+    fn a_migration_fits_a_server_by_its_major_version() {
+        use crate::connection::ServerVersion;
+        let parse = |text: &str| super::super::file::parse_migration(std::path::Path::new("2_m.surql"), text).unwrap();
+        let (v3, v4) = (ServerVersion::parse("3.3.5"), ServerVersion::parse("4.0.0-beta.1"));
+        let plain = parse("-- migrate:up\nDEFINE TABLE a;\n");
+        assert_eq!(plain.fit(None, "'x'"), Fit::Applies);
+        let declared = parse("-- migrate:requires surrealdb >= 4\n-- migrate:up\nDEFINE TABLE a;\n");
+        assert_eq!(declared.fit(v4.as_ref(), "'x'"), Fit::Applies);
+        assert_eq!(
+            declared.fit(v3.as_ref(), "'x'"),
+            Fit::PassedOver("2_m requires SurrealDB >= 4".into())
+        );
+        assert!(matches!(declared.fit(None, "'x'"), Fit::Refused(why) if why.contains("does not tell")));
+        let undeclared = parse("-- migrate:up\nDEFINE FIELD n ON a TYPE int MIGRATE EXISTING ROWS AS n0 USING 0;\n");
+        assert_eq!(undeclared.fit(v4.as_ref(), "'x'"), Fit::Applies);
+        assert!(matches!(undeclared.fit(v3.as_ref(), "'x'"), Fit::Refused(why) if why.starts_with("2_m.surql:2:")));
+        // A rollback in SurrealDB 4 syntax would fail on 3.x: refused there too.
+        let down = parse("-- migrate:up\nDEFINE TABLE a;\n-- migrate:down\nALTER DATABASE COMPATIBILITY 3;\n");
+        assert!(matches!(down.fit(v3.as_ref(), "'x'"), Fit::Refused(why) if why.starts_with("2_m.surql:4:")));
+        assert_eq!(down.fit(v4.as_ref(), "'x'"), Fit::Applies);
+    }
+
+    #[test]
     fn text_in_strings_and_comments_is_not_a_clause() {
         let text = "-- MIGRATE EXISTING ROWS AS x USING 1\nCREATE note SET body = 'MIGRATE EXISTING ROWS';\n";
         assert!(blank_v4_clauses(text, 1).is_none());

@@ -59,15 +59,26 @@ pub enum SettleError {
 /// `db`) is done, within `deadline`.
 pub async fn await_background_work(db: &Db, migrations: &[&Migration], deadline: Duration) -> Result<(), SettleError> {
     let until = Instant::now() + deadline;
-    for migration in migrations {
-        for index in &migration.requires.concurrent_indexes {
-            await_index(db, &index.index, &index.table, until, deadline).await?;
+    let all = async {
+        for migration in migrations {
+            for index in &migration.requires.concurrent_indexes {
+                await_index(db, &index.index, &index.table, until, deadline).await?;
+            }
+            if let Some(level) = migration.requires.compatibility {
+                await_verification(db, level, until, deadline).await?;
+            }
         }
-        if let Some(level) = migration.requires.compatibility {
-            await_verification(db, level, until, deadline).await?;
-        }
+        Ok(())
+    };
+    // Each poll checks the deadline; one query that hangs past it is cut here.
+    match tokio::time::timeout(deadline, all).await {
+        Ok(done) => done,
+        Err(_) => Err(SettleError::Deadline {
+            what: "the server's background work".into(),
+            info: "TABLE t / INDEX i ON t".into(),
+            deadline,
+        }),
     }
-    Ok(())
 }
 
 async fn await_index(db: &Db, index: &str, table: &str, until: Instant, deadline: Duration) -> Result<(), SettleError> {

@@ -128,6 +128,9 @@ pub async fn migrate_up(
         let mut completed = Vec::new();
         let mut pending = Vec::with_capacity(plan.pending.len());
         for migration in plan.pending {
+            if pending.len() == take {
+                break;
+            }
             match migration.fit(db.server_version(), "this database") {
                 super::dialect::Fit::Applies => pending.push(migration),
                 super::dialect::Fit::PassedOver(reason) => tracing::warn!("passed over: {reason}"),
