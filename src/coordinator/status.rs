@@ -94,9 +94,15 @@ impl MigrationCoordinator {
                 let applied = reading.history.unwrap_or_default();
                 let migration_plan = plan(migrations, &applied);
                 let pin = environment.pin_version.as_deref().map(version_order_key);
-                let major = reading.status.server_version.as_ref().map(|v| v.major());
-                let too_new =
-                    |m: &Migration| (m.requires.min_major).is_some_and(|min| major.is_some_and(|major| major < min));
+                // Passed over by the rule a deployment applies (an unknown
+                // version is pending: the deployment says why it cannot go on).
+                let version = reading.status.server_version.clone();
+                let too_new = |m: &Migration| {
+                    matches!(
+                        m.fit(version.as_ref(), ""),
+                        crate::migration::dialect::Fit::PassedOver(_)
+                    )
+                };
                 let passed_over: Vec<String> = migration_plan
                     .pending
                     .iter()

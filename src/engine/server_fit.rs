@@ -30,10 +30,7 @@ impl Fitted {
 
 /// Whether any pending migration asks something of the server's version.
 pub(super) fn asks_server_version(engine: &Engine, pending: &[usize]) -> bool {
-    pending.iter().any(|&i| {
-        let requires = &engine.migrations[i].requires;
-        requires.min_major.is_some() || !requires.v4_clauses.is_empty()
-    })
+    (pending.iter()).any(|&i| engine.migrations[i].requires.asks_server_version())
 }
 
 /// Fits `pending` to the server `version` of environment `name`. `Err`

@@ -66,6 +66,12 @@ pub struct ServerRequirements {
 }
 
 impl ServerRequirements {
+    /// Whether it depends on the server's version at all (a `requires` line,
+    /// or a clause only SurrealDB 4 understands).
+    pub fn asks_server_version(&self) -> bool {
+        self.min_major.is_some() || !self.v4_clauses.is_empty()
+    }
+
     /// Whether anything after applying it is waited for on the server: its
     /// rows verified at a raised compatibility level, its indexes built.
     pub fn awaits_server(&self) -> bool {
@@ -90,7 +96,7 @@ impl super::Migration {
     /// this migration; `place` names the environment or database in messages.
     pub fn fit(&self, version: Option<&crate::connection::ServerVersion>, place: &str) -> Fit {
         let requires = &self.requires;
-        if requires.min_major.is_none() && requires.v4_clauses.is_empty() {
+        if !requires.asks_server_version() {
             return Fit::Applies;
         }
         let Some(version) = version else {

@@ -81,37 +81,52 @@ pub async fn await_background_work(db: &Db, migrations: &[&Migration], deadline:
     }
 }
 
-async fn await_index(db: &Db, index: &str, table: &str, until: Instant, deadline: Duration) -> Result<(), SettleError> {
-    let sql = format!("INFO FOR INDEX {} ON {}", escape_ident(index), escape_ident(table));
-    loop {
-        let info = run_query(db, &sql, serde_json::json!({})).await?;
-        let building = info.first().and_then(|i| i.get("building"));
-        let status = building.and_then(|b| b.get("status")).and_then(Value::as_str);
-        match status {
-            // No build state: built when it was defined.
-            None | Some("ready") => return Ok(()),
-            Some(status @ ("aborted" | "error")) => {
-                return Err(SettleError::IndexFailed {
-                    index: index.to_string(),
-                    table: table.to_string(),
-                    status: status.to_string(),
-                    detail: building
-                        .and_then(|b| b.get("error"))
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                });
-            }
-            Some(_) => {}
-        }
+/// Asks `done` every [`POLL_EVERY`] until it answers true; past `until`, the
+/// deadline error names `what` and where to look (`info`).
+async fn poll_until<Fut>(
+    until: Instant,
+    deadline: Duration,
+    (what, info): (String, String),
+    mut done: impl FnMut() -> Fut,
+) -> Result<(), SettleError>
+where
+    Fut: Future<Output = Result<bool, SettleError>>,
+{
+    while !done().await? {
         if Instant::now() >= until {
-            return Err(SettleError::Deadline {
-                what: format!("the build of index {index} on {table}"),
-                info: format!("INDEX {index} ON {table}"),
-                deadline,
-            });
+            return Err(SettleError::Deadline { what, info, deadline });
         }
         tokio::time::sleep(POLL_EVERY).await;
     }
+    Ok(())
+}
+
+async fn await_index(db: &Db, index: &str, table: &str, until: Instant, deadline: Duration) -> Result<(), SettleError> {
+    let sql = format!("INFO FOR INDEX {} ON {}", escape_ident(index), escape_ident(table));
+    let waited = (
+        format!("the build of index {index} on {table}"),
+        format!("INDEX {index} ON {table}"),
+    );
+    let sql = sql.as_str();
+    poll_until(until, deadline, waited, move || async move {
+        let info = run_query(db, sql, serde_json::json!({})).await?;
+        let building = info.first().and_then(|i| i.get("building"));
+        match building.and_then(|b| b.get("status")).and_then(Value::as_str) {
+            // No build state: built when it was defined.
+            None | Some("ready") => Ok(true),
+            Some(status @ ("aborted" | "error")) => Err(SettleError::IndexFailed {
+                index: index.to_string(),
+                table: table.to_string(),
+                status: status.to_string(),
+                detail: building
+                    .and_then(|b| b.get("error"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            }),
+            Some(_) => Ok(false),
+        }
+    })
+    .await
 }
 
 /// SurrealDB 4 verifies the stored rows of every SCHEMAFULL table in the
@@ -127,23 +142,20 @@ async fn await_verification(db: &Db, level: u64, until: Instant, deadline: Durat
         .unwrap_or_default();
     for table in tables {
         let sql = format!("RETURN (INFO FOR TABLE {}).migrations", escape_ident(&table));
-        loop {
-            let answer = run_query(db, &sql, serde_json::json!({})).await?;
-            let migrations = answer.into_iter().next().unwrap_or(Value::Null);
-            match verification_state(&table, &migrations) {
-                Verification::Done => break,
-                Verification::Failed(found) => return Err(SettleError::VerificationFailed { level, found }),
-                Verification::Running => {}
+        let waited = (
+            format!("the verification of table {table} at compatibility level {level}"),
+            format!("TABLE {table}"),
+        );
+        let (sql, table) = (sql.as_str(), table.as_str());
+        poll_until(until, deadline, waited, move || async move {
+            let answer = run_query(db, sql, serde_json::json!({})).await?;
+            match verification_state(table, &answer.into_iter().next().unwrap_or(Value::Null)) {
+                Verification::Done => Ok(true),
+                Verification::Running => Ok(false),
+                Verification::Failed(found) => Err(SettleError::VerificationFailed { level, found }),
             }
-            if Instant::now() >= until {
-                return Err(SettleError::Deadline {
-                    what: format!("the verification of table {table} at compatibility level {level}"),
-                    info: format!("TABLE {table}"),
-                    deadline,
-                });
-            }
-            tokio::time::sleep(POLL_EVERY).await;
-        }
+        })
+        .await?;
     }
     Ok(())
 }

@@ -546,18 +546,8 @@ fn migrate_up_fits_the_files_to_the_server_version() {
         ),
     ]);
     let m = migrations.path().to_str().unwrap();
-    let args = [
-        "migrate",
-        "up",
-        "-m",
-        m,
-        "--db-url",
-        "surrealkv://./db",
-        "--ns",
-        "a",
-        "--db",
-        "b",
-    ];
+    let database = ["-m", m, "--db-url", "surrealkv://./db", "--ns", "a", "--db", "b"];
+    let args = [&["migrate", "up"][..], &database].concat();
     let out = surql(&args, work.path());
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let said = text(&out);
@@ -565,21 +555,7 @@ fn migrate_up_fits_the_files_to_the_server_version() {
         said.contains("3_c.surql:2") && said.contains("SurrealDB 3.3.5") && said.contains("nothing was applied"),
         "{said}"
     );
-    let status = surql(
-        &[
-            "migrate",
-            "status",
-            "-m",
-            m,
-            "--db-url",
-            "surrealkv://./db",
-            "--ns",
-            "a",
-            "--db",
-            "b",
-        ],
-        work.path(),
-    );
+    let status = surql(&[&["migrate", "status"][..], &database].concat(), work.path());
     assert!(
         text(&status).contains("0 applied"),
         "refused before anything ran: {}",
