@@ -8,6 +8,12 @@
 //! `--only` runs one side, for counting its instructions under
 //! `valgrind --tool=callgrind` (repeatable where wall time is not).
 //!
+//! `--callgrind DIR` runs the server under callgrind instead and prints the
+//! server's instructions per tenant for the floor and for each step: the
+//! same figures every run, where CPU time varies by a few per cent. The
+//! migrations then go one per request, as on a local server (under valgrind
+//! the measured round trip would batch them).
+//!
 //! The migrations go one per request, or all in one request, as the engine
 //! decides from the round trip (a server on this host: one per request);
 //! `--batch` sends them in one request regardless.
@@ -64,6 +70,7 @@ async fn main() {
     let (mut engine, mut tenants) = ("server".to_string(), 300usize);
     let mut force_batch = false;
     let mut only: Option<String> = None;
+    let mut callgrind: Option<std::path::PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -71,6 +78,7 @@ async fn main() {
             "--tenants" => tenants = args.next().and_then(|n| n.parse().ok()).expect("--tenants N"),
             "--batch" => force_batch = true,
             "--only" => only = Some(args.next().expect("--only floor|surql")),
+            "--callgrind" => callgrind = Some(args.next().expect("--callgrind DIR").into()),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -78,7 +86,11 @@ async fn main() {
         only.as_deref().is_none_or(|side| side == "floor" || side == "surql"),
         "--only floor|surql"
     );
-    let server = (engine == "server").then(server::TestServer::start);
+    let under_callgrind = callgrind.as_deref().map(Callgrind::new);
+    let server = (engine == "server").then(|| match &under_callgrind {
+        Some(callgrind) => server::TestServer::start_binary(callgrind.wrapper()),
+        None => server::TestServer::start(),
+    });
     let url = server
         .as_ref()
         .map(|s| s.ws_url())
@@ -99,6 +111,13 @@ async fn main() {
     let check = HealthCheck::new().with_client(client.clone());
     // The first round warms up; the second is reported.
     for round in 0..2 {
+        // Under callgrind each dump holds what the server did since the last.
+        let dump = |label: &str| {
+            if let (Some(callgrind), Some(pid), 1) = (&under_callgrind, pid, round) {
+                callgrind.dump(pid, label);
+            }
+        };
+        dump("before");
         let run = |side: &str| only.as_deref().is_none_or(|o| o == side);
         let mut floor = Clock::start(pid);
         for i in (0..tenants).filter(|_| run("floor")) {
@@ -110,6 +129,7 @@ async fn main() {
             }
         }
         let floor = floor.lap();
+        dump("floor");
 
         let mut steps = [0.0; STEPS.len()];
         for i in (0..tenants).filter(|_| run("surql")) {
@@ -117,22 +137,29 @@ async fn main() {
             let mut clock_ = Clock::start(pid);
             let inspection = check.inspect(&environment).await;
             steps[0] += clock_.lap();
+            dump("step0");
             let ReadOnly::Missing(Some(db)) = inspection.session else {
                 panic!("tenant_{round}_{i} is not a fresh tenant")
             };
             select_for_write(&db, &environment.connection, timeout).await.unwrap();
             steps[1] += clock_.lap();
+            dump("step1");
             let setup = format!("{DEFINE_HISTORY_TABLE}{DEFINE_LOCK_TABLE}");
             let (lock, _) = acquire_lock_with(&db, "bench", Duration::from_secs(300), &setup, READ_HISTORY)
                 .await
                 .unwrap();
             steps[2] += clock_.lap();
+            dump("step2");
             // As the engine does: one request for all when the server is a
             // round trip away, and the last request releases the lock.
             let all: Vec<_> = migrations.iter().collect();
             let far = surql::connection::round_trip(&client, &environment.connection)
                 .is_some_and(|rtt| rtt >= surql::migration::apply::BATCH_FROM_ROUND_TRIP);
-            let batch_size = if force_batch || far { all.len() } else { 1 };
+            let batch_size = if force_batch || (far && under_callgrind.is_none()) {
+                all.len()
+            } else {
+                1
+            };
             let batches = all.chunks(batch_size).count();
             let mut released = false;
             for (number, batch) in all.chunks(batch_size).enumerate() {
@@ -146,6 +173,7 @@ async fn main() {
                 release_lock(&db, &lock).await.unwrap();
             }
             steps[3] += clock_.lap();
+            dump("step3");
         }
         if round == 1 {
             let per_tenant = |seconds: f64| seconds * 1e3 / tenants as f64;
@@ -158,5 +186,85 @@ async fn main() {
             }
             println!("{:<24} {:>7.3}  ratio {:.2}", "surql", per_tenant(total), total / floor);
         }
+    }
+    if let Some(callgrind) = &under_callgrind {
+        callgrind.report(tenants, pid.expect("--callgrind needs --engine server"));
+    }
+}
+
+/// The server run under `valgrind --tool=callgrind`, its counts dumped by
+/// label into a folder of this run's own.
+struct Callgrind {
+    dir: std::path::PathBuf,
+}
+
+impl Callgrind {
+    fn new(dir: &std::path::Path) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        Self { dir: dir.to_path_buf() }
+    }
+
+    /// A script that runs the test server under callgrind.
+    fn wrapper(&self) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.join("server-under-callgrind.sh");
+        let script = format!(
+            "#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file={}/callgrind.out.%p {} \"$@\"\n",
+            self.dir.display(),
+            server::server_binary().display()
+        );
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// Writes the counts since the last dump under `label` (and zeroes them).
+    fn dump(&self, pid: u32, label: &str) {
+        let status = std::process::Command::new("callgrind_control")
+            .arg("--dump")
+            .arg(label)
+            .arg(pid.to_string())
+            .output()
+            .expect("callgrind_control (valgrind) is needed for --callgrind");
+        assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    }
+
+    /// The server's instructions per tenant, summed over the dumps by label.
+    fn report(&self, tenants: usize, pid: u32) {
+        let mut by_label = std::collections::HashMap::<String, u64>::new();
+        for entry in std::fs::read_dir(&self.dir).unwrap() {
+            let path = entry.unwrap().path();
+            let is_ours = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("callgrind.out.{pid}.")));
+            let text = if is_ours {
+                std::fs::read_to_string(&path).unwrap()
+            } else {
+                continue;
+            };
+            let label = text.lines().find_map(|l| l.strip_prefix("desc: Trigger: dump "));
+            let total = text
+                .lines()
+                .find_map(|l| l.strip_prefix("summary: ")?.trim().parse::<u64>().ok());
+            if let (Some(label), Some(total)) = (label, total) {
+                *by_label.entry(label.trim().to_string()).or_default() += total;
+            }
+        }
+        let per_tenant = |label: &str| by_label.get(label).copied().unwrap_or(0) as f64 / 1e6 / tenants as f64;
+        println!("server instructions per tenant (callgrind, millions)");
+        println!("{:<24} {:>7.2}", "floor (connect + 10 ups)", per_tenant("floor"));
+        let mut total = 0.0;
+        for (i, step) in STEPS.iter().enumerate() {
+            let spent = per_tenant(&format!("step{i}"));
+            total += spent;
+            println!("  {step:<22} {spent:>7.2}");
+        }
+        println!(
+            "{:<24} {:>7.2}  ratio {:.3}",
+            "surql",
+            total,
+            total / per_tenant("floor")
+        );
     }
 }

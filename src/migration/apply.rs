@@ -229,7 +229,8 @@ pub async fn apply_batch(
     }
 
     // The first error of the migration that did not commit is why. Each
-    // transaction: its preamble, its own statements, CREATE and COMMIT.
+    // transaction: its preamble, its own statements, the history row and
+    // COMMIT.
     let before_up = statements_before_up(StartClock::Server, false);
     let begins_at: usize = batch[..applied.len()]
         .iter()

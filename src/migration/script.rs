@@ -68,15 +68,18 @@ pub(super) enum Guard<'a> {
 /// One migration's transaction. The history row's version, name and
 /// checksum are parameters (`$surql_version`, …) for a lone migration, and
 /// literals in a batch, where each migration has its own.
-/// `SET` rather than `CONTENT { … }`: SurrealDB 3.3.5 evaluates an object
-/// of expressions far more slowly (about 90 µs per migration, BENCHMARKS.md).
+/// The row is built by a `LET` and written with `CONTENT $surql_row`:
+/// SurrealDB 3.3.5 evaluates a `LET` with its newer executor, while a
+/// `CREATE`'s own expressions (`SET … = duration::millis(…)`) go through the
+/// older one, which cost about a third of the history row (BENCHMARKS.md,
+/// thirteenth round).
 pub(super) fn transaction_script(migration: &Migration, clock: StartClock, guard: Guard, lone: bool) -> String {
     const LOCK: &str = "_migration_lock:current.owner != $surql_owner OR _migration_lock:current.interrupted = true";
     let refused = match guard {
         Guard::Proven => None,
         Guard::Owner => Some("_migration_lock:current.owner != $surql_owner".to_string()),
         Guard::Lock => Some(LOCK.to_string()),
-        Guard::LockAndCommitted(previous) => Some(format!("!record::exists({}) OR {LOCK}", history_record(previous))),
+        Guard::LockAndCommitted(previous) => Some(format!("!{}.id OR {LOCK}", history_record(previous))),
     };
     // On a server the guard and the start time are one statement: every
     // statement costs the server a parse and its tracing spans.
@@ -102,7 +105,7 @@ pub(super) fn transaction_script(migration: &Migration, clock: StartClock, guard
         )
     };
     format!(
-        "BEGIN TRANSACTION;\n{prelude}{up}CREATE {record} SET version = {version}, name = {name}, checksum = {checksum}, applied_at = time::now(), execution_ms = duration::millis(time::now() - $surql_started), deployment_id = $surql_deployment_id, actor = $surql_actor RETURN NONE;\nCOMMIT TRANSACTION;\n",
+        "BEGIN TRANSACTION;\n{prelude}{up}LET $surql_row = {{ version: {version}, name: {name}, checksum: {checksum}, applied_at: time::now(), execution_ms: duration::millis(time::now() - $surql_started), deployment_id: $surql_deployment_id, actor: $surql_actor }};\nCREATE {record} CONTENT $surql_row RETURN NONE;\nCOMMIT TRANSACTION;\n",
         up = section_text(&migration.up, migration.up_ast.expressions.len()),
         record = history_record(&migration.version)
     )
@@ -143,9 +146,10 @@ pub(super) fn statements_before_up(clock: StartClock, proven: bool) -> usize {
 }
 
 /// Statements of a migration's whole transaction, as SurrealDB answers them
-/// when it ran to its end: fewer means something ended it early.
+/// when it ran to its end: fewer means something ended it early. After its
+/// own: the history row's `LET` and `CREATE`, and COMMIT.
 pub(super) fn transaction_statements(migration: &Migration, clock: StartClock, proven: bool) -> usize {
-    statements_before_up(clock, proven) + migration.up_ast.expressions.len() + 2
+    statements_before_up(clock, proven) + migration.up_ast.expressions.len() + 3
 }
 
 /// The SurrealQL of a batch: every migration in its own transaction, each
@@ -181,10 +185,12 @@ pub fn down_script(migration: &Migration) -> Option<String> {
     })
 }
 
-/// Releases the lock, in the request of the last migration, once it committed.
+/// Releases the lock, in the request of the last migration, once it committed
+/// (its history row has an id: read as a field, about a megainstruction
+/// cheaper on SurrealDB 3.3.5 than `record::exists`).
 pub(super) fn release_after(version: &str) -> String {
     format!(
-        "IF record::exists({}) {{ DELETE _migration_lock:current WHERE owner = $surql_owner RETURN BEFORE }};\n",
+        "IF {}.id {{ DELETE _migration_lock:current WHERE owner = $surql_owner RETURN BEFORE }};\n",
         history_record(version)
     )
 }
@@ -204,16 +210,17 @@ mod tests {
         .unwrap();
         let up = up_script(&migration, StartClock::Shared);
         assert!(
-            up.contains("-- surql:empty\nCREATE _migration_history:⟨5⟩") && !up.contains("\n;\n"),
+            up.contains("-- surql:empty\nLET $surql_row = { version: $surql_version") && !up.contains("\n;\n"),
             "{up}"
         );
-        // BEGIN, CREATE, COMMIT, and the guard unless proven in-process.
+        // BEGIN, the row's LET, CREATE, COMMIT, and the guard unless proven
+        // in-process.
         assert!(!up.contains("_migration_lock"), "{up}");
-        assert_eq!(transaction_statements(&migration, StartClock::Shared, true), 3);
-        assert_eq!(transaction_statements(&migration, StartClock::Shared, false), 4);
+        assert_eq!(transaction_statements(&migration, StartClock::Shared, true), 4);
+        assert_eq!(transaction_statements(&migration, StartClock::Shared, false), 5);
         // On a server the guard and the start time are one statement.
-        assert_eq!(transaction_statements(&migration, StartClock::Server, false), 4);
-        assert_eq!(transaction_statements(&migration, StartClock::Server, true), 4);
+        assert_eq!(transaction_statements(&migration, StartClock::Server, false), 5);
+        assert_eq!(transaction_statements(&migration, StartClock::Server, true), 5);
         assert!(up_script(&migration, StartClock::Server).contains("IF _migration_lock:current.owner"));
         let down = down_script(&migration).unwrap();
         assert!(down.contains("-- surql:empty\nDELETE type::record"), "{down}");

@@ -76,6 +76,12 @@ impl TestServer {
         Self::start_with_storage(server4_binary(), "--deny-rpc=version memory".into(), free_port())
     }
 
+    /// An in-memory server run by `binary` (a wrapper such as the one
+    /// `examples/bench_steps.rs --callgrind` writes).
+    pub fn start_binary(binary: PathBuf) -> Self {
+        Self::start_with_storage(binary, "memory".into(), free_port())
+    }
+
     /// A server storing its data in a surrealkv folder (survives restarts).
     pub fn start_persistent(dir: &Path) -> Self {
         Self::start_with_storage(server_binary(), format!("surrealkv://{}", dir.display()), free_port())
