@@ -185,12 +185,14 @@ pub fn parse_migration(path: &Path, text: &str) -> Result<Migration, MigrationFi
         message,
     })?;
     let (up_ast, four) = parse_for_any_server(path, "up", &sections.up)?;
+    super::sections::refuse_reserved_parameters(path, "up", &sections.up)?;
     // A down section in SurrealDB 4 syntax needs a 4.x server as much as an
     // up one: its rollback would fail on 3.x.
     let mut down_clauses = Vec::new();
     let (down, down_statements) = match &sections.down {
         Some(down) if !is_blank(&down.text) || is_deliberately_empty(&down.text) => {
             let (ast, blanked) = parse_for_any_server(path, "down", down)?;
+            super::sections::refuse_reserved_parameters(path, "down", down)?;
             down_clauses = blanked.map(|b| b.clauses).unwrap_or_default();
             (Some(down.text.trim().to_string()), ast.expressions.len())
         }

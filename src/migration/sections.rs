@@ -233,6 +233,28 @@ fn location_of(rendered: &str) -> Option<(usize, usize)> {
     Some((line.trim().parse().ok()?, column.trim().parse().ok()?))
 }
 
+/// Refuses a section that assigns one of surql's own parameters
+/// (`LET $surql_…`): the migration's transaction binds and sets them after
+/// its statements to write the history row, which would then record the
+/// section's values.
+pub(super) fn refuse_reserved_parameters(path: &Path, name: &str, section: &Section) -> Result<(), MigrationFileError> {
+    let tokens = super::lexer::tokens(&section.text);
+    let assigned = tokens
+        .windows(2)
+        .find(|pair| pair[0].text.eq_ignore_ascii_case("LET") && pair[1].text.starts_with("$surql_"));
+    match assigned {
+        Some(pair) => Err(MigrationFileError::Format {
+            path: path.to_path_buf(),
+            line: section.first_line + section.text[..pair[1].start].matches('\n').count(),
+            message: format!(
+                "the {name} section assigns {}: parameters named $surql_… are surql's own (its history row is written with them); rename it",
+                pair[1].text
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::file::parse_migration;
@@ -287,5 +309,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("the up section comes first"), "{error}");
+    }
+
+    /// A section may not assign surql's own parameters; naming one in a
+    /// string or a comment is fine.
+    #[test]
+    fn a_section_assigning_a_surql_parameter_is_refused_naming_its_line() {
+        let parse = |text: &str| parse_migration(Path::new("3_a.surql"), text).map_err(|e| e.to_string());
+        let refusals = [
+            (
+                "DEFINE TABLE a SCHEMALESS;\nLET $surql_version = 'x';\n-- migrate:down\n",
+                "3_a.surql:3: the up section assigns $surql_version",
+            ),
+            (
+                "DEFINE TABLE a SCHEMALESS;\n-- migrate:down\nLET $surql_started = 1;\n",
+                "3_a.surql:4: the down section assigns $surql_started",
+            ),
+        ];
+        for (sections, expected) in refusals {
+            let error = parse(&format!("-- migrate:up\n{sections}REMOVE TABLE a;\n")).unwrap_err();
+            assert!(error.contains(expected), "{error}");
+        }
+        let quoted =
+            "-- migrate:up\n-- LET $surql_row = 1\nCREATE a SET note = 'LET $surql_row = 1';\nLET $mine = 1;\n";
+        assert!(parse(quoted).is_ok());
     }
 }
