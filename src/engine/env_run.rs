@@ -141,7 +141,6 @@ async fn run_steps(
             started_at,
         ));
     }
-    let passed_over_here = passed_over;
 
     // 5. Lock, apply, unlock. Set-up (namespace, database, tables), the lock
     // and the history read under it go in one round trip.
@@ -205,7 +204,7 @@ async fn run_steps(
             settle(engine, environment, &db).await?;
             let mut result =
                 DeploymentResult::finished(name, DeploymentStatus::Success, applied_count, None, started_at);
-            result.passed_over = passed_over_here;
+            result.passed_over = passed_over;
             Ok(result)
         }
         (Ok(_), Err(e)) => Err(failed(format!(

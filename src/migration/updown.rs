@@ -137,7 +137,7 @@ pub async fn migrate_up(
                 super::dialect::Fit::Refused(refusal) => return Err(ApplyError::Refused(refusal)),
             }
         }
-        for migration in pending.into_iter().take(take) {
+        for migration in pending {
             heartbeat.check()?;
             match apply_migration(db, migration, clock, ctx).await {
                 Ok(duration_ms) => completed.push(AppliedStep {
