@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::config::{EnvironmentTemplate, EnvironmentsFile};
-use crate::connection::{AuthLevel, Client, ConnectionConfig, connect_unscoped, run_query};
+use crate::connection::{AuthLevel, Client, connect_unscoped, run_query};
 use crate::registry::EnvironmentConfig;
 
 /// What one template expanded to.
@@ -89,7 +89,7 @@ pub async fn expand_templates(
             file.environments.push(environment);
         }
         expansions.push(Expansion {
-            template: template.name.clone(),
+            template: template.name().to_string(),
             server: crate::connection::redact_url(&template.discover.connection.db_url),
             environments: names,
         });
@@ -100,7 +100,7 @@ pub async fn expand_templates(
 fn error(template: &EnvironmentTemplate, message: String) -> DiscoveryError {
     DiscoveryError {
         index: template.index,
-        template: template.name.clone(),
+        template: template.name().to_string(),
         server: crate::connection::redact_url(&template.discover.connection.db_url),
         message,
     }
@@ -111,16 +111,8 @@ async fn expand(
     template: &EnvironmentTemplate,
     timeout: Duration,
 ) -> Result<(Vec<String>, Vec<EnvironmentConfig>), DiscoveryError> {
-    let source = &template.discover.connection;
-    let base = ConnectionConfig {
-        db_url: source.db_url.clone(),
-        db_ns: source.db_ns.clone().unwrap_or_default(),
-        db: source.db.clone().unwrap_or_default(),
-        username: source.username.clone(),
-        password: source.password.clone(),
-        auth_level: source.auth_level,
-    };
-    let by_namespace = template.discover.namespaces.is_some();
+    let base = &template.environment.connection;
+    let by_namespace = template.by_namespace();
     let pattern = template
         .discover
         .namespaces
@@ -130,7 +122,7 @@ async fn expand(
     let root_level = base.username.is_none() || base.auth_level == AuthLevel::Root;
     if !by_namespace && root_level {
         // Selecting a missing namespace would create it: look first.
-        let db = connect_unscoped(client, &base, timeout, false)
+        let db = connect_unscoped(client, base, timeout, false)
             .await
             .map_err(|e| error(template, e.to_string()))?;
         let info = run_query(&db, "INFO FOR ROOT;", json!({}))
@@ -145,7 +137,7 @@ async fn expand(
             return Ok((Vec::new(), Vec::new()));
         }
     }
-    let db = connect_unscoped(client, &base, timeout, !by_namespace)
+    let db = connect_unscoped(client, base, timeout, !by_namespace)
         .await
         .map_err(|e| error(template, e.to_string()))?;
     let (query, section) = if by_namespace {
@@ -169,32 +161,7 @@ async fn expand(
         .map(|m| m.keys().filter(|k| glob_match(&pattern, k)).cloned().collect())
         .unwrap_or_default();
     found.sort();
-    let placeholder = if by_namespace { "{ns}" } else { "{db}" };
-    let environments = found
-        .iter()
-        .map(|item| {
-            let mut connection = base.clone();
-            if by_namespace {
-                connection.db_ns = item.clone();
-            } else {
-                connection.db = item.clone();
-            }
-            EnvironmentConfig {
-                name: template.name.replace(placeholder, item),
-                connection,
-                priority: template.priority,
-                tags: template.tags.clone(),
-                require_approval: template.require_approval,
-                allow_destructive: template.allow_destructive,
-                approvers: template.approvers.clone(),
-                promote_from: template.promote_from.clone(),
-                window: template.window.clone(),
-                hold: template.hold.clone(),
-                pin_version: template.pin_version.clone(),
-                freezes: Vec::new(),
-            }
-        })
-        .collect();
+    let environments = found.iter().map(|item| template.expand_to(item)).collect();
     Ok((found, environments))
 }
 

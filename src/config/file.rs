@@ -108,91 +108,8 @@ pub fn json_schema() -> serde_json::Result<Value> {
     serde_json::to_value(schemars::schema_for!(EnvironmentsFileSchema))
 }
 
-/// `{"name": "tenant-{ns}", "discover": {...}, …}`: one environment per match.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EnvironmentTemplate {
-    /// Contains `{ns}` (namespace discovery) or `{db}` (database discovery).
-    pub name: String,
-    /// The server to search and the namespace or database names to match.
-    pub discover: Discover,
-    /// Deployment order of every environment it expands to: lower first.
-    #[serde(default = "default_priority")]
-    pub priority: i64,
-    /// Labels of every environment it expands to (`-e tag:production`).
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// A person (or an approval plugin) must approve deploying to every
-    /// environment it expands to.
-    #[serde(default)]
-    pub require_approval: bool,
-    /// When false, migrations with data-losing statements are refused on every
-    /// environment it expands to.
-    #[serde(default = "default_true")]
-    pub allow_destructive: bool,
-    /// Approval plugins asked before deploying to any environment it expands to.
-    #[serde(default)]
-    pub approvers: Vec<String>,
-    /// Promotion rule of every environment it expands to.
-    #[serde(default)]
-    pub promote_from: Vec<String>,
-    /// Every environment it expands to deploys only inside this window.
-    #[serde(default)]
-    pub window: Option<Window>,
-    /// Every environment it expands to is held (SKIPPED, never connected to).
-    #[serde(default)]
-    pub hold: Option<String>,
-    /// Every environment it expands to deploys up to this version, no further.
-    #[serde(default)]
-    pub pin_version: Option<String>,
-    /// Position in the file's `environments` list, for error messages.
-    #[serde(skip)]
-    pub index: usize,
-}
-
-/// Where to look and what to match.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Discover {
-    /// The server; `db_ns`/`db` are the fixed parts (`db` for namespace
-    /// discovery, `db_ns` for database discovery).
-    pub connection: DiscoverConnection,
-    /// Glob (`*`, `?`) over namespace names.
-    #[serde(default)]
-    pub namespaces: Option<String>,
-    /// Glob over database names of `connection.db_ns`.
-    #[serde(default)]
-    pub databases: Option<String>,
-}
-
-/// The connection part of a template.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DiscoverConnection {
-    /// The server: `ws://host:8000[/rpc]`, `wss://…`, `http(s)://…`, `mem://`, `surrealkv://path`.
-    pub db_url: String,
-    /// Namespace searched for databases; required for `databases` discovery,
-    /// ignored for `namespaces` discovery.
-    #[serde(default)]
-    pub db_ns: Option<String>,
-    /// Database of every discovered namespace; required for `namespaces`
-    /// discovery, ignored for `databases` discovery.
-    #[serde(default)]
-    pub db: Option<String>,
-    /// User name; the server is signed in to when it is set (namespace
-    /// discovery needs a root user).
-    #[serde(default)]
-    pub username: Option<String>,
-    /// Password of `username`.
-    #[serde(default)]
-    pub password: Option<String>,
-    /// Level of the user: `root` (default), `namespace` or `database`.
-    #[serde(default)]
-    pub auth_level: crate::connection::AuthLevel,
-}
-
-use crate::policy::{Freeze, Window};
-use crate::registry::{default_priority, default_true};
+use super::template::{EnvironmentTemplate, parse_template, validate_template};
+use crate::policy::Freeze;
 
 /// A config file that cannot be used. Nothing is touched when this happens.
 #[derive(Debug, thiserror::Error)]
@@ -312,17 +229,21 @@ pub fn parse_environments(
     })?;
     let mut file = file;
     for (index, entry) in templates {
-        let mut template: EnvironmentTemplate = serde_path_to_error::deserialize(entry).map_err(|e| {
-            let location = format!("$.environments[{index}].{}", e.path());
-            invalid(describe_location(&names, &location), e.inner().to_string())
-        })?;
-        template.index = index;
-        validate_template(&template).map_err(|(field, message)| {
+        let template = parse_template(entry, index).map_err(|(field, message)| {
             invalid(
                 describe_location(&names, &format!("$.environments[{index}].{field}")),
                 message,
             )
         })?;
+        let environment = &template.environment;
+        (not_blank(&environment.hold, &environment.pin_version).and_then(|()| validate_template(&template))).map_err(
+            |(field, message)| {
+                invalid(
+                    describe_location(&names, &format!("$.environments[{index}].{field}")),
+                    message,
+                )
+            },
+        )?;
         file.templates.push(template);
     }
     validate(&file).map_err(|(location, message)| invalid(describe_location(&names, &remap(location)), message))?;
@@ -380,35 +301,6 @@ fn describe_location(names: &[Option<String>], location: &str) -> String {
         return format!("environments[{i}] ('{name}'){tail}");
     }
     location.to_string()
-}
-
-fn validate_template(template: &EnvironmentTemplate) -> Result<(), (String, String)> {
-    not_blank(&template.hold, &template.pin_version)?;
-    let discover = &template.discover;
-    let (placeholder, fixed, fixed_field) = match (&discover.namespaces, &discover.databases) {
-        (Some(_), None) => ("{ns}", &discover.connection.db, "discover.connection.db"),
-        (None, Some(_)) => ("{db}", &discover.connection.db_ns, "discover.connection.db_ns"),
-        _ => {
-            return Err((
-                "discover".into(),
-                "give exactly one of \"namespaces\" or \"databases\" (a pattern such as \"tenant_*\")".into(),
-            ));
-        }
-    };
-    if !template.name.contains(placeholder) {
-        return Err((
-            "name".into(),
-            format!(
-                "'{}' must contain {placeholder} so each discovered environment gets its own name",
-                template.name
-            ),
-        ));
-    }
-    if fixed.as_deref().is_none_or(|v| v.trim().is_empty()) {
-        return Err((fixed_field.into(), "is required for this kind of discovery".into()));
-    }
-    endpoint_kind(&discover.connection.db_url).map_err(|e| ("discover.connection.db_url".into(), e.to_string()))?;
-    Ok(())
 }
 
 fn validate(file: &EnvironmentsFile) -> Result<(), (String, String)> {
