@@ -193,17 +193,23 @@ async fn one_round(
     // Every phase gets a fresh database: a server of its own, or an embedded
     // store of its own (`mem://NAME` opens a separate one), so no phase pays
     // for another's data or its background clean-up.
-    let floor_phase = if engine == "server" {
-        let server = TestServer::start();
-        let url = reach(&server);
-        measure(Some(server.pid()), floor(&url, &floor_prefix, n, statements)).await
-    } else {
-        measure(
-            None,
-            floor(&format!("mem://floor-{run}-{n}"), &floor_prefix, n, statements),
-        )
-        .await
+    let floor_phase = async || {
+        if engine == "server" {
+            let server = TestServer::start();
+            let url = reach(&server);
+            measure(Some(server.pid()), floor(&url, &floor_prefix, n, statements)).await
+        } else {
+            measure(
+                None,
+                floor(&format!("mem://floor-{run}-{n}"), &floor_prefix, n, statements),
+            )
+            .await
+        }
     };
+    // Odd rounds measure the floor last, so neither side always goes first
+    // (a warmed machine or a grown heap favours whichever runs second).
+    let floor_first = round.is_multiple_of(2);
+    let early_floor = if floor_first { Some(floor_phase().await) } else { None };
     let server = (engine == "server").then(TestServer::start);
     let url = match &server {
         Some(server) => reach(server),
@@ -260,6 +266,15 @@ async fn one_round(
     })
     .await;
     ok &= validate_ok;
+    let round_trip = surql::connection::round_trip(coordinator.client(), &connection(&url, format!("{surql_prefix}0")));
+    // Nothing of surql's side runs while the floor is measured after it.
+    drop(server);
+    drop((coordinator, c, check, selected));
+    surql::connection::close_embedded(&connection(&url, String::new())).await;
+    let floor_phase = match early_floor {
+        Some(phase) => phase,
+        None => floor_phase().await,
+    };
 
     Round {
         floor: floor_phase,
@@ -267,7 +282,7 @@ async fn one_round(
         status: status_phase,
         validate: validate_phase,
         ok,
-        round_trip: surql::connection::round_trip(coordinator.client(), &connection(&url, format!("{surql_prefix}0"))),
+        round_trip,
     }
 }
 
@@ -316,7 +331,20 @@ async fn main() {
         for &n in &sizes {
             let mut rounds = Vec::new();
             for round in 0..repeat {
-                rounds.push(one_round(engine, n, round, &migrations, &statements).await);
+                let r = one_round(engine, n, round, &migrations, &statements).await;
+                // Each round on its own line: rounds differ by more than the
+                // medians show.
+                eprintln!(
+                    "  round {round}: surql {:.2} s, floor {:.2} s, ratio {:.3}; cpu surql {:.2}+{:.2} s, floor {:.2}+{:.2} s (this process + server)",
+                    r.surql.seconds,
+                    r.floor.seconds,
+                    r.surql.seconds / r.floor.seconds,
+                    r.surql.cpu_seconds,
+                    r.surql.server_cpu_seconds,
+                    r.floor.cpu_seconds,
+                    r.floor.server_cpu_seconds
+                );
+                rounds.push(r);
             }
             let ok = rounds.iter().all(|r| r.ok);
             let median = |pick: &dyn Fn(&Round) -> f64| {

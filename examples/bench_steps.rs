@@ -3,7 +3,7 @@
 //! up sections sent with the SDK. On the server it counts the server's CPU
 //! time per step, on the embedded engine wall time. See BENCHMARKS.md.
 //!
-//!   cargo build --workspace && cargo run --example bench_steps -- [--engine server|embedded] [--tenants 300] [--batch] [--only floor|surql]
+//!   cargo build --workspace && cargo run --example bench_steps -- [--engine server|embedded] [--tenants 300] [--batch] [--whole] [--only floor|surql]
 //!
 //! `--only` runs one side, for counting its instructions under
 //! `valgrind --tool=callgrind` (repeatable where wall time is not).
@@ -13,6 +13,11 @@
 //! same figures every run, where CPU time varies by a few per cent. The
 //! migrations then go one per request, as on a local server (under valgrind
 //! the measured round trip would batch them).
+//!
+//! `--whole` deploys each tenant through `MigrationCoordinator` instead of
+//! calling the steps one by one: what a deployment adds beyond its steps.
+//! Not under `--callgrind`: the deployment would measure valgrind's slow
+//! round trip and batch its migrations.
 //!
 //! The migrations go one per request, or all in one request, as the engine
 //! decides from the round trip (a server on this host: one per request);
@@ -41,6 +46,9 @@ const STEPS: [&str; 4] = [
     "lock + history read",
     "10 migrations, unlock",
 ];
+
+/// `--whole`: one step, the deployment through `MigrationCoordinator`.
+const WHOLE: [&str; 1] = ["whole deployment"];
 
 /// Wall time, or the server's CPU time when there is a server.
 struct Clock(Option<u32>, Instant, f64);
@@ -71,12 +79,14 @@ async fn main() {
     let mut force_batch = false;
     let mut only: Option<String> = None;
     let mut callgrind: Option<std::path::PathBuf> = None;
+    let mut whole = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--engine" => engine = args.next().expect("--engine server|embedded"),
             "--tenants" => tenants = args.next().and_then(|n| n.parse().ok()).expect("--tenants N"),
             "--batch" => force_batch = true,
+            "--whole" => whole = true,
             "--only" => only = Some(args.next().expect("--only floor|surql")),
             "--callgrind" => callgrind = Some(args.next().expect("--callgrind DIR").into()),
             other => panic!("unknown argument {other}"),
@@ -85,6 +95,10 @@ async fn main() {
     assert!(
         only.as_deref().is_none_or(|side| side == "floor" || side == "surql"),
         "--only floor|surql"
+    );
+    assert!(
+        !(whole && callgrind.is_some()),
+        "--whole under --callgrind would batch (valgrind slows the round trip)"
     );
     let under_callgrind = callgrind.as_deref().map(Callgrind::new);
     let server = (engine == "server").then(|| match &under_callgrind {
@@ -132,7 +146,24 @@ async fn main() {
         dump("floor");
 
         let mut steps = [0.0; STEPS.len()];
-        for i in (0..tenants).filter(|_| run("surql")) {
+        if whole && run("surql") {
+            let mut registry = surql::EnvironmentRegistry::new();
+            for i in 0..tenants {
+                let env = EnvironmentConfig::new(format!("t{round}_{i}"), connection(format!("tenant_{round}_{i}")));
+                registry.register(env).unwrap();
+            }
+            let coordinator = surql::MigrationCoordinator::new(registry);
+            for i in 0..tenants {
+                let name = format!("t{round}_{i}");
+                let request = surql::DeployRequest::new(&[name.as_str()], migrations.clone(), "parallel");
+                let mut clock_ = Clock::start(pid);
+                let report = coordinator.deploy_to_environments(request).await.unwrap();
+                steps[0] += clock_.lap();
+                dump("step0");
+                assert!(report.all_succeeded(), "{name} did not deploy");
+            }
+        }
+        for i in (0..tenants).filter(|_| run("surql") && !whole) {
             let environment = EnvironmentConfig::new(format!("t{i}"), connection(format!("tenant_{round}_{i}")));
             let mut clock_ = Clock::start(pid);
             let inspection = check.inspect(&environment).await;
@@ -181,14 +212,16 @@ async fn main() {
             let total: f64 = steps.iter().sum();
             println!("{engine}, {tenants} fresh tenants one after another; {what} in ms per tenant");
             println!("{:<24} {:>7.3}", "floor (connect + 10 ups)", per_tenant(floor));
-            for (name, seconds) in STEPS.iter().zip(steps) {
+            let names: &[&str] = if whole { &WHOLE } else { &STEPS };
+            for (name, seconds) in names.iter().zip(steps) {
                 println!("  {name:<22} {:>7.3}", per_tenant(seconds));
             }
             println!("{:<24} {:>7.3}  ratio {:.2}", "surql", per_tenant(total), total / floor);
         }
     }
     if let Some(callgrind) = &under_callgrind {
-        callgrind.report(tenants, pid.expect("--callgrind needs --engine server"));
+        let names: &[&str] = if whole { &WHOLE } else { &STEPS };
+        callgrind.report(names, tenants, pid.expect("--callgrind needs --engine server"));
     }
 }
 
@@ -230,7 +263,7 @@ impl Callgrind {
     }
 
     /// The server's instructions per tenant, summed over the dumps by label.
-    fn report(&self, tenants: usize, pid: u32) {
+    fn report(&self, steps: &[&str], tenants: usize, pid: u32) {
         let mut by_label = std::collections::HashMap::<String, u64>::new();
         for entry in std::fs::read_dir(&self.dir).unwrap() {
             let path = entry.unwrap().path();
@@ -255,7 +288,7 @@ impl Callgrind {
         println!("server instructions per tenant (callgrind, millions)");
         println!("{:<24} {:>7.2}", "floor (connect + 10 ups)", per_tenant("floor"));
         let mut total = 0.0;
-        for (i, step) in STEPS.iter().enumerate() {
+        for (i, step) in steps.iter().enumerate() {
             let spent = per_tenant(&format!("step{i}"));
             total += spent;
             println!("  {step:<22} {spent:>7.2}");
