@@ -40,6 +40,11 @@ use surql::{EnvironmentConfig, discover_migrations};
 #[path = "../tests/it/common/server.rs"]
 mod server;
 
+#[path = "common/callgrind.rs"]
+mod callgrind;
+
+use callgrind::Callgrind;
+
 const STEPS: [&str; 4] = [
     "health check",
     "select (creates ns/db)",
@@ -102,7 +107,7 @@ async fn main() {
     );
     let under_callgrind = callgrind.as_deref().map(Callgrind::new);
     let server = (engine == "server").then(|| match &under_callgrind {
-        Some(callgrind) => server::TestServer::start_binary(callgrind.wrapper()),
+        Some(callgrind) => server::TestServer::start_binary(callgrind.wrapper(&server::server_binary())),
         None => server::TestServer::start(),
     });
     let url = server
@@ -221,83 +226,31 @@ async fn main() {
     }
     if let Some(callgrind) = &under_callgrind {
         let names: &[&str] = if whole { &WHOLE } else { &STEPS };
-        callgrind.report(names, tenants, pid.expect("--callgrind needs --engine server"));
+        report(
+            callgrind,
+            names,
+            tenants,
+            pid.expect("--callgrind needs --engine server"),
+        );
     }
 }
 
-/// The server run under `valgrind --tool=callgrind`, its counts dumped by
-/// label into a folder of this run's own.
-struct Callgrind {
-    dir: std::path::PathBuf,
-}
-
-impl Callgrind {
-    fn new(dir: &std::path::Path) -> Self {
-        std::fs::create_dir_all(dir).unwrap();
-        Self { dir: dir.to_path_buf() }
+/// The server's instructions per tenant: the floor and each step.
+fn report(callgrind: &Callgrind, steps: &[&str], tenants: usize, pid: u32) {
+    let by_label = callgrind.totals(pid);
+    let per_tenant = |label: &str| by_label.get(label).copied().unwrap_or(0) as f64 / 1e6 / tenants as f64;
+    println!("server instructions per tenant (callgrind, millions)");
+    println!("{:<24} {:>7.2}", "floor (connect + 10 ups)", per_tenant("floor"));
+    let mut total = 0.0;
+    for (i, step) in steps.iter().enumerate() {
+        let spent = per_tenant(&format!("step{i}"));
+        total += spent;
+        println!("  {step:<22} {spent:>7.2}");
     }
-
-    /// A script that runs the test server under callgrind.
-    fn wrapper(&self) -> std::path::PathBuf {
-        use std::os::unix::fs::PermissionsExt;
-        let path = self.dir.join("server-under-callgrind.sh");
-        let script = format!(
-            "#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file={}/callgrind.out.%p {} \"$@\"\n",
-            self.dir.display(),
-            server::server_binary().display()
-        );
-        std::fs::write(&path, script).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path
-    }
-
-    /// Writes the counts since the last dump under `label` (and zeroes them).
-    fn dump(&self, pid: u32, label: &str) {
-        let status = std::process::Command::new("callgrind_control")
-            .arg("--dump")
-            .arg(label)
-            .arg(pid.to_string())
-            .output()
-            .expect("callgrind_control (valgrind) is needed for --callgrind");
-        assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
-    }
-
-    /// The server's instructions per tenant, summed over the dumps by label.
-    fn report(&self, steps: &[&str], tenants: usize, pid: u32) {
-        let mut by_label = std::collections::HashMap::<String, u64>::new();
-        for entry in std::fs::read_dir(&self.dir).unwrap() {
-            let path = entry.unwrap().path();
-            let is_ours = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&format!("callgrind.out.{pid}.")));
-            let text = if is_ours {
-                std::fs::read_to_string(&path).unwrap()
-            } else {
-                continue;
-            };
-            let label = text.lines().find_map(|l| l.strip_prefix("desc: Trigger: dump "));
-            let total = text
-                .lines()
-                .find_map(|l| l.strip_prefix("summary: ")?.trim().parse::<u64>().ok());
-            if let (Some(label), Some(total)) = (label, total) {
-                *by_label.entry(label.trim().to_string()).or_default() += total;
-            }
-        }
-        let per_tenant = |label: &str| by_label.get(label).copied().unwrap_or(0) as f64 / 1e6 / tenants as f64;
-        println!("server instructions per tenant (callgrind, millions)");
-        println!("{:<24} {:>7.2}", "floor (connect + 10 ups)", per_tenant("floor"));
-        let mut total = 0.0;
-        for (i, step) in steps.iter().enumerate() {
-            let spent = per_tenant(&format!("step{i}"));
-            total += spent;
-            println!("  {step:<22} {spent:>7.2}");
-        }
-        println!(
-            "{:<24} {:>7.2}  ratio {:.3}",
-            "surql",
-            total,
-            total / per_tenant("floor")
-        );
-    }
+    println!(
+        "{:<24} {:>7.2}  ratio {:.3}",
+        "surql",
+        total,
+        total / per_tenant("floor")
+    );
 }
