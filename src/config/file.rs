@@ -229,21 +229,19 @@ pub fn parse_environments(
     })?;
     let mut file = file;
     for (index, entry) in templates {
-        let template = parse_template(entry, index).map_err(|(field, message)| {
-            invalid(
-                describe_location(&names, &format!("$.environments[{index}].{field}")),
-                message,
-            )
-        })?;
-        let environment = &template.environment;
-        (not_blank(&environment.hold, &environment.pin_version).and_then(|()| validate_template(&template))).map_err(
-            |(field, message)| {
+        let template = parse_template(entry, index)
+            .and_then(|template| {
+                let environment = &template.environment;
+                not_blank(&environment.hold, &environment.pin_version)?;
+                validate_template(&template)?;
+                Ok(template)
+            })
+            .map_err(|(field, message)| {
                 invalid(
                     describe_location(&names, &format!("$.environments[{index}].{field}")),
                     message,
                 )
-            },
-        )?;
+            })?;
         file.templates.push(template);
     }
     validate(&file).map_err(|(location, message)| invalid(describe_location(&names, &remap(location)), message))?;

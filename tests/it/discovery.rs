@@ -125,6 +125,10 @@ fn bad_templates_are_refused_with_their_path() {
             json!({"name": "t-{ns}", "discover": {"connection": {"db_url": "mem://", "db": "m"}, "namespaces": "*", "extra": 1}}),
             "extra",
         ),
+        (
+            json!({"name": "t-{ns}", "hold": " ", "discover": {"connection": {"db_url": "mem://", "db": "m"}, "namespaces": "*"}}),
+            "give the reason it is held",
+        ),
     ] {
         let config = json!({"environments": [{"name": "plain", "connection": {"db_url": "mem://", "db_ns": "a", "db": "b"}}, template]});
         std::fs::write(work.path().join("environments.json"), config.to_string()).unwrap();

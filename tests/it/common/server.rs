@@ -77,7 +77,7 @@ impl TestServer {
     }
 
     /// An in-memory server run by `binary` (a wrapper such as the one
-    /// `examples/bench_steps.rs --callgrind` writes).
+    /// `examples/common/callgrind.rs` writes).
     pub fn start_binary(binary: PathBuf) -> Self {
         Self::start_with_storage(binary, "memory".into(), free_port())
     }
