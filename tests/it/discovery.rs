@@ -145,3 +145,53 @@ fn bad_templates_are_refused_with_their_path() {
         );
     }
 }
+
+/// A discovery server that is down stops the deployment before anything is
+/// touched: the environment listed beside the template is not deployed, and
+/// the error names the template and the server, without its password.
+#[tokio::test]
+async fn an_unreachable_discovery_server_stops_the_run_before_anything_is_touched() {
+    let server = TestServer::start();
+    let dead = format!("ws://127.0.0.1:{}", crate::common::free_port());
+    let work = tempfile::tempdir().unwrap();
+    let config = json!({"environments": [
+        {"name": "listed", "connection": {"db_url": server.ws_url(), "db_ns": "listed", "db": "main",
+                                          "username": "root", "password": "root"}},
+        {"name": "tenant-{ns}", "discover": {"connection": {"db_url": dead, "db": "main",
+                                             "username": "root", "password": "s3cret-discovery"},
+                                             "namespaces": "tenant_*"}}
+    ]});
+    std::fs::write(work.path().join("environments.json"), config.to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_surql"))
+        .args([
+            "orchestrate",
+            "deploy",
+            "-e",
+            "all",
+            "-m",
+            example_migrations().to_str().unwrap(),
+            "--health-timeout",
+            "5",
+        ])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("environments[1] ('tenant-{ns}'): discovery on") && stderr.contains(&dead),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret-discovery"), "{stderr}");
+    // The listed environment was not touched: its namespace does not exist.
+    assert!(
+        connect_read_only(
+            &Client::new(),
+            &server.connection("listed", "main"),
+            Duration::from_secs(10)
+        )
+        .await
+        .unwrap()
+        .is_none()
+    );
+}
