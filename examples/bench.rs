@@ -5,7 +5,11 @@
 //! script. Then `status` over the same N. Prints wall time, environments per
 //! second, peak RSS growth and the ratio surql / floor. See BENCHMARKS.md.
 //!
-//!   cargo build --workspace && cargo run --example bench -- [--sizes 10,100,1000] [--engines server,embedded] [--repeat 3] [--concurrency 16] [--latency-ms 0]
+//!   cargo build --workspace && cargo run --example bench -- [--sizes 10,100,1000] [--engines server,embedded] [--repeat 3] [--concurrency 16] [--latency-ms 0] [--no-logging]
+//!
+//! The process logs as the `surql` binary does (a `tracing` subscriber at
+//! `RUST_LOG`, default `warn`); `--no-logging` measures without one, as the
+//! rounds before BENCHMARKS.md's fifteenth did (see `common/logging.rs`).
 //!
 //! `--latency-ms MS` puts a proxy between client and server that delays each
 //! direction by MS (a round trip costs 2 × MS), as a network would; its CPU
@@ -31,6 +35,9 @@ use surql::{DeployRequest, EnvironmentConfig, EnvironmentRegistry, MigrationCoor
 
 #[path = "../tests/it/common/server.rs"]
 mod server;
+
+#[path = "common/logging.rs"]
+mod logging;
 
 #[path = "../tests/it/common/latency.rs"]
 mod latency;
@@ -291,9 +298,11 @@ async fn main() {
     let mut sizes = vec![10usize, 100, 1000];
     let mut engines = vec!["server".to_string(), "embedded".to_string()];
     let mut repeat = 1usize;
+    let mut logging_off = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--no-logging" => logging_off = true,
             "--sizes" => sizes = args.next().unwrap().split(',').map(|s| s.parse().unwrap()).collect(),
             "--engines" => engines = args.next().unwrap().split(',').map(str::to_string).collect(),
             "--repeat" => repeat = args.next().unwrap().parse().unwrap(),
@@ -301,6 +310,9 @@ async fn main() {
             "--latency-ms" => LATENCY_MS.store(args.next().unwrap().parse().unwrap(), Ordering::Relaxed),
             other => panic!("unknown argument {other}"),
         }
+    }
+    if !logging_off {
+        logging::as_the_binary();
     }
     let migrations = discover_migrations(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/bench-migrations")).unwrap();
     let statements: Vec<String> = migrations.iter().map(|m| m.up.clone()).collect();

@@ -5,7 +5,11 @@
 //! instead (`orchestrate status` and `validate` with an environments.json of
 //! N tenants). See BENCHMARKS.md.
 //!
-//!   cargo build --workspace && cargo run --example bench_status -- [--tenants 10000] [--repeat 3] [--latency-ms 0] [--raw | --cli]
+//!   cargo build --workspace && cargo run --example bench_status -- [--tenants 10000] [--repeat 3] [--latency-ms 0] [--raw | --cli] [--no-logging]
+//!
+//! The process logs as the `surql` binary does (a `tracing` subscriber at
+//! `RUST_LOG`, default `warn`); `--no-logging` measures without one, as the
+//! rounds before BENCHMARKS.md's fifteenth did (see `common/logging.rs`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmarks stop at the first surprise
 
@@ -26,6 +30,9 @@ use surql::{EnvironmentConfig, EnvironmentRegistry, MigrationCoordinator, discov
 
 #[path = "../tests/it/common/server.rs"]
 mod server;
+
+#[path = "common/logging.rs"]
+mod logging;
 
 #[path = "../tests/it/common/latency.rs"]
 mod latency;
@@ -69,9 +76,11 @@ async fn fill(url: &str, n: usize, migrations: &[surql::Migration]) {
 #[tokio::main]
 async fn main() {
     let (mut tenants, mut repeat, mut latency_ms, mut raw_only, mut cli) = (10_000usize, 3usize, 0u64, false, false);
+    let mut logging_off = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--no-logging" => logging_off = true,
             "--tenants" => tenants = args.next().unwrap().parse().unwrap(),
             "--repeat" => repeat = args.next().unwrap().parse().unwrap(),
             "--latency-ms" => latency_ms = args.next().unwrap().parse().unwrap(),
@@ -79,6 +88,9 @@ async fn main() {
             "--cli" => cli = true,
             other => panic!("unknown argument {other}"),
         }
+    }
+    if !logging_off {
+        logging::as_the_binary();
     }
     let migrations = discover_migrations(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/bench-migrations")).unwrap();
     let server = TestServer::start();

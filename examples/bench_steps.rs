@@ -3,7 +3,11 @@
 //! up sections sent with the SDK. On the server it counts the server's CPU
 //! time per step, on the embedded engine wall time. See BENCHMARKS.md.
 //!
-//!   cargo build --workspace && cargo run --example bench_steps -- [--engine server|embedded] [--tenants 300] [--batch] [--whole] [--only floor|surql]
+//!   cargo build --workspace && cargo run --example bench_steps -- [--engine server|embedded] [--tenants 300] [--batch] [--whole] [--only floor|surql] [--no-logging]
+//!
+//! The process logs as the `surql` binary does (a `tracing` subscriber at
+//! `RUST_LOG`, default `warn`); `--no-logging` measures without one, as the
+//! rounds before BENCHMARKS.md's fifteenth did (see `common/logging.rs`).
 //!
 //! `--only` runs one side, for counting its instructions under
 //! `valgrind --tool=callgrind` (repeatable where wall time is not).
@@ -39,6 +43,9 @@ use surql::{EnvironmentConfig, discover_migrations};
 
 #[path = "../tests/it/common/server.rs"]
 mod server;
+
+#[path = "common/logging.rs"]
+mod logging;
 
 #[path = "common/callgrind.rs"]
 mod callgrind;
@@ -85,9 +92,11 @@ async fn main() {
     let mut only: Option<String> = None;
     let mut callgrind: Option<std::path::PathBuf> = None;
     let mut whole = false;
+    let mut logging_off = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--no-logging" => logging_off = true,
             "--engine" => engine = args.next().expect("--engine server|embedded"),
             "--tenants" => tenants = args.next().and_then(|n| n.parse().ok()).expect("--tenants N"),
             "--batch" => force_batch = true,
@@ -96,6 +105,9 @@ async fn main() {
             "--callgrind" => callgrind = Some(args.next().expect("--callgrind DIR").into()),
             other => panic!("unknown argument {other}"),
         }
+    }
+    if !logging_off {
+        logging::as_the_binary();
     }
     assert!(
         only.as_deref().is_none_or(|side| side == "floor" || side == "surql"),
