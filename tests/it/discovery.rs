@@ -3,13 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benchmarks stop at the first surprise
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
 use surql::connection::{Client, connect_read_only, run_query};
 
-use crate::common::{TestServer, example_migrations};
+use crate::common::{TestServer, example_migrations, run_surql};
 
 #[tokio::test]
 async fn templates_expand_to_matching_namespaces_and_databases() {
@@ -36,11 +35,7 @@ async fn templates_expand_to_matching_namespaces_and_databases() {
     ]});
     std::fs::write(work.path().join("environments.json"), config.to_string()).unwrap();
 
-    let out = Command::new(env!("CARGO_BIN_EXE_surql"))
-        .args(["orchestrate", "validate"])
-        .current_dir(work.path())
-        .output()
-        .unwrap();
+    let out = run_surql(&["orchestrate", "validate"], work.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
@@ -57,8 +52,8 @@ async fn templates_expand_to_matching_namespaces_and_databases() {
         "{stderr}"
     );
 
-    let out = Command::new(env!("CARGO_BIN_EXE_surql"))
-        .args([
+    let out = run_surql(
+        &[
             "orchestrate",
             "deploy",
             "-e",
@@ -69,10 +64,9 @@ async fn templates_expand_to_matching_namespaces_and_databases() {
             example_migrations().to_str().unwrap(),
             "--output",
             "json",
-        ])
-        .current_dir(work.path())
-        .output()
-        .unwrap();
+        ],
+        work.path(),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["results"].as_array().unwrap().len(), 4);
@@ -132,11 +126,7 @@ fn bad_templates_are_refused_with_their_path() {
     ] {
         let config = json!({"environments": [{"name": "plain", "connection": {"db_url": "mem://", "db_ns": "a", "db": "b"}}, template]});
         std::fs::write(work.path().join("environments.json"), config.to_string()).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_surql"))
-            .args(["orchestrate", "validate"])
-            .current_dir(work.path())
-            .output()
-            .unwrap();
+        let out = run_surql(&["orchestrate", "validate"], work.path());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(
@@ -162,8 +152,8 @@ async fn an_unreachable_discovery_server_stops_the_run_before_anything_is_touche
                                              "namespaces": "tenant_*"}}
     ]});
     std::fs::write(work.path().join("environments.json"), config.to_string()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_surql"))
-        .args([
+    let out = run_surql(
+        &[
             "orchestrate",
             "deploy",
             "-e",
@@ -172,10 +162,9 @@ async fn an_unreachable_discovery_server_stops_the_run_before_anything_is_touche
             example_migrations().to_str().unwrap(),
             "--health-timeout",
             "5",
-        ])
-        .current_dir(work.path())
-        .output()
-        .unwrap();
+        ],
+        work.path(),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
